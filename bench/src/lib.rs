@@ -1,0 +1,72 @@
+//! Shared set-up for the benchmark binaries `bench-proxy` and `bench-switch`.
+//!
+//! These are not tests: the scripts `bench/proxy` and `bench/switch` start them,
+//! put load on them with wrk and compare against nginx and HAProxy. See
+//! `bench/README.md`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result, ensure};
+use cutover_proxy::{Instance, Proxy, ProxyConfig, Route, ServiceSpec, Track};
+
+/// The one service every benchmark routes all hosts and paths to.
+pub const SERVICE: &str = "app";
+
+/// A multi-threaded tokio runtime with exactly `threads` worker threads (the
+/// scripts pin the whole process to one core with `taskset`).
+pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
+    ensure!(threads >= 1, "--threads must be at least 1");
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+}
+
+/// Benchmarks run on loopback only: refuse any other address.
+pub fn check_loopback(what: &str, addr: SocketAddr) -> Result<()> {
+    ensure!(
+        addr.ip().is_loopback(),
+        "{what} {addr} is not a loopback address; the benchmarks only use 127.0.0.1"
+    );
+    Ok(())
+}
+
+/// A proxy with service [`SERVICE`] on every host and path, `stable` as its
+/// stable track and, if not empty, `canary` as its canary track.
+pub fn proxy(stable: &[SocketAddr], canary: &[SocketAddr]) -> Result<Proxy> {
+    let proxy = Proxy::new(ProxyConfig::default());
+    proxy.set_service(SERVICE, ServiceSpec::default())?;
+    proxy.set_routes(vec![Route::any(SERVICE)])?;
+    proxy.set_instances(SERVICE, Track::Stable, instances("stable", stable))?;
+    if !canary.is_empty() {
+        proxy.set_instances(SERVICE, Track::Canary, instances("canary", canary))?;
+    }
+    Ok(proxy)
+}
+
+fn instances(track: &str, addrs: &[SocketAddr]) -> Vec<Instance> {
+    addrs
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| {
+            let name = format!("{track}-{i}");
+            Instance::new(name.as_str(), *addr)
+        })
+        .collect()
+}
+
+/// Registers SIGINT and SIGTERM handlers now (call inside the runtime) and
+/// returns a future that completes when either arrives.
+pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
+}

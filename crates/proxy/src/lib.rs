@@ -1,0 +1,306 @@
+//! cutover's data plane: an HTTP reverse proxy whose route table can be changed
+//! while it serves, without a failed request.
+//!
+//! A [`Proxy`] holds one immutable [`RouteTable`] behind an atomic pointer. Every
+//! change — [`Proxy::set_weights`], [`Proxy::set_instances`],
+//! [`Proxy::set_routes`], or several at once with [`Proxy::update`] — builds a
+//! new table and stores it in one step, so the next request sees all of the
+//! change and no request ever sees half of it. A request keeps the instance it
+//! started on until its response has finished streaming.
+//!
+//! ```text
+//! client ─► server.rs (accept, HTTP/1.1 + HTTP/2, graceful shutdown)
+//!             └► forward.rs (route, choose, clean headers, send, retry, 502/504)
+//!                  ├► table.rs    routes, services, tracks, weights (immutable)
+//!                  ├► balance.rs  track by header / cookie / weight; instance by P2C
+//!                  ├► headers.rs  hop-by-hop, X-Forwarded-*, X-Request-Id
+//!                  ├► upgrade.rs  WebSocket and other Upgrade tunnels
+//!                  └► body.rs     streamed response; bookkeeping when it ends
+//!                       ├► instance.rs  in-flight counts, drain, suspect marks
+//!                       ├► observe.rs   sliding-window counts and HDR latency
+//!                       └► metrics.rs   Prometheus counters and histograms
+//! ```
+//!
+//! The proxy knows nothing about releases, deployments or health checks: the
+//! caller decides which instances are in which track and when to drain them.
+
+mod balance;
+mod body;
+mod config;
+mod forward;
+mod headers;
+mod instance;
+pub mod metrics;
+mod observe;
+mod server;
+mod table;
+mod upgrade;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::net::TcpListener;
+
+pub use body::{BoxError, ResponseBody};
+pub use config::*;
+pub use headers::{REQUEST_ID_HEADER, TRACK_HEADER};
+pub use instance::{DrainOutcome, InFlight};
+pub use observe::{Observation, SLOT_WIDTH, StatusClasses};
+pub use table::{
+    Instance, InstanceId, Route, RouteTable, ServiceSpec, ServiceView, TOTAL_WEIGHT_BP,
+    TableError, Track, Weights,
+};
+
+use forward::UpstreamClient;
+use instance::{InstanceState, Registry, lock};
+use observe::Window;
+
+/// State shared by the proxy handle, its listeners and their connections.
+pub(crate) struct Shared {
+    pub(crate) config: ProxyConfig,
+    pub(crate) table: ArcSwap<RouteTable>,
+    /// Serialises writers so that read-modify-store of the table is atomic.
+    writer: Mutex<()>,
+    registry: Registry,
+    pub(crate) client: UpstreamClient,
+}
+
+/// A handle to the proxy; clones share the same table and state.
+#[derive(Clone)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("generation", &self.table().generation())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A batch of table changes applied in one swap; see [`Proxy::update`].
+#[derive(Debug)]
+pub struct Update<'a> {
+    table: RouteTable,
+    registry: &'a Registry,
+    history: Duration,
+}
+
+impl Update<'_> {
+    /// Declares a service or changes its spec (keeps its weights and instances).
+    pub fn set_service(&mut self, name: &str, spec: ServiceSpec) -> Result<&mut Self, TableError> {
+        self.table = self
+            .table
+            .with_service(name, spec, |n| Arc::new(metrics::ServiceMetrics::new(n)))?;
+        Ok(self)
+    }
+
+    /// Removes a service and its routes.
+    pub fn remove_service(&mut self, name: &str) -> Result<&mut Self, TableError> {
+        self.table = self.table.without_service(name)?;
+        Ok(self)
+    }
+
+    /// Replaces all routes.
+    pub fn set_routes(&mut self, routes: Vec<Route>) -> Result<&mut Self, TableError> {
+        self.table = self.table.with_routes(routes)?;
+        Ok(self)
+    }
+
+    /// Sets a service's split.
+    pub fn set_weights(&mut self, service: &str, weights: Weights) -> Result<&mut Self, TableError> {
+        self.table = self.table.with_weights(service, weights)?;
+        Ok(self)
+    }
+
+    /// Replaces the instances on one track of a service.
+    pub fn set_instances(
+        &mut self,
+        service: &str,
+        track: Track,
+        instances: Vec<Instance>,
+    ) -> Result<&mut Self, TableError> {
+        let (registry, history) = (self.registry, self.history);
+        // Live state is kept per id across tables: an instance drained and
+        // added back keeps its counters.
+        let mut state_for = |inst: &Instance| {
+            registry.get_or_insert(&inst.id, || {
+                InstanceState::new(Window::new(Instant::now(), history))
+            })
+        };
+        self.table = self
+            .table
+            .with_instances(service, track, instances, &mut state_for)?;
+        Ok(self)
+    }
+}
+
+impl Proxy {
+    /// A proxy with an empty table.
+    pub fn new(config: ProxyConfig) -> Proxy {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(config.upstream_idle_timeout)
+            .pool_max_idle_per_host(config.max_idle_upstream_connections)
+            .build(connector);
+        Proxy {
+            shared: Arc::new(Shared {
+                config,
+                table: ArcSwap::from_pointee(RouteTable::default()),
+                writer: Mutex::new(()),
+                registry: Registry::default(),
+                client,
+            }),
+        }
+    }
+
+    /// The configuration the proxy was made with.
+    pub fn config(&self) -> &ProxyConfig {
+        &self.shared.config
+    }
+
+    /// The current table (a snapshot; later changes do not alter it).
+    pub fn table(&self) -> Arc<RouteTable> {
+        self.shared.table.load_full()
+    }
+
+    /// Applies several changes in one swap: either all of them or, if `change`
+    /// returns an error, none. Returns the new table's generation.
+    pub fn update<E>(&self, change: impl FnOnce(&mut Update<'_>) -> Result<(), E>) -> Result<u64, E> {
+        let _writer = lock(&self.shared.writer);
+        let current = self.shared.table.load_full();
+        let mut update = Update {
+            table: (*current).clone(),
+            registry: &self.shared.registry,
+            history: self.shared.config.observation_history,
+        };
+        change(&mut update)?;
+        let table = update.table;
+        let generation = table.generation();
+        let table = Arc::new(table);
+        self.shared.table.store(table.clone());
+        self.shared.registry.sweep(
+            table.upstreams().map(|u| &u.instance.id),
+            Instant::now(),
+            self.shared.config.observation_history,
+        );
+        Ok(generation)
+    }
+
+    /// Declares a service (or changes its spec).
+    pub fn set_service(&self, name: &str, spec: ServiceSpec) -> Result<u64, TableError> {
+        self.update(|u| u.set_service(name, spec).map(drop))
+    }
+
+    /// Removes a service and the routes to it.
+    pub fn remove_service(&self, name: &str) -> Result<u64, TableError> {
+        self.update(|u| u.remove_service(name).map(drop))
+    }
+
+    /// Replaces all routes; every route must name a declared service.
+    pub fn set_routes(&self, routes: Vec<Route>) -> Result<u64, TableError> {
+        self.update(|u| u.set_routes(routes).map(drop))
+    }
+
+    /// Sets the split of a service, seen by the next request.
+    pub fn set_weights(&self, service: &str, weights: Weights) -> Result<u64, TableError> {
+        self.update(|u| u.set_weights(service, weights).map(drop))
+    }
+
+    /// Replaces the instances of one track of a service.
+    ///
+    /// Removing an instance stops new requests to it at once; requests already
+    /// on it finish there. Use [`Proxy::drain`] to wait for them.
+    pub fn set_instances(
+        &self,
+        service: &str,
+        track: Track,
+        instances: Vec<Instance>,
+    ) -> Result<u64, TableError> {
+        self.update(|u| u.set_instances(service, track, instances).map(drop))
+    }
+
+    /// Requests and upgraded connections open on an instance right now (zero
+    /// for an instance the proxy does not know).
+    pub fn in_flight(&self, id: &InstanceId) -> InFlight {
+        self.state(id).map(|s| s.in_flight()).unwrap_or_default()
+    }
+
+    /// Waits until the instance has no request in flight and no upgraded
+    /// connection open, or `timeout` passes (then its upgraded connections are
+    /// closed). Remove the instance from the table first, or new requests keep
+    /// arriving.
+    pub async fn drain(&self, id: &InstanceId, timeout: Duration) -> DrainOutcome {
+        match self.state(id) {
+            Some(state) => state.drain(timeout).await,
+            None => DrainOutcome::Drained {
+                waited: Duration::ZERO,
+            },
+        }
+    }
+
+    /// Observations of one instance over the last `span` (`None` for an
+    /// instance the proxy does not know).
+    pub fn observe(&self, id: &InstanceId, span: Duration) -> Option<Observation> {
+        self.state(id).map(|s| s.observe(Instant::now(), span))
+    }
+
+    /// Observations of several instances merged, over the last `span`.
+    pub fn observe_all<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a InstanceId>,
+        span: Duration,
+    ) -> Observation {
+        let now = Instant::now();
+        let mut obs = Observation::empty(span);
+        for id in ids {
+            if let Some(state) = self.state(id) {
+                state.merge_into(now, span, &mut obs);
+            }
+        }
+        obs
+    }
+
+    /// Observations of the instances now on one track of a service.
+    pub fn observe_track(&self, service: &str, track: Track, span: Duration) -> Observation {
+        let table = self.table();
+        let now = Instant::now();
+        let mut obs = Observation::empty(span);
+        if let Some(entry) = table.entry(service) {
+            for u in entry.track(track) {
+                u.state.merge_into(now, span, &mut obs);
+            }
+        }
+        obs
+    }
+
+    /// Serves clients on `listener` until `shutdown` completes, then stops
+    /// accepting and gives in-flight work up to
+    /// [`ProxyConfig::shutdown_timeout`] to finish. Call once per listener.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> std::io::Result<()> {
+        server::serve(self.shared.clone(), listener, shutdown).await
+    }
+
+    fn state(&self, id: &InstanceId) -> Option<Arc<InstanceState>> {
+        let table = self.shared.table.load();
+        table
+            .upstreams()
+            .find(|u| &u.instance.id == id)
+            .map(|u| u.state.clone())
+            .or_else(|| self.shared.registry.get(id))
+    }
+}
