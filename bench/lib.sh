@@ -9,6 +9,8 @@ RESULTS_DIR="$BENCH_DIR/results"
 LOAD_CORE=${LOAD_CORE:-0}
 PROXY_CORE=${PROXY_CORE:-1}
 
+LOADAVG_START=$(cut -d" " -f1-3 /proc/loadavg)
+
 die() { echo "${0##*/}: $*" >&2; exit 1; }
 log() { echo "${0##*/}: $*" >&2; }
 
@@ -70,6 +72,16 @@ start() {
     "$@" >"$TMP/$name.log" 2>&1 &
     LAST_PID=$!
     CHILD_PIDS+=("$LAST_PID")
+}
+
+# fg CMD...: run CMD as a tracked child and wait for it, so that SIGINT/SIGTERM to the
+# script interrupts the wait and cleanup stops CMD too. Returns CMD's status.
+fg() {
+    "$@" &
+    local pid=$! rc=0
+    CHILD_PIDS+=("$pid")
+    wait "$pid" || rc=$?
+    return "$rc"
 }
 
 # stop PID: SIGTERM, wait up to 10 s, then SIGKILL. Sets STOP_RC to the exit status.
@@ -192,5 +204,6 @@ machine_md() {
     echo "- wrk: $( (wrk -v 2>&1 || true) | head -1 | awk '{print $2}')"
     if command -v nginx >/dev/null; then echo "- nginx: $(nginx -v 2>&1 | sed 's/.*nginx\///')"; fi
     if command -v haproxy >/dev/null; then echo "- haproxy: $( (haproxy -v || true) | head -1 | awk '{print $3}')"; fi
+    echo "- load average at start: $LOADAVG_START (other work on the machine skews results)"
     echo "- rustc: $(rustc --version 2>/dev/null || echo unknown)"
 }

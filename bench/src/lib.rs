@@ -50,10 +50,7 @@ fn instances(track: &str, addrs: &[SocketAddr]) -> Vec<Instance> {
     addrs
         .iter()
         .enumerate()
-        .map(|(i, addr)| {
-            let name = format!("{track}-{i}");
-            Instance::new(name.as_str(), *addr)
-        })
+        .map(|(i, addr)| Instance::new(format!("{track}-{i}"), *addr))
         .collect()
 }
 

@@ -3,7 +3,6 @@
 //! `bench/proxy`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -34,7 +33,7 @@ fn main() -> Result<()> {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let proxy = Arc::new(proxy(&args.upstream, &[])?);
+    let proxy = proxy(&args.upstream, &[])?;
     let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -9,7 +9,6 @@
 //! before the last flip stops early and exits 1.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -56,7 +55,7 @@ fn main() -> Result<()> {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let proxy = Arc::new(proxy(&[args.v1], &[args.v2])?);
+    let proxy = proxy(&[args.v1], &[args.v2])?;
     proxy.set_weights(SERVICE, Weights::canary(0)?)?;
     let mut signal = Box::pin(shutdown_signal()?);
     let listener = tokio::net::TcpListener::bind(args.listen)
