@@ -192,6 +192,48 @@ print("%.2f" % (total / tck))
 EOF
 }
 
+# cpu_snapshot: "BUSY OURS": CPU seconds the whole machine has been busy (from /proc/stat,
+# so it includes processes that have exited), and CPU seconds used by this script and
+# everything it started (its live descendants plus reaped children, like wrk). The
+# difference between two snapshots, minus ours, is what other work on the machine used.
+cpu_snapshot() {
+    python3 - "$$" <<'EOF'
+import os, sys
+tck = os.sysconf("SC_CLK_TCK")
+f = open("/proc/stat").readline().split()
+user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in f[1:9])
+busy = user + nice + system + irq + softirq + steal
+procs = {}
+for d in os.listdir("/proc"):
+    if d.isdigit():
+        try:
+            stat = open("/proc/%s/stat" % d).read()
+        except OSError:
+            continue
+        x = stat[stat.rindex(")") + 2:].split()
+        procs[d] = (x[1], int(x[11]) + int(x[12]), int(x[13]) + int(x[14]))
+root = sys.argv[1]
+me = os.getpid()
+ours = procs[root][1] + procs[root][2] if root in procs else 0
+kids = {}
+for pid, (ppid, _, _) in procs.items():
+    kids.setdefault(ppid, []).append(pid)
+stack = list(kids.get(root, []))
+while stack:
+    pid = stack.pop()
+    if int(pid) == me:
+        continue
+    ours += procs[pid][1]
+    stack.extend(kids.get(pid, []))
+print("%.2f %.2f" % (busy / tck, ours / tck))
+EOF
+}
+
+# other_pct SNAP_BEFORE SNAP_AFTER SECONDS: % of one core used by other work in between.
+other_pct() {
+    python3 -c "import sys; b0,o0,b1,o1,t=map(float,sys.argv[1:]); print('%.0f' % max(0, 100*((b1-b0)-(o1-o0))/t))" $1 $2 "$3"
+}
+
 # Markdown lines describing this machine and checkout.
 machine_md() {
     local cpu commit dirty=""

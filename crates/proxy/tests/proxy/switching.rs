@@ -93,7 +93,7 @@ async fn every_request_succeeds_on_a_routable_instance_while_tables_flip() {
     }
     assert!(flips >= 50, "only {flips} flips");
 
-    let log = log.lock().expect("log");
+    let log = std::mem::take(&mut *log.lock().expect("log"));
     let mut total = 0;
     for w in workers {
         for (s, e, status, body) in w.await.expect("worker") {

@@ -1,0 +1,1 @@
+//! Drivers start, health-check and stop instances of a service. (Being written.)

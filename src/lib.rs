@@ -1,0 +1,12 @@
+//! The `cutover` library: everything the `cutover` binary is made of, so that
+//! integration tests and later crates can use the same code the CLI runs.
+//!
+//! See ARCHITECTURE.md for the map. In short: `config` reads `cutover.toml`;
+//! `store` keeps releases, deployments, events, locks and instances in SQLite;
+//! `drivers` start, health-check and stop instances; `runtime` carries out
+//! deployments; `api` is the daemon's HTTP API and its client; `cli` is the
+//! command line.
+
+pub mod config;
+pub mod drivers;
+pub mod store;

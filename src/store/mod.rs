@@ -1,0 +1,1 @@
+//! cutover's own state: releases, deployments, events, locks, instances. (Being written.)
