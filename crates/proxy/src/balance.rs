@@ -33,7 +33,11 @@ pub(crate) fn choose_track(service: &ServiceEntry, request: &HeaderMap) -> Track
             pin_cookie: false,
         };
     }
-    let sticky = service.spec.sticky_cookie.as_deref().filter(|_| service.weights.is_split());
+    let sticky = service
+        .spec
+        .sticky_cookie
+        .as_deref()
+        .filter(|_| service.weights.is_split());
     if let Some(cookie) = sticky
         && let Some(pinned) = headers::cookie_track(request, cookie)
         && !service.track(pinned).is_empty()

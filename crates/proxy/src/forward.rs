@@ -126,13 +126,20 @@ pub(crate) async fn handle(
     let upstreams = service.track(choice.track);
     let now = Instant::now();
     let Some(mut target) = balance::pick(upstreams, now, None).cloned() else {
-        return failure(&service, choice.track, None, ProxyFailure::NoInstance, &request_id);
+        return failure(
+            &service,
+            choice.track,
+            None,
+            ProxyFailure::NoInstance,
+            &request_id,
+        );
     };
     let mut attempt = 0;
     loop {
         attempt += 1;
         let guard = target.state.begin_request();
-        let mut upstream_req = Request::new(body.take().unwrap_or_else(|| Either::Right(Empty::new())));
+        let mut upstream_req =
+            Request::new(body.take().unwrap_or_else(|| Either::Right(Empty::new())));
         *upstream_req.method_mut() = parts.method.clone();
         *upstream_req.uri_mut() = upstream_uri(&target, &path);
         *upstream_req.version_mut() = Version::HTTP_11;
@@ -175,7 +182,9 @@ pub(crate) async fn handle(
                 return Response::from_parts(resp_parts, ResponseBody::upstream(resp_body, finish));
             }
             Ok(Err(e)) if e.is_connect() => {
-                target.state.mark_suspect(Instant::now(), shared.config.suspect_for);
+                target
+                    .state
+                    .mark_suspect(Instant::now(), shared.config.suspect_for);
                 tracing::debug!(instance = %target.instance.id, error = %e, "connect to instance failed");
                 ProxyFailure::Connect
             }
@@ -189,7 +198,8 @@ pub(crate) async fn handle(
         // One retry, on another instance, for GET/HEAD without a body that
         // failed before any response (a timeout may have had effects: no retry).
         if retryable && attempt == 1 && !matches!(failure_kind, ProxyFailure::Timeout) {
-            let other = balance::pick(upstreams, Instant::now(), Some(&target.instance.id)).cloned();
+            let other =
+                balance::pick(upstreams, Instant::now(), Some(&target.instance.id)).cloned();
             let again = match other {
                 Some(other) => Some(other),
                 // A lone instance that did not refuse the connection may have
@@ -204,7 +214,13 @@ pub(crate) async fn handle(
                 continue;
             }
         }
-        return failure(&service, choice.track, Some(&target), failure_kind, &request_id);
+        return failure(
+            &service,
+            choice.track,
+            Some(&target),
+            failure_kind,
+            &request_id,
+        );
     }
 }
 

@@ -79,7 +79,12 @@ pub(crate) fn wants_upgrade(headers: &HeaderMap) -> bool {
 
 /// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto` and
 /// `X-Forwarded-Host`.
-pub(crate) fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str, host: Option<&str>) {
+pub(crate) fn set_forwarded(
+    headers: &mut HeaderMap,
+    client: IpAddr,
+    proto: &'static str,
+    host: Option<&str>,
+) {
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prior) if !prior.trim().is_empty() => format!("{prior}, {client}"),
         _ => client.to_string(),
@@ -153,11 +158,9 @@ pub(crate) fn sticky_cookie(name: &str, track: Track) -> Option<HeaderValue> {
 /// The request's `host[:port]`: the URI's authority (HTTP/2, absolute-form) or
 /// the `Host` header.
 pub(crate) fn host_of<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a str> {
-    uri.authority().map(|a| a.as_str()).or_else(|| {
-        headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-    })
+    uri.authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
 }
 
 /// Strips the port from `host:port` (and the brackets of `[v6]:port`).
@@ -207,14 +210,25 @@ mod tests {
         let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
         assert!(wants_upgrade(&h));
         strip_hop_by_hop(&mut h, true);
-        assert_eq!(h.get("upgrade").map(|v| v.as_bytes()), Some(&b"websocket"[..]));
-        assert_eq!(h.get("connection").map(|v| v.as_bytes()), Some(&b"upgrade"[..]));
+        assert_eq!(
+            h.get("upgrade").map(|v| v.as_bytes()),
+            Some(&b"websocket"[..])
+        );
+        assert_eq!(
+            h.get("connection").map(|v| v.as_bytes()),
+            Some(&b"upgrade"[..])
+        );
     }
 
     #[test]
     fn forwarded_for_is_appended() {
         let mut h = map(&[("x-forwarded-for", "10.0.0.1")]);
-        set_forwarded(&mut h, "127.0.0.1".parse().expect("ip"), "http", Some("example.com"));
+        set_forwarded(
+            &mut h,
+            "127.0.0.1".parse().expect("ip"),
+            "http",
+            Some("example.com"),
+        );
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "example.com");

@@ -52,8 +52,8 @@ pub use headers::{REQUEST_ID_HEADER, TRACK_HEADER};
 pub use instance::{DrainOutcome, InFlight};
 pub use observe::{Observation, SLOT_WIDTH, StatusClasses};
 pub use table::{
-    Instance, InstanceId, Route, RouteTable, ServiceSpec, ServiceView, TOTAL_WEIGHT_BP,
-    TableError, Track, Weights,
+    Instance, InstanceId, Route, RouteTable, ServiceSpec, ServiceView, TOTAL_WEIGHT_BP, TableError,
+    Track, Weights,
 };
 
 use forward::UpstreamClient;
@@ -114,7 +114,11 @@ impl Update<'_> {
     }
 
     /// Sets a service's split.
-    pub fn set_weights(&mut self, service: &str, weights: Weights) -> Result<&mut Self, TableError> {
+    pub fn set_weights(
+        &mut self,
+        service: &str,
+        weights: Weights,
+    ) -> Result<&mut Self, TableError> {
         self.table = self.table.with_weights(service, weights)?;
         Ok(self)
     }
@@ -176,7 +180,10 @@ impl Proxy {
 
     /// Applies several changes in one swap: either all of them or, if `change`
     /// returns an error, none. Returns the new table's generation.
-    pub fn update<E>(&self, change: impl FnOnce(&mut Update<'_>) -> Result<(), E>) -> Result<u64, E> {
+    pub fn update<E>(
+        &self,
+        change: impl FnOnce(&mut Update<'_>) -> Result<(), E>,
+    ) -> Result<u64, E> {
         let _writer = lock(&self.shared.writer);
         let current = self.shared.table.load_full();
         let mut update = Update {

@@ -377,9 +377,12 @@ impl RouteTable {
 
     /// True when `id` is on some track of some service.
     pub fn contains_instance(&self, id: &InstanceId) -> bool {
-        self.services
-            .values()
-            .any(|s| s.stable.iter().chain(&s.canary).any(|u| &u.instance.id == id))
+        self.services.values().any(|s| {
+            s.stable
+                .iter()
+                .chain(&s.canary)
+                .any(|u| &u.instance.id == id)
+        })
     }
 
     /// The service and track that `id` is on, if any.
@@ -493,7 +496,11 @@ impl RouteTable {
         Ok(next)
     }
 
-    pub(crate) fn with_weights(&self, service: &str, weights: Weights) -> Result<RouteTable, TableError> {
+    pub(crate) fn with_weights(
+        &self,
+        service: &str,
+        weights: Weights,
+    ) -> Result<RouteTable, TableError> {
         self.with_entry(service, |e| {
             e.weights = weights;
             Ok(())
@@ -517,7 +524,10 @@ impl RouteTable {
             }
             if let Some((owner, owner_track)) = self.locate_instance(&inst.id) {
                 if owner != service {
-                    return Err(TableError::InstanceInOtherService(inst.id.to_string(), owner));
+                    return Err(TableError::InstanceInOtherService(
+                        inst.id.to_string(),
+                        owner,
+                    ));
                 }
                 if owner_track != track {
                     return Err(TableError::DuplicateInstance(

@@ -151,19 +151,28 @@ async fn run(args: Args) -> std::io::Result<()> {
         .await
         .is_err()
     {
-        eprintln!("hello {}: gave up waiting for in-flight requests", app.version);
+        eprintln!(
+            "hello {}: gave up waiting for in-flight requests",
+            app.version
+        );
     }
     Ok(())
 }
 
-async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let response = match req.uri().path() {
         "/health" if app.fail_health => text(StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n"),
         "/health" => text(StatusCode::OK, "ok\n"),
         "/sleep" => {
             let ms = query_u64(req.uri().query(), "ms").unwrap_or(1000);
             tokio::time::sleep(Duration::from_millis(ms)).await;
-            text(StatusCode::OK, format!("slept {ms} ms in {}\n", app.version))
+            text(
+                StatusCode::OK,
+                format!("slept {ms} ms in {}\n", app.version),
+            )
         }
         _ => {
             if !app.latency.is_zero() {

@@ -51,7 +51,9 @@ pub struct Upstream {
 
 impl Upstream {
     pub async fn start(name: &str) -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
         let addr = listener.local_addr().expect("addr");
         let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
         let name_owned = name.to_owned();
@@ -66,9 +68,8 @@ impl Upstream {
                 };
                 let name = name_owned.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        upstream_handler(name.clone(), req)
-                    });
+                    let service =
+                        hyper::service::service_fn(move |req| upstream_handler(name.clone(), req));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .with_upgrades()
@@ -131,7 +132,11 @@ async fn upstream_handler(
         }
         "/status" => {
             let code = query(&req, "code").unwrap_or(200) as u16;
-            text(StatusCode::from_u16(code).expect("status"), &name, name.clone())
+            text(
+                StatusCode::from_u16(code).expect("status"),
+                &name,
+                name.clone(),
+            )
         }
         "/echo-headers" => {
             let mut out = String::new();
@@ -151,9 +156,13 @@ async fn upstream_handler(
             let ms = query(&req, "ms").unwrap_or(1000);
             let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(2);
             tokio::spawn(async move {
-                let _ = tx.send(Ok(Frame::data(Bytes::from_static(b"first\n")))).await;
+                let _ = tx
+                    .send(Ok(Frame::data(Bytes::from_static(b"first\n"))))
+                    .await;
                 tokio::time::sleep(Duration::from_millis(ms)).await;
-                let _ = tx.send(Ok(Frame::data(Bytes::from_static(b"second\n")))).await;
+                let _ = tx
+                    .send(Ok(Frame::data(Bytes::from_static(b"second\n"))))
+                    .await;
             });
             let stream = tokio_stream_from(rx);
             Response::builder()
@@ -172,7 +181,9 @@ async fn upstream_handler(
             let on_upgrade = hyper::upgrade::on(&mut req);
             let name_ws = name.clone();
             tokio::spawn(async move {
-                let Ok(upgraded) = on_upgrade.await else { return };
+                let Ok(upgraded) = on_upgrade.await else {
+                    return;
+                };
                 let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
                     Role::Server,
@@ -250,10 +261,18 @@ impl TestProxy {
 
     pub fn set_tracks(&self, stable: &[&Upstream], canary: &[&Upstream]) {
         self.proxy
-            .set_instances("app", Track::Stable, stable.iter().map(|u| u.instance()).collect())
+            .set_instances(
+                "app",
+                Track::Stable,
+                stable.iter().map(|u| u.instance()).collect(),
+            )
             .expect("stable");
         self.proxy
-            .set_instances("app", Track::Canary, canary.iter().map(|u| u.instance()).collect())
+            .set_instances(
+                "app",
+                Track::Canary,
+                canary.iter().map(|u| u.instance()).collect(),
+            )
             .expect("canary");
     }
 
@@ -299,7 +318,9 @@ pub async fn send(client: &TestClient, req: Request<Full<Bytes>>) -> Got {
 pub async fn get(client: &TestClient, url: &str) -> Got {
     send(
         client,
-        Request::get(url).body(Full::new(Bytes::new())).expect("request"),
+        Request::get(url)
+            .body(Full::new(Bytes::new()))
+            .expect("request"),
     )
     .await
 }

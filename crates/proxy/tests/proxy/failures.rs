@@ -14,7 +14,11 @@ use crate::common::{TestProxy, Upstream, client, dead_addr, get, send};
 async fn upstream_down_gives_502_naming_the_request_id() {
     let p = TestProxy::start(ProxyConfig::default(), ServiceSpec::default()).await;
     p.proxy
-        .set_instances("app", Track::Stable, vec![Instance::new("gone", dead_addr().await)])
+        .set_instances(
+            "app",
+            Track::Stable,
+            vec![Instance::new("gone", dead_addr().await)],
+        )
         .expect("set");
     let req = Request::get(p.url("/"))
         .header("x-request-id", "req-42")
@@ -28,7 +32,10 @@ async fn upstream_down_gives_502_naming_the_request_id() {
     // Without a client id the proxy makes one, and names it in body and header.
     let got = get(&client(), &p.url("/")).await;
     assert_eq!(got.status, 502);
-    let id = got.headers["x-request-id"].to_str().expect("ascii").to_owned();
+    let id = got.headers["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     assert_eq!(id.len(), 32);
     assert!(got.body.contains(&id));
 }
@@ -39,7 +46,10 @@ async fn no_healthy_instance_gives_502() {
     let got = get(&client(), &p.url("/")).await;
     assert_eq!(got.status, 502);
     assert!(got.body.contains("no healthy instance"), "{}", got.body);
-    assert!(got.body.contains(got.headers["x-request-id"].to_str().expect("id")));
+    assert!(
+        got.body
+            .contains(got.headers["x-request-id"].to_str().expect("id"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,7 +71,10 @@ async fn slow_upstream_gives_504() {
     p.set_tracks(&[&slow], &[]);
     let got = get(&client(), &p.url("/slow?ms=2000")).await;
     assert_eq!(got.status, 504);
-    assert!(got.body.contains(got.headers["x-request-id"].to_str().expect("id")));
+    assert!(
+        got.body
+            .contains(got.headers["x-request-id"].to_str().expect("id"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,7 +85,10 @@ async fn get_is_retried_once_on_another_instance_and_the_refuser_is_avoided() {
         .set_instances(
             "app",
             Track::Stable,
-            vec![Instance::new("refuser", dead_addr().await), alive.instance()],
+            vec![
+                Instance::new("refuser", dead_addr().await),
+                alive.instance(),
+            ],
         )
         .expect("set");
     let c = client();
@@ -87,14 +103,21 @@ async fn get_is_retried_once_on_another_instance_and_the_refuser_is_avoided() {
         .proxy
         .observe(&InstanceId::from("refuser"), Duration::from_secs(60))
         .expect("known");
-    assert!(refuser.proxy_errors >= 1 && refuser.proxy_errors <= 3, "{refuser:?}");
+    assert!(
+        refuser.proxy_errors >= 1 && refuser.proxy_errors <= 3,
+        "{refuser:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_with_a_body_is_not_retried() {
     let p = TestProxy::start(ProxyConfig::default(), ServiceSpec::default()).await;
     p.proxy
-        .set_instances("app", Track::Stable, vec![Instance::new("gone-post", dead_addr().await)])
+        .set_instances(
+            "app",
+            Track::Stable,
+            vec![Instance::new("gone-post", dead_addr().await)],
+        )
         .expect("set");
     let req = Request::post(p.url("/upload"))
         .body(Full::new(Bytes::from_static(b"payload")))

@@ -32,7 +32,10 @@ async fn hop_by_hop_headers_are_removed_and_forwarded_headers_set() {
     assert!(!seen.contains("proxy-authorization"), "{seen}");
     assert!(seen.contains("x-end-to-end: kept"), "{seen}");
     assert!(seen.contains("host: shop.example"), "{seen}");
-    assert!(seen.contains("x-forwarded-for: 203.0.113.9, 127.0.0.1"), "{seen}");
+    assert!(
+        seen.contains("x-forwarded-for: 203.0.113.9, 127.0.0.1"),
+        "{seen}"
+    );
     assert!(seen.contains("x-forwarded-proto: http"), "{seen}");
     assert!(seen.contains("x-forwarded-host: shop.example"), "{seen}");
     // A request id was created, passed on, and returned.

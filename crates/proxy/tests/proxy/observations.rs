@@ -71,7 +71,10 @@ async fn prometheus_exposition_has_requests_and_durations() {
         text.contains(r#"cutover_proxy_requests_total{service="app",track="stable",code="418"}"#),
         "{text}"
     );
-    assert!(text.contains("# TYPE cutover_proxy_request_duration_seconds histogram"), "{text}");
+    assert!(
+        text.contains("# TYPE cutover_proxy_request_duration_seconds histogram"),
+        "{text}"
+    );
     assert!(
         text.contains(r#"cutover_proxy_request_duration_seconds_bucket{service="app",track="stable",le="0.005"}"#),
         "{text}"

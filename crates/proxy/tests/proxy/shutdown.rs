@@ -39,8 +39,14 @@ async fn shutdown_gives_up_at_its_timeout() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let t = Instant::now();
     p.shutdown().await.expect("join").expect("serve");
-    assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
     // The cut request fails rather than hanging.
-    let r = tokio::time::timeout(Duration::from_secs(2), slow).await.expect("not hanging");
+    let r = tokio::time::timeout(Duration::from_secs(2), slow)
+        .await
+        .expect("not hanging");
     assert!(r.expect("join").is_err());
 }

@@ -38,7 +38,9 @@ async fn header_override_forces_a_track() {
     let canary = Upstream::start("canary-h").await;
     let p = TestProxy::with_tracks(&[&stable], &[&canary]).await;
     // No traffic on canary by weight, yet the header reaches it.
-    p.proxy.set_weights("app", Weights::ALL_STABLE).expect("set");
+    p.proxy
+        .set_weights("app", Weights::ALL_STABLE)
+        .expect("set");
     let c = client();
     for _ in 0..50 {
         let req = Request::get(p.url("/"))
@@ -53,7 +55,9 @@ async fn header_override_forces_a_track() {
         assert_eq!(send(&c, req).await.body, "stable-h");
     }
     // And the reverse with all weight on canary.
-    p.proxy.set_weights("app", Weights::ALL_CANARY).expect("set");
+    p.proxy
+        .set_weights("app", Weights::ALL_CANARY)
+        .expect("set");
     let req = Request::get(p.url("/"))
         .header("x-cutover-track", "stable")
         .body(Full::new(Bytes::new()))
@@ -97,10 +101,16 @@ async fn sticky_cookie_keeps_a_client_on_its_track() {
         }
         *seen_tracks.entry(track).or_insert(0) += 1;
     }
-    assert_eq!(seen_tracks.len(), 2, "50 % split put 20 clients on one track: {seen_tracks:?}");
+    assert_eq!(
+        seen_tracks.len(),
+        2,
+        "50 % split put 20 clients on one track: {seen_tracks:?}"
+    );
 
     // Once the rollout ends (no split), the cookie no longer pins: weights rule.
-    p.proxy.set_weights("app", Weights::ALL_STABLE).expect("set");
+    p.proxy
+        .set_weights("app", Weights::ALL_STABLE)
+        .expect("set");
     let req = Request::get(p.url("/"))
         .header("cookie", "cutover_track=canary")
         .body(Full::new(Bytes::new()))
@@ -118,7 +128,9 @@ async fn routes_by_host_and_path_prefix() {
     let admin = Upstream::start("admin").await;
     let p = TestProxy::start(ProxyConfig::default(), ServiceSpec::default()).await;
     for (svc, up) in [("web", &web), ("api", &api), ("admin", &admin)] {
-        p.proxy.set_service(svc, ServiceSpec::default()).expect("svc");
+        p.proxy
+            .set_service(svc, ServiceSpec::default())
+            .expect("svc");
         p.proxy
             .set_instances(svc, Track::Stable, vec![up.instance()])
             .expect("inst");
@@ -138,8 +150,22 @@ async fn routes_by_host_and_path_prefix() {
             .expect("req")
     };
     assert_eq!(send(&c, with_host("/", "shop.example")).await.body, "web");
-    assert_eq!(send(&c, with_host("/api/users", "shop.example")).await.body, "api");
-    assert_eq!(send(&c, with_host("/api", "shop.example")).await.body, "api");
-    assert_eq!(send(&c, with_host("/apis", "shop.example")).await.body, "web");
-    assert_eq!(send(&c, with_host("/api/x", "ADMIN.example:8080")).await.body, "admin");
+    assert_eq!(
+        send(&c, with_host("/api/users", "shop.example")).await.body,
+        "api"
+    );
+    assert_eq!(
+        send(&c, with_host("/api", "shop.example")).await.body,
+        "api"
+    );
+    assert_eq!(
+        send(&c, with_host("/apis", "shop.example")).await.body,
+        "web"
+    );
+    assert_eq!(
+        send(&c, with_host("/api/x", "ADMIN.example:8080"))
+            .await
+            .body,
+        "admin"
+    );
 }

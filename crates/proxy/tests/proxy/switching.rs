@@ -135,7 +135,10 @@ async fn drain_waits_for_a_long_request_that_started_before_the_switch() {
     // Wait until the slow request is on the old instance.
     let t0 = Instant::now();
     while p.proxy.in_flight(&old_id).requests == 0 {
-        assert!(t0.elapsed() < Duration::from_secs(5), "slow request never started");
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "slow request never started"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
@@ -149,7 +152,10 @@ async fn drain_waits_for_a_long_request_that_started_before_the_switch() {
     let (got, finished_at) = slow.await.expect("slow");
     assert_eq!(got.status, 200);
     assert_eq!(got.body, "old");
-    assert!(matches!(outcome, DrainOutcome::Drained { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, DrainOutcome::Drained { .. }),
+        "{outcome:?}"
+    );
     assert!(
         drained_at >= finished_at - Duration::from_millis(50),
         "drain resolved before the in-flight request finished"

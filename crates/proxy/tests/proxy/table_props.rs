@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 
-use cutover_proxy::{Instance, Proxy, ProxyConfig, Route, ServiceSpec, TOTAL_WEIGHT_BP, Track, Weights};
+use cutover_proxy::{
+    Instance, Proxy, ProxyConfig, Route, ServiceSpec, TOTAL_WEIGHT_BP, Track, Weights,
+};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -17,25 +19,41 @@ enum Op {
 }
 
 fn service() -> impl Strategy<Value = String> {
-    prop_oneof![Just("a".to_owned()), Just("b".to_owned()), Just("missing".to_owned())]
+    prop_oneof![
+        Just("a".to_owned()),
+        Just("b".to_owned()),
+        Just("missing".to_owned())
+    ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (service(), 0u16..=12_000).prop_map(|(s, w)| Op::Weights(s, w)),
         (service(), 0u16..=10_000, 0u16..=10_000).prop_map(|(s, a, b)| Op::Parts(s, a, b)),
-        (service(), any::<bool>(), proptest::collection::vec(0u8..6, 0..4))
+        (
+            service(),
+            any::<bool>(),
+            proptest::collection::vec(0u8..6, 0..4)
+        )
             .prop_map(|(s, c, ids)| Op::Instances(s, c, ids)),
         proptest::collection::vec(
             (
                 proptest::option::of(Just("h.example".to_owned())),
-                prop_oneof![Just("/".to_owned()), Just("/api".to_owned()), Just("bad".to_owned())],
+                prop_oneof![
+                    Just("/".to_owned()),
+                    Just("/api".to_owned()),
+                    Just("bad".to_owned())
+                ],
                 service()
             ),
             0..3
         )
         .prop_map(Op::Routes),
-        (service(), 0u16..=12_000, proptest::collection::vec(0u8..6, 0..3))
+        (
+            service(),
+            0u16..=12_000,
+            proptest::collection::vec(0u8..6, 0..3)
+        )
             .prop_map(|(s, w, ids)| Op::Batch(s, w, ids)),
         service().prop_map(Op::AddService),
     ]
@@ -44,7 +62,9 @@ fn op() -> impl Strategy<Value = Op> {
 fn instances(service: &str, ids: &[u8]) -> Vec<Instance> {
     ids.iter()
         .map(|i| {
-            let addr: SocketAddr = format!("127.0.0.1:{}", 40_000 + u16::from(*i)).parse().expect("addr");
+            let addr: SocketAddr = format!("127.0.0.1:{}", 40_000 + u16::from(*i))
+                .parse()
+                .expect("addr");
             Instance::new(format!("{service}-{i}"), addr)
         })
         .collect()

@@ -8,7 +8,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::{TestProxy, Upstream};
 
-async fn connect(p: &TestProxy) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+async fn connect(
+    p: &TestProxy,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     let (ws, resp) = tokio_tungstenite::connect_async(format!("ws://{}/ws", p.addr))
         .await
         .expect("websocket handshake through the proxy");
@@ -18,7 +20,9 @@ async fn connect(p: &TestProxy) -> tokio_tungstenite::WebSocketStream<tokio_tung
 }
 
 async fn echo(
-    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
     text: &str,
 ) -> Option<String> {
     ws.send(Message::text(text)).await.ok()?;
@@ -60,13 +64,17 @@ async fn websocket_keeps_running_while_draining_until_the_timeout() {
     let id = InstanceId::from("ws-old");
     let proxy = p.proxy.clone();
     let drain_id = id.clone();
-    let drain = tokio::spawn(async move { proxy.drain(&drain_id, Duration::from_millis(1500)).await });
+    let drain =
+        tokio::spawn(async move { proxy.drain(&drain_id, Duration::from_millis(1500)).await });
 
     // Draining has started; the connection keeps working.
     for i in 0..5 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let reply = echo(&mut ws, &format!("during {i}")).await;
-        assert_eq!(reply.as_deref(), Some(format!("ws-old: during {i}").as_str()));
+        assert_eq!(
+            reply.as_deref(),
+            Some(format!("ws-old: during {i}").as_str())
+        );
     }
     let outcome = drain.await.expect("drain");
     assert!(
