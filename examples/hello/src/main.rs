@@ -33,7 +33,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The example HTTP app used by cutover's demo, tests and benchmarks.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(about, disable_version_flag = true)]
 struct Args {
     /// Port to listen on.
     #[arg(long, env = "PORT", default_value_t = 8000)]
