@@ -1,1 +1,173 @@
-//! cutover's own state: releases, deployments, events, locks, instances. (Being written.)
+//! cutover's own state: releases, deployments and their events, deployment
+//! locks, what serves where, and the instances the daemon runs.
+//!
+//! [`Store`] is a cheap-to-clone handle on a SQLite database in WAL mode
+//! (busy timeout 5 s, foreign keys on, `synchronous = NORMAL`). Several
+//! processes may open the same file: every write is a single statement or an
+//! immediate transaction, so they serialize on SQLite's write lock instead of
+//! failing. Opening brings the schema up to date with the migrations embedded
+//! from `migrations/state/`.
+//!
+//! Each concept lives in its own file and adds its methods to [`Store`]:
+//! `releases`, `deployments` (with their events), `locks`, `environments`
+//! (what serves where) and `instances`. `codec` says how values are stored.
+//!
+//! A PostgreSQL backend with the same API is planned, so the SQL uses `$n`
+//! parameters, `ON CONFLICT` and `RETURNING`, which both databases accept.
+
+mod codec;
+mod deployments;
+mod environments;
+mod error;
+mod instances;
+mod locks;
+mod releases;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use deployments::{Deployment, DeploymentKind, DeploymentState, Event, NewDeployment};
+pub use environments::Serving;
+pub use error::StoreError;
+pub use instances::{InstanceRecord, InstanceState};
+pub use locks::Lock;
+pub use releases::Release;
+
+/// The schema migrations, embedded at compile time.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/state");
+
+/// How long a statement waits for another connection's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A handle on the state store. Clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens the store at `url`, creating the file and its parent directories
+    /// if missing, and applies any pending schema migrations.
+    ///
+    /// `url` is `sqlite:///absolute/path.db` or `sqlite://relative/path.db`
+    /// (relative to the working directory); `sqlite::memory:` gives a private
+    /// in-memory store, for tests.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let open_error = |source| StoreError::Open {
+            url: url.to_owned(),
+            source,
+        };
+        if !url.starts_with("sqlite:") {
+            return Err(open_error(sqlx::Error::Configuration(
+                "unsupported URL: the state store URL must start with `sqlite:`".into(),
+            )));
+        }
+        let in_memory = is_in_memory(url);
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_error)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+
+        if !in_memory {
+            create_parent_dir(options.get_filename()).map_err(open_error)?;
+        }
+
+        let mut pool_options = SqlitePoolOptions::new();
+        if in_memory {
+            // An in-memory database lives as long as its last connection; keep
+            // exactly one, forever.
+            pool_options = pool_options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
+        // Turning a new file to WAL takes an exclusive lock that SQLite's busy
+        // timeout does not wait for, so a process opening the file while
+        // another one does that is told "database is locked". Retry, within
+        // the busy timeout; once the file is in WAL mode, this does not recur.
+        let deadline = Instant::now() + BUSY_TIMEOUT;
+        let mut pause = Duration::from_millis(5);
+        let pool = loop {
+            match pool_options.clone().connect_with(options.clone()).await {
+                Ok(pool) => break pool,
+                Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                Err(e) => return Err(open_error(e)),
+            }
+        };
+
+        // Migrate inside an immediate transaction: a second process opening the
+        // same file at the same time waits for the first, then finds nothing
+        // left to do. (sqlx nests each migration's transaction as a savepoint.)
+        // `run_direct` is what `run` calls; called with a plain connection it
+        // keeps this future `Send`, which `run(&mut *tx)` does not (a
+        // higher-ranked `Acquire` bound; sqlx keeps it public for this reason).
+        let mut tx = pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(open_error)?;
+        MIGRATOR.run_direct(None, &mut *tx, false).await?;
+        // SQLite opens a file it may not write read-only, without a word, and
+        // with nothing to migrate nothing has written yet. Find out now rather
+        // than at the first deployment: a statement that writes nothing but
+        // must be allowed to.
+        sqlx::query("DELETE FROM locks WHERE 1 = 0")
+            .execute(&mut *tx)
+            .await
+            .map_err(open_error)?;
+        tx.commit().await.map_err(open_error)?;
+
+        Ok(Store { pool })
+    }
+
+    /// Closes every connection, waiting for queries in flight. Further calls on
+    /// this store or its clones fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Whether SQLite said `SQLITE_BUSY` (any extended code of it).
+fn is_busy(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
+}
+
+/// Whether `url` names an in-memory database rather than a file.
+fn is_in_memory(url: &str) -> bool {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+    database == ":memory:" || params.split('&').any(|p| p == "mode=memory")
+}
+
+/// Creates the directory that will hold the database file.
+fn create_parent_dir(file: &Path) -> Result<(), sqlx::Error> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir).map_err(|e| {
+            sqlx::Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot create directory {}: {e}", dir.display()),
+            ))
+        }),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,202 @@
+//! Opening: files, directories, pragmas, migrations, bad URLs and paths.
+
+use std::error::Error as _;
+use std::path::{Component, Path, PathBuf};
+
+use super::{TestResult, temp_store, url_of};
+use crate::store::{MIGRATOR, Store, StoreError};
+
+async fn pragma_int(store: &Store, sql: &'static str) -> TestResult<i64> {
+    Ok(sqlx::query_scalar(sql).fetch_one(&store.pool).await?)
+}
+
+#[tokio::test]
+async fn open_creates_the_file_and_its_directories_in_wal_mode() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("a/b/.cutover/state.db");
+    let store = Store::open(&url_of(&path)).await?;
+    assert!(path.is_file(), "{} was not created", path.display());
+
+    let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&store.pool)
+        .await?;
+    assert_eq!(journal_mode, "wal");
+    assert_eq!(pragma_int(&store, "PRAGMA foreign_keys").await?, 1);
+    assert_eq!(pragma_int(&store, "PRAGMA synchronous").await?, 1, "NORMAL");
+    assert_eq!(pragma_int(&store, "PRAGMA busy_timeout").await?, 5000);
+    Ok(())
+}
+
+#[tokio::test]
+async fn open_accepts_a_relative_url() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("rel/state.db");
+    // The same file, relative to the working directory: up to the root, then down.
+    let cwd = std::env::current_dir()?;
+    let mut relative = PathBuf::new();
+    for component in cwd.components() {
+        if let Component::Normal(_) = component {
+            relative.push("..");
+        }
+    }
+    relative.push(path.strip_prefix("/")?);
+    assert!(relative.is_relative());
+
+    let store = Store::open(&format!("sqlite://{}", relative.display())).await?;
+    store.upsert_release("shop", "v1", "h").await?;
+    assert!(path.is_file());
+    Ok(())
+}
+
+#[tokio::test]
+async fn reopening_applies_no_migration_twice() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let url = url_of(&dir.path().join("state.db"));
+    let store = Store::open(&url).await?;
+    store.upsert_release("shop", "v1", "h1").await?;
+    store.close().await;
+
+    let store = Store::open(&url).await?;
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&store.pool)
+        .await?;
+    assert_eq!(applied, i64::try_from(MIGRATOR.iter().count())?);
+    assert!(applied >= 1);
+    assert!(
+        store.release("shop", "v1").await?.is_some(),
+        "data survives"
+    );
+
+    // And a third time, with the second handle still open.
+    let again = Store::open(&url).await?;
+    assert!(again.release("shop", "v1").await?.is_some());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_opens_of_a_new_file_all_succeed() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let url = url_of(&dir.path().join("state.db"));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let url = url.clone();
+        tasks.spawn(async move { Store::open(&url).await });
+    }
+    let mut stores = Vec::new();
+    while let Some(opened) = tasks.join_next().await {
+        stores.push(opened??);
+    }
+    let first = stores.first().ok_or("no store")?;
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&first.pool)
+        .await?;
+    assert_eq!(applied, i64::try_from(MIGRATOR.iter().count())?);
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_memory_store_works() -> TestResult {
+    let store = Store::open("sqlite::memory:").await?;
+    store.set_serving("staging", "v1").await?;
+    assert_eq!(
+        store.serving("staging").await?.map(|s| s.current),
+        Some("v1".to_owned())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_store_is_shared_between_clones() -> TestResult {
+    let (_dir, store) = temp_store().await?;
+    let clone = store.clone();
+    clone.set_serving("staging", "v1").await?;
+    assert!(store.serving("staging").await?.is_some());
+    Ok(())
+}
+
+/// Asserts that `result` is an `Open` error that names `needle` in its message.
+fn assert_open_error(result: Result<Store, StoreError>, needle: &str) -> TestResult {
+    let err = match result {
+        Ok(_) => return Err("opening succeeded".into()),
+        Err(err) => err,
+    };
+    let message = err.to_string();
+    assert!(
+        matches!(err, StoreError::Open { .. }),
+        "not an Open error: {err:?}"
+    );
+    assert!(
+        message.contains(needle),
+        "{message:?} does not name {needle:?}"
+    );
+    assert!(err.source().is_some(), "the cause is kept as the source");
+    Ok(())
+}
+
+#[tokio::test]
+async fn open_rejects_a_url_that_is_not_sqlite() -> TestResult {
+    let url = "postgres://localhost/cutover";
+    assert_open_error(Store::open(url).await, url)
+}
+
+#[tokio::test]
+async fn open_under_a_regular_file_fails_naming_the_path() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x")?;
+    let path = file.join("state.db");
+    let result = Store::open(&url_of(&path)).await;
+    let Err(err) = &result else {
+        return Err("opening succeeded".into());
+    };
+    let cause = err.source().map(|s| s.to_string()).unwrap_or_default();
+    assert!(
+        cause.contains("not-a-dir"),
+        "cause {cause:?} names the directory"
+    );
+    assert_open_error(result, &path.display().to_string())
+}
+
+#[tokio::test]
+async fn open_in_a_read_only_directory_fails_naming_the_path() -> TestResult {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = tempfile::tempdir()?;
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro)?;
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555))?;
+    if writable(&ro) {
+        // Running as root: permissions do not apply; nothing to test.
+        eprintln!("skipped: {} is writable anyway (root?)", ro.display());
+        return Ok(());
+    }
+    let path = ro.join("state.db");
+    let result = Store::open(&url_of(&path)).await;
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755))?;
+    assert_open_error(result, &path.display().to_string())
+}
+
+#[tokio::test]
+async fn open_of_a_read_only_file_fails_naming_the_path() -> TestResult {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("state.db");
+    Store::open(&url_of(&path)).await?.close().await;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))?;
+    if std::fs::OpenOptions::new().append(true).open(&path).is_ok() {
+        eprintln!("skipped: {} is writable anyway (root?)", path.display());
+        return Ok(());
+    }
+    assert_open_error(
+        Store::open(&url_of(&path)).await,
+        &path.display().to_string(),
+    )
+}
+
+fn writable(dir: &Path) -> bool {
+    let probe = dir.join(".probe");
+    let ok = std::fs::write(&probe, "x").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
+}
