@@ -1,1 +1,146 @@
-//! Reading and validating `cutover.toml`. (Being written.)
+//! Reading and validating `cutover.toml`: the public entry points [`load`],
+//! [`parse`], [`json_schema`] and [`render`], and the resolved types.
+//!
+//! ```text
+//! text ─► toml + serde ─► raw.rs (as written, with spans; the JSON Schema)
+//!           │ syntax / type / unknown-key errors ─► toml_error.rs
+//!           ▼
+//!         resolve/: defaults, ${VAR} (expand.rs), values (scalars.rs),
+//!                   state URL (state_url.rs), one value at a time
+//!           ▼
+//!         checks.rs: values compared with each other (listeners, routes)
+//!           ▼
+//!         model.rs: Config and friends — or every Finding as a Problem
+//!                   (problem.rs) in a ConfigError (error.rs), drawn by render.rs
+//! ```
+//!
+//! Errors point at `file:line:column` and say what was expected; one run
+//! reports every problem found after the file has parsed.
+
+mod checks;
+pub mod defaults;
+mod error;
+mod expand;
+mod model;
+mod problem;
+mod raw;
+mod render;
+mod resolve;
+mod scalars;
+mod schema;
+mod state_url;
+mod suggest;
+mod summary;
+mod toml_error;
+
+#[cfg(test)]
+mod error_tests;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use miette::NamedSource;
+
+pub use self::error::ConfigError;
+pub use self::model::{
+    AppConfig, Config, DriverKind, EnvironmentConfig, HealthConfig, ServerConfig, ServiceConfig,
+    ServiceKind, StateConfig,
+};
+pub use self::problem::Problem;
+pub use self::render::render;
+pub use self::schema::json_schema;
+
+use self::expand::Lookup;
+use self::raw::RawConfig;
+use self::resolve::{Context, Sections};
+
+/// Reads, parses, validates and resolves the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let source = std::fs::read_to_string(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            ConfigError::NotFound {
+                path: path.to_owned(),
+            }
+        } else {
+            ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })?;
+    parse(&source, path)
+}
+
+/// Parses, validates and resolves config text. `path` is where the text came
+/// from: it names the file in messages, and its directory is the base for
+/// relative paths. `${VAR}` reads the process environment.
+pub fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
+    parse_with_env(source, path, &|name| std::env::var(name))
+}
+
+/// [`parse`] with `${VAR}` read through `lookup`.
+pub(crate) fn parse_with_env(
+    source: &str,
+    path: &Path,
+    lookup: Lookup<'_>,
+) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let named = || NamedSource::new(file.clone(), source.to_owned());
+    let fail = |findings: Vec<problem::Finding>| {
+        let mut findings = findings;
+        findings.sort_by_key(|finding| (finding.span.start, finding.span.end));
+        let problems = findings
+            .into_iter()
+            .map(|finding| finding.into_problem(named()))
+            .collect();
+        ConfigError::from_problems(file.clone(), problems)
+    };
+
+    let raw: RawConfig =
+        toml::from_str(source).map_err(|err| fail(vec![toml_error::finding(&err, source)]))?;
+
+    let base_dir = base_dir(path);
+    let context = Context {
+        source,
+        base_dir: &base_dir,
+        lookup,
+    };
+    let (sections, mut findings) = resolve::resolve(raw, context);
+    findings.extend(checks::check(&sections));
+    if !findings.is_empty() {
+        return Err(fail(findings));
+    }
+
+    let Sections {
+        app,
+        server,
+        state,
+        services,
+        environments,
+        places: _,
+    } = sections;
+    Ok(Config {
+        path: path.to_owned(),
+        base_dir,
+        app,
+        server,
+        state,
+        services,
+        environments,
+    })
+}
+
+/// The absolute directory of `path`, without touching the file system
+/// (beyond reading the current directory for a relative path).
+fn base_dir(path: &Path) -> PathBuf {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let absolute = std::path::absolute(parent).unwrap_or_else(|_| parent.to_owned());
+    absolute
+        .components()
+        .filter(|component| !matches!(component, std::path::Component::CurDir))
+        .collect()
+}

@@ -1,0 +1,205 @@
+//! `cutover.toml` as written: the serde structs the file is deserialized
+//! into, with the span of every value that is checked afterwards, and the
+//! JSON Schema of the file (derived from these same structs, so the two
+//! cannot drift apart).
+//!
+//! Unknown keys are rejected at every level. Nothing is defaulted or
+//! validated here; `resolve` does that and produces the public types.
+//! Doc comments on these items are the descriptions in the JSON Schema.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+use super::defaults::{self, duration_text};
+use super::scalars::{RawAddress, RawCount, RawDriverKind, RawDuration, RawServiceKind};
+
+/// A name written as a table key (`[service.NAME]`), with its span.
+pub(crate) type Name = Spanned<String>;
+
+/// cutover.toml: what to deploy (services), where (environments) and how.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "cutover.toml")]
+pub(crate) struct RawConfig {
+    /// The application this file describes.
+    #[schemars(with = "RawApp")]
+    pub app: Option<Spanned<RawApp>>,
+
+    /// The daemon (`cutover serve`).
+    #[schemars(with = "Option<RawServer>")]
+    pub server: Option<Spanned<RawServer>>,
+
+    /// Where cutover keeps its own history, locks and audit log.
+    #[schemars(with = "Option<RawState>")]
+    pub state: Option<Spanned<RawState>>,
+
+    /// The application's long-running programs, by name. At least one.
+    #[schemars(
+        with = "BTreeMap<String, RawService>",
+        extend("minProperties" = 1, "propertyNames" = name_schema())
+    )]
+    pub service: Option<BTreeMap<Name, Spanned<RawService>>>,
+
+    /// The places the application runs (staging, production, …), by name. At least one.
+    #[schemars(
+        with = "BTreeMap<String, RawEnvironment>",
+        extend("minProperties" = 1, "propertyNames" = name_schema())
+    )]
+    pub environment: Option<BTreeMap<Name, Spanned<RawEnvironment>>>,
+}
+
+/// `[app]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "App")]
+pub(crate) struct RawApp {
+    /// The application's name: letters, digits, `-` and `_`.
+    #[schemars(with = "String", extend("pattern" = NAME_PATTERN))]
+    pub name: Option<Spanned<String>>,
+}
+
+/// `[server]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Server")]
+pub(crate) struct RawServer {
+    /// Where the daemon's HTTP API listens.
+    #[schemars(
+        with = "Option<RawAddress>",
+        extend("default" = defaults::SERVER_LISTEN.to_string())
+    )]
+    pub listen: Option<Spanned<RawAddress>>,
+}
+
+/// `[state]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "State")]
+pub(crate) struct RawState {
+    /// `sqlite://PATH` (relative to this file's directory) or `postgres://…`. `${VAR}` is expanded.
+    #[schemars(with = "Option<String>", extend("default" = defaults::STATE_URL))]
+    pub url: Option<Spanned<String>>,
+}
+
+/// `[service.NAME]`: a long-running program.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Service")]
+pub(crate) struct RawService {
+    /// `http` receives traffic through cutover's proxy; `worker` receives none.
+    #[schemars(with = "Option<RawServiceKind>", extend("default" = "http"))]
+    pub kind: Option<Spanned<RawServiceKind>>,
+
+    /// What runs the instances. Only `process` is supported so far.
+    #[schemars(with = "Option<RawDriverKind>", extend("default" = "process"))]
+    pub driver: Option<Spanned<RawDriverKind>>,
+
+    /// Program and arguments (required for the process driver). `${VAR}` is expanded;
+    /// `{port}` and `{version}` are filled in by cutover for each instance.
+    #[schemars(with = "Option<Vec<String>>", extend("minItems" = 1))]
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
+
+    /// Extra environment variables for every instance. `${VAR}` is expanded in values.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub env: BTreeMap<Name, Spanned<String>>,
+
+    /// Instances per release, 1 to 64.
+    #[schemars(
+        with = "Option<RawCount>",
+        extend("default" = defaults::REPLICAS, "maximum" = defaults::MAX_REPLICAS)
+    )]
+    pub replicas: Option<Spanned<RawCount>>,
+
+    /// How instances are health-checked.
+    #[schemars(with = "Option<RawHealth>")]
+    pub health: Option<Spanned<RawHealth>>,
+
+    /// How long in-flight requests may take to finish on an instance that is leaving.
+    #[schemars(
+        with = "Option<RawDuration>",
+        extend("default" = duration_text(defaults::DRAIN_TIMEOUT))
+    )]
+    pub drain_timeout: Option<Spanned<RawDuration>>,
+
+    /// Grace between SIGTERM and SIGKILL when an instance is stopped.
+    #[schemars(
+        with = "Option<RawDuration>",
+        extend("default" = duration_text(defaults::STOP_TIMEOUT))
+    )]
+    pub stop_timeout: Option<Spanned<RawDuration>>,
+
+    /// http services: the `Host` this service's route matches (default: any host).
+    #[schemars(with = "Option<String>")]
+    pub host: Option<Spanned<String>>,
+
+    /// http services: the path prefix this service's route matches.
+    #[schemars(with = "Option<String>", extend("default" = defaults::PATH_PREFIX, "pattern" = "^/"))]
+    pub path_prefix: Option<Spanned<String>>,
+}
+
+/// `health = { … }` of a service.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Health")]
+pub(crate) struct RawHealth {
+    /// The HTTP path probed on each instance.
+    #[schemars(with = "Option<String>", extend("default" = defaults::HEALTH_PATH, "pattern" = "^/"))]
+    pub path: Option<Spanned<String>>,
+
+    /// Time between probes.
+    #[schemars(
+        with = "Option<RawDuration>",
+        extend("default" = duration_text(defaults::HEALTH_INTERVAL))
+    )]
+    pub interval: Option<Spanned<RawDuration>>,
+
+    /// How long one probe may take.
+    #[schemars(
+        with = "Option<RawDuration>",
+        extend("default" = duration_text(defaults::HEALTH_TIMEOUT))
+    )]
+    pub timeout: Option<Spanned<RawDuration>>,
+
+    /// Consecutive passing probes before an instance counts as healthy.
+    #[schemars(with = "Option<RawCount>", extend("default" = defaults::HEALTH_HEALTHY))]
+    pub healthy: Option<Spanned<RawCount>>,
+
+    /// Consecutive failing probes before an instance counts as unhealthy.
+    #[schemars(with = "Option<RawCount>", extend("default" = defaults::HEALTH_UNHEALTHY))]
+    pub unhealthy: Option<Spanned<RawCount>>,
+
+    /// How long a new instance may take to become healthy.
+    #[schemars(
+        with = "Option<RawDuration>",
+        extend("default" = duration_text(defaults::HEALTH_START_TIMEOUT))
+    )]
+    pub start_timeout: Option<Spanned<RawDuration>>,
+}
+
+/// `[environment.NAME]`: a place the application runs.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Environment")]
+pub(crate) struct RawEnvironment {
+    /// Where this environment's proxy listens. Each environment needs its own.
+    #[schemars(with = "RawAddress")]
+    pub listen: Option<Spanned<RawAddress>>,
+
+    /// How long the previous release stays warm for an instant rollback.
+    #[schemars(
+        with = "Option<RawDuration>",
+        extend("default" = duration_text(defaults::ROLLBACK_WINDOW))
+    )]
+    pub rollback_window: Option<Spanned<RawDuration>>,
+}
+
+/// What service, environment and app names may look like.
+pub(crate) const NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_-]*$";
+
+fn name_schema() -> serde_json::Value {
+    serde_json::json!({ "pattern": NAME_PATTERN })
+}

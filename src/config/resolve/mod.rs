@@ -1,0 +1,170 @@
+//! From the file as written ([`RawConfig`]) to the public types: fills in
+//! defaults, expands `${VAR}`, parses durations and addresses, resolves the
+//! state URL, and checks every value on its own. This file
+//! handles the small sections; `service`, `environment` and `values` the rest.
+//!
+//! It keeps going after a problem (using the default in place of a bad
+//! value) so that one run reports every problem in the file. Checks that
+//! compare values with each other are in `checks`.
+
+mod environment;
+mod service;
+mod values;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+
+use serde_spanned::Spanned;
+
+use super::defaults;
+use super::expand::Lookup;
+use super::model::{AppConfig, EnvironmentConfig, ServerConfig, ServiceConfig, StateConfig};
+use super::problem::Finding;
+use super::raw::{RawApp, RawConfig};
+use super::scalars::RawAddress;
+use super::state_url;
+
+/// What the resolver needs besides the raw config.
+pub(crate) struct Context<'a> {
+    /// The file's text, to narrow spans inside string values.
+    pub source: &'a str,
+    /// The absolute directory of the file.
+    pub base_dir: &'a Path,
+    /// Reads environment variables for `${VAR}`.
+    pub lookup: Lookup<'a>,
+}
+
+/// Every section of the config, resolved, plus where the values that are
+/// compared with each other were written.
+pub(crate) struct Sections {
+    pub app: AppConfig,
+    pub server: ServerConfig,
+    pub state: StateConfig,
+    pub services: BTreeMap<String, ServiceConfig>,
+    pub environments: BTreeMap<String, EnvironmentConfig>,
+    pub places: Places,
+}
+
+/// Where values were written, for `checks`. Only values that are valid on
+/// their own are recorded.
+#[derive(Debug, Default)]
+pub(crate) struct Places {
+    /// `[server] listen`, if written.
+    pub server_listen: Option<Range<usize>>,
+    /// `listen` of each environment.
+    pub environment_listen: BTreeMap<String, Range<usize>>,
+    /// The route of each http service: its `path_prefix`, else its `host`,
+    /// else its table.
+    pub routes: BTreeMap<String, Range<usize>>,
+}
+
+/// Resolves `raw`; the findings are empty when every value is valid.
+pub(crate) fn resolve(raw: RawConfig, cx: Context<'_>) -> (Sections, Vec<Finding>) {
+    let mut resolver = Resolver {
+        cx,
+        findings: Vec::new(),
+        places: Places::default(),
+    };
+    let app = resolver.app(raw.app.as_ref());
+    let server = resolver.server(
+        raw.server
+            .as_ref()
+            .and_then(|s| s.get_ref().listen.as_ref()),
+    );
+    let state = resolver.state(raw.state.as_ref().and_then(|s| s.get_ref().url.as_ref()));
+    let services = resolver.services(&raw.service.unwrap_or_default());
+    let environments = resolver.environments(&raw.environment.unwrap_or_default());
+    let Resolver {
+        findings, places, ..
+    } = resolver;
+    let sections = Sections {
+        app,
+        server,
+        state,
+        services,
+        environments,
+        places,
+    };
+    (sections, findings)
+}
+
+struct Resolver<'a> {
+    cx: Context<'a>,
+    findings: Vec<Finding>,
+    places: Places,
+}
+
+impl Resolver<'_> {
+    fn report(&mut self, finding: Finding) {
+        self.findings.push(finding);
+    }
+
+    fn app(&mut self, app: Option<&Spanned<RawApp>>) -> AppConfig {
+        let Some(app) = app else {
+            self.report(
+                Finding::new(
+                    0..0,
+                    "missing [app] table",
+                    "expected at the top of the file",
+                )
+                .help("start the file with\n\n    [app]\n    name = \"hello\""),
+            );
+            return AppConfig {
+                name: String::new(),
+            };
+        };
+        let Some(name) = &app.get_ref().name else {
+            self.report(
+                Finding::new(app.span(), "[app] has no `name`", "this table")
+                    .help(r#"add the application's name, e.g. name = "hello""#),
+            );
+            return AppConfig {
+                name: String::new(),
+            };
+        };
+        self.name(name, "app name");
+        AppConfig {
+            name: name.get_ref().clone(),
+        }
+    }
+
+    fn server(&mut self, listen: Option<&Spanned<RawAddress>>) -> ServerConfig {
+        let listen = match listen {
+            Some(spanned) => match self.address(spanned, "listen") {
+                Some(address) => {
+                    self.places.server_listen = Some(spanned.span());
+                    address
+                }
+                None => defaults::SERVER_LISTEN,
+            },
+            None => defaults::SERVER_LISTEN,
+        };
+        ServerConfig { listen }
+    }
+
+    fn state(&mut self, url: Option<&Spanned<String>>) -> StateConfig {
+        let Some(url) = url else {
+            let url = state_url::resolve(defaults::STATE_URL, self.cx.base_dir)
+                .unwrap_or_else(|_| defaults::STATE_URL.to_owned());
+            return StateConfig { url };
+        };
+        let Some(expanded) = self.expand(url) else {
+            return StateConfig { url: String::new() };
+        };
+        match state_url::resolve(&expanded, self.cx.base_dir) {
+            Ok(url) => StateConfig { url },
+            Err(reason) => {
+                self.report(
+                    Finding::new(
+                        url.span(),
+                        format!("cannot use `{expanded}` as the state database"),
+                        reason,
+                    )
+                    .help(state_url::EXPECTED),
+                );
+                StateConfig { url: expanded }
+            }
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Resolving `[service.NAME]` tables: kind, driver, command, env, replicas,
+//! health, timeouts and route.
+
+use std::collections::BTreeMap;
+
+use serde_spanned::Spanned;
+
+use super::Resolver;
+use crate::config::defaults;
+use crate::config::model::{DriverKind, HealthConfig, ServiceConfig, ServiceKind};
+use crate::config::problem::Finding;
+use crate::config::raw::{Name, RawHealth, RawService};
+
+impl Resolver<'_> {
+    pub(super) fn services(
+        &mut self,
+        services: &BTreeMap<Name, Spanned<RawService>>,
+    ) -> BTreeMap<String, ServiceConfig> {
+        if services.is_empty() {
+            self.report(
+                Finding::new(0..0, "no services", "expected a [service.NAME] table").help(
+                    "add the program to deploy, e.g.\n\n    [service.web]\n    command = [\"./bin/web\", \"--port\", \"{port}\"]",
+                ),
+            );
+        }
+        services
+            .iter()
+            .map(|(name, service)| {
+                self.name(name, "service name");
+                let resolved = self.service(name.get_ref(), service);
+                (name.get_ref().clone(), resolved)
+            })
+            .collect()
+    }
+
+    pub(super) fn service(&mut self, name: &str, service: &Spanned<RawService>) -> ServiceConfig {
+        let raw = service.get_ref();
+        let kind = match &raw.kind {
+            Some(kind) => kind.get_ref().parse().unwrap_or_else(|help| {
+                self.report(
+                    Finding::new(
+                        kind.span(),
+                        format!("unknown service kind `{}`", kind.get_ref().0),
+                        "unknown kind",
+                    )
+                    .help(help),
+                );
+                ServiceKind::Http
+            }),
+            None => ServiceKind::Http,
+        };
+        let driver = match &raw.driver {
+            Some(driver) => match driver.get_ref().parse() {
+                Ok(DriverKind::Process) => DriverKind::Process,
+                Ok(other) => {
+                    self.report(
+                        Finding::new(
+                            driver.span(),
+                            format!("driver `{other}` is not supported yet"),
+                            "not supported yet",
+                        )
+                        .help(r#"use driver = "process" (the default) for now"#),
+                    );
+                    other
+                }
+                Err(help) => {
+                    self.report(
+                        Finding::new(
+                            driver.span(),
+                            format!("unknown driver `{}`", driver.get_ref().0),
+                            "unknown driver",
+                        )
+                        .help(help),
+                    );
+                    DriverKind::Process
+                }
+            },
+            None => DriverKind::Process,
+        };
+        let command = self.command(name, service, driver);
+        let env = self.env(&raw.env);
+        let replicas = self.count(
+            raw.replicas.as_ref(),
+            "replicas",
+            defaults::REPLICAS,
+            1..=defaults::MAX_REPLICAS,
+        );
+        let health = self.health(raw.health.as_ref());
+        let drain_timeout = self.duration(
+            raw.drain_timeout.as_ref(),
+            "drain_timeout",
+            defaults::DRAIN_TIMEOUT,
+            false,
+        );
+        let stop_timeout = self.duration(
+            raw.stop_timeout.as_ref(),
+            "stop_timeout",
+            defaults::STOP_TIMEOUT,
+            false,
+        );
+
+        if kind == ServiceKind::Worker {
+            for (key, value) in [("host", &raw.host), ("path_prefix", &raw.path_prefix)] {
+                if let Some(value) = value {
+                    self.report(
+                        Finding::new(
+                            value.span(),
+                            format!("`{key}` applies only to http services"),
+                            format!("`{name}` is a worker"),
+                        )
+                        .help(
+                            r#"remove it, or make the service receive traffic with kind = "http""#,
+                        ),
+                    );
+                }
+            }
+        }
+        let host = raw.host.as_ref().and_then(|host| self.host(host));
+        let path_prefix = match &raw.path_prefix {
+            Some(prefix) if !prefix.get_ref().starts_with('/') => {
+                self.report(
+                    Finding::new(
+                        prefix.span(),
+                        "`path_prefix` must start with `/`",
+                        "does not start with `/`",
+                    )
+                    .help(r#"expected a path such as "/" or "/api""#),
+                );
+                defaults::PATH_PREFIX.to_owned()
+            }
+            Some(prefix) => prefix.get_ref().clone(),
+            None => defaults::PATH_PREFIX.to_owned(),
+        };
+        if kind == ServiceKind::Http {
+            let place = raw
+                .path_prefix
+                .as_ref()
+                .or(raw.host.as_ref())
+                .map_or(service.span(), Spanned::span);
+            self.places.routes.insert(name.to_owned(), place);
+        }
+
+        ServiceConfig {
+            kind,
+            driver,
+            command,
+            env,
+            replicas,
+            health,
+            drain_timeout,
+            stop_timeout,
+            host,
+            path_prefix,
+        }
+    }
+
+    pub(super) fn command(
+        &mut self,
+        name: &str,
+        service: &Spanned<RawService>,
+        driver: DriverKind,
+    ) -> Vec<String> {
+        let example = "expected the program to run and its arguments, e.g.\n\n    command = [\"./bin/web\", \"--port\", \"{port}\"]";
+        let Some(command) = &service.get_ref().command else {
+            if driver == DriverKind::Process {
+                self.report(
+                    Finding::new(
+                        service.span(),
+                        format!("service `{name}` has no `command`"),
+                        "this service",
+                    )
+                    .help(format!("the process driver needs a command: {example}")),
+                );
+            }
+            return Vec::new();
+        };
+        let items = command.get_ref();
+        match items.first() {
+            None => self
+                .report(Finding::new(command.span(), "`command` is empty", "empty").help(example)),
+            Some(program) if program.get_ref().trim().is_empty() => {
+                self.report(
+                    Finding::new(program.span(), "the program in `command` is empty", "empty")
+                        .help(example),
+                );
+            }
+            Some(_) => {}
+        }
+        items.iter().filter_map(|item| self.expand(item)).collect()
+    }
+
+    pub(super) fn env(
+        &mut self,
+        env: &BTreeMap<Name, Spanned<String>>,
+    ) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for (key, value) in env {
+            let name = key.get_ref();
+            if name.is_empty() || name.contains(['=', '\0']) {
+                self.report(
+                    Finding::new(
+                        key.span(),
+                        format!("invalid environment variable name `{name}`"),
+                        "invalid name",
+                    )
+                    .help("a name may not be empty or contain `=`"),
+                );
+            }
+            if let Some(expanded) = self.expand(value) {
+                out.insert(name.clone(), expanded);
+            }
+        }
+        out
+    }
+
+    pub(super) fn health(&mut self, health: Option<&Spanned<RawHealth>>) -> HealthConfig {
+        let Some(health) = health else {
+            return HealthConfig::default();
+        };
+        let raw = health.get_ref();
+        let path = match &raw.path {
+            Some(path) if !path.get_ref().starts_with('/') => {
+                self.report(
+                    Finding::new(
+                        path.span(),
+                        "`health.path` must start with `/`",
+                        "does not start with `/`",
+                    )
+                    .help(r#"expected an HTTP path such as "/health""#),
+                );
+                defaults::HEALTH_PATH.to_owned()
+            }
+            Some(path) => path.get_ref().clone(),
+            None => defaults::HEALTH_PATH.to_owned(),
+        };
+        HealthConfig {
+            path,
+            interval: self.duration(
+                raw.interval.as_ref(),
+                "health.interval",
+                defaults::HEALTH_INTERVAL,
+                true,
+            ),
+            timeout: self.duration(
+                raw.timeout.as_ref(),
+                "health.timeout",
+                defaults::HEALTH_TIMEOUT,
+                true,
+            ),
+            healthy: self.count(
+                raw.healthy.as_ref(),
+                "health.healthy",
+                defaults::HEALTH_HEALTHY,
+                1..=u32::MAX,
+            ),
+            unhealthy: self.count(
+                raw.unhealthy.as_ref(),
+                "health.unhealthy",
+                defaults::HEALTH_UNHEALTHY,
+                1..=u32::MAX,
+            ),
+            start_timeout: self.duration(
+                raw.start_timeout.as_ref(),
+                "health.start_timeout",
+                defaults::HEALTH_START_TIMEOUT,
+                true,
+            ),
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Values the file writes as plain TOML scalars but that mean more:
+//! durations, socket addresses, service kinds, driver kinds and counts.
+//!
+//! Each is read as-is (so a wrong TOML type is reported with what was
+//! expected, e.g. `expected a duration such as "30s"`), parsed afterwards by
+//! the resolver (so a bad value gets its own message, span and help), and
+//! describes itself in the JSON Schema.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+use super::model::{DriverKind, ServiceKind};
+use super::suggest;
+
+/// What a duration looks like, for help lines.
+pub(crate) const DURATION_EXPECTED: &str =
+    r#"a duration such as "500ms", "30s" or "10m" (units: ms, s, m, h, d)"#;
+/// What a socket address looks like, for help lines.
+pub(crate) const ADDRESS_EXPECTED: &str =
+    r#"an IP address and port such as "127.0.0.1:8080" or "[::1]:8080""#;
+
+/// Defines a newtype over the text of a string value with its own
+/// `expecting` message and JSON Schema.
+macro_rules! text_value {
+    ($(#[$doc:meta])* $name:ident, $expecting:expr, $schema:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub(crate) struct $name(pub String);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct TextVisitor;
+                impl Visitor<'_> for TextVisitor {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_str<E: de::Error>(self, value: &str) -> Result<$name, E> {
+                        Ok($name(value.to_owned()))
+                    }
+                }
+                deserializer.deserialize_str(TextVisitor)
+            }
+        }
+
+        impl JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).trim_start_matches("Raw").into()
+            }
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                $schema
+            }
+        }
+    };
+}
+
+text_value!(
+    /// A duration as written: "500ms", "30s", "10m", "1h 30m".
+    RawDuration,
+    DURATION_EXPECTED,
+    json_schema!({
+        "type": "string",
+        "description": "A duration: a number and a unit (ms, s, m, h, d), e.g. \"500ms\", \"30s\", \"10m\", \"1h 30m\".",
+        "examples": ["500ms", "30s", "10m"]
+    })
+);
+
+text_value!(
+    /// An IP address and port as written: "127.0.0.1:8080", "[::1]:8080".
+    RawAddress,
+    ADDRESS_EXPECTED,
+    json_schema!({
+        "type": "string",
+        "description": "An IP address and port, e.g. \"127.0.0.1:8080\", \"0.0.0.0:80\" or \"[::1]:8080\". Host names are not resolved.",
+        "examples": ["127.0.0.1:8080"]
+    })
+);
+
+text_value!(
+    /// `kind` as written.
+    RawServiceKind,
+    r#""http" or "worker""#,
+    json_schema!({
+        "type": "string",
+        "enum": ["http", "worker"],
+        "description": "`http` receives traffic through cutover's proxy; `worker` receives none."
+    })
+);
+
+text_value!(
+    /// `driver` as written.
+    RawDriverKind,
+    r#""process", "docker" or "kubernetes""#,
+    json_schema!({
+        "type": "string",
+        "enum": ["process", "docker", "kubernetes"],
+        "description": "What runs the instances. Only `process` is supported so far."
+    })
+);
+
+impl RawDuration {
+    /// The duration, or a short reason the text is not one.
+    pub(crate) fn parse(&self) -> Result<Duration, String> {
+        use humantime::DurationError as E;
+        humantime::parse_duration(self.0.trim()).map_err(|err| match err {
+            E::UnknownUnit { unit, value, .. } if unit.is_empty() => {
+                format!("no unit: {value}s or {value}ms?")
+            }
+            E::UnknownUnit { unit, .. } => format!("unknown unit `{unit}`"),
+            E::InvalidCharacter(_) => "invalid character".to_owned(),
+            E::NumberExpected(_) => "expected a number".to_owned(),
+            E::NumberOverflow => "too large or too precise".to_owned(),
+            E::Empty => "empty".to_owned(),
+        })
+    }
+}
+
+impl RawAddress {
+    /// The address, or a short reason it is not one.
+    pub(crate) fn parse(&self) -> Result<SocketAddr, String> {
+        let text = self.0.trim();
+        text.parse().map_err(|_| {
+            let reason = match text.rsplit_once(':') {
+                _ if text.is_empty() => "empty",
+                _ if text.ends_with(']') => "no port",
+                None => "no port",
+                Some((host, _)) if host.contains(':') && !host.starts_with('[') => {
+                    "an IPv6 address needs brackets, as in [::1]:8080"
+                }
+                Some((host, _)) if host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() => {
+                    "not a valid port"
+                }
+                Some(_) => "not an IP address (host names are not resolved)",
+            };
+            reason.to_owned()
+        })
+    }
+}
+
+impl RawServiceKind {
+    /// The kind, or the help line for an unknown one.
+    pub(crate) fn parse(&self) -> Result<ServiceKind, String> {
+        const ALL: [ServiceKind; 2] = [ServiceKind::Http, ServiceKind::Worker];
+        ALL.into_iter()
+            .find(|kind| kind.as_str() == self.0)
+            .ok_or_else(|| expected(&self.0, ALL.map(ServiceKind::as_str)))
+    }
+}
+
+impl RawDriverKind {
+    /// The driver, or the help line for an unknown one.
+    pub(crate) fn parse(&self) -> Result<DriverKind, String> {
+        const ALL: [DriverKind; 3] = [
+            DriverKind::Process,
+            DriverKind::Docker,
+            DriverKind::Kubernetes,
+        ];
+        ALL.into_iter()
+            .find(|driver| driver.as_str() == self.0)
+            .ok_or_else(|| expected(&self.0, ALL.map(DriverKind::as_str)))
+    }
+}
+
+/// `expected "a", "b" or "c"`, with a suggestion when one is close.
+fn expected<const N: usize>(word: &str, names: [&str; N]) -> String {
+    let quoted: Vec<String> = names.iter().map(|name| format!("\"{name}\"")).collect();
+    let list = match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => quoted.join(""),
+    };
+    match suggest::closest(word, names) {
+        Some(close) => format!("expected {list}; did you mean \"{close}\"?"),
+        None => format!("expected {list}"),
+    }
+}
+
+/// A whole number as written (TOML integers are 64-bit signed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawCount(pub i64);
+
+impl<'de> Deserialize<'de> for RawCount {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CountVisitor;
+        impl Visitor<'_> for CountVisitor {
+            type Value = RawCount;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number such as 2")
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<RawCount, E> {
+                Ok(RawCount(value))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<RawCount, E> {
+                Ok(RawCount(i64::try_from(value).unwrap_or(i64::MAX)))
+            }
+        }
+        deserializer.deserialize_i64(CountVisitor)
+    }
+}
+
+impl JsonSchema for RawCount {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Count".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "integer", "minimum": 1 })
+    }
+}

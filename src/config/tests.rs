@@ -1,0 +1,395 @@
+//! Tests of loading valid configs: values, defaults, `${VAR}`, the state
+//! path, environment selection, the summary and the JSON Schema.
+
+use std::collections::BTreeMap;
+use std::env::VarError;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+
+/// The variables `${VAR}` sees in these tests.
+fn test_env(name: &str) -> Result<String, VarError> {
+    match name {
+        "LOG_LEVEL" => Ok("debug".to_owned()),
+        "DATA_DIR" => Ok("data".to_owned()),
+        "TOKEN" => Ok("s3cret".to_owned()),
+        _ => Err(VarError::NotPresent),
+    }
+}
+
+fn parse_at(source: &str, path: &str) -> Result<Config, ConfigError> {
+    parse_with_env(source, Path::new(path), &test_env)
+}
+
+fn valid(source: &str) -> Config {
+    match parse_at(source, "/srv/hello/cutover.toml") {
+        Ok(config) => config,
+        Err(err) => panic!("expected a valid config, got:\n{}", render(&err)),
+    }
+}
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().expect("test addresses are valid")
+}
+
+const FULL: &str = r#"
+[app]
+name = "hello"
+
+[server]
+listen = "127.0.0.1:7171"
+
+[state]
+url = "sqlite://.cutover/state.db"
+
+[service.web]
+kind = "http"
+driver = "process"
+command = ["./bin/hello", "--port", "{port}", "--version", "{version}"]
+env = { RUST_LOG = "info" }
+replicas = 2
+health = { path = "/healthz", interval = "500ms", timeout = "2s", healthy = 2, unhealthy = 3, start_timeout = "90s" }
+drain_timeout = "45s"
+stop_timeout = "5s"
+host = "shop.example"
+path_prefix = "/"
+
+[service.worker]
+kind = "worker"
+command = ["./bin/worker"]
+
+[environment.production]
+listen = "127.0.0.1:8080"
+rollback_window = "1h"
+"#;
+
+const MINIMAL: &str = r#"
+[app]
+name = "hello"
+
+[service.web]
+command = ["./bin/hello", "--port", "{port}"]
+
+[environment.production]
+listen = "127.0.0.1:8080"
+"#;
+
+#[test]
+fn full_example_parses_to_its_values() {
+    let config = valid(FULL);
+    assert_eq!(config.path, PathBuf::from("/srv/hello/cutover.toml"));
+    assert_eq!(config.base_dir, PathBuf::from("/srv/hello"));
+    assert_eq!(config.app.name, "hello");
+    assert_eq!(config.server.listen, addr("127.0.0.1:7171"));
+    assert_eq!(config.state.url, "sqlite:///srv/hello/.cutover/state.db");
+
+    let web = &config.services["web"];
+    let expected_web = ServiceConfig {
+        kind: ServiceKind::Http,
+        driver: DriverKind::Process,
+        command: ["./bin/hello", "--port", "{port}", "--version", "{version}"]
+            .map(str::to_owned)
+            .to_vec(),
+        env: BTreeMap::from([("RUST_LOG".to_owned(), "info".to_owned())]),
+        replicas: 2,
+        health: HealthConfig {
+            path: "/healthz".to_owned(),
+            interval: Duration::from_millis(500),
+            timeout: Duration::from_secs(2),
+            healthy: 2,
+            unhealthy: 3,
+            start_timeout: Duration::from_secs(90),
+        },
+        drain_timeout: Duration::from_secs(45),
+        stop_timeout: Duration::from_secs(5),
+        host: Some("shop.example".to_owned()),
+        path_prefix: "/".to_owned(),
+    };
+    assert_eq!(web, &expected_web);
+
+    let worker = &config.services["worker"];
+    assert_eq!(worker.kind, ServiceKind::Worker);
+    assert_eq!(worker.command, vec!["./bin/worker".to_owned()]);
+
+    assert_eq!(
+        config.environments["production"],
+        EnvironmentConfig {
+            listen: addr("127.0.0.1:8080"),
+            rollback_window: Duration::from_secs(3600),
+        }
+    );
+}
+
+#[test]
+fn omitted_keys_take_their_defaults() {
+    let config = valid(MINIMAL);
+    assert_eq!(config.server.listen, addr("127.0.0.1:7070"));
+    assert_eq!(config.state.url, "sqlite:///srv/hello/.cutover/state.db");
+    let web = &config.services["web"];
+    assert_eq!(web.kind, ServiceKind::Http);
+    assert_eq!(web.driver, DriverKind::Process);
+    assert!(web.env.is_empty());
+    assert_eq!(web.replicas, 1);
+    assert_eq!(
+        web.health,
+        HealthConfig {
+            path: "/health".to_owned(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(2),
+            healthy: 2,
+            unhealthy: 3,
+            start_timeout: Duration::from_secs(60),
+        }
+    );
+    assert_eq!(web.health, HealthConfig::default());
+    assert_eq!(web.drain_timeout, Duration::from_secs(30));
+    assert_eq!(web.stop_timeout, Duration::from_secs(10));
+    assert_eq!(web.host, None);
+    assert_eq!(web.path_prefix, "/");
+    assert_eq!(
+        config.environments["production"].rollback_window,
+        Duration::from_secs(600)
+    );
+}
+
+#[test]
+fn partial_health_keeps_the_other_defaults() {
+    let source = MINIMAL.replace(
+        "command = [",
+        "health = { path = \"/up\", healthy = 1 }\ncommand = [",
+    );
+    let health = &valid(&source).services["web"].health;
+    assert_eq!(health.path, "/up");
+    assert_eq!(health.healthy, 1);
+    assert_eq!(health.unhealthy, 3);
+    assert_eq!(health.interval, Duration::from_secs(1));
+}
+
+#[test]
+fn health_may_be_its_own_table() {
+    let source = format!("{MINIMAL}\n[service.web.health]\ninterval = \"250ms\"\n");
+    let health = &valid(&source).services["web"].health;
+    assert_eq!(health.interval, Duration::from_millis(250));
+    assert_eq!(health.path, "/health");
+}
+
+#[test]
+fn relative_state_path_is_resolved_against_the_config_directory() {
+    let source = format!("{MINIMAL}\n[state]\nurl = \"sqlite://var/state.db?mode=rwc\"\n");
+    let config = parse_at(&source, "/etc/shop/cutover.toml").expect("valid config");
+    assert_eq!(config.state.url, "sqlite:///etc/shop/var/state.db?mode=rwc");
+
+    let absolute = format!("{MINIMAL}\n[state]\nurl = \"sqlite:///var/lib/cutover.db\"\n");
+    let config = parse_at(&absolute, "/etc/shop/cutover.toml").expect("valid config");
+    assert_eq!(config.state.url, "sqlite:///var/lib/cutover.db");
+
+    let postgres = format!("{MINIMAL}\n[state]\nurl = \"postgres://cutover@db/cutover\"\n");
+    let config = parse_at(&postgres, "/etc/shop/cutover.toml").expect("valid config");
+    assert_eq!(config.state.url, "postgres://cutover@db/cutover");
+}
+
+#[test]
+fn a_relative_config_path_gets_an_absolute_base_dir() {
+    let config = parse_at(MINIMAL, "cutover.toml").expect("valid config");
+    let cwd = std::env::current_dir().expect("the test has a current directory");
+    assert_eq!(config.path, PathBuf::from("cutover.toml"));
+    assert_eq!(config.base_dir, cwd);
+    assert_eq!(
+        config.state.url,
+        format!("sqlite://{}/.cutover/state.db", cwd.display())
+    );
+
+    let config = parse_at(MINIMAL, "./deploy/cutover.toml").expect("valid config");
+    assert_eq!(config.base_dir, cwd.join("deploy"));
+}
+
+#[test]
+fn variables_are_expanded_and_escapes_kept_literal() {
+    let source = r#"
+[app]
+name = "hello"
+
+[state]
+url = "sqlite://${DATA_DIR}/state.db"
+
+[service.web]
+command = ["./bin/hello", "--log=${LOG_LEVEL}", "--port", "{port}", "--literal", "$${NOT_EXPANDED}", "$HOME"]
+env = { TOKEN = "${TOKEN}", TEMPLATE = "$${TOKEN}-{version}" }
+
+[environment.production]
+listen = "127.0.0.1:8080"
+"#;
+    let config = valid(source);
+    assert_eq!(config.state.url, "sqlite:///srv/hello/data/state.db");
+    let web = &config.services["web"];
+    assert_eq!(
+        web.command,
+        [
+            "./bin/hello",
+            "--log=debug",
+            "--port",
+            "{port}",
+            "--literal",
+            "${NOT_EXPANDED}",
+            "$HOME"
+        ]
+        .map(str::to_owned)
+    );
+    assert_eq!(web.env["TOKEN"], "s3cret");
+    assert_eq!(web.env["TEMPLATE"], "${TOKEN}-{version}");
+}
+
+#[test]
+fn parse_reads_the_process_environment() {
+    // `parse` (not `parse_with_env`) uses std::env; PATH is set wherever tests run.
+    let path = std::env::var("PATH").expect("PATH is set for tests");
+    let source = MINIMAL.replace("\"{port}\"]", "\"{port}\", \"${PATH}\"]");
+    let config = parse(&source, Path::new("cutover.toml")).expect("valid config");
+    assert_eq!(config.services["web"].command[3], path);
+
+    let unset = MINIMAL.replace("\"{port}\"]", "\"${CUTOVER_TEST_SURELY_UNSET_VARIABLE}\"]");
+    let err = parse(&unset, Path::new("cutover.toml")).expect_err("the variable is unset");
+    assert!(
+        err.to_string()
+            .contains("`CUTOVER_TEST_SURELY_UNSET_VARIABLE` is not set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn environment_none_needs_exactly_one() {
+    let one = valid(MINIMAL);
+    let (name, environment) = one.environment(None).expect("the only environment");
+    assert_eq!(name, "production");
+    assert_eq!(environment.listen, addr("127.0.0.1:8080"));
+
+    let two = valid(&format!(
+        "{MINIMAL}\n[environment.staging]\nlisten = \"127.0.0.1:8081\"\n"
+    ));
+    let err = two.environment(None).expect_err("two environments");
+    assert!(matches!(err, ConfigError::EnvironmentRequired { .. }));
+    insta::assert_snapshot!("environment_none_with_two", render(&err));
+
+    let (name, environment) = two.environment(Some("staging")).expect("named");
+    assert_eq!(name, "staging");
+    assert_eq!(environment.listen, addr("127.0.0.1:8081"));
+
+    let err = two
+        .environment(Some("prod"))
+        .expect_err("no such environment");
+    assert!(matches!(err, ConfigError::UnknownEnvironment { .. }));
+    insta::assert_snapshot!("environment_unknown", render(&err));
+}
+
+#[test]
+fn http_services_leaves_out_workers() {
+    let config = valid(FULL);
+    let names: Vec<&str> = config.http_services().map(|(name, _)| name).collect();
+    assert_eq!(names, ["web"]);
+}
+
+#[test]
+fn services_on_different_routes_may_share_a_listener() {
+    let source = format!(
+        "{MINIMAL}\n[service.api]\ncommand = [\"./api\"]\npath_prefix = \"/api\"\n\n[service.shop]\ncommand = [\"./shop\"]\nhost = \"shop.example\"\n"
+    );
+    assert_eq!(valid(&source).http_services().count(), 3);
+}
+
+#[test]
+fn summary_lists_app_services_and_environments() {
+    let config = valid(FULL);
+    insta::assert_snapshot!(config.summary());
+}
+
+#[test]
+fn config_serializes_durations_as_text() {
+    let json = serde_json::to_value(valid(FULL)).expect("config serializes");
+    let web = &json["services"]["web"];
+    assert_eq!(web["drain_timeout"], "45s");
+    assert_eq!(web["health"]["interval"], "500ms");
+    assert_eq!(web["kind"], "http");
+    assert_eq!(web["driver"], "process");
+    assert_eq!(json["environments"]["production"]["rollback_window"], "1h");
+    assert_eq!(
+        json["environments"]["production"]["listen"],
+        "127.0.0.1:8080"
+    );
+}
+
+#[test]
+fn json_schema_describes_the_file() {
+    let schema = json_schema();
+    let text = serde_json::to_string_pretty(&schema).expect("the schema serializes");
+    let reparsed: serde_json::Value =
+        serde_json::from_str(&text).expect("the schema is valid JSON");
+    assert_eq!(reparsed, schema);
+
+    let properties = &schema["properties"];
+    for key in ["app", "server", "state", "service", "environment"] {
+        assert!(properties.get(key).is_some(), "missing property {key}");
+    }
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .expect("required is an array")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    for key in ["app", "service", "environment"] {
+        assert!(
+            required.contains(&key),
+            "{key} is not required: {required:?}"
+        );
+    }
+    assert_eq!(schema["additionalProperties"], false);
+    assert!(!text.contains("null"), "TOML has no null: {text}");
+    assert!(
+        text.contains("\"30s\""),
+        "the drain_timeout default is advertised"
+    );
+    assert!(
+        text.contains("\"127.0.0.1:7070\""),
+        "the server.listen default is advertised"
+    );
+}
+
+#[test]
+fn load_reads_a_file_and_resolves_against_its_directory() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("cutover.toml");
+    std::fs::write(&path, MINIMAL).expect("write the config");
+    let config = load(&path).expect("a valid config");
+    assert_eq!(config.base_dir, dir.path());
+    assert_eq!(
+        config.state.url,
+        format!("sqlite://{}/.cutover/state.db", dir.path().display())
+    );
+}
+
+#[test]
+fn load_names_a_missing_file_and_suggests_init() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("cutover.toml");
+    let err = load(&path).expect_err("no file");
+    assert!(matches!(err, ConfigError::NotFound { .. }));
+    let text = render(&err).replace(&dir.path().display().to_string(), "DIR");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn load_names_the_path_on_io_errors() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let err = load(dir.path()).expect_err("a directory is not a file");
+    assert!(matches!(err, ConfigError::Read { .. }));
+    let text = render(&err);
+    assert!(text.contains(&dir.path().display().to_string()), "{text}");
+}
+
+#[test]
+fn config_error_can_cross_threads_and_into_reports() {
+    fn assert_error<E: std::error::Error + miette::Diagnostic + Send + Sync + 'static>() {}
+    assert_error::<ConfigError>();
+    assert_error::<Problem>();
+}
