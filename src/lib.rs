@@ -7,6 +7,10 @@
 //! deployments; `api` is the daemon's HTTP API and its client; `cli` is the
 //! command line.
 
+pub mod api;
+pub mod cli;
 pub mod config;
 pub mod drivers;
+pub mod exit;
+pub mod runtime;
 pub mod store;

@@ -31,7 +31,7 @@ fn workspace() -> PathBuf {
 /// a debug build of `hello` panics at start-up: clap's debug assertions reject
 /// its `--version` option, which collides with the flag `#[command(version)]`
 /// generates. Once that is fixed in examples/hello, "debug" works here too.
-const HELLO_PROFILE: &str = "release";
+const HELLO_PROFILE: &str = "debug";
 
 /// The `hello` example binary, built once per test run so that the tests also
 /// work on a fresh checkout.

@@ -1,0 +1,186 @@
+//! The CLI's client for the daemon's API: JSON over HTTP/1.1 on the daemon's
+//! (loopback by default) address, with the bearer token.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{
+    Accepted, ApiErrorBody, DeployRequest, DeploymentDetail, RollbackRequest, StatusResponse,
+};
+use crate::store::Deployment;
+
+/// Longest wait for one API call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What can go wrong talking to the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing answers at the address.
+    #[error("cannot reach the cutover daemon at {addr}: {reason}. Is `cutover serve` running?")]
+    Unreachable {
+        /// Where we looked.
+        addr: SocketAddr,
+        /// The connection error.
+        reason: String,
+    },
+    /// The daemon answered with an error.
+    #[error("{message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Machine-readable code.
+        code: String,
+        /// Explanation.
+        message: String,
+    },
+    /// The answer was not what the API promises.
+    #[error("unexpected answer from the daemon: {0}")]
+    Protocol(String),
+}
+
+/// A client bound to one daemon.
+#[derive(Clone)]
+pub struct ApiClient {
+    addr: SocketAddr,
+    token: String,
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl ApiClient {
+    /// A client for the daemon at `addr` with `token`.
+    pub fn new(addr: SocketAddr, token: String) -> ApiClient {
+        ApiClient {
+            addr,
+            token,
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// `GET /v1/status`.
+    pub async fn status(&self) -> Result<StatusResponse, ClientError> {
+        self.call(Method::GET, "/v1/status", None::<&()>).await
+    }
+
+    /// `POST /v1/deployments`.
+    pub async fn deploy(&self, req: &DeployRequest) -> Result<Accepted, ClientError> {
+        self.call(Method::POST, "/v1/deployments", Some(req)).await
+    }
+
+    /// `POST /v1/rollback`.
+    pub async fn rollback(&self, req: &RollbackRequest) -> Result<Accepted, ClientError> {
+        self.call(Method::POST, "/v1/rollback", Some(req)).await
+    }
+
+    /// `GET /v1/deployments/{id}`.
+    pub async fn deployment(&self, id: i64) -> Result<DeploymentDetail, ClientError> {
+        self.call(Method::GET, &format!("/v1/deployments/{id}"), None::<&()>)
+            .await
+    }
+
+    /// `GET /v1/deployments?environment=…&limit=…`, newest first.
+    pub async fn deployments(
+        &self,
+        environment: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Deployment>, ClientError> {
+        let mut path = format!("/v1/deployments?limit={limit}");
+        if let Some(env) = environment {
+            path.push_str("&environment=");
+            path.push_str(&percent_encode(env));
+        }
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let bytes = match body {
+            Some(b) => serde_json::to_vec(b).map_err(|e| ClientError::Protocol(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{}", self.addr, path))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = tokio::time::timeout(CALL_TIMEOUT, self.http.request(req))
+            .await
+            .map_err(|_| ClientError::Unreachable {
+                addr: self.addr,
+                reason: "no answer within 30 s".into(),
+            })?
+            .map_err(|e| ClientError::Unreachable {
+                addr: self.addr,
+                reason: error_chain(&e),
+            })?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+            .to_bytes();
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(e.to_string()));
+        }
+        match serde_json::from_slice::<ApiErrorBody>(&body) {
+            Ok(err) => Err(ClientError::Api {
+                status: status.as_u16(),
+                code: err.error,
+                message: err.message,
+            }),
+            Err(_) => Err(ClientError::Api {
+                status: status.as_u16(),
+                code: code_for(status).into(),
+                message: String::from_utf8_lossy(&body).into_owned(),
+            }),
+        }
+    }
+}
+
+fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::CONFLICT => "locked",
+        StatusCode::BAD_REQUEST => "bad_request",
+        _ => "internal",
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,151 @@
+//! `cutover deploy` and `cutover rollback`: ask the daemon, then follow the
+//! deployment's events until it ends, showing progress; the exit code says
+//! how it ended.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::output;
+use crate::api::client::ApiClient;
+use crate::api::{DeployRequest, DeploymentDetail, RollbackRequest};
+use crate::exit::{self, CliError};
+use crate::store::DeploymentState;
+
+/// How often the CLI asks for news.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// `cutover deploy VERSION [--env E]`.
+pub async fn deploy(
+    path: &Path,
+    version: &str,
+    environment: Option<&str>,
+    json: bool,
+) -> Result<(), CliError> {
+    let config = output::load_config(path)?;
+    let client = output::client(&config)?;
+    let accepted = client
+        .deploy(&DeployRequest {
+            environment: environment.map(str::to_owned),
+            version: version.to_owned(),
+            requested_by: output::requested_by(),
+        })
+        .await?;
+    if !json {
+        eprintln!(
+            "Deploying {version} to {} (deployment {})",
+            accepted.environment, accepted.deployment_id
+        );
+    }
+    let detail = follow(&client, accepted.deployment_id, json).await?;
+    conclude(detail, json)
+}
+
+/// `cutover rollback [--env E]`.
+pub async fn rollback(path: &Path, environment: Option<&str>, json: bool) -> Result<(), CliError> {
+    let config = output::load_config(path)?;
+    let client = output::client(&config)?;
+    let accepted = client
+        .rollback(&RollbackRequest {
+            environment: environment.map(str::to_owned),
+            requested_by: output::requested_by(),
+        })
+        .await?;
+    if !json {
+        eprintln!(
+            "Rolling back {} (deployment {})",
+            accepted.environment, accepted.deployment_id
+        );
+    }
+    let detail = follow(&client, accepted.deployment_id, json).await?;
+    conclude(detail, json)
+}
+
+/// Polls the deployment until it ends, printing each new event.
+pub async fn follow(
+    client: &ApiClient,
+    id: i64,
+    quiet: bool,
+) -> Result<DeploymentDetail, CliError> {
+    let started = Instant::now();
+    let spinner = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let pb = ProgressBar::new_spinner();
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        pb.enable_steady_tick(Duration::from_millis(100));
+        pb
+    });
+    let mut shown = 0;
+    loop {
+        let detail = client.deployment(id).await?;
+        for ev in detail.events.iter().skip(shown) {
+            if !quiet {
+                let line = format!(
+                    "  [{:>5.1}s] {:<17} {}",
+                    started.elapsed().as_secs_f64(),
+                    ev.kind,
+                    ev.message
+                );
+                match &spinner {
+                    Some(pb) => {
+                        pb.println(line);
+                        pb.set_message(ev.message.lines().next().unwrap_or("").to_owned());
+                    }
+                    None => eprintln!("{line}"),
+                }
+            }
+        }
+        shown = detail.events.len();
+        if detail.deployment.state != DeploymentState::Running {
+            if let Some(pb) = spinner {
+                pb.finish_and_clear();
+            }
+            return Ok(detail);
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+fn conclude(detail: DeploymentDetail, json: bool) -> Result<(), CliError> {
+    let d = &detail.deployment;
+    let took = d
+        .finished_at
+        .map(|f| f.duration_since(d.started_at))
+        .and_then(|s| Duration::try_from(s).ok())
+        .unwrap_or_default();
+    if json {
+        output::print_json(&detail)?;
+    }
+    match d.state {
+        DeploymentState::Succeeded => {
+            if !json {
+                println!(
+                    "{} now serves all traffic in {} ({:.2}s)",
+                    d.version,
+                    d.environment,
+                    took.as_secs_f64()
+                );
+            }
+            Ok(())
+        }
+        _ => {
+            let reason = d
+                .reason
+                .clone()
+                .unwrap_or_else(|| "no reason recorded".into());
+            let serving = d
+                .previous_version
+                .as_deref()
+                .map(|p| format!("; {p} still serves {}", d.environment))
+                .unwrap_or_default();
+            Err(CliError::new(
+                exit::DEPLOY_FAILED,
+                format!("deployment {} failed{serving}\n{reason}", d.id),
+            ))
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The command line: clap definitions and dispatch, one file per verb
+//! (kamal-proxy style). Commands other than `serve`, `check`, `schema` and
+//! `demo` talk to the daemon over its API.
+
+mod check;
+mod demo;
+mod deploy;
+mod output;
+pub mod serve;
+mod status;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::CliError;
+
+/// cutover takes an application from "new version built" to "new version
+/// serving all traffic" with no failed requests, and back again in under a
+/// second when the new version misbehaves.
+///
+/// Start the daemon with `cutover serve`, then `cutover deploy VERSION`.
+/// Try it all at once with `cutover demo`.
+#[derive(Debug, Parser)]
+#[command(name = "cutover", version, about, long_about, propagate_version = true)]
+pub struct Cli {
+    /// The config file.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "CUTOVER_CONFIG",
+        default_value = "cutover.toml"
+    )]
+    pub config: PathBuf,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: the API, one proxy per environment, the state store.
+    ///
+    /// Instances it started keep running if the daemon is killed; a new daemon
+    /// re-adopts them. On SIGINT/SIGTERM it drains and stops them and exits.
+    Serve,
+    /// Deploy VERSION blue-green: start it, wait for health, switch all
+    /// traffic in one step, keep the old release warm for rollback.
+    ///
+    /// Exits 0 only when VERSION serves all traffic; 3 when it failed and the
+    /// previous release still serves; 4 when another deployment holds the lock.
+    Deploy {
+        /// Version label, substituted for {version} in the service's command.
+        #[arg(value_name = "VERSION")]
+        release: String,
+        /// Environment (may be omitted when the config has only one).
+        #[arg(long = "env", short = 'e')]
+        environment: Option<String>,
+    },
+    /// Go back to the previous release: one switch while it is warm, a
+    /// blue-green start of it otherwise.
+    Rollback {
+        /// Environment (may be omitted when the config has only one).
+        #[arg(long = "env", short = 'e')]
+        environment: Option<String>,
+    },
+    /// What serves where: releases, instances, locks.
+    Status,
+    /// Past deployments and rollbacks, newest first, with their events.
+    History {
+        /// Only this environment.
+        #[arg(long = "env", short = 'e')]
+        environment: Option<String>,
+        /// How many deployments.
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+        /// Show each deployment's events too.
+        #[arg(long)]
+        events: bool,
+    },
+    /// Validate the config file and summarise it.
+    Check,
+    /// Print the JSON Schema of the config file.
+    Schema,
+    /// Build the example app, start a daemon in a scratch directory, deploy
+    /// v1 and then v2 under load, and show what happened.
+    Demo {
+        /// Directory for the demo's config, state and logs (default: a new temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Exit when the demo is done instead of serving until Ctrl-C.
+        #[arg(long)]
+        no_wait: bool,
+    },
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let json = cli.json;
+    match cli.command {
+        Command::Serve => serve::run(&cli.config).await,
+        Command::Deploy {
+            release,
+            environment,
+        } => deploy::deploy(&cli.config, &release, environment.as_deref(), json).await,
+        Command::Rollback { environment } => {
+            deploy::rollback(&cli.config, environment.as_deref(), json).await
+        }
+        Command::Status => status::status(&cli.config, json).await,
+        Command::History {
+            environment,
+            limit,
+            events,
+        } => status::history(&cli.config, environment.as_deref(), limit, events, json).await,
+        Command::Check => check::check(&cli.config, json),
+        Command::Schema => check::schema(),
+        Command::Demo { dir, no_wait } => demo::run(dir, no_wait).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

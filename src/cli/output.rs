@@ -1,0 +1,56 @@
+//! Shared CLI plumbing: loading the config with a rendered error, the API
+//! client for a config, JSON printing, and who "I" am for locks and history.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::api::client::ApiClient;
+use crate::api::token;
+use crate::config::{self, Config};
+use crate::exit::{self, CliError};
+
+/// Loads the config, rendering an error as miette does (no colour when
+/// `NO_COLOR` is set or stderr is not a terminal).
+pub fn load_config(path: &Path) -> Result<Config, CliError> {
+    config::load(path).map_err(|e| CliError::new(exit::USAGE, render_config_error(e)))
+}
+
+fn render_config_error(e: config::ConfigError) -> String {
+    if use_color() {
+        format!("{:?}", miette::Report::new(e))
+    } else {
+        config::render(&e)
+    }
+}
+
+/// True when output may be coloured.
+pub fn use_color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// A client for the daemon of this config.
+pub fn client(config: &Config) -> Result<ApiClient, CliError> {
+    let token = token::for_client(&token::token_path(&config.base_dir))?;
+    Ok(ApiClient::new(config.server.listen, token))
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::new(exit::FAILURE, format!("cannot encode JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// `user@host` of whoever runs the CLI.
+pub fn requested_by() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host}")
+}

@@ -1,0 +1,192 @@
+//! `cutover serve`: the daemon. Opens the store, re-adopts what still runs,
+//! binds the API and one proxy listener per environment, and on SIGINT/SIGTERM
+//! stops accepting, finishes in-flight requests, drains and stops instances.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::output;
+use crate::api::server::{ApiState, app};
+use crate::api::token;
+use crate::config::Config;
+use crate::exit::{self, CliError};
+use crate::runtime::Daemon;
+use crate::store::Store;
+
+/// A daemon started in this process.
+pub struct RunningDaemon {
+    /// The runtime.
+    pub daemon: Arc<Daemon>,
+    /// Where the API listens.
+    pub api_addr: SocketAddr,
+    /// Where each environment's proxy listens.
+    pub proxies: Vec<(String, SocketAddr)>,
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl RunningDaemon {
+    /// Stops accepting, lets in-flight requests finish, then drains and stops
+    /// every instance.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        self.daemon.stop_all_instances().await;
+    }
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub async fn run(path: &Path) -> Result<(), CliError> {
+    init_tracing();
+    let config = output::load_config(path)?;
+    let running = start(config).await?;
+    eprintln!(
+        "cutover: serving {} — API on http://{}",
+        running.daemon.config().app.name,
+        running.api_addr
+    );
+    for (env, addr) in &running.proxies {
+        eprintln!("cutover: environment {env} on http://{addr}");
+    }
+    wait_for_signal().await;
+    eprintln!("cutover: stopping — finishing in-flight requests, then stopping instances");
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Starts the daemon for `config` in this process and returns once it serves.
+pub async fn start(config: Config) -> Result<RunningDaemon, CliError> {
+    let metrics = install_metrics();
+    let store = Store::open(&config.state.url).await.map_err(|e| {
+        CliError::new(
+            exit::FAILURE,
+            format!("cannot open the state store {}: {e}", config.state.url),
+        )
+    })?;
+    let token = token::load_or_create(&token::token_path(&config.base_dir))?;
+    let api_listen = config.server.listen;
+    let daemon =
+        Daemon::new(config, store).map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?;
+
+    // Bind everything before adopting, so a port clash fails fast and changes nothing.
+    let api_listener = bind(api_listen, "the API (server.listen)").await?;
+    let api_addr = api_listener
+        .local_addr()
+        .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?;
+    let mut proxy_listeners = Vec::new();
+    for env in daemon.environments() {
+        let what = format!("environment {} (listen)", env.name());
+        let listener = bind(env.config().listen, &what).await?;
+        proxy_listeners.push((env.clone(), listener));
+    }
+
+    let report = daemon
+        .recover()
+        .await
+        .map_err(|e| CliError::new(exit::FAILURE, format!("recovering state: {e}")))?;
+    if !report.adopted.is_empty() || !report.stopped.is_empty() || !report.interrupted.is_empty() {
+        tracing::info!(
+            adopted = report.adopted.len(),
+            stopped = report.stopped.len(),
+            interrupted = report.interrupted.len(),
+            "recovered state after a restart"
+        );
+    }
+
+    let stop = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let mut proxies = Vec::new();
+    for (env, listener) in proxy_listeners {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?;
+        proxies.push((env.name().to_owned(), addr));
+        let proxy = env.proxy().clone();
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            if let Err(e) = proxy.serve(listener, stop.cancelled_owned()).await {
+                tracing::error!(error = %e, "proxy listener failed");
+            }
+        });
+    }
+    let state = ApiState {
+        daemon: daemon.clone(),
+        token: Arc::from(token.as_str()),
+        metrics,
+    };
+    let api_stop = stop.clone();
+    tasks.spawn(async move {
+        let served = axum::serve(api_listener, app(state))
+            .with_graceful_shutdown(api_stop.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "API listener failed");
+        }
+    });
+    Ok(RunningDaemon {
+        daemon,
+        api_addr,
+        proxies,
+        stop,
+        tasks,
+    })
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, CliError> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        CliError::new(
+            exit::FAILURE,
+            format!("cannot listen on {addr} for {what}: {e}"),
+        )
+    })
+}
+
+/// Installs the Prometheus recorder once per process (before any proxy serves).
+fn install_metrics() -> Option<PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(cutover_proxy::metrics::REQUEST_DURATION_SECONDS.to_owned()),
+                    cutover_proxy::metrics::DURATION_BUCKETS_SECONDS,
+                )
+                .ok()?;
+            let handle = builder.install_recorder().ok()?;
+            cutover_proxy::metrics::describe();
+            Some(handle)
+        })
+        .clone()
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("CUTOVER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(output::use_color())
+        .try_init();
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers, run until killed.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,107 @@
+//! `cutover status` (what serves where) and `cutover history` (past
+//! deployments, newest first).
+
+use std::path::Path;
+
+use super::output;
+use crate::exit::CliError;
+
+/// `cutover status`.
+pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
+    let config = output::load_config(path)?;
+    let status = output::client(&config)?.status().await?;
+    if json {
+        return output::print_json(&status);
+    }
+    println!("app {} (cutover {})", status.app, status.cutover_version);
+    for env in &status.environments {
+        println!();
+        println!("environment {} on http://{}", env.name, env.listen);
+        match &env.serving {
+            Some(v) => println!(
+                "  serving   {v}{}",
+                env.since.map(|s| format!(" since {s}")).unwrap_or_default()
+            ),
+            None => println!("  serving   nothing yet (cutover deploy VERSION)"),
+        }
+        if let Some(p) = &env.previous {
+            println!("  previous  {p}");
+        }
+        if let Some(lock) = &env.lock {
+            println!(
+                "  locked    by {} ({}) since {}",
+                lock.holder, lock.purpose, lock.since
+            );
+        }
+        for i in &env.instances {
+            println!(
+                "  {:<8} {:<10} {:<9} {:<22} in-flight {}  {}",
+                i.service,
+                i.version,
+                i.state,
+                i.addr.as_deref().unwrap_or("-"),
+                i.in_flight,
+                i.id
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `cutover history`.
+pub async fn history(
+    path: &Path,
+    environment: Option<&str>,
+    limit: u32,
+    with_events: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    let config = output::load_config(path)?;
+    let client = output::client(&config)?;
+    let list = client.deployments(environment, limit).await?;
+    if json && !with_events {
+        return output::print_json(&list);
+    }
+    let mut details = Vec::new();
+    for d in &list {
+        if with_events {
+            details.push(client.deployment(d.id).await?);
+        }
+    }
+    if json {
+        return output::print_json(&details);
+    }
+    if list.is_empty() {
+        println!("no deployments yet");
+    }
+    for (n, d) in list.iter().enumerate() {
+        let state = serde_json::to_value(d.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let kind = serde_json::to_value(d.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        println!(
+            "#{:<4} {:<11} {:<9} {:<12} {} -> {}  by {} at {}",
+            d.id,
+            state,
+            kind,
+            d.environment,
+            d.previous_version.as_deref().unwrap_or("-"),
+            d.version,
+            d.requested_by,
+            d.started_at
+        );
+        if let Some(reason) = d.reason.as_deref().filter(|_| !with_events) {
+            println!("      {}", reason.lines().next().unwrap_or(""));
+        }
+        if let Some(detail) = details.get(n) {
+            for ev in &detail.events {
+                println!("      {} {:<17} {}", ev.at, ev.kind, ev.message);
+            }
+        }
+    }
+    Ok(())
+}

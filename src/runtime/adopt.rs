@@ -1,0 +1,171 @@
+//! Start-up after a restart or a crash: re-adopt the instances that still run
+//! and pass their health check, rebuild each proxy table from them, stop the
+//! ones that cannot be adopted, close deployments a crash interrupted, and
+//! start the serving release again where none of its instances survived.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::environment::{EnvRuntime, LiveInstance};
+use super::{Daemon, retire};
+use crate::config::ServiceKind;
+use crate::drivers::InstanceHandle;
+use crate::drivers::health;
+use crate::store::{DeploymentState, InstanceState, StoreError};
+
+/// Timeout of the one probe that decides whether an instance is adopted.
+const ADOPT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What start-up found, for the log and for tests.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct AdoptionReport {
+    /// Instances adopted, by id.
+    pub adopted: Vec<String>,
+    /// Instances found but stopped (wrong release, unhealthy, gone).
+    pub stopped: Vec<String>,
+    /// Deployments that were running when the daemon died.
+    pub interrupted: Vec<i64>,
+    /// Environments whose serving release had to be started again.
+    pub restarted: Vec<String>,
+}
+
+impl Daemon {
+    /// Brings the world back in line with the store; see the module doc.
+    pub async fn recover(self: &Arc<Self>) -> Result<AdoptionReport, StoreError> {
+        let mut report = AdoptionReport::default();
+        for dep in self.store.running_deployments().await? {
+            let reason = "the daemon stopped during this deployment; the serving release was kept";
+            self.store
+                .add_event(dep.id, "interrupted", reason, json!({}))
+                .await?;
+            self.store
+                .finish_deployment(dep.id, DeploymentState::Interrupted, Some(reason))
+                .await?;
+            report.interrupted.push(dep.id);
+        }
+        for env in self.environments.values() {
+            // A deploy or rollback lock belongs to the daemon that died.
+            if let Some(lock) = self.store.lock(&env.name).await?
+                && (lock.purpose.starts_with("deploy ") || lock.purpose.starts_with("rollback "))
+            {
+                self.store.force_unlock(&env.name).await?;
+                tracing::warn!(env = %env.name, holder = %lock.holder, "released a deployment lock left by a stopped daemon");
+            }
+            self.recover_environment(env, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    async fn recover_environment(
+        self: &Arc<Self>,
+        env: &Arc<EnvRuntime>,
+        report: &mut AdoptionReport,
+    ) -> Result<(), StoreError> {
+        let serving = self.store.serving(&env.name).await?;
+        let current = serving.as_ref().map(|s| s.current.clone());
+        let previous = serving.as_ref().and_then(|s| s.previous.clone());
+        for record in self.store.instances(Some(&env.name)).await? {
+            let handle: Option<InstanceHandle> = serde_json::from_value(record.handle.clone()).ok();
+            let service = self.config.services.get(&record.service);
+            let wanted_release = Some(&record.version) == current.as_ref()
+                || Some(&record.version) == previous.as_ref();
+            let wanted_state = matches!(
+                record.state,
+                InstanceState::Serving | InstanceState::Idle | InstanceState::Ready
+            );
+            let mut adopt = false;
+            if let (Some(handle), Some(service)) = (&handle, service)
+                && wanted_release
+                && wanted_state
+                && self.driver.adopt(handle)
+            {
+                adopt = match service.kind {
+                    ServiceKind::Http => {
+                        health::probe(handle.addr, &service.health.path, ADOPT_PROBE_TIMEOUT)
+                            .await
+                            .is_ok()
+                    }
+                    ServiceKind::Worker => true,
+                };
+            }
+            match (adopt, handle, service) {
+                (true, Some(handle), Some(service)) => {
+                    env.add([LiveInstance {
+                        id: record.instance_id.clone(),
+                        service: record.service.clone(),
+                        version: record.version.clone(),
+                        kind: service.kind,
+                        handle,
+                    }]);
+                    report.adopted.push(record.instance_id.clone());
+                }
+                (_, handle, service) => {
+                    if let Some(handle) = handle
+                        && self.driver.adopt(&handle)
+                    {
+                        let grace = service
+                            .map(|s| s.stop_timeout)
+                            .unwrap_or(Duration::from_secs(10));
+                        if let Err(e) = self.driver.stop(&handle, grace).await {
+                            tracing::warn!(instance = %record.instance_id, error = %e, "cannot stop a stray instance");
+                        }
+                    }
+                    self.store.remove_instance(&record.instance_id).await?;
+                    report.stopped.push(record.instance_id.clone());
+                }
+            }
+        }
+        let Some(current) = current else {
+            return Ok(());
+        };
+        let serving_now = env.of_version(&current);
+        let complete = self
+            .config
+            .services
+            .keys()
+            .all(|svc| serving_now.iter().any(|i| &i.service == svc));
+        if complete {
+            env.switch_to(&serving_now)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            for inst in &serving_now {
+                self.store
+                    .set_instance_state(&inst.id, InstanceState::Serving)
+                    .await?;
+            }
+            if let Some(previous) = previous
+                && !env.of_version(&previous).is_empty()
+            {
+                let since = serving.as_ref().map(|s| s.since);
+                let left = since
+                    .and_then(|since| {
+                        let elapsed = jiff::Timestamp::now().duration_since(since);
+                        let elapsed = Duration::try_from(elapsed).unwrap_or_default();
+                        env.config.rollback_window.checked_sub(elapsed)
+                    })
+                    .unwrap_or_default();
+                retire::schedule(self.clone(), env.clone(), previous, left);
+            }
+        } else {
+            // The serving release lost instances (a clean stop stops them all):
+            // start it again, in the background, like a deploy.
+            report.restarted.push(env.name.clone());
+            let stale = env.take(|i| i.version == current);
+            let (daemon, env) = (self.clone(), env.clone());
+            tokio::spawn(async move {
+                retire::retire_now(
+                    &daemon,
+                    &env,
+                    stale,
+                    "serving release incomplete after restart",
+                )
+                .await;
+                if let Err(e) = super::deploy::restart_serving(&daemon, &env, &current).await {
+                    tracing::error!(env = %env.name, version = %current, "cannot start the serving release again: {e}");
+                }
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,642 @@
+//! Blue-green deployment and rollback of one environment.
+//!
+//! A deploy takes the environment's lock, starts every replica of every service
+//! at the new version, waits for each to pass its health check, and only then
+//! switches the proxy to the new release in one table swap. The old release
+//! stays warm for the rollback window, so a rollback is one more swap. If the
+//! new release does not become healthy, its instances are stopped and the old
+//! release never stops serving.
+//!
+//! Every step is an event in the deployment's history; the CLI follows them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use super::environment::{EnvRuntime, LiveInstance};
+use super::{Daemon, retire};
+use crate::config::{ServiceConfig, ServiceKind};
+use crate::drivers::health::{self, HealthCheck};
+use crate::drivers::{InstanceSpec, logs};
+use crate::store::{
+    DeploymentKind, DeploymentState, InstanceRecord, InstanceState, NewDeployment, StoreError,
+};
+
+/// Lines of a failing instance's log shown with the failure.
+const LOG_TAIL_LINES: usize = 15;
+/// Timeout of the single probe that checks a warm release before a rollback.
+const WARM_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest version label.
+const MAX_VERSION_LEN: usize = 128;
+
+/// Why a deployment could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The request itself is wrong (unknown environment, bad version, nothing to roll back to).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Another deployment holds the environment's lock.
+    #[error("{0}")]
+    Locked(StoreError),
+    /// The store failed.
+    #[error("state store: {0}")]
+    Store(StoreError),
+    /// A bug or an impossible state.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for DeployError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::LockHeld { .. } => DeployError::Locked(e),
+            other => DeployError::Store(other),
+        }
+    }
+}
+
+/// Starts a blue-green deployment of `version`; returns the environment and the
+/// deployment id at once. The work goes on in the background.
+pub async fn begin_deploy(
+    daemon: &Arc<Daemon>,
+    environment: Option<&str>,
+    version: &str,
+    requested_by: &str,
+) -> Result<(String, i64), DeployError> {
+    check_version(version)?;
+    let env = daemon.environment(environment)?.clone();
+    let serving = daemon.store.serving(&env.name).await?;
+    if let Some(s) = &serving
+        && s.current == version
+    {
+        return Err(DeployError::BadRequest(format!(
+            "{version} already serves {}; deploy another version, or `cutover rollback`",
+            env.name
+        )));
+    }
+    daemon
+        .store
+        .try_lock(&env.name, requested_by, &format!("deploy {version}"))
+        .await?;
+    let created = async {
+        daemon
+            .store
+            .upsert_release(&daemon.config.app.name, version, &config_hash(daemon))
+            .await?;
+        daemon
+            .store
+            .create_deployment(&NewDeployment {
+                environment: env.name.clone(),
+                version: version.to_owned(),
+                previous_version: serving.as_ref().map(|s| s.current.clone()),
+                strategy: "blue-green".into(),
+                kind: DeploymentKind::Deploy,
+                requested_by: requested_by.to_owned(),
+            })
+            .await
+    }
+    .await;
+    let id = match created {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = daemon.store.unlock(&env.name, requested_by).await;
+            return Err(e.into());
+        }
+    };
+    let (d, name, v, holder) = (
+        daemon.clone(),
+        env.name.clone(),
+        version.to_owned(),
+        requested_by.to_owned(),
+    );
+    tokio::spawn(async move {
+        let outcome = blue_green(&d, &env, id, &v).await;
+        finish(&d, &env, id, &holder, outcome).await;
+    });
+    Ok((name, id))
+}
+
+/// Starts a rollback to the previous release; returns at once like [`begin_deploy`].
+pub async fn begin_rollback(
+    daemon: &Arc<Daemon>,
+    environment: Option<&str>,
+    requested_by: &str,
+) -> Result<(String, i64), DeployError> {
+    let env = daemon.environment(environment)?.clone();
+    let serving = daemon.store.serving(&env.name).await?.ok_or_else(|| {
+        DeployError::BadRequest(format!("nothing has been deployed to {} yet", env.name))
+    })?;
+    let previous = serving.previous.clone().ok_or_else(|| {
+        DeployError::BadRequest(format!(
+            "{} has no previous release to roll back to (serving {})",
+            env.name, serving.current
+        ))
+    })?;
+    daemon
+        .store
+        .try_lock(&env.name, requested_by, &format!("rollback to {previous}"))
+        .await?;
+    let id = match daemon
+        .store
+        .create_deployment(&NewDeployment {
+            environment: env.name.clone(),
+            version: previous.clone(),
+            previous_version: Some(serving.current.clone()),
+            strategy: "switch".into(),
+            kind: DeploymentKind::Rollback,
+            requested_by: requested_by.to_owned(),
+        })
+        .await
+    {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = daemon.store.unlock(&env.name, requested_by).await;
+            return Err(e.into());
+        }
+    };
+    let (d, name, holder) = (daemon.clone(), env.name.clone(), requested_by.to_owned());
+    tokio::spawn(async move {
+        let outcome = rollback(&d, &env, id, &previous).await;
+        finish(&d, &env, id, &holder, outcome).await;
+    });
+    Ok((name, id))
+}
+
+/// Records the end of a deployment and frees the lock.
+async fn finish(
+    daemon: &Daemon,
+    env: &EnvRuntime,
+    id: i64,
+    holder: &str,
+    outcome: Result<(), String>,
+) {
+    let store = &daemon.store;
+    let result = match &outcome {
+        Ok(()) => {
+            let _ = store
+                .add_event(id, "succeeded", "deployment succeeded", json!({}))
+                .await;
+            store
+                .finish_deployment(id, DeploymentState::Succeeded, None)
+                .await
+        }
+        Err(reason) => {
+            let _ = store
+                .add_event(id, "failed", reason, json!({ "serving_unchanged": true }))
+                .await;
+            store
+                .finish_deployment(id, DeploymentState::Failed, Some(reason))
+                .await
+        }
+    };
+    if let Err(e) = result {
+        daemon.log_store_error("cannot record the end of a deployment", &e);
+    }
+    if let Err(e) = store.unlock(&env.name, holder).await {
+        daemon.log_store_error("cannot release the deployment lock", &e);
+    }
+}
+
+async fn event(daemon: &Daemon, id: i64, kind: &str, message: &str, data: serde_json::Value) {
+    tracing::info!(deployment = id, kind, "{message}");
+    if let Err(e) = daemon.store.add_event(id, kind, message, data).await {
+        daemon.log_store_error("cannot record an event", &e);
+    }
+}
+
+/// Start the new release, wait for health, switch.
+async fn blue_green(
+    daemon: &Arc<Daemon>,
+    env: &Arc<EnvRuntime>,
+    id: i64,
+    version: &str,
+) -> Result<(), String> {
+    event(
+        daemon,
+        id,
+        "started",
+        &format!("deploying {version} to {} (blue-green)", env.name),
+        json!({ "version": version }),
+    )
+    .await;
+    let new = start_release(daemon, env, id, version).await?;
+    switch(daemon, env, id, version, new).await
+}
+
+/// Back to the previous release: one switch when it is warm, else blue-green.
+async fn rollback(
+    daemon: &Arc<Daemon>,
+    env: &Arc<EnvRuntime>,
+    id: i64,
+    previous: &str,
+) -> Result<(), String> {
+    event(
+        daemon,
+        id,
+        "started",
+        &format!("rolling {} back to {previous}", env.name),
+        json!({ "version": previous }),
+    )
+    .await;
+    let warm = env.of_version(previous);
+    let mut healthy = Vec::new();
+    for inst in warm {
+        let ok = daemon.driver.is_running(&inst.handle)
+            && match inst.kind {
+                ServiceKind::Http => {
+                    let path = daemon
+                        .config
+                        .services
+                        .get(&inst.service)
+                        .map(|s| s.health.path.clone())
+                        .unwrap_or_else(|| "/health".into());
+                    health::probe(inst.handle.addr, &path, WARM_PROBE_TIMEOUT)
+                        .await
+                        .is_ok()
+                }
+                ServiceKind::Worker => true,
+            };
+        if ok {
+            healthy.push(inst);
+        }
+    }
+    let complete = daemon
+        .config
+        .services
+        .keys()
+        .all(|svc| healthy.iter().any(|i| &i.service == svc));
+    if complete {
+        event(
+            daemon,
+            id,
+            "warm",
+            &format!(
+                "{previous} is still warm ({} instances): switching back",
+                healthy.len()
+            ),
+            json!({ "instances": healthy.iter().map(|i| i.id.clone()).collect::<Vec<_>>() }),
+        )
+        .await;
+        // Warm instances that failed the probe are not switched to.
+        let healthy_ids: Vec<String> = healthy.iter().map(|i| i.id.clone()).collect();
+        let broken = env.take(|i| i.version == previous && !healthy_ids.contains(&i.id));
+        if !broken.is_empty() {
+            retire::retire_now(daemon, env, broken, "failed its check before rollback").await;
+        }
+        let kept = env.take(|i| healthy_ids.contains(&i.id));
+        return switch(daemon, env, id, previous, kept).await;
+    }
+    event(
+        daemon,
+        id,
+        "cold",
+        &format!("{previous} is no longer running: starting it again (blue-green)"),
+        json!({}),
+    )
+    .await;
+    let stale = env.take(|i| i.version == previous);
+    retire::retire_now(daemon, env, stale, "replaced by a fresh start").await;
+    let new = start_release(daemon, env, id, previous).await?;
+    switch(daemon, env, id, previous, new).await
+}
+
+/// Starts every replica of every service at `version` and waits until all are
+/// healthy. On any failure, stops them all and says why, with the log's tail.
+async fn start_release(
+    daemon: &Arc<Daemon>,
+    env: &Arc<EnvRuntime>,
+    id: i64,
+    version: &str,
+) -> Result<Vec<LiveInstance>, String> {
+    let config = &daemon.config;
+    let mut started: Vec<LiveInstance> = Vec::new();
+    for (svc, sc) in &config.services {
+        for n in 0..sc.replicas {
+            let instance_id = format!("{}-{svc}-{version}-{n}-{:04x}", env.name, fastrand::u16(..));
+            let spec = InstanceSpec {
+                app: config.app.name.clone(),
+                environment: env.name.clone(),
+                service: svc.clone(),
+                version: version.to_owned(),
+                instance_id: instance_id.clone(),
+                command: sc.command.clone(),
+                env: sc.env.clone(),
+                workdir: config.base_dir.clone(),
+                log_dir: config.base_dir.join(".cutover").join("logs"),
+            };
+            let handle = match daemon.driver.start(&spec).await {
+                Ok(h) => h,
+                Err(e) => {
+                    let reason = format!("cannot start {svc} {version}: {e}");
+                    stop_unrouted(daemon, env, started).await;
+                    return Err(reason);
+                }
+            };
+            let live = LiveInstance {
+                id: instance_id.clone(),
+                service: svc.clone(),
+                version: version.to_owned(),
+                kind: sc.kind,
+                handle,
+            };
+            record_instance(daemon, env, &live, InstanceState::Starting).await;
+            event(
+                daemon,
+                id,
+                "instance_started",
+                &format!(
+                    "{instance_id} started on {} (pid {})",
+                    live.handle.addr, live.handle.pid
+                ),
+                json!({ "instance": instance_id, "addr": live.handle.addr.to_string(), "pid": live.handle.pid }),
+            )
+            .await;
+            started.push(live);
+        }
+    }
+
+    let mut checks = JoinSet::new();
+    for inst in &started {
+        let sc = config.services.get(&inst.service).cloned();
+        let (driver, inst) = (daemon.driver.clone(), inst.clone());
+        checks.spawn(async move {
+            let Some(sc) = sc else {
+                return (inst, Err("service vanished from the config".to_owned()));
+            };
+            let result = wait_ready(&driver, &inst, &sc).await;
+            (inst, result)
+        });
+    }
+    let mut failures = Vec::new();
+    while let Some(joined) = checks.join_next().await {
+        let Ok((inst, result)) = joined else {
+            failures.push("a health check task panicked".to_owned());
+            continue;
+        };
+        match result {
+            Ok(took) => {
+                let _ = daemon
+                    .store
+                    .set_instance_state(&inst.id, InstanceState::Ready)
+                    .await;
+                event(
+                    daemon,
+                    id,
+                    "instance_healthy",
+                    &format!("{} healthy after {}", inst.id, fmt_duration(took)),
+                    json!({ "instance": inst.id, "ms": took.as_millis() as u64 }),
+                )
+                .await;
+            }
+            Err(why) => {
+                let exit = daemon.driver.exit_status(&inst.id);
+                let tail = logs::tail(&inst.handle.log_path, LOG_TAIL_LINES).unwrap_or_default();
+                let mut reason = format!("{} did not become healthy: {why}", inst.id);
+                if let Some(exit) = exit {
+                    reason.push_str(&format!(" (process ended: {exit})"));
+                }
+                if !tail.is_empty() {
+                    reason.push_str(&format!(
+                        "\nlast lines of {}:\n{}",
+                        inst.handle.log_path.display(),
+                        tail.iter()
+                            .map(|l| format!("  | {l}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    ));
+                }
+                event(
+                    daemon,
+                    id,
+                    "instance_failed",
+                    &reason,
+                    json!({ "instance": inst.id, "log": inst.handle.log_path, "log_tail": tail }),
+                )
+                .await;
+                failures.push(reason);
+            }
+        }
+    }
+    if let Some(first) = failures.into_iter().next() {
+        stop_unrouted(daemon, env, started).await;
+        return Err(first);
+    }
+    Ok(started)
+}
+
+/// Waits until one instance is ready: HTTP health for `http` services; for
+/// workers, still running after `healthy` intervals.
+async fn wait_ready(
+    driver: &crate::drivers::process::ProcessDriver,
+    inst: &LiveInstance,
+    sc: &ServiceConfig,
+) -> Result<Duration, String> {
+    let check = HealthCheck {
+        path: sc.health.path.clone(),
+        interval: sc.health.interval,
+        timeout: sc.health.timeout,
+        healthy: sc.health.healthy,
+        unhealthy: sc.health.unhealthy,
+        start_timeout: sc.health.start_timeout,
+    };
+    match inst.kind {
+        ServiceKind::Http => {
+            health::wait_healthy(inst.handle.addr, &check, || driver.is_running(&inst.handle))
+                .await
+                .map_err(|e| e.to_string())
+        }
+        ServiceKind::Worker => {
+            let settle = sc.health.interval * sc.health.healthy;
+            tokio::time::sleep(settle).await;
+            if driver.is_running(&inst.handle) {
+                Ok(settle)
+            } else {
+                Err("the worker exited".to_owned())
+            }
+        }
+    }
+}
+
+/// Stops instances that never entered the proxy's table (no drain needed).
+async fn stop_unrouted(daemon: &Daemon, env: &EnvRuntime, instances: Vec<LiveInstance>) {
+    for inst in instances {
+        let grace = daemon
+            .config
+            .services
+            .get(&inst.service)
+            .map(|s| s.stop_timeout)
+            .unwrap_or(Duration::from_secs(10));
+        if let Err(e) = daemon.driver.stop(&inst.handle, grace).await {
+            tracing::warn!(instance = %inst.id, error = %e, "stop failed");
+        }
+        daemon.driver.forget(&inst.id);
+        if let Err(e) = daemon.store.remove_instance(&inst.id).await {
+            daemon.log_store_error("cannot forget a stopped instance", &e);
+        }
+        tracing::info!(env = %env.name, instance = %inst.id, "stopped unrouted instance");
+    }
+}
+
+/// One table swap to `new`; the old release stays warm for the rollback window,
+/// anything older is drained and stopped.
+async fn switch(
+    daemon: &Arc<Daemon>,
+    env: &Arc<EnvRuntime>,
+    id: i64,
+    version: &str,
+    new: Vec<LiveInstance>,
+) -> Result<(), String> {
+    let serving = daemon
+        .store
+        .serving(&env.name)
+        .await
+        .map_err(|e| format!("state store: {e}"))?;
+    let old_current = serving.map(|s| s.current).filter(|c| c != version);
+    env.add(new.clone());
+    let generation = env.switch_to(&new).map_err(|e| e.to_string())?;
+    event(
+        daemon,
+        id,
+        "switched",
+        &format!("switched {}: 100% of traffic on {version}", env.name),
+        json!({ "version": version, "table_generation": generation }),
+    )
+    .await;
+    for inst in &new {
+        let _ = daemon
+            .store
+            .set_instance_state(&inst.id, InstanceState::Serving)
+            .await;
+    }
+    daemon
+        .store
+        .set_serving(&env.name, version)
+        .await
+        .map_err(|e| format!("state store: {e}"))?;
+
+    // Older than the previous release: drain and stop now.
+    let keep_warm = old_current.clone();
+    let stale = env.take(|i| i.version != version && Some(&i.version) != keep_warm.as_ref());
+    if !stale.is_empty() {
+        let (d, e) = (daemon.clone(), env.clone());
+        tokio::spawn(async move {
+            retire::retire_now(&d, &e, stale, "older than the previous release").await
+        });
+    }
+    if let Some(previous) = old_current {
+        for inst in env.of_version(&previous) {
+            let _ = daemon
+                .store
+                .set_instance_state(&inst.id, InstanceState::Idle)
+                .await;
+        }
+        let window = env.config.rollback_window;
+        event(
+            daemon,
+            id,
+            "warm",
+            &format!(
+                "{previous} stays warm for {} so that rollback is one switch",
+                fmt_duration(window)
+            ),
+            json!({ "version": previous, "rollback_window_ms": window.as_millis() as u64 }),
+        )
+        .await;
+        retire::schedule(daemon.clone(), env.clone(), previous, window);
+    }
+    Ok(())
+}
+
+async fn record_instance(
+    daemon: &Daemon,
+    env: &EnvRuntime,
+    inst: &LiveInstance,
+    state: InstanceState,
+) {
+    let record = InstanceRecord {
+        instance_id: inst.id.clone(),
+        environment: env.name.clone(),
+        service: inst.service.clone(),
+        version: inst.version.clone(),
+        state,
+        driver: "process".into(),
+        handle: serde_json::to_value(&inst.handle).unwrap_or_default(),
+        created_at: jiff::Timestamp::now(),
+    };
+    if let Err(e) = daemon.store.put_instance(&record).await {
+        daemon.log_store_error("cannot record an instance", &e);
+    }
+}
+
+fn check_version(version: &str) -> Result<(), DeployError> {
+    let ok = !version.is_empty()
+        && version.len() <= MAX_VERSION_LEN
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(DeployError::BadRequest(format!(
+            "invalid version {version:?}: use 1 to {MAX_VERSION_LEN} letters, digits, '.', '_', '+' or '-'"
+        )))
+    }
+}
+
+/// sha256 of the config file, as the release's config hash.
+fn config_hash(daemon: &Daemon) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(&daemon.config.path).unwrap_or_default();
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `1.2s`, `350ms`, `10m`.
+pub(crate) fn fmt_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else if d < Duration::from_secs(60) {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    }
+}
+
+/// Starts the serving release again after a restart found none of its
+/// instances (for example after a clean stop of the daemon).
+pub(crate) async fn restart_serving(
+    daemon: &Arc<Daemon>,
+    env: &Arc<EnvRuntime>,
+    version: &str,
+) -> Result<(), DeployError> {
+    let holder = "cutover daemon (restart)";
+    daemon
+        .store
+        .try_lock(&env.name, holder, &format!("deploy {version} (restart)"))
+        .await?;
+    let id = match daemon
+        .store
+        .create_deployment(&NewDeployment {
+            environment: env.name.clone(),
+            version: version.to_owned(),
+            previous_version: Some(version.to_owned()),
+            strategy: "restart".into(),
+            kind: DeploymentKind::Deploy,
+            requested_by: holder.to_owned(),
+        })
+        .await
+    {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = daemon.store.unlock(&env.name, holder).await;
+            return Err(e.into());
+        }
+    };
+    let outcome = blue_green(daemon, env, id, version).await;
+    finish(daemon, env, id, holder, outcome).await;
+    Ok(())
+}

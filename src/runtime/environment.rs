@@ -1,0 +1,170 @@
+//! One environment at run time: its proxy, the instances the daemon runs for it
+//! (by release), and the one operation that changes who serves: `switch_to`,
+//! which puts a release's instances on every service's stable track in a
+//! single table swap.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use cutover_proxy::{Instance, Proxy, ProxyConfig, Route, ServiceSpec, Track, Weights};
+use tokio_util::sync::CancellationToken;
+
+use super::DeployError;
+use crate::config::{Config, EnvironmentConfig, ServiceKind};
+use crate::drivers::InstanceHandle;
+
+/// An instance the daemon runs.
+#[derive(Debug, Clone)]
+pub struct LiveInstance {
+    /// Its id (also its id in the proxy).
+    pub id: String,
+    /// Service it belongs to.
+    pub service: String,
+    /// Version it runs.
+    pub version: String,
+    /// Whether it receives traffic through the proxy.
+    pub kind: ServiceKind,
+    /// How the driver finds it again.
+    pub handle: InstanceHandle,
+}
+
+/// One environment's live state.
+pub struct EnvRuntime {
+    pub(crate) name: String,
+    pub(crate) config: EnvironmentConfig,
+    pub(crate) proxy: Proxy,
+    /// Live instances by id.
+    live: Mutex<BTreeMap<String, LiveInstance>>,
+    /// The timer that retires the previous release at the end of the rollback window.
+    pub(crate) retire_timer: Mutex<Option<CancellationToken>>,
+}
+
+impl EnvRuntime {
+    pub(crate) fn new(
+        name: &str,
+        env: EnvironmentConfig,
+        config: &Config,
+    ) -> Result<EnvRuntime, DeployError> {
+        let proxy = Proxy::new(ProxyConfig::default());
+        let mut routes = Vec::new();
+        for (svc, sc) in config.http_services() {
+            proxy
+                .set_service(svc, ServiceSpec::default())
+                .map_err(|e| DeployError::Internal(e.to_string()))?;
+            routes.push(Route {
+                host: sc.host.clone(),
+                path_prefix: sc.path_prefix.clone(),
+                service: svc.to_owned(),
+            });
+        }
+        proxy
+            .set_routes(routes)
+            .map_err(|e| DeployError::Internal(e.to_string()))?;
+        Ok(EnvRuntime {
+            name: name.to_owned(),
+            config: env,
+            proxy,
+            live: Mutex::new(BTreeMap::new()),
+            retire_timer: Mutex::new(None),
+        })
+    }
+
+    /// The environment's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its proxy.
+    pub fn proxy(&self) -> &Proxy {
+        &self.proxy
+    }
+
+    /// Its config.
+    pub fn config(&self) -> &EnvironmentConfig {
+        &self.config
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, LiveInstance>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds instances to the live set.
+    pub(crate) fn add(&self, instances: impl IntoIterator<Item = LiveInstance>) {
+        let mut live = self.live();
+        for i in instances {
+            live.insert(i.id.clone(), i);
+        }
+    }
+
+    /// Removes and returns the instances for which `pick` is true.
+    pub(crate) fn take(&self, mut pick: impl FnMut(&LiveInstance) -> bool) -> Vec<LiveInstance> {
+        let mut live = self.live();
+        let ids: Vec<String> = live
+            .values()
+            .filter(|i| pick(i))
+            .map(|i| i.id.clone())
+            .collect();
+        ids.iter().filter_map(|id| live.remove(id)).collect()
+    }
+
+    /// Removes and returns every live instance.
+    pub(crate) fn take_all(&self) -> Vec<LiveInstance> {
+        self.take(|_| true)
+    }
+
+    /// A copy of the live instances.
+    pub fn instances(&self) -> Vec<LiveInstance> {
+        self.live().values().cloned().collect()
+    }
+
+    /// The live instances of one version.
+    pub(crate) fn of_version(&self, version: &str) -> Vec<LiveInstance> {
+        self.live()
+            .values()
+            .filter(|i| i.version == version)
+            .cloned()
+            .collect()
+    }
+
+    /// Puts `instances` (one release) on the stable track of every HTTP service,
+    /// with all weight on stable, in one table swap. Services without an
+    /// instance in `instances` get an empty table (the caller checks first).
+    pub(crate) fn switch_to(&self, instances: &[LiveInstance]) -> Result<u64, DeployError> {
+        let mut by_service: BTreeMap<String, Vec<Instance>> = self
+            .proxy
+            .table()
+            .service_names()
+            .into_iter()
+            .map(|svc| (svc, Vec::new()))
+            .collect();
+        for i in instances.iter().filter(|i| i.kind == ServiceKind::Http) {
+            by_service
+                .entry(i.service.clone())
+                .or_default()
+                .push(Instance::new(i.id.as_str(), i.handle.addr));
+        }
+        self.proxy
+            .update(|u| {
+                for (svc, list) in by_service {
+                    let svc = svc.as_str();
+                    u.set_instances(svc, Track::Canary, Vec::new())?
+                        .set_instances(svc, Track::Stable, list)?
+                        .set_weights(svc, Weights::ALL_STABLE)?;
+                }
+                Ok(())
+            })
+            .map_err(|e: cutover_proxy::TableError| DeployError::Internal(e.to_string()))
+    }
+
+    /// Ids of the instances on any track of the proxy right now.
+    pub(crate) fn routed_ids(&self) -> Vec<String> {
+        let table = self.proxy.table();
+        table
+            .service_names()
+            .iter()
+            .filter_map(|s| table.service(s))
+            .flat_map(|v| v.stable.into_iter().chain(v.canary))
+            .map(|i| i.id.to_string())
+            .collect()
+    }
+}

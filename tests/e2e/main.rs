@@ -1,0 +1,10 @@
+//! End-to-end tests of the `cutover` binary: a real daemon process, real
+//! instances of the example app, real HTTP through the proxy. One test binary,
+//! one module per behaviour.
+
+mod common;
+mod config_errors;
+mod crash;
+mod deploy;
+mod lock;
+mod rollback;
