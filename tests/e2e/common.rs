@@ -210,11 +210,17 @@ rollback_window = "{rollback_window}"
             if stat.contains(") Z ") {
                 continue;
             }
-            let cmdline = std::fs::read(entry.path().join("cmdline"))
-                .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-                .unwrap_or_default();
-            if cmdline.contains("hello") && !cmdline.contains("cutover") {
-                found.push((pid, cmdline));
+            let raw = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let argv: Vec<String> = raw
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let is_hello = argv
+                .first()
+                .is_some_and(|a0| Path::new(a0).file_name().is_some_and(|n| n == "hello"));
+            if is_hello {
+                found.push((pid, argv.join(" ")));
             }
         }
         found
