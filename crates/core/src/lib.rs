@@ -1,0 +1,28 @@
+//! cutover's rollout engine, sans-IO: a deterministic state machine that
+//! contains no networking, no storage and no clock (quinn-proto / str0m style).
+//!
+//! The runtime feeds it inputs — the time (`now`), the world's answers (instances
+//! started, analysis figures, health), operator commands — and drains its
+//! outputs: actions to carry out (persist, start instances, set weights,
+//! promote, revert, analyse), events for the history, and the next time it
+//! wants to be woken. Everything it decides can therefore be tested by a
+//! simulation with a fake clock and a scripted world (`crates/sim`).
+//!
+//! - `plan.rs`: what to roll (services, strategies, thresholds, policies).
+//! - `rollout.rs`: the state machine.
+//! - `analysis.rs`: judging canary observations against thresholds.
+//! - `time.rs`: milliseconds handed in by the caller.
+
+pub mod analysis;
+pub mod plan;
+pub mod rollout;
+pub mod time;
+
+pub use analysis::{Figures, Stats, Verdict};
+pub use plan::{
+    CanarySpec, InconclusivePolicy, Plan, RestartPolicy, ServicePlan, Strategy, Thresholds,
+};
+pub use rollout::{
+    Action, Command, Event, Input, Outcome, Output, Refused, Rollout, Stage, State, Status,
+};
+pub use time::Millis;

@@ -1,0 +1,1 @@
+//! Simulation of rollouts (being written).
