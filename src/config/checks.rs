@@ -1,18 +1,23 @@
 //! Checks that compare resolved values with each other: listeners that would
-//! clash, and http services that claim the same route.
+//! clash, http services that claim the same route, and `after` lists that
+//! name unknown services or go round in a cycle.
 
 use std::net::SocketAddr;
 use std::ops::Range;
 
 use super::defaults;
+use super::order;
 use super::problem::Finding;
 use super::resolve::Sections;
+use super::suggest;
 
-/// Every clash in `sections`, each pointing at the later of the two places.
+/// Every clash in `sections`, each pointing at the later of the places
+/// involved, and every `after` item that names no other service.
 pub(crate) fn check(sections: &Sections) -> Vec<Finding> {
     let mut findings = Vec::new();
     listeners(sections, &mut findings);
     routes(sections, &mut findings);
+    after(sections, &mut findings);
     findings
 }
 
@@ -119,5 +124,99 @@ fn routes(sections: &Sections, findings: &mut Vec<Finding>) {
                 .help("give one of them a different `host` or `path_prefix`"),
             );
         }
+    }
+}
+
+/// Each `after` item must name another service, and following them must not
+/// lead back to where it started.
+fn after(sections: &Sections, findings: &mut Vec<Finding>) {
+    let written = &sections.places.after;
+    for (name, items) in written {
+        for (other, span) in items {
+            if other == name {
+                findings.push(
+                    Finding::new(
+                        span.clone(),
+                        format!("service `{name}` lists itself in `after`"),
+                        "itself",
+                    )
+                    .help(format!(
+                        "`after` names the services to roll out before this one: remove `{name}`"
+                    )),
+                );
+            } else if !sections.services.contains_key(other) {
+                let others: Vec<&str> = sections
+                    .services
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|known| known != name)
+                    .collect();
+                let list = others
+                    .iter()
+                    .map(|known| format!("`{known}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let help = if others.is_empty() {
+                    format!("`{name}` is the only service: remove `after`")
+                } else if let Some(close) = suggest::closest(other, others.iter().copied()) {
+                    format!("did you mean `{close}`? other services: {list}")
+                } else {
+                    format!("expected the name of another service: {list}")
+                };
+                findings.push(
+                    Finding::new(
+                        span.clone(),
+                        format!("`after` names an unknown service `{other}`"),
+                        "no such service",
+                    )
+                    .help(help),
+                );
+            }
+        }
+    }
+
+    let graph = order::graph(
+        sections
+            .services
+            .iter()
+            .map(|(name, service)| (name.as_str(), service.after.as_slice())),
+    );
+    // Where `from` names `to` in its `after`.
+    let place = |from: &str, to: &str| {
+        written
+            .get(from)
+            .and_then(|items| items.iter().find(|(other, _)| other == to))
+            .map(|(_, span)| span.clone())
+    };
+    for cycle in order::cycles(&graph) {
+        let mut edges: Vec<(&str, &str, Range<usize>)> = cycle
+            .iter()
+            .zip(cycle.iter().cycle().skip(1))
+            .filter_map(|(&from, &to)| Some((from, to, place(from, to)?)))
+            .collect();
+        // Start at the entry written last, and point there.
+        let Some(last) = edges
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, (_, _, span))| span.start)
+            .map(|(i, _)| i)
+        else {
+            continue;
+        };
+        edges.rotate_left(last);
+        let mut names: Vec<&str> = edges.iter().map(|&(from, _, _)| from).collect();
+        names.push(edges[0].0);
+        let waits = |from: &str, to: &str| format!("`{from}` waits for `{to}`");
+        let (from, to, span) = &edges[0];
+        let mut finding = Finding::new(
+            span.clone(),
+            format!("`after` forms a cycle: {}", names.join(" → ")),
+            waits(from, to),
+        )
+        .help("no service in a cycle can go first: remove one of these `after` items");
+        for (from, to, span) in &edges[1..] {
+            finding = finding.also(span.clone(), waits(from, to));
+        }
+        findings.push(finding);
     }
 }

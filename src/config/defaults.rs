@@ -35,6 +35,20 @@ pub const PATH_PREFIX: &str = "/";
 /// `rollback_window`: how long the previous release stays warm.
 pub const ROLLBACK_WINDOW: Duration = Duration::from_secs(10 * 60);
 
+/// `rollout.steps` of a canary: percent of traffic on the new release.
+pub const CANARY_STEPS: [u8; 4] = [5, 25, 50, 100];
+/// `rollout.step_duration`: how long each step lasts.
+pub const STEP_DURATION: Duration = Duration::from_secs(30);
+/// `rollout.check_interval`: how often a step is checked for fast failure.
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// `rollout.max_inconclusive`: extensions of a step with too few requests.
+pub const MAX_INCONCLUSIVE: u32 = 3;
+/// `rollout.analysis.min_requests` when no threshold is set.
+pub const MIN_REQUESTS: u64 = 50;
+/// `rollout.analysis.abort_error_rate` is this many times `max_error_rate`
+/// (at most 1) unless written.
+pub const ABORT_ERROR_RATE_FACTOR: f64 = 3.0;
+
 /// A duration as the config file writes it ("30s"), for the JSON Schema.
 pub(crate) fn duration_text(duration: Duration) -> String {
     humantime::format_duration(duration).to_string()

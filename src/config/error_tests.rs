@@ -346,3 +346,367 @@ rollback_window = "10 minutes please"
     assert_eq!(lines, [(6, 12), (7, 17), (13, 10), (14, 19)]);
     insta::assert_snapshot!(render(&err));
 }
+
+/// A valid file whose `[service.web]` has a `[service.web.rollout]` table
+/// (line 7) with `lines` from line 8 on.
+fn with_rollout(lines: &str) -> String {
+    with_service_keys(&format!("\n[service.web.rollout]\n{lines}"))
+}
+
+/// Like [`with_rollout`], with `strategy = "canary"` on line 8.
+fn with_canary(lines: &str) -> String {
+    with_rollout(&format!("strategy = \"canary\"\n{lines}"))
+}
+
+#[test]
+fn steps_not_strictly_increasing() {
+    insta::assert_snapshot!(one_problem(&with_canary("steps = [5, 50, 25, 100]"), 9, 17));
+}
+
+#[test]
+fn a_repeated_step_is_not_increasing() {
+    let rendered = one_problem(&with_canary("steps = [5, 50, 50, 100]"), 9, 17);
+    assert!(
+        rendered.contains("`rollout.steps` must be strictly increasing"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn step_outside_1_to_100() {
+    insta::assert_snapshot!(one_problem(&with_canary("steps = [0, 50, 100]"), 9, 10));
+}
+
+#[test]
+fn steps_above_100_and_negative_are_out_of_range() {
+    let err = error(&with_canary("steps = [-5, 50, 150]"));
+    let problems = err.problems();
+    let found: Vec<(&str, (usize, usize))> = problems
+        .iter()
+        .map(|problem| (problem.label(), problem.line_column()))
+        .collect();
+    // 150 is out of range; it is not also reported as "does not end at 100".
+    assert_eq!(
+        found,
+        [("got -5", (9, 10)), ("got 150", (9, 18))],
+        "{}",
+        render(&err)
+    );
+}
+
+#[test]
+fn steps_not_ending_at_100() {
+    insta::assert_snapshot!(one_problem(&with_canary("steps = [10, 50]"), 9, 14));
+}
+
+#[test]
+fn empty_steps() {
+    let rendered = one_problem(&with_canary("steps = []"), 9, 9);
+    assert!(rendered.contains("`rollout.steps` is empty"), "{rendered}");
+}
+
+#[test]
+fn steps_with_strategy_blue_green() {
+    insta::assert_snapshot!(one_problem(
+        &with_rollout("strategy = \"blue-green\"\nsteps = [5, 25, 50, 100]"),
+        9,
+        9
+    ));
+}
+
+#[test]
+fn steps_with_the_default_strategy() {
+    insta::assert_snapshot!(one_problem(&with_rollout("steps = [5, 25, 50, 100]"), 8, 9));
+}
+
+#[test]
+fn canary_on_a_worker() {
+    let source = "[app]\nname = \"hello\"\n[service.web]\ncommand = [\"./web\"]\n[service.jobs]\nkind = \"worker\"\ncommand = [\"./jobs\"]\nrollout = { strategy = \"canary\" }\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n";
+    insta::assert_snapshot!(one_problem(source, 8, 24));
+}
+
+#[test]
+fn thresholds_without_min_requests() {
+    insta::assert_snapshot!(one_problem(
+        &with_canary("analysis = { max_error_rate = 0.01, max_p95 = \"500ms\" }"),
+        9,
+        12
+    ));
+}
+
+#[test]
+fn thresholds_in_their_own_table_without_min_requests() {
+    let source = with_canary("\n[service.web.rollout.analysis]\nmax_p99 = \"1s\"");
+    let rendered = one_problem(&source, 10, 1);
+    assert!(
+        rendered.contains(
+            "thresholds need min_requests: without it, 1 request could pass or fail a step"
+        ),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn an_explicit_abort_error_rate_is_a_threshold_too() {
+    let rendered = one_problem(&with_canary("analysis = { abort_error_rate = 0.2 }"), 9, 12);
+    assert!(
+        rendered.contains("thresholds need min_requests"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn error_rate_outside_0_to_1() {
+    insta::assert_snapshot!(one_problem(
+        &with_canary("analysis = { max_error_rate = 5, min_requests = 50 }"),
+        9,
+        31
+    ));
+}
+
+#[test]
+fn every_rate_is_checked_to_be_between_0_and_1() {
+    let err = error(&with_canary(
+        "analysis = { max_error_rate_increase = -0.1, abort_error_rate = 1.5, min_requests = 50 }",
+    ));
+    let messages: Vec<&str> = err.problems().iter().map(Problem::message).collect();
+    assert_eq!(
+        messages,
+        [
+            "`rollout.analysis.max_error_rate_increase` must be between 0 and 1",
+            "`rollout.analysis.abort_error_rate` must be between 0 and 1",
+        ],
+        "{}",
+        render(&err)
+    );
+}
+
+#[test]
+fn nan_is_not_a_rate() {
+    let rendered = one_problem(
+        &with_canary("analysis = { max_error_rate = nan, min_requests = 50 }"),
+        9,
+        31,
+    );
+    assert!(rendered.contains("got NaN"), "{rendered}");
+}
+
+#[test]
+fn latency_ratio_below_1() {
+    insta::assert_snapshot!(one_problem(
+        &with_canary("analysis = { max_latency_ratio = 0.8, min_requests = 50 }"),
+        9,
+        34
+    ));
+}
+
+#[test]
+fn wrong_type_for_a_rate() {
+    insta::assert_snapshot!(one_problem(
+        &with_canary("analysis = { max_error_rate = \"1%\", min_requests = 50 }"),
+        9,
+        31
+    ));
+}
+
+#[test]
+fn zero_min_requests() {
+    let rendered = one_problem(
+        &with_canary("analysis = { max_error_rate = 0.01, min_requests = 0 }"),
+        9,
+        52,
+    );
+    assert!(
+        rendered.contains("`rollout.analysis.min_requests` must be at least 1"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn zero_latency_threshold() {
+    let rendered = one_problem(
+        &with_canary("analysis = { max_p95 = \"0ms\", min_requests = 50 }"),
+        9,
+        24,
+    );
+    assert!(
+        rendered.contains("`rollout.analysis.max_p95` must be greater than zero"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn zero_step_duration() {
+    insta::assert_snapshot!(one_problem(&with_canary("step_duration = \"0s\""), 9, 17));
+}
+
+#[test]
+fn zero_check_interval() {
+    insta::assert_snapshot!(one_problem(&with_canary("check_interval = \"0ms\""), 9, 18));
+}
+
+#[test]
+fn check_interval_not_shorter_than_step_duration() {
+    insta::assert_snapshot!(one_problem(
+        &with_canary("step_duration = \"10s\"\ncheck_interval = \"10s\""),
+        10,
+        18
+    ));
+}
+
+#[test]
+fn check_interval_not_shorter_than_the_default_step_duration() {
+    let rendered = one_problem(&with_canary("check_interval = \"1m\""), 9, 18);
+    assert!(
+        rendered.contains("step_duration defaults to 30s"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn step_duration_not_longer_than_the_default_check_interval() {
+    insta::assert_snapshot!(one_problem(
+        &with_canary("step_duration = \"500ms\""),
+        9,
+        17
+    ));
+}
+
+#[test]
+fn a_zero_duration_is_not_compared_again() {
+    // Only the zero is reported, not also "check_interval must be shorter".
+    let source = with_canary("step_duration = \"1s\"\ncheck_interval = \"0s\"");
+    let rendered = one_problem(&source, 10, 18);
+    assert!(rendered.contains("must be greater than zero"), "{rendered}");
+}
+
+#[test]
+fn abort_error_rate_below_max_error_rate() {
+    insta::assert_snapshot!(one_problem(
+        &with_canary(
+            "analysis = { max_error_rate = 0.05, abort_error_rate = 0.01, min_requests = 50 }"
+        ),
+        9,
+        56
+    ));
+}
+
+#[test]
+fn unknown_strategy() {
+    insta::assert_snapshot!(one_problem(&with_rollout("strategy = \"canery\""), 8, 12));
+}
+
+#[test]
+fn an_unknown_strategy_does_not_also_reject_steps() {
+    let rendered = one_problem(
+        &with_rollout("strategy = \"gradual\"\nsteps = [5, 100]"),
+        8,
+        12,
+    );
+    assert!(
+        rendered.contains("expected \"blue-green\" or \"canary\""),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn unknown_policies() {
+    let err = error(&with_canary(
+        "on_inconclusive = \"wait\"\non_daemon_restart = \"rollbak\"",
+    ));
+    let problems = err.problems();
+    assert_eq!(problems.len(), 2, "{}", render(&err));
+    assert_eq!(
+        problems[0].message(),
+        "unknown `on_inconclusive` policy `wait`"
+    );
+    assert_eq!(
+        problems[0].help_text(),
+        Some("expected \"fail\" or \"pause\"")
+    );
+    assert_eq!(
+        problems[1].message(),
+        "unknown `on_daemon_restart` policy `rollbak`"
+    );
+    assert_eq!(
+        problems[1].help_text(),
+        Some("expected \"rollback\" or \"resume\"; did you mean \"rollback\"?")
+    );
+}
+
+#[test]
+fn unknown_rollout_key_suggests_the_right_one() {
+    insta::assert_snapshot!(one_problem(&with_canary("step = [5, 100]"), 9, 1));
+}
+
+#[test]
+fn negative_max_inconclusive() {
+    let rendered = one_problem(&with_canary("max_inconclusive = -1"), 9, 20);
+    assert!(
+        rendered.contains("`rollout.max_inconclusive` must be at least 0"),
+        "{rendered}"
+    );
+}
+
+/// A valid file with services `web` (line 4), `api` (line 8) and `jobs`
+/// (line 12), each with the given `after` line (lines 6, 10 and 15).
+fn with_after(web: &str, api: &str, jobs: &str) -> String {
+    format!(
+        "[app]\nname = \"hello\"\n\n[service.web]\ncommand = [\"./web\"]\n{web}\n\n[service.api]\ncommand = [\"./api\"]\n{api}\npath_prefix = \"/api\"\n[service.jobs]\nkind = \"worker\"\ncommand = [\"./jobs\"]\n{jobs}\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n"
+    )
+}
+
+#[test]
+fn after_names_an_unknown_service() {
+    insta::assert_snapshot!(one_problem(
+        &with_after("after = [\"jobs\", \"apii\"]", "", ""),
+        6,
+        18
+    ));
+}
+
+#[test]
+fn after_names_an_unknown_service_not_close_to_any() {
+    let rendered = one_problem(&with_after("after = [\"database\"]", "", ""), 6, 10);
+    assert!(
+        rendered.contains("expected the name of another service: `api`, `jobs`"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn after_in_the_only_service() {
+    let rendered = one_problem(&with_service_keys("after = [\"api\"]"), 6, 10);
+    assert!(rendered.contains("`web` is the only service"), "{rendered}");
+}
+
+#[test]
+fn after_names_itself() {
+    insta::assert_snapshot!(one_problem(&with_after("after = [\"web\"]", "", ""), 6, 10));
+}
+
+#[test]
+fn after_forms_a_cycle() {
+    let source = "[app]\nname = \"hello\"\n\n[service.api]\ncommand = [\"./api\"]\npath_prefix = \"/api\"\nafter = [\"web\"]\n\n[service.web]\ncommand = [\"./web\"]\nafter = [\"api\"]\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n";
+    insta::assert_snapshot!(one_problem(source, 11, 10));
+}
+
+#[test]
+fn a_longer_cycle_is_named_in_full() {
+    let source = with_after(
+        "after = [\"jobs\"]",
+        "after = [\"web\"]",
+        "after = [\"api\"]",
+    );
+    let rendered = one_problem(&source, 15, 10);
+    assert!(
+        rendered.contains("`after` forms a cycle: jobs → api → web → jobs"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn wrong_type_for_after() {
+    let rendered = one_problem(&with_service_keys("after = \"api\""), 6, 9);
+    assert!(rendered.contains("expected an array"), "{rendered}");
+}

@@ -8,7 +8,8 @@
 //!         resolve/: defaults, ${VAR} (expand.rs), values (scalars.rs),
 //!                   state URL (state_url.rs), one value at a time
 //!           ▼
-//!         checks.rs: values compared with each other (listeners, routes)
+//!         checks.rs: values compared with each other (listeners, routes,
+//!                    `after` and its cycles, via order.rs)
 //!           ▼
 //!         model.rs: Config and friends — or every Finding as a Problem
 //!                   (problem.rs) in a ConfigError (error.rs), drawn by render.rs
@@ -22,6 +23,7 @@ pub mod defaults;
 mod error;
 mod expand;
 mod model;
+mod order;
 mod problem;
 mod raw;
 mod render;
@@ -44,8 +46,9 @@ use miette::NamedSource;
 
 pub use self::error::ConfigError;
 pub use self::model::{
-    AppConfig, Config, DriverKind, EnvironmentConfig, HealthConfig, ServerConfig, ServiceConfig,
-    ServiceKind, StateConfig,
+    AnalysisConfig, AppConfig, Config, DriverKind, EnvironmentConfig, HealthConfig,
+    InconclusivePolicy, RestartPolicy, RolloutConfig, ServerConfig, ServiceConfig, ServiceKind,
+    StateConfig, Strategy,
 };
 pub use self::problem::Problem;
 pub use self::render::render;

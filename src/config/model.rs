@@ -145,6 +145,11 @@ pub struct ServiceConfig {
     pub host: Option<String>,
     /// The path prefix this service's route matches; starts with `/`.
     pub path_prefix: String,
+    /// Within one release, this service is rolled out after these services
+    /// (names of other services, as written). See [`Config::rollout_order`].
+    pub after: Vec<String>,
+    /// How a new release of this service takes over from the previous one.
+    pub rollout: RolloutConfig,
 }
 
 /// `health = { … }` of a service.
@@ -180,6 +185,177 @@ impl Default for HealthConfig {
     }
 }
 
+/// How a new release takes over from the previous one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Start the new release beside the old one, then move all traffic at once.
+    #[default]
+    BlueGreen,
+    /// Move traffic to the new release in steps, judging each step.
+    Canary,
+}
+
+impl Strategy {
+    /// The name used in `cutover.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BlueGreen => "blue-green",
+            Self::Canary => "canary",
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// What happens to a canary step that is still inconclusive (too few
+/// requests) after `max_inconclusive` extensions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InconclusivePolicy {
+    /// The rollout fails and traffic goes back to the previous release.
+    #[default]
+    Fail,
+    /// The rollout pauses at its current step until someone decides.
+    Pause,
+}
+
+impl InconclusivePolicy {
+    /// The name used in `cutover.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fail => "fail",
+            Self::Pause => "pause",
+        }
+    }
+}
+
+impl fmt::Display for InconclusivePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// What a restarted daemon does with a canary rollout it finds half-done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestartPolicy {
+    /// Send all traffic back to the previous release.
+    #[default]
+    Rollback,
+    /// Carry on from the step it was at.
+    Resume,
+}
+
+impl RestartPolicy {
+    /// The name used in `cutover.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rollback => "rollback",
+            Self::Resume => "resume",
+        }
+    }
+}
+
+impl fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// `rollout = { … }` of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RolloutConfig {
+    /// Blue-green (the default) or canary.
+    pub strategy: Strategy,
+    /// Canary: the percent of traffic on the new release at each step,
+    /// strictly increasing from 1 and ending at 100. Empty for blue-green.
+    pub steps: Vec<u8>,
+    /// How long each step lasts before it is judged. Greater than zero.
+    #[serde(serialize_with = "serialize_duration")]
+    pub step_duration: Duration,
+    /// How often a step is checked for fast failure. Greater than zero and
+    /// shorter than `step_duration`.
+    #[serde(serialize_with = "serialize_duration")]
+    pub check_interval: Duration,
+    /// How many times a step with too few requests is extended.
+    pub max_inconclusive: u32,
+    /// What happens after `max_inconclusive` extensions.
+    pub on_inconclusive: InconclusivePolicy,
+    /// What a restarted daemon does with a canary it finds half-done.
+    pub on_daemon_restart: RestartPolicy,
+    /// The thresholds each step is judged by.
+    pub analysis: AnalysisConfig,
+}
+
+impl Default for RolloutConfig {
+    /// Blue-green, with no steps.
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::BlueGreen,
+            steps: Vec::new(),
+            step_duration: defaults::STEP_DURATION,
+            check_interval: defaults::CHECK_INTERVAL,
+            max_inconclusive: defaults::MAX_INCONCLUSIVE,
+            on_inconclusive: InconclusivePolicy::Fail,
+            on_daemon_restart: RestartPolicy::Rollback,
+            analysis: AnalysisConfig::default(),
+        }
+    }
+}
+
+/// `rollout.analysis = { … }`: what makes a step pass or fail. `None` is a
+/// threshold that is not checked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnalysisConfig {
+    /// The largest share of failed requests (0 to 1) on the new release.
+    pub max_error_rate: Option<f64>,
+    /// The largest 95th percentile latency on the new release.
+    #[serde(serialize_with = "serialize_optional_duration")]
+    pub max_p95: Option<Duration>,
+    /// The largest 99th percentile latency on the new release.
+    #[serde(serialize_with = "serialize_optional_duration")]
+    pub max_p99: Option<Duration>,
+    /// How much higher (0 to 1, absolute) the new release's error rate may
+    /// be than the previous release's.
+    pub max_error_rate_increase: Option<f64>,
+    /// How many times the previous release's latency the new release's may
+    /// be. At least 1.
+    pub max_latency_ratio: Option<f64>,
+    /// The fewest requests a step must see before its thresholds are judged.
+    /// At least 1.
+    pub min_requests: u64,
+    /// An error rate (0 to 1) that fails a step at once, without waiting for
+    /// its end. At least `max_error_rate`; defaults to 3 × `max_error_rate`
+    /// (at most 1) when that is set.
+    pub abort_error_rate: Option<f64>,
+}
+
+impl Default for AnalysisConfig {
+    /// No thresholds.
+    fn default() -> Self {
+        Self {
+            max_error_rate: None,
+            max_p95: None,
+            max_p99: None,
+            max_error_rate_increase: None,
+            max_latency_ratio: None,
+            min_requests: defaults::MIN_REQUESTS,
+            abort_error_rate: None,
+        }
+    }
+}
+
+/// The loader never produces a NaN (every number is range-checked, and NaN
+/// is in no range), so equality is an equivalence on loaded configs. This
+/// keeps `ServiceConfig` and `Config` `Eq`, as they were before analysis
+/// thresholds existed.
+impl Eq for AnalysisConfig {}
+
 /// `[environment.NAME]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EnvironmentConfig {
@@ -197,6 +373,17 @@ fn serialize_duration<S: Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     serializer.collect_str(&humantime::format_duration(*duration))
+}
+
+/// [`serialize_duration`] for an optional duration; `None` is `null`.
+fn serialize_optional_duration<S: Serializer>(
+    duration: &Option<Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match duration {
+        Some(duration) => serialize_duration(duration, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 impl Config {

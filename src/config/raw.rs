@@ -14,7 +14,10 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 
 use super::defaults::{self, duration_text};
-use super::scalars::{RawAddress, RawCount, RawDriverKind, RawDuration, RawServiceKind};
+use super::scalars::{
+    RawAddress, RawCount, RawDriverKind, RawDuration, RawInconclusivePolicy, RawNumber,
+    RawRestartPolicy, RawServiceKind, RawStrategy,
+};
 
 /// A name written as a table key (`[service.NAME]`), with its span.
 pub(crate) type Name = Spanned<String>;
@@ -139,6 +142,14 @@ pub(crate) struct RawService {
     /// http services: the path prefix this service's route matches.
     #[schemars(with = "Option<String>", extend("default" = defaults::PATH_PREFIX, "pattern" = "^/"))]
     pub path_prefix: Option<Spanned<String>>,
+
+    /// Within one release, roll this service out after these services.
+    #[schemars(with = "Option<Vec<String>>", extend("items" = service_name_schema()))]
+    pub after: Option<Spanned<Vec<Spanned<String>>>>,
+
+    /// How a new release takes over from the previous one.
+    #[schemars(with = "Option<RawRollout>")]
+    pub rollout: Option<Spanned<RawRollout>>,
 }
 
 /// `health = { … }` of a service.
@@ -180,6 +191,91 @@ pub(crate) struct RawHealth {
     pub start_timeout: Option<Spanned<RawDuration>>,
 }
 
+/// `rollout = { … }` of a service.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Rollout")]
+pub(crate) struct RawRollout {
+    /// `blue-green` moves all traffic at once; `canary` moves it in `steps`.
+    #[schemars(with = "Option<RawStrategy>", extend("default" = "blue-green"))]
+    pub strategy: Option<Spanned<RawStrategy>>,
+
+    /// canary only: the percent of traffic on the new release at each step,
+    /// strictly increasing and ending at 100 (default [5, 25, 50, 100]).
+    #[schemars(
+        with = "Option<Vec<u8>>",
+        extend("items" = step_schema(), "minItems" = 1)
+    )]
+    pub steps: Option<Spanned<Vec<Spanned<RawCount>>>>,
+
+    /// How long each step lasts before it is judged.
+    #[schemars(
+        with = "Option<RawDuration>",
+        extend("default" = duration_text(defaults::STEP_DURATION))
+    )]
+    pub step_duration: Option<Spanned<RawDuration>>,
+
+    /// How often a step is checked for fast failure; shorter than `step_duration`.
+    #[schemars(
+        with = "Option<RawDuration>",
+        extend("default" = duration_text(defaults::CHECK_INTERVAL))
+    )]
+    pub check_interval: Option<Spanned<RawDuration>>,
+
+    /// How many times a step with too few requests is extended.
+    #[schemars(with = "Option<u32>", extend("default" = defaults::MAX_INCONCLUSIVE))]
+    pub max_inconclusive: Option<Spanned<RawCount>>,
+
+    /// What happens after `max_inconclusive` extensions: `fail` or `pause`.
+    #[schemars(with = "Option<RawInconclusivePolicy>", extend("default" = "fail"))]
+    pub on_inconclusive: Option<Spanned<RawInconclusivePolicy>>,
+
+    /// What a restarted daemon does with a canary it finds half-done: `rollback` or `resume`.
+    #[schemars(with = "Option<RawRestartPolicy>", extend("default" = "rollback"))]
+    pub on_daemon_restart: Option<Spanned<RawRestartPolicy>>,
+
+    /// The thresholds each step is judged by.
+    #[schemars(with = "Option<RawAnalysis>")]
+    pub analysis: Option<Spanned<RawAnalysis>>,
+}
+
+/// `rollout.analysis = { … }`: what makes a step pass or fail. A threshold
+/// left out is not checked; with any threshold, `min_requests` is required.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Analysis")]
+pub(crate) struct RawAnalysis {
+    /// The largest share of failed requests on the new release, 0 to 1.
+    #[schemars(with = "Option<f64>", extend("minimum" = 0, "maximum" = 1))]
+    pub max_error_rate: Option<Spanned<RawNumber>>,
+
+    /// The largest 95th percentile latency on the new release.
+    #[schemars(with = "Option<RawDuration>")]
+    pub max_p95: Option<Spanned<RawDuration>>,
+
+    /// The largest 99th percentile latency on the new release.
+    #[schemars(with = "Option<RawDuration>")]
+    pub max_p99: Option<Spanned<RawDuration>>,
+
+    /// How much higher the new release's error rate may be than the previous release's, 0 to 1.
+    #[schemars(with = "Option<f64>", extend("minimum" = 0, "maximum" = 1))]
+    pub max_error_rate_increase: Option<Spanned<RawNumber>>,
+
+    /// How many times the previous release's latency the new release's may be, at least 1.
+    #[schemars(with = "Option<f64>", extend("minimum" = 1))]
+    pub max_latency_ratio: Option<Spanned<RawNumber>>,
+
+    /// The fewest requests a step must see before it is judged. Required with
+    /// any threshold; 50 without.
+    #[schemars(with = "Option<RawCount>", extend("default" = defaults::MIN_REQUESTS))]
+    pub min_requests: Option<Spanned<RawCount>>,
+
+    /// An error rate that fails a step at once, 0 to 1, at least `max_error_rate`
+    /// (default: 3 × `max_error_rate`, at most 1).
+    #[schemars(with = "Option<f64>", extend("minimum" = 0, "maximum" = 1))]
+    pub abort_error_rate: Option<Spanned<RawNumber>>,
+}
+
 /// `[environment.NAME]`: a place the application runs.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -202,4 +298,12 @@ pub(crate) const NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_-]*$";
 
 fn name_schema() -> serde_json::Value {
     serde_json::json!({ "pattern": NAME_PATTERN })
+}
+
+fn service_name_schema() -> serde_json::Value {
+    serde_json::json!({ "type": "string", "pattern": NAME_PATTERN })
+}
+
+fn step_schema() -> serde_json::Value {
+    serde_json::json!({ "type": "integer", "minimum": 1, "maximum": 100 })
 }

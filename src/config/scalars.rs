@@ -1,5 +1,6 @@
 //! Values the file writes as plain TOML scalars but that mean more:
-//! durations, socket addresses, service kinds, driver kinds and counts.
+//! durations, socket addresses, service kinds, driver kinds, rollout
+//! strategies and policies, counts and numbers.
 //!
 //! Each is read as-is (so a wrong TOML type is reported with what was
 //! expected, e.g. `expected a duration such as "30s"`), parsed afterwards by
@@ -13,7 +14,7 @@ use std::time::Duration;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use super::model::{DriverKind, ServiceKind};
+use super::model::{DriverKind, InconclusivePolicy, RestartPolicy, ServiceKind, Strategy};
 use super::suggest;
 
 /// What a duration looks like, for help lines.
@@ -102,6 +103,39 @@ text_value!(
     })
 );
 
+text_value!(
+    /// `rollout.strategy` as written.
+    RawStrategy,
+    r#""blue-green" or "canary""#,
+    json_schema!({
+        "type": "string",
+        "enum": ["blue-green", "canary"],
+        "description": "`blue-green` moves all traffic at once; `canary` moves it in steps, judging each."
+    })
+);
+
+text_value!(
+    /// `rollout.on_inconclusive` as written.
+    RawInconclusivePolicy,
+    r#""fail" or "pause""#,
+    json_schema!({
+        "type": "string",
+        "enum": ["fail", "pause"],
+        "description": "What happens to a step that still has too few requests after `max_inconclusive` extensions."
+    })
+);
+
+text_value!(
+    /// `rollout.on_daemon_restart` as written.
+    RawRestartPolicy,
+    r#""rollback" or "resume""#,
+    json_schema!({
+        "type": "string",
+        "enum": ["rollback", "resume"],
+        "description": "What a restarted daemon does with a canary rollout it finds half-done."
+    })
+);
+
 impl RawDuration {
     /// The duration, or a short reason the text is not one.
     pub(crate) fn parse(&self) -> Result<Duration, String> {
@@ -165,6 +199,36 @@ impl RawDriverKind {
     }
 }
 
+impl RawStrategy {
+    /// The strategy, or the help line for an unknown one.
+    pub(crate) fn parse(&self) -> Result<Strategy, String> {
+        const ALL: [Strategy; 2] = [Strategy::BlueGreen, Strategy::Canary];
+        ALL.into_iter()
+            .find(|strategy| strategy.as_str() == self.0)
+            .ok_or_else(|| expected(&self.0, ALL.map(Strategy::as_str)))
+    }
+}
+
+impl RawInconclusivePolicy {
+    /// The policy, or the help line for an unknown one.
+    pub(crate) fn parse(&self) -> Result<InconclusivePolicy, String> {
+        const ALL: [InconclusivePolicy; 2] = [InconclusivePolicy::Fail, InconclusivePolicy::Pause];
+        ALL.into_iter()
+            .find(|policy| policy.as_str() == self.0)
+            .ok_or_else(|| expected(&self.0, ALL.map(InconclusivePolicy::as_str)))
+    }
+}
+
+impl RawRestartPolicy {
+    /// The policy, or the help line for an unknown one.
+    pub(crate) fn parse(&self) -> Result<RestartPolicy, String> {
+        const ALL: [RestartPolicy; 2] = [RestartPolicy::Rollback, RestartPolicy::Resume];
+        ALL.into_iter()
+            .find(|policy| policy.as_str() == self.0)
+            .ok_or_else(|| expected(&self.0, ALL.map(RestartPolicy::as_str)))
+    }
+}
+
 /// `expected "a", "b" or "c"`, with a suggestion when one is close.
 fn expected<const N: usize>(word: &str, names: [&str; N]) -> String {
     let quoted: Vec<String> = names.iter().map(|name| format!("\"{name}\"")).collect();
@@ -207,5 +271,32 @@ impl JsonSchema for RawCount {
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({ "type": "integer", "minimum": 1 })
+    }
+}
+
+/// A number as written: an integer or a float (`0.01`, `1`, `1.5`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct RawNumber(pub f64);
+
+impl<'de> Deserialize<'de> for RawNumber {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NumberVisitor;
+        impl Visitor<'_> for NumberVisitor {
+            type Value = RawNumber;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number such as 0.01 or 1.5")
+            }
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<RawNumber, E> {
+                Ok(RawNumber(value))
+            }
+            // Precision is lost only beyond 2^53, far outside every range checked.
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<RawNumber, E> {
+                Ok(RawNumber(value as f64))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<RawNumber, E> {
+                Ok(RawNumber(value as f64))
+            }
+        }
+        deserializer.deserialize_f64(NumberVisitor)
     }
 }

@@ -2,11 +2,12 @@
 
 use std::fmt::Write;
 
-use super::model::{Config, ServiceKind};
+use super::model::{Config, ServiceConfig, ServiceKind, Strategy};
 
 impl Config {
     /// What the config describes, for people: the app, each service (kind,
-    /// driver, replicas, route, command) and each environment (listener).
+    /// driver, replicas, route, rollout, command) and each environment
+    /// (listener).
     pub fn summary(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
@@ -35,6 +36,7 @@ impl Config {
                 line = format!("{line}  {host}{}", service.path_prefix);
             }
             writeln!(out, "{}", line.trim_end())?;
+            writeln!(out, "  {:width$}  {}", "", rollout(service))?;
             if !service.command.is_empty() {
                 writeln!(out, "  {:width$}  $ {}", "", shell_words(&service.command))?;
             }
@@ -52,6 +54,29 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// "rollout blue-green", "rollout canary 5% → 25% → 50% → 100%, 30s a step",
+/// then ", after api, db" when the service waits for others.
+fn rollout(service: &ServiceConfig) -> String {
+    let rollout = &service.rollout;
+    let mut text = format!("rollout {}", rollout.strategy);
+    if rollout.strategy == Strategy::Canary {
+        let steps: Vec<String> = rollout
+            .steps
+            .iter()
+            .map(|percent| format!("{percent}%"))
+            .collect();
+        text = format!(
+            "{text} {}, {} a step",
+            steps.join(" → "),
+            humantime::format_duration(rollout.step_duration)
+        );
+    }
+    if !service.after.is_empty() {
+        text = format!("{text}, after {}", service.after.join(", "));
+    }
+    text
 }
 
 fn column_width<'a>(names: impl Iterator<Item = &'a String>) -> usize {

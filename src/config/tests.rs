@@ -56,9 +56,20 @@ stop_timeout = "5s"
 host = "shop.example"
 path_prefix = "/"
 
+[service.web.rollout]
+strategy = "canary"
+steps = [10, 50, 100]
+step_duration = "1m"
+check_interval = "2s"
+max_inconclusive = 5
+on_inconclusive = "pause"
+on_daemon_restart = "resume"
+analysis = { max_error_rate = 0.01, max_p95 = "500ms", max_p99 = "1s", max_error_rate_increase = 0.005, max_latency_ratio = 1.5, min_requests = 100, abort_error_rate = 0.05 }
+
 [service.worker]
 kind = "worker"
 command = ["./bin/worker"]
+after = ["web"]
 
 [environment.production]
 listen = "127.0.0.1:8080"
@@ -106,12 +117,33 @@ fn full_example_parses_to_its_values() {
         stop_timeout: Duration::from_secs(5),
         host: Some("shop.example".to_owned()),
         path_prefix: "/".to_owned(),
+        after: Vec::new(),
+        rollout: RolloutConfig {
+            strategy: Strategy::Canary,
+            steps: vec![10, 50, 100],
+            step_duration: Duration::from_secs(60),
+            check_interval: Duration::from_secs(2),
+            max_inconclusive: 5,
+            on_inconclusive: InconclusivePolicy::Pause,
+            on_daemon_restart: RestartPolicy::Resume,
+            analysis: AnalysisConfig {
+                max_error_rate: Some(0.01),
+                max_p95: Some(Duration::from_millis(500)),
+                max_p99: Some(Duration::from_secs(1)),
+                max_error_rate_increase: Some(0.005),
+                max_latency_ratio: Some(1.5),
+                min_requests: 100,
+                abort_error_rate: Some(0.05),
+            },
+        },
     };
     assert_eq!(web, &expected_web);
 
     let worker = &config.services["worker"];
     assert_eq!(worker.kind, ServiceKind::Worker);
     assert_eq!(worker.command, vec!["./bin/worker".to_owned()]);
+    assert_eq!(worker.after, ["web"]);
+    assert_eq!(worker.rollout, RolloutConfig::default());
 
     assert_eq!(
         config.environments["production"],
@@ -148,6 +180,29 @@ fn omitted_keys_take_their_defaults() {
     assert_eq!(web.stop_timeout, Duration::from_secs(10));
     assert_eq!(web.host, None);
     assert_eq!(web.path_prefix, "/");
+    assert!(web.after.is_empty());
+    assert_eq!(
+        web.rollout,
+        RolloutConfig {
+            strategy: Strategy::BlueGreen,
+            steps: Vec::new(),
+            step_duration: Duration::from_secs(30),
+            check_interval: Duration::from_secs(1),
+            max_inconclusive: 3,
+            on_inconclusive: InconclusivePolicy::Fail,
+            on_daemon_restart: RestartPolicy::Rollback,
+            analysis: AnalysisConfig {
+                max_error_rate: None,
+                max_p95: None,
+                max_p99: None,
+                max_error_rate_increase: None,
+                max_latency_ratio: None,
+                min_requests: 50,
+                abort_error_rate: None,
+            },
+        }
+    );
+    assert_eq!(web.rollout, RolloutConfig::default());
     assert_eq!(
         config.environments["production"].rollback_window,
         Duration::from_secs(600)
@@ -173,6 +228,133 @@ fn health_may_be_its_own_table() {
     let health = &valid(&source).services["web"].health;
     assert_eq!(health.interval, Duration::from_millis(250));
     assert_eq!(health.path, "/health");
+}
+
+/// `MINIMAL` with `lines` as its `[service.web.rollout]` table.
+fn rollout_of(lines: &str) -> RolloutConfig {
+    let source = format!("{MINIMAL}\n[service.web.rollout]\n{lines}\n");
+    valid(&source).services["web"].rollout.clone()
+}
+
+#[test]
+fn a_canary_without_steps_gets_the_default_steps() {
+    let rollout = rollout_of("strategy = \"canary\"");
+    assert_eq!(rollout.strategy, Strategy::Canary);
+    assert_eq!(rollout.steps, [5, 25, 50, 100]);
+    assert_eq!(rollout.step_duration, Duration::from_secs(30));
+    assert_eq!(rollout.check_interval, Duration::from_secs(1));
+    assert_eq!(rollout.analysis, AnalysisConfig::default());
+    assert_eq!(rollout.analysis.min_requests, 50);
+}
+
+#[test]
+fn a_blue_green_rollout_has_no_steps() {
+    let rollout = rollout_of("strategy = \"blue-green\"\nstep_duration = \"10s\"");
+    assert_eq!(rollout.strategy, Strategy::BlueGreen);
+    assert!(rollout.steps.is_empty());
+    assert_eq!(rollout.step_duration, Duration::from_secs(10));
+}
+
+#[test]
+fn a_single_step_of_100_is_a_canary_that_moves_everything_at_once() {
+    assert_eq!(
+        rollout_of("strategy = \"canary\"\nsteps = [100]").steps,
+        [100]
+    );
+}
+
+#[test]
+fn abort_error_rate_defaults_to_three_times_max_error_rate_at_most_1() {
+    let analysis = |table: &str| rollout_of(&format!("analysis = {{ {table} }}")).analysis;
+    let derived = analysis("max_error_rate = 0.01, min_requests = 20");
+    let abort = derived
+        .abort_error_rate
+        .expect("derived from max_error_rate");
+    assert!((abort - 0.03).abs() < 1e-12, "{abort}");
+    assert_eq!(derived.min_requests, 20);
+
+    let capped = analysis("max_error_rate = 0.5, min_requests = 20");
+    assert_eq!(capped.abort_error_rate, Some(1.0));
+
+    let written = analysis("max_error_rate = 0.01, abort_error_rate = 0.01, min_requests = 20");
+    assert_eq!(written.abort_error_rate, Some(0.01));
+
+    let latency_only = analysis("max_p99 = \"1s\", min_requests = 20");
+    assert_eq!(latency_only.abort_error_rate, None);
+    assert_eq!(latency_only.max_p99, Some(Duration::from_secs(1)));
+}
+
+#[test]
+fn analysis_may_be_its_own_table_and_numbers_may_be_integers() {
+    let source = format!(
+        "{MINIMAL}\n[service.web.rollout]\nstrategy = \"canary\"\n\n[service.web.rollout.analysis]\nmax_latency_ratio = 2\nmax_error_rate = 0\nmin_requests = 10\n"
+    );
+    let analysis = &valid(&source).services["web"].rollout.analysis;
+    assert_eq!(analysis.max_latency_ratio, Some(2.0));
+    assert_eq!(analysis.max_error_rate, Some(0.0));
+    assert_eq!(analysis.abort_error_rate, Some(0.0));
+    assert_eq!(analysis.min_requests, 10);
+}
+
+#[test]
+fn min_requests_alone_is_kept() {
+    let analysis = rollout_of("analysis = { min_requests = 7 }").analysis;
+    assert_eq!(analysis.min_requests, 7);
+    assert_eq!(analysis.max_error_rate, None);
+}
+
+#[test]
+fn a_worker_may_set_blue_green_and_analysis() {
+    let source = format!(
+        "{MINIMAL}\n[service.jobs]\nkind = \"worker\"\ncommand = [\"./jobs\"]\nrollout = {{ strategy = \"blue-green\", analysis = {{ max_error_rate = 0.1, min_requests = 5 }} }}\n"
+    );
+    let jobs = &valid(&source).services["jobs"];
+    assert_eq!(jobs.rollout.strategy, Strategy::BlueGreen);
+    assert_eq!(jobs.rollout.analysis.max_error_rate, Some(0.1));
+}
+
+/// A config with these services (each `[service.NAME]` with a command and `after`).
+fn services_after(services: &[(&str, &str)]) -> Config {
+    let mut source = String::from(
+        "[app]\nname = \"hello\"\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n",
+    );
+    for (name, after) in services {
+        source.push_str(&format!(
+            "\n[service.{name}]\nkind = \"worker\"\ncommand = [\"./{name}\"]\nafter = [{after}]\n"
+        ));
+    }
+    valid(&source)
+}
+
+#[test]
+fn rollout_order_puts_each_service_after_the_ones_it_names() {
+    let config = services_after(&[
+        ("web", r#""api", "auth""#),
+        ("api", r#""db""#),
+        ("auth", ""),
+        ("db", ""),
+        ("jobs", r#""db""#),
+    ]);
+    assert_eq!(config.services["web"].after, ["api", "auth"]);
+    assert_eq!(config.rollout_order(), ["auth", "db", "api", "jobs", "web"]);
+}
+
+#[test]
+fn rollout_order_without_after_is_by_name() {
+    let config = services_after(&[("web", ""), ("api", ""), ("jobs", "")]);
+    assert_eq!(config.rollout_order(), ["api", "jobs", "web"]);
+    assert_eq!(valid(MINIMAL).rollout_order(), ["web"]);
+}
+
+#[test]
+fn rollout_order_tolerates_hand_built_configs_with_cycles() {
+    let mut config = services_after(&[("a", ""), ("b", ""), ("c", "")]);
+    for (name, after) in [("a", "b"), ("b", "a"), ("c", "c")] {
+        if let Some(service) = config.services.get_mut(name) {
+            service.after = vec![after.to_owned(), "unknown".to_owned()];
+        }
+    }
+    assert_eq!(config.rollout_order(), ["c", "a", "b"]);
 }
 
 #[test]
@@ -312,6 +494,24 @@ fn config_serializes_durations_as_text() {
     assert_eq!(web["health"]["interval"], "500ms");
     assert_eq!(web["kind"], "http");
     assert_eq!(web["driver"], "process");
+    let rollout = &web["rollout"];
+    assert_eq!(rollout["strategy"], "canary");
+    assert_eq!(rollout["steps"], serde_json::json!([10, 50, 100]));
+    assert_eq!(rollout["step_duration"], "1m");
+    assert_eq!(rollout["check_interval"], "2s");
+    assert_eq!(rollout["on_inconclusive"], "pause");
+    assert_eq!(rollout["on_daemon_restart"], "resume");
+    assert_eq!(rollout["analysis"]["max_p95"], "500ms");
+    assert_eq!(rollout["analysis"]["max_error_rate"], 0.01);
+    assert_eq!(rollout["analysis"]["min_requests"], 100);
+    let worker = &json["services"]["worker"];
+    assert_eq!(worker["after"], serde_json::json!(["web"]));
+    assert_eq!(worker["rollout"]["strategy"], "blue-green");
+    assert_eq!(worker["rollout"]["on_daemon_restart"], "rollback");
+    assert_eq!(
+        worker["rollout"]["analysis"]["max_p99"],
+        serde_json::Value::Null
+    );
     assert_eq!(json["environments"]["production"]["rollback_window"], "1h");
     assert_eq!(
         json["environments"]["production"]["listen"],
@@ -352,6 +552,54 @@ fn json_schema_describes_the_file() {
     assert!(
         text.contains("\"127.0.0.1:7070\""),
         "the server.listen default is advertised"
+    );
+
+    let service = &schema["$defs"]["Service"]["properties"];
+    assert_eq!(service["after"]["type"], "array");
+    let rollout = &schema["$defs"]["Rollout"];
+    assert_eq!(rollout["additionalProperties"], false);
+    for key in [
+        "strategy",
+        "steps",
+        "step_duration",
+        "check_interval",
+        "max_inconclusive",
+        "on_inconclusive",
+        "on_daemon_restart",
+        "analysis",
+    ] {
+        assert!(
+            rollout["properties"].get(key).is_some(),
+            "rollout lacks {key}: {rollout:#}"
+        );
+    }
+    assert_eq!(
+        rollout["properties"]["steps"]["items"]["maximum"],
+        serde_json::json!(100)
+    );
+    assert_eq!(
+        schema["$defs"]["Strategy"]["enum"],
+        serde_json::json!(["blue-green", "canary"])
+    );
+    let analysis = &schema["$defs"]["Analysis"];
+    assert_eq!(analysis["additionalProperties"], false);
+    for key in [
+        "max_error_rate",
+        "max_p95",
+        "max_p99",
+        "max_error_rate_increase",
+        "max_latency_ratio",
+        "min_requests",
+        "abort_error_rate",
+    ] {
+        assert!(
+            analysis["properties"].get(key).is_some(),
+            "analysis lacks {key}: {analysis:#}"
+        );
+    }
+    assert_eq!(
+        analysis["properties"]["max_error_rate"]["maximum"],
+        serde_json::json!(1)
     );
 }
 

@@ -1,13 +1,15 @@
 //! From the file as written ([`RawConfig`]) to the public types: fills in
 //! defaults, expands `${VAR}`, parses durations and addresses, resolves the
 //! state URL, and checks every value on its own. This file
-//! handles the small sections; `service`, `environment` and `values` the rest.
+//! handles the small sections; `service`, `rollout`, `environment` and
+//! `values` the rest.
 //!
 //! It keeps going after a problem (using the default in place of a bad
 //! value) so that one run reports every problem in the file. Checks that
 //! compare values with each other are in `checks`.
 
 mod environment;
+mod rollout;
 mod service;
 mod values;
 
@@ -57,6 +59,8 @@ pub(crate) struct Places {
     /// The route of each http service: its `path_prefix`, else its `host`,
     /// else its table.
     pub routes: BTreeMap<String, Range<usize>>,
+    /// Each item of each service's `after`, with where it was written.
+    pub after: BTreeMap<String, Vec<(String, Range<usize>)>>,
 }
 
 /// Resolves `raw`; the findings are empty when every value is valid.

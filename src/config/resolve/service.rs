@@ -1,5 +1,5 @@
 //! Resolving `[service.NAME]` tables: kind, driver, command, env, replicas,
-//! health, timeouts and route.
+//! health, timeouts, route and `after` (the rollout itself is in `rollout`).
 
 use std::collections::BTreeMap;
 
@@ -131,6 +131,23 @@ impl Resolver<'_> {
             Some(prefix) => prefix.get_ref().clone(),
             None => defaults::PATH_PREFIX.to_owned(),
         };
+        let after = match &raw.after {
+            Some(after) => {
+                let items = after.get_ref();
+                self.places.after.insert(
+                    name.to_owned(),
+                    items
+                        .iter()
+                        .map(|item| (item.get_ref().clone(), item.span()))
+                        .collect(),
+                );
+                items.iter().map(|item| item.get_ref().clone()).collect()
+            }
+            None => Vec::new(),
+        };
+        let kind_span = raw.kind.as_ref().map(Spanned::span);
+        let rollout = self.rollout(name, raw.rollout.as_ref(), kind, kind_span);
+
         if kind == ServiceKind::Http {
             let place = raw
                 .path_prefix
@@ -151,6 +168,8 @@ impl Resolver<'_> {
             stop_timeout,
             host,
             path_prefix,
+            after,
+            rollout,
         }
     }
 
