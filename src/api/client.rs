@@ -14,7 +14,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    Accepted, ApiErrorBody, DeployRequest, DeploymentDetail, RollbackRequest, StatusResponse,
+    Accepted, ApiErrorBody, DeployRequest, DeploymentDetail, RollbackRequest,
+    RolloutCommandRequest, StatusResponse,
 };
 use crate::store::Deployment;
 
@@ -78,6 +79,16 @@ impl ApiClient {
     /// `POST /v1/rollback`.
     pub async fn rollback(&self, req: &RollbackRequest) -> Result<Accepted, ClientError> {
         self.call(Method::POST, "/v1/rollback", Some(req)).await
+    }
+
+    /// `POST /v1/rollout/{command}`: pause, resume, promote or abort.
+    pub async fn rollout_command(
+        &self,
+        command: &str,
+        req: &RolloutCommandRequest,
+    ) -> Result<Accepted, ClientError> {
+        self.call(Method::POST, &format!("/v1/rollout/{command}"), Some(req))
+            .await
     }
 
     /// `GET /v1/deployments/{id}`.

@@ -22,6 +22,24 @@ pub struct DeployRequest {
     pub version: String,
     /// Who asks (user@host), for the lock and the history.
     pub requested_by: String,
+    /// Roll only this service (default: every service of the release).
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+/// `POST /v1/rollout/{pause|resume|promote|abort}`: steer the running rollout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RolloutCommandRequest {
+    /// Environment name; may be omitted when there is one.
+    pub environment: Option<String>,
+    /// With `promote`: straight to 100 %.
+    #[serde(default)]
+    pub full: bool,
+    /// With `abort`: why, for the history.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Who asks.
+    pub requested_by: String,
 }
 
 /// `POST /v1/rollback`: back to the previous release.

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::token;
 use super::{
     Accepted, ApiErrorBody, DeployRequest, DeploymentDetail, EnvironmentStatus, InstanceView,
-    RollbackRequest, StatusResponse,
+    RollbackRequest, RolloutCommandRequest, StatusResponse,
 };
 use crate::runtime::{Daemon, DeployError, deploy};
 use crate::store::StoreError;
@@ -47,6 +47,7 @@ pub fn app(state: ApiState) -> Router {
         )
         .route("/deployments/{id}", get(get_deployment))
         .route("/rollback", post(create_rollback))
+        .route("/rollout/{command}", post(rollout_command))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -106,6 +107,7 @@ impl From<DeployError> for ApiError {
         match e {
             DeployError::BadRequest(m) => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m),
             DeployError::Locked(e) => ApiError::new(StatusCode::CONFLICT, "locked", e.to_string()),
+            DeployError::Refused(m) => ApiError::new(StatusCode::CONFLICT, "refused", m),
             DeployError::Store(e) => ApiError::from(e),
             DeployError::Internal(m) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
@@ -231,6 +233,7 @@ async fn create_deployment(
         req.environment.as_deref(),
         &req.version,
         &req.requested_by,
+        req.service.as_deref(),
     )
     .await?;
     Ok((
@@ -256,4 +259,39 @@ async fn create_rollback(
             environment,
         }),
     ))
+}
+
+async fn rollout_command(
+    State(state): State<ApiState>,
+    Path(command): Path<String>,
+    Json(req): Json<RolloutCommandRequest>,
+) -> Result<Json<Accepted>, ApiError> {
+    use cutover_core::Command;
+    let command = match command.as_str() {
+        "pause" => Command::Pause,
+        "resume" => Command::Resume,
+        "promote" => Command::Promote { full: req.full },
+        "abort" => Command::Abort {
+            reason: req
+                .reason
+                .clone()
+                .unwrap_or_else(|| format!("asked by {}", req.requested_by)),
+        },
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no rollout command {other:?}: use pause, resume, promote or abort"),
+            ));
+        }
+    };
+    tracing::info!(by = %req.requested_by, ?command, "operator command");
+    let (environment, deployment_id) = state
+        .daemon
+        .command(req.environment.as_deref(), command)
+        .await?;
+    Ok(Json(Accepted {
+        deployment_id,
+        environment,
+    }))
 }

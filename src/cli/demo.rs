@@ -96,6 +96,7 @@ async fn deploy_version(client: &ApiClient, version: &str) -> Result<(), CliErro
             environment: None,
             version: version.to_owned(),
             requested_by: output::requested_by(),
+            service: None,
         })
         .await?;
     let detail = deploy::follow(client, accepted.deployment_id, false).await?;

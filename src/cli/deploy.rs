@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output;
 use crate::api::client::ApiClient;
-use crate::api::{DeployRequest, DeploymentDetail, RollbackRequest};
+use crate::api::{DeployRequest, DeploymentDetail, RollbackRequest, RolloutCommandRequest};
 use crate::exit::{self, CliError};
 use crate::store::DeploymentState;
 
@@ -22,6 +22,7 @@ pub async fn deploy(
     path: &Path,
     version: &str,
     environment: Option<&str>,
+    service: Option<&str>,
     json: bool,
 ) -> Result<(), CliError> {
     let config = output::load_config(path)?;
@@ -31,6 +32,7 @@ pub async fn deploy(
             environment: environment.map(str::to_owned),
             version: version.to_owned(),
             requested_by: output::requested_by(),
+            service: service.map(str::to_owned),
         })
         .await?;
     if !json {
@@ -61,6 +63,38 @@ pub async fn rollback(path: &Path, environment: Option<&str>, json: bool) -> Res
     }
     let detail = follow(&client, accepted.deployment_id, json).await?;
     conclude(detail, json)
+}
+
+/// `cutover pause|resume|promote|abort`: steer the running rollout.
+pub async fn steer(
+    path: &Path,
+    command: &str,
+    environment: Option<&str>,
+    full: bool,
+    reason: Option<String>,
+    json: bool,
+) -> Result<(), CliError> {
+    let config = output::load_config(path)?;
+    let client = output::client(&config)?;
+    let accepted = client
+        .rollout_command(
+            command,
+            &RolloutCommandRequest {
+                environment: environment.map(str::to_owned),
+                full,
+                reason,
+                requested_by: output::requested_by(),
+            },
+        )
+        .await?;
+    if json {
+        return output::print_json(&accepted);
+    }
+    println!(
+        "{command}: done for deployment {} in {}",
+        accepted.deployment_id, accepted.environment
+    );
+    Ok(())
 }
 
 /// Polls the deployment until it ends, printing each new event.
@@ -142,9 +176,14 @@ fn conclude(detail: DeploymentDetail, json: bool) -> Result<(), CliError> {
                 .as_deref()
                 .map(|p| format!("; {p} still serves {}", d.environment))
                 .unwrap_or_default();
+            let what = if d.state == DeploymentState::RolledBack {
+                "was rolled back"
+            } else {
+                "failed"
+            };
             Err(CliError::new(
                 exit::DEPLOY_FAILED,
-                format!("deployment {} failed{serving}\n{reason}", d.id),
+                format!("deployment {} {what}{serving}\n{reason}", d.id),
             ))
         }
     }

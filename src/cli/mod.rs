@@ -61,6 +61,40 @@ pub enum Command {
         /// Environment (may be omitted when the config has only one).
         #[arg(long = "env", short = 'e')]
         environment: Option<String>,
+        /// Roll only this service (default: every service, in `after` order).
+        #[arg(long)]
+        service: Option<String>,
+    },
+    /// Hold the running canary at its current step (fast failure checks go on).
+    Pause {
+        /// Environment (may be omitted when the config has only one).
+        #[arg(long = "env", short = 'e')]
+        environment: Option<String>,
+    },
+    /// Continue a paused canary.
+    Resume {
+        /// Environment (may be omitted when the config has only one).
+        #[arg(long = "env", short = 'e')]
+        environment: Option<String>,
+    },
+    /// Move the running canary to its next step now, skipping the analysis.
+    Promote {
+        /// Environment (may be omitted when the config has only one).
+        #[arg(long = "env", short = 'e')]
+        environment: Option<String>,
+        /// Straight to 100 %.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Roll the running deployment back now: traffic to the previous release
+    /// in one switch, then the new instances are drained and stopped.
+    Abort {
+        /// Environment (may be omitted when the config has only one).
+        #[arg(long = "env", short = 'e')]
+        environment: Option<String>,
+        /// Why, for the history.
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Go back to the previous release: one switch while it is warm, a
     /// blue-green start of it otherwise.
@@ -107,7 +141,64 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Deploy {
             release,
             environment,
-        } => deploy::deploy(&cli.config, &release, environment.as_deref(), json).await,
+            service,
+        } => {
+            deploy::deploy(
+                &cli.config,
+                &release,
+                environment.as_deref(),
+                service.as_deref(),
+                json,
+            )
+            .await
+        }
+        Command::Pause { environment } => {
+            deploy::steer(
+                &cli.config,
+                "pause",
+                environment.as_deref(),
+                false,
+                None,
+                json,
+            )
+            .await
+        }
+        Command::Resume { environment } => {
+            deploy::steer(
+                &cli.config,
+                "resume",
+                environment.as_deref(),
+                false,
+                None,
+                json,
+            )
+            .await
+        }
+        Command::Promote { environment, full } => {
+            deploy::steer(
+                &cli.config,
+                "promote",
+                environment.as_deref(),
+                full,
+                None,
+                json,
+            )
+            .await
+        }
+        Command::Abort {
+            environment,
+            reason,
+        } => {
+            deploy::steer(
+                &cli.config,
+                "abort",
+                environment.as_deref(),
+                false,
+                reason,
+                json,
+            )
+            .await
+        }
         Command::Rollback { environment } => {
             deploy::rollback(&cli.config, environment.as_deref(), json).await
         }

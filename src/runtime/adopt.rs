@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use cutover_core::{Plan, Rollout, State};
+
 use super::environment::{EnvRuntime, LiveInstance};
+use super::runner::{self, Runner};
 use super::{Daemon, retire};
 use crate::config::ServiceKind;
 use crate::drivers::InstanceHandle;
@@ -29,13 +32,28 @@ pub struct AdoptionReport {
     pub interrupted: Vec<i64>,
     /// Environments whose serving release had to be started again.
     pub restarted: Vec<String>,
+    /// Rollouts picked up again (resumed or rolled back per policy).
+    pub resumed: Vec<i64>,
 }
 
 impl Daemon {
     /// Brings the world back in line with the store; see the module doc.
     pub async fn recover(self: &Arc<Self>) -> Result<AdoptionReport, StoreError> {
         let mut report = AdoptionReport::default();
+        let mut resumable = Vec::new();
         for dep in self.store.running_deployments().await? {
+            let saved = self.store.rollout(dep.id).await?;
+            let parsed = saved.and_then(|(plan, state)| {
+                let plan: Plan = serde_json::from_value(plan).ok()?;
+                let state: State = serde_json::from_value(state).ok()?;
+                Some((plan, state))
+            });
+            if let Some((plan, state)) = parsed
+                && self.environments.contains_key(&dep.environment)
+            {
+                resumable.push((dep, plan, state));
+                continue;
+            }
             let reason = "the daemon stopped during this deployment; the serving release was kept";
             self.store
                 .add_event(dep.id, "interrupted", reason, json!({}))
@@ -46,14 +64,69 @@ impl Daemon {
             report.interrupted.push(dep.id);
         }
         for env in self.environments.values() {
-            // A deploy or rollback lock belongs to the daemon that died.
+            let resuming: Vec<String> = resumable
+                .iter()
+                .filter(|(d, _, _)| d.environment == env.name)
+                .map(|(d, _, _)| d.version.clone())
+                .collect();
+            // A deploy or rollback lock belongs to the daemon that died, unless
+            // its rollout is picked up again below.
             if let Some(lock) = self.store.lock(&env.name).await?
+                && resuming.is_empty()
                 && (lock.purpose.starts_with("deploy ") || lock.purpose.starts_with("rollback "))
             {
                 self.store.force_unlock(&env.name).await?;
                 tracing::warn!(env = %env.name, holder = %lock.holder, "released a deployment lock left by a stopped daemon");
             }
-            self.recover_environment(env, &mut report).await?;
+            self.recover_environment(env, &resuming, &mut report)
+                .await?;
+        }
+        for (dep, plan, state) in resumable {
+            let Some(env) = self.environments.get(&dep.environment).cloned() else {
+                continue;
+            };
+            let gone: Vec<String> = plan
+                .services
+                .iter()
+                .filter(|s| {
+                    !env.of_version(&plan.version)
+                        .iter()
+                        .any(|i| i.service == s.name)
+                })
+                .map(|s| s.name.clone())
+                .collect();
+            let policy = plan.on_restart;
+            tracing::warn!(
+                deployment = dep.id,
+                ?policy,
+                "picking up a rollout the daemon was running when it stopped"
+            );
+            let _ = self
+                .store
+                .add_event(
+                    dep.id,
+                    "restarted",
+                    &format!("the daemon restarted; on_daemon_restart = {policy:?}"),
+                    json!({ "gone": gone }),
+                )
+                .await;
+            let rollout = Rollout::restore(plan, state, runner::now(), policy, &gone);
+            let lock_holder = self
+                .store
+                .lock(&env.name)
+                .await?
+                .map(|l| l.holder)
+                .unwrap_or_else(|| dep.requested_by.clone());
+            let runner = Runner::new(
+                self.clone(),
+                env,
+                dep.id,
+                lock_holder,
+                rollout,
+                dep.previous_version.clone(),
+            );
+            tokio::spawn(runner.run(false));
+            report.resumed.push(dep.id);
         }
         Ok(report)
     }
@@ -61,6 +134,7 @@ impl Daemon {
     async fn recover_environment(
         self: &Arc<Self>,
         env: &Arc<EnvRuntime>,
+        resuming: &[String],
         report: &mut AdoptionReport,
     ) -> Result<(), StoreError> {
         let serving = self.store.serving(&env.name).await?;
@@ -70,7 +144,8 @@ impl Daemon {
             let handle: Option<InstanceHandle> = serde_json::from_value(record.handle.clone()).ok();
             let service = self.config.services.get(&record.service);
             let wanted_release = Some(&record.version) == current.as_ref()
-                || Some(&record.version) == previous.as_ref();
+                || Some(&record.version) == previous.as_ref()
+                || resuming.contains(&record.version);
             let wanted_state = matches!(
                 record.state,
                 InstanceState::Serving | InstanceState::Idle | InstanceState::Ready

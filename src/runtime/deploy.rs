@@ -15,9 +15,14 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::task::JoinSet;
 
+use cutover_core::{
+    CanarySpec, InconclusivePolicy, Millis, Plan, RestartPolicy, Rollout, ServicePlan, Thresholds,
+};
+
 use super::environment::{EnvRuntime, LiveInstance};
+use super::runner::Runner;
 use super::{Daemon, retire};
-use crate::config::{ServiceConfig, ServiceKind};
+use crate::config::{ServiceConfig, ServiceKind, Strategy};
 use crate::drivers::health::{self, HealthCheck};
 use crate::drivers::{InstanceSpec, logs};
 use crate::store::{
@@ -40,6 +45,9 @@ pub enum DeployError {
     /// Another deployment holds the environment's lock.
     #[error("{0}")]
     Locked(StoreError),
+    /// An operator command that does not apply now.
+    #[error("{0}")]
+    Refused(String),
     /// The store failed.
     #[error("state store: {0}")]
     Store(StoreError),
@@ -64,9 +72,24 @@ pub async fn begin_deploy(
     environment: Option<&str>,
     version: &str,
     requested_by: &str,
+    only_service: Option<&str>,
 ) -> Result<(String, i64), DeployError> {
     check_version(version)?;
     let env = daemon.environment(environment)?.clone();
+    if let Some(svc) = only_service
+        && !daemon.config.services.contains_key(svc)
+    {
+        return Err(DeployError::BadRequest(format!(
+            "no service named {svc:?}; the config has {}",
+            daemon
+                .config
+                .services
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     let serving = daemon.store.serving(&env.name).await?;
     if let Some(s) = &serving
         && s.current == version
@@ -76,6 +99,24 @@ pub async fn begin_deploy(
             env.name
         )));
     }
+    let old_version = serving.as_ref().map(|s| s.current.clone());
+    let (plan, has_previous) = build_plan(
+        daemon,
+        &env,
+        version,
+        old_version.as_deref(),
+        only_service,
+        false,
+    );
+    let strategy = if plan
+        .services
+        .iter()
+        .any(|s| matches!(s.strategy, cutover_core::Strategy::Canary(_)))
+    {
+        "canary"
+    } else {
+        "blue-green"
+    };
     daemon
         .store
         .try_lock(&env.name, requested_by, &format!("deploy {version}"))
@@ -91,7 +132,7 @@ pub async fn begin_deploy(
                 environment: env.name.clone(),
                 version: version.to_owned(),
                 previous_version: serving.as_ref().map(|s| s.current.clone()),
-                strategy: "blue-green".into(),
+                strategy: strategy.into(),
                 kind: DeploymentKind::Deploy,
                 requested_by: requested_by.to_owned(),
             })
@@ -105,17 +146,102 @@ pub async fn begin_deploy(
             return Err(e.into());
         }
     };
-    let (d, name, v, holder) = (
+    event(
+        daemon,
+        id,
+        "started",
+        &format!("deploying {version} to {} ({strategy})", env.name),
+        json!({ "version": version, "services": plan.services.iter().map(|s| s.name.clone()).collect::<Vec<_>>() }),
+    )
+    .await;
+    let name = env.name.clone();
+    let rollout = Rollout::new(plan, &has_previous);
+    let runner = Runner::new(
         daemon.clone(),
-        env.name.clone(),
-        version.to_owned(),
+        env,
+        id,
         requested_by.to_owned(),
+        rollout,
+        old_version,
     );
-    tokio::spawn(async move {
-        let outcome = blue_green(&d, &env, id, &v).await;
-        finish(&d, &env, id, &holder, outcome).await;
-    });
+    tokio::spawn(runner.run(true));
     Ok((name, id))
+}
+
+/// The rollout plan of `version` for `env`: every service (or only one) in
+/// `after` order, canary where configured and possible, blue-green otherwise.
+/// Also says which services have a warm previous release to fall back to.
+pub(crate) fn build_plan(
+    daemon: &Daemon,
+    env: &EnvRuntime,
+    version: &str,
+    old_version: Option<&str>,
+    only_service: Option<&str>,
+    force_blue_green: bool,
+) -> (Plan, Vec<bool>) {
+    let config = &daemon.config;
+    let mut services = Vec::new();
+    let mut has_previous = Vec::new();
+    let mut on_restart = RestartPolicy::Rollback;
+    for name in config.rollout_order() {
+        if only_service.is_some_and(|only| only != name) {
+            continue;
+        }
+        let Some(sc) = config.services.get(&name) else {
+            continue;
+        };
+        let warm =
+            old_version.is_some_and(|old| env.of_version(old).iter().any(|i| i.service == name));
+        let canary = sc.rollout.strategy == Strategy::Canary
+            && sc.kind == ServiceKind::Http
+            && warm
+            && !force_blue_green;
+        if sc.rollout.strategy == Strategy::Canary
+            && sc.rollout.on_daemon_restart == crate::config::RestartPolicy::Resume
+        {
+            on_restart = RestartPolicy::Resume;
+        }
+        let strategy = if canary {
+            let r = &sc.rollout;
+            let a = &r.analysis;
+            let ms = |d: Duration| Millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            cutover_core::Strategy::Canary(CanarySpec {
+                steps: r.steps.clone(),
+                step_duration: ms(r.step_duration),
+                check_interval: ms(r.check_interval),
+                max_inconclusive: r.max_inconclusive,
+                on_inconclusive: match r.on_inconclusive {
+                    crate::config::InconclusivePolicy::Fail => InconclusivePolicy::Fail,
+                    crate::config::InconclusivePolicy::Pause => InconclusivePolicy::Pause,
+                },
+                thresholds: Thresholds {
+                    max_error_rate: a.max_error_rate,
+                    max_p95_ms: a.max_p95.map(|d| d.as_secs_f64() * 1000.0),
+                    max_p99_ms: a.max_p99.map(|d| d.as_secs_f64() * 1000.0),
+                    max_error_rate_increase: a.max_error_rate_increase,
+                    max_latency_ratio: a.max_latency_ratio,
+                    min_requests: a.min_requests,
+                    abort_error_rate: a.abort_error_rate,
+                },
+            })
+        } else {
+            cutover_core::Strategy::BlueGreen
+        };
+        services.push(ServicePlan {
+            name: name.clone(),
+            strategy,
+        });
+        has_previous.push(warm);
+    }
+    (
+        Plan {
+            version: version.to_owned(),
+            previous_version: old_version.map(str::to_owned),
+            services,
+            on_restart,
+        },
+        has_previous,
+    )
 }
 
 /// Starts a rollback to the previous release; returns at once like [`begin_deploy`].
@@ -157,9 +283,20 @@ pub async fn begin_rollback(
         }
     };
     let (d, name, holder) = (daemon.clone(), env.name.clone(), requested_by.to_owned());
+    let current = serving.current.clone();
     tokio::spawn(async move {
-        let outcome = rollback(&d, &env, id, &previous).await;
-        finish(&d, &env, id, &holder, outcome).await;
+        match rollback(&d, &env, id, &previous).await {
+            // Cold: the previous release is started again, blue-green, by the engine.
+            Ok(false) => {
+                let (plan, has_previous) =
+                    build_plan(&d, &env, &previous, Some(&current), None, true);
+                let rollout = Rollout::new(plan, &has_previous);
+                Runner::new(d.clone(), env, id, holder, rollout, Some(current))
+                    .run(true)
+                    .await;
+            }
+            warm => finish(&d, &env, id, &holder, warm.map(drop)).await,
+        }
     });
     Ok((name, id))
 }
@@ -206,32 +343,14 @@ async fn event(daemon: &Daemon, id: i64, kind: &str, message: &str, data: serde_
     }
 }
 
-/// Start the new release, wait for health, switch.
-async fn blue_green(
-    daemon: &Arc<Daemon>,
-    env: &Arc<EnvRuntime>,
-    id: i64,
-    version: &str,
-) -> Result<(), String> {
-    event(
-        daemon,
-        id,
-        "started",
-        &format!("deploying {version} to {} (blue-green)", env.name),
-        json!({ "version": version }),
-    )
-    .await;
-    let new = start_release(daemon, env, id, version).await?;
-    switch(daemon, env, id, version, new).await
-}
-
-/// Back to the previous release: one switch when it is warm, else blue-green.
+/// Back to the previous release in one switch when it is warm: `Ok(true)`.
+/// `Ok(false)` when it is not running any more and must be started again.
 async fn rollback(
     daemon: &Arc<Daemon>,
     env: &Arc<EnvRuntime>,
     id: i64,
     previous: &str,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     event(
         daemon,
         id,
@@ -286,7 +405,7 @@ async fn rollback(
             retire::retire_now(daemon, env, broken, "failed its check before rollback").await;
         }
         let kept = env.take(|i| healthy_ids.contains(&i.id));
-        return switch(daemon, env, id, previous, kept).await;
+        return switch(daemon, env, id, previous, kept).await.map(|()| true);
     }
     event(
         daemon,
@@ -298,21 +417,26 @@ async fn rollback(
     .await;
     let stale = env.take(|i| i.version == previous);
     retire::retire_now(daemon, env, stale, "replaced by a fresh start").await;
-    let new = start_release(daemon, env, id, previous).await?;
-    switch(daemon, env, id, previous, new).await
+    Ok(false)
 }
 
-/// Starts every replica of every service at `version` and waits until all are
-/// healthy. On any failure, stops them all and says why, with the log's tail.
-async fn start_release(
+/// Starts every replica of one service at `version` and waits until all are
+/// healthy; they join the environment's live set (not the proxy's table). On
+/// any failure, stops them all and says why, with the failing log's tail.
+pub(crate) async fn start_service(
     daemon: &Arc<Daemon>,
     env: &Arc<EnvRuntime>,
     id: i64,
     version: &str,
+    svc: &str,
 ) -> Result<Vec<LiveInstance>, String> {
     let config = &daemon.config;
     let mut started: Vec<LiveInstance> = Vec::new();
-    for (svc, sc) in &config.services {
+    let Some(sc) = config.services.get(svc) else {
+        return Err(format!("no service named {svc}"));
+    };
+    let svc = svc.to_owned();
+    {
         for n in 0..sc.replicas {
             let instance_id = format!("{}-{svc}-{version}-{n}-{:04x}", env.name, fastrand::u16(..));
             let spec = InstanceSpec {
@@ -423,6 +547,7 @@ async fn start_release(
         stop_unrouted(daemon, env, started).await;
         return Err(first);
     }
+    env.add(started.clone());
     Ok(started)
 }
 
@@ -516,7 +641,20 @@ async fn switch(
         .await
         .map_err(|e| format!("state store: {e}"))?;
 
-    // Older than the previous release: drain and stop now.
+    after_switch(daemon, env, id, version, old_current).await;
+    Ok(())
+}
+
+/// After `version` took all traffic: the previous release stays warm for the
+/// rollback window; anything older is drained and stopped now.
+pub(crate) async fn after_switch(
+    daemon: &Arc<Daemon>,
+    env: &Arc<EnvRuntime>,
+    id: i64,
+    version: &str,
+    old_current: Option<String>,
+) {
+    let old_current = old_current.filter(|c| c != version);
     let keep_warm = old_current.clone();
     let stale = env.take(|i| i.version != version && Some(&i.version) != keep_warm.as_ref());
     if !stale.is_empty() {
@@ -546,7 +684,6 @@ async fn switch(
         .await;
         retire::schedule(daemon.clone(), env.clone(), previous, window);
     }
-    Ok(())
 }
 
 async fn record_instance(
@@ -636,7 +773,17 @@ pub(crate) async fn restart_serving(
             return Err(e.into());
         }
     };
-    let outcome = blue_green(daemon, env, id, version).await;
-    finish(daemon, env, id, holder, outcome).await;
+    let (plan, has_previous) = build_plan(daemon, env, version, None, None, true);
+    let rollout = Rollout::new(plan, &has_previous);
+    Runner::new(
+        daemon.clone(),
+        env.clone(),
+        id,
+        holder.to_owned(),
+        rollout,
+        None,
+    )
+    .run(true)
+    .await;
     Ok(())
 }

@@ -156,6 +156,44 @@ impl EnvRuntime {
             .map_err(|e: cutover_proxy::TableError| DeployError::Internal(e.to_string()))
     }
 
+    /// One service's tracks in one table swap: `stable` and `canary` instances,
+    /// `canary_bp` basis points on canary.
+    pub(crate) fn set_service_tracks(
+        &self,
+        service: &str,
+        stable: &[LiveInstance],
+        canary: &[LiveInstance],
+        canary_bp: u16,
+    ) -> Result<u64, DeployError> {
+        if !self
+            .proxy
+            .table()
+            .service_names()
+            .iter()
+            .any(|s| s == service)
+        {
+            return Ok(self.proxy.table().generation()); // a worker: no traffic
+        }
+        let to_instances = |list: &[LiveInstance]| -> Vec<Instance> {
+            list.iter()
+                .map(|i| Instance::new(i.id.as_str(), i.handle.addr))
+                .collect()
+        };
+        let weights =
+            Weights::canary(canary_bp).map_err(|e| DeployError::Internal(e.to_string()))?;
+        let (stable, canary) = (to_instances(stable), to_instances(canary));
+        self.proxy
+            .update(|u| {
+                // Clear first so an instance may move between tracks in one batch.
+                u.set_instances(service, Track::Canary, Vec::new())?
+                    .set_instances(service, Track::Stable, stable)?
+                    .set_instances(service, Track::Canary, canary)?
+                    .set_weights(service, weights)?;
+                Ok(())
+            })
+            .map_err(|e: cutover_proxy::TableError| DeployError::Internal(e.to_string()))
+    }
+
     /// Ids of the instances on any track of the proxy right now.
     pub(crate) fn routed_ids(&self) -> Vec<String> {
         let table = self.proxy.table();

@@ -11,9 +11,12 @@ mod adopt;
 pub mod deploy;
 mod environment;
 mod retire;
+pub mod runner;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::drivers::process::ProcessDriver;
@@ -29,6 +32,8 @@ pub struct Daemon {
     pub(crate) store: Store,
     pub(crate) driver: ProcessDriver,
     pub(crate) environments: BTreeMap<String, Arc<EnvRuntime>>,
+    /// Where to send operator commands for the rollout running in an environment.
+    active: Mutex<BTreeMap<String, mpsc::Sender<runner::CommandMsg>>>,
 }
 
 impl Daemon {
@@ -45,6 +50,7 @@ impl Daemon {
             store,
             driver: ProcessDriver::new(),
             environments,
+            active: Mutex::new(BTreeMap::new()),
         }))
     }
 
@@ -80,6 +86,54 @@ impl Daemon {
         for env in self.environments.values() {
             let all = env.take_all();
             retire::retire_now(self, env, all, "daemon stopping").await;
+        }
+    }
+
+    /// Registers (or clears) the command channel of an environment's rollout.
+    pub(crate) fn set_active(&self, env: &str, tx: Option<mpsc::Sender<runner::CommandMsg>>) {
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        match tx {
+            Some(tx) => {
+                active.insert(env.to_owned(), tx);
+            }
+            None => {
+                active.remove(env);
+            }
+        }
+    }
+
+    /// Sends an operator command to the rollout running in `environment`.
+    pub async fn command(
+        &self,
+        environment: Option<&str>,
+        command: cutover_core::Command,
+    ) -> Result<(String, i64), DeployError> {
+        let env = self.environment(environment)?.name.clone();
+        let tx = self
+            .active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&env)
+            .cloned()
+            .ok_or_else(|| DeployError::BadRequest(format!("no rollout is running in {env}")))?;
+        let running = self
+            .store
+            .running_deployments()
+            .await?
+            .into_iter()
+            .find(|d| d.environment == env)
+            .map(|d| d.id)
+            .unwrap_or_default();
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        tx.send(runner::CommandMsg { command, reply })
+            .await
+            .map_err(|_| DeployError::BadRequest(format!("the rollout in {env} has just ended")))?;
+        match answer.await {
+            Ok(Ok(())) => Ok((env, running)),
+            Ok(Err(refused)) => Err(DeployError::Refused(refused)),
+            Err(_) => Err(DeployError::BadRequest(format!(
+                "the rollout in {env} has just ended"
+            ))),
         }
     }
 

@@ -22,6 +22,7 @@ mod error;
 mod instances;
 mod locks;
 mod releases;
+mod rollouts;
 #[cfg(test)]
 mod tests;
 

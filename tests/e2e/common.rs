@@ -47,6 +47,10 @@ pub enum Release {
     FailsHealth,
     /// Sleeps this long before starting (a slow deploy).
     SlowStart(Duration),
+    /// Answers this fraction of requests with 500.
+    Errors(f64),
+    /// Adds this many milliseconds to every request.
+    Slow(u64),
 }
 
 /// A scratch directory with a cutover.toml whose command is
@@ -96,6 +100,56 @@ rollback_window = "{rollback_window}"
         }
     }
 
+    /// Appends TOML to the config (e.g. a `[service.web.rollout]` table).
+    pub fn append_config(&self, toml: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.config())
+            .expect("open config");
+        f.write_all(toml.as_bytes()).expect("append config");
+    }
+
+    /// Runs the CLI in the background.
+    pub fn cli_background(&self, args: &[&str]) -> std::thread::JoinHandle<Output> {
+        let config = self.config();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        std::thread::spawn(move || {
+            Command::new(env!("CARGO_BIN_EXE_cutover"))
+                .arg("-c")
+                .arg(config)
+                .args(&args)
+                .env("NO_COLOR", "1")
+                .output()
+                .expect("run cutover")
+        })
+    }
+
+    /// The newest deployment as `history --json` shows it.
+    pub fn last_deployment(&self) -> serde_json::Value {
+        let out = self.cli(&["history", "--json", "--limit", "1"]);
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("history json");
+        list[0].clone()
+    }
+
+    /// Events of the newest deployment (`history --events --json`).
+    pub fn last_events(&self) -> Vec<(String, String)> {
+        let out = self.cli(&["history", "--json", "--limit", "1", "--events"]);
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("history json");
+        list[0]["events"]
+            .as_array()
+            .map(|evs| {
+                evs.iter()
+                    .map(|e| {
+                        (
+                            e["kind"].as_str().unwrap_or("").to_owned(),
+                            e["message"].as_str().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -118,6 +172,10 @@ rollback_window = "{rollback_window}"
                 "#!/bin/sh\nsleep {}\nexec {hello} \"$@\"\n",
                 d.as_secs_f64()
             ),
+            Release::Errors(rate) => {
+                format!("#!/bin/sh\nexec {hello} --error-rate {rate} \"$@\"\n")
+            }
+            Release::Slow(ms) => format!("#!/bin/sh\nexec {hello} --latency-ms {ms} \"$@\"\n"),
         };
         let path = dir.join("hello");
         let mut f = std::fs::File::create(&path).expect("script");
@@ -286,7 +344,7 @@ pub async fn fetch(url: &str) -> Option<String> {
 pub struct Load {
     stop: Arc<AtomicBool>,
     failed: Arc<AtomicU64>,
-    tasks: Vec<tokio::task::JoinHandle<Vec<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<(u16, String)>>>,
 }
 
 impl Load {
@@ -300,21 +358,33 @@ impl Load {
                     let http: Client<_, Empty<Bytes>> =
                         Client::builder(TokioExecutor::new()).build_http();
                     let uri: hyper::Uri = url.parse().expect("uri");
-                    let mut bodies = Vec::new();
+                    let mut answers = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
                         let got = match http.get(uri.clone()).await {
-                            Ok(r) if r.status().is_success() => r.into_body().collect().await.ok(),
-                            _ => None,
+                            Ok(r) => {
+                                let status = r.status().as_u16();
+                                r.into_body()
+                                    .collect()
+                                    .await
+                                    .ok()
+                                    .map(|b| (status, b.to_bytes()))
+                            }
+                            Err(_) => None,
                         };
                         match got {
-                            Some(b) => bodies
-                                .push(String::from_utf8_lossy(&b.to_bytes()).trim().to_owned()),
+                            Some((status, b)) => {
+                                if !(200..300).contains(&status) {
+                                    failed.fetch_add(1, Ordering::Relaxed);
+                                }
+                                answers
+                                    .push((status, String::from_utf8_lossy(&b).trim().to_owned()));
+                            }
                             None => {
                                 failed.fetch_add(1, Ordering::Relaxed);
                             }
                         }
                     }
-                    bodies
+                    answers
                 })
             })
             .collect();
@@ -325,8 +395,25 @@ impl Load {
         }
     }
 
-    /// Stops; returns every successful body (per client, in order) and the failure count.
+    /// Stops; returns every successful body (per client, in order) and the
+    /// failure count (transport errors and non-2xx answers).
     pub async fn stop(self) -> (Vec<Vec<String>>, u64) {
+        let (answers, failed) = self.stop_detailed().await;
+        let bodies = answers
+            .into_iter()
+            .map(|c| {
+                c.into_iter()
+                    .filter(|(s, _)| (200..300).contains(s))
+                    .map(|(_, b)| b)
+                    .collect()
+            })
+            .collect();
+        (bodies, failed)
+    }
+
+    /// Stops; returns every answer (status, body) per client, in order, and
+    /// the failure count.
+    pub async fn stop_detailed(self) -> (Vec<Vec<(u16, String)>>, u64) {
         self.stop.store(true, Ordering::Relaxed);
         let mut all = Vec::new();
         for t in self.tasks {

@@ -44,7 +44,7 @@ async fn v1_then_v2_under_load_without_a_failed_request() {
     let (bodies, failed) = load.stop().await;
     ok(&app, &deploy);
     let progress = stderr(&deploy);
-    for step in ["instance_started", "instance_healthy", "switched"] {
+    for step in ["instance_started", "instance_healthy", "switch"] {
         assert!(
             progress.contains(step),
             "progress lacks {step}:\n{progress}"

@@ -1,0 +1,90 @@
+//! The rollout engine's plan and last persisted state of each deployment, as
+//! JSON documents: written before the engine's actions are carried out, read
+//! back by a restarted daemon.
+
+use super::codec;
+use super::{Store, StoreError};
+
+impl Store {
+    /// Saves the plan and state of deployment `id`'s rollout (replacing the last).
+    pub async fn save_rollout(
+        &self,
+        deployment_id: i64,
+        plan: &serde_json::Value,
+        state: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let (now, _) = codec::now();
+        sqlx::query(
+            "INSERT INTO rollouts (deployment_id, plan, state, updated_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (deployment_id) DO UPDATE
+             SET plan = excluded.plan, state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind(deployment_id)
+        .bind(plan.to_string())
+        .bind(state.to_string())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The saved plan and state of deployment `id`'s rollout, if any.
+    pub async fn rollout(
+        &self,
+        deployment_id: i64,
+    ) -> Result<Option<(serde_json::Value, serde_json::Value)>, StoreError> {
+        let row = sqlx::query_as::<_, (String, String)>(
+            "SELECT plan, state FROM rollouts WHERE deployment_id = $1",
+        )
+        .bind(deployment_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(plan, state)| {
+            let parse = |text: &str| {
+                serde_json::from_str(text).map_err(|e| {
+                    StoreError::Corrupt(format!("rollout of deployment {deployment_id}: {e}"))
+                })
+            };
+            Ok((parse(&plan)?, parse(&state)?))
+        })
+        .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::store::{DeploymentKind, NewDeployment, Store};
+
+    #[tokio::test]
+    async fn rollout_state_is_saved_replaced_and_read_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::open(&url).await.expect("open");
+        let id = store
+            .create_deployment(&NewDeployment {
+                environment: "prod".into(),
+                version: "v2".into(),
+                previous_version: Some("v1".into()),
+                strategy: "canary".into(),
+                kind: DeploymentKind::Deploy,
+                requested_by: "t@h".into(),
+            })
+            .await
+            .expect("create");
+        assert_eq!(store.rollout(id).await.expect("read"), None);
+        store
+            .save_rollout(id, &json!({"version": "v2"}), &json!({"step": 1}))
+            .await
+            .expect("save");
+        store
+            .save_rollout(id, &json!({"version": "v2"}), &json!({"step": 2}))
+            .await
+            .expect("replace");
+        let (plan, state) = store.rollout(id).await.expect("read").expect("saved");
+        assert_eq!(plan["version"], "v2");
+        assert_eq!(state["step"], 2);
+    }
+}

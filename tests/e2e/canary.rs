@@ -1,0 +1,255 @@
+//! Canary rollouts through the real daemon: analysis, fast failure, operator
+//! commands, and a daemon killed mid-canary.
+
+use std::time::{Duration, Instant};
+
+use crate::common::{Load, Release, TestApp, fetch, ok, stderr};
+
+const CANARY: &str = r#"
+[service.web.rollout]
+strategy = "canary"
+steps = [20, 50, 100]
+step_duration = "1s"
+check_interval = "250ms"
+analysis = { max_error_rate = 0.02, max_p95 = "150ms", min_requests = 20 }
+"#;
+
+fn canary_app(step_duration: &str) -> TestApp {
+    let app = TestApp::new("10m");
+    app.append_config(&CANARY.replace(
+        "step_duration = \"1s\"",
+        &format!("step_duration = \"{step_duration}\""),
+    ));
+    app.release("v1", Release::Good);
+    app.serve();
+    ok(&app, &app.cli(&["deploy", "v1"]));
+    app
+}
+
+fn kinds(events: &[(String, String)], kind: &str) -> usize {
+    events.iter().filter(|(k, _)| k == kind).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_canary_walks_every_step_to_100_percent() {
+    let app = canary_app("1s");
+    app.release("v2", Release::Good);
+    let load = Load::start(app.proxy_url(), 6);
+    let out = app.cli(&["deploy", "v2"]);
+    let (answers, failed) = load.stop_detailed().await;
+    ok(&app, &out);
+    assert_eq!(failed, 0, "requests failed during the canary");
+    let events = app.last_events();
+    assert_eq!(kinds(&events, "step"), 3, "{events:#?}");
+    assert!(
+        events
+            .iter()
+            .any(|(k, m)| k == "analysis" && m.contains("passed")),
+        "{events:#?}"
+    );
+    // Both versions answered during the canary, and v2 at the end.
+    let all: Vec<&String> = answers.iter().flatten().map(|(_, b)| b).collect();
+    assert!(all.iter().any(|b| *b == "hello from v1"));
+    assert!(all.iter().any(|b| *b == "hello from v2"));
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v2")
+    );
+    assert_eq!(app.last_deployment()["strategy"], "canary");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_with_20_percent_errors_is_rolled_back_while_stable_keeps_answering() {
+    let app = canary_app("1s");
+    app.release("v2", Release::Errors(0.2));
+    let load = Load::start(app.proxy_url(), 6);
+    let started = Instant::now();
+    let out = app.cli(&["deploy", "v2"]);
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (answers, _) = load.stop_detailed().await;
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}\n{}",
+        stderr(&out),
+        app.daemon_log()
+    );
+    let err = stderr(&out);
+    assert!(err.contains("rolled back"), "{err}");
+    assert!(err.contains("error rate"), "{err}");
+    assert_eq!(app.last_deployment()["state"], "rolled_back");
+    // Every failed answer came from the canary; stable never failed.
+    for client in &answers {
+        for (status, body) in client {
+            if *status >= 500 {
+                assert!(!body.contains("v1"), "stable failed: {body}");
+            }
+        }
+        // After the rollback, only v1 answers.
+        let tail = &client[client.len().saturating_sub(5)..];
+        assert!(
+            tail.iter().all(|(s, b)| *s == 200 && b == "hello from v1"),
+            "{tail:?}"
+        );
+    }
+    assert_eq!(
+        app.running_version("v2"),
+        0,
+        "canary instances left running"
+    );
+    eprintln!("bad canary rolled back in {took:?} (CLI end to end)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_canary_is_rolled_back_by_its_p95() {
+    let app = canary_app("1s");
+    app.release("v2", Release::Slow(300));
+    let load = Load::start(app.proxy_url(), 6);
+    let out = app.cli(&["deploy", "v2"]);
+    let (_, failed) = load.stop_detailed().await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("p95"), "{}", stderr(&out));
+    assert_eq!(failed, 0, "a slow canary is slow, not failing");
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_promote_and_abort_from_the_cli() {
+    // Long steps: only the operator moves things on.
+    let app = canary_app("60s");
+    app.release("v2", Release::Good);
+    app.release("v3", Release::Good);
+    let load = Load::start(app.proxy_url(), 4);
+
+    let deploy = app.cli_background(&["deploy", "v2"]);
+    wait_for_event(&app, "v2", "step");
+    ok(&app, &app.cli(&["pause"]));
+    assert_eq!(
+        app.cli(&["pause"]).status.code(),
+        Some(2),
+        "pausing twice is refused"
+    );
+    ok(&app, &app.cli(&["resume"]));
+    ok(&app, &app.cli(&["promote"]));
+    wait_for(&app, "v2", |ev| kinds(ev, "step") >= 2);
+    ok(&app, &app.cli(&["promote", "--full"]));
+    let out = deploy.join().expect("deploy");
+    ok(&app, &out);
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v2")
+    );
+    let events = app.last_events();
+    for k in ["paused", "resumed", "promoted"] {
+        assert!(kinds(&events, k) >= 1, "no {k} event: {events:#?}");
+    }
+
+    let deploy = app.cli_background(&["deploy", "v3"]);
+    wait_for_event(&app, "v3", "step");
+    ok(&app, &app.cli(&["abort", "--reason", "looks wrong"]));
+    let out = deploy.join().expect("deploy");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("looks wrong"), "{}", stderr(&out));
+    let (_, failed) = load.stop_detailed().await;
+    assert_eq!(failed, 0);
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v2")
+    );
+    assert_eq!(
+        app.cli(&["resume"]).status.code(),
+        Some(2),
+        "nothing to resume"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_canary_rolls_back_by_default() {
+    let app = canary_app("30s");
+    app.release("v2", Release::Good);
+    let deploy = app.cli_background(&["deploy", "v2"]);
+    wait_for_event(&app, "v2", "step");
+    app.kill_daemon();
+    let _ = deploy.join();
+    app.serve();
+    wait_for_state(&app, "rolled_back");
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v1")
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.running_version("v2") > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "v2 instances left after the rollback"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_canary_resumes_when_configured() {
+    let app = TestApp::new("10m");
+    app.append_config(&CANARY.replace(
+        "step_duration = \"1s\"",
+        "step_duration = \"2s\"\non_daemon_restart = \"resume\"",
+    ));
+    app.release("v1", Release::Good);
+    app.release("v2", Release::Good);
+    app.serve();
+    ok(&app, &app.cli(&["deploy", "v1"]));
+    let deploy = app.cli_background(&["deploy", "v2"]);
+    wait_for_event(&app, "v2", "step");
+    app.kill_daemon();
+    let _ = deploy.join();
+    let load = Load::start(app.proxy_url(), 4);
+    app.serve();
+    wait_for_state(&app, "succeeded");
+    let (_, failed) = load.stop_detailed().await;
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v2")
+    );
+    let events = app.last_events();
+    assert!(kinds(&events, "restarted") == 1, "{events:#?}");
+    assert!(kinds(&events, "step") >= 3, "{events:#?}");
+    // Requests fail only while the daemon (and so its proxy) is down.
+    eprintln!("{failed} requests failed while the daemon was restarting");
+}
+
+fn wait_for(app: &TestApp, version: &str, pred: impl Fn(&[(String, String)]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if app.last_deployment()["version"] == version && pred(&app.last_events()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out; events: {:#?}\n{}",
+            app.last_events(),
+            app.daemon_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_for_event(app: &TestApp, version: &str, kind: &str) {
+    wait_for(app, version, |ev| kinds(ev, kind) >= 1);
+}
+
+fn wait_for_state(app: &TestApp, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.last_deployment()["state"] != state {
+        assert!(
+            Instant::now() < deadline,
+            "deployment never reached {state}: {:#?}\n{}",
+            app.last_events(),
+            app.daemon_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
