@@ -50,6 +50,10 @@ struct Args {
     /// Fraction (0.0 to 1.0) of requests to `/` answered with 500.
     #[arg(long, env = "HELLO_ERROR_RATE", default_value_t = 0.0)]
     error_rate: f64,
+    /// Apply --error-rate only from this many milliseconds after start (a
+    /// release that turns bad while it already takes traffic).
+    #[arg(long, env = "HELLO_ERRORS_AFTER_MS", default_value_t = 0)]
+    errors_after_ms: u64,
     /// Milliseconds of latency added to every request to `/`.
     #[arg(long, env = "HELLO_LATENCY_MS", default_value_t = 0)]
     latency_ms: u64,
@@ -66,6 +70,7 @@ struct App {
     body: Bytes,
     fail_health: bool,
     error_rate: f64,
+    errors_from: std::time::Instant,
     latency: Duration,
 }
 
@@ -107,6 +112,7 @@ async fn run(args: Args) -> std::io::Result<()> {
         version: args.version,
         fail_health: args.fail_health,
         error_rate: args.error_rate,
+        errors_from: std::time::Instant::now() + Duration::from_millis(args.errors_after_ms),
         latency: Duration::from_millis(args.latency_ms),
     });
     eprintln!(
@@ -178,7 +184,8 @@ async fn handle(
             if !app.latency.is_zero() {
                 tokio::time::sleep(app.latency).await;
             }
-            if app.error_rate > 0.0 && fastrand::f64() < app.error_rate {
+            let failing = app.error_rate > 0.0 && std::time::Instant::now() >= app.errors_from;
+            if failing && fastrand::f64() < app.error_rate {
                 text(StatusCode::INTERNAL_SERVER_ERROR, "injected failure\n")
             } else {
                 let mut resp = Response::new(Full::new(app.body.clone()));
