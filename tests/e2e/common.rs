@@ -160,6 +160,12 @@ rollback_window = "{rollback_window}"
 
     /// Adds release `version` as `releases/<version>/hello`.
     pub fn release(&self, version: &str, how: Release) {
+        self.release_named(version, "hello", how);
+    }
+
+    /// Adds the artifact `releases/<version>/<name>`: a script that runs the
+    /// example app as `how` says.
+    pub fn release_named(&self, version: &str, name: &str, how: Release) {
         let dir = self.path().join("releases").join(version);
         std::fs::create_dir_all(&dir).expect("release dir");
         let hello = hello_bin().display().to_string();
@@ -177,7 +183,7 @@ rollback_window = "{rollback_window}"
             }
             Release::Slow(ms) => format!("#!/bin/sh\nexec {hello} --latency-ms {ms} \"$@\"\n"),
         };
-        let path = dir.join("hello");
+        let path = dir.join(name);
         let mut f = std::fs::File::create(&path).expect("script");
         f.write_all(script.as_bytes()).expect("write script");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");

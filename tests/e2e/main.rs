@@ -9,3 +9,4 @@ mod crash;
 mod deploy;
 mod lock;
 mod rollback;
+mod services;
