@@ -255,7 +255,17 @@ impl Runner {
     /// Starts a service's new instances in the background (or finds them
     /// running after a restart), then watches their health.
     fn start(&mut self, service: String) {
-        let (_, existing) = self.instances_of(&service);
+        let (old, existing) = self.instances_of(&service);
+        if !old.is_empty() {
+            let (daemon, svc, tx) = (
+                self.daemon.clone(),
+                service.clone(),
+                self.answers_tx.clone(),
+            );
+            self.monitors.push(tokio::spawn(async move {
+                watch_stable(&daemon, &svc, old, tx).await;
+            }));
+        }
         let replicas = self
             .daemon
             .config
@@ -395,6 +405,57 @@ async fn watch_health(
             service: service.to_owned(),
             reason: format!("{id}: {why}"),
         });
+    }
+}
+
+/// Tells the core whenever the old release of a service goes from having a
+/// healthy instance to having none, or back (so a rollback never switches to
+/// nothing).
+async fn watch_stable(
+    daemon: &Daemon,
+    service: &str,
+    old: Vec<LiveInstance>,
+    tx: mpsc::UnboundedSender<Input>,
+) {
+    let Some(sc) = daemon.config.services.get(service) else {
+        return;
+    };
+    if sc.kind != crate::config::ServiceKind::Http {
+        return;
+    }
+    let (path, interval, timeout) = (
+        sc.health.path.clone(),
+        sc.health.interval,
+        sc.health.timeout,
+    );
+    let mut healthy = true;
+    let mut failures = 0u32;
+    loop {
+        tokio::time::sleep(interval).await;
+        let mut any = false;
+        for inst in &old {
+            if crate::drivers::health::probe(inst.handle.addr, &path, timeout)
+                .await
+                .is_ok()
+            {
+                any = true;
+                break;
+            }
+        }
+        failures = if any { 0 } else { failures + 1 };
+        let now_healthy = any || failures < sc.health.unhealthy;
+        if now_healthy != healthy {
+            healthy = now_healthy;
+            if tx
+                .send(Input::StableHealth {
+                    service: service.to_owned(),
+                    healthy,
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
     }
 }
 
