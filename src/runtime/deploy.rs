@@ -23,7 +23,7 @@ use super::environment::{EnvRuntime, LiveInstance};
 use super::runner::Runner;
 use super::{Daemon, retire};
 use crate::config::{ServiceConfig, ServiceKind, Strategy};
-use crate::drivers::health::{self, HealthCheck};
+use crate::drivers::health;
 use crate::drivers::{InstanceSpec, logs};
 use crate::store::{
     DeploymentKind, DeploymentState, InstanceRecord, InstanceState, NewDeployment, StoreError,
@@ -558,14 +558,7 @@ async fn wait_ready(
     inst: &LiveInstance,
     sc: &ServiceConfig,
 ) -> Result<Duration, String> {
-    let check = HealthCheck {
-        path: sc.health.path.clone(),
-        interval: sc.health.interval,
-        timeout: sc.health.timeout,
-        healthy: sc.health.healthy,
-        unhealthy: sc.health.unhealthy,
-        start_timeout: sc.health.start_timeout,
-    };
+    let check = super::health_check(sc);
     match inst.kind {
         ServiceKind::Http => {
             health::wait_healthy(inst.handle.addr, &check, || driver.is_running(&inst.handle))

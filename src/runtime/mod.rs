@@ -142,3 +142,17 @@ impl Daemon {
         tracing::error!(error = %e, "{what}");
     }
 }
+
+/// The driver's health check for a service's config.
+pub(crate) fn health_check(
+    sc: &crate::config::ServiceConfig,
+) -> crate::drivers::health::HealthCheck {
+    crate::drivers::health::HealthCheck {
+        path: sc.health.path.clone(),
+        interval: sc.health.interval,
+        timeout: sc.health.timeout,
+        healthy: sc.health.healthy,
+        unhealthy: sc.health.unhealthy,
+        start_timeout: sc.health.start_timeout,
+    }
+}

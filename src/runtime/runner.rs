@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::environment::{EnvRuntime, LiveInstance};
 use super::{Daemon, deploy, retire};
-use crate::drivers::health::{HealthCheck, Monitor};
+use crate::drivers::health::Monitor;
 use crate::store::{DeploymentState, InstanceState};
 
 /// An operator command on its way to a running rollout, with where to answer.
@@ -143,32 +143,14 @@ impl Runner {
             Action::SetCanaryWeight { service, canary_bp } => {
                 let (old, new) = self.instances_of(&service);
                 self.apply(&service, &old, &new, canary_bp);
-                for i in &new {
-                    let _ = self
-                        .daemon
-                        .store
-                        .set_instance_state(&i.id, InstanceState::Serving)
-                        .await;
-                }
+                self.mark(&new, InstanceState::Serving).await;
                 None
             }
             Action::Promote { service } => {
                 let (old, new) = self.instances_of(&service);
                 self.apply(&service, &new, &[], 0);
-                for i in &new {
-                    let _ = self
-                        .daemon
-                        .store
-                        .set_instance_state(&i.id, InstanceState::Serving)
-                        .await;
-                }
-                for i in &old {
-                    let _ = self
-                        .daemon
-                        .store
-                        .set_instance_state(&i.id, InstanceState::Idle)
-                        .await;
-                }
+                self.mark(&new, InstanceState::Serving).await;
+                self.mark(&old, InstanceState::Idle).await;
                 None
             }
             Action::Revert { service } => {
@@ -226,6 +208,16 @@ impl Runner {
             .filter(|i| i.service == service && i.version == version)
             .collect();
         (old, new)
+    }
+
+    /// Records the lifecycle state of instances (best effort: the table is what counts).
+    async fn mark(&self, instances: &[LiveInstance], state: InstanceState) {
+        for i in instances {
+            if let Err(e) = self.daemon.store.set_instance_state(&i.id, state).await {
+                self.daemon
+                    .log_store_error("cannot record an instance's state", &e);
+            }
+        }
     }
 
     fn apply(
@@ -381,14 +373,7 @@ async fn watch_health(
     if sc.kind != crate::config::ServiceKind::Http {
         return;
     }
-    let check = HealthCheck {
-        path: sc.health.path.clone(),
-        interval: sc.health.interval,
-        timeout: sc.health.timeout,
-        healthy: sc.health.healthy,
-        unhealthy: sc.health.unhealthy,
-        start_timeout: sc.health.start_timeout,
-    };
+    let check = super::health_check(sc);
     let mut tasks = tokio::task::JoinSet::new();
     for inst in instances {
         let mut monitor = Monitor::spawn(inst.handle.addr, check.clone());
