@@ -1,11 +1,12 @@
 //! `cutover demo`: the whole product in one command. Builds the example app if
-//! needed, writes a config into a scratch directory, starts a daemon in this
-//! process, deploys v1, then deploys v2 while a client hammers the proxy, and
-//! reports how many requests failed during the switch (the answer should be 0).
+//! needed, writes a config and three releases into a scratch directory, starts
+//! a daemon in this process, deploys v1 (blue-green), then v2 as a canary under
+//! load (0 failed requests), then a v3 that answers 30 % of requests with 500,
+//! which the canary's fast check rolls back by itself.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -40,7 +41,8 @@ pub async fn run(dir: Option<PathBuf>, no_wait: bool) -> Result<(), CliError> {
     let dir = dir.canonicalize().map_err(|e| fail(e.to_string()))?;
     let config_path = dir.join("cutover.toml");
     let (api_port, proxy_port) = (free_port()?, free_port()?);
-    std::fs::write(&config_path, demo_config(&hello, api_port, proxy_port))
+    write_releases(&dir, &hello)?;
+    std::fs::write(&config_path, demo_config(api_port, proxy_port))
         .map_err(|e| fail(format!("cannot write {}: {e}", config_path.display())))?;
     println!("demo directory: {}", dir.display());
     println!("config:         {}", config_path.display());
@@ -57,17 +59,35 @@ pub async fn run(dir: Option<PathBuf>, no_wait: bool) -> Result<(), CliError> {
     println!("daemon API:     http://{}", running.api_addr);
     println!("proxy:          http://{proxy_addr}\n");
 
-    deploy_version(&client, "v1").await?;
+    deploy_version(&client, "v1", DeploymentState::Succeeded).await?;
 
+    println!("v2 is good; it goes out as a canary (10% → 50% → 100%) under load.\n");
     let load = Load::start(format!("http://{proxy_addr}/"));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    deploy_version(&client, "v2").await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (ok, failed, v1, v2) = load.stop().await;
+    deploy_version(&client, "v2", DeploymentState::Succeeded).await?;
+    let good = load.stop().await;
     println!(
-        "\nunder load during the switch: {} requests, {failed} failed; {v1} answered by v1, {v2} by v2",
-        ok + failed
+        "during the v2 canary: {} requests, {} failed; {} answered by v1, {} by v2\n",
+        good.total(),
+        good.failed(),
+        good.ok("v1"),
+        good.ok("v2")
     );
+
+    println!("v3 answers 30% of its requests with 500; the canary should catch it.\n");
+    let load = Load::start(format!("http://{proxy_addr}/"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    deploy_version(&client, "v3", DeploymentState::RolledBack).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bad = load.stop().await;
+    println!(
+        "during the v3 canary: {} requests; {} errors, all from v3 while it had its 10%; \
+         {} failed elsewhere; v2 answers again",
+        bad.total(),
+        bad.errors("v3"),
+        bad.failed() - bad.errors("v3")
+    );
+    let failed = good.failed() + (bad.failed() - bad.errors("v3"));
 
     println!("\nlook around (another terminal):");
     println!("  curl http://{proxy_addr}/");
@@ -89,7 +109,11 @@ pub async fn run(dir: Option<PathBuf>, no_wait: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn deploy_version(client: &ApiClient, version: &str) -> Result<(), CliError> {
+async fn deploy_version(
+    client: &ApiClient,
+    version: &str,
+    expect: DeploymentState,
+) -> Result<(), CliError> {
     println!("$ cutover deploy {version}");
     let accepted = client
         .deploy(&DeployRequest {
@@ -100,97 +124,148 @@ async fn deploy_version(client: &ApiClient, version: &str) -> Result<(), CliErro
         })
         .await?;
     let detail = deploy::follow(client, accepted.deployment_id, false).await?;
-    if detail.deployment.state != DeploymentState::Succeeded {
+    if detail.deployment.state != expect {
         return Err(CliError::new(
             exit::DEPLOY_FAILED,
             format!(
-                "demo deploy of {version} failed: {}",
+                "demo deploy of {version} ended {:?}, not {expect:?}: {}",
+                detail.deployment.state,
                 detail.deployment.reason.unwrap_or_default()
             ),
         ));
     }
-    println!("{version} serves all traffic\n");
+    match expect {
+        DeploymentState::Succeeded => println!("{version} serves all traffic\n"),
+        _ => println!(
+            "{version} was rolled back automatically: {}\n",
+            detail.deployment.reason.unwrap_or_default()
+        ),
+    }
     Ok(())
 }
 
-/// Keep-alive clients looping on the proxy, counting answers.
+/// Keep-alive clients looping on the proxy, counting answers by the version
+/// that gave them (the app's `x-version` header).
 struct Load {
     stop: Arc<AtomicBool>,
-    ok: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-    v1: Arc<AtomicU64>,
-    v2: Arc<AtomicU64>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<Tally>>,
+}
+
+/// Answers by version: successes, errors; and failures with no version (the
+/// proxy's own errors, refused connections).
+#[derive(Default)]
+struct Tally {
+    by_version: std::collections::BTreeMap<String, (u64, u64)>,
+    lost: u64,
+}
+
+impl Tally {
+    fn total(&self) -> u64 {
+        self.lost
+            + self
+                .by_version
+                .values()
+                .map(|(ok, err)| ok + err)
+                .sum::<u64>()
+    }
+
+    fn ok(&self, version: &str) -> u64 {
+        self.by_version.get(version).map_or(0, |v| v.0)
+    }
+
+    fn errors(&self, version: &str) -> u64 {
+        self.by_version.get(version).map_or(0, |v| v.1)
+    }
+
+    fn failed(&self) -> u64 {
+        self.lost + self.by_version.values().map(|(_, err)| err).sum::<u64>()
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.lost += other.lost;
+        for (v, (ok, err)) in other.by_version {
+            let e = self.by_version.entry(v).or_default();
+            e.0 += ok;
+            e.1 += err;
+        }
+    }
 }
 
 impl Load {
     fn start(url: String) -> Load {
-        let load = Load {
-            stop: Arc::default(),
-            ok: Arc::default(),
-            failed: Arc::default(),
-            v1: Arc::default(),
-            v2: Arc::default(),
-            tasks: Vec::new(),
-        };
-        let mut tasks = Vec::new();
-        for _ in 0..LOAD_CLIENTS {
-            let (stop, ok, failed, v1, v2) = (
-                load.stop.clone(),
-                load.ok.clone(),
-                load.failed.clone(),
-                load.v1.clone(),
-                load.v2.clone(),
-            );
-            let url = url.clone();
-            tasks.push(tokio::spawn(async move {
-                let http: Client<_, Empty<Bytes>> =
-                    Client::builder(TokioExecutor::new()).build_http();
-                let Ok(uri) = url.parse::<hyper::Uri>() else {
-                    return;
-                };
-                while !stop.load(Ordering::Relaxed) {
-                    let answer = match http.get(uri.clone()).await {
-                        Ok(resp) if resp.status().is_success() => {
-                            resp.into_body().collect().await.ok()
-                        }
-                        _ => None,
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..LOAD_CLIENTS)
+            .map(|_| {
+                let (stop, url) = (stop.clone(), url.clone());
+                tokio::spawn(async move {
+                    let mut tally = Tally::default();
+                    let http: Client<_, Empty<Bytes>> =
+                        Client::builder(TokioExecutor::new()).build_http();
+                    let Ok(uri) = url.parse::<hyper::Uri>() else {
+                        return tally;
                     };
-                    match answer {
-                        Some(body) => {
-                            ok.fetch_add(1, Ordering::Relaxed);
-                            let text = String::from_utf8_lossy(&body.to_bytes()).into_owned();
-                            if text.contains("v1") {
-                                v1.fetch_add(1, Ordering::Relaxed);
-                            } else if text.contains("v2") {
-                                v2.fetch_add(1, Ordering::Relaxed);
+                    while !stop.load(Ordering::Relaxed) {
+                        let Ok(resp) = http.get(uri.clone()).await else {
+                            tally.lost += 1;
+                            continue;
+                        };
+                        let version = resp
+                            .headers()
+                            .get("x-version")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        let good = resp.status().is_success();
+                        let body_ok = resp.into_body().collect().await.is_ok();
+                        match version {
+                            Some(v) if body_ok => {
+                                let e = tally.by_version.entry(v).or_default();
+                                if good {
+                                    e.0 += 1;
+                                } else {
+                                    e.1 += 1;
+                                }
                             }
-                        }
-                        None => {
-                            failed.fetch_add(1, Ordering::Relaxed);
+                            _ => tally.lost += 1,
                         }
                     }
-                }
-            }));
-        }
-        Load { tasks, ..load }
+                    tally
+                })
+            })
+            .collect();
+        Load { stop, tasks }
     }
 
-    async fn stop(self) -> (u64, u64, u64, u64) {
+    async fn stop(self) -> Tally {
         self.stop.store(true, Ordering::Relaxed);
+        let mut all = Tally::default();
         for t in self.tasks {
-            let _ = t.await;
+            if let Ok(tally) = t.await {
+                all.merge(tally);
+            }
         }
-        (
-            self.ok.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-            self.v1.load(Ordering::Relaxed),
-            self.v2.load(Ordering::Relaxed),
-        )
+        all
     }
 }
 
-fn demo_config(hello: &Path, api_port: u16, proxy_port: u16) -> String {
+fn release_script(hello: &Path, extra: &str) -> String {
+    format!("#!/bin/sh\nexec {} {extra} \"$@\"\n", hello.display())
+}
+
+/// Writes `releases/<version>/hello` for the demo's three versions.
+fn write_releases(dir: &Path, hello: &Path) -> Result<(), CliError> {
+    use std::os::unix::fs::PermissionsExt;
+    for (version, extra) in [("v1", ""), ("v2", ""), ("v3", "--error-rate 0.3")] {
+        let folder = dir.join("releases").join(version);
+        let path = folder.join("hello");
+        std::fs::create_dir_all(&folder)
+            .and_then(|()| std::fs::write(&path, release_script(hello, extra)))
+            .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)))
+            .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+fn demo_config(api_port: u16, proxy_port: u16) -> String {
     format!(
         r#"# Written by `cutover demo`.
 [app]
@@ -202,16 +277,22 @@ listen = "127.0.0.1:{api_port}"
 [service.web]
 kind = "http"
 driver = "process"
-command = ["{hello}", "--port", "{{port}}", "--version", "{{version}}"]
+command = ["./releases/{{version}}/hello", "--port", "{{port}}", "--version", "{{version}}"]
 replicas = 2
 health = {{ path = "/health", interval = "200ms", timeout = "1s", healthy = 2, start_timeout = "30s" }}
 drain_timeout = "10s"
 
+[service.web.rollout]
+strategy = "canary"
+steps = [10, 50, 100]
+step_duration = "2s"
+check_interval = "500ms"
+analysis = {{ max_error_rate = 0.02, max_p95 = "250ms", min_requests = 20 }}
+
 [environment.demo]
 listen = "127.0.0.1:{proxy_port}"
 rollback_window = "10m"
-"#,
-        hello = hello.display()
+"#
     )
 }
 

@@ -6,6 +6,7 @@ mod canary;
 mod common;
 mod config_errors;
 mod crash;
+mod demo;
 mod deploy;
 mod lock;
 mod rollback;
