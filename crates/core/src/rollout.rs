@@ -337,6 +337,15 @@ impl Rollout {
             state,
             out: VecDeque::new(),
         };
+        // Answers owed to the previous process died with it: a persisted
+        // "asked, not answered" would wait forever (no analysis, no fast
+        // check). Ask again when due.
+        for s in &mut r.state.services {
+            s.checking = false;
+            if let Stage::Stepping { analyzing, .. } = &mut s.stage {
+                *analyzing = false;
+            }
+        }
         r.reapply(now);
         if r.state.status == Status::Finished {
             if let Some(outcome) = r.state.outcome.clone() {
@@ -373,6 +382,11 @@ impl Rollout {
                     Some(&name),
                     "the daemon restarted; resuming the rollout".into(),
                 );
+                // Persisted between promoting the current service and
+                // beginning the next one: carry on with the next (or finish).
+                if r.state.services.get(current).map(|s| &s.stage) == Some(&Stage::Promoted) {
+                    r.begin_service(now, current + 1);
+                }
             }
         }
         r
@@ -447,8 +461,13 @@ impl Rollout {
                 }
             }
             Input::StableHealth { service, healthy } => {
-                if let Some(i) = self.index(&service) {
+                if let Some(i) = self.index(&service)
+                    && self.state.services[i].stable_healthy != healthy
+                {
                     self.state.services[i].stable_healthy = healthy;
+                    // Persisted: a restarted daemon rolling back must know the
+                    // old release has no healthy instance (Flagger #1931).
+                    self.persist();
                 }
             }
         }
@@ -474,6 +493,7 @@ impl Rollout {
                 let Stage::Stepping {
                     deadline,
                     paused_left,
+                    analyzing,
                     ..
                 } = &mut self.state.services[i].stage
                 else {
@@ -482,6 +502,9 @@ impl Rollout {
                     )));
                 };
                 *paused_left = Some(deadline.since(now));
+                // An analysis in flight must not move a paused step on: its
+                // answer is ignored and the step is analysed again on resume.
+                *analyzing = false;
                 self.state.status = Status::Paused;
                 self.persist();
                 self.event(
