@@ -202,13 +202,16 @@ async fn kill_9_mid_canary_resumes_when_configured() {
     app.release("v2", Release::Good);
     app.serve();
     ok(&app, &app.cli(&["deploy", "v1"]));
+    let load = Load::start(app.proxy_url(), 4);
     let deploy = app.cli_background(&["deploy", "v2"]);
     wait_for_event(&app, "v2", "step");
+    let killed = Instant::now();
     app.kill_daemon();
     let _ = deploy.join();
-    let load = Load::start(app.proxy_url(), 4);
     app.serve();
+    let back = Instant::now();
     wait_for_state(&app, "succeeded");
+    let failures = load.failure_times();
     let (_, failed) = load.stop_detailed().await;
     assert_eq!(
         fetch(&app.proxy_url()).await.as_deref(),
@@ -217,8 +220,30 @@ async fn kill_9_mid_canary_resumes_when_configured() {
     let events = app.last_events();
     assert!(kinds(&events, "restarted") == 1, "{events:#?}");
     assert!(kinds(&events, "step") >= 3, "{events:#?}");
-    // Requests fail only while the daemon (and so its proxy) is down.
-    eprintln!("{failed} requests failed while the daemon was restarting");
+    // Requests fail only while the daemon (and so its proxy) is down, or
+    // were in flight in it when it was killed.
+    let in_flight_margin = Duration::from_millis(100);
+    let outside: Vec<&Instant> = failures
+        .iter()
+        .filter(|t| **t + in_flight_margin < killed || **t > back + in_flight_margin)
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "{} of {failed} failed requests were sent while the daemon was up: {:?} after the kill (back after {:?})",
+        outside.len(),
+        outside
+            .iter()
+            .map(|t| t
+                .checked_duration_since(killed)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or_else(|| -(killed.duration_since(**t).as_millis() as i64)))
+            .collect::<Vec<_>>(),
+        back - killed
+    );
+    eprintln!(
+        "{failed} requests failed, all sent while the daemon was down ({:?})",
+        back - killed
+    );
 }
 
 fn wait_for(app: &TestApp, version: &str, pred: impl Fn(&[(String, String)]) -> bool) {

@@ -350,6 +350,8 @@ pub async fn fetch(url: &str) -> Option<String> {
 pub struct Load {
     stop: Arc<AtomicBool>,
     failed: Arc<AtomicU64>,
+    /// When each failed request was sent.
+    failed_at: Arc<Mutex<Vec<Instant>>>,
     tasks: Vec<tokio::task::JoinHandle<Vec<(u16, String)>>>,
 }
 
@@ -357,15 +359,18 @@ impl Load {
     pub fn start(url: String, clients: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let failed = Arc::new(AtomicU64::new(0));
+        let failed_at = Arc::new(Mutex::new(Vec::new()));
         let tasks = (0..clients)
             .map(|_| {
                 let (stop, failed, url) = (stop.clone(), failed.clone(), url.clone());
+                let failed_at = failed_at.clone();
                 tokio::spawn(async move {
                     let http: Client<_, Empty<Bytes>> =
                         Client::builder(TokioExecutor::new()).build_http();
                     let uri: hyper::Uri = url.parse().expect("uri");
                     let mut answers = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
+                        let sent = Instant::now();
                         let got = match http.get(uri.clone()).await {
                             Ok(r) => {
                                 let status = r.status().as_u16();
@@ -381,12 +386,16 @@ impl Load {
                             Some((status, b)) => {
                                 if !(200..300).contains(&status) {
                                     failed.fetch_add(1, Ordering::Relaxed);
+                                    failed_at.lock().expect("failures").push(sent);
                                 }
                                 answers
                                     .push((status, String::from_utf8_lossy(&b).trim().to_owned()));
                             }
                             None => {
                                 failed.fetch_add(1, Ordering::Relaxed);
+                                failed_at.lock().expect("failures").push(sent);
+                                // A refused connection fails at once: do not spin.
+                                tokio::time::sleep(Duration::from_millis(5)).await;
                             }
                         }
                     }
@@ -397,6 +406,7 @@ impl Load {
         Load {
             stop,
             failed,
+            failed_at,
             tasks,
         }
     }
@@ -415,6 +425,11 @@ impl Load {
             })
             .collect();
         (bodies, failed)
+    }
+
+    /// When each failed request so far was sent.
+    pub fn failure_times(&self) -> Vec<Instant> {
+        self.failed_at.lock().expect("failures").clone()
     }
 
     /// Stops; returns every answer (status, body) per client, in order, and
