@@ -102,8 +102,25 @@ pub struct EnvironmentStatus {
     pub since: Option<jiff::Timestamp>,
     /// The deployment lock, if held.
     pub lock: Option<Lock>,
+    /// How each HTTP service's traffic is split right now.
+    pub traffic: Vec<TrafficView>,
     /// Instances the daemon runs for this environment.
     pub instances: Vec<InstanceView>,
+}
+
+/// One service's split, as the proxy's table has it now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrafficView {
+    /// Service name.
+    pub service: String,
+    /// Percent of requests on the stable track.
+    pub stable_percent: f64,
+    /// Versions of the stable track's instances.
+    pub stable_versions: Vec<String>,
+    /// Percent of requests on the canary track.
+    pub canary_percent: f64,
+    /// Versions of the canary track's instances.
+    pub canary_versions: Vec<String>,
 }
 
 /// `GET /v1/status`.

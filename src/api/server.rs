@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::token;
 use super::{
     Accepted, ApiErrorBody, DeployRequest, DeploymentDetail, EnvironmentStatus, InstanceView,
-    RollbackRequest, RolloutCommandRequest, StatusResponse,
+    RollbackRequest, RolloutCommandRequest, StatusResponse, TrafficView,
 };
 use crate::runtime::{Daemon, DeployError, deploy};
 use crate::store::StoreError;
@@ -172,6 +172,30 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
                 }
             })
             .collect();
+        let table = env.proxy().table();
+        let version_of = |id: &cutover_proxy::InstanceId| {
+            live.iter()
+                .find(|l| l.id == id.as_str())
+                .map(|l| l.version.clone())
+        };
+        let versions = |list: &[cutover_proxy::Instance]| {
+            let mut v: Vec<String> = list.iter().filter_map(|i| version_of(&i.id)).collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let traffic = table
+            .service_names()
+            .iter()
+            .filter_map(|name| table.service(name))
+            .map(|view| TrafficView {
+                service: view.name.clone(),
+                stable_percent: f64::from(view.weights.stable_bp()) / 100.0,
+                stable_versions: versions(&view.stable),
+                canary_percent: f64::from(view.weights.canary_bp()) / 100.0,
+                canary_versions: versions(&view.canary),
+            })
+            .collect();
         environments.push(EnvironmentStatus {
             name: env.name().to_owned(),
             listen: env.config().listen.to_string(),
@@ -179,6 +203,7 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
             previous: serving.as_ref().and_then(|s| s.previous.clone()),
             since: serving.as_ref().map(|s| s.since),
             lock,
+            traffic,
             instances,
         });
     }

@@ -33,6 +33,22 @@ pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
                 lock.holder, lock.purpose, lock.since
             );
         }
+        for t in &env.traffic {
+            let mut line = format!(
+                "  traffic   {}: {}% on {}",
+                t.service,
+                t.stable_percent,
+                list_or_none(&t.stable_versions)
+            );
+            if t.canary_percent > 0.0 || !t.canary_versions.is_empty() {
+                line.push_str(&format!(
+                    ", {}% on {} (canary)",
+                    t.canary_percent,
+                    list_or_none(&t.canary_versions)
+                ));
+            }
+            println!("{line}");
+        }
         for i in &env.instances {
             println!(
                 "  {:<8} {:<10} {:<9} {:<22} in-flight {}  {}",
@@ -104,4 +120,12 @@ pub async fn history(
         }
     }
     Ok(())
+}
+
+fn list_or_none(versions: &[String]) -> String {
+    if versions.is_empty() {
+        "no instance".to_owned()
+    } else {
+        versions.join(", ")
+    }
 }

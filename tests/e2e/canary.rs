@@ -128,6 +128,19 @@ async fn pause_resume_promote_and_abort_from_the_cli() {
     let deploy = app.cli_background(&["deploy", "v2"]);
     wait_for_event(&app, "v2", "step");
     ok(&app, &app.cli(&["pause"]));
+    let status = app.cli(&["status", "--json"]);
+    ok(&app, &status);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
+    let web = &json["environments"][0]["traffic"][0];
+    assert_eq!(web["canary_percent"], 20.0, "{web}");
+    assert_eq!(web["canary_versions"][0], "v2", "{web}");
+    assert_eq!(web["stable_versions"][0], "v1", "{web}");
+    let human = app.cli(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&human.stdout).contains("80% on v1, 20% on v2 (canary)"),
+        "{}",
+        String::from_utf8_lossy(&human.stdout)
+    );
     assert_eq!(
         app.cli(&["pause"]).status.code(),
         Some(2),
