@@ -76,7 +76,8 @@ pub enum Input {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "command")]
 pub enum Command {
-    /// Hold the current step (fast checks go on).
+    /// Hold the current step (fast checks go on; an analysis in flight is
+    /// dropped and asked again after `Resume`).
     Pause,
     /// Continue a paused step.
     Resume,
@@ -325,6 +326,7 @@ impl Rollout {
     ///
     /// Queues the idempotent actions that put every service's table back as
     /// the state says, then applies `policy`: resume where it was, or roll back.
+    /// Analyses and checks asked for before the restart are asked again when due.
     pub fn restore(
         plan: Plan,
         state: State,

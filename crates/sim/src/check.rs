@@ -91,7 +91,7 @@ pub struct StepEnd<'a> {
     /// The last output was `Idle` (else a timeout).
     pub idle: bool,
     /// The timeout the drain ended with.
-    pub timeout: Option<cutover_core::Millis>,
+    pub timeout: Option<Millis>,
     /// Whether the world owes the core an answer (start, analysis, check).
     pub answers_pending: bool,
     /// Per service, what the world owes the core.

@@ -13,18 +13,18 @@ const FIXED_SEEDS: [u64; 20] = [
     11,   // old release unhealthy, not persisted, lost in a restart
     257,  // restored while a fast check was in flight: the check stopped
     543,  // paused while an analysis was in flight: the answer moved it on
-    80,   // Failed: old release unhealthy, gone instances, crash during recovery
-    405,  // crash mid-drain and during recovery, operator and inconclusive pauses
+    80,   // old release down; a restart rolls back and keeps the new one (Failed)
+    405,  // two restarts, operator pause and promotes, inconclusive pauses
     487,  // new instances gone at a restart: rolled back; restored twice after
-    698,  // inconclusive pause, old release unhealthy, restarts, rolled back
-    743,  // gone instances, inconclusive and operator pauses, resumed, succeeds
+    698,  // inconclusive pauses resumed and promoted, then too little data
+    743,  // operator and inconclusive pauses, promoted through; restored after
     1211, // operator pause and promotes, analysis fails, dies twice in recovery
-    1268, // Failed after a start failure, restored with rollback
-    1293, // Failed: inconclusive, old release unhealthy, three restarts
-    1325, // Failed: gone instances, inconclusive pause, crash mid-drain
+    1268, // a start fails; an earlier first release (nothing old) is kept
+    1293, // too little data on a later service; three restarts
+    1325, // analysis fails while an earlier service's old release is down
     1343, // succeeds; restored after the end, once with gone instances
-    1582, // Failed: a new instance crashes while the old release is down
-    1727, // four restarts, crash during recovery, every kind of pause
+    1582, // a new instance crashes with nothing old to go back to (Failed)
+    1727, // four restarts, operator and inconclusive pauses, succeeds
     1959, // fast check fails
     1980, // a new instance crashes: rolled back
     1988, // fast check fails on 4 requests (a low min_requests)
