@@ -19,6 +19,9 @@ use crate::exit::{self, CliError};
 use crate::runtime::Daemon;
 use crate::store::Store;
 
+/// How often buffered metric samples are folded into the histograms.
+const METRICS_UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A daemon started in this process.
 pub struct RunningDaemon {
     /// The runtime.
@@ -63,6 +66,9 @@ pub async fn run(path: &Path) -> Result<(), CliError> {
 /// Starts the daemon for `config` in this process and returns once it serves.
 pub async fn start(config: Config) -> Result<RunningDaemon, CliError> {
     let metrics = install_metrics();
+    if let Some(handle) = &metrics {
+        spawn_metrics_upkeep(handle.clone());
+    }
     let store = Store::open(&config.state.url).await.map_err(|e| {
         CliError::new(
             exit::FAILURE,
@@ -163,6 +169,21 @@ fn install_metrics() -> Option<PrometheusHandle> {
             Some(handle)
         })
         .clone()
+}
+
+/// Histograms are buffered until the recorder's upkeep drains them; without a
+/// periodic upkeep a daemon nobody scrapes would grow without bound.
+fn spawn_metrics_upkeep(handle: PrometheusHandle) {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    });
 }
 
 fn init_tracing() {
