@@ -35,7 +35,11 @@ pub fn check_loopback(what: &str, addr: SocketAddr) -> Result<()> {
 
 /// A proxy with service [`SERVICE`] on every host and path, `stable` as its
 /// stable track and, if not empty, `canary` as its canary track.
+///
+/// Installs a Prometheus recorder first, as the daemon does, so the benchmark
+/// pays for the metrics the product records on every request.
 pub fn proxy(stable: &[SocketAddr], canary: &[SocketAddr]) -> Result<Proxy> {
+    install_metrics()?;
     let proxy = Proxy::new(ProxyConfig::default());
     proxy.set_service(SERVICE, ServiceSpec::default())?;
     proxy.set_routes(vec![Route::any(SERVICE)])?;
@@ -44,6 +48,24 @@ pub fn proxy(stable: &[SocketAddr], canary: &[SocketAddr]) -> Result<Proxy> {
         proxy.set_instances(SERVICE, Track::Canary, instances("canary", canary))?;
     }
     Ok(proxy)
+}
+
+fn install_metrics() -> Result<()> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(cutover_proxy::metrics::REQUEST_DURATION_SECONDS.to_owned()),
+            cutover_proxy::metrics::DURATION_BUCKETS_SECONDS,
+        )?
+        .install_recorder()?;
+    cutover_proxy::metrics::describe();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            handle.run_upkeep();
+        }
+    });
+    Ok(())
 }
 
 fn instances(track: &str, addrs: &[SocketAddr]) -> Vec<Instance> {
