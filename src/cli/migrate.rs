@@ -55,7 +55,7 @@ pub enum MigrateCommand {
     Baseline {
         /// The last migration the database already has.
         #[arg(value_name = "VERSION")]
-        version: u64,
+        up_to: u64,
     },
 }
 
@@ -104,7 +104,7 @@ pub async fn run(
         }
         MigrateCommand::Down { to } => down(&migrator, to, &actor, json).await,
         MigrateCommand::Lint => lint(&migrator, database.is_postgres(), json),
-        MigrateCommand::Baseline { version } => baseline(&migrator, version, &actor, json).await,
+        MigrateCommand::Baseline { up_to } => baseline(&migrator, up_to, &actor, json).await,
     }
 }
 

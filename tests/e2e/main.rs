@@ -8,5 +8,6 @@ mod config_errors;
 mod crash;
 mod deploy;
 mod lock;
+mod migrate;
 mod rollback;
 mod services;
