@@ -72,10 +72,13 @@ pub(crate) async fn try_lock(connection: &mut PgConnection) -> Result<bool, sqlx
         .await
 }
 
+/// A lock holder's pid, application name, address and connection time.
+type HolderRow = (i32, Option<String>, Option<String>, Option<String>);
+
 /// Who holds the lock: the holder's `application_name` (cutover puts
 /// `user@host pid N` there), its backend pid, address and start.
 pub(crate) async fn holder(connection: &mut PgConnection) -> Result<String, sqlx::Error> {
-    let row: Option<(i32, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+    let row: Option<HolderRow> = sqlx::query_as(
         "SELECT a.pid, NULLIF(a.application_name, ''), host(a.client_addr),
                 to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
