@@ -264,13 +264,35 @@ retries = {retries}
     pub fn slow_sql(&self, seconds: u32) -> String {
         match self.kind {
             Kind::Postgres => format!("SELECT pg_sleep({seconds});"),
-            // About 5 million steps a second.
             Kind::Sqlite => format!(
                 "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {}) SELECT COUNT(*) FROM c;",
-                u64::from(seconds) * 5_000_000
+                u64::from(seconds) * sqlite_steps_per_second()
             ),
         }
     }
+}
+
+/// How many steps of the counting query SQLite takes a second here (the
+/// tests link the same SQLite build as the binary), measured once.
+fn sqlite_steps_per_second() -> u64 {
+    static RATE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *RATE.get_or_init(|| {
+        const STEPS: u64 = 1_000_000;
+        runtime().block_on(async {
+            let mut connection = sqlx::SqliteConnection::connect("sqlite::memory:")
+                .await
+                .expect("an in-memory database");
+            let started = std::time::Instant::now();
+            connection
+                .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {STEPS}) SELECT COUNT(*) FROM c;"
+                ))))
+                .await
+                .expect("count");
+            let seconds = started.elapsed().as_secs_f64().max(0.001);
+            (STEPS as f64 / seconds) as u64
+        })
+    })
 }
 
 impl Drop for MigrateApp {
