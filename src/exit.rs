@@ -7,14 +7,19 @@ use std::process::ExitCode;
 pub const OK: u8 = 0;
 /// Something failed that has no more specific code.
 pub const FAILURE: u8 = 1;
-/// Bad command line or bad config (nothing was changed).
+/// Bad command line or bad config (nothing was changed). Also a migration
+/// file that cannot be read, and a `migrate down` or `baseline` refused
+/// before changing anything.
 pub const USAGE: u8 = 2;
 /// The deployment (or rollback) failed; the previous release still serves.
 pub const DEPLOY_FAILED: u8 = 3;
-/// Another deployment holds the environment's lock.
+/// Another deployment holds the environment's lock, or another migrator
+/// the database's migrator lock.
 pub const LOCKED: u8 = 4;
 /// The daemon could not be reached.
 pub const UNREACHABLE: u8 = 5;
+/// An applied migration's file changed or disappeared (migration drift).
+pub const DRIFT: u8 = 6;
 
 /// An error that ends the CLI, with its exit code.
 #[derive(Debug)]

@@ -3,6 +3,7 @@
 //!
 //! See ARCHITECTURE.md for the map. In short: `config` reads `cutover.toml`;
 //! `store` keeps releases, deployments, events, locks and instances in SQLite;
+//! `db` migrates the application's own databases;
 //! `drivers` start, health-check and stop instances; `runtime` carries out
 //! deployments; `api` is the daemon's HTTP API and its client; `cli` is the
 //! command line.
@@ -10,6 +11,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod drivers;
 pub mod exit;
 pub mod runtime;

@@ -1,10 +1,11 @@
 //! The command line: clap definitions and dispatch, one file per verb
-//! (kamal-proxy style). Commands other than `serve`, `check`, `schema` and
-//! `demo` talk to the daemon over its API.
+//! (kamal-proxy style). Commands other than `serve`, `check`, `schema`,
+//! `migrate` and `demo` talk to the daemon over its API.
 
 mod check;
 mod demo;
 mod deploy;
+mod migrate;
 mod output;
 pub mod serve;
 mod status;
@@ -117,6 +118,16 @@ pub enum Command {
         #[arg(long)]
         events: bool,
     },
+    /// Database schema migrations of a `[database.NAME]`: status, plan, up,
+    /// down, lint, baseline.
+    Migrate {
+        /// The database (may be omitted when the config has only one).
+        #[arg(long, global = true, value_name = "NAME")]
+        db: Option<String>,
+        /// What to do.
+        #[command(subcommand)]
+        command: migrate::MigrateCommand,
+    },
     /// Validate the config file and summarise it.
     Check,
     /// Print the JSON Schema of the config file.
@@ -208,6 +219,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             limit,
             events,
         } => status::history(&cli.config, environment.as_deref(), limit, events, json).await,
+        Command::Migrate { db, command } => {
+            migrate::run(&cli.config, db.as_deref(), command, json).await
+        }
         Command::Check => check::check(&cli.config, json),
         Command::Schema => check::schema(),
         Command::Demo { dir, no_wait } => demo::run(dir, no_wait).await,

@@ -17,7 +17,8 @@ pub fn load_config(path: &Path) -> Result<Config, CliError> {
     config::load(path).map_err(|e| CliError::new(exit::USAGE, render_config_error(e)))
 }
 
-fn render_config_error(e: config::ConfigError) -> String {
+/// Renders a config error like miette does (see [`load_config`]).
+pub fn render_config_error(e: config::ConfigError) -> String {
     if use_color() {
         format!("{:?}", miette::Report::new(e))
     } else {

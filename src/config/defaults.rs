@@ -34,6 +34,18 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub const PATH_PREFIX: &str = "/";
 /// `rollback_window`: how long the previous release stays warm.
 pub const ROLLBACK_WINDOW: Duration = Duration::from_secs(10 * 60);
+/// `[database.NAME] migrations`: the migrations folder, relative to the config file.
+pub const MIGRATIONS_DIR: &str = "migrations";
+/// `[database.NAME] lock_timeout`: PostgreSQL `lock_timeout` per migration statement.
+pub const MIGRATE_LOCK_TIMEOUT: Duration = Duration::from_millis(500);
+/// `[database.NAME] statement_timeout`: PostgreSQL `statement_timeout` per migration statement.
+pub const MIGRATE_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// `[database.NAME] lock_wait`: how long a second migrator waits for the migrator lock.
+pub const MIGRATE_LOCK_WAIT: Duration = Duration::from_secs(30);
+/// `[database.NAME] retries`: retries of a statement that hit `lock_timeout`.
+pub const MIGRATE_RETRIES: u32 = 3;
+/// The largest `retries` accepted.
+pub const MAX_MIGRATE_RETRIES: u32 = 100;
 
 /// `rollout.steps` of a canary: percent of traffic on the new release.
 pub const CANARY_STEPS: [u8; 4] = [5, 25, 50, 100];

@@ -66,6 +66,28 @@ pub enum ConfigError {
         /// Lists them.
         hint: String,
     },
+
+    /// `--db NAME` names no database of the file.
+    #[error("no database named `{name}`")]
+    #[diagnostic(help("{hint}"))]
+    UnknownDatabase {
+        /// The name asked for.
+        name: String,
+        /// The databases there are.
+        known: Vec<String>,
+        /// Lists them, with a suggestion if one is close.
+        hint: String,
+    },
+
+    /// No database was named and the file does not define exactly one.
+    #[error("choose a database with `--db NAME`: this config defines {}", count_databases(known.len()))]
+    #[diagnostic(help("{hint}"))]
+    DatabaseRequired {
+        /// The databases there are.
+        known: Vec<String>,
+        /// Lists them.
+        hint: String,
+    },
 }
 
 impl ConfigError {
@@ -107,6 +129,35 @@ impl ConfigError {
             format!("pass one of: {}", list(&known))
         };
         Self::EnvironmentRequired { known, hint: help }
+    }
+
+    pub(crate) fn unknown_database(name: &str, known: Vec<String>) -> Self {
+        let mut help = format!("databases in this config: {}", list(&known));
+        if let Some(close) = suggest::closest(name, known.iter().map(String::as_str)) {
+            help = format!("did you mean `{close}`? {help}");
+        }
+        Self::UnknownDatabase {
+            name: name.to_owned(),
+            known,
+            hint: help,
+        }
+    }
+
+    pub(crate) fn database_required(known: Vec<String>) -> Self {
+        let help = if known.is_empty() {
+            "add a [database.NAME] table with its `url`, e.g.\n\n    [database.main]\n    url = \"${DATABASE_URL}\"".to_owned()
+        } else {
+            format!("pass one of: {}", list(&known))
+        };
+        Self::DatabaseRequired { known, hint: help }
+    }
+}
+
+fn count_databases(n: usize) -> String {
+    match n {
+        0 => "no databases".to_owned(),
+        1 => "one database".to_owned(),
+        n => format!("{n} databases"),
     }
 }
 

@@ -710,3 +710,60 @@ fn wrong_type_for_after() {
     let rendered = one_problem(&with_service_keys("after = \"api\""), 6, 9);
     assert!(rendered.contains("expected an array"), "{rendered}");
 }
+
+/// A valid file with `lines` as its `[database.main]` table.
+fn with_database(lines: &str) -> String {
+    format!(
+        "[app]\nname = \"hello\"\n\n[service.web]\ncommand = [\"./web\"]\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n\n[database.main]\n{lines}\n"
+    )
+}
+
+#[test]
+fn database_without_url() {
+    insta::assert_snapshot!(one_problem(&with_database("migrations = \"db\""), 10, 1));
+}
+
+#[test]
+fn unsupported_database_url() {
+    insta::assert_snapshot!(one_problem(
+        &with_database("url = \"mysql://root:hunter2@db/app\""),
+        11,
+        7
+    ));
+}
+
+#[test]
+fn database_url_with_an_unset_variable() {
+    insta::assert_snapshot!(one_problem(
+        &with_database("url = \"${DATABASE_URL}\""),
+        11,
+        8
+    ));
+}
+
+#[test]
+fn unknown_database_key_suggests_the_right_one() {
+    insta::assert_snapshot!(one_problem(
+        &with_database("url = \"sqlite://a.db\"\nlock_timout = \"1s\""),
+        12,
+        1
+    ));
+}
+
+#[test]
+fn zero_lock_timeout() {
+    insta::assert_snapshot!(one_problem(
+        &with_database("url = \"sqlite://a.db\"\nlock_timeout = \"0s\""),
+        12,
+        16
+    ));
+}
+
+#[test]
+fn retries_out_of_range() {
+    insta::assert_snapshot!(one_problem(
+        &with_database("url = \"sqlite://a.db\"\nretries = -1"),
+        12,
+        11
+    ));
+}

@@ -45,8 +45,9 @@ use std::path::{Path, PathBuf};
 use miette::NamedSource;
 
 pub use self::error::ConfigError;
+pub use self::model::redact_url;
 pub use self::model::{
-    AnalysisConfig, AppConfig, Config, DriverKind, EnvironmentConfig, HealthConfig,
+    AnalysisConfig, AppConfig, Config, DatabaseConfig, DriverKind, EnvironmentConfig, HealthConfig,
     InconclusivePolicy, RestartPolicy, RolloutConfig, ServerConfig, ServiceConfig, ServiceKind,
     StateConfig, Strategy,
 };
@@ -121,6 +122,7 @@ pub(crate) fn parse_with_env(
         state,
         services,
         environments,
+        databases,
         places: _,
     } = sections;
     Ok(Config {
@@ -131,6 +133,7 @@ pub(crate) fn parse_with_env(
         state,
         services,
         environments,
+        databases,
     })
 }
 

@@ -31,6 +31,8 @@ pub struct Config {
     pub services: BTreeMap<String, ServiceConfig>,
     /// `[environment.NAME]`, by name. Never empty.
     pub environments: BTreeMap<String, EnvironmentConfig>,
+    /// `[database.NAME]`, by name. May be empty.
+    pub databases: BTreeMap<String, DatabaseConfig>,
 }
 
 /// `[app]`.
@@ -367,6 +369,63 @@ pub struct EnvironmentConfig {
     pub rollback_window: Duration,
 }
 
+/// `[database.NAME]`: one of the application's databases and its migrations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatabaseConfig {
+    /// A database URL, `${VAR}` expanded. A `sqlite://` URL always carries an
+    /// absolute path (or names an in-memory database); `postgres://` URLs are
+    /// passed through unchanged. May hold a password: print
+    /// [`DatabaseConfig::display_url`] instead.
+    #[serde(rename = "url", serialize_with = "serialize_redacted_url")]
+    pub url: String,
+    /// The migrations folder, absolute.
+    pub migrations: PathBuf,
+    /// PostgreSQL `lock_timeout` of each migration statement; for SQLite, how
+    /// long to wait for the write lock.
+    #[serde(serialize_with = "serialize_duration")]
+    pub lock_timeout: Duration,
+    /// PostgreSQL `statement_timeout` of each migration statement.
+    #[serde(serialize_with = "serialize_duration")]
+    pub statement_timeout: Duration,
+    /// How long a second migrator waits for the migrator lock.
+    #[serde(serialize_with = "serialize_duration")]
+    pub lock_wait: Duration,
+    /// Retries of a statement that hit `lock_timeout`, with backoff.
+    pub retries: u32,
+}
+
+impl DatabaseConfig {
+    /// Whether the database is PostgreSQL (otherwise SQLite).
+    pub fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")
+    }
+
+    /// The URL without its password, for messages and output.
+    pub fn display_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+fn serialize_redacted_url<S: Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&redact_url(url))
+}
+
 /// Durations serialize as the config file writes them: "30s", "10m", "1h 30m".
 fn serialize_duration<S: Serializer>(
     duration: &Duration,
@@ -407,6 +466,28 @@ impl Config {
                 match (all.next(), all.next()) {
                     (Some((name, environment)), None) => Ok((name.as_str(), environment)),
                     _ => Err(ConfigError::environment_required(known())),
+                }
+            }
+        }
+    }
+
+    /// The database to act on: `name` if given, otherwise the only one.
+    ///
+    /// `None` is allowed only when the file defines exactly one database;
+    /// every error lists the names there are.
+    pub fn database(&self, name: Option<&str>) -> Result<(&str, &DatabaseConfig), ConfigError> {
+        let known = || self.databases.keys().cloned().collect::<Vec<_>>();
+        match name {
+            Some(name) => self
+                .databases
+                .get_key_value(name)
+                .map(|(name, database)| (name.as_str(), database))
+                .ok_or_else(|| ConfigError::unknown_database(name, known())),
+            None => {
+                let mut all = self.databases.iter();
+                match (all.next(), all.next()) {
+                    (Some((name, database)), None) => Ok((name.as_str(), database)),
+                    _ => Err(ConfigError::database_required(known())),
                 }
             }
         }

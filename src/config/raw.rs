@@ -52,6 +52,14 @@ pub(crate) struct RawConfig {
         extend("minProperties" = 1, "propertyNames" = name_schema())
     )]
     pub environment: Option<BTreeMap<Name, Spanned<RawEnvironment>>>,
+
+    /// The application's databases, by name: where `cutover migrate` applies
+    /// the migrations of each.
+    #[schemars(
+        with = "Option<BTreeMap<String, RawDatabase>>",
+        extend("propertyNames" = name_schema())
+    )]
+    pub database: Option<BTreeMap<Name, Spanned<RawDatabase>>>,
 }
 
 /// `[app]`.
@@ -291,6 +299,49 @@ pub(crate) struct RawEnvironment {
         extend("default" = duration_text(defaults::ROLLBACK_WINDOW))
     )]
     pub rollback_window: Option<Spanned<RawDuration>>,
+}
+
+/// `[database.NAME]`: one of the application's databases and its migrations.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Database")]
+pub(crate) struct RawDatabase {
+    /// `sqlite://PATH` (relative to this file's directory) or `postgres://…`. `${VAR}` is expanded.
+    #[schemars(with = "String")]
+    pub url: Option<Spanned<String>>,
+
+    /// The migrations folder, relative to this file's directory.
+    #[schemars(with = "Option<String>", extend("default" = defaults::MIGRATIONS_DIR))]
+    pub migrations: Option<Spanned<String>>,
+
+    /// PostgreSQL `lock_timeout` of every migration statement (SQLite: how long to
+    /// wait for the database's write lock). A statement that hits it is retried.
+    #[schemars(
+        with = "Option<RawDuration>",
+        extend("default" = duration_text(defaults::MIGRATE_LOCK_TIMEOUT))
+    )]
+    pub lock_timeout: Option<Spanned<RawDuration>>,
+
+    /// PostgreSQL `statement_timeout` of every migration statement.
+    #[schemars(
+        with = "Option<RawDuration>",
+        extend("default" = duration_text(defaults::MIGRATE_STATEMENT_TIMEOUT))
+    )]
+    pub statement_timeout: Option<Spanned<RawDuration>>,
+
+    /// How long a second migrator waits for the migrator lock before giving up.
+    #[schemars(
+        with = "Option<RawDuration>",
+        extend("default" = duration_text(defaults::MIGRATE_LOCK_WAIT))
+    )]
+    pub lock_wait: Option<Spanned<RawDuration>>,
+
+    /// How many times a statement that hit `lock_timeout` is retried, with backoff.
+    #[schemars(
+        with = "Option<u32>",
+        extend("default" = defaults::MIGRATE_RETRIES, "minimum" = 0, "maximum" = defaults::MAX_MIGRATE_RETRIES)
+    )]
+    pub retries: Option<Spanned<RawCount>>,
 }
 
 /// What service, environment and app names may look like.

@@ -7,7 +7,7 @@ use super::model::{Config, ServiceConfig, ServiceKind, Strategy};
 impl Config {
     /// What the config describes, for people: the app, each service (kind,
     /// driver, replicas, route, rollout, command) and each environment
-    /// (listener).
+    /// (listener) and each database (URL without password, migrations folder).
     pub fn summary(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
@@ -51,6 +51,19 @@ impl Config {
                 environment.listen,
                 humantime::format_duration(environment.rollback_window)
             )?;
+        }
+
+        if !self.databases.is_empty() {
+            writeln!(out, "databases ({})", self.databases.len())?;
+            let width = column_width(self.databases.keys());
+            for (name, database) in &self.databases {
+                writeln!(
+                    out,
+                    "  {name:width$}  {}  migrations {}",
+                    database.display_url(),
+                    database.migrations.display()
+                )?;
+            }
         }
         Ok(())
     }

@@ -74,6 +74,17 @@ after = ["web"]
 [environment.production]
 listen = "127.0.0.1:8080"
 rollback_window = "1h"
+
+[database.main]
+url = "postgres://shop:${TOKEN}@db.local/shop"
+migrations = "db/migrations"
+lock_timeout = "250ms"
+statement_timeout = "1m"
+lock_wait = "10s"
+retries = 5
+
+[database.cache]
+url = "sqlite://data/cache.db"
 "#;
 
 const MINIMAL: &str = r#"
@@ -466,6 +477,88 @@ fn environment_none_needs_exactly_one() {
 }
 
 #[test]
+fn databases_resolve_urls_folders_and_defaults() {
+    let config = valid(FULL);
+    let main = &config.databases["main"];
+    assert_eq!(
+        main,
+        &DatabaseConfig {
+            url: "postgres://shop:s3cret@db.local/shop".to_owned(),
+            migrations: PathBuf::from("/srv/hello/db/migrations"),
+            lock_timeout: Duration::from_millis(250),
+            statement_timeout: Duration::from_secs(60),
+            lock_wait: Duration::from_secs(10),
+            retries: 5,
+        }
+    );
+    assert!(main.is_postgres());
+    assert_eq!(main.display_url(), "postgres://shop:***@db.local/shop");
+
+    let cache = &config.databases["cache"];
+    assert_eq!(
+        cache,
+        &DatabaseConfig {
+            url: "sqlite:///srv/hello/data/cache.db".to_owned(),
+            migrations: PathBuf::from("/srv/hello/migrations"),
+            lock_timeout: Duration::from_millis(500),
+            statement_timeout: Duration::from_secs(300),
+            lock_wait: Duration::from_secs(30),
+            retries: 3,
+        }
+    );
+    assert!(!cache.is_postgres());
+
+    let json = serde_json::to_value(&config).expect("config serializes");
+    assert_eq!(
+        json["databases"]["main"]["url"],
+        "postgres://shop:***@db.local/shop"
+    );
+    assert_eq!(json["databases"]["main"]["lock_timeout"], "250ms");
+    assert_eq!(json["databases"]["cache"]["statement_timeout"], "5m");
+    assert!(valid(MINIMAL).databases.is_empty());
+}
+
+#[test]
+fn database_none_needs_exactly_one() {
+    let two = valid(FULL);
+    let err = two.database(None).expect_err("two databases");
+    assert!(matches!(err, ConfigError::DatabaseRequired { .. }));
+    insta::assert_snapshot!("database_none_with_two", render(&err));
+    let err = two.database(Some("mian")).expect_err("no such database");
+    insta::assert_snapshot!("database_unknown", render(&err));
+    let (name, _) = two.database(Some("cache")).expect("named");
+    assert_eq!(name, "cache");
+
+    let none = valid(MINIMAL);
+    let err = none.database(None).expect_err("no databases");
+    insta::assert_snapshot!("database_none_defined", render(&err));
+
+    let one = valid(&format!(
+        "{MINIMAL}\n[database.main]\nurl = \"sqlite://app.db\"\n"
+    ));
+    let (name, database) = one.database(None).expect("the only database");
+    assert_eq!(name, "main");
+    assert_eq!(database.url, "sqlite:///srv/hello/app.db");
+}
+
+#[test]
+fn redact_url_hides_only_the_password() {
+    let cases = [
+        (
+            "postgres://u:p@h:5432/db?sslmode=require",
+            "postgres://u:***@h:5432/db?sslmode=require",
+        ),
+        ("postgres://u@h/db", "postgres://u@h/db"),
+        ("postgres://h/db", "postgres://h/db"),
+        ("sqlite:///srv/a.db", "sqlite:///srv/a.db"),
+        ("postgres://u:p@ss@h/db", "postgres://u:***@h/db"),
+    ];
+    for (url, expected) in cases {
+        assert_eq!(redact_url(url), expected, "{url}");
+    }
+}
+
+#[test]
 fn http_services_leaves_out_workers() {
     let config = valid(FULL);
     let names: Vec<&str> = config.http_services().map(|(name, _)| name).collect();
@@ -528,7 +621,14 @@ fn json_schema_describes_the_file() {
     assert_eq!(reparsed, schema);
 
     let properties = &schema["properties"];
-    for key in ["app", "server", "state", "service", "environment"] {
+    for key in [
+        "app",
+        "server",
+        "state",
+        "service",
+        "environment",
+        "database",
+    ] {
         assert!(properties.get(key).is_some(), "missing property {key}");
     }
     let required: Vec<&str> = schema["required"]
@@ -543,6 +643,16 @@ fn json_schema_describes_the_file() {
             "{key} is not required: {required:?}"
         );
     }
+    assert!(!required.contains(&"database"), "databases are optional");
+    let database = &schema["$defs"]["Database"];
+    assert_eq!(database["required"], serde_json::json!(["url"]));
+    assert_eq!(database["additionalProperties"], false);
+    assert_eq!(database["properties"]["lock_timeout"]["default"], "500ms");
+    assert_eq!(
+        database["properties"]["migrations"]["default"],
+        "migrations"
+    );
+    assert_eq!(database["properties"]["retries"]["default"], 3);
     assert_eq!(schema["additionalProperties"], false);
     assert!(!text.contains("null"), "TOML has no null: {text}");
     assert!(

@@ -9,5 +9,6 @@ mod crash;
 mod demo;
 mod deploy;
 mod lock;
+mod migrate;
 mod rollback;
 mod services;

@@ -1,13 +1,14 @@
 //! From the file as written ([`RawConfig`]) to the public types: fills in
 //! defaults, expands `${VAR}`, parses durations and addresses, resolves the
 //! state URL, and checks every value on its own. This file
-//! handles the small sections; `service`, `rollout`, `environment` and
-//! `values` the rest.
+//! handles the small sections; `service`, `rollout`, `environment`,
+//! `database` and `values` the rest.
 //!
 //! It keeps going after a problem (using the default in place of a bad
 //! value) so that one run reports every problem in the file. Checks that
 //! compare values with each other are in `checks`.
 
+mod database;
 mod environment;
 mod rollout;
 mod service;
@@ -21,7 +22,9 @@ use serde_spanned::Spanned;
 
 use super::defaults;
 use super::expand::Lookup;
-use super::model::{AppConfig, EnvironmentConfig, ServerConfig, ServiceConfig, StateConfig};
+use super::model::{
+    AppConfig, DatabaseConfig, EnvironmentConfig, ServerConfig, ServiceConfig, StateConfig,
+};
 use super::problem::Finding;
 use super::raw::{RawApp, RawConfig};
 use super::scalars::RawAddress;
@@ -45,6 +48,7 @@ pub(crate) struct Sections {
     pub state: StateConfig,
     pub services: BTreeMap<String, ServiceConfig>,
     pub environments: BTreeMap<String, EnvironmentConfig>,
+    pub databases: BTreeMap<String, DatabaseConfig>,
     pub places: Places,
 }
 
@@ -79,6 +83,7 @@ pub(crate) fn resolve(raw: RawConfig, cx: Context<'_>) -> (Sections, Vec<Finding
     let state = resolver.state(raw.state.as_ref().and_then(|s| s.get_ref().url.as_ref()));
     let services = resolver.services(&raw.service.unwrap_or_default());
     let environments = resolver.environments(&raw.environment.unwrap_or_default());
+    let databases = resolver.databases(&raw.database.unwrap_or_default());
     let Resolver {
         findings, places, ..
     } = resolver;
@@ -88,6 +93,7 @@ pub(crate) fn resolve(raw: RawConfig, cx: Context<'_>) -> (Sections, Vec<Finding
         state,
         services,
         environments,
+        databases,
         places,
     };
     (sections, findings)

@@ -1,0 +1,120 @@
+//! One migrator at a time: a second one waits, says who holds the lock, and
+//! gives up after `lock_wait` naming the holder, or goes ahead once the lock
+//! is free. PostgreSQL statements that hit `lock_timeout` are retried with
+//! backoff.
+
+use std::time::Duration;
+
+use sqlx::{Connection, Executor};
+
+use super::app::{Kind, MigrateApp, Watched, expect_code, runtime, stderr, stdout};
+use super::both;
+
+fn a_second_migrator_waits_then_fails_or_goes_ahead(kind: Kind) {
+    let app = MigrateApp::new(kind);
+    app.migration(
+        "0001_create_users.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
+    );
+    app.migration(
+        "0002_slow.sql",
+        &format!("CREATE TABLE slow (id bigint);\n{}\n", app.slow_sql(3)),
+    );
+    app.write_config("impatient.toml", "1s", "500ms", 3);
+
+    let mut first = Watched::new(app.spawn(&["migrate", "up"]));
+    first.wait_for("applying 0002_slow.sql");
+    let pid = first.child.id();
+
+    let impatient = app.cli_with("impatient.toml", &["migrate", "up"]);
+    expect_code(&impatient, 4);
+    let err = stderr(&impatient);
+    assert!(
+        err.contains("another migrator holds the migrator lock of database `main`"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("pid {pid}")),
+        "the holder is named: {err}"
+    );
+    assert!(err.contains("waited 1s"), "{err}");
+
+    let patient = app.cli(&["migrate", "up"]);
+    expect_code(&patient, 0);
+    let err = stderr(&patient);
+    assert!(
+        err.contains("waiting for the migrator lock, held by"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("pid {pid}")), "{err}");
+    assert!(
+        stdout(&patient).contains("up to date"),
+        "{}",
+        stdout(&patient)
+    );
+
+    let (code, output) = first.finish();
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(app.versions(), (vec![1, 2], vec![]));
+}
+both!(
+    a_second_migrator_waits_then_fails_or_goes_ahead,
+    super::a_second_migrator_waits_then_fails_or_goes_ahead
+);
+
+#[test]
+fn postgres_lock_timeouts_are_retried_with_backoff_then_reported() {
+    let app = MigrateApp::new(Kind::Postgres);
+    app.migration(
+        "0001_create_users.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
+    );
+    expect_code(&app.cli(&["migrate", "up"]), 0);
+    app.migration(
+        "0002_add_email.sql",
+        "-- a comment\nALTER TABLE users ADD COLUMN email text;\n",
+    );
+    app.write_config("twice.toml", "30s", "100ms", 2);
+    app.write_config("patient.toml", "30s", "100ms", 8);
+
+    let rt = runtime();
+    let mut blocker = rt.block_on(async {
+        let mut connection = sqlx::PgConnection::connect(&app.url)
+            .await
+            .expect("connect");
+        connection
+            .execute("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE;")
+            .await
+            .expect("lock the table");
+        connection
+    });
+
+    let out = app.cli_with("twice.toml", &["migrate", "up"]);
+    expect_code(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("lock timeout (55P03); retry 1 in"), "{err}");
+    assert!(err.contains("retry 2 in"), "{err}");
+    assert!(!err.contains("retry 3"), "{err}");
+    assert!(
+        err.contains("0002_add_email.sql:2: migration 2 failed and was rolled back"),
+        "{err}"
+    );
+    assert_eq!(app.versions(), (vec![1], vec![2]));
+
+    let mut patient = Watched::new({
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"));
+        command
+            .arg("-c")
+            .arg(app.path().join("patient.toml"))
+            .args(["migrate", "up"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command.spawn().expect("start cutover")
+    });
+    patient.wait_for("retry 1 in");
+    std::thread::sleep(Duration::from_millis(100));
+    rt.block_on(async { blocker.execute("ROLLBACK").await.expect("unlock") });
+    let (code, output) = patient.finish();
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(app.versions(), (vec![1, 2], vec![]));
+}
