@@ -21,6 +21,7 @@ use cutover_core::{
 
 use super::environment::{EnvRuntime, LiveInstance};
 use super::runner::Runner;
+use super::schema;
 use super::{Daemon, retire};
 use crate::config::{ServiceConfig, ServiceKind, Strategy};
 use crate::drivers::health;
@@ -99,6 +100,18 @@ pub async fn begin_deploy(
             env.name
         )));
     }
+    if !daemon.config.databases.is_empty() {
+        let blocking = schema::lint_pending(daemon).await.map_err(|e| {
+            DeployError::BadRequest(format!("cannot check the pending migrations: {e}"))
+        })?;
+        if !blocking.is_empty() {
+            return Err(DeployError::BadRequest(format!(
+                "migration lint blocks the deploy:\n  {}\nfix the migration, or allow the rule in its file with a reason: \
+                 -- cutover:allow RULE because …",
+                blocking.join("\n  ")
+            )));
+        }
+    }
     let old_version = serving.as_ref().map(|s| s.current.clone());
     let (plan, has_previous) = build_plan(
         daemon,
@@ -156,15 +169,30 @@ pub async fn begin_deploy(
     .await;
     let name = env.name.clone();
     let rollout = Rollout::new(plan, &has_previous);
-    let runner = Runner::new(
+    let mut runner = Runner::new(
         daemon.clone(),
-        env,
+        env.clone(),
         id,
         requested_by.to_owned(),
         rollout,
         old_version,
     );
-    tokio::spawn(runner.run(true));
+    let (d, v, holder) = (daemon.clone(), version.to_owned(), requested_by.to_owned());
+    tokio::spawn(async move {
+        // Expand migrations first: the old release keeps serving on the
+        // expanded schema; a failure leaves it untouched.
+        if !d.config.databases.is_empty() {
+            match schema::expand(&d, id, &v, &holder).await {
+                Ok(job) => runner.contract = Some(job),
+                Err(reason) => {
+                    let reason = format!("expand migrations failed, nothing was started: {reason}");
+                    finish(&d, &env, id, &holder, Err(reason)).await;
+                    return;
+                }
+            }
+        }
+        runner.run(true).await;
+    });
     Ok((name, id))
 }
 
@@ -405,6 +433,11 @@ async fn rollback(
             retire::retire_now(daemon, env, broken, "failed its check before rollback").await;
         }
         let kept = env.take(|i| healthy_ids.contains(&i.id));
+        // The release whose contract migrations were waiting no longer serves.
+        env.pending_contract
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         return switch(daemon, env, id, previous, kept).await.map(|()| true);
     }
     event(

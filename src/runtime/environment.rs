@@ -37,6 +37,8 @@ pub struct EnvRuntime {
     live: Mutex<BTreeMap<String, LiveInstance>>,
     /// The timer that retires the previous release at the end of the rollback window.
     pub(crate) retire_timer: Mutex<Option<CancellationToken>>,
+    /// Contract migrations waiting for the previous release to be gone.
+    pub(crate) pending_contract: Mutex<Option<super::schema::ContractJob>>,
 }
 
 impl EnvRuntime {
@@ -66,6 +68,7 @@ impl EnvRuntime {
             proxy,
             live: Mutex::new(BTreeMap::new()),
             retire_timer: Mutex::new(None),
+            pending_contract: Mutex::new(None),
         })
     }
 
@@ -115,6 +118,15 @@ impl EnvRuntime {
     /// A copy of the live instances.
     pub fn instances(&self) -> Vec<LiveInstance> {
         self.live().values().cloned().collect()
+    }
+
+    /// The live instances of any other version than `version`.
+    pub(crate) fn of_version_other_than(&self, version: &str) -> Vec<LiveInstance> {
+        self.live()
+            .values()
+            .filter(|i| i.version != version)
+            .cloned()
+            .collect()
     }
 
     /// The live instances of one version.

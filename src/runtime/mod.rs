@@ -12,6 +12,7 @@ pub mod deploy;
 mod environment;
 mod retire;
 pub mod runner;
+mod schema;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

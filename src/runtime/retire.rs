@@ -96,5 +96,24 @@ pub(crate) fn schedule(
             tracing::info!(env = %env.name, %version, "rollback window over: retiring the previous release");
             retire_now(&daemon, &env, idle, "rollback window over").await;
         }
+        // The old release is gone: the serving release's contract migrations may run.
+        let job = {
+            let mut pending = env
+                .pending_contract
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match pending.as_ref() {
+                Some(job)
+                    if job.version != version
+                        && env.of_version_other_than(&job.version).is_empty() =>
+                {
+                    pending.take()
+                }
+                _ => None,
+            }
+        };
+        if let Some(job) = job {
+            super::schema::contract(&daemon, job).await;
+        }
     });
 }

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::environment::{EnvRuntime, LiveInstance};
-use super::{Daemon, deploy, retire};
+use super::{Daemon, deploy, retire, schema};
 use crate::drivers::health::Monitor;
 use crate::store::{DeploymentState, InstanceState};
 
@@ -50,6 +50,9 @@ pub(crate) struct Runner {
     answers_rx: mpsc::UnboundedReceiver<Input>,
     monitors: Vec<JoinHandle<()>>,
     outcome: Option<Outcome>,
+    /// Contract migrations to run once the old release is gone, if this
+    /// rollout succeeds.
+    pub(crate) contract: Option<schema::ContractJob>,
 }
 
 impl Runner {
@@ -73,6 +76,7 @@ impl Runner {
             answers_rx,
             monitors: Vec::new(),
             outcome: None,
+            contract: None,
         }
     }
 
@@ -336,6 +340,19 @@ impl Runner {
             if let Err(e) = store.set_serving(&self.env.name, &version).await {
                 self.daemon
                     .log_store_error("cannot record the serving release", &e);
+            }
+            if let Some(job) = self.contract.take().filter(|j| !j.targets.is_empty()) {
+                if self.env.of_version_other_than(&version).is_empty() {
+                    // No older release runs: nothing can break.
+                    let daemon = self.daemon.clone();
+                    tokio::spawn(async move { schema::contract(&daemon, job).await });
+                } else {
+                    *self
+                        .env
+                        .pending_contract
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(job);
+                }
             }
             deploy::after_switch(
                 &self.daemon,

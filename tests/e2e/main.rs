@@ -11,4 +11,5 @@ mod deploy;
 mod lock;
 mod migrate;
 mod rollback;
+mod schema_deploy;
 mod services;

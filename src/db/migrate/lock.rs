@@ -45,7 +45,7 @@ impl MigratorLock {
         name: &str,
         database: &DatabaseConfig,
         holder: &str,
-        waiting: &mut dyn FnMut(&str),
+        waiting: &mut (dyn FnMut(&str) + Send),
     ) -> Result<MigratorLock, MigrateError> {
         let connect_error = |source| MigrateError::Connect {
             database: name.to_owned(),

@@ -270,7 +270,7 @@ impl Migrator {
         to: Option<u64>,
         phase: Option<Phase>,
         actor: &Actor,
-        events: &mut dyn FnMut(Event<'_>),
+        events: &mut (dyn FnMut(Event<'_>) + Send),
     ) -> Result<UpReport, MigrateError> {
         let mut lock = self.lock(actor, events).await?;
         let result = self.up_locked(&mut lock, to, phase, actor, events).await;
@@ -284,7 +284,7 @@ impl Migrator {
         to: Option<u64>,
         phase: Option<Phase>,
         actor: &Actor,
-        events: &mut dyn FnMut(Event<'_>),
+        events: &mut (dyn FnMut(Event<'_>) + Send),
     ) -> Result<UpReport, MigrateError> {
         let mut connection = self.connect(&actor.holder(), true).await?;
         history::create(&mut connection).await?;
@@ -330,7 +330,7 @@ impl Migrator {
         &self,
         to: u64,
         actor: &Actor,
-        events: &mut dyn FnMut(Event<'_>),
+        events: &mut (dyn FnMut(Event<'_>) + Send),
     ) -> Result<Vec<Done>, MigrateError> {
         let mut lock = self.lock(actor, events).await?;
         let result = self.down_locked(&mut lock, to, actor, events).await;
@@ -343,7 +343,7 @@ impl Migrator {
         lock: &mut MigratorLock,
         to: u64,
         actor: &Actor,
-        events: &mut dyn FnMut(Event<'_>),
+        events: &mut (dyn FnMut(Event<'_>) + Send),
     ) -> Result<Vec<Done>, MigrateError> {
         let mut connection = self.connect(&actor.holder(), true).await?;
         let status = self.compare(history::list(&mut connection).await?);
@@ -399,7 +399,7 @@ impl Migrator {
         &self,
         version: u64,
         actor: &Actor,
-        events: &mut dyn FnMut(Event<'_>),
+        events: &mut (dyn FnMut(Event<'_>) + Send),
     ) -> Result<Vec<Applied>, MigrateError> {
         let lock = self.lock(actor, events).await?;
         let result = self.baseline_locked(version, actor).await;
@@ -472,7 +472,7 @@ impl Migrator {
     async fn lock(
         &self,
         actor: &Actor,
-        events: &mut dyn FnMut(Event<'_>),
+        events: &mut (dyn FnMut(Event<'_>) + Send),
     ) -> Result<MigratorLock, MigrateError> {
         MigratorLock::acquire(&self.name, &self.config, &actor.holder(), &mut |holder| {
             events(Event::Waiting { holder });
@@ -580,7 +580,7 @@ impl Migrator {
         migration: &Migration,
         direction: Direction,
         actor: &Actor,
-        events: &mut dyn FnMut(Event<'_>),
+        events: &mut (dyn FnMut(Event<'_>) + Send),
     ) -> Result<Done, MigrateError> {
         let part = match direction {
             Direction::Up => &migration.up,
@@ -783,7 +783,7 @@ impl Migrator {
         migration: &Migration,
         attempt: u32,
         error: &sqlx::Error,
-        events: &mut dyn FnMut(Event<'_>),
+        events: &mut (dyn FnMut(Event<'_>) + Send),
     ) {
         let pause = backoff(attempt);
         events(Event::Retrying {

@@ -1,0 +1,160 @@
+//! Migrations inside `cutover deploy`: lint first, expand before the new
+//! release starts, contract only once the old release is gone, never after a
+//! rollback.
+
+use std::time::{Duration, Instant};
+
+use crate::common::{Load, Release, TestApp, ok, stderr};
+
+const DATABASE: &str = r#"
+[database.main]
+url = "sqlite://app.db"
+migrations = "migrations"
+"#;
+
+fn app_with_db(rollback_window: &str) -> TestApp {
+    let app = TestApp::new(rollback_window);
+    app.append_config(DATABASE);
+    std::fs::create_dir_all(app.path().join("migrations")).expect("migrations dir");
+    migration(
+        &app,
+        "0001_create_users.sql",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\n",
+    );
+    app.release("v1", Release::Good);
+    app
+}
+
+fn migration(app: &TestApp, file: &str, sql: &str) {
+    std::fs::write(app.path().join("migrations").join(file), sql).expect("write migration");
+}
+
+fn applied(app: &TestApp) -> Vec<i64> {
+    let out = app.cli(&["migrate", "status", "--json"]);
+    ok(app, &out);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    json["applied"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|m| m["version"].as_i64()).collect())
+        .unwrap_or_default()
+}
+
+fn position(events: &[(String, String)], pred: impl Fn(&(String, String)) -> bool) -> usize {
+    events.iter().position(pred).unwrap_or(usize::MAX)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expand_runs_before_the_release_and_contract_after_the_old_one_is_gone() {
+    let app = app_with_db("1s");
+    app.serve();
+    ok(&app, &app.cli(&["deploy", "v1"]));
+    assert_eq!(applied(&app), vec![1]);
+
+    migration(
+        &app,
+        "0002_add_email.sql",
+        "ALTER TABLE users ADD COLUMN email TEXT;\n",
+    );
+    migration(
+        &app,
+        "0003_drop_name.sql",
+        "-- cutover:phase contract\nALTER TABLE users DROP COLUMN name;\n",
+    );
+    app.release("v2", Release::Good);
+    let load = Load::start(app.proxy_url(), 6);
+    let out = app.cli(&["deploy", "v2"]);
+    let (_, failed) = load.stop_detailed().await;
+    ok(&app, &out);
+    assert_eq!(failed, 0, "requests failed while the schema changed");
+    // v1 is still warm: the contract migration waits.
+    assert_eq!(applied(&app), vec![1, 2]);
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while applied(&app) != vec![1, 2, 3] {
+        assert!(
+            Instant::now() < deadline,
+            "contract never ran:\n{}",
+            app.daemon_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        app.running_version("v1"),
+        0,
+        "contract ran while v1 still ran"
+    );
+    let events = app.last_events();
+    let expand = position(&events, |(k, m)| k == "migration" && m.contains("0002"));
+    let started = position(&events, |(k, _)| k == "instance_started");
+    let contract = position(&events, |(k, m)| k == "migration" && m.contains("0003"));
+    let finished = position(&events, |(k, _)| k == "finished");
+    assert!(
+        expand < started,
+        "expand after the new release started: {events:#?}"
+    );
+    assert!(finished < contract && contract != usize::MAX, "{events:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_that_fails_runs_no_contract_migration() {
+    let app = app_with_db("1s");
+    app.serve();
+    ok(&app, &app.cli(&["deploy", "v1"]));
+    migration(
+        &app,
+        "0002_drop_name.sql",
+        "-- cutover:phase contract\nALTER TABLE users DROP COLUMN name;\n",
+    );
+    app.release("v2", Release::FailsHealth);
+    let out = app.cli(&["deploy", "v2"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(applied(&app), vec![1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lint_errors_block_the_deploy_before_anything_changes() {
+    let app = app_with_db("10m");
+    app.serve();
+    ok(&app, &app.cli(&["deploy", "v1"]));
+    migration(
+        &app,
+        "0002_drop_name.sql",
+        "ALTER TABLE users DROP COLUMN name;\n",
+    );
+    app.release("v2", Release::Good);
+    let out = app.cli(&["deploy", "v2"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("0002_drop_name.sql:1:"), "{err}");
+    assert!(err.contains("drop-in-expand"), "{err}");
+    assert_eq!(applied(&app), vec![1]);
+    assert_eq!(app.running_version("v2"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_expand_migration_aborts_the_deploy_with_the_old_release_untouched() {
+    let app = app_with_db("10m");
+    app.serve();
+    ok(&app, &app.cli(&["deploy", "v1"]));
+    migration(
+        &app,
+        "0002_broken.sql",
+        "ALTER TABLE nope ADD COLUMN x TEXT;\n",
+    );
+    app.release("v2", Release::Good);
+    let out = app.cli(&["deploy", "v2"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("expand migrations failed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("0002_broken.sql"), "{}", stderr(&out));
+    assert_eq!(applied(&app), vec![1]);
+    assert_eq!(app.running_version("v2"), 0);
+    assert_eq!(
+        crate::common::fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v1")
+    );
+}
