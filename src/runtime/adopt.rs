@@ -209,6 +209,17 @@ impl Daemon {
                     .set_instance_state(&inst.id, InstanceState::Serving)
                     .await?;
             }
+            if let Some(job) = super::schema::pending_after_restart(self, &env.name, &current).await
+            {
+                if env.of_version_other_than(&current).is_empty() {
+                    let daemon = self.clone();
+                    tokio::spawn(async move { super::schema::contract(&daemon, job).await });
+                } else {
+                    *env.pending_contract
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(job);
+                }
+            }
             if let Some(previous) = previous
                 && !env.of_version(&previous).is_empty()
             {

@@ -347,6 +347,19 @@ impl Runner {
                     let daemon = self.daemon.clone();
                     tokio::spawn(async move { schema::contract(&daemon, job).await });
                 } else {
+                    // Remembered in the history too, so a restarted daemon
+                    // still runs them when the old release is gone.
+                    if let Err(e) = store
+                        .add_event(
+                            self.id,
+                            schema::CONTRACT_PENDING,
+                            "contract migrations wait until the previous release is gone",
+                            json!({ "targets": job.targets }),
+                        )
+                        .await
+                    {
+                        self.daemon.log_store_error("cannot record an event", &e);
+                    }
                     *self
                         .env
                         .pending_contract

@@ -19,6 +19,11 @@ use serde_json::json;
 use super::Daemon;
 use crate::db::migrate::{Actor, Event, Migrator, Phase};
 
+/// Event kind: contract migrations left for when the old release is gone.
+pub(crate) const CONTRACT_PENDING: &str = "contract_pending";
+/// Event kind: those contract migrations ran (or were attempted).
+pub(crate) const CONTRACT_DONE: &str = "contract_done";
+
 /// Contract migrations a successful deployment leaves for later: per
 /// database, up to which version (the newest file when the deploy began).
 #[derive(Debug, Clone)]
@@ -154,6 +159,45 @@ pub(crate) async fn contract(daemon: &Arc<Daemon>, job: ContractJob) {
             .await;
         }
     }
+    record(
+        daemon,
+        job.deployment_id,
+        CONTRACT_DONE,
+        "contract migrations done",
+        json!({}),
+    )
+    .await;
+}
+
+/// After a restart: the contract migrations the serving release's deployment
+/// left waiting, if they have not run yet.
+pub(crate) async fn pending_after_restart(
+    daemon: &Daemon,
+    environment: &str,
+    serving: &str,
+) -> Option<ContractJob> {
+    let last = daemon
+        .store
+        .deployments(Some(environment), 1)
+        .await
+        .ok()?
+        .into_iter()
+        .next()?;
+    if last.version != serving || last.state != crate::store::DeploymentState::Succeeded {
+        return None;
+    }
+    let events = daemon.store.events(last.id).await.ok()?;
+    if events.iter().any(|e| e.kind == CONTRACT_DONE) {
+        return None;
+    }
+    let pending = events.iter().rev().find(|e| e.kind == CONTRACT_PENDING)?;
+    let targets: Vec<(String, u64)> =
+        serde_json::from_value(pending.data["targets"].clone()).ok()?;
+    Some(ContractJob {
+        deployment_id: last.id,
+        version: last.version,
+        targets,
+    })
 }
 
 async fn run_up(

@@ -158,3 +158,30 @@ async fn a_failing_expand_migration_aborts_the_deploy_with_the_old_release_untou
         Some("hello from v1")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_contract_migrations_survive_a_daemon_crash() {
+    let app = app_with_db("2s");
+    app.serve();
+    ok(&app, &app.cli(&["deploy", "v1"]));
+    migration(
+        &app,
+        "0002_drop_name.sql",
+        "-- cutover:phase contract\nALTER TABLE users DROP COLUMN name;\n",
+    );
+    app.release("v2", Release::Good);
+    ok(&app, &app.cli(&["deploy", "v2"]));
+    app.kill_daemon();
+    assert_eq!(applied(&app), vec![1]);
+    app.serve();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while applied(&app) != vec![1, 2] {
+        assert!(
+            Instant::now() < deadline,
+            "contract lost in the crash:\n{}",
+            app.daemon_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(app.running_version("v1"), 0);
+}
