@@ -8,6 +8,7 @@
 //! value) so that one run reports every problem in the file. Checks that
 //! compare values with each other are in `checks`.
 
+mod docker;
 mod environment;
 mod rollout;
 mod service;
