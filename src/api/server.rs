@@ -108,6 +108,9 @@ impl From<DeployError> for ApiError {
             DeployError::BadRequest(m) => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m),
             DeployError::Locked(e) => ApiError::new(StatusCode::CONFLICT, "locked", e.to_string()),
             DeployError::Refused(m) => ApiError::new(StatusCode::CONFLICT, "refused", m),
+            DeployError::Preflight(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "preflight_failed", m)
+            }
             DeployError::Store(e) => ApiError::from(e),
             DeployError::Internal(m) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
@@ -155,7 +158,8 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
                 let addr = live
                     .iter()
                     .find(|l| l.id == r.instance_id)
-                    .map(|l| l.handle.addr.to_string());
+                    .and_then(|l| l.handle.addr())
+                    .map(|a| a.to_string());
                 InstanceView {
                     in_flight: env
                         .proxy()

@@ -657,7 +657,10 @@ listen = "127.0.0.1:8080"
     assert_eq!(docker.stop_signal, "SIGTERM");
     assert!(!docker.pull);
     assert_eq!(jobs.health.command, ["/jobs", "--check"]);
-    assert_eq!(config.services["web"].docker.as_ref().map(|d| d.pull), Some(true));
+    assert_eq!(
+        config.services["web"].docker.as_ref().map(|d| d.pull),
+        Some(true)
+    );
     assert!(valid(MINIMAL).services["web"].docker.is_none());
 }
 

@@ -4,14 +4,20 @@
 //! instances after a restart.
 //!
 //! Files: `environment.rs` (one environment's live instances and its proxy
-//! table), `deploy.rs` (blue-green deploy and rollback), `adopt.rs` (start-up:
-//! adoption and recovery), `retire.rs` (draining and stopping old releases).
+//! table), `deploy.rs` (blue-green deploy and rollback), `start.rs` (starting
+//! a service's instances: all at once, or workers one at a time), `adopt.rs`
+//! (start-up: adoption and recovery), `retire.rs` (draining and stopping old
+//! releases), `preflight.rs` (what a deploy checks before it changes anything).
+//! Every instance is started, checked and stopped through [`Drivers`], so none
+//! of these files knows which driver runs it.
 
 mod adopt;
 pub mod deploy;
 mod environment;
+mod preflight;
 mod retire;
 pub mod runner;
+mod start;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -19,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::drivers::process::ProcessDriver;
+use crate::drivers::Drivers;
 use crate::store::{Store, StoreError};
 
 pub use adopt::AdoptionReport;
@@ -30,7 +36,7 @@ pub use environment::{EnvRuntime, LiveInstance};
 pub struct Daemon {
     pub(crate) config: Config,
     pub(crate) store: Store,
-    pub(crate) driver: ProcessDriver,
+    pub(crate) driver: Drivers,
     pub(crate) environments: BTreeMap<String, Arc<EnvRuntime>>,
     /// Where to send operator commands for the rollout running in an environment.
     active: Mutex<BTreeMap<String, mpsc::Sender<runner::CommandMsg>>>,
@@ -48,7 +54,7 @@ impl Daemon {
         Ok(Arc::new(Daemon {
             config,
             store,
-            driver: ProcessDriver::new(),
+            driver: Drivers::new(),
             environments,
             active: Mutex::new(BTreeMap::new()),
         }))

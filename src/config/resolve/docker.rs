@@ -116,7 +116,9 @@ impl Resolver<'_> {
                             format!("`resources.memory` is not a size: \"{}\"", memory.get_ref()),
                             reason,
                         )
-                        .help(r#"expected bytes or a number with k, m or g, such as "256m" or "1g""#),
+                        .help(
+                            r#"expected bytes or a number with k, m or g, such as "256m" or "1g""#,
+                        ),
                     ),
                 }
             }
