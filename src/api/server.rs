@@ -48,6 +48,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/deployments/{id}", get(get_deployment))
         .route("/rollback", post(create_rollback))
         .route("/rollout/{command}", post(rollout_command))
+        .route("/logs", get(super::logs::logs))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -89,6 +90,23 @@ impl ApiError {
             code,
             message: message.into(),
         }
+    }
+}
+
+impl ApiError {
+    /// 400: the request cannot be served as asked.
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 404: nothing matches.
+    pub(crate) fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 500: something failed on the daemon's side.
+    pub(crate) fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 }
 

@@ -65,6 +65,11 @@ impl Daemon {
         &self.config
     }
 
+    /// The drivers that run instances.
+    pub fn drivers(&self) -> &crate::drivers::Drivers {
+        &self.driver
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
