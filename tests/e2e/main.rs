@@ -8,6 +8,8 @@ mod config_errors;
 mod crash;
 mod demo;
 mod deploy;
+mod docker;
 mod lock;
 mod rollback;
 mod services;
+mod workers;
