@@ -559,6 +559,26 @@ fn json_schema_describes_the_file() {
 
     let service = &schema["$defs"]["Service"]["properties"];
     assert_eq!(service["after"]["type"], "array");
+    for key in [
+        "image",
+        "port",
+        "volumes",
+        "stop_signal",
+        "resources",
+        "pull",
+    ] {
+        assert!(service.get(key).is_some(), "service lacks {key}");
+    }
+    assert_eq!(service["port"]["maximum"], serde_json::json!(65535));
+    assert_eq!(
+        schema["$defs"]["DriverKind"]["enum"],
+        serde_json::json!(["process", "docker", "kubernetes"])
+    );
+    assert_eq!(schema["$defs"]["Resources"]["additionalProperties"], false);
+    assert_eq!(
+        schema["$defs"]["Health"]["properties"]["command"]["type"],
+        "array"
+    );
     let rollout = &schema["$defs"]["Rollout"];
     assert_eq!(rollout["additionalProperties"], false);
     for key in [

@@ -61,17 +61,12 @@ impl Drivers {
     }
 
     /// After a daemon restart: whether the instance still runs and can be
-    /// used again.
-    pub async fn adopt(&self, handle: &Handle) -> bool {
+    /// used again. An error means it could not be told (the Docker daemon
+    /// does not answer), not that the instance is gone.
+    pub async fn adopt(&self, handle: &Handle) -> Result<bool, DriverError> {
         match handle {
-            Handle::Process(h) => self.process.adopt(h),
-            Handle::Docker(h) => match self.docker.adopt(h).await {
-                Ok(adopted) => adopted,
-                Err(e) => {
-                    tracing::warn!(instance = %h.instance_id, "cannot check container: {e}");
-                    false
-                }
-            },
+            Handle::Process(h) => Ok(self.process.adopt(h)),
+            Handle::Docker(h) => Ok(self.docker.adopt(h).await?),
         }
     }
 

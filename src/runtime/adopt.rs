@@ -1,7 +1,9 @@
 //! Start-up after a restart or a crash: re-adopt the instances that still run
 //! and pass their health check, rebuild each proxy table from them, stop the
-//! ones that cannot be adopted, close deployments a crash interrupted, and
-//! start the serving release again where none of its instances survived.
+//! ones that cannot be adopted, remove stray containers (labelled with the
+//! app and environment but not adopted), close deployments a crash
+//! interrupted, and start the serving release again where none of its
+//! instances survived. Instances of both drivers go through the same steps.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -154,7 +156,15 @@ impl Daemon {
                 InstanceState::Serving | InstanceState::Idle | InstanceState::Ready
             );
             let alive = match &handle {
-                Some(handle) => self.driver.adopt(handle).await,
+                Some(handle) => match self.driver.adopt(handle).await {
+                    Ok(alive) => alive,
+                    Err(e) => {
+                        // Cannot tell (Docker is down?): keep the record, so a
+                        // later start can still adopt or remove the instance.
+                        tracing::warn!(instance = %record.instance_id, "cannot check the instance; keeping its record: {e}");
+                        continue;
+                    }
+                },
                 None => false,
             };
             let mut adopt = false;
