@@ -1,6 +1,7 @@
 //! The docker driver end to end, on the real Docker Engine of this machine:
 //! the same rollouts as the process driver (blue-green and canary under load,
-//! a failing health check, a container that dies mid-canary), adoption after
+//! rollback, a canary of failing containers, abort, a failing health check, a
+//! container that dies mid-canary), adoption after
 //! `kill -9` of the daemon with strays removed, the preflight checks, worker
 //! containers rolled one at a time, and `cutover logs`.
 //!
@@ -300,6 +301,61 @@ analysis = { max_error_rate = 0.02, min_requests = 20 }
         fetch(&app.proxy_url()).await.as_deref(),
         Some("hello from v2")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_of_failing_containers_rolls_back_and_abort_works() {
+    let services = format!(
+        "{WEB}{}",
+        r#"
+[service.web.rollout]
+strategy = "canary"
+steps = [20, 50, 100]
+step_duration = "30s"
+check_interval = "250ms"
+analysis = { max_error_rate = 0.02, min_requests = 20 }
+"#
+    );
+    let app = DockerApp::new(&services, &["hello:v1", "hello:v2", "hello:errors"]);
+    app.serve();
+    ok(&app, &app.cli(&["deploy", "v1"]));
+
+    // 20 % of the canary's answers are 500: the fast check rolls it back.
+    let load = Load::start(app.proxy_url(), 6);
+    let out = deploy(&app, "errors").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (answers, _) = load.stop_detailed().await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("error rate"), "{}", stderr(&out));
+    for client in &answers {
+        for (status, body) in client {
+            if *status >= 500 {
+                assert!(!body.contains("v1"), "stable failed: {body}");
+            }
+        }
+    }
+    app.wait_gone("errors");
+
+    // An operator abort mid-step.
+    let running = app.cli_background(&["deploy", "v2"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(app.last_deployment()["version"] == "v2" && kinds(&app.last_events(), "step") >= 1) {
+        assert!(
+            Instant::now() < deadline,
+            "no canary step:\n{}",
+            app.daemon_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ok(&app, &app.cli(&["abort", "--reason", "looks wrong"]));
+    let out = running.join().expect("deploy");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("looks wrong"), "{}", stderr(&out));
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v1")
+    );
+    app.wait_gone("v2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
