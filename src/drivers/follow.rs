@@ -84,3 +84,58 @@ pub fn stream(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    fn text(chunks: &[io::Result<Bytes>]) -> String {
+        chunks
+            .iter()
+            .map(|c| String::from_utf8_lossy(c.as_ref().expect("chunk")).into_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_last_lines_or_all_of_a_file() {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(b"one\ntwo\nthree\n").expect("write");
+        let path = f.path().to_path_buf();
+        let tail: Vec<_> = stream(path.clone(), Some(2), false, || false)
+            .collect()
+            .await;
+        assert_eq!(text(&tail), "two\nthree\n");
+        let all: Vec<_> = stream(path, None, false, || false).collect().await;
+        assert_eq!(text(&all), "one\ntwo\nthree\n");
+    }
+
+    #[tokio::test]
+    async fn following_reads_appended_output_until_the_instance_stops() {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(b"before\n").expect("write");
+        let running = Arc::new(AtomicBool::new(true));
+        let flag = running.clone();
+        let reader = tokio::spawn(
+            stream(f.path().to_path_buf(), Some(1), true, move || {
+                flag.load(Ordering::SeqCst)
+            })
+            .collect::<Vec<_>>(),
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        f.write_all(b"during\n").expect("write");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        f.write_all(b"last words\n").expect("write");
+        running.store(false, Ordering::SeqCst);
+        let chunks = tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .expect("the stream ends once the instance stopped")
+            .expect("join");
+        assert_eq!(text(&chunks), "before\nduring\nlast words\n");
+    }
+}

@@ -19,6 +19,9 @@ use bollard::query_parameters::{
 use tokio::time::Instant;
 
 use super::client::status_of;
+
+/// How much longer than the grace a stop request may take.
+const STOP_SLACK: Duration = Duration::from_secs(30);
 use super::{ContainerHandle, DockerDriver, DockerError, labels};
 use crate::config::DockerConfig;
 use crate::drivers::{InstanceSpec, StopOutcome};
@@ -126,7 +129,11 @@ impl DockerDriver {
             let t = i32::try_from(secs).unwrap_or(i32::MAX);
             let started = Instant::now();
             let options = StopContainerOptionsBuilder::default().t(t).build();
-            match docker.stop_container(id, Some(options)).await {
+            // The engine answers only once the container is down: allow for the grace.
+            let patient = docker
+                .clone()
+                .with_timeout(grace.saturating_add(STOP_SLACK).max(docker.timeout()));
+            match patient.stop_container(id, Some(options)).await {
                 Ok(()) => {}
                 Err(e) if matches!(status_of(&e), Some(304 | 404)) => {}
                 Err(e) => {
