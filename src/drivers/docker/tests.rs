@@ -145,6 +145,27 @@ async fn starts_a_labelled_container_on_loopback_and_stops_and_removes_it() {
         assert!(get(addr, "/").await.ends_with("hello from v1\n"));
         assert!(driver.is_running(&handle));
         assert_eq!(driver.exit_status(&handle), None);
+        let inspect = |format: &str| {
+            let out = std::process::Command::new("docker")
+                .args(["inspect", "-f", format, &handle.container_id])
+                .output()
+                .expect("docker inspect");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        let env = inspect("{{json .Config.Env}}");
+        for var in [
+            "GREETING=on 8080 at v1",
+            "PORT=8080",
+            "CUTOVER_VERSION=v1",
+            "CUTOVER_INSTANCE=staging-web-v1-0-aaaa",
+        ] {
+            assert!(env.contains(var), "{var} not in {env}");
+        }
+        assert_eq!(
+            inspect("{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}"),
+            "67108864 500000000"
+        );
+        assert_eq!(inspect("{{.Config.StopSignal}}"), "SIGTERM");
 
         let found = driver
             .labelled(&scope.app, "staging")
