@@ -28,9 +28,14 @@ impl DockerDriver {
         }
         let (driver, id, instance_id) = (self.clone(), id.to_owned(), instance_id.to_owned());
         tokio::spawn(async move {
-            let ended = driver.wait_exit(&id).await;
-            tracing::info!(instance = %instance_id, container = %super::run::short(&id), %ended, "container exited");
-            tx.send_replace(Some(ended));
+            tokio::select! {
+                ended = driver.wait_exit(&id) => {
+                    tracing::info!(instance = %instance_id, container = %super::run::short(&id), %ended, "container exited");
+                    tx.send_replace(Some(ended));
+                }
+                // Forgotten: nobody will ask any more.
+                () = tx.closed() => {}
+            }
         });
     }
 
