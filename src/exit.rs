@@ -57,6 +57,7 @@ impl From<crate::api::client::ClientError> for CliError {
         let code = match &e {
             ClientError::Unreachable { .. } => UNREACHABLE,
             ClientError::Api { code, .. } if code == "locked" => LOCKED,
+            ClientError::Api { code, .. } if code == "preflight_failed" => DEPLOY_FAILED,
             ClientError::Api { code, .. } if code == "bad_request" || code == "refused" => USAGE,
             _ => FAILURE,
         };

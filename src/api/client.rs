@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    Accepted, ApiErrorBody, DeployRequest, DeploymentDetail, RollbackRequest,
+    Accepted, ApiErrorBody, DeployRequest, DeploymentDetail, LogsRequest, RollbackRequest,
     RolloutCommandRequest, StatusResponse,
 };
 use crate::store::Deployment;
@@ -109,6 +109,73 @@ impl ApiClient {
             path.push_str(&percent_encode(env));
         }
         self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `GET /v1/logs?…`: a service's output as it arrives; `write` gets each
+    /// chunk. Returns when the daemon ends the answer (at once without
+    /// `follow`; with it, when the instances stop).
+    pub async fn logs(
+        &self,
+        query: &LogsRequest,
+        mut write: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<(), ClientError> {
+        let mut path = format!("/v1/logs?service={}", percent_encode(&query.service));
+        if let Some(env) = &query.environment {
+            path.push_str(&format!("&environment={}", percent_encode(env)));
+        }
+        if let Some(release) = &query.release {
+            path.push_str(&format!("&release={}", percent_encode(release)));
+        }
+        if let Some(tail) = query.tail {
+            path.push_str(&format!("&tail={tail}"));
+        }
+        if query.follow {
+            path.push_str("&follow=true");
+        }
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(format!("http://{}{}", self.addr, path))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = tokio::time::timeout(CALL_TIMEOUT, self.http.request(req))
+            .await
+            .map_err(|_| ClientError::Unreachable {
+                addr: self.addr,
+                reason: "no answer within 30 s".into(),
+            })?
+            .map_err(|e| ClientError::Unreachable {
+                addr: self.addr,
+                reason: error_chain(&e),
+            })?;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        if !status.is_success() {
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| ClientError::Protocol(e.to_string()))?
+                .to_bytes();
+            return Err(match serde_json::from_slice::<ApiErrorBody>(&bytes) {
+                Ok(err) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: err.error,
+                    message: err.message,
+                },
+                Err(_) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: code_for(status).into(),
+                    message: String::from_utf8_lossy(&bytes).into_owned(),
+                },
+            });
+        }
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ClientError::Protocol(error_chain(&e)))?;
+            if let Some(data) = frame.data_ref() {
+                write(data).map_err(|e| ClientError::Protocol(format!("writing the logs: {e}")))?;
+            }
+        }
+        Ok(())
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(

@@ -1,11 +1,12 @@
 //! The daemon's HTTP API: the JSON types both sides share (this file), the
-//! server (`server.rs`), the client the CLI uses (`client.rs`) and the bearer
-//! token that guards it (`token.rs`).
+//! server (`server.rs`), the streamed instance output (`logs.rs`), the client
+//! the CLI uses (`client.rs`) and the bearer token that guards it (`token.rs`).
 //!
 //! Every route lives under `/v1`. Errors are JSON `{ "error": CODE, "message": … }`
 //! with an HTTP status that matches the CLI's exit codes (see `crate::exit`).
 
 pub mod client;
+pub mod logs;
 pub mod server;
 pub mod token;
 
@@ -49,6 +50,21 @@ pub struct RollbackRequest {
     pub environment: Option<String>,
     /// Who asks.
     pub requested_by: String,
+}
+
+/// `GET /v1/logs`: which output to read (sent as the query string).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LogsRequest {
+    /// The service.
+    pub service: String,
+    /// Environment name; may be omitted when there is one.
+    pub environment: Option<String>,
+    /// Only this release (default: the serving one).
+    pub release: Option<String>,
+    /// Last lines of each instance (default: all).
+    pub tail: Option<usize>,
+    /// Keep streaming until the instances stop.
+    pub follow: bool,
 }
 
 /// A deployment started: where to follow it.

@@ -48,6 +48,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/deployments/{id}", get(get_deployment))
         .route("/rollback", post(create_rollback))
         .route("/rollout/{command}", post(rollout_command))
+        .route("/logs", get(super::logs::logs))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -92,6 +93,23 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// 400: the request cannot be served as asked.
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 404: nothing matches.
+    pub(crate) fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 500: something failed on the daemon's side.
+    pub(crate) fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ApiErrorBody {
@@ -108,6 +126,9 @@ impl From<DeployError> for ApiError {
             DeployError::BadRequest(m) => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m),
             DeployError::Locked(e) => ApiError::new(StatusCode::CONFLICT, "locked", e.to_string()),
             DeployError::Refused(m) => ApiError::new(StatusCode::CONFLICT, "refused", m),
+            DeployError::Preflight(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "preflight_failed", m)
+            }
             DeployError::Store(e) => ApiError::from(e),
             DeployError::Internal(m) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
@@ -155,7 +176,8 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
                 let addr = live
                     .iter()
                     .find(|l| l.id == r.instance_id)
-                    .map(|l| l.handle.addr.to_string());
+                    .and_then(|l| l.handle.addr())
+                    .map(|a| a.to_string());
                 InstanceView {
                     in_flight: env
                         .proxy()

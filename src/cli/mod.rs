@@ -6,6 +6,7 @@ mod check;
 mod demo;
 mod deploy;
 mod migrate;
+mod logs;
 mod output;
 pub mod serve;
 mod status;
@@ -128,6 +129,25 @@ pub enum Command {
         #[command(subcommand)]
         command: migrate::MigrateCommand,
     },
+    /// Print the output of a service's running instances (log files for
+    /// processes, the engine's logs for containers).
+    Logs {
+        /// The service.
+        #[arg(value_name = "SERVICE")]
+        service: String,
+        /// Only this release (default: the serving release).
+        #[arg(long)]
+        release: Option<String>,
+        /// Keep printing new output until the instances stop (or Ctrl-C).
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Only the last N lines of each instance.
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+        /// Environment (may be omitted when the config has only one).
+        #[arg(long = "env", short = 'e')]
+        environment: Option<String>,
+    },
     /// Validate the config file and summarise it.
     Check,
     /// Print the JSON Schema of the config file.
@@ -221,6 +241,22 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => status::history(&cli.config, environment.as_deref(), limit, events, json).await,
         Command::Migrate { db, command } => {
             migrate::run(&cli.config, db.as_deref(), command, json).await
+        }
+        Command::Logs {
+            service,
+            release,
+            follow,
+            tail,
+            environment,
+        } => {
+            let request = crate::api::LogsRequest {
+                service,
+                environment,
+                release,
+                tail,
+                follow,
+            };
+            logs::logs(&cli.config, request).await
         }
         Command::Check => check::check(&cli.config, json),
         Command::Schema => check::schema(),

@@ -231,9 +231,66 @@ fn environment_listen_equal_to_the_default_server_listen() {
 #[test]
 fn unsupported_driver() {
     insta::assert_snapshot!(one_problem(
-        &with_service_keys("driver = \"docker\""),
+        &with_service_keys("driver = \"kubernetes\""),
         6,
         10
+    ));
+}
+
+/// A valid docker service with `extra` lines added to `[service.web]`.
+fn docker_service(extra: &str) -> String {
+    format!(
+        "[app]\nname = \"hello\"\n\n[service.web]\ndriver = \"docker\"\n{extra}\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n"
+    )
+}
+
+#[test]
+fn docker_service_without_an_image() {
+    insta::assert_snapshot!(one_problem(&docker_service("port = 8080"), 4, 1));
+}
+
+#[test]
+fn docker_http_service_without_a_port() {
+    insta::assert_snapshot!(one_problem(
+        &docker_service("image = \"hello:{version}\""),
+        4,
+        1
+    ));
+}
+
+#[test]
+fn command_with_the_docker_driver() {
+    insta::assert_snapshot!(one_problem(
+        &docker_service("image = \"hello:{version}\"\nport = 8080\ncommand = [\"./hello\"]"),
+        8,
+        11
+    ));
+}
+
+#[test]
+fn image_with_the_process_driver() {
+    insta::assert_snapshot!(one_problem(
+        &with_service_keys("image = \"hello:{version}\""),
+        6,
+        9
+    ));
+}
+
+#[test]
+fn bad_docker_values() {
+    let source = docker_service(
+        "image = \"hello:{version}\"\nport = 70000\nvolumes = [\"data\", \"data:rel\"]\nstop_signal = \"SIGNOPE\"\nresources = { memory = \"12x\", cpus = 0 }",
+    );
+    insta::assert_snapshot!(render(&error(&source)));
+    assert_eq!(error(&source).problems().len(), 6);
+}
+
+#[test]
+fn health_command_on_an_http_service() {
+    insta::assert_snapshot!(one_problem(
+        &with_service_keys("health = { command = [\"./check\"] }"),
+        6,
+        22
     ));
 }
 

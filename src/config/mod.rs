@@ -19,6 +19,7 @@
 //! reports every problem found after the file has parsed.
 
 mod checks;
+mod container;
 pub mod defaults;
 mod error;
 mod expand;
@@ -44,6 +45,7 @@ use std::path::{Path, PathBuf};
 
 use miette::NamedSource;
 
+pub use self::container::DockerConfig;
 pub use self::error::ConfigError;
 pub use self::model::redact_url;
 pub use self::model::{

@@ -98,7 +98,7 @@ impl fmt::Display for ServiceKind {
 pub enum DriverKind {
     /// A local process per instance.
     Process,
-    /// A Docker container per instance (not supported yet).
+    /// A Docker container per instance.
     Docker,
     /// Kubernetes pods (not supported yet).
     Kubernetes,
@@ -152,6 +152,8 @@ pub struct ServiceConfig {
     pub after: Vec<String>,
     /// How a new release of this service takes over from the previous one.
     pub rollout: RolloutConfig,
+    /// The container settings; `Some` exactly when `driver` is docker.
+    pub docker: Option<super::container::DockerConfig>,
 }
 
 /// `health = { … }` of a service.
@@ -172,6 +174,9 @@ pub struct HealthConfig {
     /// How long a new instance may take to become healthy. Greater than zero.
     #[serde(serialize_with = "serialize_duration")]
     pub start_timeout: Duration,
+    /// Workers: a command whose exit status 0 means healthy; empty when not
+    /// written (a worker is then healthy while it runs).
+    pub command: Vec<String>,
 }
 
 impl Default for HealthConfig {
@@ -183,6 +188,7 @@ impl Default for HealthConfig {
             healthy: defaults::HEALTH_HEALTHY,
             unhealthy: defaults::HEALTH_UNHEALTHY,
             start_timeout: defaults::HEALTH_START_TIMEOUT,
+            command: Vec::new(),
         }
     }
 }

@@ -104,14 +104,42 @@ pub(crate) struct RawService {
     #[schemars(with = "Option<RawServiceKind>", extend("default" = "http"))]
     pub kind: Option<Spanned<RawServiceKind>>,
 
-    /// What runs the instances. Only `process` is supported so far.
+    /// What runs the instances: `process` (local processes) or `docker` (containers).
     #[schemars(with = "Option<RawDriverKind>", extend("default" = "process"))]
     pub driver: Option<Spanned<RawDriverKind>>,
 
-    /// Program and arguments (required for the process driver). `${VAR}` is expanded;
-    /// `{port}` and `{version}` are filled in by cutover for each instance.
+    /// Program and arguments (required for the process driver; an error with
+    /// docker). `${VAR}` is expanded; `{port}` and `{version}` are filled in by
+    /// cutover for each instance.
     #[schemars(with = "Option<Vec<String>>", extend("minItems" = 1))]
     pub command: Option<Spanned<Vec<Spanned<String>>>>,
+
+    /// docker only (required): the image to run, such as `hello:{version}` or
+    /// `registry.example/shop@sha256:…`. `{version}` becomes the release's version.
+    #[schemars(with = "Option<String>")]
+    pub image: Option<Spanned<String>>,
+
+    /// docker only (required for http services): the port the container listens
+    /// on. It is published on a free port of 127.0.0.1, where the proxy sends traffic.
+    #[schemars(with = "Option<u16>", extend("minimum" = 1, "maximum" = 65535))]
+    pub port: Option<Spanned<RawCount>>,
+
+    /// docker only: volumes, `NAME:/path` (a named volume) or `./dir:/path` /
+    /// `/dir:/path` (a bind mount), optionally ending in `:ro`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub volumes: Option<Spanned<Vec<Spanned<String>>>>,
+
+    /// docker only: the signal that asks a container to stop (then SIGKILL after `stop_timeout`).
+    #[schemars(with = "Option<String>", extend("default" = "SIGTERM"))]
+    pub stop_signal: Option<Spanned<String>>,
+
+    /// docker only: resource limits of each container.
+    #[schemars(with = "Option<RawResources>")]
+    pub resources: Option<Spanned<RawResources>>,
+
+    /// docker only: pull the image before each deploy (otherwise it must exist locally).
+    #[schemars(with = "Option<bool>", extend("default" = false))]
+    pub pull: Option<Spanned<bool>>,
 
     /// Extra environment variables for every instance. `${VAR}` is expanded in values.
     #[serde(default)]
@@ -160,11 +188,31 @@ pub(crate) struct RawService {
     pub rollout: Option<Spanned<RawRollout>>,
 }
 
+/// `resources = { … }` of a docker service.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Resources")]
+pub(crate) struct RawResources {
+    /// Memory limit: bytes, or a number with `k`, `m` or `g` (`"256m"`).
+    #[schemars(with = "Option<String>", extend("examples" = ["256m", "1g"]))]
+    pub memory: Option<Spanned<String>>,
+
+    /// CPU limit in cores (`0.5` is half a core).
+    #[schemars(with = "Option<f64>", extend("exclusiveMinimum" = 0))]
+    pub cpus: Option<Spanned<RawNumber>>,
+}
+
 /// `health = { … }` of a service.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Health")]
 pub(crate) struct RawHealth {
+    /// workers only: a command whose exit status 0 means healthy (run as a local
+    /// process for the process driver, inside the container for docker).
+    /// Without it a worker is healthy when it still runs after `interval` × `healthy`.
+    #[schemars(with = "Option<Vec<String>>", extend("minItems" = 1))]
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
+
     /// The HTTP path probed on each instance.
     #[schemars(with = "Option<String>", extend("default" = defaults::HEALTH_PATH, "pattern" = "^/"))]
     pub path: Option<Spanned<String>>,

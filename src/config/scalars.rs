@@ -99,7 +99,7 @@ text_value!(
     json_schema!({
         "type": "string",
         "enum": ["process", "docker", "kubernetes"],
-        "description": "What runs the instances. Only `process` is supported so far."
+        "description": "What runs the instances: `process` (local processes) or `docker` (containers). `kubernetes` is not supported yet."
     })
 );
 

@@ -37,6 +37,13 @@ impl Config {
             }
             writeln!(out, "{}", line.trim_end())?;
             writeln!(out, "  {:width$}  {}", "", rollout(service))?;
+            if let Some(docker) = &service.docker {
+                let port = docker
+                    .port
+                    .map(|p| format!(", port {p}"))
+                    .unwrap_or_default();
+                writeln!(out, "  {:width$}  image {}{port}", "", docker.image)?;
+            }
             if !service.command.is_empty() {
                 writeln!(out, "  {:width$}  $ {}", "", shell_words(&service.command))?;
             }

@@ -123,6 +123,7 @@ fn full_example_parses_to_its_values() {
             healthy: 2,
             unhealthy: 3,
             start_timeout: Duration::from_secs(90),
+            command: Vec::new(),
         },
         drain_timeout: Duration::from_secs(45),
         stop_timeout: Duration::from_secs(5),
@@ -147,6 +148,7 @@ fn full_example_parses_to_its_values() {
                 abort_error_rate: Some(0.05),
             },
         },
+        docker: None,
     };
     assert_eq!(web, &expected_web);
 
@@ -184,6 +186,7 @@ fn omitted_keys_take_their_defaults() {
             healthy: 2,
             unhealthy: 3,
             start_timeout: Duration::from_secs(60),
+            command: Vec::new(),
         }
     );
     assert_eq!(web.health, HealthConfig::default());
@@ -666,6 +669,26 @@ fn json_schema_describes_the_file() {
 
     let service = &schema["$defs"]["Service"]["properties"];
     assert_eq!(service["after"]["type"], "array");
+    for key in [
+        "image",
+        "port",
+        "volumes",
+        "stop_signal",
+        "resources",
+        "pull",
+    ] {
+        assert!(service.get(key).is_some(), "service lacks {key}");
+    }
+    assert_eq!(service["port"]["maximum"], serde_json::json!(65535));
+    assert_eq!(
+        schema["$defs"]["DriverKind"]["enum"],
+        serde_json::json!(["process", "docker", "kubernetes"])
+    );
+    assert_eq!(schema["$defs"]["Resources"]["additionalProperties"], false);
+    assert_eq!(
+        schema["$defs"]["Health"]["properties"]["command"]["type"],
+        "array"
+    );
     let rollout = &schema["$defs"]["Rollout"];
     assert_eq!(rollout["additionalProperties"], false);
     for key in [
@@ -711,6 +734,64 @@ fn json_schema_describes_the_file() {
         analysis["properties"]["max_error_rate"]["maximum"],
         serde_json::json!(1)
     );
+}
+
+#[test]
+fn a_docker_service_resolves_its_container_settings() {
+    let source = r#"
+[app]
+name = "hello"
+
+[service.web]
+driver = "docker"
+image = "hello:{version}"
+port = 8080
+env = { RUST_LOG = "info" }
+volumes = ["data:/data", "./static:/srv/static:ro", "/var/cache:/cache"]
+replicas = 2
+stop_signal = "quit"
+resources = { memory = "256m", cpus = 0.5 }
+pull = true
+
+[service.jobs]
+kind = "worker"
+driver = "docker"
+image = "registry.example/jobs@sha256:0123"
+health = { command = ["/jobs", "--check"], interval = "1s" }
+
+[environment.production]
+listen = "127.0.0.1:8080"
+"#;
+    let config = valid(source);
+    let web = &config.services["web"];
+    assert_eq!(web.driver, DriverKind::Docker);
+    assert!(web.command.is_empty());
+    let docker = web.docker.as_ref().expect("docker settings");
+    assert_eq!(docker.image_for("v2"), "hello:v2");
+    assert_eq!(docker.port, Some(8080));
+    assert_eq!(
+        docker.volumes,
+        [
+            "data:/data",
+            "/srv/hello/static:/srv/static:ro",
+            "/var/cache:/cache"
+        ]
+    );
+    assert_eq!(docker.stop_signal, "SIGQUIT");
+    assert_eq!(docker.memory_bytes, Some(256 * 1024 * 1024));
+    assert_eq!(docker.nano_cpus, Some(500_000_000));
+    assert!(docker.pull);
+    let jobs = &config.services["jobs"];
+    let docker = jobs.docker.as_ref().expect("docker settings");
+    assert_eq!(docker.port, None, "a worker needs no port");
+    assert_eq!(docker.stop_signal, "SIGTERM");
+    assert!(!docker.pull);
+    assert_eq!(jobs.health.command, ["/jobs", "--check"]);
+    assert_eq!(
+        config.services["web"].docker.as_ref().map(|d| d.pull),
+        Some(true)
+    );
+    assert!(valid(MINIMAL).services["web"].docker.is_none());
 }
 
 #[test]

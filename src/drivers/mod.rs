@@ -4,10 +4,14 @@
 //! restarted daemon can re-adopt it), how a stop ended ([`StopOutcome`]) and what
 //! can go wrong ([`DriverError`]).
 //!
+//! - [`Drivers`] (`driver.rs`): the one interface the runtime calls, which
+//!   hands each call to the driver of the instance's [`Handle`] (`handle.rs`).
 //! - [`process`]: instances as local processes, each in its own process group.
+//! - [`docker`]: instances as containers on a Docker Engine.
 //! - [`health`]: HTTP health probes, waiting for an instance to become healthy,
 //!   and a background monitor for instances that serve traffic.
-//! - [`logs`]: reading the end of an instance's log file.
+//! - [`check`]: when a new worker is ready (its health command, or still running).
+//! - [`logs`]: reading the end of an instance's log file; [`follow`]: streaming it.
 //!
 //! The process driver reads `/proc`, so it works on Linux only.
 
@@ -18,6 +22,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub mod check;
+pub mod docker;
+mod driver;
+pub mod follow;
+mod handle;
 pub mod health;
 pub mod logs;
 pub mod process;
@@ -26,6 +35,9 @@ mod procfs;
 #[cfg(test)]
 mod tests;
 
+pub use docker::DockerDriver;
+pub use driver::{Drivers, LogStream};
+pub use handle::Handle;
 pub use health::{HealthCheck, HealthFailure, Monitor, MonitorState, ProbeError};
 pub use process::ProcessDriver;
 
@@ -167,6 +179,9 @@ pub enum DriverError {
         /// The OS error.
         error: io::Error,
     },
+    /// The docker driver failed (the message says what to do).
+    #[error(transparent)]
+    Docker(#[from] docker::DockerError),
     /// Signalling the instance failed, or it survived SIGKILL.
     #[error("cannot stop instance {instance_id} (pid {pid}): {reason}")]
     StopFailed {

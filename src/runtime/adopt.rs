@@ -1,7 +1,9 @@
 //! Start-up after a restart or a crash: re-adopt the instances that still run
 //! and pass their health check, rebuild each proxy table from them, stop the
-//! ones that cannot be adopted, close deployments a crash interrupted, and
-//! start the serving release again where none of its instances survived.
+//! ones that cannot be adopted, remove stray containers (labelled with the
+//! app and environment but not adopted), close deployments a crash
+//! interrupted, and start the serving release again where none of its
+//! instances survived. Instances of both drivers go through the same steps.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,8 @@ use super::environment::{EnvRuntime, LiveInstance};
 use super::runner::{self, Runner};
 use super::{Daemon, retire};
 use crate::config::ServiceKind;
-use crate::drivers::InstanceHandle;
+use crate::drivers::Handle;
+use crate::drivers::docker::ContainerHandle;
 use crate::drivers::health;
 use crate::store::{DeploymentState, InstanceState, StoreError};
 
@@ -140,8 +143,10 @@ impl Daemon {
         let serving = self.store.serving(&env.name).await?;
         let current = serving.as_ref().map(|s| s.current.clone());
         let previous = serving.as_ref().and_then(|s| s.previous.clone());
+        let mut saw_docker = false;
         for record in self.store.instances(Some(&env.name)).await? {
-            let handle: Option<InstanceHandle> = serde_json::from_value(record.handle.clone()).ok();
+            let handle = Handle::from_json(&record.driver, &record.handle);
+            saw_docker |= record.driver == "docker";
             let service = self.config.services.get(&record.service);
             let wanted_release = Some(&record.version) == current.as_ref()
                 || Some(&record.version) == previous.as_ref()
@@ -150,19 +155,32 @@ impl Daemon {
                 record.state,
                 InstanceState::Serving | InstanceState::Idle | InstanceState::Ready
             );
+            let alive = match &handle {
+                Some(handle) => match self.driver.adopt(handle).await {
+                    Ok(alive) => alive,
+                    Err(e) => {
+                        // Cannot tell (Docker is down?): keep the record, so a
+                        // later start can still adopt or remove the instance.
+                        tracing::warn!(instance = %record.instance_id, "cannot check the instance; keeping its record: {e}");
+                        continue;
+                    }
+                },
+                None => false,
+            };
             let mut adopt = false;
             if let (Some(handle), Some(service)) = (&handle, service)
                 && wanted_release
                 && wanted_state
-                && self.driver.adopt(handle)
+                && alive
             {
-                adopt = match service.kind {
-                    ServiceKind::Http => {
-                        health::probe(handle.addr, &service.health.path, ADOPT_PROBE_TIMEOUT)
+                adopt = match (service.kind, handle.addr()) {
+                    (ServiceKind::Http, Some(addr)) => {
+                        health::probe(addr, &service.health.path, ADOPT_PROBE_TIMEOUT)
                             .await
                             .is_ok()
                     }
-                    ServiceKind::Worker => true,
+                    (ServiceKind::Http, None) => false,
+                    (ServiceKind::Worker, _) => true,
                 };
             }
             match (adopt, handle, service) {
@@ -177,8 +195,9 @@ impl Daemon {
                     report.adopted.push(record.instance_id.clone());
                 }
                 (_, handle, service) => {
+                    // A stopped container still exists until it is removed.
                     if let Some(handle) = handle
-                        && self.driver.adopt(&handle)
+                        && (alive || matches!(handle, Handle::Docker(_)))
                     {
                         let grace = service
                             .map(|s| s.stop_timeout)
@@ -186,11 +205,16 @@ impl Daemon {
                         if let Err(e) = self.driver.stop(&handle, grace).await {
                             tracing::warn!(instance = %record.instance_id, error = %e, "cannot stop a stray instance");
                         }
+                        self.driver.forget(&handle);
                     }
                     self.store.remove_instance(&record.instance_id).await?;
                     report.stopped.push(record.instance_id.clone());
                 }
             }
+        }
+        let uses_docker = self.config.services.values().any(|s| s.docker.is_some());
+        if uses_docker || saw_docker {
+            self.remove_stray_containers(env, report).await;
         }
         let Some(current) = current else {
             return Ok(());
@@ -253,5 +277,48 @@ impl Daemon {
             });
         }
         Ok(())
+    }
+
+    /// Removes the containers labelled with this app and environment that were
+    /// not adopted: started by a daemon that died before it recorded them,
+    /// forgotten by the store, or left over from a failed stop.
+    async fn remove_stray_containers(&self, env: &EnvRuntime, report: &mut AdoptionReport) {
+        let adopted: Vec<String> = env.instances().into_iter().map(|i| i.id).collect();
+        let found = match self
+            .driver
+            .docker
+            .labelled(&self.config.app.name, &env.name)
+            .await
+        {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(env = %env.name, "cannot look for stray containers: {e}");
+                return;
+            }
+        };
+        for stray in found
+            .into_iter()
+            .filter(|c| !adopted.contains(&c.instance_id))
+        {
+            let grace = self
+                .config
+                .services
+                .get(&stray.service)
+                .map(|s| s.stop_timeout)
+                .unwrap_or(Duration::from_secs(10));
+            let handle = ContainerHandle {
+                instance_id: stray.instance_id.clone(),
+                container_id: stray.id.clone(),
+                name: stray.name.clone(),
+                image: String::new(),
+                addr: None,
+            };
+            tracing::warn!(env = %env.name, container = %stray.name, release = %stray.release, running = stray.running, "removing a stray container");
+            if let Err(e) = self.driver.docker.stop(&handle, grace).await {
+                tracing::warn!(container = %stray.name, "cannot remove a stray container: {e}");
+                continue;
+            }
+            report.stopped.push(stray.name);
+        }
     }
 }

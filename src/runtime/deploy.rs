@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::task::JoinSet;
 
 use cutover_core::{
     CanarySpec, InconclusivePolicy, Millis, Plan, RestartPolicy, Rollout, ServicePlan, Thresholds,
@@ -23,15 +22,10 @@ use super::environment::{EnvRuntime, LiveInstance};
 use super::runner::Runner;
 use super::schema;
 use super::{Daemon, retire};
-use crate::config::{ServiceConfig, ServiceKind, Strategy};
+use crate::config::{ServiceKind, Strategy};
 use crate::drivers::health;
-use crate::drivers::{InstanceSpec, logs};
-use crate::store::{
-    DeploymentKind, DeploymentState, InstanceRecord, InstanceState, NewDeployment, StoreError,
-};
+use crate::store::{DeploymentKind, DeploymentState, InstanceState, NewDeployment, StoreError};
 
-/// Lines of a failing instance's log shown with the failure.
-const LOG_TAIL_LINES: usize = 15;
 /// Timeout of the single probe that checks a warm release before a rollback.
 const WARM_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest version label.
@@ -46,6 +40,10 @@ pub enum DeployError {
     /// Another deployment holds the environment's lock.
     #[error("{0}")]
     Locked(StoreError),
+    /// A check before the deploy failed (an image missing, the Docker daemon
+    /// unreachable); nothing was changed.
+    #[error("{0}")]
+    Preflight(String),
     /// An operator command that does not apply now.
     #[error("{0}")]
     Refused(String),
@@ -130,6 +128,8 @@ pub async fn begin_deploy(
     } else {
         "blue-green"
     };
+    let names: Vec<String> = plan.services.iter().map(|s| s.name.clone()).collect();
+    let checked = super::preflight::check(daemon, version, &names).await?;
     daemon
         .store
         .try_lock(&env.name, requested_by, &format!("deploy {version}"))
@@ -167,6 +167,12 @@ pub async fn begin_deploy(
         json!({ "version": version, "services": plan.services.iter().map(|s| s.name.clone()).collect::<Vec<_>>() }),
     )
     .await;
+    if let Some(summary) = &checked.summary {
+        event(daemon, id, "preflight", summary, json!({})).await;
+    }
+    for warning in &checked.warnings {
+        event(daemon, id, "warning", warning, json!({})).await;
+    }
     let name = env.name.clone();
     let rollout = Rollout::new(plan, &has_previous);
     let mut runner = Runner::new(
@@ -364,7 +370,13 @@ async fn finish(
     }
 }
 
-async fn event(daemon: &Daemon, id: i64, kind: &str, message: &str, data: serde_json::Value) {
+pub(crate) async fn event(
+    daemon: &Daemon,
+    id: i64,
+    kind: &str,
+    message: &str,
+    data: serde_json::Value,
+) {
     tracing::info!(deployment = id, kind, "{message}");
     if let Err(e) = daemon.store.add_event(id, kind, message, data).await {
         daemon.log_store_error("cannot record an event", &e);
@@ -391,19 +403,18 @@ async fn rollback(
     let mut healthy = Vec::new();
     for inst in warm {
         let ok = daemon.driver.is_running(&inst.handle)
-            && match inst.kind {
-                ServiceKind::Http => {
+            && match (inst.kind, inst.handle.addr()) {
+                (ServiceKind::Http, None) => false,
+                (ServiceKind::Http, Some(addr)) => {
                     let path = daemon
                         .config
                         .services
                         .get(&inst.service)
                         .map(|s| s.health.path.clone())
                         .unwrap_or_else(|| "/health".into());
-                    health::probe(inst.handle.addr, &path, WARM_PROBE_TIMEOUT)
-                        .await
-                        .is_ok()
+                    health::probe(addr, &path, WARM_PROBE_TIMEOUT).await.is_ok()
                 }
-                ServiceKind::Worker => true,
+                (ServiceKind::Worker, _) => true,
             };
         if ok {
             healthy.push(inst);
@@ -451,183 +462,6 @@ async fn rollback(
     let stale = env.take(|i| i.version == previous);
     retire::retire_now(daemon, env, stale, "replaced by a fresh start").await;
     Ok(false)
-}
-
-/// Starts every replica of one service at `version` and waits until all are
-/// healthy; they join the environment's live set (not the proxy's table). On
-/// any failure, stops them all and says why, with the failing log's tail.
-pub(crate) async fn start_service(
-    daemon: &Arc<Daemon>,
-    env: &Arc<EnvRuntime>,
-    id: i64,
-    version: &str,
-    svc: &str,
-) -> Result<Vec<LiveInstance>, String> {
-    let config = &daemon.config;
-    let mut started: Vec<LiveInstance> = Vec::new();
-    let Some(sc) = config.services.get(svc) else {
-        return Err(format!("no service named {svc}"));
-    };
-    let svc = svc.to_owned();
-    {
-        for n in 0..sc.replicas {
-            let instance_id = format!("{}-{svc}-{version}-{n}-{:04x}", env.name, fastrand::u16(..));
-            let spec = InstanceSpec {
-                app: config.app.name.clone(),
-                environment: env.name.clone(),
-                service: svc.clone(),
-                version: version.to_owned(),
-                instance_id: instance_id.clone(),
-                command: sc.command.clone(),
-                env: sc.env.clone(),
-                workdir: config.base_dir.clone(),
-                log_dir: config.base_dir.join(".cutover").join("logs"),
-            };
-            let handle = match daemon.driver.start(&spec).await {
-                Ok(h) => h,
-                Err(e) => {
-                    let reason = format!("cannot start {svc} {version}: {e}");
-                    stop_unrouted(daemon, env, started).await;
-                    return Err(reason);
-                }
-            };
-            let live = LiveInstance {
-                id: instance_id.clone(),
-                service: svc.clone(),
-                version: version.to_owned(),
-                kind: sc.kind,
-                handle,
-            };
-            record_instance(daemon, env, &live, InstanceState::Starting).await;
-            event(
-                daemon,
-                id,
-                "instance_started",
-                &format!(
-                    "{instance_id} started on {} (pid {})",
-                    live.handle.addr, live.handle.pid
-                ),
-                json!({ "instance": instance_id, "addr": live.handle.addr.to_string(), "pid": live.handle.pid }),
-            )
-            .await;
-            started.push(live);
-        }
-    }
-
-    let mut checks = JoinSet::new();
-    for inst in &started {
-        let sc = config.services.get(&inst.service).cloned();
-        let (driver, inst) = (daemon.driver.clone(), inst.clone());
-        checks.spawn(async move {
-            let Some(sc) = sc else {
-                return (inst, Err("service vanished from the config".to_owned()));
-            };
-            let result = wait_ready(&driver, &inst, &sc).await;
-            (inst, result)
-        });
-    }
-    let mut failures = Vec::new();
-    while let Some(joined) = checks.join_next().await {
-        let Ok((inst, result)) = joined else {
-            failures.push("a health check task panicked".to_owned());
-            continue;
-        };
-        match result {
-            Ok(took) => {
-                let _ = daemon
-                    .store
-                    .set_instance_state(&inst.id, InstanceState::Ready)
-                    .await;
-                event(
-                    daemon,
-                    id,
-                    "instance_healthy",
-                    &format!("{} healthy after {}", inst.id, fmt_duration(took)),
-                    json!({ "instance": inst.id, "ms": took.as_millis() as u64 }),
-                )
-                .await;
-            }
-            Err(why) => {
-                let exit = daemon.driver.exit_status(&inst.id);
-                let tail = logs::tail(&inst.handle.log_path, LOG_TAIL_LINES).unwrap_or_default();
-                let mut reason = format!("{} did not become healthy: {why}", inst.id);
-                if let Some(exit) = exit {
-                    reason.push_str(&format!(" (process ended: {exit})"));
-                }
-                if !tail.is_empty() {
-                    reason.push_str(&format!(
-                        "\nlast lines of {}:\n{}",
-                        inst.handle.log_path.display(),
-                        tail.iter()
-                            .map(|l| format!("  | {l}"))
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    ));
-                }
-                event(
-                    daemon,
-                    id,
-                    "instance_failed",
-                    &reason,
-                    json!({ "instance": inst.id, "log": inst.handle.log_path, "log_tail": tail }),
-                )
-                .await;
-                failures.push(reason);
-            }
-        }
-    }
-    if let Some(first) = failures.into_iter().next() {
-        stop_unrouted(daemon, env, started).await;
-        return Err(first);
-    }
-    env.add(started.clone());
-    Ok(started)
-}
-
-/// Waits until one instance is ready: HTTP health for `http` services; for
-/// workers, still running after `healthy` intervals.
-async fn wait_ready(
-    driver: &crate::drivers::process::ProcessDriver,
-    inst: &LiveInstance,
-    sc: &ServiceConfig,
-) -> Result<Duration, String> {
-    let check = super::health_check(sc);
-    match inst.kind {
-        ServiceKind::Http => {
-            health::wait_healthy(inst.handle.addr, &check, || driver.is_running(&inst.handle))
-                .await
-                .map_err(|e| e.to_string())
-        }
-        ServiceKind::Worker => {
-            let settle = sc.health.interval * sc.health.healthy;
-            tokio::time::sleep(settle).await;
-            if driver.is_running(&inst.handle) {
-                Ok(settle)
-            } else {
-                Err("the worker exited".to_owned())
-            }
-        }
-    }
-}
-
-/// Stops instances that never entered the proxy's table (no drain needed).
-async fn stop_unrouted(daemon: &Daemon, env: &EnvRuntime, instances: Vec<LiveInstance>) {
-    for inst in instances {
-        let grace = daemon
-            .config
-            .services
-            .get(&inst.service)
-            .map(|s| s.stop_timeout)
-            .unwrap_or(Duration::from_secs(10));
-        if let Err(e) = daemon.driver.stop(&inst.handle, grace).await {
-            tracing::warn!(instance = %inst.id, error = %e, "stop failed");
-        }
-        daemon.driver.forget(&inst.id);
-        if let Err(e) = daemon.store.remove_instance(&inst.id).await {
-            daemon.log_store_error("cannot forget a stopped instance", &e);
-        }
-        tracing::info!(env = %env.name, instance = %inst.id, "stopped unrouted instance");
-    }
 }
 
 /// One table swap to `new`; the old release stays warm for the rollback window,
@@ -709,27 +543,6 @@ pub(crate) async fn after_switch(
         )
         .await;
         retire::schedule(daemon.clone(), env.clone(), previous, window);
-    }
-}
-
-async fn record_instance(
-    daemon: &Daemon,
-    env: &EnvRuntime,
-    inst: &LiveInstance,
-    state: InstanceState,
-) {
-    let record = InstanceRecord {
-        instance_id: inst.id.clone(),
-        environment: env.name.clone(),
-        service: inst.service.clone(),
-        version: inst.version.clone(),
-        state,
-        driver: "process".into(),
-        handle: serde_json::to_value(&inst.handle).unwrap_or_default(),
-        created_at: jiff::Timestamp::now(),
-    };
-    if let Err(e) = daemon.store.put_instance(&record).await {
-        daemon.log_store_error("cannot record an instance", &e);
     }
 }
 

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::DeployError;
 use crate::config::{Config, EnvironmentConfig, ServiceKind};
-use crate::drivers::InstanceHandle;
+use crate::drivers::Handle;
 
 /// An instance the daemon runs.
 #[derive(Debug, Clone)]
@@ -25,7 +25,7 @@ pub struct LiveInstance {
     /// Whether it receives traffic through the proxy.
     pub kind: ServiceKind,
     /// How the driver finds it again.
-    pub handle: InstanceHandle,
+    pub handle: Handle,
 }
 
 /// One environment's live state.
@@ -150,10 +150,12 @@ impl EnvRuntime {
             .map(|svc| (svc, Vec::new()))
             .collect();
         for i in instances.iter().filter(|i| i.kind == ServiceKind::Http) {
-            by_service
-                .entry(i.service.clone())
-                .or_default()
-                .push(Instance::new(i.id.as_str(), i.handle.addr));
+            if let Some(addr) = i.handle.addr() {
+                by_service
+                    .entry(i.service.clone())
+                    .or_default()
+                    .push(Instance::new(i.id.as_str(), addr));
+            }
         }
         self.proxy
             .update(|u| {
@@ -188,7 +190,7 @@ impl EnvRuntime {
         }
         let to_instances = |list: &[LiveInstance]| -> Vec<Instance> {
             list.iter()
-                .map(|i| Instance::new(i.id.as_str(), i.handle.addr))
+                .filter_map(|i| Some(Instance::new(i.id.as_str(), i.handle.addr()?)))
                 .collect()
         };
         let weights =

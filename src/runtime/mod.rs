@@ -4,15 +4,21 @@
 //! instances after a restart.
 //!
 //! Files: `environment.rs` (one environment's live instances and its proxy
-//! table), `deploy.rs` (blue-green deploy and rollback), `adopt.rs` (start-up:
-//! adoption and recovery), `retire.rs` (draining and stopping old releases).
+//! table), `deploy.rs` (blue-green deploy and rollback), `start.rs` (starting
+//! a service's instances: all at once, or workers one at a time), `adopt.rs`
+//! (start-up: adoption and recovery), `retire.rs` (draining and stopping old
+//! releases), `preflight.rs` (what a deploy checks before it changes anything).
+//! Every instance is started, checked and stopped through [`Drivers`], so none
+//! of these files knows which driver runs it.
 
 mod adopt;
 pub mod deploy;
 mod environment;
+mod preflight;
 mod retire;
 pub mod runner;
 mod schema;
+mod start;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -20,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::drivers::process::ProcessDriver;
+use crate::drivers::Drivers;
 use crate::store::{Store, StoreError};
 
 pub use adopt::AdoptionReport;
@@ -31,7 +37,7 @@ pub use environment::{EnvRuntime, LiveInstance};
 pub struct Daemon {
     pub(crate) config: Config,
     pub(crate) store: Store,
-    pub(crate) driver: ProcessDriver,
+    pub(crate) driver: Drivers,
     pub(crate) environments: BTreeMap<String, Arc<EnvRuntime>>,
     /// Where to send operator commands for the rollout running in an environment.
     active: Mutex<BTreeMap<String, mpsc::Sender<runner::CommandMsg>>>,
@@ -49,7 +55,7 @@ impl Daemon {
         Ok(Arc::new(Daemon {
             config,
             store,
-            driver: ProcessDriver::new(),
+            driver: Drivers::new(),
             environments,
             active: Mutex::new(BTreeMap::new()),
         }))
@@ -58,6 +64,11 @@ impl Daemon {
     /// The config the daemon runs.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The drivers that run instances.
+    pub fn drivers(&self) -> &crate::drivers::Drivers {
+        &self.driver
     }
 
     /// The store.

@@ -62,7 +62,7 @@ pub(crate) async fn retire_now(
                 Ok(outcome) => tracing::info!(instance = %inst.id, ?outcome, "stopped ({why})"),
                 Err(e) => tracing::warn!(instance = %inst.id, error = %e, "stop failed ({why})"),
             }
-            driver.forget(&inst.id);
+            driver.forget(&inst.handle);
             let _ = store.remove_instance(&inst.id).await;
         });
     }

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::environment::{EnvRuntime, LiveInstance};
-use super::{Daemon, deploy, retire, schema};
+use super::{Daemon, deploy, retire, schema, start};
 use crate::drivers::health::Monitor;
 use crate::store::{DeploymentState, InstanceState};
 
@@ -161,6 +161,26 @@ impl Runner {
                 let (old, _) = self.instances_of(&service);
                 self.apply(&service, &old, &[], 0);
                 let version = self.version();
+                let is_worker = self
+                    .daemon
+                    .config
+                    .services
+                    .get(&service)
+                    .is_some_and(|s| s.kind == crate::config::ServiceKind::Worker);
+                if is_worker && let Some(previous) = self.old_version.clone() {
+                    // Workers were replaced one by one: put the previous ones
+                    // back the same way before the deployment ends.
+                    start::restore_workers(
+                        &self.daemon,
+                        &self.env,
+                        self.id,
+                        &service,
+                        &version,
+                        &previous,
+                    )
+                    .await;
+                    return None;
+                }
                 let gone = self
                     .env
                     .take(|i| i.service == service && i.version == version);
@@ -253,22 +273,23 @@ impl Runner {
     fn start(&mut self, service: String) {
         let (old, existing) = self.instances_of(&service);
         if !old.is_empty() {
-            let (daemon, svc, tx) = (
+            let (daemon, svc, tx, old) = (
                 self.daemon.clone(),
                 service.clone(),
                 self.answers_tx.clone(),
+                old.clone(),
             );
             self.monitors.push(tokio::spawn(async move {
                 watch_stable(&daemon, &svc, old, tx).await;
             }));
         }
-        let replicas = self
+        let (replicas, kind) = self
             .daemon
             .config
             .services
             .get(&service)
-            .map(|s| s.replicas as usize)
-            .unwrap_or(1);
+            .map(|s| (s.replicas as usize, s.kind))
+            .unwrap_or((1, crate::config::ServiceKind::Http));
         let (daemon, env, id, version, tx) = (
             self.daemon.clone(),
             self.env.clone(),
@@ -283,7 +304,12 @@ impl Runner {
             } else {
                 let stale = env.take(|i| i.service == service && i.version == version);
                 retire::retire_now(&daemon, &env, stale, "incomplete after a restart").await;
-                deploy::start_service(&daemon, &env, id, &version, &service).await
+                if kind == crate::config::ServiceKind::Worker {
+                    // A rolling restart: each old worker goes as its successor is ready.
+                    start::start_workers(&daemon, &env, id, &version, &service, old).await
+                } else {
+                    start::start_service(&daemon, &env, id, &version, &service).await
+                }
             };
             match started {
                 Ok(instances) => {
@@ -406,7 +432,10 @@ async fn watch_health(
     let check = super::health_check(sc);
     let mut tasks = tokio::task::JoinSet::new();
     for inst in instances {
-        let mut monitor = Monitor::spawn(inst.handle.addr, check.clone());
+        let Some(addr) = inst.handle.addr() else {
+            continue;
+        };
+        let mut monitor = Monitor::spawn(addr, check.clone());
         tasks.spawn(async move {
             let err = monitor.wait_unhealthy().await;
             (inst.id, err)
@@ -449,7 +478,10 @@ async fn watch_stable(
         tokio::time::sleep(interval).await;
         let mut any = false;
         for inst in &old {
-            if crate::drivers::health::probe(inst.handle.addr, &path, timeout)
+            let Some(addr) = inst.handle.addr() else {
+                continue;
+            };
+            if crate::drivers::health::probe(addr, &path, timeout)
                 .await
                 .is_ok()
             {

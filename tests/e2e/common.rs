@@ -191,6 +191,11 @@ rollback_window = "{rollback_window}"
 
     /// Starts `cutover serve` and waits until its API answers.
     pub fn serve(&self) {
+        self.serve_with_env(&[]);
+    }
+
+    /// [`TestApp::serve`] with extra environment variables for the daemon.
+    pub fn serve_with_env(&self, vars: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -201,6 +206,7 @@ rollback_window = "{rollback_window}"
             .arg(self.config())
             .arg("serve")
             .env("NO_COLOR", "1")
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

@@ -9,7 +9,11 @@
 //!
 //! Every knob is a flag and an environment variable, so a deploy can set it per
 //! release (`HELLO_ERROR_RATE=0.2`, for example). `PORT` and `CUTOVER_VERSION`,
-//! which cutover's process driver sets, are honoured.
+//! which cutover's drivers set, are honoured.
+//!
+//! `hello --probe` is its own health check: it asks `/health` of the instance
+//! on `127.0.0.1:$PORT` and exits 0 when it answers 200 (a `FROM scratch`
+//! image has no curl to do that).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -63,6 +67,10 @@ struct Args {
     /// Worker threads (0 = one per core).
     #[arg(long, env = "HELLO_THREADS", default_value_t = 0)]
     threads: usize,
+    /// Do not serve: check the instance on 127.0.0.1:PORT (`GET /health`),
+    /// exit 0 if it answers 200 within 2 s, 1 otherwise.
+    #[arg(long)]
+    probe: bool,
 }
 
 struct App {
@@ -76,6 +84,9 @@ struct App {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if args.probe {
+        return probe(args.port);
+    }
     if args.crash_on_start {
         eprintln!("hello {}: crashing on start as asked", args.version);
         return std::process::ExitCode::FAILURE;
@@ -208,6 +219,35 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     resp
+}
+
+/// `GET /health` on 127.0.0.1:`port` with plain blocking I/O.
+fn probe(port: u16) -> std::process::ExitCode {
+    use std::io::{Read, Write};
+    let answer = (|| -> std::io::Result<String> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text)?;
+        Ok(text)
+    })();
+    match answer {
+        Ok(text) if text.starts_with("HTTP/1.1 200") => std::process::ExitCode::SUCCESS,
+        Ok(text) => {
+            eprintln!(
+                "hello --probe: {}",
+                text.lines().next().unwrap_or("no answer")
+            );
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("hello --probe: 127.0.0.1:{port}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 fn query_u64(query: Option<&str>, key: &str) -> Option<u64> {

@@ -9,6 +9,7 @@
 //! compare values with each other are in `checks`.
 
 mod database;
+mod docker;
 mod environment;
 mod rollout;
 mod service;

@@ -51,7 +51,7 @@ impl Resolver<'_> {
         };
         let driver = match &raw.driver {
             Some(driver) => match driver.get_ref().parse() {
-                Ok(DriverKind::Process) => DriverKind::Process,
+                Ok(supported @ (DriverKind::Process | DriverKind::Docker)) => supported,
                 Ok(other) => {
                     self.report(
                         Finding::new(
@@ -59,7 +59,7 @@ impl Resolver<'_> {
                             format!("driver `{other}` is not supported yet"),
                             "not supported yet",
                         )
-                        .help(r#"use driver = "process" (the default) for now"#),
+                        .help(r#"use driver = "process" (the default) or driver = "docker""#),
                     );
                     other
                 }
@@ -85,7 +85,8 @@ impl Resolver<'_> {
             defaults::REPLICAS,
             1..=defaults::MAX_REPLICAS,
         );
-        let health = self.health(raw.health.as_ref());
+        let health = self.health(raw.health.as_ref(), kind);
+        let docker = self.docker(name, service, driver, kind);
         let drain_timeout = self.duration(
             raw.drain_timeout.as_ref(),
             "drain_timeout",
@@ -170,6 +171,7 @@ impl Resolver<'_> {
             path_prefix,
             after,
             rollout,
+            docker,
         }
     }
 
@@ -180,6 +182,19 @@ impl Resolver<'_> {
         driver: DriverKind,
     ) -> Vec<String> {
         let example = "expected the program to run and its arguments, e.g.\n\n    command = [\"./bin/web\", \"--port\", \"{port}\"]";
+        if driver == DriverKind::Docker
+            && let Some(command) = &service.get_ref().command
+        {
+            self.report(
+                Finding::new(
+                    command.span(),
+                    "`command` does not apply to the docker driver",
+                    "docker runs the image's entrypoint",
+                )
+                .help("remove it: the container runs the image's ENTRYPOINT and CMD; pass settings with `env`"),
+            );
+            return Vec::new();
+        }
         let Some(command) = &service.get_ref().command else {
             if driver == DriverKind::Process {
                 self.report(
@@ -232,11 +247,42 @@ impl Resolver<'_> {
         out
     }
 
-    pub(super) fn health(&mut self, health: Option<&Spanned<RawHealth>>) -> HealthConfig {
+    pub(super) fn health(
+        &mut self,
+        health: Option<&Spanned<RawHealth>>,
+        kind: ServiceKind,
+    ) -> HealthConfig {
         let Some(health) = health else {
             return HealthConfig::default();
         };
         let raw = health.get_ref();
+        let command = match &raw.command {
+            Some(command) if kind == ServiceKind::Http => {
+                self.report(
+                    Finding::new(
+                        command.span(),
+                        "`health.command` applies only to workers",
+                        "an http service",
+                    )
+                    .help("http services are checked over HTTP at `health.path`"),
+                );
+                Vec::new()
+            }
+            Some(command) if command.get_ref().is_empty() => {
+                self.report(
+                    Finding::new(command.span(), "`health.command` is empty", "empty").help(
+                        "expected a program and its arguments, e.g. command = [\"./bin/check\"]",
+                    ),
+                );
+                Vec::new()
+            }
+            Some(command) => command
+                .get_ref()
+                .iter()
+                .filter_map(|item| self.expand(item))
+                .collect(),
+            None => Vec::new(),
+        };
         let path = match &raw.path {
             Some(path) if !path.get_ref().starts_with('/') => {
                 self.report(
@@ -284,6 +330,7 @@ impl Resolver<'_> {
                 defaults::HEALTH_START_TIMEOUT,
                 true,
             ),
+            command,
         }
     }
 }

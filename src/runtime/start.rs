@@ -1,0 +1,380 @@
+//! Starting a service's instances for a rollout, whichever driver runs them.
+//!
+//! - http services: every replica at once, then wait until all are healthy
+//!   ([`start_service`]); they join the live set, not yet the proxy's table.
+//! - workers: a rolling restart, one instance at a time ([`start_workers`]):
+//!   start new #1, wait until it is ready, stop old #1, then #2, … A new
+//!   worker that fails is stopped, the old ones not yet replaced keep running,
+//!   and the rollout fails. A revert puts the previous release's workers back
+//!   the same way, one at a time ([`restore_workers`]).
+//!
+//! Any failure says why, with the last lines of the failing instance's output.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use super::deploy::{event, fmt_duration};
+use super::environment::{EnvRuntime, LiveInstance};
+use super::{Daemon, retire};
+use crate::config::{ServiceConfig, ServiceKind};
+use crate::drivers::{InstanceSpec, check, health};
+use crate::store::{InstanceRecord, InstanceState};
+
+/// Lines of a failing instance's output shown with the failure.
+const LOG_TAIL_LINES: usize = 15;
+
+/// Starts every replica of one service at `version` and waits until all are
+/// ready; they join the environment's live set (not the proxy's table). On
+/// any failure, stops them all and says why. Workers are started one at a
+/// time ([`start_workers`] with no old instances).
+pub(crate) async fn start_service(
+    daemon: &Arc<Daemon>,
+    env: &Arc<EnvRuntime>,
+    id: i64,
+    version: &str,
+    svc: &str,
+) -> Result<Vec<LiveInstance>, String> {
+    let Some(sc) = daemon.config.services.get(svc) else {
+        return Err(format!("no service named {svc}"));
+    };
+    if sc.kind == ServiceKind::Worker {
+        return start_workers(daemon, env, id, version, svc, Vec::new()).await;
+    }
+    let mut started: Vec<LiveInstance> = Vec::new();
+    for n in 0..sc.replicas {
+        match start_one(daemon, env, id, version, svc, n).await {
+            Ok(live) => started.push(live),
+            Err(reason) => {
+                stop_unrouted(daemon, env, started).await;
+                return Err(reason);
+            }
+        }
+    }
+
+    let mut checks = JoinSet::new();
+    for inst in &started {
+        let (daemon, inst, sc) = (daemon.clone(), inst.clone(), sc.clone());
+        checks.spawn(async move {
+            let result = wait_ready(&daemon, &inst, &sc).await;
+            (inst, result)
+        });
+    }
+    let mut failures = Vec::new();
+    while let Some(joined) = checks.join_next().await {
+        let Ok((inst, result)) = joined else {
+            failures.push("a health check task panicked".to_owned());
+            continue;
+        };
+        match result {
+            Ok(took) => healthy(daemon, id, &inst, took).await,
+            Err(why) => failures.push(failed(daemon, id, &inst, &why).await),
+        }
+    }
+    if let Some(first) = failures.into_iter().next() {
+        stop_unrouted(daemon, env, started).await;
+        return Err(first);
+    }
+    env.add(started.clone());
+    Ok(started)
+}
+
+/// Rolls a worker service to `version` one instance at a time, replacing the
+/// `old` instances as it goes (see the module doc). On failure the new
+/// instances that became ready stay in the live set (a revert replaces them
+/// with the previous release again, see [`restore_workers`]).
+pub(crate) async fn start_workers(
+    daemon: &Arc<Daemon>,
+    env: &Arc<EnvRuntime>,
+    id: i64,
+    version: &str,
+    svc: &str,
+    mut old: Vec<LiveInstance>,
+) -> Result<Vec<LiveInstance>, String> {
+    let Some(sc) = daemon.config.services.get(svc) else {
+        return Err(format!("no service named {svc}"));
+    };
+    let mut ready = Vec::new();
+    for n in 0..sc.replicas {
+        let inst = start_one(daemon, env, id, version, svc, n).await?;
+        match wait_ready(daemon, &inst, sc).await {
+            Ok(took) => healthy(daemon, id, &inst, took).await,
+            Err(why) => {
+                let reason = failed(daemon, id, &inst, &why).await;
+                stop_unrouted(daemon, env, vec![inst]).await;
+                if !old.is_empty() {
+                    event(
+                        daemon,
+                        id,
+                        "workers_kept",
+                        &format!("{} old {svc} instance(s) keep running", old.len()),
+                        json!({ "instances": old.iter().map(|i| i.id.clone()).collect::<Vec<_>>() }),
+                    )
+                    .await;
+                }
+                return Err(reason);
+            }
+        }
+        env.add([inst.clone()]);
+        if !old.is_empty() {
+            let replaced = old.remove(0);
+            replace(daemon, env, id, &replaced, &inst).await;
+        }
+        ready.push(inst);
+    }
+    for extra in old {
+        let ids = [extra.id.clone()];
+        let gone = env.take(|i| ids.contains(&i.id));
+        retire::retire_now(daemon, env, gone, "more instances than replicas").await;
+    }
+    Ok(ready)
+}
+
+/// After a worker rollout is reverted: starts the previous release's workers
+/// again one at a time, each replacing one of `version`'s, until the service
+/// has its replicas of `previous`; then stops what is left of `version`. If
+/// the previous release cannot start, the new instances are kept (never stop
+/// the only running copy).
+pub(crate) async fn restore_workers(
+    daemon: &Arc<Daemon>,
+    env: &Arc<EnvRuntime>,
+    id: i64,
+    svc: &str,
+    version: &str,
+    previous: &str,
+) {
+    let Some(sc) = daemon.config.services.get(svc) else {
+        return;
+    };
+    let of = |v: &str| -> Vec<LiveInstance> {
+        env.instances()
+            .into_iter()
+            .filter(|i| i.service == svc && i.version == v)
+            .collect()
+    };
+    let mut new = of(version);
+    let mut have = of(previous).len();
+    let mut n = 0;
+    while have < sc.replicas as usize {
+        let inst = match start_one(daemon, env, id, previous, svc, n).await {
+            Ok(inst) => inst,
+            Err(_) => return,
+        };
+        n += 1;
+        match wait_ready(daemon, &inst, sc).await {
+            Ok(took) => healthy(daemon, id, &inst, took).await,
+            Err(why) => {
+                failed(daemon, id, &inst, &why).await;
+                stop_unrouted(daemon, env, vec![inst]).await;
+                return;
+            }
+        }
+        env.add([inst.clone()]);
+        let _ = daemon
+            .store
+            .set_instance_state(&inst.id, InstanceState::Serving)
+            .await;
+        have += 1;
+        if !new.is_empty() {
+            let replaced = new.remove(0);
+            replace(daemon, env, id, &replaced, &inst).await;
+        }
+    }
+    let left: Vec<String> = new.iter().map(|i| i.id.clone()).collect();
+    let gone = env.take(|i| left.contains(&i.id));
+    retire::retire_now(daemon, env, gone, "rolled back").await;
+}
+
+/// Stops `old` now that `new` runs in its place.
+async fn replace(
+    daemon: &Arc<Daemon>,
+    env: &Arc<EnvRuntime>,
+    id: i64,
+    old: &LiveInstance,
+    new: &LiveInstance,
+) {
+    let ids = [old.id.clone()];
+    let gone = env.take(|i| ids.contains(&i.id));
+    retire::retire_now(daemon, env, gone, "replaced by a new instance").await;
+    event(
+        daemon,
+        id,
+        "instance_replaced",
+        &format!("{} stopped: replaced by {}", old.id, new.id),
+        json!({ "instance": old.id, "by": new.id }),
+    )
+    .await;
+}
+
+/// Starts replica `n` of `svc` at `version` and records it.
+async fn start_one(
+    daemon: &Arc<Daemon>,
+    env: &Arc<EnvRuntime>,
+    id: i64,
+    version: &str,
+    svc: &str,
+    n: u32,
+) -> Result<LiveInstance, String> {
+    let config = &daemon.config;
+    let Some(sc) = config.services.get(svc) else {
+        return Err(format!("no service named {svc}"));
+    };
+    let instance_id = format!("{}-{svc}-{version}-{n}-{:04x}", env.name, fastrand::u16(..));
+    let spec = InstanceSpec {
+        app: config.app.name.clone(),
+        environment: env.name.clone(),
+        service: svc.to_owned(),
+        version: version.to_owned(),
+        instance_id: instance_id.clone(),
+        command: sc.command.clone(),
+        env: sc.env.clone(),
+        workdir: config.base_dir.clone(),
+        log_dir: config.base_dir.join(".cutover").join("logs"),
+    };
+    let handle = daemon
+        .driver
+        .start(&spec, sc.docker.as_ref())
+        .await
+        .map_err(|e| format!("cannot start {svc} {version}: {e}"))?;
+    let live = LiveInstance {
+        id: instance_id.clone(),
+        service: svc.to_owned(),
+        version: version.to_owned(),
+        kind: sc.kind,
+        handle,
+    };
+    record_instance(daemon, env, &live, InstanceState::Starting).await;
+    let addr = live.handle.addr();
+    let place = addr.map(|a| format!(" on {a}")).unwrap_or_default();
+    event(
+        daemon,
+        id,
+        "instance_started",
+        &format!("{instance_id} started{place} ({})", live.handle.describe()),
+        json!({
+            "instance": instance_id,
+            "addr": addr.map(|a| a.to_string()),
+            "driver": live.handle.driver_name(),
+            "handle": live.handle.to_json(),
+        }),
+    )
+    .await;
+    Ok(live)
+}
+
+/// Waits until one instance is ready: HTTP health for `http` services; for
+/// workers, their health command or still running after `healthy` intervals.
+async fn wait_ready(
+    daemon: &Daemon,
+    inst: &LiveInstance,
+    sc: &ServiceConfig,
+) -> Result<Duration, String> {
+    let check = super::health_check(sc);
+    match (inst.kind, inst.handle.addr()) {
+        (ServiceKind::Http, Some(addr)) => {
+            health::wait_healthy(addr, &check, || daemon.driver.is_running(&inst.handle))
+                .await
+                .map_err(|e| e.to_string())
+        }
+        (ServiceKind::Http, None) => Err("the instance has no address to check".to_owned()),
+        (ServiceKind::Worker, _) => {
+            check::wait_worker_ready(
+                &daemon.driver,
+                &inst.handle,
+                &check,
+                &sc.health.command,
+                &daemon.config.base_dir,
+            )
+            .await
+        }
+    }
+}
+
+/// Records that an instance became ready.
+async fn healthy(daemon: &Daemon, id: i64, inst: &LiveInstance, took: Duration) {
+    let _ = daemon
+        .store
+        .set_instance_state(&inst.id, InstanceState::Ready)
+        .await;
+    event(
+        daemon,
+        id,
+        "instance_healthy",
+        &format!("{} healthy after {}", inst.id, fmt_duration(took)),
+        json!({ "instance": inst.id, "ms": took.as_millis() as u64 }),
+    )
+    .await;
+}
+
+/// Records why an instance did not become ready, with how it ended and the
+/// end of its output; returns the reason.
+async fn failed(daemon: &Daemon, id: i64, inst: &LiveInstance, why: &str) -> String {
+    let exit = daemon.driver.exit_status(&inst.handle);
+    let tail = daemon.driver.tail(&inst.handle, LOG_TAIL_LINES).await;
+    let mut reason = format!("{} did not become healthy: {why}", inst.id);
+    if let Some(exit) = exit {
+        reason.push_str(&format!(" (ended: {exit})"));
+    }
+    let source = inst.handle.log_source();
+    if !tail.is_empty() {
+        reason.push_str(&format!(
+            "\nlast lines of {source}:\n{}",
+            tail.iter()
+                .map(|l| format!("  | {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ));
+    }
+    event(
+        daemon,
+        id,
+        "instance_failed",
+        &reason,
+        json!({ "instance": inst.id, "log": source, "log_tail": tail }),
+    )
+    .await;
+    reason
+}
+
+/// Stops instances that never entered the proxy's table (no drain needed).
+pub(crate) async fn stop_unrouted(daemon: &Daemon, env: &EnvRuntime, instances: Vec<LiveInstance>) {
+    for inst in instances {
+        let grace = daemon
+            .config
+            .services
+            .get(&inst.service)
+            .map(|s| s.stop_timeout)
+            .unwrap_or(Duration::from_secs(10));
+        if let Err(e) = daemon.driver.stop(&inst.handle, grace).await {
+            tracing::warn!(instance = %inst.id, error = %e, "stop failed");
+        }
+        daemon.driver.forget(&inst.handle);
+        if let Err(e) = daemon.store.remove_instance(&inst.id).await {
+            daemon.log_store_error("cannot forget a stopped instance", &e);
+        }
+        tracing::info!(env = %env.name, instance = %inst.id, "stopped unrouted instance");
+    }
+}
+
+async fn record_instance(
+    daemon: &Daemon,
+    env: &EnvRuntime,
+    inst: &LiveInstance,
+    state: InstanceState,
+) {
+    let record = InstanceRecord {
+        instance_id: inst.id.clone(),
+        environment: env.name.clone(),
+        service: inst.service.clone(),
+        version: inst.version.clone(),
+        state,
+        driver: inst.handle.driver_name().into(),
+        handle: inst.handle.to_json(),
+        created_at: jiff::Timestamp::now(),
+    };
+    if let Err(e) = daemon.store.put_instance(&record).await {
+        daemon.log_store_error("cannot record an instance", &e);
+    }
+}
