@@ -5,8 +5,8 @@
 mod check;
 mod demo;
 mod deploy;
-mod migrate;
 mod logs;
+mod migrate;
 mod output;
 pub mod serve;
 mod status;
