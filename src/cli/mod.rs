@@ -2,6 +2,7 @@
 //! (kamal-proxy style). Commands other than `serve`, `check`, `schema`,
 //! `migrate` and `demo` talk to the daemon over its API.
 
+mod backup;
 mod check;
 mod demo;
 mod deploy;
@@ -128,6 +129,16 @@ pub enum Command {
         #[command(subcommand)]
         command: migrate::MigrateCommand,
     },
+    /// Encrypted backups of a `[database.NAME]`: create, list, verify,
+    /// restore, prune, keygen.
+    Backup {
+        /// The database (may be omitted when the config has only one).
+        #[arg(long, global = true, value_name = "NAME")]
+        db: Option<String>,
+        /// What to do.
+        #[command(subcommand)]
+        command: backup::BackupCommand,
+    },
     /// Validate the config file and summarise it.
     Check,
     /// Print the JSON Schema of the config file.
@@ -221,6 +232,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => status::history(&cli.config, environment.as_deref(), limit, events, json).await,
         Command::Migrate { db, command } => {
             migrate::run(&cli.config, db.as_deref(), command, json).await
+        }
+        Command::Backup { db, command } => {
+            backup::run(&cli.config, db.as_deref(), command, json).await
         }
         Command::Check => check::check(&cli.config, json),
         Command::Schema => check::schema(),

@@ -489,6 +489,7 @@ fn databases_resolve_urls_folders_and_defaults() {
             statement_timeout: Duration::from_secs(60),
             lock_wait: Duration::from_secs(10),
             retries: 5,
+            backup: None,
         }
     );
     assert!(main.is_postgres());
@@ -504,6 +505,7 @@ fn databases_resolve_urls_folders_and_defaults() {
             statement_timeout: Duration::from_secs(300),
             lock_wait: Duration::from_secs(30),
             retries: 3,
+            backup: None,
         }
     );
     assert!(!cache.is_postgres());
