@@ -753,3 +753,34 @@ fn config_error_can_cross_threads_and_into_reports() {
     assert_error::<ConfigError>();
     assert_error::<Problem>();
 }
+
+#[test]
+fn database_backup_resolves_with_defaults() {
+    let config = valid(
+        r#"[app]
+name = "hello"
+
+[service.web]
+command = ["./web"]
+
+[environment.production]
+listen = "127.0.0.1:8080"
+
+[database.main]
+url = "sqlite://data/app.db"
+backup = { before_deploy = true, recipients = ["age1xzupnqn4stl3rgvhc0w7k7mvq0x8d0ch80tfnm4e0q6yxlr2k4kqjcjxkq"], recipients_file = "keys/backup.pub", keep_within = "30d", verify = true, compress = "zstd" }
+"#,
+    );
+    let backup = config.databases["main"]
+        .backup
+        .clone()
+        .expect("a backup table");
+    assert!(backup.before_deploy && backup.verify);
+    assert_eq!(backup.dir, PathBuf::from("/srv/hello/.cutover/backups"));
+    assert_eq!(
+        backup.recipients_file,
+        Some(PathBuf::from("/srv/hello/keys/backup.pub"))
+    );
+    assert_eq!(backup.keep_last, 30);
+    assert_eq!(backup.keep_within, Some(Duration::from_secs(30 * 86400)));
+}
