@@ -179,7 +179,14 @@ pub async fn begin_deploy(
     );
     let (d, v, holder) = (daemon.clone(), version.to_owned(), requested_by.to_owned());
     tokio::spawn(async move {
-        // Expand migrations first: the old release keeps serving on the
+        // Backups first (`backup.before_deploy`): a failure leaves the old
+        // release untouched.
+        if let Err(reason) = super::backup::before_deploy(&d, id, &v).await {
+            let reason = format!("backup before deploy failed, nothing was started: {reason}");
+            finish(&d, &env, id, &holder, Err(reason)).await;
+            return;
+        }
+        // Expand migrations next: the old release keeps serving on the
         // expanded schema; a failure leaves it untouched.
         if !d.config.databases.is_empty() {
             match schema::expand(&d, id, &v, &holder).await {

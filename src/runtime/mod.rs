@@ -8,6 +8,7 @@
 //! adoption and recovery), `retire.rs` (draining and stopping old releases).
 
 mod adopt;
+mod backup;
 pub mod deploy;
 mod environment;
 mod retire;

@@ -3,6 +3,7 @@
 //! one module per behaviour.
 
 mod backup;
+mod backup_deploy;
 mod canary;
 mod common;
 mod config_errors;
