@@ -6,7 +6,9 @@ use crate::common::{Release, TestApp, ok, stderr, stdout};
 
 fn app_with_backups() -> TestApp {
     let app = TestApp::new("1s");
-    let out = app.cli(&["backup", "keygen", "-o", "key.txt"]);
+    let key = app.path().join("key.txt");
+    let key = key.to_str().expect("a UTF-8 path");
+    let out = app.cli(&["backup", "keygen", "-o", key]);
     assert!(out.status.success(), "{}", stderr(&out));
     let recipient = stdout(&out).trim().to_owned();
     app.append_config(&format!(
@@ -64,7 +66,9 @@ async fn a_deploy_backs_up_first_and_a_failed_backup_keeps_the_old_release() {
     let id = list[0]["id"].as_str().expect("id");
     assert!(events[backup].1.contains(id), "{events:?}");
     // The backup is of the schema before v2's migration.
-    let verify = app.cli(&["backup", "verify", id, "--identity", "key.txt", "--json"]);
+    let key = app.path().join("key.txt");
+    let key = key.to_str().expect("a UTF-8 path");
+    let verify = app.cli(&["backup", "verify", id, "--identity", key, "--json"]);
     ok(&app, &verify);
 
     // A backup that cannot be written: the deploy fails, v2 serves on.

@@ -18,6 +18,24 @@ fn with_database(url: &str, database: &str) -> String {
     }
 }
 
+/// A scratch database, dropped at the end of the test.
+struct Scratch(String);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let name = self.0.rsplit('/').next().unwrap_or_default().to_owned();
+        runtime().block_on(async {
+            if let Ok(mut connection) = sqlx::PgConnection::connect(&pg_admin_url()).await {
+                let _ = connection
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .await;
+            }
+        });
+    }
+}
+
 /// A new empty database; its URL.
 fn create_database() -> String {
     let admin = pg_admin_url();
@@ -68,6 +86,7 @@ fn scratch_databases() -> i64 {
 #[test]
 fn pg_dump_backup_verifies_restores_and_reads_with_the_debian_tools() {
     let source = create_database();
+    let _drop_source = Scratch(source.clone());
     execute(
         &source,
         "CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL, total numeric NOT NULL);
@@ -97,6 +116,7 @@ fn pg_dump_backup_verifies_restores_and_reads_with_the_debian_tools() {
 
     // Into a new database: equal, checksum for checksum.
     let target = create_database();
+    let _drop_target = Scratch(target.clone());
     app.json(&["backup", "restore", &id, "--to", &target]);
     assert_eq!(checksum(&source), checksum(&target));
 
