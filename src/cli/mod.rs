@@ -8,6 +8,7 @@ mod demo;
 mod deploy;
 mod migrate;
 mod output;
+mod preflight;
 pub mod serve;
 mod status;
 
@@ -139,6 +140,10 @@ pub enum Command {
         #[command(subcommand)]
         command: backup::BackupCommand,
     },
+    /// Is this host ready to deploy? Config, databases, backup folder and
+    /// disk space, pg_dump/pg_restore, deployment locks, open-file limit.
+    /// Each failing check says what to do; exit 1 when one fails.
+    Preflight,
     /// Validate the config file and summarise it.
     Check,
     /// Print the JSON Schema of the config file.
@@ -236,6 +241,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Backup { db, command } => {
             backup::run(&cli.config, db.as_deref(), command, json).await
         }
+        Command::Preflight => preflight::run(&cli.config, json).await,
         Command::Check => check::check(&cli.config, json),
         Command::Schema => check::schema(),
         Command::Demo { dir, no_wait } => demo::run(dir, no_wait).await,

@@ -112,6 +112,23 @@ pub async fn begin_deploy(
             )));
         }
     }
+    if daemon.config.databases.values().any(|d| d.backup.is_some()) {
+        let failed: Vec<String> = crate::db::preflight::run(&daemon.config, true)
+            .await
+            .into_iter()
+            .filter(|check| !check.ok)
+            .map(|check| match check.fix {
+                Some(fix) => format!("{}: {} → {fix}", check.name, check.detail),
+                None => format!("{}: {}", check.name, check.detail),
+            })
+            .collect();
+        if !failed.is_empty() {
+            return Err(DeployError::BadRequest(format!(
+                "preflight checks failed, nothing was changed:\n  {}",
+                failed.join("\n  ")
+            )));
+        }
+    }
     let old_version = serving.as_ref().map(|s| s.current.clone());
     let (plan, has_previous) = build_plan(
         daemon,

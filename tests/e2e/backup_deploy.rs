@@ -1,6 +1,7 @@
 //! `backup.before_deploy = true`: every deploy backs the database up before
-//! its expand migrations and records the backup's id; a backup that fails
-//! aborts the deploy with the old release still serving.
+//! its expand migrations and records the backup's id; a failing preflight
+//! check (backup folder not writable) refuses the deploy, and a backup that
+//! fails aborts it, with the old release still serving.
 
 use crate::common::{Release, TestApp, ok, stderr, stdout};
 
@@ -71,14 +72,37 @@ async fn a_deploy_backs_up_first_and_a_failed_backup_keeps_the_old_release() {
     let verify = app.cli(&["backup", "verify", id, "--identity", key, "--json"]);
     ok(&app, &verify);
 
-    // A backup that cannot be written: the deploy fails, v2 serves on.
+    // A backup folder that cannot be written: preflight refuses the deploy
+    // before anything changes; v2 serves on.
     std::fs::remove_dir_all(app.path().join("backups")).expect("remove backups");
     std::fs::write(app.path().join("backups"), "not a folder").expect("block backups");
+    let out = app.cli(&["deploy", "v3"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("preflight"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("backup dir writable"),
+        "{}",
+        stderr(&out)
+    );
+    let preflight = app.cli(&["preflight"]);
+    assert_eq!(preflight.status.code(), Some(1), "{}", stdout(&preflight));
+    assert!(stdout(&preflight).contains("FAIL database main backup dir writable"));
+
+    // A backup that fails during the deploy (verify = true, but the daemon
+    // has no identity to verify with): the deployment fails before expand,
+    // v2 serves on. The daemon restarts with the new config and adopts v2.
+    std::fs::remove_file(app.path().join("backups")).expect("unblock backups");
+    app.kill_daemon();
+    let config = std::fs::read_to_string(app.config()).expect("read config");
+    let config = config.replace("recipients = [", "verify = true, recipients = [");
+    std::fs::write(app.config(), config).expect("write config");
+    app.serve();
     let out = app.cli(&["deploy", "v3"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let last = app.last_deployment();
     let reason = last["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("backup before deploy failed"), "{last}");
+    assert!(reason.contains("CUTOVER_BACKUP_IDENTITY"), "{last}");
     assert_eq!(app.running_version("v3"), 0);
     assert!(app.running_version("v2") > 0);
     let body = crate::common::fetch(&format!("{}/", app.proxy_url())).await;

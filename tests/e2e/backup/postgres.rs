@@ -93,6 +93,15 @@ fn pg_dump_backup_verifies_restores_and_reads_with_the_debian_tools() {
          INSERT INTO orders SELECT g, 'PLAINTEXT-MARKER-' || g, g * 1.5 FROM generate_series(1, 5000) g;",
     );
     let app = BackupApp::new(&source, ", verify = true");
+    let checks = app.json(&["preflight"]);
+    let names: Vec<&str> = checks
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| c["name"].as_str().expect("name"))
+        .collect();
+    assert!(names.contains(&"pg_dump present"), "{checks}");
+    assert!(names.contains(&"database main reachable"), "{checks}");
     let manifest = app.json(&["backup", "create"]);
     let id = manifest["id"].as_str().expect("id").to_owned();
     assert_eq!(manifest["engine"], "postgres");
