@@ -166,3 +166,40 @@ fn hex(bytes: &[u8]) -> String {
 pub fn io_error(what: &str, path: &Path, error: io::Error) -> BackupError {
     BackupError::Io(format!("{what} {}: {error}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(e: io::Error) -> BackupError {
+        BackupError::Io(e.to_string())
+    }
+
+    #[test]
+    fn a_failed_producer_leaves_nothing_and_a_good_one_round_trips() {
+        let dir = tempfile::tempdir().expect("dir");
+        let identity = age::x25519::Identity::generate();
+        let recipients: Vec<Recipient> = vec![Box::new(identity.to_public())];
+        let path = dir.path().join("x.age");
+        let failed = seal(&path, &recipients, |w| {
+            w.write_all(b"half").map_err(io)?;
+            Err(BackupError::Io("disk full".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+
+        let sealed = seal(&path, &recipients, |w| w.write_all(b"hello").map_err(io)).expect("seal");
+        assert_eq!(sealed.plain_size, 5);
+        assert_eq!(file_sha256(&path).expect("sha256"), sealed.sha256);
+        let identities: Vec<Identity> = vec![Box::new(identity)];
+        let mut text = String::new();
+        open(&path, &identities)
+            .expect("open")
+            .read_to_string(&mut text)
+            .expect("read");
+        assert_eq!(text, "hello");
+
+        let other: Vec<Identity> = vec![Box::new(age::x25519::Identity::generate())];
+        assert!(matches!(open(&path, &other), Err(BackupError::Decrypt(_))));
+    }
+}

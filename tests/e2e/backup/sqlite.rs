@@ -236,3 +236,20 @@ fn keygen_writes_a_private_identity() {
     let out = app.cli(&["backup", "keygen", "-o", "key.txt"]);
     assert!(!out.status.success(), "keygen never overwrites");
 }
+
+#[test]
+fn an_ssh_ed25519_key_is_a_recipient_and_an_identity() {
+    let app = setup("");
+    app.sh("ssh-keygen -q -t ed25519 -N '' -C backup -f id_backup");
+    app.write_config(", recipients_file = \"id_backup.pub\"");
+    let id = app.create();
+    let key = app.path().join("id_backup");
+    let key = key.to_str().expect("a UTF-8 path");
+    let manifest = app.json(&["backup", "verify", &id, "--identity", key]);
+    assert_eq!(manifest["verification"]["ok"], true, "{manifest}");
+    let out = app.sh(&format!(
+        "age -d -i id_backup {} | zstd -d | wc -c",
+        app.file(&id).display()
+    ));
+    assert_ne!(out.trim(), "0");
+}
