@@ -1,10 +1,12 @@
 //! SQLite backups: an online-backup snapshot made in memory (see
-//! `sqlite_copy`) is sealed; verification decrypts into a temporary file
-//! (removed afterwards) and runs `PRAGMA integrity_check` and row counts;
-//! a restore copies the decrypted file into the target with the same
-//! online backup API, so open connections see a consistent database.
+//! `sqlite_copy`) is sealed; verification decrypts into an in-memory
+//! database and runs `PRAGMA integrity_check` and row counts; a restore
+//! copies that in-memory database into the target with the same online
+//! backup API, so open connections see a consistent database. No
+//! plaintext file is written besides the restore target itself.
 
 use std::collections::BTreeMap;
+use std::io::Read as _;
 use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -24,15 +26,6 @@ fn db_error(error: sqlx::Error) -> BackupError {
 
 async fn open(url: &str, create: bool) -> Result<SqliteConnection, BackupError> {
     crate::db::migrate::connect_sqlite(url, create, BUSY)
-        .await
-        .map_err(db_error)
-}
-
-async fn open_file(path: &Path) -> Result<SqliteConnection, BackupError> {
-    SqliteConnectOptions::new()
-        .filename(path)
-        .busy_timeout(BUSY)
-        .connect()
         .await
         .map_err(db_error)
 }
@@ -63,32 +56,31 @@ pub(super) async fn dump(
     .map_err(|e| BackupError::Io(e.to_string()))?
 }
 
-/// Decrypts `path` into a new temporary file in `dir`.
-async fn decrypt_to_temp(
+/// Decrypts `path` into an in-memory database.
+async fn decrypt_to_memory(
     path: &Path,
     identities: &[Identity],
-    dir: &Path,
-) -> Result<tempfile::NamedTempFile, BackupError> {
+) -> Result<SqliteConnection, BackupError> {
     let mut reader = seal::open(path, identities)?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".cutover-restore-")
-        .tempfile_in(dir)
-        .map_err(|e| seal::io_error("create a temporary file in", dir, e))?;
-    std::io::copy(&mut reader, temp.as_file_mut())
+    let mut image = Vec::new();
+    reader
+        .read_to_end(&mut image)
         .map_err(|e| BackupError::Decrypt(e.to_string()))?;
-    temp.as_file()
-        .sync_all()
-        .map_err(|e| BackupError::Io(e.to_string()))?;
-    Ok(temp)
+    let mut connection = SqliteConnectOptions::from_str("sqlite::memory:")
+        .map_err(db_error)?
+        .connect()
+        .await
+        .map_err(db_error)?;
+    sqlite_copy::load(&mut connection, &image).await?;
+    Ok(connection)
 }
 
-/// Restores into a temporary file; integrity check and row counts.
+/// Loads the backup in memory; integrity check and row counts.
 pub(super) async fn verify(
     path: &Path,
     identities: &[Identity],
 ) -> Result<BTreeMap<String, i64>, BackupError> {
-    let temp = decrypt_to_temp(path, identities, &std::env::temp_dir()).await?;
-    let mut connection = open_file(temp.path()).await?;
+    let mut connection = decrypt_to_memory(path, identities).await?;
     let result = check(&mut connection).await;
     let _ = connection.close().await;
     result
@@ -146,16 +138,7 @@ pub(super) async fn restore(
     url: &str,
     identities: &[Identity],
 ) -> Result<(), BackupError> {
-    let options = SqliteConnectOptions::from_str(url).map_err(db_error)?;
-    let folder = options
-        .get_filename()
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_owned();
-    std::fs::create_dir_all(&folder).map_err(|e| seal::io_error("create", &folder, e))?;
-    let temp = decrypt_to_temp(path, identities, &folder).await?;
-    let mut source = open_file(temp.path()).await?;
+    let mut source = decrypt_to_memory(path, identities).await?;
     check(&mut source).await?;
     let mut target = open(url, true).await?;
     let copied = sqlite_copy::copy(&mut source, &mut target).await;

@@ -5,8 +5,10 @@
 //! [`snapshot`] copies a live database, page by page under one read
 //! transaction, into a private in-memory database and serializes that into a
 //! `Vec<u8>`: a consistent copy that never touches the disk, while writers go
-//! on writing (in WAL mode they are not even blocked). [`copy`] copies one
-//! open database over another (a restore into a live SQLite file).
+//! on writing (in WAL mode they are not even blocked). [`load`] turns such
+//! bytes back into an in-memory database (`sqlite3_deserialize`), and
+//! [`copy`] copies one open database over another (a restore into a live
+//! SQLite file), so a restore never writes a plaintext temporary file.
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, c_int};
@@ -69,6 +71,48 @@ pub async fn copy(
     // SAFETY: both handles are valid open connections held exclusively by
     // their locks for the duration of the call.
     unsafe { backup(source.as_raw_handle(), target.as_raw_handle()) }
+}
+
+/// Loads `image` (the bytes of a SQLite file) as the `main` database of
+/// `connection`, which should be a fresh `sqlite::memory:` connection: the
+/// decrypted backup is checked and restored from memory, never from a
+/// plaintext file.
+pub async fn load(connection: &mut SqliteConnection, image: &[u8]) -> Result<(), CopyError> {
+    let mut locked = connection.lock_handle().await?;
+    let db = locked.as_raw_handle();
+    let size = ffi::sqlite3_int64::try_from(image.len())
+        .map_err(|_| CopyError("the database is too large".into()))?;
+    let length = u64::try_from(image.len()).map_err(|_| CopyError("too large".into()))?;
+    // SAFETY: `db` is a valid open connection held exclusively by the lock.
+    // The buffer is allocated by `sqlite3_malloc64` with room for `image`,
+    // filled by a non-overlapping copy, and handed to SQLite with
+    // FREEONCLOSE, which frees it (also when deserialize fails).
+    unsafe {
+        let buffer = ffi::sqlite3_malloc64(length.max(1)).cast::<u8>();
+        if buffer.is_null() {
+            return Err(CopyError("out of memory loading the backup".into()));
+        }
+        ptr::copy_nonoverlapping(image.as_ptr(), buffer, image.len());
+        // A WAL database (file format bytes 18 and 19 = 2) cannot be opened
+        // in memory, where there is no WAL file: mark the copy as a
+        // rollback-journal database, which it equally is.
+        if image.len() > 19 && image.get(18) == Some(&2) && image.get(19) == Some(&2) {
+            *buffer.add(18) = 1;
+            *buffer.add(19) = 1;
+        }
+        let rc = ffi::sqlite3_deserialize(
+            db.as_ptr(),
+            c"main".as_ptr(),
+            buffer,
+            size,
+            size,
+            (ffi::SQLITE_DESERIALIZE_FREEONCLOSE | ffi::SQLITE_DESERIALIZE_RESIZEABLE) as _,
+        );
+        if rc != ffi::SQLITE_OK {
+            return Err(error_of(db, rc));
+        }
+    }
+    Ok(())
 }
 
 /// Runs a whole online backup from `source` to `target`.
