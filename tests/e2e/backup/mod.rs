@@ -4,5 +4,6 @@
 //! wrong keys, pruning, and the hand-made disaster-recovery pipeline.
 
 mod app;
+mod disk_full;
 mod postgres;
 mod sqlite;
