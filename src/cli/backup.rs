@@ -189,7 +189,7 @@ pub fn cli_error(error: BackupError) -> CliError {
         BackupError::NotConfigured(_) | BackupError::Keys(_) | BackupError::NotFound(_) => {
             exit::USAGE
         }
-        BackupError::Refused(_) => exit::USAGE,
+        BackupError::Refused(_) | BackupError::Mismatch(_) => exit::USAGE,
         BackupError::Checksum { .. } | BackupError::Verify(_) | BackupError::Decrypt(_) => {
             exit::BACKUP_INVALID
         }

@@ -62,6 +62,9 @@ pub enum BackupError {
     /// The restored copy is not sound.
     #[error("verification failed: {0}")]
     Verify(String),
+    /// A SQLite backup restored into PostgreSQL, or the other way round.
+    #[error("{0}")]
+    Mismatch(String),
     /// Restoring over a live database without `--force`.
     #[error(
         "{0} is a live database with tables; pass --force to replace it (a safety backup of it is taken first)"
@@ -223,12 +226,14 @@ impl Backups {
     /// Decrypts backup `id`, restores it into a scratch database, checks
     /// it, and records the result in its manifest.
     pub async fn verify(&self, id: &str, identities: &[Identity]) -> Result<Manifest, BackupError> {
-        let (mut manifest, path) = self.checked(id)?;
+        let mut manifest = Manifest::load(&self.config.dir, id)?;
         let at = Timestamp::now().to_string();
-        let result = if manifest.engine == "postgres" {
-            postgres::verify(&self.database.url, &path, identities).await
-        } else {
-            sqlite::verify(&path, identities).await
+        let result = match self.checked(id) {
+            Ok((_, path)) if manifest.engine == "postgres" => {
+                postgres::verify(&self.database.url, &path, identities).await
+            }
+            Ok((_, path)) => sqlite::verify(&path, identities).await,
+            Err(error) => Err(error),
         };
         let (verification, outcome) = match result {
             Ok(tables) => (
@@ -250,9 +255,8 @@ impl Backups {
                 Err(error),
             ),
         };
-        if verification.ok {
-            manifest.verified_at = Some(at);
-        }
+        // A backup that fails now is no longer verified, whatever it was.
+        manifest.verified_at = verification.ok.then_some(at);
         manifest.verification = Some(verification);
         manifest.save(&self.config.dir)?;
         outcome.map(|()| manifest)
@@ -272,7 +276,7 @@ impl Backups {
         let target = to.unwrap_or(&self.database.url).to_owned();
         let postgres = is_postgres(&target);
         if postgres != (manifest.engine == "postgres") {
-            return Err(BackupError::Refused(format!(
+            return Err(BackupError::Mismatch(format!(
                 "{} is not a {} database like backup `{id}`",
                 redact_url(&target),
                 manifest.engine

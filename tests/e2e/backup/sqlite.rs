@@ -164,6 +164,7 @@ fn a_wrong_identity_fails_clearly() {
 fn a_tampered_backup_fails_verify_with_a_checksum_error() {
     let app = setup("");
     let id = app.create();
+    app.json(&["backup", "verify", &id]);
     let file = app.file(&id);
     let mut bytes = std::fs::read(&file).expect("read");
     let last = bytes.len() - 1;
