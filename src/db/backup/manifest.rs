@@ -12,7 +12,7 @@ use super::seal::io_error;
 /// One backup's manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
-    /// Unique, sortable by time: `YYYYMMDDTHHMMSSZ-DB-RAND`.
+    /// Unique, sortable by time: `YYYYMMDDTHHMMSSmmmZ-DB-RAND`.
     pub id: String,
     /// The `[database.NAME]`.
     pub database: String,

@@ -170,7 +170,7 @@ impl Backups {
         let now = Timestamp::now();
         let id = format!(
             "{}-{}-{:04x}",
-            now.strftime("%Y%m%dT%H%M%SZ"),
+            now.strftime("%Y%m%dT%H%M%S%3fZ"),
             self.name,
             fastrand::u16(..)
         );

@@ -254,3 +254,35 @@ fn an_ssh_ed25519_key_is_a_recipient_and_an_identity() {
     ));
     assert_ne!(out.trim(), "0");
 }
+
+/// The README's disaster-recovery drill, its SQLite half as written there
+/// (only the key's path changed): the newest verified backup, restored by
+/// hand with `age` and `zstd`.
+#[test]
+fn the_readme_disaster_recovery_drill_restores_the_newest_verified_backup() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let drill = readme
+        .split("### Disaster recovery drill")
+        .nth(1)
+        .and_then(|section| section.split("```sh\n").nth(1))
+        .and_then(|block| block.split("# PostgreSQL").next())
+        .expect("the drill's SQLite commands in the README");
+    let app = setup("");
+    let source = db_url(&app, "data/app.db");
+    let verified = app.create();
+    app.json(&["backup", "verify", &verified]);
+    query(
+        &source,
+        "INSERT INTO items (body) VALUES ('later') RETURNING body",
+    );
+    let newer = app.create();
+    assert!(newer > verified);
+    let key = app.key();
+    let script = drill.replace("backup.key", key.to_str().expect("a UTF-8 path"));
+    let out = app.sh(&script);
+    assert_eq!(out, "ok\n", "{script}");
+    let restored = db_url(&app, ".cutover/backups/restored.db");
+    // The verified backup (one row), not the newer unverified one (two).
+    assert_eq!(query(&restored, "SELECT COUNT(*) || '' FROM items"), ["1"]);
+}
