@@ -20,6 +20,9 @@ pub const LOCKED: u8 = 4;
 pub const UNREACHABLE: u8 = 5;
 /// An applied migration's file changed or disappeared (migration drift).
 pub const DRIFT: u8 = 6;
+/// A backup failed verification: checksum mismatch, cannot be decrypted
+/// with the identity given, or its restored copy is not sound.
+pub const BACKUP_INVALID: u8 = 7;
 
 /// An error that ends the CLI, with its exit code.
 #[derive(Debug)]

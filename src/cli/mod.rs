@@ -2,12 +2,14 @@
 //! (kamal-proxy style). Commands other than `serve`, `check`, `schema`,
 //! `migrate` and `demo` talk to the daemon over its API.
 
+mod backup;
 mod check;
 mod demo;
 mod deploy;
 mod logs;
 mod migrate;
 mod output;
+mod preflight;
 pub mod serve;
 mod status;
 
@@ -148,6 +150,20 @@ pub enum Command {
         #[arg(long = "env", short = 'e')]
         environment: Option<String>,
     },
+    /// Encrypted backups of a `[database.NAME]`: create, list, verify,
+    /// restore, prune, keygen.
+    Backup {
+        /// The database (may be omitted when the config has only one).
+        #[arg(long, global = true, value_name = "NAME")]
+        db: Option<String>,
+        /// What to do.
+        #[command(subcommand)]
+        command: backup::BackupCommand,
+    },
+    /// Is this host ready to deploy? Config, databases, backup folder and
+    /// disk space, pg_dump/pg_restore, deployment locks, open-file limit.
+    /// Each failing check says what to do; exit 1 when one fails.
+    Preflight,
     /// Validate the config file and summarise it.
     Check,
     /// Print the JSON Schema of the config file.
@@ -258,6 +274,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             };
             logs::logs(&cli.config, request).await
         }
+        Command::Backup { db, command } => {
+            backup::run(&cli.config, db.as_deref(), command, json).await
+        }
+        Command::Preflight => preflight::run(&cli.config, json).await,
         Command::Check => check::check(&cli.config, json),
         Command::Schema => check::schema(),
         Command::Demo { dir, no_wait } => demo::run(dir, no_wait).await,

@@ -46,6 +46,10 @@ pub const MIGRATE_LOCK_WAIT: Duration = Duration::from_secs(30);
 pub const MIGRATE_RETRIES: u32 = 3;
 /// The largest `retries` accepted.
 pub const MAX_MIGRATE_RETRIES: u32 = 100;
+/// `[database.NAME] backup.dir`: where backups go, relative to the config file.
+pub const BACKUP_DIR: &str = ".cutover/backups";
+/// `[database.NAME] backup.keep_last`: backups `cutover backup prune` keeps at least.
+pub const BACKUP_KEEP_LAST: u32 = 30;
 
 /// `rollout.steps` of a canary: percent of traffic on the new release.
 pub const CANARY_STEPS: [u8; 4] = [5, 25, 50, 100];

@@ -824,3 +824,21 @@ fn retries_out_of_range() {
         11
     ));
 }
+
+#[test]
+fn backup_without_recipients() {
+    insta::assert_snapshot!(one_problem(
+        &with_database("url = \"sqlite://a.db\"\nbackup = { before_deploy = true }"),
+        12,
+        10
+    ));
+}
+
+#[test]
+fn backup_with_a_bad_recipient() {
+    insta::assert_snapshot!(one_problem(
+        &with_database("url = \"sqlite://a.db\"\nbackup = { recipients = [\"age1nope\"] }"),
+        12,
+        26
+    ));
+}

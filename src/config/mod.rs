@@ -49,9 +49,9 @@ pub use self::container::DockerConfig;
 pub use self::error::ConfigError;
 pub use self::model::redact_url;
 pub use self::model::{
-    AnalysisConfig, AppConfig, Config, DatabaseConfig, DriverKind, EnvironmentConfig, HealthConfig,
-    InconclusivePolicy, RestartPolicy, RolloutConfig, ServerConfig, ServiceConfig, ServiceKind,
-    StateConfig, Strategy,
+    AnalysisConfig, AppConfig, BackupConfig, Config, DatabaseConfig, DriverKind, EnvironmentConfig,
+    HealthConfig, InconclusivePolicy, RestartPolicy, RolloutConfig, ServerConfig, ServiceConfig,
+    ServiceKind, StateConfig, Strategy,
 };
 pub use self::problem::Problem;
 pub use self::render::render;

@@ -398,6 +398,28 @@ pub struct DatabaseConfig {
     pub lock_wait: Duration,
     /// Retries of a statement that hit `lock_timeout`, with backoff.
     pub retries: u32,
+    /// `backup = { … }`; `None` when the table has no `backup`.
+    pub backup: Option<BackupConfig>,
+}
+
+/// `[database.NAME] backup = { … }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupConfig {
+    /// Take a backup before every deploy.
+    pub before_deploy: bool,
+    /// Where backups and manifests go, absolute.
+    pub dir: PathBuf,
+    /// age recipients written inline.
+    pub recipients: Vec<String>,
+    /// A file of recipients, absolute.
+    pub recipients_file: Option<PathBuf>,
+    /// Keep at least the newest N backups.
+    pub keep_last: u32,
+    /// Also keep every backup younger than this.
+    #[serde(serialize_with = "serialize_optional_duration")]
+    pub keep_within: Option<Duration>,
+    /// Verify each new backup right after it is made.
+    pub verify: bool,
 }
 
 impl DatabaseConfig {

@@ -390,6 +390,42 @@ pub(crate) struct RawDatabase {
         extend("default" = defaults::MIGRATE_RETRIES, "minimum" = 0, "maximum" = defaults::MAX_MIGRATE_RETRIES)
     )]
     pub retries: Option<Spanned<RawCount>>,
+
+    /// Encrypted backups of this database (`cutover backup`), and whether one
+    /// is taken before every deploy.
+    #[schemars(with = "Option<RawBackup>")]
+    pub backup: Option<Spanned<RawBackup>>,
+}
+
+/// `[database.NAME] backup = { … }`: zstd-compressed, age-encrypted backups.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Backup")]
+pub(crate) struct RawBackup {
+    /// Take a backup before every deploy; a failed backup aborts the deploy.
+    #[schemars(extend("default" = false))]
+    pub before_deploy: Option<bool>,
+    /// Where backups and their manifests go, relative to this file's directory.
+    #[schemars(with = "Option<String>", extend("default" = defaults::BACKUP_DIR))]
+    pub dir: Option<Spanned<String>>,
+    /// age recipients (`age1…`, or `ssh-ed25519 …` / `ssh-rsa …` public keys).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub recipients: Option<Vec<Spanned<String>>>,
+    /// A file of recipients, one a line (`#` comments), relative to this file's directory.
+    #[schemars(with = "Option<String>")]
+    pub recipients_file: Option<Spanned<String>>,
+    /// Keep at least the newest N backups.
+    #[schemars(with = "Option<u32>", extend("default" = defaults::BACKUP_KEEP_LAST, "minimum" = 1))]
+    pub keep_last: Option<Spanned<RawCount>>,
+    /// Also keep every backup younger than this.
+    #[schemars(with = "Option<RawDuration>")]
+    pub keep_within: Option<Spanned<RawDuration>>,
+    /// Verify each new backup right away (needs an identity: `CUTOVER_BACKUP_IDENTITY`).
+    #[schemars(extend("default" = false))]
+    pub verify: Option<bool>,
+    /// Compression: only "zstd".
+    #[schemars(with = "Option<String>", extend("default" = "zstd", "enum" = ["zstd"]))]
+    pub compress: Option<Spanned<String>>,
 }
 
 /// What service, environment and app names may look like.

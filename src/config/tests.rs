@@ -492,6 +492,7 @@ fn databases_resolve_urls_folders_and_defaults() {
             statement_timeout: Duration::from_secs(60),
             lock_wait: Duration::from_secs(10),
             retries: 5,
+            backup: None,
         }
     );
     assert!(main.is_postgres());
@@ -507,6 +508,7 @@ fn databases_resolve_urls_folders_and_defaults() {
             statement_timeout: Duration::from_secs(300),
             lock_wait: Duration::from_secs(30),
             retries: 3,
+            backup: None,
         }
     );
     assert!(!cache.is_postgres());
@@ -831,4 +833,35 @@ fn config_error_can_cross_threads_and_into_reports() {
     fn assert_error<E: std::error::Error + miette::Diagnostic + Send + Sync + 'static>() {}
     assert_error::<ConfigError>();
     assert_error::<Problem>();
+}
+
+#[test]
+fn database_backup_resolves_with_defaults() {
+    let config = valid(
+        r#"[app]
+name = "hello"
+
+[service.web]
+command = ["./web"]
+
+[environment.production]
+listen = "127.0.0.1:8080"
+
+[database.main]
+url = "sqlite://data/app.db"
+backup = { before_deploy = true, recipients = ["age1xzupnqn4stl3rgvhc0w7k7mvq0x8d0ch80tfnm4e0q6yxlr2k4kqjcjxkq"], recipients_file = "keys/backup.pub", keep_within = "30d", verify = true, compress = "zstd" }
+"#,
+    );
+    let backup = config.databases["main"]
+        .backup
+        .clone()
+        .expect("a backup table");
+    assert!(backup.before_deploy && backup.verify);
+    assert_eq!(backup.dir, PathBuf::from("/srv/hello/.cutover/backups"));
+    assert_eq!(
+        backup.recipients_file,
+        Some(PathBuf::from("/srv/hello/keys/backup.pub"))
+    );
+    assert_eq!(backup.keep_last, 30);
+    assert_eq!(backup.keep_within, Some(Duration::from_secs(30 * 86400)));
 }

@@ -110,6 +110,23 @@ pub async fn begin_deploy(
             )));
         }
     }
+    if daemon.config.databases.values().any(|d| d.backup.is_some()) {
+        let failed: Vec<String> = crate::db::preflight::run(&daemon.config, true)
+            .await
+            .into_iter()
+            .filter(|check| !check.ok)
+            .map(|check| match check.fix {
+                Some(fix) => format!("{}: {} → {fix}", check.name, check.detail),
+                None => format!("{}: {}", check.name, check.detail),
+            })
+            .collect();
+        if !failed.is_empty() {
+            return Err(DeployError::BadRequest(format!(
+                "preflight checks failed, nothing was changed:\n  {}",
+                failed.join("\n  ")
+            )));
+        }
+    }
     let old_version = serving.as_ref().map(|s| s.current.clone());
     let (plan, has_previous) = build_plan(
         daemon,
@@ -185,7 +202,14 @@ pub async fn begin_deploy(
     );
     let (d, v, holder) = (daemon.clone(), version.to_owned(), requested_by.to_owned());
     tokio::spawn(async move {
-        // Expand migrations first: the old release keeps serving on the
+        // Backups first (`backup.before_deploy`): a failure leaves the old
+        // release untouched.
+        if let Err(reason) = super::backup::before_deploy(&d, id, &v).await {
+            let reason = format!("backup before deploy failed, nothing was started: {reason}");
+            finish(&d, &env, id, &holder, Err(reason)).await;
+            return;
+        }
+        // Expand migrations next: the old release keeps serving on the
         // expanded schema; a failure leaves it untouched.
         if !d.config.databases.is_empty() {
             match schema::expand(&d, id, &v, &holder).await {

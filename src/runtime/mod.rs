@@ -12,6 +12,7 @@
 //! of these files knows which driver runs it.
 
 mod adopt;
+mod backup;
 pub mod deploy;
 mod environment;
 mod preflight;

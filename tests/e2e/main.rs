@@ -2,6 +2,8 @@
 //! instances of the example app, real HTTP through the proxy. One test binary,
 //! one module per behaviour.
 
+mod backup;
+mod backup_deploy;
 mod canary;
 mod common;
 mod config_errors;

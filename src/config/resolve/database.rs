@@ -4,14 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use serde_spanned::Spanned;
 
 use super::Resolver;
 use crate::config::defaults;
-use crate::config::model::DatabaseConfig;
+use crate::config::model::{BackupConfig, DatabaseConfig};
 use crate::config::problem::Finding;
-use crate::config::raw::{Name, RawDatabase};
+use crate::config::raw::{Name, RawBackup, RawDatabase};
 use crate::config::state_url;
 
 impl Resolver<'_> {
@@ -83,6 +84,72 @@ impl Resolver<'_> {
                 defaults::MIGRATE_RETRIES,
                 0..=defaults::MAX_MIGRATE_RETRIES,
             ),
+            backup: raw.backup.as_ref().map(|backup| self.backup(name, backup)),
+        }
+    }
+
+    fn backup(&mut self, name: &str, backup: &Spanned<RawBackup>) -> BackupConfig {
+        let raw = backup.get_ref();
+        if let Some(compress) = &raw.compress
+            && compress.get_ref() != "zstd"
+        {
+            self.report(
+                Finding::new(
+                    compress.span(),
+                    format!("unknown `compress` \"{}\"", compress.get_ref()),
+                    "not supported",
+                )
+                .help(r#"expected compress = "zstd""#),
+            );
+        }
+        let mut recipients = Vec::new();
+        for recipient in raw.recipients.iter().flatten() {
+            if let Some(text) = self.expand(recipient) {
+                if let Err(reason) = crate::db::backup::keys::parse_recipient(&text) {
+                    self.report(
+                        Finding::new(recipient.span(), "not an age recipient", reason)
+                            .help("expected an age X25519 recipient (age1…) or an SSH public key (ssh-ed25519 … / ssh-rsa …)"),
+                    );
+                }
+                recipients.push(text);
+            }
+        }
+        let recipients_file = raw
+            .recipients_file
+            .as_ref()
+            .map(|file| self.cx.base_dir.join(Path::new(file.get_ref())));
+        if recipients.is_empty() && recipients_file.is_none() {
+            self.report(
+                Finding::new(
+                    backup.span(),
+                    format!("the backups of database `{name}` have no recipient"),
+                    "this backup table",
+                )
+                .help(r#"add recipients = ["age1…"] or recipients_file = "keys/backup.pub" (make a key with `cutover backup keygen`)"#),
+            );
+        }
+        let dir = match &raw.dir {
+            Some(dir) if !dir.get_ref().trim().is_empty() => {
+                self.cx.base_dir.join(Path::new(dir.get_ref()))
+            }
+            _ => self.cx.base_dir.join(defaults::BACKUP_DIR),
+        };
+        BackupConfig {
+            before_deploy: raw.before_deploy.unwrap_or(false),
+            dir,
+            recipients,
+            recipients_file,
+            keep_last: self.count(
+                raw.keep_last.as_ref(),
+                "keep_last",
+                defaults::BACKUP_KEEP_LAST,
+                1..=u32::MAX,
+            ),
+            keep_within: raw
+                .keep_within
+                .as_ref()
+                .map(|within| self.duration(Some(within), "keep_within", Duration::ZERO, true)),
+            verify: raw.verify.unwrap_or(false),
         }
     }
 

@@ -25,6 +25,8 @@ pub mod history;
 pub mod lint;
 mod lock;
 mod postgres;
+pub(crate) use self::connection::describe as describe_error;
+pub(crate) use self::postgres::connect as connect_postgres;
 mod sqlite;
 pub mod statements;
 
@@ -39,6 +41,7 @@ pub use self::error::{Drift, MigrateError};
 pub use self::files::{Migration, Phase};
 pub use self::history::Applied;
 use self::lock::MigratorLock;
+pub(crate) use self::sqlite::{connect as connect_sqlite, exists as sqlite_exists};
 use self::statements::Statement;
 use crate::config::DatabaseConfig;
 

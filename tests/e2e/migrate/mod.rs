@@ -3,7 +3,7 @@
 //! `postgres` test of it). The PostgreSQL tests need `CUTOVER_TEST_PG_URL`,
 //! which `scripts/test` sets after starting a server; without it they fail.
 
-mod app;
+pub(crate) mod app;
 mod crash;
 mod drift;
 mod lifecycle;

@@ -1,0 +1,67 @@
+//! The backup step of a deployment: before expand migrations, every
+//! `[database.NAME]` with `backup.before_deploy = true` is backed up (and
+//! verified when `verify = true`). A failed backup ends the deployment
+//! before anything changes; each backup's id is an event in the
+//! deployment's history.
+
+use serde_json::json;
+
+use super::Daemon;
+use crate::db::backup::{Backups, Trigger};
+
+/// Event kind: a database was backed up for this deployment.
+pub(crate) const BACKUP_TAKEN: &str = "backup";
+
+/// Backs up the databases that ask for it; the ids taken, or why not.
+pub(crate) async fn before_deploy(
+    daemon: &Daemon,
+    deployment_id: i64,
+    version: &str,
+) -> Result<Vec<String>, String> {
+    let mut taken = Vec::new();
+    for (name, database) in &daemon.config.databases {
+        if !database.backup.as_ref().is_some_and(|b| b.before_deploy) {
+            continue;
+        }
+        if !database.is_postgres() && !crate::db::migrate::sqlite_exists(&database.url) {
+            let message = format!("database {name} does not exist yet: nothing to back up");
+            record(daemon, deployment_id, &message, json!({ "database": name })).await;
+            continue;
+        }
+        let backups = Backups::new(name, database).map_err(|e| e.to_string())?;
+        let trigger = Trigger {
+            kind: "before-deploy".into(),
+            release: Some(version.to_owned()),
+            deployment: Some(deployment_id.to_string()),
+        };
+        let manifest = backups
+            .create(trigger)
+            .await
+            .map_err(|e| format!("database {name}: {e}"))?;
+        let message = format!(
+            "backed up database {name}: {} ({} bytes{})",
+            manifest.id,
+            manifest.size,
+            if manifest.verified_at.is_some() {
+                ", verified"
+            } else {
+                ""
+            }
+        );
+        let data = json!({ "database": name, "backup_id": manifest.id, "verified": manifest.verified_at.is_some() });
+        record(daemon, deployment_id, &message, data).await;
+        taken.push(manifest.id);
+    }
+    Ok(taken)
+}
+
+async fn record(daemon: &Daemon, deployment_id: i64, message: &str, data: serde_json::Value) {
+    tracing::info!(deployment = deployment_id, "{message}");
+    if let Err(e) = daemon
+        .store
+        .add_event(deployment_id, BACKUP_TAKEN, message, data)
+        .await
+    {
+        daemon.log_store_error("cannot record an event", &e);
+    }
+}

@@ -1,0 +1,130 @@
+//! A scratch project with a `[database.main]` that has `backup = { … }`, a
+//! fresh age identity made by `cutover backup keygen`, and the CLI run with
+//! `CUTOVER_BACKUP_IDENTITY` pointing at it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub use crate::common::{stderr, stdout};
+
+pub struct BackupApp {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub recipient: String,
+}
+
+impl BackupApp {
+    /// A project for the database at `url` (`sqlite://…` relative to the
+    /// project, or `postgres://…`); `extra` goes into the backup table.
+    pub fn new(url: &str, extra: &str) -> BackupApp {
+        let dir = tempfile::Builder::new()
+            .prefix("cutover-backup-")
+            .tempdir()
+            .expect("tempdir");
+        let mut app = BackupApp {
+            dir,
+            url: url.to_owned(),
+            recipient: String::new(),
+        };
+        let out = app.bare(&["backup", "keygen", "-o", "key.txt"]);
+        assert!(out.status.success(), "keygen: {}", stderr(&out));
+        app.recipient = stdout(&out).trim().to_owned();
+        assert!(app.recipient.starts_with("age1"), "{}", app.recipient);
+        app.write_config(extra);
+        app
+    }
+
+    pub fn write_config(&self, extra: &str) {
+        let config = format!(
+            r#"[app]
+name = "shop"
+
+[service.web]
+command = ["./web", "--port", "{{port}}"]
+
+[environment.production]
+listen = "127.0.0.1:0"
+
+[database.main]
+url = "{}"
+backup = {{ recipients = ["{}"]{extra} }}
+"#,
+            self.url, self.recipient
+        );
+        std::fs::write(self.path().join("cutover.toml"), config).expect("write config");
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn key(&self) -> PathBuf {
+        self.path().join("key.txt")
+    }
+
+    pub fn backups(&self) -> PathBuf {
+        self.path().join(".cutover/backups")
+    }
+
+    fn bare(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .current_dir(self.path())
+            .arg("-c")
+            .arg(self.path().join("cutover.toml"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("CUTOVER_BACKUP_IDENTITY", self.path().join("key.txt"))
+            .env_remove("CUTOVER_CONFIG")
+            .output()
+            .expect("run cutover")
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.bare(args)
+    }
+
+    /// Runs the CLI with `--json`, expects success, parses the output.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut with_json = args.to_vec();
+        with_json.push("--json");
+        let out = self.cli(&with_json);
+        assert!(
+            out.status.success(),
+            "cutover {args:?} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+            out.status.code(),
+            stdout(&out),
+            stderr(&out)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    }
+
+    /// `backup create --json`: the new backup's id.
+    pub fn create(&self) -> String {
+        let manifest = self.json(&["backup", "create"]);
+        manifest["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// The encrypted file of backup `id`.
+    pub fn file(&self, id: &str) -> PathBuf {
+        self.backups().join(format!("{id}.age"))
+    }
+
+    /// Runs `script` with bash in the project folder; stdout, or a panic.
+    pub fn sh(&self, script: &str) -> String {
+        let out = Command::new("bash")
+            .arg("-euo")
+            .arg("pipefail")
+            .arg("-c")
+            .arg(script)
+            .current_dir(self.path())
+            .output()
+            .expect("run bash");
+        assert!(
+            out.status.success(),
+            "{script}\nfailed: {}\n{}",
+            stderr(&out),
+            stdout(&out)
+        );
+        stdout(&out)
+    }
+}
