@@ -185,3 +185,87 @@ async fn waiting_contract_migrations_survive_a_daemon_crash() {
     }
     assert_eq!(app.running_version("v1"), 0);
 }
+
+/// The same order on PostgreSQL: a scratch database of the test's own.
+mod postgres {
+    use std::time::{Duration, Instant};
+
+    use super::{applied, migration, position};
+    use crate::common::{Load, Release, TestApp, ok, stderr};
+    use crate::migrate::app::{Kind, MigrateApp};
+
+    fn app_with_pg(rollback_window: &str) -> (TestApp, MigrateApp) {
+        let db = MigrateApp::new(Kind::Postgres);
+        let app = TestApp::new(rollback_window);
+        app.append_config(&format!(
+            "\n[database.main]\nurl = \"{}\"\nmigrations = \"migrations\"\n",
+            db.url
+        ));
+        std::fs::create_dir_all(app.path().join("migrations")).expect("migrations dir");
+        migration(
+            &app,
+            "0001_create_users.sql",
+            "CREATE TABLE users (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name TEXT);\n",
+        );
+        app.release("v1", Release::Good);
+        (app, db)
+    }
+
+    const CONTRACT: &str = "-- cutover:phase contract\n\
+        -- cutover:allow ban-drop-column because only v1 read it and v1 is gone when this runs\n\
+        ALTER TABLE users DROP COLUMN name;\n";
+
+    // Plain #[test]s: MigrateApp makes and drops its database with a runtime
+    // of its own, which cannot nest in a tokio test's.
+    #[test]
+    fn expand_before_and_contract_after_on_postgres() {
+        let (app, _db) = app_with_pg("1s");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        app.serve();
+        ok(&app, &app.cli(&["deploy", "v1"]));
+        assert_eq!(applied(&app), vec![1]);
+        migration(
+            &app,
+            "0002_add_email.sql",
+            "ALTER TABLE users ADD COLUMN email TEXT;\n",
+        );
+        migration(&app, "0003_drop_name.sql", CONTRACT);
+        app.release("v2", Release::Good);
+        let load = {
+            let _inside = rt.enter();
+            Load::start(app.proxy_url(), 6)
+        };
+        let out = app.cli(&["deploy", "v2"]);
+        let (_, failed) = rt.block_on(load.stop_detailed());
+        ok(&app, &out);
+        assert_eq!(failed, 0);
+        assert_eq!(applied(&app), vec![1, 2]);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while applied(&app) != vec![1, 2, 3] {
+            assert!(
+                Instant::now() < deadline,
+                "contract never ran:\n{}",
+                app.daemon_log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(app.running_version("v1"), 0);
+        let events = app.last_events();
+        let expand = position(&events, |(k, m)| k == "migration" && m.contains("0002"));
+        let started = position(&events, |(k, _)| k == "instance_started");
+        assert!(expand < started, "{events:#?}");
+    }
+
+    #[test]
+    fn a_failed_deploy_runs_no_contract_on_postgres() {
+        let (app, _db) = app_with_pg("1s");
+        app.serve();
+        ok(&app, &app.cli(&["deploy", "v1"]));
+        migration(&app, "0002_drop_name.sql", CONTRACT);
+        app.release("v2", Release::FailsHealth);
+        let out = app.cli(&["deploy", "v2"]);
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(applied(&app), vec![1]);
+    }
+}
