@@ -43,34 +43,37 @@ fn position(events: &[(String, String)], pred: impl Fn(&(String, String)) -> boo
     events.iter().position(pred).unwrap_or(usize::MAX)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expand_runs_before_the_release_and_contract_after_the_old_one_is_gone() {
-    let app = app_with_db("1s");
+/// SQLite's contract migration (PostgreSQL's needs an allow, see below).
+const SQLITE_CONTRACT: &str = "-- cutover:phase contract\nALTER TABLE users DROP COLUMN name;\n";
+
+/// v1 with 0001; then v2 with an expand (0002) and a contract (0003)
+/// migration under load: expand before v2 starts, contract only once v1 is gone.
+fn expand_then_contract(app: &TestApp, contract: &str) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
     app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
-    assert_eq!(applied(&app), vec![1]);
+    ok(app, &app.cli(&["deploy", "v1"]));
+    assert_eq!(applied(app), vec![1]);
 
     migration(
-        &app,
+        app,
         "0002_add_email.sql",
         "ALTER TABLE users ADD COLUMN email TEXT;\n",
     );
-    migration(
-        &app,
-        "0003_drop_name.sql",
-        "-- cutover:phase contract\nALTER TABLE users DROP COLUMN name;\n",
-    );
+    migration(app, "0003_drop_name.sql", contract);
     app.release("v2", Release::Good);
-    let load = Load::start(app.proxy_url(), 6);
+    let load = {
+        let _inside = rt.enter();
+        Load::start(app.proxy_url(), 6)
+    };
     let out = app.cli(&["deploy", "v2"]);
-    let (_, failed) = load.stop_detailed().await;
-    ok(&app, &out);
+    let (_, failed) = rt.block_on(load.stop_detailed());
+    ok(app, &out);
     assert_eq!(failed, 0, "requests failed while the schema changed");
     // v1 is still warm: the contract migration waits.
-    assert_eq!(applied(&app), vec![1, 2]);
+    assert_eq!(applied(app), vec![1, 2]);
 
     let deadline = Instant::now() + Duration::from_secs(15);
-    while applied(&app) != vec![1, 2, 3] {
+    while applied(app) != vec![1, 2, 3] {
         assert!(
             Instant::now() < deadline,
             "contract never ran:\n{}",
@@ -95,21 +98,26 @@ async fn expand_runs_before_the_release_and_contract_after_the_old_one_is_gone()
     assert!(finished < contract && contract != usize::MAX, "{events:#?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deploy_that_fails_runs_no_contract_migration() {
-    let app = app_with_db("1s");
+/// A deploy whose release never becomes healthy runs no contract migration.
+fn failed_deploy_runs_no_contract(app: &TestApp, contract: &str) {
     app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
-    migration(
-        &app,
-        "0002_drop_name.sql",
-        "-- cutover:phase contract\nALTER TABLE users DROP COLUMN name;\n",
-    );
+    ok(app, &app.cli(&["deploy", "v1"]));
+    migration(app, "0002_drop_name.sql", contract);
     app.release("v2", Release::FailsHealth);
     let out = app.cli(&["deploy", "v2"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(applied(&app), vec![1]);
+    assert_eq!(applied(app), vec![1]);
+}
+
+#[test]
+fn expand_runs_before_the_release_and_contract_after_the_old_one_is_gone() {
+    expand_then_contract(&app_with_db("1s"), SQLITE_CONTRACT);
+}
+
+#[test]
+fn a_deploy_that_fails_runs_no_contract_migration() {
+    failed_deploy_runs_no_contract(&app_with_db("1s"), SQLITE_CONTRACT);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,10 +196,8 @@ async fn waiting_contract_migrations_survive_a_daemon_crash() {
 
 /// The same order on PostgreSQL: a scratch database of the test's own.
 mod postgres {
-    use std::time::{Duration, Instant};
-
-    use super::{applied, migration, position};
-    use crate::common::{Load, Release, TestApp, ok, stderr};
+    use super::migration;
+    use crate::common::{Release, TestApp};
     use crate::migrate::app::{Kind, MigrateApp};
 
     fn app_with_pg(rollback_window: &str) -> (TestApp, MigrateApp) {
@@ -220,52 +226,12 @@ mod postgres {
     #[test]
     fn expand_before_and_contract_after_on_postgres() {
         let (app, _db) = app_with_pg("1s");
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        app.serve();
-        ok(&app, &app.cli(&["deploy", "v1"]));
-        assert_eq!(applied(&app), vec![1]);
-        migration(
-            &app,
-            "0002_add_email.sql",
-            "ALTER TABLE users ADD COLUMN email TEXT;\n",
-        );
-        migration(&app, "0003_drop_name.sql", CONTRACT);
-        app.release("v2", Release::Good);
-        let load = {
-            let _inside = rt.enter();
-            Load::start(app.proxy_url(), 6)
-        };
-        let out = app.cli(&["deploy", "v2"]);
-        let (_, failed) = rt.block_on(load.stop_detailed());
-        ok(&app, &out);
-        assert_eq!(failed, 0);
-        assert_eq!(applied(&app), vec![1, 2]);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while applied(&app) != vec![1, 2, 3] {
-            assert!(
-                Instant::now() < deadline,
-                "contract never ran:\n{}",
-                app.daemon_log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        assert_eq!(app.running_version("v1"), 0);
-        let events = app.last_events();
-        let expand = position(&events, |(k, m)| k == "migration" && m.contains("0002"));
-        let started = position(&events, |(k, _)| k == "instance_started");
-        assert!(expand < started, "{events:#?}");
+        super::expand_then_contract(&app, CONTRACT);
     }
 
     #[test]
     fn a_failed_deploy_runs_no_contract_on_postgres() {
         let (app, _db) = app_with_pg("1s");
-        app.serve();
-        ok(&app, &app.cli(&["deploy", "v1"]));
-        migration(&app, "0002_drop_name.sql", CONTRACT);
-        app.release("v2", Release::FailsHealth);
-        let out = app.cli(&["deploy", "v2"]);
-        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-        std::thread::sleep(Duration::from_millis(1500));
-        assert_eq!(applied(&app), vec![1]);
+        super::failed_deploy_runs_no_contract(&app, CONTRACT);
     }
 }
