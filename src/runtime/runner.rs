@@ -356,7 +356,9 @@ impl Runner {
             Some(Outcome::RolledBack { reason, .. }) => {
                 (DeploymentState::RolledBack, Some(reason.clone()))
             }
-            Some(Outcome::Failed { reason, .. }) => (DeploymentState::Failed, Some(reason.clone())),
+            Some(Outcome::Failed { reason, .. } | Outcome::NotStarted { reason }) => {
+                (DeploymentState::Failed, Some(reason.clone()))
+            }
             None => (
                 DeploymentState::Failed,
                 Some("the rollout ended without an outcome".to_owned()),

@@ -9,12 +9,15 @@
 //! simulation with a fake clock and a scripted world (`crates/sim`).
 //!
 //! - `plan.rs`: what to roll (services, strategies, thresholds, policies).
-//! - `rollout.rs`: the state machine.
+//! - `release.rs`: the whole life of a release (backup, expand, rollout,
+//!   warm window, retire, contract), the machine the runtime drives.
+//! - `rollout.rs`: the traffic part of it: starts, canary steps, switches.
 //! - `analysis.rs`: judging canary observations against thresholds.
 //! - `time.rs`: milliseconds handed in by the caller.
 
 pub mod analysis;
 pub mod plan;
+pub mod release;
 pub mod rollout;
 pub mod time;
 
@@ -22,7 +25,12 @@ pub use analysis::{Figures, Stats, Verdict};
 pub use plan::{
     CanarySpec, InconclusivePolicy, Plan, RestartPolicy, ServicePlan, Strategy, Thresholds,
 };
+pub use release::{
+    Phase, Release, ReleaseAction, ReleaseInput, ReleaseKind, ReleaseOutput, ReleasePlan,
+    ReleaseState,
+};
 pub use rollout::{
-    Action, Command, Event, Input, Outcome, Output, Refused, Rollout, Stage, State, Status,
+    Action, Command, Event, Input, Mismatch, Outcome, Output, Refused, Rollout, Stage, State,
+    Status,
 };
 pub use time::Millis;

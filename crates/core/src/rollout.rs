@@ -194,6 +194,12 @@ pub enum Outcome {
         /// Why, including what was kept.
         reason: String,
     },
+    /// Ended before any instance started (a backup or an expand migration
+    /// failed, or it was aborted first): the serving release is unchanged.
+    NotStarted {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Where the rollout stands.
@@ -281,6 +287,17 @@ impl std::fmt::Display for Refused {
     }
 }
 
+/// A persisted state that does not fit the plan or config it is restored
+/// with; says what differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch(pub String);
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// One rollout.
 #[derive(Debug, Clone)]
 pub struct Rollout {
@@ -348,18 +365,18 @@ impl Rollout {
                 *analyzing = false;
             }
         }
-        r.reapply(now);
         if r.state.status == Status::Finished {
+            r.reapply(now, true);
             if let Some(outcome) = r.state.outcome.clone() {
                 r.action(Action::Finish(outcome));
             }
             return r;
         }
-        let current = r.state.current;
-        let name = r.name(current).to_owned();
         if !r.state.started {
             return r;
         }
+        let current = r.state.current;
+        let name = r.name(current).to_owned();
         let lost = r
             .plan
             .services
@@ -367,6 +384,11 @@ impl Rollout {
             .enumerate()
             .find(|(i, s)| gone.contains(&s.name) && r.has_new_traffic_or_starting(*i))
             .map(|(_, s)| s.name.clone());
+        // Decide before re-issuing anything: a rollout that is going to roll
+        // back must not start the new release's instances again first (they
+        // would outlive the rollback).
+        let resume = policy == RestartPolicy::Resume && lost.is_none();
+        r.reapply(now, resume);
         match (policy, lost) {
             (_, Some(service)) => r.rollback(
                 now,
@@ -392,6 +414,53 @@ impl Rollout {
             }
         }
         r
+    }
+
+    /// Checks that a persisted `state` fits `plan` (the same services, steps
+    /// that exist, a stage the strategy can have) before it is restored; the
+    /// error names what differs. [`Rollout::restore`] assumes this holds.
+    pub fn check_fits(plan: &Plan, state: &State) -> Result<(), Mismatch> {
+        if state.services.len() != plan.services.len() {
+            return Err(Mismatch(format!(
+                "the saved rollout has {} services, its plan {} ({})",
+                state.services.len(),
+                plan.services.len(),
+                plan.services
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if state.current >= plan.services.len().max(1) {
+            return Err(Mismatch(format!(
+                "the saved rollout is at service #{} of {}",
+                state.current + 1,
+                plan.services.len()
+            )));
+        }
+        for (s, sp) in state.services.iter().zip(&plan.services) {
+            if let Stage::Stepping { step, .. } = s.stage {
+                match &sp.strategy {
+                    Strategy::Canary(spec) if step < spec.steps.len() => {}
+                    Strategy::Canary(spec) => {
+                        return Err(Mismatch(format!(
+                            "{} was at canary step {} but the plan has {} steps",
+                            sp.name,
+                            step + 1,
+                            spec.steps.len()
+                        )));
+                    }
+                    Strategy::BlueGreen => {
+                        return Err(Mismatch(format!(
+                            "{} was at a canary step but its plan is blue-green",
+                            sp.name
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The plan.
@@ -919,12 +988,14 @@ impl Rollout {
     }
 
     /// Queues the idempotent actions that make the tables match the state.
-    fn reapply(&mut self, _now: Millis) {
+    /// `start`: also re-issue the starts of services that were starting
+    /// (only when the rollout goes on; a rollback stops them instead).
+    fn reapply(&mut self, _now: Millis, start: bool) {
         for i in 0..self.plan.services.len() {
             let name = self.name(i).to_owned();
             let action = match self.state.services[i].stage {
                 Stage::Pending => None,
-                Stage::Starting => (self.state.status != Status::Finished)
+                Stage::Starting => (start && self.state.status != Status::Finished)
                     .then_some(Action::StartInstances { service: name }),
                 Stage::Stepping { .. } => Some(Action::SetCanaryWeight {
                     service: name,

@@ -534,6 +534,9 @@ impl Checker {
                     );
                 }
             }
+            Outcome::NotStarted { reason } => {
+                ensure!(self, false, "a rollout never ends NotStarted ({reason})");
+            }
             Outcome::Failed { service, reason } => {
                 ensure!(
                     self,

@@ -60,7 +60,7 @@ impl From<&Outcome> for OutcomeKind {
     fn from(o: &Outcome) -> OutcomeKind {
         match o {
             Outcome::Succeeded => OutcomeKind::Succeeded,
-            Outcome::RolledBack { .. } => OutcomeKind::RolledBack,
+            Outcome::RolledBack { .. } | Outcome::NotStarted { .. } => OutcomeKind::RolledBack,
             Outcome::Failed { .. } => OutcomeKind::Failed,
         }
     }

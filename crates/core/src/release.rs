@@ -1,0 +1,909 @@
+//! The whole life of a release in one environment: the machine the runtime
+//! drives for every deploy, rollback and restart.
+//!
+//! A [`Release`] owns a [`Rollout`] (the traffic part: starting the new
+//! instances, canary steps, the switch, rolling back) and every stage around
+//! it:
+//!
+//! ```text
+//! deploy:   backup → expand → rollout → warm window → retire old → contract → done
+//! rollback: probe the previous release → one switch (warm)     → warm window → retire → done
+//!                                      → blue-green start (cold) ↗
+//! failed:   rollout rolled back → retire what the new release started → done
+//! ```
+//!
+//! Driving it is the same as driving a rollout: after every input or command,
+//! drain [`Release::poll_output`] until [`ReleaseOutput::Timeout`] or
+//! [`ReleaseOutput::Idle`], carry out each action in order, feed the answers
+//! back. Two rules make it safe:
+//!
+//! - **Persist before acting, and wait for the save.** Every stage is a
+//!   [`ReleaseAction::Persist`] before the actions it covers, and nothing
+//!   after a `Persist` is handed out until the runtime answers
+//!   [`ReleaseInput::Saved`]. When it answers [`ReleaseInput::SaveFailed`]
+//!   the release *holds*: the same `Persist` is asked again with backoff,
+//!   nothing that depends on it runs (no retire, no stop, no contract
+//!   migration, no lock release), and [`Release::held`] says why. It goes on
+//!   by itself once a save succeeds.
+//! - **The persisted state alone says what to do after a crash.**
+//!   [`Release::restore`] re-issues the idempotent actions of the persisted
+//!   stage (tables, retire, contract) and decides what an interrupted rollout
+//!   does; it never needs the history or a message.
+//!
+//! The old release is only retired after the new one was saved as serving
+//! (the `Persist` that carries `serving`), and contract migrations only run
+//! after that retire, for a deploy that succeeded.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{Plan, RestartPolicy};
+use crate::rollout::{self, Action, Command, Event, Input, Mismatch, Outcome, Output, Refused};
+use crate::rollout::{Rollout, Stage};
+use crate::time::Millis;
+
+/// First wait before asking again for a save that failed.
+const SAVE_RETRY_FIRST: Millis = Millis(250);
+/// Longest wait between two attempts.
+const SAVE_RETRY_MAX: Millis = Millis(10_000);
+
+/// Why a release runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseKind {
+    /// A new version: backup, expand, rollout, warm window, retire, contract.
+    Deploy,
+    /// Back to the previous version: one switch while it is warm, otherwise
+    /// a blue-green start of it. No migrations.
+    Rollback,
+    /// The serving version started again because a restarted daemon found
+    /// none of its instances. No migrations, nothing to retire.
+    Restart,
+}
+
+/// What a release is asked to do; persisted with its state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleasePlan {
+    /// Deploy, rollback or restart.
+    pub kind: ReleaseKind,
+    /// The traffic part: version, previous version, services, restart policy.
+    pub rollout: Plan,
+    /// Back up the databases before the expand migrations.
+    pub backup: bool,
+    /// Run expand migrations before, contract migrations after.
+    pub migrate: bool,
+    /// How long the replaced release stays warm (rollback is one switch).
+    pub rollback_window: Millis,
+}
+
+impl ReleasePlan {
+    /// The version this release brings.
+    pub fn version(&self) -> &str {
+        &self.rollout.version
+    }
+
+    /// The version serving before it, if any.
+    pub fn previous(&self) -> Option<&str> {
+        self.rollout.previous_version.as_deref()
+    }
+
+    fn services(&self) -> Vec<String> {
+        self.rollout
+            .services
+            .iter()
+            .map(|s| s.name.clone())
+            .collect()
+    }
+}
+
+/// Where a release stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "phase")]
+pub enum Phase {
+    /// Not started.
+    Pending,
+    /// Backing up the databases; the old release serves.
+    Backup,
+    /// Running expand migrations; the old release serves.
+    Expand,
+    /// (Rollback) asking whether the previous release is still warm.
+    ProbeWarm,
+    /// The rollout runs (see the rollout state).
+    Rolling,
+    /// The new release serves; the replaced one stays warm until `until`.
+    Warm {
+        /// End of the rollback window.
+        until: Millis,
+    },
+    /// Draining and stopping every instance of `services` that does not run
+    /// `keep` (and that the proxy does not route to).
+    Retiring {
+        /// The version that stays (`None`: nothing stays).
+        keep: Option<String>,
+        /// The services concerned.
+        services: Vec<String>,
+    },
+    /// Running contract migrations (the old release is gone).
+    Contract,
+    /// Nothing left to do.
+    Done,
+}
+
+/// Everything about a release that must survive a crash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseState {
+    /// The stage.
+    pub phase: Phase,
+    /// The rollout's own state, once it began.
+    #[serde(default)]
+    pub rollout: Option<rollout::State>,
+    /// How the deployment ended, once it did (the deployment is concluded
+    /// then: outcome recorded, lock released).
+    #[serde(default)]
+    pub outcome: Option<Outcome>,
+    /// A newer release took over during the warm window.
+    #[serde(default)]
+    pub superseded: bool,
+}
+
+/// What the runtime must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReleaseAction {
+    /// Save `state` (and, when `serving` is set, record that version as the
+    /// environment's serving release in the same write); answer
+    /// [`ReleaseInput::Saved`] or [`ReleaseInput::SaveFailed`].
+    Persist {
+        /// The state.
+        state: ReleaseState,
+        /// The version that now serves, when this save switches it.
+        serving: Option<String>,
+    },
+    /// A traffic action of the rollout (never `Persist` or `Finish`); its
+    /// answers go back as [`ReleaseInput::Rollout`].
+    Rollout(Action),
+    /// Back up the databases; answer [`ReleaseInput::BackupDone`].
+    Backup,
+    /// Run the pending expand migrations; answer [`ReleaseInput::ExpandDone`].
+    Expand,
+    /// Is every service of `version` still running and healthy? Answer
+    /// [`ReleaseInput::WarmProbed`] (stop the ones that are not, first).
+    ProbeWarm {
+        /// The version to go back to.
+        version: String,
+    },
+    /// One table swap: every service's stable track = `version`'s instances.
+    SwitchTo {
+        /// The version.
+        version: String,
+    },
+    /// Record how the deployment ended and release its lock (idempotent:
+    /// may come again after a restart).
+    Conclude(Outcome),
+    /// Drain and stop every instance of `services` that does not run `keep`
+    /// and that the proxy does not route to; answer [`ReleaseInput::Retired`].
+    Retire {
+        /// The version that stays.
+        keep: Option<String>,
+        /// The services.
+        services: Vec<String>,
+    },
+    /// Run the contract migrations left by this release's expand step;
+    /// answer [`ReleaseInput::ContractDone`].
+    Contract,
+}
+
+/// The world's answers and the passing of time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReleaseInput {
+    /// Begin.
+    Start,
+    /// Time passed.
+    Tick,
+    /// The last `Persist` was written.
+    Saved,
+    /// The last `Persist` could not be written.
+    SaveFailed {
+        /// The store's error.
+        error: String,
+    },
+    /// Answer to [`ReleaseAction::Backup`].
+    BackupDone(Result<(), String>),
+    /// Answer to [`ReleaseAction::Expand`].
+    ExpandDone(Result<(), String>),
+    /// Answer to [`ReleaseAction::ProbeWarm`].
+    WarmProbed {
+        /// Every service has a healthy instance of the version.
+        ready: bool,
+    },
+    /// Answer to [`ReleaseAction::Retire`].
+    Retired,
+    /// Answer to [`ReleaseAction::Contract`]: `Err` says what failed.
+    ContractDone(Result<(), String>),
+    /// For the rollout.
+    Rollout(Input),
+}
+
+/// What [`Release::poll_output`] gives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReleaseOutput {
+    /// Do this.
+    Action(ReleaseAction),
+    /// Record this.
+    Event(Event),
+    /// Nothing more until this time (send [`ReleaseInput::Tick`]) or an input.
+    Timeout(Millis),
+    /// Nothing more until an input (or ever, once done).
+    Idle,
+}
+
+/// Why a release holds.
+#[derive(Debug, Clone, PartialEq)]
+struct Held {
+    error: String,
+    attempts: u32,
+    since: Millis,
+    /// When to ask again; `None` while the asked save is under way.
+    retry_at: Option<Millis>,
+}
+
+/// One release.
+#[derive(Debug, Clone)]
+pub struct Release {
+    plan: ReleasePlan,
+    state: ReleaseState,
+    rollout: Option<Rollout>,
+    rollout_wake: Option<Millis>,
+    out: VecDeque<ReleaseOutput>,
+    /// Outputs handed out even while a save is awaited (the held event, the
+    /// save asked again).
+    urgent: VecDeque<ReleaseOutput>,
+    /// The `Persist` handed out and not confirmed yet.
+    saving: Option<ReleaseAction>,
+    held: Option<Held>,
+}
+
+impl Release {
+    /// A release of `plan`, not started. `has_previous[i]` tells whether
+    /// service `i` of the plan has a warm previous release (see
+    /// [`Rollout::new`]).
+    pub fn new(plan: ReleasePlan, has_previous: &[bool]) -> Release {
+        let rollout = Rollout::new(plan.rollout.clone(), has_previous);
+        Release {
+            plan,
+            state: ReleaseState {
+                phase: Phase::Pending,
+                rollout: None,
+                outcome: None,
+                superseded: false,
+            },
+            rollout: Some(rollout),
+            rollout_wake: None,
+            out: VecDeque::new(),
+            urgent: VecDeque::new(),
+            saving: None,
+            held: None,
+        }
+    }
+
+    /// A release restored from its plan and last saved state after a
+    /// restart; `gone` names services whose new instances did not survive.
+    /// Re-issues what the saved stage covers; see the module doc. Fails,
+    /// naming what differs, when the state does not fit the plan.
+    pub fn restore(
+        plan: ReleasePlan,
+        state: ReleaseState,
+        now: Millis,
+        gone: &[String],
+    ) -> Result<Release, Mismatch> {
+        if let Some(rs) = &state.rollout {
+            Rollout::check_fits(&plan.rollout, rs)?;
+        }
+        let mut r = Release {
+            rollout: None,
+            plan,
+            state,
+            rollout_wake: None,
+            out: VecDeque::new(),
+            urgent: VecDeque::new(),
+            saving: None,
+            held: None,
+        };
+        let policy = r.plan.rollout.on_restart;
+        match r.state.phase.clone() {
+            Phase::Pending => {}
+            Phase::Backup | Phase::Expand => {
+                let what = if r.state.phase == Phase::Backup {
+                    "the backup"
+                } else {
+                    "the expand migrations"
+                };
+                r.not_started(format!(
+                    "the daemon restarted during {what}; nothing was started and the serving release is unchanged"
+                ));
+            }
+            Phase::ProbeWarm => {
+                let version = r.plan.version().to_owned();
+                r.action(ReleaseAction::ProbeWarm { version });
+            }
+            Phase::Rolling => match r.state.rollout.clone() {
+                Some(rs) => {
+                    let inner = Rollout::restore(r.plan.rollout.clone(), rs, now, policy, gone);
+                    r.rollout = Some(inner);
+                    r.pump(now);
+                }
+                None => r.not_started(
+                    "the daemon restarted before the rollout began; nothing was started".into(),
+                ),
+            },
+            Phase::Warm { .. } | Phase::Retiring { .. } | Phase::Contract => {
+                r.reapply_table(now);
+                if let Some(outcome) = r.state.outcome.clone() {
+                    r.action(ReleaseAction::Conclude(outcome));
+                }
+                match r.state.phase.clone() {
+                    Phase::Retiring { keep, services } => {
+                        r.action(ReleaseAction::Retire { keep, services })
+                    }
+                    Phase::Contract => r.action(ReleaseAction::Contract),
+                    _ => {}
+                }
+            }
+            Phase::Done => {}
+        }
+        Ok(r)
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &ReleasePlan {
+        &self.plan
+    }
+
+    /// The state (what `Persist` carries).
+    pub fn state(&self) -> &ReleaseState {
+        &self.state
+    }
+
+    /// The rollout, while it exists.
+    pub fn rollout(&self) -> Option<&Rollout> {
+        self.rollout.as_ref()
+    }
+
+    /// True when nothing is left to do.
+    pub fn is_done(&self) -> bool {
+        self.state.phase == Phase::Done && self.saving.is_none() && self.out.is_empty()
+    }
+
+    /// True once the deployment concluded (outcome recorded, lock released).
+    pub fn is_concluded(&self) -> bool {
+        self.state.outcome.is_some()
+    }
+
+    /// Why the release holds, while it cannot save its state:
+    /// `held: cannot write the state store: <error>`.
+    pub fn held(&self) -> Option<String> {
+        self.held.as_ref().map(|h| held_message(&h.error))
+    }
+
+    /// Next output; see the module doc.
+    pub fn poll_output(&mut self) -> ReleaseOutput {
+        if let Some(o) = self.urgent.pop_front() {
+            return o;
+        }
+        if self.saving.is_some() {
+            return match self.held.as_ref().and_then(|h| h.retry_at) {
+                Some(t) => ReleaseOutput::Timeout(t),
+                None => ReleaseOutput::Idle,
+            };
+        }
+        if let Some(o) = self.out.pop_front() {
+            if let ReleaseOutput::Action(a @ ReleaseAction::Persist { .. }) = &o {
+                self.saving = Some(a.clone());
+            }
+            return o;
+        }
+        match self.next_wakeup() {
+            Some(t) => ReleaseOutput::Timeout(t),
+            None => ReleaseOutput::Idle,
+        }
+    }
+
+    /// Feeds an input at time `now`.
+    pub fn handle_input(&mut self, now: Millis, input: ReleaseInput) {
+        match input {
+            ReleaseInput::Saved => {
+                self.saving = None;
+                if let Some(h) = self.held.take() {
+                    self.out.push_front(event(
+                        "store_writable",
+                        None,
+                        format!(
+                            "the state store is writable again after {} ({} attempts); going on",
+                            now.since(h.since),
+                            h.attempts + 1
+                        ),
+                    ));
+                }
+                return;
+            }
+            ReleaseInput::SaveFailed { error } => {
+                if self.saving.is_none() {
+                    return;
+                }
+                let held = self.held.get_or_insert(Held {
+                    error: error.clone(),
+                    attempts: 0,
+                    since: now,
+                    retry_at: None,
+                });
+                held.attempts += 1;
+                held.error = error.clone();
+                let wait = SAVE_RETRY_FIRST
+                    .0
+                    .saturating_mul(1 << (held.attempts - 1).min(16))
+                    .min(SAVE_RETRY_MAX.0);
+                held.retry_at = Some(now.after(Millis(wait)));
+                if held.attempts == 1 {
+                    self.urgent
+                        .push_back(event("held", None, held_message(&error)));
+                }
+                return;
+            }
+            ReleaseInput::Tick if self.saving.is_some() => {
+                if let Some(h) = &mut self.held
+                    && h.retry_at.is_some_and(|t| now >= t)
+                {
+                    h.retry_at = None;
+                    if let Some(a) = self.saving.clone() {
+                        self.urgent.push_back(ReleaseOutput::Action(a));
+                    }
+                }
+                return;
+            }
+            _ => {}
+        }
+        match (self.state.phase.clone(), input) {
+            (Phase::Pending, ReleaseInput::Start) => self.begin(now),
+            (Phase::Backup, ReleaseInput::BackupDone(result)) => match result {
+                Ok(()) => self.after_backup(now),
+                Err(reason) => self.not_started(format!(
+                    "backup before deploy failed, nothing was started: {reason}"
+                )),
+            },
+            (Phase::Expand, ReleaseInput::ExpandDone(result)) => match result {
+                Ok(()) => self.roll(now),
+                Err(reason) => self.not_started(format!(
+                    "expand migrations failed, nothing was started: {reason}"
+                )),
+            },
+            (Phase::ProbeWarm, ReleaseInput::WarmProbed { ready }) => {
+                if ready {
+                    self.switch_back(now);
+                } else {
+                    self.roll(now);
+                }
+            }
+            (Phase::Rolling, ReleaseInput::Tick) => self.feed(now, Input::Tick),
+            (Phase::Rolling, ReleaseInput::Rollout(input)) => self.feed(now, input),
+            (Phase::Warm { until }, ReleaseInput::Tick) if now >= until => {
+                self.event(
+                    "window_over",
+                    None,
+                    format!(
+                        "rollback window over: retiring {}",
+                        self.plan.previous().unwrap_or("the previous release")
+                    ),
+                );
+                self.retire_replaced();
+            }
+            (Phase::Retiring { .. }, ReleaseInput::Retired) => self.after_retire(),
+            (Phase::Contract, ReleaseInput::ContractDone(result)) => {
+                match result {
+                    Ok(()) => self.event("contract_done", None, "contract migrations done".into()),
+                    Err(reason) => self.event(
+                        "migration_failed",
+                        None,
+                        format!("contract migrations failed: {reason}"),
+                    ),
+                }
+                self.done();
+            }
+            // Late answers (a monitor after the rollout ended), or answers
+            // to actions of a phase the release has left.
+            _ => {}
+        }
+    }
+
+    /// An operator command for the rollout (pause, resume, promote, abort);
+    /// refused when the rollout is over.
+    pub fn command(&mut self, now: Millis, command: Command) -> Result<(), Refused> {
+        match (&self.state.phase, self.rollout.as_mut()) {
+            (Phase::Rolling, Some(r)) if !r.is_finished() => {
+                r.command(now, command)?;
+                self.pump(now);
+                Ok(())
+            }
+            (Phase::Pending | Phase::Backup | Phase::Expand | Phase::ProbeWarm, _) => match command
+            {
+                Command::Abort { reason } => {
+                    self.not_started(format!("aborted: {reason}"));
+                    Ok(())
+                }
+                _ => Err(Refused(format!(
+                    "the rollout has not begun yet ({}); nothing to {}",
+                    self.phase_name(),
+                    command_name(&command)
+                ))),
+            },
+            _ => Err(Refused("the rollout is already over".into())),
+        }
+    }
+
+    /// A newer deploy wants the environment: end the rollback window now
+    /// (retire the replaced release, then contract). False when the release
+    /// is not in its window (it ends by itself).
+    pub fn end_window(&mut self, _now: Millis) -> bool {
+        if !matches!(self.state.phase, Phase::Warm { .. }) {
+            return false;
+        }
+        self.event(
+            "window_over",
+            None,
+            format!(
+                "a newer release is coming: retiring {} now",
+                self.plan.previous().unwrap_or("the previous release")
+            ),
+        );
+        self.retire_replaced();
+        true
+    }
+
+    /// A rollback takes over during the warm window: this release ends here,
+    /// retiring nothing and running no contract migration (the rollback
+    /// switches back to the warm release and retires this one itself).
+    pub fn supersede(&mut self, _now: Millis) -> Result<(), Refused> {
+        if !matches!(self.state.phase, Phase::Warm { .. }) {
+            return Err(Refused(format!(
+                "{} is not in its rollback window ({})",
+                self.plan.version(),
+                self.phase_name()
+            )));
+        }
+        self.state.superseded = true;
+        self.state.phase = Phase::Done;
+        self.persist(None);
+        self.event(
+            "superseded",
+            None,
+            format!(
+                "rolled back during the window: {} is not retired and no contract migration runs",
+                self.plan.previous().unwrap_or("the previous release")
+            ),
+        );
+        Ok(())
+    }
+
+    // ---- stages ---------------------------------------------------------------
+
+    fn begin(&mut self, now: Millis) {
+        match self.plan.kind {
+            ReleaseKind::Rollback => {
+                self.state.phase = Phase::ProbeWarm;
+                self.persist(None);
+                let version = self.plan.version().to_owned();
+                self.action(ReleaseAction::ProbeWarm { version });
+            }
+            ReleaseKind::Restart => self.roll(now),
+            ReleaseKind::Deploy if self.plan.backup => {
+                self.state.phase = Phase::Backup;
+                self.persist(None);
+                self.action(ReleaseAction::Backup);
+            }
+            ReleaseKind::Deploy => self.after_backup(now),
+        }
+    }
+
+    fn after_backup(&mut self, now: Millis) {
+        if self.plan.kind == ReleaseKind::Deploy && self.plan.migrate {
+            self.state.phase = Phase::Expand;
+            self.persist(None);
+            self.action(ReleaseAction::Expand);
+        } else {
+            self.roll(now);
+        }
+    }
+
+    fn roll(&mut self, now: Millis) {
+        self.state.phase = Phase::Rolling;
+        // The rollout's first persist (its first service starting) saves
+        // this phase with the rollout's state.
+        self.feed(now, Input::Start);
+    }
+
+    /// Rollback while warm: one switch.
+    fn switch_back(&mut self, now: Millis) {
+        let version = self.plan.version().to_owned();
+        self.conclude_serving(now, Outcome::Succeeded);
+        // Persist (with serving) comes first: the switch it covers follows.
+        let at = self
+            .out
+            .iter()
+            .position(|o| matches!(o, ReleaseOutput::Action(ReleaseAction::Persist { .. })))
+            .map_or(self.out.len(), |i| i + 1);
+        self.out.insert(
+            at,
+            ReleaseOutput::Action(ReleaseAction::SwitchTo { version }),
+        );
+    }
+
+    fn feed(&mut self, now: Millis, input: Input) {
+        if let Some(r) = self.rollout.as_mut() {
+            r.handle_input(now, input);
+        }
+        self.pump(now);
+    }
+
+    /// Moves the rollout's outputs into this release's queue.
+    fn pump(&mut self, now: Millis) {
+        loop {
+            let Some(r) = self.rollout.as_mut() else {
+                return;
+            };
+            match r.poll_output() {
+                Output::Action(Action::Persist(s)) => {
+                    if self.state.phase == Phase::Rolling {
+                        self.state.rollout = Some(s);
+                        self.persist(None);
+                    }
+                }
+                Output::Action(Action::Finish(outcome)) => {
+                    if self.state.phase == Phase::Rolling {
+                        self.rolled(now, outcome);
+                    }
+                }
+                Output::Action(a) => self.action(ReleaseAction::Rollout(a)),
+                Output::Event(e) => {
+                    if self.state.phase == Phase::Rolling {
+                        self.out.push_back(ReleaseOutput::Event(e));
+                    }
+                }
+                Output::Timeout(t) => {
+                    self.rollout_wake = Some(t);
+                    return;
+                }
+                Output::Idle => {
+                    self.rollout_wake = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The rollout ended.
+    fn rolled(&mut self, now: Millis, outcome: Outcome) {
+        match outcome {
+            Outcome::Succeeded => self.conclude_serving(now, Outcome::Succeeded),
+            other => {
+                // Stop what the new release started for the services that
+                // went back; the services that kept it keep it.
+                let reverted: Vec<String> = self
+                    .rollout
+                    .as_ref()
+                    .map(|r| {
+                        r.plan()
+                            .services
+                            .iter()
+                            .zip(&r.state().services)
+                            .filter(|(_, s)| s.stage == Stage::Reverted)
+                            .map(|(p, _)| p.name.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.state.outcome = Some(other.clone());
+                let keep = self.plan.previous().map(str::to_owned);
+                self.state.phase = Phase::Retiring {
+                    keep: keep.clone(),
+                    services: reverted.clone(),
+                };
+                self.persist(None);
+                self.action(ReleaseAction::Conclude(other));
+                self.action(ReleaseAction::Retire {
+                    keep,
+                    services: reverted,
+                });
+            }
+        }
+    }
+
+    /// The new version serves: saved as serving, the deployment concluded,
+    /// the replaced release warm (or retired at once without a window).
+    fn conclude_serving(&mut self, now: Millis, outcome: Outcome) {
+        let version = self.plan.version().to_owned();
+        self.state.outcome = Some(outcome.clone());
+        let window = self.plan.rollback_window;
+        let warm = self
+            .plan
+            .previous()
+            .filter(|p| *p != version)
+            .map(str::to_owned);
+        match (&warm, window.0) {
+            (Some(_), w) if w > 0 => {
+                self.state.phase = Phase::Warm {
+                    until: now.after(window),
+                };
+                self.persist(Some(version));
+                self.action(ReleaseAction::Conclude(outcome));
+                if let Some(previous) = warm {
+                    self.event(
+                        "warm",
+                        None,
+                        format!(
+                            "{previous} stays warm for {} so that rollback is one switch",
+                            fmt_window(window)
+                        ),
+                    );
+                }
+            }
+            _ => {
+                self.state.phase = self.retire_phase();
+                self.persist(Some(version));
+                self.action(ReleaseAction::Conclude(outcome));
+                self.after_phase_change();
+            }
+        }
+    }
+
+    /// From the window to retiring the replaced release.
+    fn retire_replaced(&mut self) {
+        self.state.phase = self.retire_phase();
+        self.persist(None);
+        self.after_phase_change();
+    }
+
+    fn retire_phase(&self) -> Phase {
+        Phase::Retiring {
+            keep: Some(self.plan.version().to_owned()),
+            services: self.plan.services(),
+        }
+    }
+
+    /// Issues the action of the phase just entered.
+    fn after_phase_change(&mut self) {
+        if let Phase::Retiring { keep, services } = self.state.phase.clone() {
+            self.action(ReleaseAction::Retire { keep, services });
+        }
+    }
+
+    fn after_retire(&mut self) {
+        let succeeded = self.state.outcome == Some(Outcome::Succeeded);
+        if succeeded && self.plan.kind == ReleaseKind::Deploy && self.plan.migrate {
+            self.state.phase = Phase::Contract;
+            self.persist(None);
+            self.action(ReleaseAction::Contract);
+        } else {
+            self.done();
+        }
+    }
+
+    fn done(&mut self) {
+        self.state.phase = Phase::Done;
+        self.persist(None);
+    }
+
+    /// Ends before anything started: the serving release is unchanged.
+    fn not_started(&mut self, reason: String) {
+        let outcome = Outcome::NotStarted { reason };
+        self.state.outcome = Some(outcome.clone());
+        self.state.phase = Phase::Done;
+        self.persist(None);
+        self.action(ReleaseAction::Conclude(outcome));
+    }
+
+    /// After a restart in a phase past the rollout: the tables as the
+    /// persisted state says.
+    fn reapply_table(&mut self, now: Millis) {
+        match self.state.rollout.clone() {
+            Some(rs) if rs.status == rollout::Status::Finished => {
+                let inner = Rollout::restore(
+                    self.plan.rollout.clone(),
+                    rs,
+                    now,
+                    RestartPolicy::Resume,
+                    &[],
+                );
+                self.rollout = Some(inner);
+                self.pump(now);
+            }
+            _ => {
+                // A warm switch back (no rollout): the version serves.
+                if self.state.outcome == Some(Outcome::Succeeded) {
+                    let version = self.plan.version().to_owned();
+                    self.action(ReleaseAction::SwitchTo { version });
+                }
+            }
+        }
+    }
+
+    // ---- helpers --------------------------------------------------------------
+
+    fn next_wakeup(&self) -> Option<Millis> {
+        match &self.state.phase {
+            Phase::Rolling => self.rollout_wake,
+            Phase::Warm { until } => Some(*until),
+            _ => None,
+        }
+    }
+
+    fn phase_name(&self) -> &'static str {
+        match self.state.phase {
+            Phase::Pending => "not started",
+            Phase::Backup => "backing up",
+            Phase::Expand => "running expand migrations",
+            Phase::ProbeWarm => "checking the previous release",
+            Phase::Rolling => "rolling",
+            Phase::Warm { .. } => "in the rollback window",
+            Phase::Retiring { .. } => "retiring the old release",
+            Phase::Contract => "running contract migrations",
+            Phase::Done => "done",
+        }
+    }
+
+    fn persist(&mut self, serving: Option<String>) {
+        self.action(ReleaseAction::Persist {
+            state: self.state.clone(),
+            serving,
+        });
+    }
+
+    fn action(&mut self, a: ReleaseAction) {
+        self.out.push_back(ReleaseOutput::Action(a));
+    }
+
+    fn event(&mut self, kind: &str, service: Option<&str>, message: String) {
+        self.out.push_back(event(kind, service, message));
+    }
+}
+
+fn event(kind: &str, service: Option<&str>, message: String) -> ReleaseOutput {
+    ReleaseOutput::Event(Event {
+        kind: kind.to_owned(),
+        service: service.map(str::to_owned),
+        message,
+        figures: None,
+        verdict: None,
+    })
+}
+
+/// What `status` and the events say while a release holds.
+pub fn held_message(error: &str) -> String {
+    format!("held: cannot write the state store: {error}")
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Pause => "pause",
+        Command::Resume => "resume",
+        Command::Promote { .. } => "promote",
+        Command::Abort { .. } => "abort",
+    }
+}
+
+/// `350ms`, `4.5s`, `10m`, `1h 30m`.
+pub fn fmt_window(d: Millis) -> String {
+    let secs = d.0 / 1000;
+    if d.0 < 60_000 {
+        return d.to_string();
+    }
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    let mut parts = Vec::new();
+    if h > 0 {
+        parts.push(format!("{h}h"));
+    }
+    if m > 0 {
+        parts.push(format!("{m}m"));
+    }
+    if s > 0 {
+        parts.push(format!("{s}s"));
+    }
+    parts.join(" ")
+}
