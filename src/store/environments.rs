@@ -41,16 +41,11 @@ impl TryFrom<ServingRow> for Serving {
     }
 }
 
-impl Store {
-    /// Records that `version` now serves `environment`. The version serving
-    /// until now becomes `previous`; setting the version already serving
-    /// changes nothing (neither `previous` nor `since`).
-    pub async fn set_serving(&self, environment: &str, version: &str) -> Result<(), StoreError> {
-        let (now, _) = codec::now();
-        // One statement, so that two writers cannot lose an update between a
-        // read and a write. The right-hand sides all see the old row.
-        sqlx::query(
-            "INSERT INTO serving (environment, current_version, previous_version, since)
+/// Records a version as serving (see [`Store::set_serving`]); binds
+/// environment, version, now. One statement, so that two writers cannot lose
+/// an update between a read and a write: the right-hand sides all see the
+/// old row.
+pub(super) const SET_SERVING: &str = "INSERT INTO serving (environment, current_version, previous_version, since)
              VALUES ($1, $2, NULL, $3)
              ON CONFLICT (environment) DO UPDATE SET
                  previous_version = CASE
@@ -63,8 +58,15 @@ impl Store {
                          THEN serving.since
                      ELSE excluded.since
                  END,
-                 current_version = excluded.current_version",
-        )
+                 current_version = excluded.current_version";
+
+impl Store {
+    /// Records that `version` now serves `environment`. The version serving
+    /// until now becomes `previous`; setting the version already serving
+    /// changes nothing (neither `previous` nor `since`).
+    pub async fn set_serving(&self, environment: &str, version: &str) -> Result<(), StoreError> {
+        let (now, _) = codec::now();
+        sqlx::query(SET_SERVING)
         .bind(environment)
         .bind(version)
         .bind(now)

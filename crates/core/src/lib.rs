@@ -26,8 +26,8 @@ pub use plan::{
     CanarySpec, InconclusivePolicy, Plan, RestartPolicy, ServicePlan, Strategy, Thresholds,
 };
 pub use release::{
-    Phase, Release, ReleaseAction, ReleaseInput, ReleaseKind, ReleaseOutput, ReleasePlan,
-    ReleaseState,
+    ContractTarget, Phase, Release, ReleaseAction, ReleaseInput, ReleaseKind, ReleaseOutput,
+    ReleasePlan, ReleaseState,
 };
 pub use rollout::{
     Action, Command, Event, Input, Mismatch, Outcome, Output, Refused, Rollout, Stage, State,

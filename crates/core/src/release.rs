@@ -75,6 +75,19 @@ pub struct ReleasePlan {
     pub migrate: bool,
     /// How long the replaced release stays warm (rollback is one switch).
     pub rollback_window: Millis,
+    /// The contract migrations this release runs once the old release is
+    /// gone: per database, up to which version (fixed when the deploy began).
+    #[serde(default)]
+    pub contract: Vec<ContractTarget>,
+}
+
+/// Contract migrations of one database, up to a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractTarget {
+    /// The `[database.NAME]`.
+    pub database: String,
+    /// The highest migration version to apply.
+    pub upto: u64,
 }
 
 impl ReleasePlan {
@@ -188,7 +201,7 @@ pub enum ReleaseAction {
         /// The services.
         services: Vec<String>,
     },
-    /// Run the contract migrations left by this release's expand step;
+    /// Run the plan's contract migrations ([`ReleasePlan::contract`]);
     /// answer [`ReleaseInput::ContractDone`].
     Contract,
 }
@@ -776,7 +789,11 @@ impl Release {
 
     fn after_retire(&mut self) {
         let succeeded = self.state.outcome == Some(Outcome::Succeeded);
-        if succeeded && self.plan.kind == ReleaseKind::Deploy && self.plan.migrate {
+        if succeeded
+            && self.plan.kind == ReleaseKind::Deploy
+            && self.plan.migrate
+            && !self.plan.contract.is_empty()
+        {
             self.state.phase = Phase::Contract;
             self.persist(None);
             self.action(ReleaseAction::Contract);
