@@ -118,6 +118,14 @@ pub struct EnvironmentStatus {
     pub since: Option<jiff::Timestamp>,
     /// The deployment lock, if held.
     pub lock: Option<Lock>,
+    /// `held: cannot write the state store: …` while a release of this
+    /// environment waits for the store to take its state.
+    #[serde(default)]
+    pub held: Option<String>,
+    /// Why a deployment of this environment waits for an operator (its
+    /// saved state could not be restored), if one does.
+    #[serde(default)]
+    pub needs_operator: Option<String>,
     /// How each HTTP service's traffic is split right now.
     pub traffic: Vec<TrafficView>,
     /// Instances the daemon runs for this environment.

@@ -225,6 +225,11 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
             previous: serving.as_ref().and_then(|s| s.previous.clone()),
             since: serving.as_ref().map(|s| s.since),
             lock,
+            held: env.releases.held(),
+            needs_operator: env
+                .releases
+                .stuck()
+                .map(|s| format!("deployment {}: {}", s.id, s.reason)),
             traffic,
             instances,
         });

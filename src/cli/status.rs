@@ -33,6 +33,12 @@ pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
                 lock.holder, lock.purpose, lock.since
             );
         }
+        if let Some(held) = &env.held {
+            println!("  {held}");
+        }
+        if let Some(why) = &env.needs_operator {
+            println!("  needs an operator: {why} (cutover abort | cutover rollback)");
+        }
         for t in &env.traffic {
             let mut line = format!(
                 "  traffic   {}: {}% on {}",

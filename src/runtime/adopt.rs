@@ -10,16 +10,17 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use cutover_core::{Plan, Rollout, State};
+use cutover_core::{Phase, Plan, Release, ReleaseKind, ReleasePlan, ReleaseState, State};
 
+use super::control::Stuck;
 use super::environment::{EnvRuntime, LiveInstance};
-use super::runner::{self, Runner};
+use super::executor::{self, Executor};
 use super::{Daemon, retire};
 use crate::config::ServiceKind;
 use crate::drivers::Handle;
 use crate::drivers::docker::ContainerHandle;
 use crate::drivers::health;
-use crate::store::{DeploymentState, InstanceState, StoreError};
+use crate::store::{Deployment, DeploymentState, InstanceState, StoreError};
 
 /// Timeout of the one probe that decides whether an instance is adopted.
 const ADOPT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -35,28 +36,46 @@ pub struct AdoptionReport {
     pub interrupted: Vec<i64>,
     /// Environments whose serving release had to be started again.
     pub restarted: Vec<String>,
-    /// Rollouts picked up again (resumed or rolled back per policy).
+    /// Releases picked up again (a rollout resumed or rolled back per
+    /// policy, a rollback window, a retire, contract migrations).
     pub resumed: Vec<i64>,
+    /// Deployments whose saved state could not be restored: they wait for
+    /// an operator (`cutover abort` / `cutover rollback`).
+    pub needs_operator: Vec<i64>,
+}
+
+/// A release a previous daemon saved with something left to do.
+struct SavedRelease {
+    deployment: Deployment,
+    /// Its plan and state, or why they cannot be restored.
+    parsed: Result<(ReleasePlan, ReleaseState), String>,
 }
 
 impl Daemon {
     /// Brings the world back in line with the store; see the module doc.
     pub async fn recover(self: &Arc<Self>) -> Result<AdoptionReport, StoreError> {
         let mut report = AdoptionReport::default();
-        let mut resumable = Vec::new();
-        for dep in self.store.running_deployments().await? {
-            let saved = self.store.rollout(dep.id).await?;
-            let parsed = saved.and_then(|(plan, state)| {
-                let plan: Plan = serde_json::from_value(plan).ok()?;
-                let state: State = serde_json::from_value(state).ok()?;
-                Some((plan, state))
+        let mut saved = Vec::new();
+        for (id, plan, state) in self.store.unfinished_releases().await? {
+            let Some(deployment) = self.store.deployment(id).await? else {
+                continue;
+            };
+            let Some(env) = self.environments.get(&deployment.environment) else {
+                tracing::warn!(deployment = id, env = %deployment.environment, "the environment is not in the config any more; its release is left alone");
+                continue;
+            };
+            let parsed = parse_saved(plan, state, env).and_then(|(plan, state)| {
+                super::plan::fits_config(&plan, &self.config)
+                    .map(|()| (plan, state))
+                    .map_err(|m| m.0)
             });
-            if let Some((plan, state)) = parsed
-                && self.environments.contains_key(&dep.environment)
-            {
-                resumable.push((dep, plan, state));
+            saved.push(SavedRelease { deployment, parsed });
+        }
+        for dep in self.store.running_deployments().await? {
+            if saved.iter().any(|s| s.deployment.id == dep.id) {
                 continue;
             }
+            // Crashed before the release saved anything: nothing had started.
             let reason = "the daemon stopped during this deployment; the serving release was kept";
             self.store
                 .add_event(dep.id, "interrupted", reason, json!({}))
@@ -67,77 +86,123 @@ impl Daemon {
             report.interrupted.push(dep.id);
         }
         for env in self.environments.values() {
-            let resuming: Vec<String> = resumable
+            let mine: Vec<&SavedRelease> = saved
                 .iter()
-                .filter(|(d, _, _)| d.environment == env.name)
-                .map(|(d, _, _)| d.version.clone())
+                .filter(|s| s.deployment.environment == env.name)
                 .collect();
             // A deploy or rollback lock belongs to the daemon that died, unless
-            // its rollout is picked up again below.
+            // a release restored below still runs its deployment.
+            let running = mine
+                .iter()
+                .any(|s| s.deployment.state == DeploymentState::Running);
             if let Some(lock) = self.store.lock(&env.name).await?
-                && resuming.is_empty()
+                && !running
                 && (lock.purpose.starts_with("deploy ") || lock.purpose.starts_with("rollback "))
             {
                 self.store.force_unlock(&env.name).await?;
                 tracing::warn!(env = %env.name, holder = %lock.holder, "released a deployment lock left by a stopped daemon");
             }
-            self.recover_environment(env, &resuming, &mut report)
-                .await?;
+            let wanted: Vec<String> = mine
+                .iter()
+                .flat_map(|s| {
+                    [
+                        Some(s.deployment.version.clone()),
+                        s.deployment.previous_version.clone(),
+                    ]
+                })
+                .flatten()
+                .collect();
+            self.recover_environment(env, &wanted, &mut report).await?;
         }
-        for (dep, plan, state) in resumable {
-            let Some(env) = self.environments.get(&dep.environment).cloned() else {
-                continue;
-            };
+        for s in saved {
+            self.restore_release(s, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    /// Restores one saved release and carries it on, or leaves it for an
+    /// operator when its state does not fit.
+    async fn restore_release(
+        self: &Arc<Self>,
+        saved: SavedRelease,
+        report: &mut AdoptionReport,
+    ) -> Result<(), StoreError> {
+        let dep = saved.deployment;
+        let Some(env) = self.environments.get(&dep.environment).cloned() else {
+            return Ok(());
+        };
+        let restored = saved.parsed.and_then(|(plan, state)| {
+            let rolling = state.phase == Phase::Rolling;
             let gone: Vec<String> = plan
+                .rollout
                 .services
                 .iter()
                 .filter(|s| {
-                    !env.of_version(&plan.version)
+                    !env.of_version(plan.version())
                         .iter()
                         .any(|i| i.service == s.name)
                 })
                 .map(|s| s.name.clone())
                 .collect();
-            let policy = plan.on_restart;
-            tracing::warn!(
-                deployment = dep.id,
-                ?policy,
-                "picking up a rollout the daemon was running when it stopped"
-            );
-            let _ = self
-                .store
-                .add_event(
-                    dep.id,
-                    "restarted",
-                    &format!("the daemon restarted; on_daemon_restart = {policy:?}"),
-                    json!({ "gone": gone }),
-                )
-                .await;
-            let rollout = Rollout::restore(plan, state, runner::now(), policy, &gone);
-            let lock_holder = self
-                .store
-                .lock(&env.name)
-                .await?
-                .map(|l| l.holder)
-                .unwrap_or_else(|| dep.requested_by.clone());
-            let runner = Runner::new(
-                self.clone(),
-                env,
-                dep.id,
-                lock_holder,
-                rollout,
-                dep.previous_version.clone(),
-            );
-            tokio::spawn(runner.run(false));
-            report.resumed.push(dep.id);
+            let policy = plan.rollout.on_restart;
+            Release::restore(plan, state, executor::now(), &gone)
+                .map(|r| (r, rolling.then_some((policy, gone))))
+                .map_err(|m| m.0)
+        });
+        match restored {
+            Ok((release, rolling)) => {
+                if let Some((policy, gone)) = rolling {
+                    tracing::warn!(
+                        deployment = dep.id,
+                        ?policy,
+                        "picking up a rollout the daemon was running when it stopped"
+                    );
+                    let _ = self
+                        .store
+                        .add_event(
+                            dep.id,
+                            "restarted",
+                            &format!("the daemon restarted; on_daemon_restart = {policy:?}"),
+                            json!({ "gone": gone }),
+                        )
+                        .await;
+                }
+                let holder = match self.store.lock(&env.name).await? {
+                    Some(lock) if dep.state == DeploymentState::Running => lock.holder,
+                    _ => dep.requested_by.clone(),
+                };
+                executor::spawn(
+                    Executor::new(self.clone(), env, dep.id, holder, release),
+                    false,
+                );
+                report.resumed.push(dep.id);
+            }
+            Err(reason) => {
+                let message = format!(
+                    "the saved state of this deployment cannot be restored: {reason}; the serving release \
+                     keeps serving; end the deployment with `cutover abort` or `cutover rollback`"
+                );
+                tracing::error!(deployment = dep.id, "{message}");
+                let _ = self
+                    .store
+                    .add_event(
+                        dep.id,
+                        "needs_operator",
+                        &message,
+                        json!({ "reason": reason }),
+                    )
+                    .await;
+                env.releases.set_stuck(Some(Stuck { id: dep.id, reason }));
+                report.needs_operator.push(dep.id);
+            }
         }
-        Ok(report)
+        Ok(())
     }
 
     async fn recover_environment(
         self: &Arc<Self>,
         env: &Arc<EnvRuntime>,
-        resuming: &[String],
+        wanted: &[String],
         report: &mut AdoptionReport,
     ) -> Result<(), StoreError> {
         let serving = self.store.serving(&env.name).await?;
@@ -150,7 +215,7 @@ impl Daemon {
             let service = self.config.services.get(&record.service);
             let wanted_release = Some(&record.version) == current.as_ref()
                 || Some(&record.version) == previous.as_ref()
-                || resuming.contains(&record.version);
+                || wanted.contains(&record.version);
             let wanted_state = matches!(
                 record.state,
                 InstanceState::Serving | InstanceState::Idle | InstanceState::Ready
@@ -233,30 +298,6 @@ impl Daemon {
                     .set_instance_state(&inst.id, InstanceState::Serving)
                     .await?;
             }
-            if let Some(job) = super::schema::pending_after_restart(self, &env.name, &current).await
-            {
-                if env.of_version_other_than(&current).is_empty() {
-                    let daemon = self.clone();
-                    tokio::spawn(async move { super::schema::contract(&daemon, job).await });
-                } else {
-                    *env.pending_contract
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = Some(job);
-                }
-            }
-            if let Some(previous) = previous
-                && !env.of_version(&previous).is_empty()
-            {
-                let since = serving.as_ref().map(|s| s.since);
-                let left = since
-                    .and_then(|since| {
-                        let elapsed = jiff::Timestamp::now().duration_since(since);
-                        let elapsed = Duration::try_from(elapsed).unwrap_or_default();
-                        env.config.rollback_window.checked_sub(elapsed)
-                    })
-                    .unwrap_or_default();
-                retire::schedule(self.clone(), env.clone(), previous, left);
-            }
         } else {
             // The serving release lost instances (a clean stop stops them all):
             // start it again, in the background, like a deploy.
@@ -271,7 +312,7 @@ impl Daemon {
                     "serving release incomplete after restart",
                 )
                 .await;
-                if let Err(e) = super::deploy::restart_serving(&daemon, &env, &current).await {
+                if let Err(e) = super::rollback::restart_serving(&daemon, &env, &current).await {
                     tracing::error!(env = %env.name, version = %current, "cannot start the serving release again: {e}");
                 }
             });
@@ -320,5 +361,41 @@ impl Daemon {
             }
             report.stopped.push(stray.name);
         }
+    }
+}
+
+/// A saved plan and state; releases saved by a daemon before the release
+/// machine existed (a bare rollout) are read as a deploy in its rollout.
+fn parse_saved(
+    plan: serde_json::Value,
+    state: serde_json::Value,
+    env: &EnvRuntime,
+) -> Result<(ReleasePlan, ReleaseState), String> {
+    let current = serde_json::from_value::<ReleasePlan>(plan.clone())
+        .and_then(|p| serde_json::from_value::<ReleaseState>(state.clone()).map(|s| (p, s)));
+    let error = match current {
+        Ok(parsed) => return Ok(parsed),
+        Err(e) => e,
+    };
+    let legacy = serde_json::from_value::<Plan>(plan)
+        .and_then(|p| serde_json::from_value::<State>(state).map(|s| (p, s)));
+    match legacy {
+        Ok((rollout, state)) => Ok((
+            ReleasePlan {
+                kind: ReleaseKind::Deploy,
+                rollout,
+                backup: false,
+                migrate: false,
+                rollback_window: super::plan::millis(env.config.rollback_window),
+                contract: Vec::new(),
+            },
+            ReleaseState {
+                phase: Phase::Rolling,
+                rollout: Some(state),
+                outcome: None,
+                superseded: false,
+            },
+        )),
+        Err(_) => Err(format!("the saved release is not readable: {error}")),
     }
 }

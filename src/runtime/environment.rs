@@ -1,13 +1,13 @@
 //! One environment at run time: its proxy, the instances the daemon runs for it
-//! (by release), and the one operation that changes who serves: `switch_to`,
-//! which puts a release's instances on every service's stable track in a
-//! single table swap.
+//! (by release), the releases being carried out in it (their control
+//! channels, see `control.rs`), and the one operation that changes who serves:
+//! `switch_to`, which puts a release's instances on every service's stable
+//! track in a single table swap.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use cutover_proxy::{Instance, Proxy, ProxyConfig, Route, ServiceSpec, Track, Weights};
-use tokio_util::sync::CancellationToken;
 
 use super::DeployError;
 use crate::config::{Config, EnvironmentConfig, ServiceKind};
@@ -35,10 +35,8 @@ pub struct EnvRuntime {
     pub(crate) proxy: Proxy,
     /// Live instances by id.
     live: Mutex<BTreeMap<String, LiveInstance>>,
-    /// The timer that retires the previous release at the end of the rollback window.
-    pub(crate) retire_timer: Mutex<Option<CancellationToken>>,
-    /// Contract migrations waiting for the previous release to be gone.
-    pub(crate) pending_contract: Mutex<Option<super::schema::ContractJob>>,
+    /// The releases being carried out here, by deployment id.
+    pub(crate) releases: super::control::Releases,
 }
 
 impl EnvRuntime {
@@ -67,8 +65,7 @@ impl EnvRuntime {
             config: env,
             proxy,
             live: Mutex::new(BTreeMap::new()),
-            retire_timer: Mutex::new(None),
-            pending_contract: Mutex::new(None),
+            releases: super::control::Releases::default(),
         })
     }
 
@@ -118,15 +115,6 @@ impl EnvRuntime {
     /// A copy of the live instances.
     pub fn instances(&self) -> Vec<LiveInstance> {
         self.live().values().cloned().collect()
-    }
-
-    /// The live instances of any other version than `version`.
-    pub(crate) fn of_version_other_than(&self, version: &str) -> Vec<LiveInstance> {
-        self.live()
-            .values()
-            .filter(|i| i.version != version)
-            .cloned()
-            .collect()
     }
 
     /// The live instances of one version.

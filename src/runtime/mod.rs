@@ -1,38 +1,47 @@
-//! The runtime: the daemon's one loop over the real world. It owns the proxy of
-//! every environment, the driver that runs instances, and the store that
-//! remembers them; it carries out deployments and rollbacks and re-adopts
-//! instances after a restart.
+//! The runtime: it carries out what the release machine of `cutover-core`
+//! decides, and decides nothing about a release itself. It owns the proxy of
+//! every environment, the drivers that run instances, and the store that
+//! remembers them.
 //!
-//! Files: `environment.rs` (one environment's live instances and its proxy
-//! table), `deploy.rs` (blue-green deploy and rollback), `start.rs` (starting
-//! a service's instances: all at once, or workers one at a time), `adopt.rs`
-//! (start-up: adoption and recovery), `retire.rs` (draining and stopping old
-//! releases), `preflight.rs` (what a deploy checks before it changes anything).
+//! Files: `deploy.rs` / `rollback.rs` (the entry points: checks, lock, a
+//! release machine started), `plan.rs` (config → release plan, and whether a
+//! saved plan still fits the config), `executor.rs` (the loop around one
+//! `Release`: store, events, retire, backup, migrations), `traffic.rs` (the
+//! rollout's actions: starts, weights, switches, measurements), `control.rs`
+//! (the releases running in an environment and how commands reach them),
+//! `environment.rs` (one environment's live instances and its proxy table),
+//! `start.rs` (starting a service's instances: all at once, or workers one
+//! at a time), `retire.rs` (draining and stopping), `adopt.rs` (start-up:
+//! adoption and restoring releases), `schema.rs` and `backup.rs` (the
+//! database steps), `preflight.rs` (what a deploy checks first), `error.rs`.
 //! Every instance is started, checked and stopped through [`Drivers`], so none
 //! of these files knows which driver runs it.
 
 mod adopt;
 mod backup;
+mod control;
 pub mod deploy;
 mod environment;
+mod error;
+mod executor;
+mod plan;
 mod preflight;
 mod retire;
-pub mod runner;
+pub mod rollback;
 mod schema;
 mod start;
+mod traffic;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-
-use tokio::sync::mpsc;
+use std::sync::Arc;
 
 use crate::config::Config;
 use crate::drivers::Drivers;
 use crate::store::{Store, StoreError};
 
 pub use adopt::AdoptionReport;
-pub use deploy::DeployError;
 pub use environment::{EnvRuntime, LiveInstance};
+pub use error::DeployError;
 
 /// Everything the daemon runs.
 pub struct Daemon {
@@ -40,8 +49,6 @@ pub struct Daemon {
     pub(crate) store: Store,
     pub(crate) driver: Drivers,
     pub(crate) environments: BTreeMap<String, Arc<EnvRuntime>>,
-    /// Where to send operator commands for the rollout running in an environment.
-    active: Mutex<BTreeMap<String, mpsc::Sender<runner::CommandMsg>>>,
 }
 
 impl Daemon {
@@ -58,7 +65,6 @@ impl Daemon {
             store,
             driver: Drivers::new(),
             environments,
-            active: Mutex::new(BTreeMap::new()),
         }))
     }
 
@@ -102,50 +108,41 @@ impl Daemon {
         }
     }
 
-    /// Registers (or clears) the command channel of an environment's rollout.
-    pub(crate) fn set_active(&self, env: &str, tx: Option<mpsc::Sender<runner::CommandMsg>>) {
-        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-        match tx {
-            Some(tx) => {
-                active.insert(env.to_owned(), tx);
-            }
-            None => {
-                active.remove(env);
-            }
-        }
-    }
-
     /// Sends an operator command to the rollout running in `environment`.
+    /// `abort` also ends a deployment a restarted daemon could not restore.
     pub async fn command(
-        &self,
+        self: &Arc<Self>,
         environment: Option<&str>,
         command: cutover_core::Command,
     ) -> Result<(String, i64), DeployError> {
-        let env = self.environment(environment)?.name.clone();
-        let tx = self
-            .active
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&env)
-            .cloned()
-            .ok_or_else(|| DeployError::BadRequest(format!("no rollout is running in {env}")))?;
-        let running = self
-            .store
-            .running_deployments()
-            .await?
-            .into_iter()
-            .find(|d| d.environment == env)
-            .map(|d| d.id)
-            .unwrap_or_default();
+        let env = self.environment(environment)?.clone();
+        let name = env.name.clone();
+        if env.releases.stuck().is_some() {
+            if let cutover_core::Command::Abort { reason } = &command {
+                let id = rollback::end_stuck(self, &env, reason, "aborted").await?;
+                return Ok((name, id));
+            }
+            return Err(DeployError::BadRequest(format!(
+                "the deployment in {name} needs an operator: end it with `cutover abort` or `cutover rollback`"
+            )));
+        }
+        let handle = env
+            .releases
+            .rolling()
+            .ok_or_else(|| DeployError::BadRequest(format!("no rollout is running in {name}")))?;
         let (reply, answer) = tokio::sync::oneshot::channel();
-        tx.send(runner::CommandMsg { command, reply })
+        handle
+            .tx
+            .send(control::Control::Rollout { command, reply })
             .await
-            .map_err(|_| DeployError::BadRequest(format!("the rollout in {env} has just ended")))?;
+            .map_err(|_| {
+                DeployError::BadRequest(format!("the rollout in {name} has just ended"))
+            })?;
         match answer.await {
-            Ok(Ok(())) => Ok((env, running)),
+            Ok(Ok(())) => Ok((name, handle.id)),
             Ok(Err(refused)) => Err(DeployError::Refused(refused)),
             Err(_) => Err(DeployError::BadRequest(format!(
-                "the rollout in {env} has just ended"
+                "the rollout in {name} has just ended"
             ))),
         }
     }

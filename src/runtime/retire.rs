@@ -1,9 +1,10 @@
 //! Retiring instances: out of the proxy's table first, drained, and only then
 //! signalled to stop — so no request is ever sent to a stopping instance (the
-//! race that makes Kubernetes users add preStop sleeps). Also the timer that
-//! retires the previous release when its rollback window ends.
+//! race that makes Kubernetes users add preStop sleeps). The stop happens
+//! whatever the drain did (timed out, failed, even panicked): an instance
+//! handed to `retire_now` is never left running. When a release retires
+//! what is decided by the release machine (`executor.rs`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use cutover_proxy::{DrainOutcome, InstanceId};
@@ -52,11 +53,18 @@ pub(crate) async fn retire_now(
             let _ = store
                 .set_instance_state(&inst.id, InstanceState::Draining)
                 .await;
-            let drained = proxy
-                .drain(&InstanceId::from(inst.id.as_str()), drain_timeout)
-                .await;
-            if let DrainOutcome::TimedOut { left } = drained {
-                tracing::warn!(instance = %inst.id, ?left, "drain timed out; stopping anyway");
+            let id = InstanceId::from(inst.id.as_str());
+            // The drain runs on its own task: whatever happens to it, the
+            // instance is stopped below.
+            let drained = tokio::spawn(async move { proxy.drain(&id, drain_timeout).await }).await;
+            match drained {
+                Ok(DrainOutcome::TimedOut { left }) => {
+                    tracing::warn!(instance = %inst.id, ?left, "drain timed out; stopping anyway")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(instance = %inst.id, error = %e, "draining failed; stopping anyway")
+                }
             }
             match driver.stop(&inst.handle, stop_timeout).await {
                 Ok(outcome) => tracing::info!(instance = %inst.id, ?outcome, "stopped ({why})"),
@@ -67,53 +75,4 @@ pub(crate) async fn retire_now(
         });
     }
     while tasks.join_next().await.is_some() {}
-}
-
-/// Retires the instances of `version` after `after`, unless by then they serve
-/// again (a rollback) or the timer is replaced by a newer switch.
-pub(crate) fn schedule(
-    daemon: Arc<Daemon>,
-    env: Arc<EnvRuntime>,
-    version: String,
-    after: Duration,
-) {
-    let cancel = tokio_util::sync::CancellationToken::new();
-    {
-        let mut timer = env.retire_timer.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = timer.replace(cancel.clone()) {
-            // Only the wait is cancelled: a retirement under way finishes.
-            old.cancel();
-        }
-    }
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = tokio::time::sleep(after) => {}
-            _ = cancel.cancelled() => return,
-        }
-        let routed = env.routed_ids();
-        let idle = env.take(|i| i.version == version && !routed.contains(&i.id));
-        if !idle.is_empty() {
-            tracing::info!(env = %env.name, %version, "rollback window over: retiring the previous release");
-            retire_now(&daemon, &env, idle, "rollback window over").await;
-        }
-        // The old release is gone: the serving release's contract migrations may run.
-        let job = {
-            let mut pending = env
-                .pending_contract
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            match pending.as_ref() {
-                Some(job)
-                    if job.version != version
-                        && env.of_version_other_than(&job.version).is_empty() =>
-                {
-                    pending.take()
-                }
-                _ => None,
-            }
-        };
-        if let Some(job) = job {
-            super::schema::contract(&daemon, job).await;
-        }
-    });
 }

@@ -12,29 +12,11 @@
 //!
 //! Every migration that runs is an event in the deployment's history.
 
-use std::sync::Arc;
-
+use cutover_core::ContractTarget;
 use serde_json::json;
 
 use super::Daemon;
 use crate::db::migrate::{Actor, Event, Migrator, Phase};
-
-/// Event kind: contract migrations left for when the old release is gone.
-pub(crate) const CONTRACT_PENDING: &str = "contract_pending";
-/// Event kind: those contract migrations ran (or were attempted).
-pub(crate) const CONTRACT_DONE: &str = "contract_done";
-
-/// Contract migrations a successful deployment leaves for later: per
-/// database, up to which version (the newest file when the deploy began).
-#[derive(Debug, Clone)]
-pub(crate) struct ContractJob {
-    /// The deployment that asked for them.
-    pub(crate) deployment_id: i64,
-    /// The release they belong to.
-    pub(crate) version: String,
-    /// `(database, highest version)`.
-    pub(crate) targets: Vec<(String, u64)>,
-}
 
 /// Lint findings of pending migrations that block a deploy, one line each
 /// (`file:line:column rule: message`); empty when the deploy may go on.
@@ -66,19 +48,44 @@ pub(crate) async fn lint_pending(daemon: &Daemon) -> Result<Vec<String>, String>
     Ok(blocking)
 }
 
-/// Runs the pending expand migrations of every database; returns the
-/// contract migrations left for after the old release is gone.
+/// The contract migrations a deploy will run once the old release is gone:
+/// per database, the newest pending contract migration now (fixed when the
+/// deploy begins, saved in the release plan).
+pub(crate) async fn contract_targets(daemon: &Daemon) -> Result<Vec<ContractTarget>, String> {
+    let mut targets = Vec::new();
+    for (name, db) in &daemon.config.databases {
+        let migrator = Migrator::new(name, db).map_err(|e| format!("database {name}: {e}"))?;
+        let status = migrator
+            .status()
+            .await
+            .map_err(|e| format!("database {name}: {e}"))?;
+        if let Some(upto) = status
+            .pending
+            .iter()
+            .filter(|p| p.phase == Phase::Contract)
+            .map(|p| p.version)
+            .max()
+        {
+            targets.push(ContractTarget {
+                database: name.clone(),
+                upto,
+            });
+        }
+    }
+    Ok(targets)
+}
+
+/// Runs the pending expand migrations of every database.
 pub(crate) async fn expand(
     daemon: &Daemon,
     deployment_id: i64,
     version: &str,
     requested_by: &str,
-) -> Result<ContractJob, String> {
+) -> Result<(), String> {
     let actor = Actor {
         applied_by: requested_by.to_owned(),
         release: Some(version.to_owned()),
     };
-    let mut targets = Vec::new();
     for (name, db) in &daemon.config.databases {
         let migrator = Migrator::new(name, db).map_err(|e| format!("database {name}: {e}"))?;
         let report = run_up(
@@ -107,40 +114,36 @@ pub(crate) async fn expand(
                 stop.version, stop.name
             ));
         }
-        if let Some(highest) = status
-            .pending
-            .iter()
-            .filter(|p| p.phase == Phase::Contract)
-            .map(|p| p.version)
-            .max()
-        {
-            targets.push((name.clone(), highest));
-        }
     }
-    Ok(ContractJob {
-        deployment_id,
-        version: version.to_owned(),
-        targets,
-    })
+    Ok(())
 }
 
-/// Runs a deployment's contract migrations (the old release is gone).
-pub(crate) async fn contract(daemon: &Arc<Daemon>, job: ContractJob) {
+/// Runs a release's contract migrations (the old release is gone); every
+/// database is tried, the first failure is the answer.
+pub(crate) async fn contract(
+    daemon: &Daemon,
+    deployment_id: i64,
+    version: &str,
+    targets: &[ContractTarget],
+) -> Result<(), String> {
     let actor = Actor {
         applied_by: "cutover daemon".to_owned(),
-        release: Some(job.version.clone()),
+        release: Some(version.to_owned()),
     };
-    for (name, upto) in &job.targets {
+    let mut failures = Vec::new();
+    for target in targets {
+        let name = &target.database;
         let Some(db) = daemon.config.databases.get(name) else {
+            failures.push(format!("database {name} is not in the config any more"));
             continue;
         };
         let outcome = match Migrator::new(name, db) {
             Ok(migrator) => run_up(
                 daemon,
-                job.deployment_id,
+                deployment_id,
                 &migrator,
                 Phase::Contract,
-                Some(*upto),
+                Some(target.upto),
                 &actor,
             )
             .await
@@ -149,55 +152,14 @@ pub(crate) async fn contract(daemon: &Arc<Daemon>, job: ContractJob) {
         };
         if let Err(reason) = outcome {
             tracing::error!(database = %name, "contract migrations failed: {reason}");
-            record(
-                daemon,
-                job.deployment_id,
-                "migration_failed",
-                &reason,
-                json!({ "database": name }),
-            )
-            .await;
+            failures.push(reason);
         }
     }
-    record(
-        daemon,
-        job.deployment_id,
-        CONTRACT_DONE,
-        "contract migrations done",
-        json!({}),
-    )
-    .await;
-}
-
-/// After a restart: the contract migrations the serving release's deployment
-/// left waiting, if they have not run yet.
-pub(crate) async fn pending_after_restart(
-    daemon: &Daemon,
-    environment: &str,
-    serving: &str,
-) -> Option<ContractJob> {
-    let last = daemon
-        .store
-        .deployments(Some(environment), 1)
-        .await
-        .ok()?
-        .into_iter()
-        .next()?;
-    if last.version != serving || last.state != crate::store::DeploymentState::Succeeded {
-        return None;
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
     }
-    let events = daemon.store.events(last.id).await.ok()?;
-    if events.iter().any(|e| e.kind == CONTRACT_DONE) {
-        return None;
-    }
-    let pending = events.iter().rev().find(|e| e.kind == CONTRACT_PENDING)?;
-    let targets: Vec<(String, u64)> =
-        serde_json::from_value(pending.data["targets"].clone()).ok()?;
-    Some(ContractJob {
-        deployment_id: last.id,
-        version: last.version,
-        targets,
-    })
 }
 
 async fn run_up(

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::deploy::{event, fmt_duration};
 use super::environment::{EnvRuntime, LiveInstance};
@@ -36,19 +37,23 @@ pub(crate) async fn start_service(
     id: i64,
     version: &str,
     svc: &str,
+    cancel: &CancellationToken,
 ) -> Result<Vec<LiveInstance>, String> {
     let Some(sc) = daemon.config.services.get(svc) else {
         return Err(format!("no service named {svc}"));
     };
     if sc.kind == ServiceKind::Worker {
-        return start_workers(daemon, env, id, version, svc, Vec::new()).await;
+        return start_workers(daemon, env, id, version, svc, Vec::new(), cancel).await;
     }
     let mut started: Vec<LiveInstance> = Vec::new();
     for n in 0..sc.replicas {
+        if cancel.is_cancelled() {
+            return Err(CANCELLED.into());
+        }
         match start_one(daemon, env, id, version, svc, n).await {
             Ok(live) => started.push(live),
             Err(reason) => {
-                stop_unrouted(daemon, env, started).await;
+                stop_started(daemon, env, &started).await;
                 return Err(reason);
             }
         }
@@ -63,7 +68,17 @@ pub(crate) async fn start_service(
         });
     }
     let mut failures = Vec::new();
-    while let Some(joined) = checks.join_next().await {
+    loop {
+        let joined = tokio::select! {
+            joined = checks.join_next() => joined,
+            _ = cancel.cancelled() => {
+                // The instances stay in the live set: whoever cancelled
+                // stops them.
+                checks.abort_all();
+                return Err(CANCELLED.into());
+            }
+        };
+        let Some(joined) = joined else { break };
         let Ok((inst, result)) = joined else {
             failures.push("a health check task panicked".to_owned());
             continue;
@@ -74,11 +89,20 @@ pub(crate) async fn start_service(
         }
     }
     if let Some(first) = failures.into_iter().next() {
-        stop_unrouted(daemon, env, started).await;
+        stop_started(daemon, env, &started).await;
         return Err(first);
     }
-    env.add(started.clone());
     Ok(started)
+}
+
+/// Why a start ended early.
+const CANCELLED: &str = "the start was cancelled";
+
+/// Takes instances this start added to the live set back out and stops them.
+async fn stop_started(daemon: &Daemon, env: &EnvRuntime, started: &[LiveInstance]) {
+    let ids: Vec<&str> = started.iter().map(|i| i.id.as_str()).collect();
+    let gone = env.take(|i| ids.contains(&i.id.as_str()));
+    stop_unrouted(daemon, env, gone).await;
 }
 
 /// Rolls a worker service to `version` one instance at a time, replacing the
@@ -92,18 +116,26 @@ pub(crate) async fn start_workers(
     version: &str,
     svc: &str,
     mut old: Vec<LiveInstance>,
+    cancel: &CancellationToken,
 ) -> Result<Vec<LiveInstance>, String> {
     let Some(sc) = daemon.config.services.get(svc) else {
         return Err(format!("no service named {svc}"));
     };
     let mut ready = Vec::new();
     for n in 0..sc.replicas {
+        if cancel.is_cancelled() {
+            return Err(CANCELLED.into());
+        }
         let inst = start_one(daemon, env, id, version, svc, n).await?;
-        match wait_ready(daemon, &inst, sc).await {
+        let ready_or_cancelled = tokio::select! {
+            r = wait_ready(daemon, &inst, sc) => r,
+            _ = cancel.cancelled() => return Err(CANCELLED.into()),
+        };
+        match ready_or_cancelled {
             Ok(took) => healthy(daemon, id, &inst, took).await,
             Err(why) => {
                 let reason = failed(daemon, id, &inst, &why).await;
-                stop_unrouted(daemon, env, vec![inst]).await;
+                stop_started(daemon, env, std::slice::from_ref(&inst)).await;
                 if !old.is_empty() {
                     event(
                         daemon,
@@ -117,7 +149,6 @@ pub(crate) async fn start_workers(
                 return Err(reason);
             }
         }
-        env.add([inst.clone()]);
         if !old.is_empty() {
             let replaced = old.remove(0);
             replace(daemon, env, id, &replaced, &inst).await;
@@ -167,11 +198,10 @@ pub(crate) async fn restore_workers(
             Ok(took) => healthy(daemon, id, &inst, took).await,
             Err(why) => {
                 failed(daemon, id, &inst, &why).await;
-                stop_unrouted(daemon, env, vec![inst]).await;
+                stop_started(daemon, env, std::slice::from_ref(&inst)).await;
                 return;
             }
         }
-        env.add([inst.clone()]);
         let _ = daemon
             .store
             .set_instance_state(&inst.id, InstanceState::Serving)
@@ -233,11 +263,33 @@ async fn start_one(
         workdir: config.base_dir.clone(),
         log_dir: config.base_dir.join(".cutover").join("logs"),
     };
-    let handle = daemon
-        .driver
-        .start(&spec, sc.docker.as_ref())
-        .await
-        .map_err(|e| format!("cannot start {svc} {version}: {e}"))?;
+    // Recorded before it starts, so that no crash or store failure can leave
+    // an instance the daemon does not know about (the handle follows).
+    let intent = InstanceRecord {
+        instance_id: instance_id.clone(),
+        environment: env.name.clone(),
+        service: svc.to_owned(),
+        version: version.to_owned(),
+        state: InstanceState::Starting,
+        driver: if sc.docker.is_some() {
+            "docker"
+        } else {
+            "process"
+        }
+        .into(),
+        handle: serde_json::Value::Null,
+        created_at: jiff::Timestamp::now(),
+    };
+    daemon.store.put_instance(&intent).await.map_err(|e| {
+        format!("cannot record {instance_id} before starting it, so it was not started: {e}")
+    })?;
+    let handle = match daemon.driver.start(&spec, sc.docker.as_ref()).await {
+        Ok(handle) => handle,
+        Err(e) => {
+            let _ = daemon.store.remove_instance(&instance_id).await;
+            return Err(format!("cannot start {svc} {version}: {e}"));
+        }
+    };
     let live = LiveInstance {
         id: instance_id.clone(),
         service: svc.to_owned(),
@@ -245,7 +297,14 @@ async fn start_one(
         kind: sc.kind,
         handle,
     };
-    record_instance(daemon, env, &live, InstanceState::Starting).await;
+    if let Err(e) = record_instance(daemon, env, &live, InstanceState::Starting).await {
+        // Never run an instance whose handle is not recorded.
+        stop_unrouted(daemon, env, vec![live]).await;
+        return Err(format!(
+            "cannot record {instance_id}'s handle, so it was stopped again: {e}"
+        ));
+    }
+    env.add([live.clone()]);
     let addr = live.handle.addr();
     let place = addr.map(|a| format!(" on {a}")).unwrap_or_default();
     event(
@@ -363,7 +422,7 @@ async fn record_instance(
     env: &EnvRuntime,
     inst: &LiveInstance,
     state: InstanceState,
-) {
+) -> Result<(), crate::store::StoreError> {
     let record = InstanceRecord {
         instance_id: inst.id.clone(),
         environment: env.name.clone(),
@@ -374,7 +433,5 @@ async fn record_instance(
         handle: inst.handle.to_json(),
         created_at: jiff::Timestamp::now(),
     };
-    if let Err(e) = daemon.store.put_instance(&record).await {
-        daemon.log_store_error("cannot record an instance", &e);
-    }
+    daemon.store.put_instance(&record).await
 }

@@ -45,7 +45,8 @@ impl TryFrom<ServingRow> for Serving {
 /// environment, version, now. One statement, so that two writers cannot lose
 /// an update between a read and a write: the right-hand sides all see the
 /// old row.
-pub(super) const SET_SERVING: &str = "INSERT INTO serving (environment, current_version, previous_version, since)
+pub(super) const SET_SERVING: &str =
+    "INSERT INTO serving (environment, current_version, previous_version, since)
              VALUES ($1, $2, NULL, $3)
              ON CONFLICT (environment) DO UPDATE SET
                  previous_version = CASE
@@ -67,11 +68,11 @@ impl Store {
     pub async fn set_serving(&self, environment: &str, version: &str) -> Result<(), StoreError> {
         let (now, _) = codec::now();
         sqlx::query(SET_SERVING)
-        .bind(environment)
-        .bind(version)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+            .bind(environment)
+            .bind(version)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

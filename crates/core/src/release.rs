@@ -757,6 +757,12 @@ impl Release {
                     );
                 }
             }
+            _ if self.plan.kind == ReleaseKind::Restart => {
+                // The same version again: nothing was replaced.
+                self.state.phase = Phase::Done;
+                self.persist(Some(version));
+                self.action(ReleaseAction::Conclude(outcome));
+            }
             _ => {
                 self.state.phase = self.retire_phase();
                 self.persist(Some(version));

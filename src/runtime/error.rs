@@ -1,0 +1,37 @@
+//! Why a deploy, rollback or operator command was refused before anything
+//! changed: the one error type of the runtime's entry points.
+
+use crate::store::StoreError;
+
+/// Why a deployment could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The request itself is wrong (unknown environment, bad version, nothing to roll back to).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Another deployment holds the environment's lock.
+    #[error("{0}")]
+    Locked(StoreError),
+    /// A check before the deploy failed (an image missing, the Docker daemon
+    /// unreachable); nothing was changed.
+    #[error("{0}")]
+    Preflight(String),
+    /// An operator command that does not apply now.
+    #[error("{0}")]
+    Refused(String),
+    /// The store failed.
+    #[error("state store: {0}")]
+    Store(StoreError),
+    /// A bug or an impossible state.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for DeployError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::LockHeld { .. } => DeployError::Locked(e),
+            other => DeployError::Store(other),
+        }
+    }
+}

@@ -1,0 +1,525 @@
+//! The executor: the async shell around one `cutover_core::Release`. It reads
+//! the clock, turns the machine's actions into store, proxy, driver and
+//! database calls, and feeds the results back as inputs (str0m style: after
+//! every input, drain every output). It decides nothing itself.
+//!
+//! - `Persist` is written (state, and the serving release when it switches,
+//!   in one transaction) and answered `Saved` or `SaveFailed`; the machine
+//!   hands out nothing else until a save succeeds, so a full disk holds the
+//!   release instead of acting on state that was not saved.
+//! - Events that cannot be written are kept in order and written with the
+//!   next successful save.
+//! - `Conclude` (record the outcome, free the lock) is retried with backoff
+//!   until it is written: the lock is never released on an unsaved outcome.
+//! - The traffic actions of the rollout are carried out by `traffic.rs`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cutover_core::{Event, Millis, Outcome, Release, ReleaseAction, ReleaseInput, ReleaseOutput};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::control::{Control, ReleaseHandle};
+use super::environment::EnvRuntime;
+use super::{Daemon, retire, schema};
+use crate::store::{DeploymentState, InstanceState};
+
+/// First wait before writing a deployment's outcome again.
+const CONCLUDE_RETRY_FIRST: Duration = Duration::from_millis(250);
+/// Longest wait between two attempts.
+const CONCLUDE_RETRY_MAX: Duration = Duration::from_secs(10);
+/// Timeout of the single probe that checks a warm release before a rollback.
+const WARM_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Wall-clock milliseconds since the Unix epoch: the core's `now`.
+pub(crate) fn now() -> Millis {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    Millis(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+/// A start of a service's instances under way, and how to stop it.
+pub(crate) struct StartTask {
+    pub(crate) cancel: CancellationToken,
+    pub(crate) task: JoinHandle<()>,
+}
+
+/// One release being carried out.
+pub(crate) struct Executor {
+    pub(crate) daemon: Arc<Daemon>,
+    pub(crate) env: Arc<EnvRuntime>,
+    pub(crate) id: i64,
+    /// Who holds the environment's lock for this deployment.
+    pub(crate) holder: String,
+    pub(crate) release: Release,
+    pub(crate) answers_tx: mpsc::UnboundedSender<ReleaseInput>,
+    answers_rx: mpsc::UnboundedReceiver<ReleaseInput>,
+    /// Per service: its start (and then its health watch).
+    pub(crate) starts: BTreeMap<String, StartTask>,
+    /// Watches of the old release's health.
+    pub(crate) monitors: Vec<JoinHandle<()>>,
+    /// Events not written yet (the store failed), oldest first.
+    unwritten: VecDeque<(Event, serde_json::Value)>,
+    held: Arc<Mutex<Option<String>>>,
+    concluded: Arc<AtomicBool>,
+}
+
+impl Executor {
+    pub(crate) fn new(
+        daemon: Arc<Daemon>,
+        env: Arc<EnvRuntime>,
+        id: i64,
+        holder: String,
+        release: Release,
+    ) -> Executor {
+        let (answers_tx, answers_rx) = mpsc::unbounded_channel();
+        let concluded = Arc::new(AtomicBool::new(release.is_concluded()));
+        Executor {
+            daemon,
+            env,
+            id,
+            holder,
+            release,
+            answers_tx,
+            answers_rx,
+            starts: BTreeMap::new(),
+            monitors: Vec::new(),
+            unwritten: VecDeque::new(),
+            held: Arc::new(Mutex::new(None)),
+            concluded,
+        }
+    }
+
+    /// The version this release brings.
+    pub(crate) fn version(&self) -> String {
+        self.release.plan().version().to_owned()
+    }
+
+    /// The version it replaces.
+    pub(crate) fn old_version(&self) -> Option<String> {
+        self.release.plan().previous().map(str::to_owned)
+    }
+
+    /// Registers the release in its environment; [`Executor::run`] must follow.
+    pub(crate) fn register(&self) -> (ReleaseHandle, mpsc::Receiver<Control>, watch::Sender<bool>) {
+        let (tx, rx) = mpsc::channel(8);
+        let (done_tx, done_rx) = watch::channel(false);
+        let handle = ReleaseHandle {
+            id: self.id,
+            tx,
+            concluded: self.concluded.clone(),
+            held: self.held.clone(),
+            done: done_rx,
+        };
+        self.env.releases.register(handle.clone());
+        (handle, rx, done_tx)
+    }
+
+    /// Carries the release out to its end; `start` feeds `Start` first (a
+    /// restored release has its actions queued already).
+    pub(crate) async fn run(
+        mut self,
+        start: bool,
+        mut control: mpsc::Receiver<Control>,
+        done: watch::Sender<bool>,
+    ) {
+        if start {
+            self.release.handle_input(now(), ReleaseInput::Start);
+        }
+        loop {
+            let wake = self.drain().await;
+            self.concluded
+                .store(self.release.is_concluded(), Ordering::SeqCst);
+            if self.release.is_done() {
+                break;
+            }
+            let sleep = wake.map(|t| Duration::from_millis(t.since(now()).0));
+            tokio::select! {
+                Some(input) = self.answers_rx.recv() => self.release.handle_input(now(), input),
+                Some(message) = control.recv() => self.control(message),
+                _ = tokio::time::sleep(sleep.unwrap_or_default()), if sleep.is_some() => {
+                    self.release.handle_input(now(), ReleaseInput::Tick);
+                }
+            }
+        }
+        self.stop_tasks().await;
+        self.env.releases.unregister(self.id);
+        let _ = done.send(true);
+    }
+
+    fn control(&mut self, message: Control) {
+        match message {
+            Control::Rollout { command, reply } => {
+                let result = self.release.command(now(), command).map_err(|r| r.0);
+                let _ = reply.send(result);
+            }
+            Control::EndWindow => {
+                self.release.end_window(now());
+            }
+            Control::Supersede { reply } => {
+                let result = self.release.supersede(now()).map_err(|r| r.0);
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// Carries out every queued output; returns when the machine next wants a tick.
+    async fn drain(&mut self) -> Option<Millis> {
+        loop {
+            match self.release.poll_output() {
+                ReleaseOutput::Action(action) => {
+                    if let Some(input) = self.act(action).await {
+                        self.release.handle_input(now(), input);
+                    }
+                }
+                ReleaseOutput::Event(event) => self.record(event).await,
+                ReleaseOutput::Timeout(t) => return Some(t),
+                ReleaseOutput::Idle => return None,
+            }
+        }
+    }
+
+    async fn act(&mut self, action: ReleaseAction) -> Option<ReleaseInput> {
+        match action {
+            ReleaseAction::Persist { state, serving } => Some(self.save(&state, serving).await),
+            ReleaseAction::Rollout(action) => self.traffic(action).await.map(ReleaseInput::Rollout),
+            ReleaseAction::Backup => {
+                let result = super::backup::before_deploy(&self.daemon, self.id, &self.version())
+                    .await
+                    .map(drop);
+                Some(ReleaseInput::BackupDone(result))
+            }
+            ReleaseAction::Expand => {
+                let result =
+                    schema::expand(&self.daemon, self.id, &self.version(), &self.holder).await;
+                Some(ReleaseInput::ExpandDone(result))
+            }
+            ReleaseAction::ProbeWarm { version } => {
+                let ready = self.probe_warm(&version).await;
+                Some(ReleaseInput::WarmProbed { ready })
+            }
+            ReleaseAction::SwitchTo { version } => {
+                self.switch_to(&version).await;
+                None
+            }
+            ReleaseAction::Conclude(outcome) => {
+                self.conclude(&outcome).await;
+                None
+            }
+            ReleaseAction::Retire { keep, services } => {
+                self.retire(keep.as_deref(), &services).await;
+                Some(ReleaseInput::Retired)
+            }
+            ReleaseAction::Contract => {
+                let targets = self.release.plan().contract.clone();
+                let result =
+                    schema::contract(&self.daemon, self.id, &self.version(), &targets).await;
+                Some(ReleaseInput::ContractDone(result))
+            }
+        }
+    }
+
+    /// Writes the state (and the serving release); the machine's answer.
+    async fn save(
+        &mut self,
+        state: &cutover_core::ReleaseState,
+        serving: Option<String>,
+    ) -> ReleaseInput {
+        let plan = serde_json::to_value(self.release.plan()).unwrap_or_default();
+        let done = state.phase == cutover_core::Phase::Done;
+        let state = serde_json::to_value(state).unwrap_or_default();
+        let serving = serving.as_deref().map(|v| (self.env.name.as_str(), v));
+        match self
+            .daemon
+            .store
+            .save_release(self.id, &plan, &state, done, serving)
+            .await
+        {
+            Ok(()) => {
+                self.set_held(None);
+                self.write_events().await;
+                ReleaseInput::Saved
+            }
+            Err(e) => {
+                let error = e.to_string();
+                let message = cutover_core::release::held_message(&error);
+                tracing::error!(env = %self.env.name, deployment = self.id, "{message}");
+                self.set_held(Some(message));
+                ReleaseInput::SaveFailed { error }
+            }
+        }
+    }
+
+    fn set_held(&self, why: Option<String>) {
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = why;
+    }
+
+    /// Records an event in the history (kept until it can be written).
+    async fn record(&mut self, event: Event) {
+        let data = json!({
+            "service": event.service,
+            "figures": event.figures,
+            "verdict": event.verdict,
+        });
+        tracing::info!(deployment = self.id, kind = %event.kind, "{}", event.message);
+        self.unwritten.push_back((event, data));
+        self.write_events().await;
+    }
+
+    async fn write_events(&mut self) {
+        while let Some((event, data)) = self.unwritten.front() {
+            match self
+                .daemon
+                .store
+                .add_event(self.id, &event.kind, &event.message, data.clone())
+                .await
+            {
+                Ok(_) => {
+                    self.unwritten.pop_front();
+                }
+                Err(e) => {
+                    tracing::warn!(deployment = self.id, error = %e, "cannot record an event yet; kept for later");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Records how the deployment ended and frees the lock, retrying until
+    /// the store takes it (the lock is never freed on an unsaved outcome).
+    async fn conclude(&mut self, outcome: &Outcome) {
+        let (state, reason) = match outcome {
+            Outcome::Succeeded => (DeploymentState::Succeeded, None),
+            Outcome::RolledBack { reason, .. } => (DeploymentState::RolledBack, Some(reason)),
+            Outcome::Failed { reason, .. } | Outcome::NotStarted { reason } => {
+                (DeploymentState::Failed, Some(reason))
+            }
+        };
+        let store = self.daemon.store.clone();
+        let still_running = match store.deployment(self.id).await {
+            Ok(d) => d.is_none_or(|d| d.state == DeploymentState::Running),
+            Err(_) => true,
+        };
+        if !still_running {
+            // Concluded before a restart: nothing to write, the lock is gone.
+            return;
+        }
+        match outcome {
+            Outcome::NotStarted { reason } => {
+                self.record(Event {
+                    kind: "failed".into(),
+                    service: None,
+                    message: reason.clone(),
+                    figures: None,
+                    verdict: None,
+                })
+                .await;
+            }
+            Outcome::Succeeded if self.release.rollout().is_none() => {
+                self.record(Event {
+                    kind: "succeeded".into(),
+                    service: None,
+                    message: "deployment succeeded".into(),
+                    figures: None,
+                    verdict: None,
+                })
+                .await;
+            }
+            _ => {}
+        }
+        let mut wait = CONCLUDE_RETRY_FIRST;
+        loop {
+            let written = async {
+                store
+                    .finish_deployment(self.id, state, reason.map(String::as_str))
+                    .await?;
+                store.unlock(&self.env.name, &self.holder).await
+            }
+            .await;
+            match written {
+                Ok(_) => {
+                    self.set_held(None);
+                    self.write_events().await;
+                    return;
+                }
+                Err(e) => {
+                    let message = cutover_core::release::held_message(&e.to_string());
+                    tracing::error!(env = %self.env.name, deployment = self.id, "{message}");
+                    self.set_held(Some(message));
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(CONCLUDE_RETRY_MAX);
+                }
+            }
+        }
+    }
+
+    /// Drains and stops every instance of `services` that does not run
+    /// `keep` and that the proxy does not route to. A worker service keeps
+    /// its instances when none of `keep` runs (never stop the only copy).
+    async fn retire(&mut self, keep: Option<&str>, services: &[String]) {
+        // A start still under way would add instances after this sweep.
+        self.stop_starts(|s| services.iter().any(|x| x == s)).await;
+        let routed = self.env.routed_ids();
+        let all = self.env.instances();
+        let keep_runs =
+            |svc: &str| keep.is_none_or(|k| all.iter().any(|i| i.service == svc && i.version == k));
+        let protected_workers: Vec<String> =
+            services.iter().filter(|s| !keep_runs(s)).cloned().collect();
+        let gone = self.env.take(|i| {
+            services.contains(&i.service)
+                && Some(i.version.as_str()) != keep
+                && !routed.contains(&i.id)
+                && !(i.kind == crate::config::ServiceKind::Worker
+                    && protected_workers.contains(&i.service))
+        });
+        if gone.is_empty() {
+            return;
+        }
+        let why = match keep {
+            Some(k) if Some(k) == self.release.plan().previous() => "rolled back",
+            Some(_) => "replaced by a newer release",
+            None => "rolled back",
+        };
+        retire::retire_now(&self.daemon, &self.env, gone, why).await;
+    }
+
+    /// Rollback: is every service of `version` still running and healthy?
+    /// Instances that fail the probe are stopped.
+    async fn probe_warm(&mut self, version: &str) -> bool {
+        let daemon = self.daemon.clone();
+        let warm = self.env.of_version(version);
+        let mut healthy = Vec::new();
+        for inst in warm {
+            let ok = daemon.driver.is_running(&inst.handle)
+                && match (inst.kind, inst.handle.addr()) {
+                    (crate::config::ServiceKind::Http, None) => false,
+                    (crate::config::ServiceKind::Http, Some(addr)) => {
+                        let path = daemon
+                            .config
+                            .services
+                            .get(&inst.service)
+                            .map(|s| s.health.path.clone())
+                            .unwrap_or_else(|| "/health".into());
+                        crate::drivers::health::probe(addr, &path, WARM_PROBE_TIMEOUT)
+                            .await
+                            .is_ok()
+                    }
+                    (crate::config::ServiceKind::Worker, _) => true,
+                };
+            if ok {
+                healthy.push(inst);
+            }
+        }
+        let complete = daemon
+            .config
+            .services
+            .keys()
+            .all(|svc| healthy.iter().any(|i| &i.service == svc));
+        let healthy_ids: Vec<String> = healthy.iter().map(|i| i.id.clone()).collect();
+        let (stale, event) = if complete {
+            (
+                self.env
+                    .take(|i| i.version == version && !healthy_ids.contains(&i.id)),
+                Event {
+                    kind: "warm".into(),
+                    service: None,
+                    message: format!(
+                        "{version} is still warm ({} instances): switching back",
+                        healthy.len()
+                    ),
+                    figures: None,
+                    verdict: None,
+                },
+            )
+        } else {
+            (
+                self.env.take(|i| i.version == version),
+                Event {
+                    kind: "cold".into(),
+                    service: None,
+                    message: format!(
+                        "{version} is no longer running: starting it again (blue-green)"
+                    ),
+                    figures: None,
+                    verdict: None,
+                },
+            )
+        };
+        self.record(event).await;
+        if !stale.is_empty() {
+            let why = if complete {
+                "failed its check before rollback"
+            } else {
+                "replaced by a fresh start"
+            };
+            retire::retire_now(&daemon, &self.env, stale, why).await;
+        }
+        complete
+    }
+
+    /// One table swap to `version`'s instances.
+    async fn switch_to(&mut self, version: &str) {
+        let instances = self.env.of_version(version);
+        match self.env.switch_to(&instances) {
+            Ok(generation) => {
+                self.record(Event {
+                    kind: "switched".into(),
+                    service: None,
+                    message: format!("switched {}: 100% of traffic on {version}", self.env.name),
+                    figures: None,
+                    verdict: None,
+                })
+                .await;
+                tracing::debug!(generation, "table swapped");
+            }
+            Err(e) => {
+                tracing::error!(env = %self.env.name, error = %e, "cannot update the proxy table")
+            }
+        }
+        for inst in &instances {
+            let _ = self
+                .daemon
+                .store
+                .set_instance_state(&inst.id, InstanceState::Serving)
+                .await;
+        }
+    }
+
+    /// Cancels the starts (and health watches) of the services `pick`
+    /// selects and waits until they have stopped: every instance they started
+    /// is in the environment's live set afterwards, none is started later.
+    pub(crate) async fn stop_starts(&mut self, pick: impl Fn(&str) -> bool) {
+        let names: Vec<String> = self.starts.keys().filter(|s| pick(s)).cloned().collect();
+        for name in names {
+            if let Some(start) = self.starts.remove(&name) {
+                start.cancel.cancel();
+                if let Err(e) = start.task.await
+                    && e.is_panic()
+                {
+                    tracing::error!(service = %name, "a start task panicked");
+                }
+            }
+        }
+    }
+
+    async fn stop_tasks(&mut self) {
+        self.stop_starts(|_| true).await;
+        for m in self.monitors.drain(..) {
+            m.abort();
+        }
+    }
+}
+
+/// Starts an executor for `release` in the background; `start` feeds `Start`.
+pub(crate) fn spawn(executor: Executor, start: bool) -> ReleaseHandle {
+    let (handle, control, done) = executor.register();
+    tokio::spawn(executor.run(start, control, done));
+    handle
+}
