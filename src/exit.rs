@@ -3,6 +3,8 @@
 
 use std::process::ExitCode;
 
+use crate::api::wire::ErrorCode;
+
 /// The command did what was asked.
 pub const OK: u8 = 0;
 /// Something failed that has no more specific code.
@@ -23,6 +25,20 @@ pub const DRIFT: u8 = 6;
 /// A backup failed verification: checksum mismatch, cannot be decrypted
 /// with the identity given, or its restored copy is not sound.
 pub const BACKUP_INVALID: u8 = 7;
+
+/// The exit code for an error the daemon answered with.
+pub fn for_error_code(code: ErrorCode) -> u8 {
+    match code {
+        ErrorCode::BadRequest | ErrorCode::Refused => USAGE,
+        ErrorCode::PreflightFailed => DEPLOY_FAILED,
+        ErrorCode::Locked => LOCKED,
+        ErrorCode::Unauthorized
+        | ErrorCode::NotFound
+        | ErrorCode::Store
+        | ErrorCode::Internal
+        | ErrorCode::Unknown => FAILURE,
+    }
+}
 
 /// An error that ends the CLI, with its exit code.
 #[derive(Debug)]
@@ -59,10 +75,8 @@ impl From<crate::api::client::ClientError> for CliError {
         use crate::api::client::ClientError;
         let code = match &e {
             ClientError::Unreachable { .. } => UNREACHABLE,
-            ClientError::Api { code, .. } if code == "locked" => LOCKED,
-            ClientError::Api { code, .. } if code == "preflight_failed" => DEPLOY_FAILED,
-            ClientError::Api { code, .. } if code == "bad_request" || code == "refused" => USAGE,
-            _ => FAILURE,
+            ClientError::Api { code, .. } => for_error_code(*code),
+            ClientError::Protocol(_) => FAILURE,
         };
         CliError::new(code, e.to_string())
     }
@@ -71,5 +85,68 @@ impl From<crate::api::client::ClientError> for CliError {
 impl From<crate::api::token::TokenError> for CliError {
     fn from(e: crate::api::token::TokenError) -> Self {
         CliError::new(FAILURE, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::client::ClientError;
+
+    #[test]
+    fn each_error_code_has_one_exit_code() {
+        let table: Vec<(ErrorCode, u8)> = ErrorCode::ALL
+            .iter()
+            .map(|&c| (c, for_error_code(c)))
+            .collect();
+        assert_eq!(
+            table,
+            [
+                (ErrorCode::BadRequest, USAGE),
+                (ErrorCode::Unauthorized, FAILURE),
+                (ErrorCode::NotFound, FAILURE),
+                (ErrorCode::Locked, LOCKED),
+                (ErrorCode::Refused, USAGE),
+                (ErrorCode::PreflightFailed, DEPLOY_FAILED),
+                (ErrorCode::Store, FAILURE),
+                (ErrorCode::Internal, FAILURE),
+                (ErrorCode::Unknown, FAILURE),
+            ]
+        );
+    }
+
+    #[test]
+    fn exit_codes_are_the_documented_numbers() {
+        assert_eq!(
+            [
+                OK,
+                FAILURE,
+                USAGE,
+                DEPLOY_FAILED,
+                LOCKED,
+                UNREACHABLE,
+                DRIFT,
+                BACKUP_INVALID
+            ],
+            [0, 1, 2, 3, 4, 5, 6, 7]
+        );
+    }
+
+    #[test]
+    fn a_client_error_ends_with_its_code_and_message() {
+        let api = CliError::from(ClientError::Api {
+            status: 409,
+            code: ErrorCode::Locked,
+            message: "environment \"production\" is locked".into(),
+        });
+        assert_eq!(api.code, LOCKED);
+        assert_eq!(api.message, "environment \"production\" is locked");
+        let unreachable = CliError::from(ClientError::Unreachable {
+            addr: ([127, 0, 0, 1], 7070).into(),
+            reason: "connection refused".into(),
+        });
+        assert_eq!(unreachable.code, UNREACHABLE);
+        let protocol = CliError::from(ClientError::Protocol("not JSON".into()));
+        assert_eq!(protocol.code, FAILURE);
     }
 }

@@ -13,11 +13,10 @@ use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{
-    Accepted, ApiErrorBody, DeployRequest, DeploymentDetail, LogsRequest, RollbackRequest,
-    RolloutCommandRequest, StatusResponse,
+use super::wire::{
+    Accepted, ApiErrorBody, DeployRequest, Deployment, DeploymentDetail, ErrorCode, LogsRequest,
+    RollbackRequest, RolloutCommandRequest, StatusResponse,
 };
-use crate::store::Deployment;
 
 /// Longest wait for one API call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,8 +37,8 @@ pub enum ClientError {
     Api {
         /// HTTP status.
         status: u16,
-        /// Machine-readable code.
-        code: String,
+        /// What went wrong, machine-readable; decides the CLI's exit code.
+        code: ErrorCode,
         /// Explanation.
         message: String,
     },
@@ -156,18 +155,7 @@ impl ApiClient {
                 .await
                 .map_err(|e| ClientError::Protocol(e.to_string()))?
                 .to_bytes();
-            return Err(match serde_json::from_slice::<ApiErrorBody>(&bytes) {
-                Ok(err) => ClientError::Api {
-                    status: status.as_u16(),
-                    code: err.error,
-                    message: err.message,
-                },
-                Err(_) => ClientError::Api {
-                    status: status.as_u16(),
-                    code: code_for(status).into(),
-                    message: String::from_utf8_lossy(&bytes).into_owned(),
-                },
-            });
+            return Err(api_error(status, &bytes));
         }
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ClientError::Protocol(error_chain(&e)))?;
@@ -215,28 +203,25 @@ impl ApiClient {
         if status.is_success() {
             return serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(e.to_string()));
         }
-        match serde_json::from_slice::<ApiErrorBody>(&body) {
-            Ok(err) => Err(ClientError::Api {
-                status: status.as_u16(),
-                code: err.error,
-                message: err.message,
-            }),
-            Err(_) => Err(ClientError::Api {
-                status: status.as_u16(),
-                code: code_for(status).into(),
-                message: String::from_utf8_lossy(&body).into_owned(),
-            }),
-        }
+        Err(api_error(status, &body))
     }
 }
 
-fn code_for(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::UNAUTHORIZED => "unauthorized",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::CONFLICT => "locked",
-        StatusCode::BAD_REQUEST => "bad_request",
-        _ => "internal",
+/// The error an answer with a non-2xx `status` and `body` means: the code and
+/// message of an [`ApiErrorBody`], else the code the status suggests and the
+/// body as text.
+fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ApiErrorBody>(body) {
+        Ok(err) => ClientError::Api {
+            status: status.as_u16(),
+            code: err.error,
+            message: err.message,
+        },
+        Err(_) => ClientError::Api {
+            status: status.as_u16(),
+            code: ErrorCode::from_status(status),
+            message: String::from_utf8_lossy(body).into_owned(),
+        },
     }
 }
 
@@ -261,4 +246,39 @@ fn percent_encode(s: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(error: ClientError) -> (ErrorCode, String) {
+        match error {
+            ClientError::Api { code, message, .. } => (code, message),
+            other => panic!("not an API error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_error_body_is_read_into_its_code() {
+        for code in ErrorCode::ALL {
+            let body = serde_json::to_vec(&ApiErrorBody {
+                error: code,
+                message: "why".into(),
+            })
+            .expect("serializes");
+            assert_eq!(
+                code_of(api_error(code.status(), &body)),
+                (code, "why".to_owned())
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_error_body_is_read_from_the_status() {
+        let (code, message) = code_of(api_error(StatusCode::CONFLICT, b"busy"));
+        assert_eq!((code, message.as_str()), (ErrorCode::Locked, "busy"));
+        let (code, _) = code_of(api_error(StatusCode::UNPROCESSABLE_ENTITY, b"bad JSON"));
+        assert_eq!(code, ErrorCode::Internal);
+    }
 }

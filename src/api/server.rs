@@ -16,9 +16,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 
 use super::token;
-use super::{
-    Accepted, ApiErrorBody, DeployRequest, DeploymentDetail, EnvironmentStatus, InstanceView,
-    RollbackRequest, RolloutCommandRequest, StatusResponse, TrafficView,
+use super::wire::{
+    Accepted, ApiErrorBody, DeployRequest, Deployment, DeploymentDetail, EnvironmentStatus,
+    ErrorCode, InstanceView, RollbackRequest, RolloutCommandRequest, StatusResponse, TrafficView,
 };
 use crate::runtime::{Daemon, DeployError, deploy};
 use crate::store::StoreError;
@@ -67,84 +67,98 @@ async fn require_token(State(state): State<ApiState>, req: Request, next: Next) 
     match presented {
         Some(t) if token::matches(t, &state.token) => next.run(req).await,
         _ => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "missing or wrong API token (Authorization: Bearer …)",
         )
         .into_response(),
     }
 }
 
-/// An error answer.
+/// An error answer: a code (which decides the HTTP status) and a message.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    /// An answer with `code`'s status and `message`.
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
-            status,
             code,
             message: message.into(),
         }
     }
-}
 
-impl ApiError {
     /// 400: the request cannot be served as asked.
     pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        ApiError::new(ErrorCode::BadRequest, message)
     }
 
     /// 404: nothing matches.
     pub(crate) fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+        ApiError::new(ErrorCode::NotFound, message)
     }
 
     /// 500: something failed on the daemon's side.
     pub(crate) fn internal(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+        ApiError::new(ErrorCode::Internal, message)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ApiErrorBody {
-            error: self.code.to_owned(),
+            error: self.code,
             message: self.message,
         };
-        (self.status, Json(body)).into_response()
+        (self.code.status(), Json(body)).into_response()
+    }
+}
+
+/// The code each way a deploy, rollback or operator command can fail answers with.
+impl From<&DeployError> for ErrorCode {
+    fn from(e: &DeployError) -> Self {
+        match e {
+            DeployError::BadRequest(_) => ErrorCode::BadRequest,
+            DeployError::Locked(_) => ErrorCode::Locked,
+            DeployError::Refused(_) => ErrorCode::Refused,
+            DeployError::Preflight(_) => ErrorCode::PreflightFailed,
+            DeployError::Store(e) => ErrorCode::from(e),
+            DeployError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// A held lock is `locked`; every other store failure is `store`.
+impl From<&StoreError> for ErrorCode {
+    fn from(e: &StoreError) -> Self {
+        match e {
+            StoreError::LockHeld { .. } => ErrorCode::Locked,
+            _ => ErrorCode::Store,
+        }
     }
 }
 
 impl From<DeployError> for ApiError {
     fn from(e: DeployError) -> Self {
-        match e {
-            DeployError::BadRequest(m) => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m),
-            DeployError::Locked(e) => ApiError::new(StatusCode::CONFLICT, "locked", e.to_string()),
-            DeployError::Refused(m) => ApiError::new(StatusCode::CONFLICT, "refused", m),
-            DeployError::Preflight(m) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "preflight_failed", m)
-            }
-            DeployError::Store(e) => ApiError::from(e),
-            DeployError::Internal(m) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
-            }
+        let code = ErrorCode::from(&e);
+        if code == ErrorCode::Store {
+            tracing::error!(error = %e, "state store error");
         }
+        ApiError::new(code, e.to_string())
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "state store error");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("state store: {e}"),
-        )
+        match ErrorCode::from(&e) {
+            ErrorCode::Store => {
+                tracing::error!(error = %e, "state store error");
+                ApiError::new(ErrorCode::Store, format!("state store: {e}"))
+            }
+            code => ApiError::new(code, e.to_string()),
+        }
     }
 }
 
@@ -178,19 +192,14 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
                     .find(|l| l.id == r.instance_id)
                     .and_then(|l| l.handle.addr())
                     .map(|a| a.to_string());
+                let in_flight = env
+                    .proxy()
+                    .in_flight(&cutover_proxy::InstanceId::from(r.instance_id.as_str()))
+                    .requests;
                 InstanceView {
-                    in_flight: env
-                        .proxy()
-                        .in_flight(&cutover_proxy::InstanceId::from(r.instance_id.as_str()))
-                        .requests,
-                    id: r.instance_id,
-                    service: r.service,
-                    version: r.version,
-                    state: serde_json::to_value(r.state)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
                     addr,
+                    in_flight,
+                    ..InstanceView::from(r)
                 }
             })
             .collect();
@@ -224,7 +233,7 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
             serving: serving.as_ref().map(|s| s.current.clone()),
             previous: serving.as_ref().and_then(|s| s.previous.clone()),
             since: serving.as_ref().map(|s| s.since),
-            lock,
+            lock: lock.map(Into::into),
             held: env.releases.held(),
             needs_operator: env
                 .releases
@@ -250,14 +259,14 @@ struct ListQuery {
 async fn list_deployments(
     State(state): State<ApiState>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<crate::store::Deployment>>, ApiError> {
+) -> Result<Json<Vec<Deployment>>, ApiError> {
     let limit = q.limit.unwrap_or(20).min(MAX_HISTORY);
     let list = state
         .daemon
         .store()
         .deployments(q.environment.as_deref(), limit)
         .await?;
-    Ok(Json(list))
+    Ok(Json(list.into_iter().map(Deployment::from).collect()))
 }
 
 async fn get_deployment(
@@ -265,15 +274,12 @@ async fn get_deployment(
     Path(id): Path<i64>,
 ) -> Result<Json<DeploymentDetail>, ApiError> {
     let store = state.daemon.store();
-    let deployment = store.deployment(id).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no deployment {id}"),
-        )
-    })?;
+    let deployment = store
+        .deployment(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no deployment {id}")))?;
     let events = store.events(id).await?;
-    Ok(Json(DeploymentDetail { deployment, events }))
+    Ok(Json(DeploymentDetail::from_store(deployment, events)))
 }
 
 async fn create_deployment(
@@ -330,11 +336,9 @@ async fn rollout_command(
                 .unwrap_or_else(|| format!("asked by {}", req.requested_by)),
         },
         other => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no rollout command {other:?}: use pause, resume, promote or abort"),
-            ));
+            return Err(ApiError::not_found(format!(
+                "no rollout command {other:?}: use pause, resume, promote or abort"
+            )));
         }
     };
     tracing::info!(by = %req.requested_by, ?command, "operator command");
@@ -346,4 +350,88 @@ async fn rollout_command(
         deployment_id,
         environment,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(error: ApiError) -> (u16, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .expect("body");
+        let body = serde_json::from_slice(&bytes).expect("JSON body");
+        (status, body)
+    }
+
+    fn lock_held() -> StoreError {
+        StoreError::LockHeld {
+            environment: "production".into(),
+            holder: "alice@host".into(),
+            purpose: "deploy v2".into(),
+            since: jiff::Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[tokio::test]
+    async fn each_deploy_error_answers_with_its_code_status_and_message() {
+        let locked = lock_held().to_string();
+        let cases = [
+            (
+                DeployError::BadRequest("no environment \"x\"".into()),
+                400,
+                "bad_request",
+                "no environment \"x\"".to_owned(),
+            ),
+            (DeployError::Locked(lock_held()), 409, "locked", locked),
+            (
+                DeployError::Refused("nothing to pause".into()),
+                409,
+                "refused",
+                "nothing to pause".to_owned(),
+            ),
+            (
+                DeployError::Preflight("image hello:v9 is missing".into()),
+                422,
+                "preflight_failed",
+                "image hello:v9 is missing".to_owned(),
+            ),
+            (
+                DeployError::Store(StoreError::Corrupt("x".into())),
+                500,
+                "store",
+                "state store: the state store holds a bad value: x".to_owned(),
+            ),
+            (
+                DeployError::Internal("impossible".into()),
+                500,
+                "internal",
+                "impossible".to_owned(),
+            ),
+        ];
+        for (error, status, code, message) in cases {
+            assert_eq!(
+                answer(ApiError::from(error)).await,
+                (
+                    status,
+                    serde_json::json!({ "error": code, "message": message })
+                )
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_error_answers_store_unless_it_is_a_held_lock() {
+        let (status, body) = answer(ApiError::from(StoreError::Corrupt("x".into()))).await;
+        assert_eq!((status, body["error"].as_str()), (500, Some("store")));
+        assert_eq!(
+            body["message"],
+            "state store: the state store holds a bad value: x"
+        );
+        let (status, body) = answer(ApiError::from(lock_held())).await;
+        assert_eq!((status, body["error"].as_str()), (409, Some("locked")));
+        assert_eq!(body["message"], lock_held().to_string());
+    }
 }

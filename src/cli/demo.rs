@@ -16,9 +16,9 @@ use hyper_util::rt::TokioExecutor;
 
 use super::{deploy, output, serve};
 use crate::api::client::ApiClient;
-use crate::api::{DeployRequest, token};
+use crate::api::token;
+use crate::api::wire::{DeployRequest, DeploymentState};
 use crate::exit::{self, CliError};
-use crate::store::DeploymentState;
 
 /// Concurrent keep-alive clients of the demo's load.
 const LOAD_CLIENTS: usize = 8;

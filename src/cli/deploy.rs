@@ -10,9 +10,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output;
 use crate::api::client::ApiClient;
-use crate::api::{DeployRequest, DeploymentDetail, RollbackRequest, RolloutCommandRequest};
+use crate::api::wire::{
+    DeployRequest, DeploymentDetail, DeploymentState, RollbackRequest, RolloutCommandRequest,
+};
 use crate::exit::{self, CliError};
-use crate::store::DeploymentState;
 
 /// How often the CLI asks for news.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use super::output;
-use crate::api::LogsRequest;
+use crate::api::wire::LogsRequest;
 use crate::exit::CliError;
 
 /// `cutover logs`.

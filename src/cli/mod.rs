@@ -265,7 +265,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             tail,
             environment,
         } => {
-            let request = crate::api::LogsRequest {
+            let request = crate::api::wire::LogsRequest {
                 service,
                 environment,
                 release,

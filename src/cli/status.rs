@@ -97,14 +97,7 @@ pub async fn history(
         println!("no deployments yet");
     }
     for (n, d) in list.iter().enumerate() {
-        let state = serde_json::to_value(d.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let kind = serde_json::to_value(d.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let (state, kind) = (d.state.as_str(), d.kind.as_str());
         println!(
             "#{:<4} {:<11} {:<9} {:<12} {} -> {}  by {} at {}",
             d.id,

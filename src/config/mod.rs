@@ -27,6 +27,7 @@ mod model;
 mod order;
 mod problem;
 mod raw;
+mod recipient;
 mod render;
 mod resolve;
 mod scalars;
@@ -54,6 +55,7 @@ pub use self::model::{
     ServiceKind, StateConfig, Strategy,
 };
 pub use self::problem::Problem;
+pub use self::recipient::{Recipient, RecipientError, parse_recipient};
 pub use self::render::render;
 pub use self::schema::json_schema;
 

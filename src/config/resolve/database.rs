@@ -13,6 +13,7 @@ use crate::config::defaults;
 use crate::config::model::{BackupConfig, DatabaseConfig};
 use crate::config::problem::Finding;
 use crate::config::raw::{Name, RawBackup, RawDatabase};
+use crate::config::recipient;
 use crate::config::state_url;
 
 impl Resolver<'_> {
@@ -105,9 +106,9 @@ impl Resolver<'_> {
         let mut recipients = Vec::new();
         for recipient in raw.recipients.iter().flatten() {
             if let Some(text) = self.expand(recipient) {
-                if let Err(reason) = crate::db::backup::keys::parse_recipient(&text) {
+                if let Err(reason) = recipient::parse_recipient(&text) {
                     self.report(
-                        Finding::new(recipient.span(), "not an age recipient", reason)
+                        Finding::new(recipient.span(), "not an age recipient", reason.to_string())
                             .help("expected an age X25519 recipient (age1…) or an SSH public key (ssh-ed25519 … / ssh-rsa …)"),
                     );
                 }

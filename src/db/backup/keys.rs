@@ -1,37 +1,20 @@
-//! age keys: parsing recipients (X25519 `age1…` and SSH public keys), reading
-//! identities from a file (never logged, never stored), and making a new
-//! X25519 identity for `cutover backup keygen`.
+//! age keys: the recipients of a backup configuration (parsed by
+//! `crate::config::parse_recipient`, X25519 `age1…` and SSH public keys),
+//! reading identities from a file (never logged, never stored), and making a
+//! new X25519 identity for `cutover backup keygen`.
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
-use std::str::FromStr as _;
 
 use age::secrecy::ExposeSecret as _;
 
 use super::BackupError;
-use crate::config::BackupConfig;
+use crate::config::{BackupConfig, parse_recipient};
 
-/// An age recipient, boxed.
-pub type Recipient = Box<dyn age::Recipient + Send>;
+pub use crate::config::Recipient;
 /// An age identity, boxed.
 pub type Identity = Box<dyn age::Identity + Send + Sync>;
-
-/// Parses one recipient: `age1…` or an SSH public key line.
-pub fn parse_recipient(text: &str) -> Result<Recipient, String> {
-    let text = text.trim();
-    if text.starts_with("age1") {
-        return age::x25519::Recipient::from_str(text)
-            .map(|r| Box::new(r) as Recipient)
-            .map_err(|e| e.to_string());
-    }
-    if text.starts_with("ssh-") {
-        return age::ssh::Recipient::from_str(text)
-            .map(|r| Box::new(r) as Recipient)
-            .map_err(|e| format!("{e:?}"));
-    }
-    Err("expected age1… or ssh-ed25519 …/ssh-rsa …".into())
-}
 
 /// Every recipient of `config`: inline ones, then those of `recipients_file`.
 pub fn recipients(config: &BackupConfig) -> Result<Vec<Recipient>, BackupError> {

@@ -1,0 +1,835 @@
+//! The API's wire format: every JSON body the daemon's HTTP API accepts or
+//! answers with, and [`ErrorCode`], the one list of error codes the server
+//! answers with, the client reads back and the CLI turns into an exit code
+//! (`crate::exit::for_error_code`).
+//!
+//! These types are the API's promise to its clients (the CLI, `--json`
+//! output, scripts); they are deliberately separate from the state store's
+//! rows (`crate::store`), which may change without the API changing. Each
+//! answer built from a store row has a `From` conversion here; the tests at
+//! the bottom pin the JSON of every type.
+
+use axum::http::StatusCode;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::store;
+
+/// What went wrong, as a machine-readable code: the `error` field of every
+/// error answer ([`ApiErrorBody`]). Each code has one HTTP status
+/// ([`ErrorCode::status`]) and one exit code (`crate::exit::for_error_code`).
+///
+/// The strings are stable: clients match on them. A code added later reads
+/// as [`ErrorCode::Unknown`] in an older client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// `bad_request` (400): the request cannot be served as asked (unknown
+    /// environment or service, bad version, nothing to roll back to).
+    BadRequest,
+    /// `unauthorized` (401): missing or wrong API token.
+    Unauthorized,
+    /// `not_found` (404): nothing matches (no such deployment, no running
+    /// instance, no such rollout command).
+    NotFound,
+    /// `locked` (409): another deployment holds the environment's lock.
+    Locked,
+    /// `refused` (409): an operator command that does not apply now.
+    Refused,
+    /// `preflight_failed` (422): a check before the deploy failed (an image
+    /// missing, Docker unreachable); nothing was changed.
+    PreflightFailed,
+    /// `store` (500): the daemon's state store failed.
+    Store,
+    /// `internal` (500): a bug or an impossible state on the daemon's side.
+    Internal,
+    /// A code this build does not know (sent by a newer daemon). Never sent.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: [ErrorCode; 9] = [
+        ErrorCode::BadRequest,
+        ErrorCode::Unauthorized,
+        ErrorCode::NotFound,
+        ErrorCode::Locked,
+        ErrorCode::Refused,
+        ErrorCode::PreflightFailed,
+        ErrorCode::Store,
+        ErrorCode::Internal,
+        ErrorCode::Unknown,
+    ];
+
+    /// The string it is sent as (the same as its JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Locked => "locked",
+            ErrorCode::Refused => "refused",
+            ErrorCode::PreflightFailed => "preflight_failed",
+            ErrorCode::Store => "store",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+
+    /// The HTTP status the server answers with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Locked | ErrorCode::Refused => StatusCode::CONFLICT,
+            ErrorCode::PreflightFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::Store | ErrorCode::Internal | ErrorCode::Unknown => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// The code of an error answer whose body is not an [`ApiErrorBody`]
+    /// (axum's own rejections, something in between): read from the status.
+    pub fn from_status(status: StatusCode) -> ErrorCode {
+        match status {
+            StatusCode::BAD_REQUEST => ErrorCode::BadRequest,
+            StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+            StatusCode::NOT_FOUND => ErrorCode::NotFound,
+            StatusCode::CONFLICT => ErrorCode::Locked,
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error body of every non-2xx answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiErrorBody {
+    /// Machine-readable code.
+    pub error: ErrorCode,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+/// `POST /v1/deployments`: deploy a version to an environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployRequest {
+    /// Environment name; may be omitted when there is one.
+    pub environment: Option<String>,
+    /// Version label to deploy.
+    pub version: String,
+    /// Who asks (user@host), for the lock and the history.
+    pub requested_by: String,
+    /// Roll only this service (default: every service of the release).
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+/// `POST /v1/rollout/{pause|resume|promote|abort}`: steer the running rollout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RolloutCommandRequest {
+    /// Environment name; may be omitted when there is one.
+    pub environment: Option<String>,
+    /// With `promote`: straight to 100 %.
+    #[serde(default)]
+    pub full: bool,
+    /// With `abort`: why, for the history.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Who asks.
+    pub requested_by: String,
+}
+
+/// `POST /v1/rollback`: back to the previous release.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RollbackRequest {
+    /// Environment name; may be omitted when there is one.
+    pub environment: Option<String>,
+    /// Who asks.
+    pub requested_by: String,
+}
+
+/// `GET /v1/logs`: which output to read (sent as the query string).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LogsRequest {
+    /// The service.
+    pub service: String,
+    /// Environment name; may be omitted when there is one.
+    pub environment: Option<String>,
+    /// Only this release (default: the serving one).
+    pub release: Option<String>,
+    /// Last lines of each instance (default: all).
+    pub tail: Option<usize>,
+    /// Keep streaming until the instances stop.
+    pub follow: bool,
+}
+
+/// A deployment started (or a rollout command taken): where to follow it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The deployment's id.
+    pub deployment_id: i64,
+    /// Its environment.
+    pub environment: String,
+}
+
+/// Why a deployment was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentKind {
+    /// `deploy`: moving forward to a new version.
+    Deploy,
+    /// `rollback`: going back to an earlier version.
+    Rollback,
+}
+
+impl DeploymentKind {
+    /// The string it is sent as.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentKind::Deploy => "deploy",
+            DeploymentKind::Rollback => "rollback",
+        }
+    }
+}
+
+impl From<store::DeploymentKind> for DeploymentKind {
+    fn from(kind: store::DeploymentKind) -> Self {
+        match kind {
+            store::DeploymentKind::Deploy => DeploymentKind::Deploy,
+            store::DeploymentKind::Rollback => DeploymentKind::Rollback,
+        }
+    }
+}
+
+/// Where a deployment stands. Every state but `Running` is final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentState {
+    /// `running`: in progress.
+    Running,
+    /// `succeeded`: the new version serves all traffic.
+    Succeeded,
+    /// `failed`: stopped by an error; nothing was rolled back.
+    Failed,
+    /// `rolled_back`: stopped, and traffic went back to the previous version.
+    RolledBack,
+    /// `interrupted`: the daemon stopped (or crashed) while it was running.
+    Interrupted,
+}
+
+impl DeploymentState {
+    /// The string it is sent as.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentState::Running => "running",
+            DeploymentState::Succeeded => "succeeded",
+            DeploymentState::Failed => "failed",
+            DeploymentState::RolledBack => "rolled_back",
+            DeploymentState::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl From<store::DeploymentState> for DeploymentState {
+    fn from(state: store::DeploymentState) -> Self {
+        match state {
+            store::DeploymentState::Running => DeploymentState::Running,
+            store::DeploymentState::Succeeded => DeploymentState::Succeeded,
+            store::DeploymentState::Failed => DeploymentState::Failed,
+            store::DeploymentState::RolledBack => DeploymentState::RolledBack,
+            store::DeploymentState::Interrupted => DeploymentState::Interrupted,
+        }
+    }
+}
+
+/// One deployment, as `GET /v1/deployments` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Its number, increasing with every deployment.
+    pub id: i64,
+    /// The environment deployed to.
+    pub environment: String,
+    /// The version deployed.
+    pub version: String,
+    /// The version serving when the deployment started, if any.
+    pub previous_version: Option<String>,
+    /// `blue-green`, `canary`, `rolling`.
+    pub strategy: String,
+    /// Deploy or rollback.
+    pub kind: DeploymentKind,
+    /// Where it stands.
+    pub state: DeploymentState,
+    /// Why it ended as it did, if said.
+    pub reason: Option<String>,
+    /// Who asked for it.
+    pub requested_by: String,
+    /// When it was created.
+    pub started_at: Timestamp,
+    /// When it reached a final state; `None` while running.
+    pub finished_at: Option<Timestamp>,
+}
+
+impl From<store::Deployment> for Deployment {
+    fn from(d: store::Deployment) -> Self {
+        Deployment {
+            id: d.id,
+            environment: d.environment,
+            version: d.version,
+            previous_version: d.previous_version,
+            strategy: d.strategy,
+            kind: d.kind.into(),
+            state: d.state.into(),
+            reason: d.reason,
+            requested_by: d.requested_by,
+            started_at: d.started_at,
+            finished_at: d.finished_at,
+        }
+    }
+}
+
+/// One entry of a deployment's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Its number, increasing with every event of every deployment.
+    pub id: i64,
+    /// The deployment it belongs to.
+    pub deployment_id: i64,
+    /// When it was recorded.
+    pub at: Timestamp,
+    /// What happened, as a short machine-readable word, e.g. `switched`.
+    pub kind: String,
+    /// What happened, for people.
+    pub message: String,
+    /// Details, free-form.
+    pub data: serde_json::Value,
+}
+
+impl From<store::Event> for Event {
+    fn from(e: store::Event) -> Self {
+        Event {
+            id: e.id,
+            deployment_id: e.deployment_id,
+            at: e.at,
+            kind: e.kind,
+            message: e.message,
+            data: e.data,
+        }
+    }
+}
+
+/// `GET /v1/deployments/{id}`: a deployment with its events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentDetail {
+    /// The deployment.
+    #[serde(flatten)]
+    pub deployment: Deployment,
+    /// Its events, oldest first.
+    pub events: Vec<Event>,
+}
+
+impl DeploymentDetail {
+    /// A deployment and its events, as the store has them.
+    pub fn from_store(deployment: store::Deployment, events: Vec<store::Event>) -> Self {
+        DeploymentDetail {
+            deployment: deployment.into(),
+            events: events.into_iter().map(Event::from).collect(),
+        }
+    }
+}
+
+/// A held deployment lock, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lock {
+    /// The environment it locks.
+    pub environment: String,
+    /// Who holds it, e.g. `alice@host` or a daemon's id.
+    pub holder: String,
+    /// What for, e.g. `deploy v2`.
+    pub purpose: String,
+    /// Since when.
+    pub since: Timestamp,
+}
+
+impl From<store::Lock> for Lock {
+    fn from(l: store::Lock) -> Self {
+        Lock {
+            environment: l.environment,
+            holder: l.holder,
+            purpose: l.purpose,
+            since: l.since,
+        }
+    }
+}
+
+/// One instance as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceView {
+    /// Instance id.
+    pub id: String,
+    /// Service it belongs to.
+    pub service: String,
+    /// Version it runs.
+    pub version: String,
+    /// Lifecycle state (serving, idle, …).
+    pub state: String,
+    /// Address the proxy sends to.
+    pub addr: Option<String>,
+    /// Requests in flight right now.
+    pub in_flight: usize,
+}
+
+/// The record as stored; the live fields (`addr`, `in_flight`) are left
+/// empty for the server to fill in from the running environment.
+impl From<store::InstanceRecord> for InstanceView {
+    fn from(r: store::InstanceRecord) -> Self {
+        InstanceView {
+            id: r.instance_id,
+            service: r.service,
+            version: r.version,
+            state: r.state.as_str().to_owned(),
+            addr: None,
+            in_flight: 0,
+        }
+    }
+}
+
+/// One environment as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentStatus {
+    /// Environment name.
+    pub name: String,
+    /// Where its proxy listens.
+    pub listen: String,
+    /// Version serving all traffic, if any.
+    pub serving: Option<String>,
+    /// The version before it (warm while within the rollback window).
+    pub previous: Option<String>,
+    /// Since when `serving` serves.
+    pub since: Option<Timestamp>,
+    /// The deployment lock, if held.
+    pub lock: Option<Lock>,
+    /// `held: cannot write the state store: …` while a release of this
+    /// environment waits for the store to take its state.
+    #[serde(default)]
+    pub held: Option<String>,
+    /// Why a deployment of this environment waits for an operator (its
+    /// saved state could not be restored), if one does.
+    #[serde(default)]
+    pub needs_operator: Option<String>,
+    /// How each HTTP service's traffic is split right now.
+    pub traffic: Vec<TrafficView>,
+    /// Instances the daemon runs for this environment.
+    pub instances: Vec<InstanceView>,
+}
+
+/// One service's split, as the proxy's table has it now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrafficView {
+    /// Service name.
+    pub service: String,
+    /// Percent of requests on the stable track.
+    pub stable_percent: f64,
+    /// Versions of the stable track's instances.
+    pub stable_versions: Vec<String>,
+    /// Percent of requests on the canary track.
+    pub canary_percent: f64,
+    /// Versions of the canary track's instances.
+    pub canary_versions: Vec<String>,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusResponse {
+    /// App name.
+    pub app: String,
+    /// cutover's version.
+    pub cutover_version: String,
+    /// Every environment.
+    pub environments: Vec<EnvironmentStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::from_second(second).expect("valid timestamp")
+    }
+
+    fn store_deployment() -> store::Deployment {
+        store::Deployment {
+            id: 7,
+            environment: "production".into(),
+            version: "v2".into(),
+            previous_version: Some("v1".into()),
+            strategy: "canary".into(),
+            kind: store::DeploymentKind::Rollback,
+            state: store::DeploymentState::RolledBack,
+            reason: Some("error rate 5% > 2%".into()),
+            requested_by: "alice@host".into(),
+            started_at: at(1_714_564_800),
+            finished_at: Some(at(1_714_564_830)),
+        }
+    }
+
+    fn deployment_json() -> serde_json::Value {
+        json!({
+            "id": 7,
+            "environment": "production",
+            "version": "v2",
+            "previous_version": "v1",
+            "strategy": "canary",
+            "kind": "rollback",
+            "state": "rolled_back",
+            "reason": "error rate 5% > 2%",
+            "requested_by": "alice@host",
+            "started_at": "2024-05-01T12:00:00Z",
+            "finished_at": "2024-05-01T12:00:30Z",
+        })
+    }
+
+    fn store_event() -> store::Event {
+        store::Event {
+            id: 42,
+            deployment_id: 7,
+            at: at(1_714_564_801),
+            kind: "switched".into(),
+            message: "web: 10% on v2".into(),
+            data: json!({ "service": "web", "canary_percent": 10 }),
+        }
+    }
+
+    fn event_json() -> serde_json::Value {
+        json!({
+            "id": 42,
+            "deployment_id": 7,
+            "at": "2024-05-01T12:00:01Z",
+            "kind": "switched",
+            "message": "web: 10% on v2",
+            "data": { "service": "web", "canary_percent": 10 },
+        })
+    }
+
+    fn to_json(value: &impl Serialize) -> serde_json::Value {
+        serde_json::to_value(value).expect("serializes")
+    }
+
+    /// Serializes, checks the JSON, and reads it back.
+    fn pin<T>(value: &T, expected: serde_json::Value)
+    where
+        T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        assert_eq!(to_json(value), expected);
+        let back: T = serde_json::from_value(expected).expect("deserializes");
+        assert_eq!(&back, value);
+    }
+
+    #[test]
+    fn every_error_code_round_trips_through_json_as_its_string() {
+        for code in ErrorCode::ALL {
+            let text = to_json(&code);
+            assert_eq!(text, json!(code.as_str()), "{code:?}");
+            assert_eq!(code.to_string(), code.as_str());
+            let back: ErrorCode = serde_json::from_value(text).expect("deserializes");
+            assert_eq!(back, code);
+        }
+    }
+
+    #[test]
+    fn error_code_strings_are_stable() {
+        let strings: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(
+            strings,
+            [
+                "bad_request",
+                "unauthorized",
+                "not_found",
+                "locked",
+                "refused",
+                "preflight_failed",
+                "store",
+                "internal",
+                "unknown",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_code_from_a_newer_daemon_reads_as_unknown() {
+        let code: ErrorCode = serde_json::from_value(json!("on_fire")).expect("deserializes");
+        assert_eq!(code, ErrorCode::Unknown);
+        let body: ApiErrorBody =
+            serde_json::from_value(json!({ "error": "on_fire", "message": "hot" }))
+                .expect("deserializes");
+        assert_eq!(body.error, ErrorCode::Unknown);
+        assert_eq!(body.message, "hot");
+    }
+
+    #[test]
+    fn each_error_code_has_one_http_status() {
+        let table: Vec<(ErrorCode, u16)> = ErrorCode::ALL
+            .iter()
+            .map(|&c| (c, c.status().as_u16()))
+            .collect();
+        assert_eq!(
+            table,
+            [
+                (ErrorCode::BadRequest, 400),
+                (ErrorCode::Unauthorized, 401),
+                (ErrorCode::NotFound, 404),
+                (ErrorCode::Locked, 409),
+                (ErrorCode::Refused, 409),
+                (ErrorCode::PreflightFailed, 422),
+                (ErrorCode::Store, 500),
+                (ErrorCode::Internal, 500),
+                (ErrorCode::Unknown, 500),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bare_status_reads_as_the_code_it_most_likely_means() {
+        let table = [
+            (400, ErrorCode::BadRequest),
+            (401, ErrorCode::Unauthorized),
+            (404, ErrorCode::NotFound),
+            (409, ErrorCode::Locked),
+            (415, ErrorCode::Internal),
+            (422, ErrorCode::Internal),
+            (500, ErrorCode::Internal),
+            (502, ErrorCode::Internal),
+        ];
+        for (status, code) in table {
+            let status = StatusCode::from_u16(status).expect("valid status");
+            assert_eq!(ErrorCode::from_status(status), code, "{status}");
+        }
+    }
+
+    #[test]
+    fn error_body_json() {
+        pin(
+            &ApiErrorBody {
+                error: ErrorCode::PreflightFailed,
+                message: "image hello:v9 is not on this machine".into(),
+            },
+            json!({
+                "error": "preflight_failed",
+                "message": "image hello:v9 is not on this machine",
+            }),
+        );
+    }
+
+    #[test]
+    fn deployment_json_from_the_store() {
+        pin(&Deployment::from(store_deployment()), deployment_json());
+        let running = store::Deployment {
+            kind: store::DeploymentKind::Deploy,
+            state: store::DeploymentState::Running,
+            previous_version: None,
+            reason: None,
+            finished_at: None,
+            ..store_deployment()
+        };
+        let mut expected = deployment_json();
+        expected["kind"] = json!("deploy");
+        expected["state"] = json!("running");
+        expected["previous_version"] = json!(null);
+        expected["reason"] = json!(null);
+        expected["finished_at"] = json!(null);
+        pin(&Deployment::from(running), expected);
+    }
+
+    #[test]
+    fn deployment_kinds_and_states_are_sent_as_the_store_writes_them() {
+        for &kind in store::DeploymentKind::ALL {
+            let wire = DeploymentKind::from(kind);
+            assert_eq!(wire.as_str(), kind.as_str());
+            assert_eq!(to_json(&wire), json!(kind.as_str()));
+        }
+        for &state in store::DeploymentState::ALL {
+            let wire = DeploymentState::from(state);
+            assert_eq!(wire.as_str(), state.as_str());
+            assert_eq!(to_json(&wire), json!(state.as_str()));
+        }
+    }
+
+    #[test]
+    fn event_json_from_the_store() {
+        pin(&Event::from(store_event()), event_json());
+    }
+
+    #[test]
+    fn deployment_detail_json_is_the_deployment_with_its_events() {
+        let detail = DeploymentDetail::from_store(store_deployment(), vec![store_event()]);
+        let mut expected = deployment_json();
+        expected["events"] = json!([event_json()]);
+        pin(&detail, expected);
+    }
+
+    #[test]
+    fn history_json_is_a_list_of_deployments() {
+        pin(
+            &vec![Deployment::from(store_deployment())],
+            json!([deployment_json()]),
+        );
+    }
+
+    #[test]
+    fn status_json() {
+        let lock = store::Lock {
+            environment: "production".into(),
+            holder: "alice@host".into(),
+            purpose: "deploy v2".into(),
+            since: at(1_714_564_800),
+        };
+        let record = store::InstanceRecord {
+            instance_id: "production-web-v2-1".into(),
+            environment: "production".into(),
+            service: "web".into(),
+            version: "v2".into(),
+            state: store::InstanceState::Serving,
+            driver: "process".into(),
+            handle: json!({ "pid": 4242 }),
+            created_at: at(1_714_564_790),
+        };
+        let status = StatusResponse {
+            app: "hello".into(),
+            cutover_version: "0.1.0".into(),
+            environments: vec![EnvironmentStatus {
+                name: "production".into(),
+                listen: "127.0.0.1:8080".into(),
+                serving: Some("v1".into()),
+                previous: None,
+                since: Some(at(1_714_564_700)),
+                lock: Some(lock.into()),
+                held: Some("held: cannot write the state store: disk full".into()),
+                needs_operator: None,
+                traffic: vec![TrafficView {
+                    service: "web".into(),
+                    stable_percent: 90.0,
+                    stable_versions: vec!["v1".into()],
+                    canary_percent: 10.0,
+                    canary_versions: vec!["v2".into()],
+                }],
+                instances: vec![InstanceView {
+                    addr: Some("127.0.0.1:40001".into()),
+                    in_flight: 3,
+                    ..InstanceView::from(record)
+                }],
+            }],
+        };
+        pin(
+            &status,
+            json!({
+                "app": "hello",
+                "cutover_version": "0.1.0",
+                "environments": [{
+                    "name": "production",
+                    "listen": "127.0.0.1:8080",
+                    "serving": "v1",
+                    "previous": null,
+                    "since": "2024-05-01T11:58:20Z",
+                    "lock": {
+                        "environment": "production",
+                        "holder": "alice@host",
+                        "purpose": "deploy v2",
+                        "since": "2024-05-01T12:00:00Z",
+                    },
+                    "held": "held: cannot write the state store: disk full",
+                    "needs_operator": null,
+                    "traffic": [{
+                        "service": "web",
+                        "stable_percent": 90.0,
+                        "stable_versions": ["v1"],
+                        "canary_percent": 10.0,
+                        "canary_versions": ["v2"],
+                    }],
+                    "instances": [{
+                        "id": "production-web-v2-1",
+                        "service": "web",
+                        "version": "v2",
+                        "state": "serving",
+                        "addr": "127.0.0.1:40001",
+                        "in_flight": 3,
+                    }],
+                }],
+            }),
+        );
+    }
+
+    #[test]
+    fn accepted_json() {
+        let accepted = Accepted {
+            deployment_id: 7,
+            environment: "production".into(),
+        };
+        assert_eq!(
+            to_json(&accepted),
+            json!({ "deployment_id": 7, "environment": "production" })
+        );
+    }
+
+    #[test]
+    fn request_json() {
+        let deploy = DeployRequest {
+            environment: Some("production".into()),
+            version: "v2".into(),
+            requested_by: "alice@host".into(),
+            service: None,
+        };
+        assert_eq!(
+            to_json(&deploy),
+            json!({
+                "environment": "production",
+                "version": "v2",
+                "requested_by": "alice@host",
+                "service": null,
+            })
+        );
+        let command = RolloutCommandRequest {
+            environment: None,
+            full: true,
+            reason: Some("looks wrong".into()),
+            requested_by: "alice@host".into(),
+        };
+        assert_eq!(
+            to_json(&command),
+            json!({
+                "environment": null,
+                "full": true,
+                "reason": "looks wrong",
+                "requested_by": "alice@host",
+            })
+        );
+        let rollback = RollbackRequest {
+            environment: None,
+            requested_by: "alice@host".into(),
+        };
+        assert_eq!(
+            to_json(&rollback),
+            json!({ "environment": null, "requested_by": "alice@host" })
+        );
+        // Older clients leave out the fields that have defaults.
+        let old: DeployRequest = serde_json::from_value(json!({
+            "environment": null, "version": "v2", "requested_by": "bob@host",
+        }))
+        .expect("deserializes");
+        assert_eq!(old.service, None);
+        let old: RolloutCommandRequest = serde_json::from_value(json!({
+            "environment": null, "requested_by": "bob@host",
+        }))
+        .expect("deserializes");
+        assert!(!old.full && old.reason.is_none());
+    }
+}
