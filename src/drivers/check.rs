@@ -26,8 +26,11 @@ pub async fn wait_worker_ready(
 ) -> Result<Duration, String> {
     let started = Instant::now();
     if command.is_empty() {
-        let settle = check.interval * check.healthy.max(1);
-        let deadline = started + settle;
+        let settle = check
+            .interval
+            .checked_mul(check.healthy.max(1))
+            .unwrap_or(Duration::MAX);
+        let deadline = super::deadline(started, settle);
         while Instant::now() < deadline {
             if !drivers.is_running(handle) {
                 return Err("the worker exited".to_owned());
@@ -40,7 +43,7 @@ pub async fn wait_worker_ready(
             Err("the worker exited".to_owned())
         };
     }
-    let deadline = started + check.start_timeout;
+    let deadline = super::deadline(started, check.start_timeout);
     let mut passed = 0;
     let mut last_error = None;
     loop {

@@ -1,6 +1,9 @@
 //! [`Drivers`]: the one interface the runtime uses to start, check, stop,
-//! adopt and read the output of instances, whichever driver runs them. Each
-//! call goes to the driver the [`Handle`] (or the service's config) names.
+//! adopt and read the output of instances, whichever driver runs them, to
+//! check what a deploy needs before it starts anything, and to remove what a
+//! dead daemon left behind. Each call goes to the driver the [`Handle`] (or
+//! the service's config) names; nothing outside `src/drivers` sees the
+//! drivers themselves.
 
 use std::path::Path;
 use std::pin::Pin;
@@ -9,20 +12,42 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-use super::docker::DockerDriver;
+use super::docker::{DockerDriver, ImageToCheck, docker_host};
 use super::{DriverError, Handle, InstanceSpec, ProcessDriver, StopOutcome, follow, logs};
 use crate::config::DockerConfig;
 
 /// A stream of an instance's output.
 pub type LogStream = Pin<Box<dyn Stream<Item = Result<Bytes, DriverError>> + Send>>;
 
+/// One service a deploy is about to start, for [`Drivers::preflight`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceToCheck<'a> {
+    /// The service's name.
+    pub service: &'a str,
+    /// The release the deploy starts.
+    pub version: &'a str,
+    /// Its container settings; `None` when it runs as a local process.
+    pub docker: Option<&'a DockerConfig>,
+}
+
+/// What [`Drivers::preflight`] found, when nothing stops the deploy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PreflightFindings {
+    /// One line saying what was checked (`Docker at … answers; image …
+    /// present`); `None` when nothing needed checking.
+    pub summary: Option<String>,
+    /// Things worth telling but not worth stopping for (an image that runs
+    /// as root).
+    pub warnings: Vec<String>,
+}
+
 /// Every driver the daemon can use. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Drivers {
     /// Local processes.
-    pub process: ProcessDriver,
+    pub(super) process: ProcessDriver,
     /// Containers.
-    pub docker: DockerDriver,
+    pub(super) docker: DockerDriver,
 }
 
 impl Drivers {
@@ -125,6 +150,65 @@ impl Drivers {
                     .map(|r| r.map_err(DriverError::from)),
             )),
         }
+    }
+
+    /// Checks, before a deploy changes anything, what starting `services`
+    /// needs: for those run in containers, that the Docker Engine answers and
+    /// that each image of the release is on this machine (pulled first with
+    /// `pull = true`). Local processes need nothing checked (yet). The first
+    /// problem is the error, and its message says what to do about it.
+    pub async fn preflight(
+        &self,
+        services: &[ServiceToCheck<'_>],
+    ) -> Result<PreflightFindings, DriverError> {
+        let images: Vec<ImageToCheck> = services
+            .iter()
+            .filter_map(|s| {
+                let docker = s.docker?;
+                Some(ImageToCheck {
+                    service: s.service.to_owned(),
+                    image: docker.image_for(s.version),
+                    pull: docker.pull,
+                })
+            })
+            .collect();
+        if images.is_empty() {
+            return Ok(PreflightFindings::default());
+        }
+        let found = self.docker.preflight(&images).await?;
+        let list: Vec<&str> = images.iter().map(|i| i.image.as_str()).collect();
+        Ok(PreflightFindings {
+            summary: Some(format!(
+                "Docker at {} answers; image {} present",
+                docker_host(),
+                list.join(", ")
+            )),
+            warnings: found.warnings,
+        })
+    }
+
+    /// After a daemon restart: stops and removes every instance of `app` in
+    /// `environment` that a driver finds running (or left over) but whose
+    /// id is not in `keep` (the instances adopted), giving each
+    /// `grace_of(service)` after its stop signal. Returns what was removed
+    /// (container names); one that cannot be removed is logged and skipped.
+    ///
+    /// Only containers are looked for: they carry labels naming their app,
+    /// environment and instance. Local processes are tracked by the store
+    /// alone, so the process driver has nothing to add here. Call it only
+    /// when the environment uses (or used) containers: it needs the Docker
+    /// Engine, and fails when the containers cannot be listed.
+    pub async fn remove_strays(
+        &self,
+        app: &str,
+        environment: &str,
+        keep: &[String],
+        grace_of: impl Fn(&str) -> Duration,
+    ) -> Result<Vec<String>, DriverError> {
+        Ok(self
+            .docker
+            .remove_strays(app, environment, keep, grace_of)
+            .await?)
     }
 
     /// Runs a worker's health command for the instance: a local process

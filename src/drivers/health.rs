@@ -1,6 +1,10 @@
 //! HTTP health checks of instances: one probe ([`probe`]), waiting for a fresh
-//! instance to become healthy ([`wait_healthy`]), and a background [`Monitor`]
-//! that notices when a serving instance stops being healthy.
+//! instance to become healthy ([`wait_healthy`]), a background [`Monitor`]
+//! that notices when a serving instance stops being healthy, and a
+//! [`GroupMonitor`] that notices when none of a group of instances (the old
+//! release during a rollout) is healthy any more, or one is again. Both
+//! monitors run the same probe loop; only what counts as a passing round
+//! differs.
 //!
 //! Probes are plain HTTP/1.1 `GET`s through one shared client. They do not keep
 //! connections alive: each probe opens a new connection, so a passing probe also
@@ -14,6 +18,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use http_body_util::Empty;
 use hyper::header::USER_AGENT;
 use hyper::{Request, StatusCode, Uri};
@@ -21,7 +27,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::watch;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+use super::FOREVER;
 
 /// How often [`wait_healthy`] asks whether the process still runs while it
 /// waits.
@@ -184,11 +192,11 @@ pub async fn wait_healthy(
     mut still_running: impl FnMut() -> bool,
 ) -> Result<Duration, HealthFailure> {
     let started = Instant::now();
-    let deadline = started + check.start_timeout;
+    let deadline = super::deadline(started, check.start_timeout);
     let needed = check.healthy.max(1);
     let mut passed = 0;
     let mut last_error = None;
-    let mut ticks = tokio::time::interval(check.interval.max(MIN_INTERVAL));
+    let mut ticks = tokio::time::interval(probe_interval(check));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -297,42 +305,236 @@ impl Drop for Monitor {
 }
 
 async fn monitor(addr: SocketAddr, check: HealthCheck, tx: watch::Sender<MonitorState>) {
-    let interval = check.interval.max(MIN_INTERVAL);
-    let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let (to_healthy, to_unhealthy) = (check.healthy.max(1), check.unhealthy.max(1));
-    let (mut passed, mut failed) = (0u32, 0u32);
+    let mut ticks = probe_ticks(&check);
+    let mut streak = Streak::new(check.healthy, check.unhealthy);
     loop {
         ticks.tick().await;
-        match probe(addr, &check.path, check.timeout).await {
-            Ok(()) => {
-                failed = 0;
-                passed = passed.saturating_add(1);
-                if passed >= to_healthy {
-                    tx.send_if_modified(|state| {
-                        let changed = *state != MonitorState::Healthy;
-                        if changed {
-                            tracing::info!(%addr, "instance healthy again");
-                            *state = MonitorState::Healthy;
-                        }
-                        changed
-                    });
-                }
+        let result = probe(addr, &check.path, check.timeout).await;
+        match (streak.record(result.is_ok()), result) {
+            (Some(true), _) => {
+                tx.send_if_modified(|state| {
+                    let changed = *state != MonitorState::Healthy;
+                    if changed {
+                        tracing::info!(%addr, "instance healthy again");
+                        *state = MonitorState::Healthy;
+                    }
+                    changed
+                });
             }
-            Err(e) => {
-                passed = 0;
-                failed = failed.saturating_add(1);
-                if failed >= to_unhealthy {
-                    tx.send_if_modified(|state| {
-                        let changed = *state == MonitorState::Healthy;
-                        if changed {
-                            tracing::warn!(%addr, failed, "instance unhealthy: {e}");
-                            *state = MonitorState::Unhealthy { last_error: e };
-                        }
-                        changed
-                    });
-                }
+            (Some(false), Err(e)) => {
+                tx.send_if_modified(|state| {
+                    let changed = *state == MonitorState::Healthy;
+                    if changed {
+                        tracing::warn!(%addr, failed = streak.failed, "instance unhealthy: {e}");
+                        *state = MonitorState::Unhealthy { last_error: e };
+                    }
+                    changed
+                });
             }
+            _ => {}
         }
+    }
+}
+
+/// Watches a group of instances (the old release of a service during a
+/// rollout, which a rollback would switch back to) in a background task: the
+/// group is healthy while at least one of its instances passes its probe,
+/// and unhealthy once `unhealthy` consecutive rounds found none that did. A
+/// single round in which one instance passes makes it healthy again.
+///
+/// Every interval (the first one interval after [`GroupMonitor::spawn`]) all
+/// instances are probed at once, and the round passes as soon as one answers.
+/// The group starts healthy. The task stops when the monitor is dropped.
+#[derive(Debug)]
+pub struct GroupMonitor {
+    state: watch::Receiver<bool>,
+    /// What [`GroupMonitor::next_change`] last returned (initially `true`).
+    reported: bool,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl GroupMonitor {
+    /// Starts watching the instances at `addrs` with `check`'s path,
+    /// interval, probe timeout and `unhealthy` count. An empty group never
+    /// passes a round, so it turns unhealthy. Must be called within a tokio
+    /// runtime.
+    pub fn spawn(addrs: Vec<SocketAddr>, check: HealthCheck) -> Self {
+        let (tx, rx) = watch::channel(true);
+        let task = tokio::spawn(group_monitor(addrs, check, tx));
+        Self {
+            state: rx,
+            reported: true,
+            task,
+        }
+    }
+
+    /// Whether the group has a healthy instance, as of the last round.
+    pub fn is_healthy(&self) -> bool {
+        *self.state.borrow()
+    }
+
+    /// A receiver that sees every change (`true`: healthy), for `select!`
+    /// loops.
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.state.clone()
+    }
+
+    /// Waits until the group's health differs from what this method last
+    /// returned (at first: from healthy), and returns it: `false` when no
+    /// instance of the group is healthy any more, `true` when one is again.
+    /// A change that is undone before this is called again is not reported.
+    /// `None` only if the monitoring task has died.
+    pub async fn next_change(&mut self) -> Option<bool> {
+        let reported = self.reported;
+        let now = *self
+            .state
+            .wait_for(|healthy| *healthy != reported)
+            .await
+            .ok()?;
+        self.reported = now;
+        Some(now)
+    }
+}
+
+impl Drop for GroupMonitor {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn group_monitor(addrs: Vec<SocketAddr>, check: HealthCheck, tx: watch::Sender<bool>) {
+    let mut ticks = probe_ticks(&check);
+    // Healthy again after one passing round, as the old release only has to
+    // be there to switch back to.
+    let mut streak = Streak::new(1, check.unhealthy);
+    loop {
+        ticks.tick().await;
+        let result = probe_any(&addrs, &check.path, check.timeout).await;
+        let Some(healthy) = streak.record(result.is_ok()) else {
+            continue;
+        };
+        tx.send_if_modified(|state| {
+            let changed = *state != healthy;
+            if changed {
+                *state = healthy;
+                match &result {
+                    Ok(()) => tracing::info!(?addrs, "an instance of the group is healthy again"),
+                    Err(Some(e)) => {
+                        tracing::warn!(
+                            ?addrs,
+                            failed = streak.failed,
+                            "no instance of the group is healthy (last probe: {e})"
+                        );
+                    }
+                    Err(None) => tracing::warn!("the group has no instance to probe"),
+                }
+            }
+            changed
+        });
+    }
+}
+
+/// Probes every address at once; `Ok` as soon as one passes (the other
+/// probes are dropped), else the last failure (`None`: no address).
+async fn probe_any(
+    addrs: &[SocketAddr],
+    path: &str,
+    timeout: Duration,
+) -> Result<(), Option<ProbeError>> {
+    let mut probes: FuturesUnordered<_> = addrs
+        .iter()
+        .map(|addr| probe(*addr, path, timeout))
+        .collect();
+    let mut last_error = None;
+    while let Some(result) = probes.next().await {
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error)
+}
+
+/// The probe interval of `check`: at least 10 ms (tokio's intervals cannot be
+/// zero), and at most [`FOREVER`] (a longer one would overflow the clock).
+fn probe_interval(check: &HealthCheck) -> Duration {
+    check.interval.clamp(MIN_INTERVAL, FOREVER)
+}
+
+/// The ticks of a monitor's probe loop: one per interval, the first one
+/// interval from now; a round that takes longer delays the next.
+fn probe_ticks(check: &HealthCheck) -> Interval {
+    let interval = probe_interval(check);
+    let mut ticks = tokio::time::interval_at(super::deadline(Instant::now(), interval), interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticks
+}
+
+/// Consecutive passing and failing rounds of a monitor, and when they flip
+/// its state.
+#[derive(Debug)]
+struct Streak {
+    to_healthy: u32,
+    to_unhealthy: u32,
+    passed: u32,
+    failed: u32,
+}
+
+impl Streak {
+    /// Healthy after `to_healthy` consecutive passing rounds, unhealthy after
+    /// `to_unhealthy` failing ones (each at least 1).
+    fn new(to_healthy: u32, to_unhealthy: u32) -> Self {
+        Self {
+            to_healthy: to_healthy.max(1),
+            to_unhealthy: to_unhealthy.max(1),
+            passed: 0,
+            failed: 0,
+        }
+    }
+
+    /// Counts one round; `Some(healthy)` when the streak is long enough to
+    /// say so (again on every further round of the same streak).
+    fn record(&mut self, passed: bool) -> Option<bool> {
+        if passed {
+            self.failed = 0;
+            self.passed = self.passed.saturating_add(1);
+            (self.passed >= self.to_healthy).then_some(true)
+        } else {
+            self.passed = 0;
+            self.failed = self.failed.saturating_add(1);
+            (self.failed >= self.to_unhealthy).then_some(false)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Duration, HealthCheck, Streak, probe_ticks};
+
+    #[tokio::test]
+    async fn endless_intervals_do_not_overflow() {
+        let check = HealthCheck {
+            interval: Duration::MAX,
+            ..HealthCheck::default()
+        };
+        let mut ticks = probe_ticks(&check);
+        let tick = tokio::time::timeout(Duration::from_millis(50), ticks.tick()).await;
+        assert!(tick.is_err(), "the first tick is an interval away");
+    }
+
+    #[test]
+    fn streaks_flip_after_their_counts() {
+        let mut s = Streak::new(2, 3);
+        assert_eq!(s.record(false), None);
+        assert_eq!(s.record(false), None);
+        assert_eq!(s.record(false), Some(false));
+        assert_eq!(s.record(false), Some(false));
+        assert_eq!(s.record(true), None);
+        assert_eq!(s.record(false), None, "a pass resets the failures");
+        assert_eq!(s.record(true), None);
+        assert_eq!(s.record(true), Some(true));
+        let mut zero = Streak::new(0, 0);
+        assert_eq!(zero.record(true), Some(true));
+        assert_eq!(zero.record(false), Some(false));
     }
 }

@@ -6,10 +6,12 @@
 //!
 //! - [`Drivers`] (`driver.rs`): the one interface the runtime calls, which
 //!   hands each call to the driver of the instance's [`Handle`] (`handle.rs`).
+//!   Its fields are private: nothing outside this module reaches a driver.
 //! - [`process`]: instances as local processes, each in its own process group.
 //! - [`docker`]: instances as containers on a Docker Engine.
 //! - [`health`]: HTTP health probes, waiting for an instance to become healthy,
-//!   and a background monitor for instances that serve traffic.
+//!   and background monitors for a serving instance ([`Monitor`]) and for a
+//!   group of instances ([`GroupMonitor`]: healthy while any one answers).
 //! - [`check`]: when a new worker is ready (its health command, or still running).
 //! - [`logs`]: reading the end of an instance's log file; [`follow`]: streaming it.
 //!
@@ -19,6 +21,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -36,10 +39,21 @@ mod procfs;
 mod tests;
 
 pub use docker::DockerDriver;
-pub use driver::{Drivers, LogStream};
+pub use driver::{Drivers, LogStream, PreflightFindings, ServiceToCheck};
 pub use handle::Handle;
-pub use health::{HealthCheck, HealthFailure, Monitor, MonitorState, ProbeError};
+pub use health::{GroupMonitor, HealthCheck, HealthFailure, Monitor, MonitorState, ProbeError};
 pub use process::ProcessDriver;
+
+/// How far off "never" is, about 100 years: a wait too long to add to the
+/// clock (a `stop_timeout = "300000000y"`) ends this far away instead, and
+/// no probe interval is longer.
+pub(crate) const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// `start + after`, saturating: a wait too long to add to the clock ends
+/// [`FOREVER`] after `start` instead of panicking.
+pub(crate) fn deadline(start: tokio::time::Instant, after: Duration) -> tokio::time::Instant {
+    start.checked_add(after).unwrap_or_else(|| start + FOREVER)
+}
 
 /// Everything needed to start one instance of a service at a release.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -190,7 +190,7 @@ impl ProcessDriver {
         if !signal_group(handle, Signal::SIGTERM)? {
             return Ok(StopOutcome::NotRunning);
         }
-        let deadline = Instant::now() + grace;
+        let deadline = super::deadline(Instant::now(), grace);
         if self.wait_exited(handle, deadline).await && wait_group_empty(handle.pgid, deadline).await
         {
             tracing::info!(instance = %handle.instance_id, pid = handle.pid, "instance stopped on SIGTERM");
@@ -201,7 +201,7 @@ impl ProcessDriver {
         if procfs::group_is_ours(handle.pgid, handle.start_time_ticks) {
             signal_group(handle, Signal::SIGKILL)?;
         }
-        let deadline = Instant::now() + KILL_WAIT;
+        let deadline = super::deadline(Instant::now(), KILL_WAIT);
         if self.wait_exited(handle, deadline).await && wait_group_empty(handle.pgid, deadline).await
         {
             Ok(StopOutcome::Killed)

@@ -7,17 +7,20 @@ use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::health::{self, HealthCheck, HealthFailure, Monitor, MonitorState, ProbeError};
+use super::health::{
+    self, GroupMonitor, HealthCheck, HealthFailure, Monitor, MonitorState, ProbeError,
+};
 use super::{
-    DriverError, InstanceHandle, InstanceSpec, ProcessDriver, SpawnProblem, StopOutcome, logs,
-    procfs,
+    DriverError, Drivers, InstanceHandle, InstanceSpec, PreflightFindings, ProcessDriver,
+    ServiceToCheck, SpawnProblem, StopOutcome, logs, procfs,
 };
 
 /// Upper bound for any one test.
@@ -718,6 +721,217 @@ async fn monitor_reports_an_instance_that_stops_answering_and_recovers() {
         drop(monitor);
         let outcome = d.stop(&again, Duration::from_secs(5)).await;
         assert_eq!(outcome.expect("the stop succeeds"), StopOutcome::Exited);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_with_an_endless_grace_returns_once_the_process_exits() {
+    let fx = Fixture::new();
+    bounded(async {
+        let script = fx.script("bin/sleeper", "exec sleep 60");
+        let script = script.to_str().expect("a UTF-8 path");
+        let h = fx.start(&fx.spec("endless-1", &[script])).await;
+        assert!(fx.driver.is_running(&h));
+        // A `stop_timeout` of "300000000y" cannot be added to the clock.
+        let t = Instant::now();
+        let outcome = fx.driver.stop(&h, Duration::MAX).await;
+        assert_eq!(outcome.expect("the stop succeeds"), StopOutcome::Exited);
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(!fx.driver.is_running(&h));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn endless_health_timeouts_do_not_overflow() {
+    bounded(async {
+        let server = TestServer::start().await;
+        let endless = HealthCheck {
+            interval: Duration::MAX,
+            timeout: Duration::MAX,
+            healthy: 1,
+            unhealthy: 1,
+            start_timeout: Duration::MAX,
+            ..quick_check()
+        };
+        health::wait_healthy(server.addr, &endless, || true)
+            .await
+            .expect("healthy at the first probe");
+        let monitor = Monitor::spawn(server.addr, endless.clone());
+        let group = GroupMonitor::spawn(vec![server.addr], endless);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(monitor.state(), MonitorState::Healthy);
+        assert!(group.is_healthy());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preflight_of_local_processes_needs_nothing() {
+    bounded(async {
+        let found = Drivers::new()
+            .preflight(&[ServiceToCheck {
+                service: "web",
+                version: "1.2.3",
+                docker: None,
+            }])
+            .await
+            .expect("nothing to check");
+        assert_eq!(found, PreflightFindings::default());
+    })
+    .await;
+}
+
+/// A loopback HTTP server whose every path answers 200, or 503 once told it
+/// is unhealthy; dropping it closes its port (connections are refused).
+struct TestServer {
+    addr: SocketAddr,
+    healthy: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    async fn start() -> TestServer {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind a port");
+        let addr = listener.local_addr().expect("its address");
+        let healthy = Arc::new(AtomicBool::new(true));
+        let answers = healthy.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let healthy = answers.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let status = if healthy {
+                        "200 OK"
+                    } else {
+                        "503 Service Unavailable"
+                    };
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        TestServer {
+            addr,
+            healthy,
+            task,
+        }
+    }
+
+    fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::SeqCst);
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Probes every 50 ms; unhealthy after `unhealthy` failed rounds.
+fn group_check(unhealthy: u32) -> HealthCheck {
+    HealthCheck {
+        interval: Duration::from_millis(50),
+        timeout: Duration::from_secs(1),
+        unhealthy,
+        ..quick_check()
+    }
+}
+
+/// The next change of `group`, within 5 s.
+async fn next_change(group: &mut GroupMonitor) -> bool {
+    tokio::time::timeout(Duration::from_secs(5), group.next_change())
+        .await
+        .expect("a change within 5 s")
+        .expect("the monitor runs")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn group_monitor_is_healthy_while_any_instance_answers() {
+    bounded(async {
+        let a = TestServer::start().await;
+        let b = TestServer::start().await;
+        let mut group = GroupMonitor::spawn(vec![a.addr, b.addr], group_check(4));
+        assert!(group.is_healthy(), "a group starts healthy");
+
+        // One instance failing (503) leaves the group healthy.
+        a.set_healthy(false);
+        let quiet = tokio::time::timeout(Duration::from_millis(500), group.next_change()).await;
+        assert!(quiet.is_err(), "no change while b answers: {quiet:?}");
+        assert!(group.is_healthy());
+
+        // The last one going away (refused): unhealthy, after 4 failed rounds
+        // (at least 3 intervals apart).
+        let t = Instant::now();
+        drop(b);
+        assert!(!next_change(&mut group).await);
+        assert!(
+            t.elapsed() >= Duration::from_millis(140),
+            "unhealthy after only {:?}",
+            t.elapsed()
+        );
+        assert!(!group.is_healthy());
+
+        // One round with an answering instance: healthy again.
+        a.set_healthy(true);
+        assert!(next_change(&mut group).await);
+        assert!(group.is_healthy());
+
+        // And unhealthy again when it fails.
+        a.set_healthy(false);
+        assert!(!next_change(&mut group).await);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn group_monitor_tolerates_fewer_failed_rounds_than_unhealthy() {
+    bounded(async {
+        let a = TestServer::start().await;
+        let mut group = GroupMonitor::spawn(vec![a.addr], group_check(5));
+        let mut states = group.subscribe();
+        // Failing for about one round, then answering again: not enough.
+        a.set_healthy(false);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        a.set_healthy(true);
+        let quiet = tokio::time::timeout(Duration::from_millis(400), states.changed()).await;
+        assert!(quiet.is_err(), "no change: {quiet:?}");
+        assert!(group.is_healthy());
+        // Failing for good.
+        a.set_healthy(false);
+        assert!(!next_change(&mut group).await);
+        assert!(!*states.borrow_and_update());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_group_is_unhealthy() {
+    bounded(async {
+        let mut group = GroupMonitor::spawn(Vec::new(), group_check(2));
+        assert!(!next_change(&mut group).await);
+        let closed = GroupMonitor::spawn(vec![closed_port()], group_check(2));
+        let mut states = closed.subscribe();
+        tokio::time::timeout(Duration::from_secs(5), states.wait_for(|h| !*h))
+            .await
+            .expect("unhealthy within 5 s")
+            .expect("the monitor runs");
     })
     .await;
 }

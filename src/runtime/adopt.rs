@@ -18,7 +18,6 @@ use super::executor::{self, Executor};
 use super::{Daemon, retire};
 use crate::config::ServiceKind;
 use crate::drivers::Handle;
-use crate::drivers::docker::ContainerHandle;
 use crate::drivers::health;
 use crate::store::{Deployment, DeploymentState, InstanceState, StoreError};
 
@@ -325,41 +324,20 @@ impl Daemon {
     /// forgotten by the store, or left over from a failed stop.
     async fn remove_stray_containers(&self, env: &EnvRuntime, report: &mut AdoptionReport) {
         let adopted: Vec<String> = env.instances().into_iter().map(|i| i.id).collect();
-        let found = match self
+        let grace_of = |service: &str| {
+            self.config
+                .services
+                .get(service)
+                .map(|s| s.stop_timeout)
+                .unwrap_or(Duration::from_secs(10))
+        };
+        match self
             .driver
-            .docker
-            .labelled(&self.config.app.name, &env.name)
+            .remove_strays(&self.config.app.name, &env.name, &adopted, grace_of)
             .await
         {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!(env = %env.name, "cannot look for stray containers: {e}");
-                return;
-            }
-        };
-        for stray in found
-            .into_iter()
-            .filter(|c| !adopted.contains(&c.instance_id))
-        {
-            let grace = self
-                .config
-                .services
-                .get(&stray.service)
-                .map(|s| s.stop_timeout)
-                .unwrap_or(Duration::from_secs(10));
-            let handle = ContainerHandle {
-                instance_id: stray.instance_id.clone(),
-                container_id: stray.id.clone(),
-                name: stray.name.clone(),
-                image: String::new(),
-                addr: None,
-            };
-            tracing::warn!(env = %env.name, container = %stray.name, release = %stray.release, running = stray.running, "removing a stray container");
-            if let Err(e) = self.driver.docker.stop(&handle, grace).await {
-                tracing::warn!(container = %stray.name, "cannot remove a stray container: {e}");
-                continue;
-            }
-            report.stopped.push(stray.name);
+            Ok(removed) => report.stopped.extend(removed),
+            Err(e) => tracing::warn!(env = %env.name, "cannot look for stray containers: {e}"),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! a warning, recorded as an event of the deployment.
 
 use super::{Daemon, DeployError};
-use crate::drivers::docker::{ImageToCheck, docker_host};
+use crate::drivers::ServiceToCheck;
 
 /// What passed, for the deployment's events.
 #[derive(Debug, Default)]
@@ -23,33 +23,23 @@ pub(crate) async fn check(
     version: &str,
     services: &[String],
 ) -> Result<Checked, DeployError> {
-    let images: Vec<ImageToCheck> = services
+    let wanted: Vec<ServiceToCheck<'_>> = services
         .iter()
         .filter_map(|name| {
-            let docker = daemon.config.services.get(name)?.docker.as_ref()?;
-            Some(ImageToCheck {
-                service: name.clone(),
-                image: docker.image_for(version),
-                pull: docker.pull,
+            Some(ServiceToCheck {
+                service: name,
+                version,
+                docker: daemon.config.services.get(name)?.docker.as_ref(),
             })
         })
         .collect();
-    if images.is_empty() {
-        return Ok(Checked::default());
-    }
     let found = daemon
         .driver
-        .docker
-        .preflight(&images)
+        .preflight(&wanted)
         .await
         .map_err(|e| DeployError::Preflight(e.to_string()))?;
-    let list: Vec<&str> = images.iter().map(|i| i.image.as_str()).collect();
     Ok(Checked {
-        summary: Some(format!(
-            "Docker at {} answers; image {} present",
-            docker_host(),
-            list.join(", ")
-        )),
+        summary: found.summary,
         warnings: found.warnings,
     })
 }

@@ -114,7 +114,9 @@ impl InstanceState {
     }
 
     pub(crate) fn mark_suspect(&self, now: Instant, for_how_long: Duration) {
-        let until = now.saturating_duration_since(self.epoch) + for_how_long;
+        let until = now
+            .saturating_duration_since(self.epoch)
+            .saturating_add(for_how_long);
         let until_ms = u64::try_from(until.as_millis()).unwrap_or(u64::MAX).max(1);
         self.suspect_until_ms.store(until_ms, Ordering::Relaxed);
     }
@@ -148,10 +150,13 @@ impl InstanceState {
     }
 
     /// Waits until nothing is open or `timeout` passes; on timeout, closes the
-    /// upgraded connections that are still open.
+    /// upgraded connections that are still open. A timeout too long to add to
+    /// the clock waits [`FOREVER`] instead.
     pub(crate) async fn drain(&self, timeout: Duration) -> DrainOutcome {
         let started = tokio::time::Instant::now();
-        let deadline = started + timeout;
+        let deadline = started
+            .checked_add(timeout)
+            .unwrap_or_else(|| started + FOREVER);
         loop {
             // Register interest before checking, so a decrement between the check
             // and the await still wakes us.
@@ -265,8 +270,27 @@ impl Registry {
     }
 }
 
+/// How far off "never" is for a drain: about 100 years. A longer timeout
+/// (`drain_timeout = "300000000y"`) cannot be added to the clock.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: every
 /// value behind these locks stays valid after any partial update.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endless_suspect_mark_saturates() {
+        let now = Instant::now();
+        let state = InstanceState::new(Window::new(now, Duration::from_secs(5)));
+        state.mark_suspect(now + Duration::from_secs(1), Duration::MAX);
+        assert!(state.is_suspect(now + Duration::from_secs(3600)));
+        state.clear_suspect();
+        assert!(!state.is_suspect(now));
+    }
 }

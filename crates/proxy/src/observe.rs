@@ -215,7 +215,10 @@ impl Window {
 
     pub(crate) fn merge_into(&self, now: Instant, span: Duration, into: &mut Observation) {
         let current = self.second(now);
-        let want = span.as_secs().max(1) + u64::from(span.subsec_nanos() > 0);
+        let want = span
+            .as_secs()
+            .max(1)
+            .saturating_add(u64::from(span.subsec_nanos() > 0));
         let want = want.min(self.slots.len() as u64 - 1);
         // Slots for seconds (current - want, current]: `want` whole seconds back
         // plus the current partial one would over-count, so the current second
@@ -298,5 +301,7 @@ mod tests {
         assert_eq!(w.read(much_later, Duration::from_secs(60)).requests(), 2);
         let way_later = t0 + Duration::from_secs(100);
         assert_eq!(w.read(way_later, Duration::from_secs(60)).requests(), 0);
+        assert_eq!(w.read(way_later, Duration::MAX).requests(), 0);
+        assert_eq!(w.read(much_later, Duration::MAX).requests(), 2);
     }
 }

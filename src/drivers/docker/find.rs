@@ -1,9 +1,11 @@
 //! Finding containers again after a daemon restart: whether a persisted
 //! handle still names a running container of ours ([`DockerDriver::adopt`]),
-//! and every container labelled with an app and environment
-//! ([`DockerDriver::labelled`]), so strays can be removed.
+//! every container labelled with an app and environment
+//! ([`DockerDriver::labelled`]), and the removal of those that were not
+//! adopted ([`DockerDriver::remove_strays`]).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBuilder};
 
@@ -53,6 +55,40 @@ impl DockerDriver {
             self.watch(&handle.container_id, &handle.instance_id);
         }
         Ok(running && ours)
+    }
+
+    /// Stops and removes every container labelled with `app` and
+    /// `environment` whose instance is not in `keep`: started by a daemon that
+    /// died before it recorded them, forgotten by the store, or left over from
+    /// a failed stop. Each is given `grace_of(service)` after its stop signal.
+    /// Returns the names of the containers removed; one that cannot be
+    /// removed is logged and skipped. An error only when the containers
+    /// cannot be listed.
+    pub async fn remove_strays(
+        &self,
+        app: &str,
+        environment: &str,
+        keep: &[String],
+        grace_of: impl Fn(&str) -> Duration,
+    ) -> Result<Vec<String>, DockerError> {
+        let found = self.labelled(app, environment).await?;
+        let mut removed = Vec::new();
+        for stray in found.into_iter().filter(|c| !keep.contains(&c.instance_id)) {
+            let handle = ContainerHandle {
+                instance_id: stray.instance_id.clone(),
+                container_id: stray.id.clone(),
+                name: stray.name.clone(),
+                image: String::new(),
+                addr: None,
+            };
+            tracing::warn!(env = %environment, container = %stray.name, release = %stray.release, running = stray.running, "removing a stray container");
+            if let Err(e) = self.stop(&handle, grace_of(&stray.service)).await {
+                tracing::warn!(container = %stray.name, "cannot remove a stray container: {e}");
+                continue;
+            }
+            removed.push(stray.name);
+        }
+        Ok(removed)
     }
 
     /// Every container (running or not) labelled with `app` and `environment`.

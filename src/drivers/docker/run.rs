@@ -125,7 +125,9 @@ impl DockerDriver {
         let mut outcome = StopOutcome::NotRunning;
         if running {
             // Whole seconds, rounded up: the engine's grace is in seconds.
-            let secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
+            let secs = grace
+                .as_secs()
+                .saturating_add(u64::from(grace.subsec_nanos() > 0));
             let t = i32::try_from(secs).unwrap_or(i32::MAX);
             let started = Instant::now();
             let options = StopContainerOptionsBuilder::default().t(t).build();

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::config::DockerConfig;
-use crate::drivers::{InstanceSpec, StopOutcome};
+use crate::drivers::{
+    DriverError, Drivers, Handle, InstanceSpec, PreflightFindings, ServiceToCheck, StopOutcome,
+};
 
 /// Upper bound for any one test.
 const BOUND: Duration = Duration::from_secs(60);
@@ -380,6 +382,110 @@ async fn preflight_finds_missing_images_and_warns_about_root() {
             "{text}"
         );
         assert!(text.contains("pull = true"), "{text}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drivers_remove_strays_check_images_and_stop_with_an_endless_grace() {
+    require_image("hello:v1");
+    bounded(async {
+        let scope = Scope::new();
+        let drivers = Drivers::new();
+        let web = settings();
+        let kept = drivers
+            .start(&scope.spec("staging-web-v1-0-dddd", "v1"), Some(&web))
+            .await
+            .expect("started");
+        let Handle::Docker(container) = &kept else {
+            panic!("a container: {kept:?}");
+        };
+        // Started by a daemon that died before it recorded it.
+        let stray = DockerDriver::new()
+            .start(&scope.spec("staging-web-v1-0-eeee", "v1"), &web)
+            .await
+            .expect("started");
+        serving(container.addr.expect("published")).await;
+        serving(stray.addr.expect("published")).await;
+
+        let keep = vec!["staging-web-v1-0-dddd".to_owned()];
+        let removed = drivers
+            .remove_strays(&scope.app, "staging", &keep, |service| {
+                assert_eq!(service, "web");
+                Duration::from_secs(5)
+            })
+            .await
+            .expect("listed");
+        assert_eq!(removed, vec![stray.name.clone()]);
+        let left = drivers
+            .docker
+            .labelled(&scope.app, "staging")
+            .await
+            .expect("listed");
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(left[0].id, container.container_id);
+        assert!(
+            drivers
+                .remove_strays(&scope.app, "staging", &keep, |_| Duration::ZERO)
+                .await
+                .expect("listed")
+                .is_empty()
+        );
+
+        let found = drivers
+            .preflight(&[
+                ServiceToCheck {
+                    service: "web",
+                    version: "v1",
+                    docker: Some(&web),
+                },
+                ServiceToCheck {
+                    service: "jobs",
+                    version: "v1",
+                    docker: None,
+                },
+            ])
+            .await
+            .expect("present");
+        assert_eq!(
+            found,
+            PreflightFindings {
+                summary: Some(format!(
+                    "Docker at {} answers; image hello:v1 present",
+                    docker_host()
+                )),
+                warnings: Vec::new(),
+            }
+        );
+        let missing = drivers
+            .preflight(&[ServiceToCheck {
+                service: "web",
+                version: "no-such-tag",
+                docker: Some(&web),
+            }])
+            .await
+            .expect_err("missing");
+        assert!(
+            matches!(
+                missing,
+                DriverError::Docker(DockerError::ImageMissing { .. })
+            ),
+            "{missing}"
+        );
+
+        // A `stop_timeout` of "300000000y": hello exits on SIGTERM at once.
+        let started = Instant::now();
+        let outcome = drivers.stop(&kept, Duration::MAX).await.expect("stopped");
+        assert_eq!(outcome, StopOutcome::Exited);
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert!(
+            drivers
+                .docker
+                .labelled(&scope.app, "staging")
+                .await
+                .expect("listed")
+                .is_empty()
+        );
     })
     .await;
 }

@@ -185,3 +185,49 @@ async fn drain_gives_up_at_its_timeout() {
     // The request itself is not cut by the proxy: the caller decides.
     assert_eq!(slow.await.expect("slow").status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_with_an_endless_timeout_neither_panics_nor_waits_for_nothing() {
+    let old = Upstream::start("old-max").await;
+    let p = TestProxy::with_tracks(&[&old], &[]).await;
+    let id = InstanceId::from("old-max");
+    assert_eq!(get(&client(), &p.url("/")).await.body, "old-max");
+    p.set_tracks(&[], &[]);
+
+    // Idle: back at once, however long the timeout (a `drain_timeout` of
+    // "300000000y" cannot be added to the clock).
+    let t = Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(2), p.proxy.drain(&id, Duration::MAX))
+        .await
+        .expect("an idle drain returns promptly");
+    assert!(
+        matches!(outcome, DrainOutcome::Drained { .. }),
+        "{outcome:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(1));
+    let unknown = p
+        .proxy
+        .drain(&InstanceId::from("never-seen"), Duration::MAX)
+        .await;
+    assert!(
+        matches!(unknown, DrainOutcome::Drained { .. }),
+        "{unknown:?}"
+    );
+
+    // Busy: waits for the request, not for the timeout.
+    p.set_tracks(&[&old], &[]);
+    let (c, url) = (client(), p.url("/slow?ms=300"));
+    let slow = tokio::spawn(async move { get(&c, &url).await });
+    while p.proxy.in_flight(&id).requests == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    p.set_tracks(&[], &[]);
+    let outcome = tokio::time::timeout(Duration::from_secs(5), p.proxy.drain(&id, Duration::MAX))
+        .await
+        .expect("the drain returns once the request finished");
+    assert!(
+        matches!(outcome, DrainOutcome::Drained { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(slow.await.expect("slow").status, 200);
+}
