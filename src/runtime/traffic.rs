@@ -15,6 +15,7 @@ use super::environment::LiveInstance;
 use super::executor::{Executor, StartTask};
 use super::{retire, start};
 use crate::config::ServiceKind;
+use crate::drivers::GroupMonitor;
 use crate::drivers::health::Monitor;
 use crate::store::InstanceState;
 
@@ -254,7 +255,7 @@ async fn watch_health(
 
 /// Tells the core whenever the old release of a service goes from having a
 /// healthy instance to having none, or back (so a rollback never switches to
-/// nothing).
+/// nothing). The same probes as every other health check (`GroupMonitor`).
 async fn watch_stable(
     daemon: &Daemon,
     service: &str,
@@ -267,39 +268,15 @@ async fn watch_stable(
     if sc.kind != ServiceKind::Http {
         return;
     }
-    let (path, interval, timeout) = (
-        sc.health.path.clone(),
-        sc.health.interval,
-        sc.health.timeout,
-    );
-    let mut healthy = true;
-    let mut failures = 0u32;
-    loop {
-        tokio::time::sleep(interval).await;
-        let mut any = false;
-        for inst in &old {
-            let Some(addr) = inst.handle.addr() else {
-                continue;
-            };
-            if crate::drivers::health::probe(addr, &path, timeout)
-                .await
-                .is_ok()
-            {
-                any = true;
-                break;
-            }
-        }
-        failures = if any { 0 } else { failures + 1 };
-        let now_healthy = any || failures < sc.health.unhealthy;
-        if now_healthy != healthy {
-            healthy = now_healthy;
-            let input = Input::StableHealth {
-                service: service.to_owned(),
-                healthy,
-            };
-            if tx.send(cutover_core::ReleaseInput::Rollout(input)).is_err() {
-                return;
-            }
+    let addrs = old.iter().filter_map(|i| i.handle.addr()).collect();
+    let mut group = GroupMonitor::spawn(addrs, super::health_check(sc));
+    while let Some(healthy) = group.next_change().await {
+        let input = Input::StableHealth {
+            service: service.to_owned(),
+            healthy,
+        };
+        if tx.send(cutover_core::ReleaseInput::Rollout(input)).is_err() {
+            return;
         }
     }
 }

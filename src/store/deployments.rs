@@ -157,6 +157,13 @@ impl TryFrom<EventRow> for Event {
     }
 }
 
+/// The one row an `INSERT … RETURNING` gives.
+fn first_row<T>(rows: Vec<T>) -> Result<T, StoreError> {
+    rows.into_iter()
+        .next()
+        .ok_or_else(|| StoreError::Corrupt("an insert returned no row".into()))
+}
+
 fn deployments_from(rows: Vec<DeploymentRow>) -> Result<Vec<Deployment>, StoreError> {
     rows.into_iter().map(Deployment::try_from).collect()
 }
@@ -180,9 +187,11 @@ impl Store {
         .bind(DeploymentState::Running.as_str())
         .bind(&d.requested_by)
         .bind(now)
-        .fetch_one(&self.pool)
+        // Every row, not the first: SQLite commits when the statement runs
+        // to its end, and only then reports a failed commit (a full disk).
+        .fetch_all(&self.pool)
         .await?;
-        Ok(id)
+        first_row(id)
     }
 
     /// Appends an event, stamped now, to the history of a deployment.
@@ -206,10 +215,11 @@ impl Store {
         .bind(kind)
         .bind(message)
         .bind(data.to_string())
-        .fetch_one(&self.pool)
+        // Every row, not the first: see `create_deployment`.
+        .fetch_all(&self.pool)
         .await;
         let id = match result {
-            Ok(id) => id,
+            Ok(ids) => first_row(ids)?,
             Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
                 return Err(StoreError::not_found("deployment", deployment_id));
             }

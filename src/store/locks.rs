@@ -88,8 +88,12 @@ impl Store {
             .bind(holder)
             .bind(purpose)
             .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
+            // Every row, not the first: SQLite reports a failed commit (a
+            // full disk) only when the statement runs to its end.
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .next();
             if let Some(row) = taken {
                 return Lock::try_from(row);
             }
@@ -119,8 +123,10 @@ impl Store {
              RETURNING environment, holder, purpose, since",
         )
         .bind(environment)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?
+        .into_iter()
+        .next()
         .map(Lock::try_from)
         .transpose()
     }
@@ -131,8 +137,10 @@ impl Store {
             "SELECT environment, holder, purpose, since FROM locks WHERE environment = $1",
         )
         .bind(environment)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?
+        .into_iter()
+        .next()
         .map(Lock::try_from)
         .transpose()
     }

@@ -11,6 +11,7 @@ mod crash;
 mod demo;
 mod deploy;
 mod docker;
+mod lifecycle;
 mod lock;
 mod migrate;
 mod rollback;

@@ -1,0 +1,355 @@
+//! The life of a release around its rollout: no instance outlives the
+//! deployment that started it (abort, crash, store failure, a drain that
+//! cannot end), a full state store holds a deployment instead of acting on
+//! state it could not save, and a saved state that no longer fits the config
+//! waits for an operator. Every test lists the processes afterwards.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::{Load, Release, TestApp, fetch, ok, stdout};
+
+/// Polls `cond` every 100 ms until it holds; fails with `what` after `limit`.
+fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn has_event(app: &TestApp, kind: &str) -> bool {
+    app.last_events().iter().any(|(k, _)| k == kind)
+}
+
+fn status(app: &TestApp) -> serde_json::Value {
+    let out = app.cli(&["status", "--json"]);
+    ok(app, &out);
+    serde_json::from_slice(&out.stdout).expect("status json")
+}
+
+/// A tmpfs of `size` at `at`, for a state store on a disk that fills up;
+/// unmounted on drop. Mounting needs root, as `scripts/test` runs.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: PathBuf, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(&at).expect("mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs (these tests need root, as scripts/test runs): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(at)
+    }
+
+    /// Writes a file until the tmpfs is full.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).expect("filler");
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        // The last partial block, byte-wise.
+        while f.write_all(&[0]).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// An app whose state store lives on a small tmpfs.
+fn app_with_state_on_tmpfs(window: &str) -> (TestApp, Tmpfs) {
+    let app = TestApp::new(window);
+    let tmpfs = Tmpfs::mount(app.path().join("state"), "16m");
+    app.append_config(&format!(
+        "\n[state]\nurl = \"sqlite://{}\"\n",
+        state_db(app.path()).display()
+    ));
+    (app, tmpfs)
+}
+
+fn state_db(dir: &Path) -> PathBuf {
+    dir.join("state").join("state.db")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_state_store_holds_the_canary_and_it_finishes_once_space_is_freed() {
+    let (app, tmpfs) = app_with_state_on_tmpfs("1s");
+    app.append_config(
+        r#"
+[service.web.rollout]
+strategy = "canary"
+steps = [50, 100]
+step_duration = "2s"
+check_interval = "250ms"
+analysis = { max_error_rate = 0.05, min_requests = 5 }
+"#,
+    );
+    app.release("v1", Release::Good);
+    app.release("v2", Release::Good);
+    app.serve();
+    ok(&app, &app.cli(&["deploy", "v1"]));
+    let v1_pids: Vec<i32> = app.instance_pids().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(v1_pids.len(), 2);
+
+    let load = Load::start(app.proxy_url(), 4);
+    let deploy = app.cli_background(&["deploy", "v2"]);
+    wait_until(Duration::from_secs(20), "the canary's first step", || {
+        app.last_events().iter().any(|(k, _)| k == "step")
+    });
+    let filler = tmpfs.fill();
+    // The step ends, its analysis passes, and the next step cannot be saved.
+    wait_until(
+        Duration::from_secs(20),
+        "status says the deployment holds",
+        || {
+            status(&app)["environments"][0]["held"]
+                .as_str()
+                .is_some_and(|h| h.starts_with("held: cannot write the state store:"))
+        },
+    );
+    let human = stdout(&app.cli(&["status"]));
+    assert!(
+        human.contains("held: cannot write the state store"),
+        "{human}"
+    );
+    // Holding: nothing that depends on the unsaved step runs.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut still: Vec<i32> = app
+        .instance_pids()
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains("--version v1"))
+        .map(|(p, _)| p)
+        .collect();
+    still.sort();
+    let mut before = v1_pids.clone();
+    before.sort();
+    assert_eq!(still, before, "v1 was touched while the store was full");
+    assert!(
+        !deploy.is_finished(),
+        "the deploy ended while the store was full"
+    );
+
+    std::fs::remove_file(&filler).expect("free space");
+    let out = deploy.join().expect("deploy thread");
+    ok(&app, &out);
+    let (_, failed) = load.stop().await;
+    assert_eq!(failed, 0, "requests failed while the store was full");
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v2")
+    );
+    // Nothing was lost: the history has the steps, the hold and the end.
+    let kinds: Vec<String> = app.last_events().into_iter().map(|(k, _)| k).collect();
+    for kind in ["step", "analysis", "held", "store_writable", "finished"] {
+        assert!(kinds.iter().any(|k| k == kind), "no {kind} in {kinds:?}");
+    }
+    // The window (1s) ends and v1 is retired; only v2 runs.
+    wait_until(Duration::from_secs(20), "v1 is retired", || {
+        app.running_version("v1") == 0
+    });
+    assert_eq!(app.running_version("v2"), 2);
+    assert_eq!(app.instance_pids().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_failure_mid_deploy_leaves_no_instance_behind() {
+    let (app, tmpfs) = app_with_state_on_tmpfs("10m");
+    app.release("v1", Release::Good);
+    app.release("v2", Release::FailsHealth);
+    app.serve();
+    ok(&app, &app.cli(&["deploy", "v1"]));
+    let deploy = app.cli_background(&["deploy", "v2"]);
+    wait_until(Duration::from_secs(20), "v2's instances started", || {
+        app.running_version("v2") == 2
+    });
+    let filler = tmpfs.fill();
+    // v2 never becomes healthy (start_timeout 5s); the rollback cannot be saved.
+    wait_until(Duration::from_secs(30), "the deployment holds", || {
+        status(&app)["environments"][0]["held"].is_string()
+    });
+    assert_eq!(app.running_version("v1"), 2, "v1 stopped during the hold");
+    std::fs::remove_file(&filler).expect("free space");
+    let out = deploy.join().expect("deploy thread");
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    wait_until(Duration::from_secs(20), "no v2 process is left", || {
+        app.running_version("v2") == 0
+    });
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v1")
+    );
+    app.stop_daemon();
+    assert_eq!(app.instance_pids(), Vec::new(), "left after a clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_while_a_blue_green_deploy_waits_for_health_stops_the_new_instances() {
+    let app = TestApp::new("10m");
+    app.release("v1", Release::Good);
+    app.release("v2", Release::FailsHealth);
+    app.serve();
+    ok(&app, &app.cli(&["deploy", "v1"]));
+    let deploy = app.cli_background(&["deploy", "v2"]);
+    wait_until(Duration::from_secs(20), "v2's instances started", || {
+        app.running_version("v2") == 2
+    });
+    let aborted_at = Instant::now();
+    ok(&app, &app.cli(&["abort", "--reason", "changed my mind"]));
+    let out = deploy.join().expect("deploy thread");
+    assert_ne!(out.status.code(), Some(0));
+    // Stopped by the abort, well before their start_timeout (5s) would have.
+    wait_until(Duration::from_secs(4), "no v2 process is left", || {
+        app.running_version("v2") == 0
+    });
+    assert!(aborted_at.elapsed() < Duration::from_secs(5));
+    let instances = status(&app)["environments"][0]["instances"].clone();
+    assert!(
+        instances
+            .as_array()
+            .is_some_and(|l| l.iter().all(|i| i["version"] == "v1")),
+        "{instances:#}"
+    );
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v1")
+    );
+    app.stop_daemon();
+    assert_eq!(app.instance_pids(), Vec::new(), "left after a clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_a_crash_mid_deploy_starts_nothing_of_the_failed_version() {
+    let app = TestApp::new("10m");
+    app.release("v1", Release::Good);
+    app.release("v2", Release::FailsHealth);
+    app.serve();
+    ok(&app, &app.cli(&["deploy", "v1"]));
+    let _deploy = app.cli_background(&["deploy", "v2"]);
+    wait_until(Duration::from_secs(20), "v2's instances started", || {
+        app.running_version("v2") == 2
+    });
+    app.kill_daemon();
+    app.serve();
+    // The restored deployment rolls back (on_daemon_restart = "rollback"):
+    // the instances the dead daemon started are stopped, none is started.
+    wait_until(Duration::from_secs(10), "no v2 process is left", || {
+        app.running_version("v2") == 0
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(app.running_version("v2"), 0, "v2 was started again");
+    assert_eq!(app.running_version("v1"), 2);
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v1")
+    );
+    app.stop_daemon();
+    assert_eq!(app.instance_pids(), Vec::new(), "left after a clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_timeout_too_long_to_count_still_retires_the_old_release() {
+    let app = TestApp::new("1s");
+    let config = std::fs::read_to_string(app.config()).expect("config");
+    std::fs::write(
+        app.config(),
+        config.replace(
+            "drain_timeout = \"5s\"",
+            "drain_timeout = \"300000000years\"",
+        ),
+    )
+    .expect("config");
+    app.release("v1", Release::Good);
+    app.release("v2", Release::Good);
+    app.serve();
+    ok(&app, &app.cli(&["deploy", "v1"]));
+    ok(&app, &app.cli(&["deploy", "v2"]));
+    wait_until(Duration::from_secs(15), "v1 is retired", || {
+        app.running_version("v1") == 0
+    });
+    assert_eq!(app.running_version("v2"), 2);
+    app.stop_daemon();
+    assert_eq!(app.instance_pids(), Vec::new(), "left after a clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_rollout_that_no_longer_fits_the_config_waits_for_an_operator() {
+    let app = TestApp::new("10m");
+    app.append_config(
+        r#"
+[service.web.rollout]
+strategy = "canary"
+steps = [20, 100]
+step_duration = "30s"
+check_interval = "250ms"
+analysis = { max_error_rate = 0.5, min_requests = 1 }
+"#,
+    );
+    app.release("v1", Release::Good);
+    app.release("v2", Release::Good);
+    app.release("v3", Release::Good);
+    app.serve();
+    ok(&app, &app.cli(&["deploy", "v1"]));
+    let _deploy = app.cli_background(&["deploy", "v2"]);
+    wait_until(Duration::from_secs(20), "the canary's first step", || {
+        has_event(&app, "step")
+    });
+    app.kill_daemon();
+    let config = std::fs::read_to_string(app.config()).expect("config");
+    std::fs::write(
+        app.config(),
+        config.replace("steps = [20, 100]", "steps = [10, 50, 100]"),
+    )
+    .expect("config");
+    app.serve();
+
+    // The daemon starts, serves what it served, and says what differs.
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v1")
+    );
+    let needs = status(&app)["environments"][0]["needs_operator"].clone();
+    let needs = needs.as_str().unwrap_or_default().to_owned();
+    assert!(
+        needs.contains("[20, 100]") && needs.contains("[10, 50, 100]"),
+        "{needs}"
+    );
+    let refused = app.cli(&["deploy", "v3"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stdout(&refused));
+
+    // `cutover abort` ends it: v2's instances go, the lock is free.
+    ok(&app, &app.cli(&["abort", "--reason", "steps changed"]));
+    wait_until(Duration::from_secs(10), "no v2 process is left", || {
+        app.running_version("v2") == 0
+    });
+    assert!(status(&app)["environments"][0]["needs_operator"].is_null());
+    assert!(status(&app)["environments"][0]["lock"].is_null());
+    let again = app.cli_background(&["deploy", "v3", "--service", "web"]);
+    wait_until(
+        Duration::from_secs(30),
+        "the v3 canary's first step",
+        || {
+            app.last_events()
+                .iter()
+                .any(|(k, m)| k == "step" && m.contains("v3"))
+        },
+    );
+    ok(&app, &app.cli(&["promote", "--full"]));
+    ok(&app, &again.join().expect("deploy thread"));
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v3")
+    );
+}
