@@ -5,6 +5,7 @@
 //! interrupted, and start the serving release again where none of its
 //! instances survived. Instances of both drivers go through the same steps.
 
+use cutover_core::EventKind;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,7 +78,7 @@ impl Daemon {
             // Crashed before the release saved anything: nothing had started.
             let reason = "the daemon stopped during this deployment; the serving release was kept";
             self.store
-                .add_event(dep.id, "interrupted", reason, json!({}))
+                .add_event(dep.id, EventKind::Interrupted, reason, json!({}))
                 .await?;
             self.store
                 .finish_deployment(dep.id, DeploymentState::Interrupted, Some(reason))
@@ -160,7 +161,7 @@ impl Daemon {
                         .store
                         .add_event(
                             dep.id,
-                            "restarted",
+                            EventKind::Restarted,
                             &format!("the daemon restarted; on_daemon_restart = {policy:?}"),
                             json!({ "gone": gone }),
                         )
@@ -186,7 +187,7 @@ impl Daemon {
                     .store
                     .add_event(
                         dep.id,
-                        "needs_operator",
+                        EventKind::NeedsOperator,
                         &message,
                         json!({ "reason": reason }),
                     )

@@ -9,9 +9,6 @@ use serde_json::json;
 use super::Daemon;
 use crate::db::backup::{Backups, Trigger};
 
-/// Event kind: a database was backed up for this deployment.
-pub(crate) const BACKUP_TAKEN: &str = "backup";
-
 /// Backs up the databases that ask for it; the ids taken, or why not.
 pub(crate) async fn before_deploy(
     daemon: &Daemon,
@@ -59,7 +56,12 @@ async fn record(daemon: &Daemon, deployment_id: i64, message: &str, data: serde_
     tracing::info!(deployment = deployment_id, "{message}");
     if let Err(e) = daemon
         .store
-        .add_event(deployment_id, BACKUP_TAKEN, message, data)
+        .add_event(
+            deployment_id,
+            cutover_core::EventKind::Backup,
+            message,
+            data,
+        )
         .await
     {
         daemon.log_store_error("cannot record an event", &e);

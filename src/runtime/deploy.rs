@@ -9,6 +9,7 @@
 //! of the release before it and waits until that one has retired its old
 //! release and run its contract migrations.
 
+use cutover_core::EventKind;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,16 +115,16 @@ pub async fn begin_deploy(
     event(
         daemon,
         id,
-        "started",
+        EventKind::Started,
         &format!("deploying {version} to {} ({strategy})", env.name),
         json!({ "version": version, "services": names }),
     )
     .await;
     if let Some(summary) = &checked.summary {
-        event(daemon, id, "preflight", summary, json!({})).await;
+        event(daemon, id, EventKind::Preflight, summary, json!({})).await;
     }
     for warning in &checked.warnings {
-        event(daemon, id, "warning", warning, json!({})).await;
+        event(daemon, id, EventKind::Warning, warning, json!({})).await;
     }
     let name = env.name.clone();
     let release = Release::new(release_plan, &has_previous);
@@ -232,11 +233,11 @@ pub(crate) fn refuse_if_stuck(env: &super::EnvRuntime) -> Result<(), DeployError
 pub(crate) async fn event(
     daemon: &Daemon,
     id: i64,
-    kind: &str,
+    kind: EventKind,
     message: &str,
     data: serde_json::Value,
 ) {
-    tracing::info!(deployment = id, kind, "{message}");
+    tracing::info!(deployment = id, kind = kind.as_str(), "{message}");
     if let Err(e) = daemon.store.add_event(id, kind, message, data).await {
         daemon.log_store_error("cannot record an event", &e);
     }

@@ -13,6 +13,7 @@
 //!   until it is written: the lock is never released on an unsaved outcome.
 //! - The traffic actions of the rollout are carried out by `traffic.rs`.
 
+use cutover_core::EventKind;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -278,7 +279,7 @@ impl Executor {
             match self
                 .daemon
                 .store
-                .add_event(self.id, &event.kind, &event.message, data.clone())
+                .add_event(self.id, event.kind, &event.message, data.clone())
                 .await
             {
                 Ok(_) => {
@@ -314,7 +315,7 @@ impl Executor {
         match outcome {
             Outcome::NotStarted { reason } => {
                 self.record(Event {
-                    kind: "failed".into(),
+                    kind: EventKind::Failed,
                     service: None,
                     message: reason.clone(),
                     figures: None,
@@ -324,7 +325,7 @@ impl Executor {
             }
             Outcome::Succeeded if self.release.rollout().is_none() => {
                 self.record(Event {
-                    kind: "succeeded".into(),
+                    kind: EventKind::Succeeded,
                     service: None,
                     message: "deployment succeeded".into(),
                     figures: None,
@@ -428,7 +429,7 @@ impl Executor {
                 self.env
                     .take(|i| i.version == version && !healthy_ids.contains(&i.id)),
                 Event {
-                    kind: "warm".into(),
+                    kind: EventKind::Warm,
                     service: None,
                     message: format!(
                         "{version} is still warm ({} instances): switching back",
@@ -442,7 +443,7 @@ impl Executor {
             (
                 self.env.take(|i| i.version == version),
                 Event {
-                    kind: "cold".into(),
+                    kind: EventKind::Cold,
                     service: None,
                     message: format!(
                         "{version} is no longer running: starting it again (blue-green)"
@@ -470,7 +471,7 @@ impl Executor {
         match self.env.switch_to(&instances) {
             Ok(generation) => {
                 self.record(Event {
-                    kind: "switched".into(),
+                    kind: EventKind::Switched,
                     service: None,
                     message: format!("switched {}: 100% of traffic on {version}", self.env.name),
                     figures: None,

@@ -9,6 +9,7 @@
 //! Also how an operator ends a deployment a restarted daemon could not
 //! restore (`cutover abort` / `cutover rollback` on it).
 
+use cutover_core::EventKind;
 use std::sync::Arc;
 
 use cutover_core::{Release, ReleaseKind};
@@ -58,7 +59,7 @@ pub async fn begin_rollback(
     event(
         daemon,
         id,
-        "started",
+        EventKind::Started,
         &format!("rolling {} back to {previous}", env.name),
         json!({ "version": previous }),
     )
@@ -150,7 +151,7 @@ pub(crate) async fn end_stuck(
     event(
         daemon,
         stuck.id,
-        "ended_by_operator",
+        EventKind::EndedByOperator,
         &reason,
         json!({ "by": by }),
     )

@@ -13,6 +13,7 @@
 //! Every migration that runs is an event in the deployment's history.
 
 use cutover_core::ContractTarget;
+use cutover_core::EventKind;
 use serde_json::json;
 
 use super::Daemon;
@@ -180,10 +181,7 @@ async fn run_up(
         })
         .await;
     for d in &done {
-        record(
-            daemon,
-            deployment_id,
-            "migration",
+        record(daemon, deployment_id, EventKind::Migration,
             &format!(
                 "database {name}: applied {:04} {} ({}) in {} ms",
                 d.version,
@@ -205,8 +203,8 @@ fn phase_name(phase: Phase) -> &'static str {
     }
 }
 
-async fn record(daemon: &Daemon, id: i64, kind: &str, message: &str, data: serde_json::Value) {
-    tracing::info!(deployment = id, kind, "{message}");
+async fn record(daemon: &Daemon, id: i64, kind: EventKind, message: &str, data: serde_json::Value) {
+    tracing::info!(deployment = id, kind = kind.as_str(), "{message}");
     if let Err(e) = daemon.store.add_event(id, kind, message, data).await {
         daemon.log_store_error("cannot record an event", &e);
     }

@@ -10,6 +10,7 @@
 //!
 //! Any failure says why, with the last lines of the failing instance's output.
 
+use cutover_core::EventKind;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,10 +138,7 @@ pub(crate) async fn start_workers(
                 let reason = failed(daemon, id, &inst, &why).await;
                 stop_started(daemon, env, std::slice::from_ref(&inst)).await;
                 if !old.is_empty() {
-                    event(
-                        daemon,
-                        id,
-                        "workers_kept",
+                    event(daemon, id, EventKind::WorkersKept,
                         &format!("{} old {svc} instance(s) keep running", old.len()),
                         json!({ "instances": old.iter().map(|i| i.id.clone()).collect::<Vec<_>>() }),
                     )
@@ -231,7 +229,7 @@ async fn replace(
     event(
         daemon,
         id,
-        "instance_replaced",
+        EventKind::InstanceReplaced,
         &format!("{} stopped: replaced by {}", old.id, new.id),
         json!({ "instance": old.id, "by": new.id }),
     )
@@ -310,7 +308,7 @@ async fn start_one(
     event(
         daemon,
         id,
-        "instance_started",
+        EventKind::InstanceStarted,
         &format!("{instance_id} started{place} ({})", live.handle.describe()),
         json!({
             "instance": instance_id,
@@ -360,7 +358,7 @@ async fn healthy(daemon: &Daemon, id: i64, inst: &LiveInstance, took: Duration) 
     event(
         daemon,
         id,
-        "instance_healthy",
+        EventKind::InstanceHealthy,
         &format!("{} healthy after {}", inst.id, fmt_duration(took)),
         json!({ "instance": inst.id, "ms": took.as_millis() as u64 }),
     )
@@ -389,7 +387,7 @@ async fn failed(daemon: &Daemon, id: i64, inst: &LiveInstance, why: &str) -> Str
     event(
         daemon,
         id,
-        "instance_failed",
+        EventKind::InstanceFailed,
         &reason,
         json!({ "instance": inst.id, "log": source, "log_tail": tail }),
     )

@@ -200,7 +200,7 @@ impl Store {
     pub async fn add_event(
         &self,
         deployment_id: i64,
-        kind: &str,
+        kind: cutover_core::EventKind,
         message: &str,
         data: serde_json::Value,
     ) -> Result<Event, StoreError> {
@@ -212,7 +212,7 @@ impl Store {
         )
         .bind(deployment_id)
         .bind(now)
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(message)
         .bind(data.to_string())
         // Every row, not the first: see `create_deployment`.
@@ -229,7 +229,7 @@ impl Store {
             id,
             deployment_id,
             at,
-            kind: kind.to_owned(),
+            kind: kind.as_str().to_owned(),
             message: message.to_owned(),
             data,
         })

@@ -8,6 +8,7 @@
 //! wants to be woken. Everything it decides can therefore be tested by a
 //! simulation with a fake clock and a scripted world (`crates/sim`).
 //!
+//! - `event.rs`: the kinds of history events.
 //! - `plan.rs`: what to roll (services, strategies, thresholds, policies).
 //! - `release.rs`: the whole life of a release (backup, expand, rollout,
 //!   warm window, retire, contract), the machine the runtime drives.
@@ -16,12 +17,14 @@
 //! - `time.rs`: milliseconds handed in by the caller.
 
 pub mod analysis;
+pub mod event;
 pub mod plan;
 pub mod release;
 pub mod rollout;
 pub mod time;
 
 pub use analysis::{Figures, Stats, Verdict};
+pub use event::EventKind;
 pub use plan::{
     CanarySpec, InconclusivePolicy, Plan, RestartPolicy, ServicePlan, Strategy, Thresholds,
 };

@@ -38,6 +38,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::EventKind;
 use crate::plan::{Plan, RestartPolicy};
 use crate::rollout::{self, Action, Command, Event, Input, Mismatch, Outcome, Output, Refused};
 use crate::rollout::{Rollout, Stage};
@@ -428,7 +429,7 @@ impl Release {
                 self.saving = None;
                 if let Some(h) = self.held.take() {
                     self.out.push_front(event(
-                        "store_writable",
+                        EventKind::StoreWritable,
                         None,
                         format!(
                             "the state store is writable again after {} ({} attempts); going on",
@@ -458,7 +459,7 @@ impl Release {
                 held.retry_at = Some(now.after(Millis(wait)));
                 if held.attempts == 1 {
                     self.urgent
-                        .push_back(event("held", None, held_message(&error)));
+                        .push_back(event(EventKind::Held, None, held_message(&error)));
                 }
                 return;
             }
@@ -500,7 +501,7 @@ impl Release {
             (Phase::Rolling, ReleaseInput::Rollout(input)) => self.feed(now, input),
             (Phase::Warm { until }, ReleaseInput::Tick) if now >= until => {
                 self.event(
-                    "window_over",
+                    EventKind::WindowOver,
                     None,
                     format!(
                         "rollback window over: retiring {}",
@@ -512,9 +513,13 @@ impl Release {
             (Phase::Retiring { .. }, ReleaseInput::Retired) => self.after_retire(),
             (Phase::Contract, ReleaseInput::ContractDone(result)) => {
                 match result {
-                    Ok(()) => self.event("contract_done", None, "contract migrations done".into()),
+                    Ok(()) => self.event(
+                        EventKind::ContractDone,
+                        None,
+                        "contract migrations done".into(),
+                    ),
                     Err(reason) => self.event(
-                        "migration_failed",
+                        EventKind::MigrationFailed,
                         None,
                         format!("contract migrations failed: {reason}"),
                     ),
@@ -560,7 +565,7 @@ impl Release {
             return false;
         }
         self.event(
-            "window_over",
+            EventKind::WindowOver,
             None,
             format!(
                 "a newer release is coming: retiring {} now",
@@ -586,7 +591,7 @@ impl Release {
         self.state.phase = Phase::Done;
         self.persist(None);
         self.event(
-            "superseded",
+            EventKind::Superseded,
             None,
             format!(
                 "rolled back during the window: {} is not retired and no contract migration runs",
@@ -748,7 +753,7 @@ impl Release {
                 self.action(ReleaseAction::Conclude(outcome));
                 if let Some(previous) = warm {
                     self.event(
-                        "warm",
+                        EventKind::Warm,
                         None,
                         format!(
                             "{previous} stays warm for {} so that rollback is one switch",
@@ -882,14 +887,14 @@ impl Release {
         self.out.push_back(ReleaseOutput::Action(a));
     }
 
-    fn event(&mut self, kind: &str, service: Option<&str>, message: String) {
+    fn event(&mut self, kind: EventKind, service: Option<&str>, message: String) {
         self.out.push_back(event(kind, service, message));
     }
 }
 
-fn event(kind: &str, service: Option<&str>, message: String) -> ReleaseOutput {
+fn event(kind: EventKind, service: Option<&str>, message: String) -> ReleaseOutput {
     ReleaseOutput::Event(Event {
-        kind: kind.to_owned(),
+        kind,
         service: service.map(str::to_owned),
         message,
         figures: None,

@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{self, Figures, Stats, Verdict};
+use crate::event::EventKind;
 use crate::plan::{InconclusivePolicy, Plan, RestartPolicy, Strategy};
 use crate::time::Millis;
 
@@ -148,8 +149,8 @@ pub enum Action {
 /// Something worth a line in the deployment's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    /// Short machine-readable kind: `step`, `analysis`, `rollback`, …
-    pub kind: String,
+    /// What it is about (stored as `step`, `analysis`, `rollback`, …).
+    pub kind: EventKind,
     /// The service, if it concerns one.
     pub service: Option<String>,
     /// For people.
@@ -402,7 +403,7 @@ impl Rollout {
             ),
             (RestartPolicy::Resume, None) => {
                 r.event(
-                    "resumed",
+                    EventKind::Resumed,
                     Some(&name),
                     "the daemon restarted; resuming the rollout".into(),
                 );
@@ -579,7 +580,7 @@ impl Rollout {
                 self.state.status = Status::Paused;
                 self.persist();
                 self.event(
-                    "paused",
+                    EventKind::Paused,
                     Some(&name),
                     format!(
                         "{name} paused at {}%",
@@ -593,7 +594,7 @@ impl Rollout {
                     return Err(Refused("not paused".into()));
                 }
                 self.resume(now, i);
-                self.event("resumed", Some(&name), format!("{name} resumed"));
+                self.event(EventKind::Resumed, Some(&name), format!("{name} resumed"));
                 Ok(())
             }
             Command::Promote { full } => {
@@ -606,14 +607,14 @@ impl Rollout {
                 let last = self.steps(i).len().saturating_sub(1);
                 if full || step >= last {
                     self.event(
-                        "promoted",
+                        EventKind::Promoted,
                         Some(&name),
                         format!("{name} promoted to 100% by an operator"),
                     );
                     self.promote(now, i);
                 } else {
                     self.event(
-                        "promoted",
+                        EventKind::Promoted,
                         Some(&name),
                         format!("{name} moved to the next step by an operator"),
                     );
@@ -636,7 +637,7 @@ impl Rollout {
         self.persist();
         let name = self.name(i).to_owned();
         self.event(
-            "service",
+            EventKind::Service,
             Some(&name),
             format!("rolling {name} to {}", self.plan.version),
         );
@@ -655,7 +656,7 @@ impl Rollout {
             self.enter_step(now, i, 0);
         } else {
             self.event(
-                "switch",
+                EventKind::Switch,
                 Some(service),
                 format!(
                     "{service}: 100% of traffic on {} (blue-green)",
@@ -697,7 +698,7 @@ impl Rollout {
             canary_bp: bp(percent),
         });
         self.event(
-            "step",
+            EventKind::Step,
             Some(&name),
             format!(
                 "{name} step {}/{total}: {percent}% of traffic on {}",
@@ -784,7 +785,7 @@ impl Rollout {
         };
         if let Some(reason) = analysis::breaches_abort(&spec.thresholds, &canary) {
             self.event_with(
-                "check",
+                EventKind::Check,
                 Some(service),
                 format!("{service}: fast check failed: {reason}"),
                 Some(Figures {
@@ -821,7 +822,7 @@ impl Rollout {
         match verdict.clone() {
             Verdict::Pass => {
                 self.event_with(
-                    "analysis",
+                    EventKind::Analysis,
                     Some(service),
                     format!("{service} step {} passed its analysis", step + 1),
                     figures,
@@ -840,7 +841,7 @@ impl Rollout {
                     reasons.join("; ")
                 );
                 self.event_with(
-                    "analysis",
+                    EventKind::Analysis,
                     Some(service),
                     format!("{service}: {reason}"),
                     figures,
@@ -861,7 +862,7 @@ impl Rollout {
                     }
                     self.persist();
                     self.event_with(
-                        "analysis",
+                        EventKind::Analysis,
                         Some(service),
                         format!(
                             "{service} step {} inconclusive ({reason}); extended {}/{}",
@@ -878,7 +879,7 @@ impl Rollout {
                         step + 1
                     );
                     self.event_with(
-                        "analysis",
+                        EventKind::Analysis,
                         Some(service),
                         format!("{service}: {why}"),
                         figures,
@@ -895,7 +896,7 @@ impl Rollout {
                             self.state.status = Status::Paused;
                             self.persist();
                             self.event(
-                                "paused",
+                                EventKind::Paused,
                                 Some(service),
                                 format!("{service} paused: waiting for an operator"),
                             );
@@ -952,13 +953,17 @@ impl Rollout {
         self.state.status = Status::Finished;
         self.state.outcome = Some(outcome.clone());
         self.persist();
-        self.event("rollback", Some(failed), format!("rolling back: {reason}"));
+        self.event(
+            EventKind::Rollback,
+            Some(failed),
+            format!("rolling back: {reason}"),
+        );
         for i in order {
             let name = self.name(i).to_owned();
             match self.state.services[i].stage {
                 Stage::KeptNew => {
                     self.event(
-                        "kept",
+                        EventKind::Kept,
                         Some(&name),
                         format!(
                             "{name}: the previous release has no healthy instance; keeping {}",
@@ -980,7 +985,7 @@ impl Rollout {
         self.state.outcome = Some(outcome.clone());
         self.persist();
         self.event(
-            "finished",
+            EventKind::Finished,
             None,
             format!("{} serves all traffic", self.plan.version),
         );
@@ -1076,20 +1081,20 @@ impl Rollout {
         self.out.push_back(Output::Action(a));
     }
 
-    fn event(&mut self, kind: &str, service: Option<&str>, message: String) {
+    fn event(&mut self, kind: EventKind, service: Option<&str>, message: String) {
         self.event_with(kind, service, message, None, None);
     }
 
     fn event_with(
         &mut self,
-        kind: &str,
+        kind: EventKind,
         service: Option<&str>,
         message: String,
         figures: Option<Figures>,
         verdict: Option<Verdict>,
     ) {
         self.out.push_back(Output::Event(Event {
-            kind: kind.to_owned(),
+            kind,
             service: service.map(str::to_owned),
             message,
             figures,

@@ -1,5 +1,6 @@
 //! Deployments and their events.
 
+use cutover_core::EventKind;
 use serde_json::json;
 
 use super::{TestResult, temp_store};
@@ -45,14 +46,19 @@ async fn a_deployment_runs_records_events_in_order_and_finishes() -> TestResult 
     assert_eq!(running.finished_at, None);
 
     let mut added = Vec::new();
-    for (i, kind) in ["started", "healthy", "switched", "drained"]
-        .iter()
-        .enumerate()
+    for (i, kind) in [
+        EventKind::Started,
+        EventKind::InstanceHealthy,
+        EventKind::Switched,
+        EventKind::WindowOver,
+    ]
+    .iter()
+    .enumerate()
     {
         let event = store
             .add_event(
                 id,
-                kind,
+                *kind,
                 &format!("step {i}"),
                 json!({ "step": i, "ok": true }),
             )
@@ -63,7 +69,10 @@ async fn a_deployment_runs_records_events_in_order_and_finishes() -> TestResult 
     let events = store.events(id).await?;
     assert_eq!(events, added, "read back as returned, oldest first");
     let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, ["started", "healthy", "switched", "drained"]);
+    assert_eq!(
+        kinds,
+        ["started", "instance_healthy", "switched", "window_over"]
+    );
     assert!(
         events
             .windows(2)
@@ -111,7 +120,7 @@ async fn unknown_deployments() -> TestResult {
     );
     assert_eq!(err.to_string(), "deployment 42 not found");
     let err = store
-        .add_event(42, "started", "", json!(null))
+        .add_event(42, EventKind::Started, "", json!(null))
         .await
         .err()
         .ok_or("added an event to a deployment that does not exist")?;
