@@ -1,0 +1,477 @@
+//! The release machine's whole life, step by step: what it asks for, in which
+//! order, what it does when a save fails, and what a restored machine does
+//! in each phase.
+
+use cutover_core::{
+    Action, Command, ContractTarget, Input, Millis, Outcome, Phase, Plan, Release, ReleaseAction,
+    ReleaseInput, ReleaseKind, ReleaseOutput, ReleasePlan, ReleaseState, RestartPolicy,
+    ServicePlan, Strategy,
+};
+
+fn plan(kind: ReleaseKind, window: u64, migrate: bool) -> ReleasePlan {
+    ReleasePlan {
+        kind,
+        rollout: Plan {
+            version: "v2".into(),
+            previous_version: Some("v1".into()),
+            services: vec![ServicePlan {
+                name: "web".into(),
+                strategy: Strategy::BlueGreen,
+            }],
+            on_restart: RestartPolicy::Rollback,
+        },
+        backup: migrate,
+        migrate,
+        rollback_window: Millis(window),
+        contract: if migrate {
+            vec![ContractTarget {
+                database: "main".into(),
+                upto: 3,
+            }]
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// Drains the machine; every `Persist` is answered `Saved` (or with
+/// `save` when given). Returns the actions, events as `event:KIND`.
+fn drain(r: &mut Release, now: u64, mut save: impl FnMut() -> ReleaseInput) -> Vec<String> {
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        match r.poll_output() {
+            ReleaseOutput::Action(a) => {
+                seen.push(name(&a));
+                if matches!(a, ReleaseAction::Persist { .. }) {
+                    r.handle_input(Millis(now), save());
+                }
+            }
+            ReleaseOutput::Event(e) => seen.push(format!("event:{}", e.kind)),
+            ReleaseOutput::Timeout(_) | ReleaseOutput::Idle => return seen,
+        }
+    }
+    panic!("the machine never stopped talking: {seen:?}");
+}
+
+fn saved() -> ReleaseInput {
+    ReleaseInput::Saved
+}
+
+fn name(a: &ReleaseAction) -> String {
+    match a {
+        ReleaseAction::Persist { state, serving } => match serving {
+            Some(v) => format!("persist:{}+serving={v}", phase(&state.phase)),
+            None => format!("persist:{}", phase(&state.phase)),
+        },
+        ReleaseAction::Rollout(Action::StartInstances { service }) => format!("start:{service}"),
+        ReleaseAction::Rollout(Action::Promote { service }) => format!("promote:{service}"),
+        ReleaseAction::Rollout(Action::Revert { service }) => format!("revert:{service}"),
+        ReleaseAction::Rollout(other) => format!("rollout:{other:?}"),
+        ReleaseAction::Backup => "backup".into(),
+        ReleaseAction::Expand => "expand".into(),
+        ReleaseAction::ProbeWarm { version } => format!("probe:{version}"),
+        ReleaseAction::SwitchTo { version } => format!("switch:{version}"),
+        ReleaseAction::Conclude(o) => format!("conclude:{}", outcome(o)),
+        ReleaseAction::Retire { keep, services } => {
+            format!(
+                "retire:keep={}:{}",
+                keep.as_deref().unwrap_or("-"),
+                services.join(",")
+            )
+        }
+        ReleaseAction::Contract => "contract".into(),
+    }
+}
+
+fn phase(p: &Phase) -> &'static str {
+    match p {
+        Phase::Pending => "pending",
+        Phase::Backup => "backup",
+        Phase::Expand => "expand",
+        Phase::ProbeWarm => "probe",
+        Phase::Rolling => "rolling",
+        Phase::Warm { .. } => "warm",
+        Phase::Retiring { .. } => "retiring",
+        Phase::Contract => "contract",
+        Phase::Done => "done",
+    }
+}
+
+fn outcome(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Succeeded => "succeeded",
+        Outcome::RolledBack { .. } => "rolled_back",
+        Outcome::Failed { .. } => "failed",
+        Outcome::NotStarted { .. } => "not_started",
+    }
+}
+
+fn started() -> ReleaseInput {
+    ReleaseInput::Rollout(Input::Started {
+        service: "web".into(),
+    })
+}
+
+fn actions(seen: &[String]) -> Vec<&str> {
+    seen.iter()
+        .map(String::as_str)
+        .filter(|s| !s.starts_with("event:"))
+        .collect()
+}
+
+#[test]
+fn a_deploy_goes_through_every_stage_in_order() {
+    let mut r = Release::new(plan(ReleaseKind::Deploy, 1_000, true), &[true]);
+    r.handle_input(Millis(0), ReleaseInput::Start);
+    assert_eq!(
+        actions(&drain(&mut r, 0, saved)),
+        ["persist:backup", "backup"]
+    );
+    r.handle_input(Millis(10), ReleaseInput::BackupDone(Ok(())));
+    assert_eq!(
+        actions(&drain(&mut r, 10, saved)),
+        ["persist:expand", "expand"]
+    );
+    r.handle_input(Millis(20), ReleaseInput::ExpandDone(Ok(())));
+    assert_eq!(
+        actions(&drain(&mut r, 20, saved)),
+        ["persist:rolling", "start:web"]
+    );
+    r.handle_input(Millis(30), started());
+    let seen = drain(&mut r, 30, saved);
+    assert_eq!(
+        actions(&seen),
+        [
+            "persist:rolling",
+            "promote:web",
+            "persist:rolling",
+            "persist:warm+serving=v2",
+            "conclude:succeeded"
+        ]
+    );
+    assert!(seen.contains(&"event:warm".to_owned()), "{seen:?}");
+    assert!(r.is_concluded() && !r.is_done());
+    // Nothing until the window ends.
+    r.handle_input(Millis(500), ReleaseInput::Tick);
+    assert!(drain(&mut r, 500, saved).is_empty());
+    r.handle_input(Millis(1_030), ReleaseInput::Tick);
+    assert_eq!(
+        actions(&drain(&mut r, 1_030, saved)),
+        ["persist:retiring", "retire:keep=v2:web"]
+    );
+    r.handle_input(Millis(1_100), ReleaseInput::Retired);
+    assert_eq!(
+        actions(&drain(&mut r, 1_100, saved)),
+        ["persist:contract", "contract"]
+    );
+    r.handle_input(Millis(1_200), ReleaseInput::ContractDone(Ok(())));
+    assert_eq!(actions(&drain(&mut r, 1_200, saved)), ["persist:done"]);
+    assert!(r.is_done());
+}
+
+#[test]
+fn a_failed_start_retires_what_it_started_and_runs_no_contract() {
+    let mut r = Release::new(plan(ReleaseKind::Deploy, 1_000, true), &[true]);
+    r.handle_input(Millis(0), ReleaseInput::Start);
+    drain(&mut r, 0, saved);
+    r.handle_input(Millis(1), ReleaseInput::BackupDone(Ok(())));
+    drain(&mut r, 1, saved);
+    r.handle_input(Millis(2), ReleaseInput::ExpandDone(Ok(())));
+    drain(&mut r, 2, saved);
+    r.handle_input(
+        Millis(3),
+        ReleaseInput::Rollout(Input::StartFailed {
+            service: "web".into(),
+            reason: "health".into(),
+        }),
+    );
+    let seen = actions(&drain(&mut r, 3, saved)).join(" ");
+    assert!(seen.contains("revert:web"), "{seen}");
+    assert!(
+        seen.ends_with("persist:retiring conclude:rolled_back retire:keep=v1:web"),
+        "{seen}"
+    );
+    r.handle_input(Millis(4), ReleaseInput::Retired);
+    assert_eq!(actions(&drain(&mut r, 4, saved)), ["persist:done"]);
+    assert!(r.is_done());
+}
+
+#[test]
+fn a_failed_backup_or_expand_ends_with_nothing_started() {
+    for fail_backup in [true, false] {
+        let mut r = Release::new(plan(ReleaseKind::Deploy, 1_000, true), &[true]);
+        r.handle_input(Millis(0), ReleaseInput::Start);
+        drain(&mut r, 0, saved);
+        if fail_backup {
+            r.handle_input(Millis(1), ReleaseInput::BackupDone(Err("disk".into())));
+        } else {
+            r.handle_input(Millis(1), ReleaseInput::BackupDone(Ok(())));
+            drain(&mut r, 1, saved);
+            r.handle_input(Millis(2), ReleaseInput::ExpandDone(Err("syntax".into())));
+        }
+        assert_eq!(
+            actions(&drain(&mut r, 2, saved)),
+            ["persist:done", "conclude:not_started"]
+        );
+        assert!(r.is_done());
+    }
+}
+
+#[test]
+fn a_failed_save_holds_everything_after_it_and_goes_on_when_it_succeeds() {
+    let mut r = Release::new(plan(ReleaseKind::Deploy, 1_000, false), &[true]);
+    r.handle_input(Millis(0), ReleaseInput::Start);
+    drain(&mut r, 0, saved);
+    r.handle_input(Millis(10), started());
+    // The promote's persist fails.
+    let mut fails = 1;
+    let seen = drain(&mut r, 10, || {
+        if fails > 0 {
+            fails -= 1;
+            ReleaseInput::SaveFailed {
+                error: "disk full".into(),
+            }
+        } else {
+            ReleaseInput::Saved
+        }
+    });
+    assert_eq!(
+        seen,
+        ["event:switch", "persist:rolling", "event:held"],
+        "nothing after the failed save"
+    );
+    assert_eq!(
+        r.held().as_deref(),
+        Some("held: cannot write the state store: disk full")
+    );
+    let ReleaseOutput::Timeout(retry) = r.poll_output() else {
+        panic!("no retry timeout");
+    };
+    assert!(retry > Millis(10));
+    // An early tick does nothing; the retry re-asks the same save.
+    r.handle_input(Millis(11), ReleaseInput::Tick);
+    assert!(drain(&mut r, 11, saved).is_empty());
+    r.handle_input(retry, ReleaseInput::Tick);
+    let seen = drain(&mut r, retry.0, saved);
+    assert_eq!(seen.first().map(String::as_str), Some("persist:rolling"));
+    assert!(
+        seen.contains(&"event:store_writable".to_owned()),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&"promote:web".to_owned()), "{seen:?}");
+    assert!(r.held().is_none());
+}
+
+#[test]
+fn a_save_that_keeps_failing_never_retires_and_never_concludes() {
+    let mut r = Release::new(plan(ReleaseKind::Deploy, 0, false), &[true]);
+    r.handle_input(Millis(0), ReleaseInput::Start);
+    drain(&mut r, 0, saved);
+    r.handle_input(Millis(1), started());
+    let mut now = 1;
+    let mut all = Vec::new();
+    // The first save (the promote) works; every save after it fails.
+    let mut first = true;
+    for _ in 0..20 {
+        all.extend(drain(&mut r, now, || {
+            if std::mem::take(&mut first) {
+                ReleaseInput::Saved
+            } else {
+                ReleaseInput::SaveFailed {
+                    error: "disk full".into(),
+                }
+            }
+        }));
+        match r.poll_output() {
+            ReleaseOutput::Timeout(t) => now = t.0,
+            other => panic!("not holding: {other:?}"),
+        }
+        r.handle_input(Millis(now), ReleaseInput::Tick);
+    }
+    assert!(
+        !all.iter()
+            .any(|a| a.starts_with("retire") || a.starts_with("conclude")),
+        "{all:?}"
+    );
+    assert!(r.held().is_some());
+}
+
+#[test]
+fn a_rollback_while_warm_is_one_switch() {
+    let mut p = plan(ReleaseKind::Rollback, 1_000, false);
+    p.rollout.version = "v1".into();
+    p.rollout.previous_version = Some("v2".into());
+    let mut r = Release::new(p, &[true]);
+    r.handle_input(Millis(0), ReleaseInput::Start);
+    assert_eq!(
+        actions(&drain(&mut r, 0, saved)),
+        ["persist:probe", "probe:v1"]
+    );
+    r.handle_input(Millis(1), ReleaseInput::WarmProbed { ready: true });
+    assert_eq!(
+        actions(&drain(&mut r, 1, saved)),
+        ["persist:warm+serving=v1", "switch:v1", "conclude:succeeded"]
+    );
+}
+
+#[test]
+fn a_cold_rollback_starts_the_previous_release_blue_green() {
+    let mut p = plan(ReleaseKind::Rollback, 1_000, false);
+    p.rollout.version = "v1".into();
+    p.rollout.previous_version = Some("v2".into());
+    let mut r = Release::new(p, &[true]);
+    r.handle_input(Millis(0), ReleaseInput::Start);
+    drain(&mut r, 0, saved);
+    r.handle_input(Millis(1), ReleaseInput::WarmProbed { ready: false });
+    assert_eq!(
+        actions(&drain(&mut r, 1, saved)),
+        ["persist:rolling", "start:web"]
+    );
+}
+
+#[test]
+fn supersede_and_end_window_only_apply_in_the_window() {
+    let mut r = Release::new(plan(ReleaseKind::Deploy, 1_000, true), &[true]);
+    assert!(r.supersede(Millis(0)).is_err());
+    assert!(!r.end_window(Millis(0)));
+    r.handle_input(Millis(0), ReleaseInput::Start);
+    drain(&mut r, 0, saved);
+    r.handle_input(Millis(1), ReleaseInput::BackupDone(Ok(())));
+    drain(&mut r, 1, saved);
+    r.handle_input(Millis(2), ReleaseInput::ExpandDone(Ok(())));
+    drain(&mut r, 2, saved);
+    r.handle_input(Millis(3), started());
+    drain(&mut r, 3, saved);
+    let mut superseded = r.clone();
+    superseded.supersede(Millis(4)).expect("in the window");
+    assert_eq!(actions(&drain(&mut superseded, 4, saved)), ["persist:done"]);
+    assert!(superseded.is_done() && superseded.state().superseded);
+    // A newer deploy: the window ends now, the old release is retired and
+    // the contract migrations run.
+    assert!(r.end_window(Millis(4)));
+    assert_eq!(
+        actions(&drain(&mut r, 4, saved)),
+        ["persist:retiring", "retire:keep=v2:web"]
+    );
+}
+
+#[test]
+fn operator_commands_outside_the_rollout_are_refused_but_abort_before_it_ends_it() {
+    let mut r = Release::new(plan(ReleaseKind::Deploy, 1_000, true), &[true]);
+    r.handle_input(Millis(0), ReleaseInput::Start);
+    drain(&mut r, 0, saved);
+    assert!(r.command(Millis(1), Command::Pause).is_err());
+    r.command(
+        Millis(1),
+        Command::Abort {
+            reason: "no".into(),
+        },
+    )
+    .expect("abort during the backup");
+    assert_eq!(
+        actions(&drain(&mut r, 1, saved)),
+        ["persist:done", "conclude:not_started"]
+    );
+}
+
+fn restore(state: ReleaseState, migrate: bool) -> Vec<String> {
+    let mut r = Release::restore(
+        plan(ReleaseKind::Deploy, 1_000, migrate),
+        state,
+        Millis(5_000),
+        &[],
+    )
+    .expect("fits");
+    actions(&drain(&mut r, 5_000, saved))
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn state(phase: Phase, outcome: Option<Outcome>) -> ReleaseState {
+    ReleaseState {
+        phase,
+        rollout: None,
+        outcome,
+        superseded: false,
+    }
+}
+
+#[test]
+fn a_restored_release_reissues_what_its_phase_covers() {
+    // Interrupted before anything started.
+    assert_eq!(
+        restore(state(Phase::Expand, None), true),
+        ["persist:done", "conclude:not_started"]
+    );
+    // In the window / retiring / contract: the table, the conclusion again
+    // (idempotent), and the phase's own action.
+    let ok = Some(Outcome::Succeeded);
+    assert_eq!(
+        restore(
+            state(
+                Phase::Warm {
+                    until: Millis(9_000)
+                },
+                ok.clone()
+            ),
+            true
+        ),
+        ["switch:v2", "conclude:succeeded"]
+    );
+    assert_eq!(
+        restore(
+            state(
+                Phase::Retiring {
+                    keep: Some("v2".into()),
+                    services: vec!["web".into()]
+                },
+                ok.clone()
+            ),
+            true
+        ),
+        ["switch:v2", "conclude:succeeded", "retire:keep=v2:web"]
+    );
+    assert_eq!(
+        restore(state(Phase::Contract, ok), true),
+        ["switch:v2", "conclude:succeeded", "contract"]
+    );
+}
+
+#[test]
+fn a_restored_start_that_will_roll_back_starts_nothing() {
+    let mut r = Release::new(plan(ReleaseKind::Deploy, 1_000, false), &[true]);
+    r.handle_input(Millis(0), ReleaseInput::Start);
+    drain(&mut r, 0, saved);
+    // Crash while starting; the policy is to roll back.
+    let saved_state = r.state().clone();
+    let mut back = Release::restore(
+        plan(ReleaseKind::Deploy, 1_000, false),
+        saved_state,
+        Millis(10),
+        &[],
+    )
+    .expect("fits");
+    let seen = actions(&drain(&mut back, 10, saved)).join(" ");
+    assert!(!seen.contains("start:"), "{seen}");
+    assert!(seen.contains("revert:web"), "{seen}");
+    assert!(seen.ends_with("retire:keep=v1:web"), "{seen}");
+}
+
+#[test]
+fn a_saved_state_that_does_not_fit_the_plan_is_an_error_naming_it() {
+    let mut r = Release::new(plan(ReleaseKind::Deploy, 1_000, false), &[true]);
+    r.handle_input(Millis(0), ReleaseInput::Start);
+    drain(&mut r, 0, saved);
+    let mut p = plan(ReleaseKind::Deploy, 1_000, false);
+    p.rollout.services.push(ServicePlan {
+        name: "api".into(),
+        strategy: Strategy::BlueGreen,
+    });
+    let err = Release::restore(p, r.state().clone(), Millis(1), &[])
+        .expect_err("two services in the plan, one in the state");
+    assert!(
+        err.0.contains("1 services") && err.0.contains("web, api"),
+        "{err}"
+    );
+}
