@@ -5,14 +5,10 @@
 //! which the canary's fast check rolls back by itself.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use cutover_kit::load::{Load, Tally};
+use cutover_kit::ports;
 
 use super::{deploy, output, serve};
 use crate::api::client::ApiClient;
@@ -40,7 +36,10 @@ pub async fn run(dir: Option<PathBuf>, no_wait: bool) -> Result<(), CliError> {
     };
     let dir = dir.canonicalize().map_err(|e| fail(e.to_string()))?;
     let config_path = dir.join("cutover.toml");
-    let (api_port, proxy_port) = (free_port()?, free_port()?);
+    let free = ports::free_ports(2).map_err(|e| fail(e.to_string()))?;
+    let [api_port, proxy_port] = free[..] else {
+        return Err(fail(format!("asked for 2 free ports, got {free:?}")));
+    };
     write_releases(&dir, &hello)?;
     std::fs::write(&config_path, demo_config(api_port, proxy_port))
         .map_err(|e| fail(format!("cannot write {}: {e}", config_path.display())))?;
@@ -62,10 +61,10 @@ pub async fn run(dir: Option<PathBuf>, no_wait: bool) -> Result<(), CliError> {
     deploy_version(&client, "v1", DeploymentState::Succeeded).await?;
 
     println!("v2 is good; it goes out as a canary (10% → 50% → 100%) under load.\n");
-    let load = Load::start(format!("http://{proxy_addr}/"));
+    let load = start_load(proxy_addr)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     deploy_version(&client, "v2", DeploymentState::Succeeded).await?;
-    let good = load.stop().await;
+    let good = stop_load(load).await?;
     println!(
         "during the v2 canary: {} requests, {} failed; {} answered by v1, {} by v2\n",
         good.total(),
@@ -75,11 +74,11 @@ pub async fn run(dir: Option<PathBuf>, no_wait: bool) -> Result<(), CliError> {
     );
 
     println!("v3 answers 30% of its requests with 500; the canary should catch it.\n");
-    let load = Load::start(format!("http://{proxy_addr}/"));
+    let load = start_load(proxy_addr)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     deploy_version(&client, "v3", DeploymentState::RolledBack).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let bad = load.stop().await;
+    let bad = stop_load(load).await?;
     println!(
         "during the v3 canary: {} requests; {} errors, all from v3 while it had its 10%; \
          {} failed elsewhere; v2 answers again",
@@ -144,107 +143,18 @@ async fn deploy_version(
     Ok(())
 }
 
-/// Keep-alive clients looping on the proxy, counting answers by the version
-/// that gave them (the app's `x-version` header).
-struct Load {
-    stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<Tally>>,
+/// Keep-alive clients looping on the proxy; their answers are counted by the
+/// version that gave them (the app's `x-version` header).
+fn start_load(proxy: std::net::SocketAddr) -> Result<Load, CliError> {
+    Load::start(&format!("http://{proxy}/"), LOAD_CLIENTS)
+        .map_err(|e| fail(format!("cannot put load on the proxy: {e}")))
 }
 
-/// Answers by version: successes, errors; and failures with no version (the
-/// proxy's own errors, refused connections).
-#[derive(Default)]
-struct Tally {
-    by_version: std::collections::BTreeMap<String, (u64, u64)>,
-    lost: u64,
-}
-
-impl Tally {
-    fn total(&self) -> u64 {
-        self.lost
-            + self
-                .by_version
-                .values()
-                .map(|(ok, err)| ok + err)
-                .sum::<u64>()
-    }
-
-    fn ok(&self, version: &str) -> u64 {
-        self.by_version.get(version).map_or(0, |v| v.0)
-    }
-
-    fn errors(&self, version: &str) -> u64 {
-        self.by_version.get(version).map_or(0, |v| v.1)
-    }
-
-    fn failed(&self) -> u64 {
-        self.lost + self.by_version.values().map(|(_, err)| err).sum::<u64>()
-    }
-
-    fn merge(&mut self, other: Tally) {
-        self.lost += other.lost;
-        for (v, (ok, err)) in other.by_version {
-            let e = self.by_version.entry(v).or_default();
-            e.0 += ok;
-            e.1 += err;
-        }
-    }
-}
-
-impl Load {
-    fn start(url: String) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let tasks = (0..LOAD_CLIENTS)
-            .map(|_| {
-                let (stop, url) = (stop.clone(), url.clone());
-                tokio::spawn(async move {
-                    let mut tally = Tally::default();
-                    let http: Client<_, Empty<Bytes>> =
-                        Client::builder(TokioExecutor::new()).build_http();
-                    let Ok(uri) = url.parse::<hyper::Uri>() else {
-                        return tally;
-                    };
-                    while !stop.load(Ordering::Relaxed) {
-                        let Ok(resp) = http.get(uri.clone()).await else {
-                            tally.lost += 1;
-                            continue;
-                        };
-                        let version = resp
-                            .headers()
-                            .get("x-version")
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_owned);
-                        let good = resp.status().is_success();
-                        let body_ok = resp.into_body().collect().await.is_ok();
-                        match version {
-                            Some(v) if body_ok => {
-                                let e = tally.by_version.entry(v).or_default();
-                                if good {
-                                    e.0 += 1;
-                                } else {
-                                    e.1 += 1;
-                                }
-                            }
-                            _ => tally.lost += 1,
-                        }
-                    }
-                    tally
-                })
-            })
-            .collect();
-        Load { stop, tasks }
-    }
-
-    async fn stop(self) -> Tally {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut all = Tally::default();
-        for t in self.tasks {
-            if let Ok(tally) = t.await {
-                all.merge(tally);
-            }
-        }
-        all
-    }
+async fn stop_load(load: Load) -> Result<Tally, CliError> {
+    load.stop()
+        .await
+        .map(|report| report.tally())
+        .map_err(|e| fail(format!("the demo's load failed: {e}")))
 }
 
 fn release_script(hello: &Path, extra: &str) -> String {
@@ -294,13 +204,6 @@ listen = "127.0.0.1:{proxy_port}"
 rollback_window = "10m"
 "#
     )
-}
-
-fn free_port() -> Result<u16, CliError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| fail(format!("no free port: {e}")))
 }
 
 /// The example app: next to this binary, or built with cargo from the source tree.

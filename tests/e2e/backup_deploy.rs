@@ -35,16 +35,15 @@ backup = {{ before_deploy = true, dir = "backups", recipients = ["{recipient}"] 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_backs_up_first_and_a_failed_backup_keeps_the_old_release() {
     let app = app_with_backups();
-    app.serve();
     // v1: the database does not exist yet; nothing to back up.
-    ok(&app, &app.cli(&["deploy", "v1"]));
+    app.serve_and_deploy(&["v1"]);
 
     std::fs::write(
         app.path().join("migrations/0002_add_email.sql"),
         "ALTER TABLE users ADD COLUMN email TEXT;\n",
     )
     .expect("migration");
-    ok(&app, &app.cli(&["deploy", "v2"]));
+    app.deploy_ok("v2");
     let events = app.last_events();
     let backup = events
         .iter()

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{Load, Release, TestApp, fetch, ok, stderr};
+use crate::common::{Release, TestApp, count as kinds, fetch, more_requests, ok, stderr};
 
 const CANARY: &str = r#"
 [service.web.rollout]
@@ -21,22 +21,18 @@ fn canary_app(step_duration: &str) -> TestApp {
         &format!("step_duration = \"{step_duration}\""),
     ));
     app.release("v1", Release::Good);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
+    app.serve_and_deploy(&["v1"]);
     app
-}
-
-fn kinds(events: &[(String, String)], kind: &str) -> usize {
-    events.iter().filter(|(k, _)| k == kind).count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_canary_walks_every_step_to_100_percent() {
     let app = canary_app("1s");
     app.release("v2", Release::Good);
-    let load = Load::start(app.proxy_url(), 6);
+    let load = app.load(6);
     let out = app.cli(&["deploy", "v2"]);
-    let (answers, failed) = load.stop_detailed().await;
+    let report = load.stop().await.expect("stop the load");
+    let (answers, failed) = (report.replies(), report.failed());
     ok(&app, &out);
     assert_eq!(failed, 0, "requests failed during the canary");
     let events = app.last_events();
@@ -62,12 +58,13 @@ async fn a_good_canary_walks_every_step_to_100_percent() {
 async fn a_canary_with_20_percent_errors_is_rolled_back_while_stable_keeps_answering() {
     let app = canary_app("1s");
     app.release("v2", Release::Errors(0.2));
-    let load = Load::start(app.proxy_url(), 6);
+    let load = app.load(6);
     let started = Instant::now();
     let out = app.cli(&["deploy", "v2"]);
     let took = started.elapsed();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (answers, _) = load.stop_detailed().await;
+    // Each client sends at least 5 more requests after the rollback.
+    more_requests(&load, 6).await;
+    let answers = load.stop().await.expect("stop the load").replies();
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -105,9 +102,9 @@ async fn a_canary_with_20_percent_errors_is_rolled_back_while_stable_keeps_answe
 async fn a_slow_canary_is_rolled_back_by_its_p95() {
     let app = canary_app("1s");
     app.release("v2", Release::Slow(300));
-    let load = Load::start(app.proxy_url(), 6);
+    let load = app.load(6);
     let out = app.cli(&["deploy", "v2"]);
-    let (_, failed) = load.stop_detailed().await;
+    let failed = load.stop().await.expect("stop the load").failed();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("p95"), "{}", stderr(&out));
     assert_eq!(failed, 0, "a slow canary is slow, not failing");
@@ -123,10 +120,10 @@ async fn pause_resume_promote_and_abort_from_the_cli() {
     let app = canary_app("60s");
     app.release("v2", Release::Good);
     app.release("v3", Release::Good);
-    let load = Load::start(app.proxy_url(), 4);
+    let load = app.load(4);
 
     let deploy = app.cli_background(&["deploy", "v2"]);
-    wait_for_event(&app, "v2", "step");
+    app.wait_for_event("v2", "step");
     ok(&app, &app.cli(&["pause"]));
     let status = app.cli(&["status", "--json"]);
     ok(&app, &status);
@@ -148,7 +145,7 @@ async fn pause_resume_promote_and_abort_from_the_cli() {
     );
     ok(&app, &app.cli(&["resume"]));
     ok(&app, &app.cli(&["promote"]));
-    wait_for(&app, "v2", |ev| kinds(ev, "step") >= 2);
+    app.wait_for("v2", |ev| kinds(ev, "step") >= 2);
     ok(&app, &app.cli(&["promote", "--full"]));
     let out = deploy.join().expect("deploy");
     ok(&app, &out);
@@ -162,12 +159,12 @@ async fn pause_resume_promote_and_abort_from_the_cli() {
     }
 
     let deploy = app.cli_background(&["deploy", "v3"]);
-    wait_for_event(&app, "v3", "step");
+    app.wait_for_event("v3", "step");
     ok(&app, &app.cli(&["abort", "--reason", "looks wrong"]));
     let out = deploy.join().expect("deploy");
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("looks wrong"), "{}", stderr(&out));
-    let (_, failed) = load.stop_detailed().await;
+    let failed = load.stop().await.expect("stop the load").failed();
     assert_eq!(failed, 0);
     assert_eq!(
         fetch(&app.proxy_url()).await.as_deref(),
@@ -185,23 +182,17 @@ async fn kill_9_mid_canary_rolls_back_by_default() {
     let app = canary_app("30s");
     app.release("v2", Release::Good);
     let deploy = app.cli_background(&["deploy", "v2"]);
-    wait_for_event(&app, "v2", "step");
+    app.wait_for_event("v2", "step");
     app.kill_daemon();
     let _ = deploy.join();
     app.serve();
-    wait_for_state(&app, "rolled_back");
+    app.wait_for_state("rolled_back");
     assert_eq!(
         fetch(&app.proxy_url()).await.as_deref(),
         Some("hello from v1")
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while app.running_version("v2") > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "v2 instances left after the rollback"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // No v2 instance is left after the rollback.
+    app.wait_gone("v2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,19 +204,18 @@ async fn kill_9_mid_canary_resumes_when_configured() {
     ));
     app.release("v1", Release::Good);
     app.release("v2", Release::Good);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
-    let load = Load::start(app.proxy_url(), 4);
+    app.serve_and_deploy(&["v1"]);
+    let load = app.load(4);
     let deploy = app.cli_background(&["deploy", "v2"]);
-    wait_for_event(&app, "v2", "step");
+    app.wait_for_event("v2", "step");
     let killed = Instant::now();
     app.kill_daemon();
     let _ = deploy.join();
     app.serve();
     let back = Instant::now();
-    wait_for_state(&app, "succeeded");
+    app.wait_for_state("succeeded");
     let failures = load.failure_times();
-    let (_, failed) = load.stop_detailed().await;
+    let failed = load.stop().await.expect("stop the load").failed();
     assert_eq!(
         fetch(&app.proxy_url()).await.as_deref(),
         Some("hello from v2")
@@ -257,37 +247,4 @@ async fn kill_9_mid_canary_resumes_when_configured() {
         "{failed} requests failed, all sent while the daemon was down ({:?})",
         back - killed
     );
-}
-
-fn wait_for(app: &TestApp, version: &str, pred: impl Fn(&[(String, String)]) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if app.last_deployment()["version"] == version && pred(&app.last_events()) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out; events: {:#?}\n{}",
-            app.last_events(),
-            app.daemon_log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn wait_for_event(app: &TestApp, version: &str, kind: &str) {
-    wait_for(app, version, |ev| kinds(ev, kind) >= 1);
-}
-
-fn wait_for_state(app: &TestApp, state: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while app.last_deployment()["state"] != state {
-        assert!(
-            Instant::now() < deadline,
-            "deployment never reached {state}: {:#?}\n{}",
-            app.last_events(),
-            app.daemon_log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }

@@ -1,18 +1,17 @@
 //! Helpers: a scratch app directory with releases of the example app, a daemon
-//! process, the CLI, and load through the proxy.
+//! process, the CLI, waiting for what the daemon records, and load through the
+//! proxy. Ports, load and waiting come from the shared kit (`cutover-kit`).
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use cutover_kit::load::Load;
+use cutover_kit::wait::Wait;
+use cutover_kit::{http, ports};
 
 /// The example app, built once per test run.
 pub fn hello_bin() -> &'static Path {
@@ -32,13 +31,6 @@ pub fn hello_bin() -> &'static Path {
         assert!(bin.is_file(), "no hello at {}", bin.display());
         bin
     })
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// How a release behaves.
@@ -68,8 +60,8 @@ impl TestApp {
             .prefix("cutover-e2e-")
             .tempdir()
             .expect("tempdir");
-        let api_port = free_port();
-        let proxy_port = free_port();
+        let free = ports::free_ports(2).expect("free ports");
+        let (api_port, proxy_port) = (free[0], free[1]);
         let config = format!(
             r#"[app]
 name = "hello"
@@ -100,6 +92,32 @@ rollback_window = "{rollback_window}"
         }
     }
 
+    /// An app with a good release of each of `versions`, served, and those
+    /// deployed one after the other (the last one serves; with two or more,
+    /// the one before it is warm for `rollback_window`).
+    pub fn deployed(rollback_window: &str, versions: &[&str]) -> TestApp {
+        let app = TestApp::new(rollback_window);
+        for v in versions {
+            app.release(v, Release::Good);
+        }
+        app.serve_and_deploy(versions);
+        app
+    }
+
+    /// Starts the daemon, then deploys `versions` one after the other,
+    /// asserting that each succeeds.
+    pub fn serve_and_deploy(&self, versions: &[&str]) {
+        self.serve();
+        for v in versions {
+            self.deploy_ok(v);
+        }
+    }
+
+    /// `cutover deploy VERSION`, which must succeed.
+    pub fn deploy_ok(&self, version: &str) {
+        ok(self, &self.cli(&["deploy", version]));
+    }
+
     /// Appends TOML to the config (e.g. a `[service.web.rollout]` table).
     pub fn append_config(&self, toml: &str) {
         let mut f = std::fs::OpenOptions::new()
@@ -109,19 +127,19 @@ rollback_window = "{rollback_window}"
         f.write_all(toml.as_bytes()).expect("append config");
     }
 
+    /// Runs the CLI off the async runtime (for `tokio::test`s that keep a
+    /// load running meanwhile).
+    pub async fn cli_async(&self, args: &[&str]) -> Output {
+        let mut command = self.command(args);
+        tokio::task::spawn_blocking(move || command.output().expect("run cutover"))
+            .await
+            .expect("join")
+    }
+
     /// Runs the CLI in the background.
     pub fn cli_background(&self, args: &[&str]) -> std::thread::JoinHandle<Output> {
-        let config = self.config();
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        std::thread::spawn(move || {
-            Command::new(env!("CARGO_BIN_EXE_cutover"))
-                .arg("-c")
-                .arg(config)
-                .args(&args)
-                .env("NO_COLOR", "1")
-                .output()
-                .expect("run cutover")
-        })
+        let mut command = self.command(args);
+        std::thread::spawn(move || command.output().expect("run cutover"))
     }
 
     /// The newest deployment as `history --json` shows it.
@@ -201,11 +219,8 @@ rollback_window = "{rollback_window}"
             .append(true)
             .open(self.path().join("daemon.log"))
             .expect("daemon log");
-        let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
-            .arg("-c")
-            .arg(self.config())
-            .arg("serve")
-            .env("NO_COLOR", "1")
+        let child = self
+            .command(&["serve"])
             .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -213,15 +228,9 @@ rollback_window = "{rollback_window}"
             .spawn()
             .expect("start daemon");
         *self.daemon.lock().expect("daemon") = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.api_port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "daemon did not start:\n{}",
-                self.daemon_log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        Wait::up_to(Duration::from_secs(20))
+            .until(|| std::net::TcpStream::connect(("127.0.0.1", self.api_port)).is_ok())
+            .unwrap_or_else(|e| panic!("daemon did not start ({e}):\n{}", self.daemon_log()));
     }
 
     /// `kill -9` of the daemon (instances keep running).
@@ -249,17 +258,27 @@ rollback_window = "{rollback_window}"
 
     /// Runs the CLI against this app.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cutover"))
+        self.command(args).output().expect("run cutover")
+    }
+
+    /// `cutover -c CONFIG ARGS…` with colours off.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cutover"));
+        command
             .arg("-c")
             .arg(self.config())
             .args(args)
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("run cutover")
+            .env("NO_COLOR", "1");
+        command
     }
 
     pub fn proxy_url(&self) -> String {
         format!("http://127.0.0.1:{}/", self.proxy_port)
+    }
+
+    /// `clients` keep-alive clients hammering the proxy until stopped.
+    pub fn load(&self, clients: usize) -> Load {
+        Load::start(&self.proxy_url(), clients).expect("start load on the proxy")
     }
 
     /// Processes whose working directory is this app's directory (its instances).
@@ -306,6 +325,58 @@ rollback_window = "{rollback_window}"
             })
             .count()
     }
+
+    /// Waits until no instance of `version` runs.
+    pub fn wait_gone(&self, version: &str) {
+        Wait::up_to(Duration::from_secs(10))
+            .every(Duration::from_millis(100))
+            .until(|| self.running_version(version) == 0)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{} instance(s) of {version} still run ({e}):\n{}",
+                    self.running_version(version),
+                    self.daemon_log()
+                )
+            });
+    }
+
+    /// Waits until the newest deployment is of `version` and its events
+    /// satisfy `pred`.
+    pub fn wait_for(&self, version: &str, pred: impl Fn(&[(String, String)]) -> bool) {
+        Wait::up_to(Duration::from_secs(30))
+            .until(|| self.last_deployment()["version"] == version && pred(&self.last_events()))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{e}; events: {:#?}\n{}",
+                    self.last_events(),
+                    self.daemon_log()
+                )
+            });
+    }
+
+    /// Waits until the newest deployment, of `version`, has an event of `kind`.
+    pub fn wait_for_event(&self, version: &str, kind: &str) {
+        self.wait_for(version, |ev| count(ev, kind) >= 1);
+    }
+
+    /// Waits until the newest deployment is in `state` (`succeeded`, …).
+    pub fn wait_for_state(&self, state: &str) {
+        Wait::up_to(Duration::from_secs(30))
+            .every(Duration::from_millis(100))
+            .until(|| self.last_deployment()["state"] == state)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "deployment never reached {state} ({e}): {:#?}\n{}",
+                    self.last_events(),
+                    self.daemon_log()
+                )
+            });
+    }
+}
+
+/// How many of `events` are of `kind`.
+pub fn count(events: &[(String, String)], kind: &str) -> usize {
+    events.iter().filter(|(k, _)| k == kind).count()
 }
 
 impl Drop for TestApp {
@@ -341,111 +412,29 @@ pub fn ok(app: &TestApp, o: &Output) {
     );
 }
 
-/// One GET through the proxy: the body, or None on any failure.
+/// One GET through the proxy: the body of a 2xx answer, or None on any failure.
 pub async fn fetch(url: &str) -> Option<String> {
-    let http: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let resp = http.get(url.parse().ok()?).await.ok()?;
-    if !resp.status().is_success() {
-        return None;
-    }
-    let body = resp.into_body().collect().await.ok()?.to_bytes();
-    Some(String::from_utf8_lossy(&body).trim().to_owned())
+    http::fetch(url)
+        .await
+        .ok()
+        .filter(http::Reply::is_success)
+        .map(|r| r.body)
 }
 
-/// Keep-alive clients hammering the proxy until stopped.
-pub struct Load {
-    stop: Arc<AtomicBool>,
-    failed: Arc<AtomicU64>,
-    /// When each failed request was sent.
-    failed_at: Arc<Mutex<Vec<Instant>>>,
-    tasks: Vec<tokio::task::JoinHandle<Vec<(u16, String)>>>,
-}
-
-impl Load {
-    pub fn start(url: String, clients: usize) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let failed = Arc::new(AtomicU64::new(0));
-        let failed_at = Arc::new(Mutex::new(Vec::new()));
-        let tasks = (0..clients)
-            .map(|_| {
-                let (stop, failed, url) = (stop.clone(), failed.clone(), url.clone());
-                let failed_at = failed_at.clone();
-                tokio::spawn(async move {
-                    let http: Client<_, Empty<Bytes>> =
-                        Client::builder(TokioExecutor::new()).build_http();
-                    let uri: hyper::Uri = url.parse().expect("uri");
-                    let mut answers = Vec::new();
-                    while !stop.load(Ordering::Relaxed) {
-                        let sent = Instant::now();
-                        let got = match http.get(uri.clone()).await {
-                            Ok(r) => {
-                                let status = r.status().as_u16();
-                                r.into_body()
-                                    .collect()
-                                    .await
-                                    .ok()
-                                    .map(|b| (status, b.to_bytes()))
-                            }
-                            Err(_) => None,
-                        };
-                        match got {
-                            Some((status, b)) => {
-                                if !(200..300).contains(&status) {
-                                    failed.fetch_add(1, Ordering::Relaxed);
-                                    failed_at.lock().expect("failures").push(sent);
-                                }
-                                answers
-                                    .push((status, String::from_utf8_lossy(&b).trim().to_owned()));
-                            }
-                            None => {
-                                failed.fetch_add(1, Ordering::Relaxed);
-                                failed_at.lock().expect("failures").push(sent);
-                                // A refused connection fails at once: do not spin.
-                                tokio::time::sleep(Duration::from_millis(5)).await;
-                            }
-                        }
-                    }
-                    answers
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            failed,
-            failed_at,
-            tasks,
-        }
-    }
-
-    /// Stops; returns every successful body (per client, in order) and the
-    /// failure count (transport errors and non-2xx answers).
-    pub async fn stop(self) -> (Vec<Vec<String>>, u64) {
-        let (answers, failed) = self.stop_detailed().await;
-        let bodies = answers
-            .into_iter()
-            .map(|c| {
-                c.into_iter()
-                    .filter(|(s, _)| (200..300).contains(s))
-                    .map(|(_, b)| b)
-                    .collect()
-            })
-            .collect();
-        (bodies, failed)
-    }
-
-    /// When each failed request so far was sent.
-    pub fn failure_times(&self) -> Vec<Instant> {
-        self.failed_at.lock().expect("failures").clone()
-    }
-
-    /// Stops; returns every answer (status, body) per client, in order, and
-    /// the failure count.
-    pub async fn stop_detailed(self) -> (Vec<Vec<(u16, String)>>, u64) {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut all = Vec::new();
-        for t in self.tasks {
-            all.push(t.await.expect("load task"));
-        }
-        (all, self.failed.load(Ordering::Relaxed))
-    }
+/// Waits until every client of `load` has finished `n` more requests than
+/// now (a request in flight now is the first of them: at least `n - 1` were
+/// sent after this call).
+pub async fn more_requests(load: &Load, n: u64) {
+    let from = load.completed();
+    let from = &from;
+    Wait::up_to(Duration::from_secs(20))
+        .every(Duration::from_millis(10))
+        .until_async(|| async move {
+            load.completed()
+                .iter()
+                .zip(from)
+                .all(|(now, then)| *now >= then + n)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("the load made no progress: {e}"));
 }

@@ -2,22 +2,20 @@
 
 use std::time::Duration;
 
-use crate::common::{Release, TestApp, fetch, ok};
+use cutover_kit::wait::Wait;
+
+use crate::common::{TestApp, fetch, ok};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_kill_9_the_same_release_serves_with_no_duplicate_or_orphan() {
-    let app = TestApp::new("10m");
-    app.release("v1", Release::Good);
-    app.release("v2", Release::Good);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
-    ok(&app, &app.cli(&["deploy", "v2"]));
+    let app = TestApp::deployed("10m", &["v1", "v2"]);
     let mut before: Vec<i32> = app.instance_pids().into_iter().map(|(p, _)| p).collect();
     before.sort();
     assert_eq!(before.len(), 4, "2 serving + 2 warm");
 
     app.kill_daemon();
-    // The instances outlive the daemon.
+    // The instances outlive the daemon. (Nothing to wait for: this gives an
+    // instance that would die with its parent the time to do so.)
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(app.instance_pids().len(), 4);
 
@@ -50,10 +48,7 @@ async fn after_kill_9_the_same_release_serves_with_no_duplicate_or_orphan() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stray_instance_is_stopped_and_a_clean_stop_leaves_no_process() {
-    let app = TestApp::new("10m");
-    app.release("v1", Release::Good);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
+    let app = TestApp::deployed("10m", &["v1"]);
     app.kill_daemon();
     // Something kills one instance while the daemon is down.
     let (victim, _) = app.instance_pids()[0].clone();
@@ -61,7 +56,9 @@ async fn a_stray_instance_is_stopped_and_a_clean_stop_leaves_no_process() {
         nix::unistd::Pid::from_raw(victim),
         nix::sys::signal::Signal::SIGKILL,
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    Wait::up_to(Duration::from_secs(10))
+        .until(|| app.instance_pids().iter().all(|(pid, _)| *pid != victim))
+        .expect("the killed instance is gone");
     app.serve();
     assert_eq!(
         fetch(&app.proxy_url()).await.as_deref(),
@@ -78,16 +75,11 @@ async fn a_stray_instance_is_stopped_and_a_clean_stop_leaves_no_process() {
     );
     // Started again, the daemon brings the serving release back.
     app.serve();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if fetch(&app.proxy_url()).await.as_deref() == Some("hello from v1") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "serving release not restarted:\n{}",
-            app.daemon_log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let url = app.proxy_url();
+    let url = url.as_str();
+    Wait::up_to(Duration::from_secs(15))
+        .every(Duration::from_millis(100))
+        .until_async(|| async move { fetch(url).await.as_deref() == Some("hello from v1") })
+        .await
+        .unwrap_or_else(|e| panic!("serving release not restarted ({e}):\n{}", app.daemon_log()));
 }

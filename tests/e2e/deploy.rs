@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::common::{Load, Release, TestApp, fetch, ok, stderr, stdout};
+use crate::common::{Release, TestApp, fetch, more_requests, ok, stderr, stdout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v1_then_v2_under_load_without_a_failed_request() {
@@ -24,24 +24,14 @@ async fn v1_then_v2_under_load_without_a_failed_request() {
     );
     assert_eq!(app.running_version("v1"), 2);
 
-    let load = Load::start(app.proxy_url(), 8);
+    let load = app.load(8);
+    // Every client is under way on v1 before the deploy starts.
+    more_requests(&load, 3).await;
+    let deploy = app.cli_async(&["deploy", "v2"]).await;
+    // Load on v2 for a while after the switch.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let deploy = {
-        let config = app.config();
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-                .arg("-c")
-                .arg(config)
-                .args(["deploy", "v2"])
-                .env("NO_COLOR", "1")
-                .output()
-                .expect("run")
-        })
-        .await
-        .expect("join")
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (bodies, failed) = load.stop().await;
+    let report = load.stop().await.expect("stop the load");
+    let (bodies, failed) = (report.bodies(), report.failed());
     ok(&app, &deploy);
     let progress = stderr(&deploy);
     for step in ["instance_started", "instance_healthy", "switch"] {
@@ -87,8 +77,7 @@ async fn an_unhealthy_release_fails_and_the_old_one_keeps_serving() {
     let app = TestApp::new("10m");
     app.release("v2", Release::Good);
     app.release("v3", Release::FailsHealth);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v2"]));
+    app.serve_and_deploy(&["v2"]);
 
     let out = app.cli(&["deploy", "v3"]);
     assert_eq!(

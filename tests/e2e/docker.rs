@@ -14,9 +14,11 @@
 use std::ops::Deref;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::{Load, TestApp, fetch, ok, stderr, stdout};
+use cutover_kit::wait::Wait;
+
+use crate::common::{TestApp, count as kinds, fetch, more_requests, ok, stderr, stdout};
 use crate::workers::assert_rolled_one_at_a_time;
 
 /// A scratch app whose services run in containers; removes its containers
@@ -120,15 +122,15 @@ rollback_window = "10m"
     /// Waits until no container of `release` is left, running or not.
     fn wait_gone(&self, release: &str) {
         let label = format!("cutover.release={release}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.containers(true, &[&label]).is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "containers of {release} left behind:\n{}",
-                self.daemon_log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        Wait::up_to(Duration::from_secs(20))
+            .every(Duration::from_millis(100))
+            .until(|| self.containers(true, &[&label]).is_empty())
+            .unwrap_or_else(|e| {
+                panic!(
+                    "containers of {release} left behind ({e}):\n{}",
+                    self.daemon_log()
+                )
+            });
     }
 }
 
@@ -172,32 +174,10 @@ fn docker_out(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn kinds(events: &[(String, String)], kind: &str) -> usize {
-    events.iter().filter(|(k, _)| k == kind).count()
-}
-
-/// Runs `cutover deploy VERSION` off the async runtime.
-async fn deploy(app: &DockerApp, version: &str) -> std::process::Output {
-    let config = app.config();
-    let version = version.to_owned();
-    tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_cutover"))
-            .arg("-c")
-            .arg(config)
-            .args(["deploy", &version])
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("run cutover")
-    })
-    .await
-    .expect("join")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_green_of_containers_under_load_without_a_failed_request() {
     let app = DockerApp::new(WEB, &["hello:v1", "hello:v2"]);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
+    app.serve_and_deploy(&["v1"]);
     assert_eq!(
         fetch(&app.proxy_url()).await.as_deref(),
         Some("hello from v1")
@@ -222,11 +202,14 @@ async fn blue_green_of_containers_under_load_without_a_failed_request() {
     let ports = docker_out(&["port", id, "8080"]);
     assert!(ports.starts_with("127.0.0.1:"), "{ports}");
 
-    let load = Load::start(app.proxy_url(), 8);
+    let load = app.load(8);
+    // Every client is under way on v1 before the deploy starts.
+    more_requests(&load, 3).await;
+    let out = app.cli_async(&["deploy", "v2"]).await;
+    // Load on v2 for a while after the switch.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let out = deploy(&app, "v2").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (bodies, failed) = load.stop().await;
+    let report = load.stop().await.expect("stop the load");
+    let (bodies, failed) = (report.bodies(), report.failed());
     ok(&app, &out);
     assert_eq!(failed, 0, "requests failed during the switch");
     let total: usize = bodies.iter().map(Vec::len).sum();
@@ -285,11 +268,11 @@ analysis = { max_error_rate = 0.02, min_requests = 20 }
 "#
     );
     let app = DockerApp::new(&services, &["hello:v1", "hello:v2"]);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
-    let load = Load::start(app.proxy_url(), 6);
-    let out = deploy(&app, "v2").await;
-    let (answers, failed) = load.stop_detailed().await;
+    app.serve_and_deploy(&["v1"]);
+    let load = app.load(6);
+    let out = app.cli_async(&["deploy", "v2"]).await;
+    let report = load.stop().await.expect("stop the load");
+    let (answers, failed) = (report.replies(), report.failed());
     ok(&app, &out);
     assert_eq!(failed, 0, "requests failed during the canary");
     let events = app.last_events();
@@ -317,14 +300,14 @@ analysis = { max_error_rate = 0.02, min_requests = 20 }
 "#
     );
     let app = DockerApp::new(&services, &["hello:v1", "hello:v2", "hello:errors"]);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
+    app.serve_and_deploy(&["v1"]);
 
     // 20 % of the canary's answers are 500: the fast check rolls it back.
-    let load = Load::start(app.proxy_url(), 6);
-    let out = deploy(&app, "errors").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (answers, _) = load.stop_detailed().await;
+    let load = app.load(6);
+    let out = app.cli_async(&["deploy", "errors"]).await;
+    // Some load after the rollback too.
+    more_requests(&load, 6).await;
+    let answers = load.stop().await.expect("stop the load").replies();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("error rate"), "{}", stderr(&out));
     for client in &answers {
@@ -338,15 +321,7 @@ analysis = { max_error_rate = 0.02, min_requests = 20 }
 
     // An operator abort mid-step.
     let running = app.cli_background(&["deploy", "v2"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !(app.last_deployment()["version"] == "v2" && kinds(&app.last_events(), "step") >= 1) {
-        assert!(
-            Instant::now() < deadline,
-            "no canary step:\n{}",
-            app.daemon_log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    app.wait_for_event("v2", "step");
     ok(&app, &app.cli(&["abort", "--reason", "looks wrong"]));
     let out = running.join().expect("deploy");
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
@@ -361,8 +336,7 @@ analysis = { max_error_rate = 0.02, min_requests = 20 }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unhealthy_container_is_removed_and_the_old_release_keeps_serving() {
     let app = DockerApp::new(WEB, &["hello:v1", "hello:bad"]);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
+    app.serve_and_deploy(&["v1"]);
     let out = app.cli(&["deploy", "bad"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
@@ -392,18 +366,9 @@ step_duration = "30s"
 "#
     );
     let app = DockerApp::new(&services, &["hello:v1", "hello:v2"]);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
+    app.serve_and_deploy(&["v1"]);
     let running = app.cli_background(&["deploy", "v2"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !(app.last_deployment()["version"] == "v2" && kinds(&app.last_events(), "step") >= 1) {
-        assert!(
-            Instant::now() < deadline,
-            "no canary step:\n{}",
-            app.daemon_log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    app.wait_for_event("v2", "step");
     let victim = app.running(&["cutover.release=v2"]);
     assert_eq!(victim.len(), 2);
     let killed = Command::new("docker")
@@ -426,9 +391,7 @@ step_duration = "30s"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_kill_9_containers_are_adopted_and_strays_removed() {
     let app = DockerApp::new(WEB, &["hello:v1", "hello:v2"]);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
-    ok(&app, &app.cli(&["deploy", "v2"]));
+    app.serve_and_deploy(&["v1", "v2"]);
     let before = app.running(&[]);
     assert_eq!(before.len(), 4, "2 serving + 2 warm");
 
@@ -480,8 +443,7 @@ async fn after_kill_9_containers_are_adopted_and_strays_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preflight_warns_about_root_and_refuses_a_missing_image_changing_nothing() {
     let app = DockerApp::new(WEB, &["hello:root"]);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "root"]));
+    app.serve_and_deploy(&["root"]);
     let events = app.last_events();
     assert!(
         events
@@ -537,10 +499,9 @@ health = { command = ["/hello", "--probe"], interval = "200ms", timeout = "2s", 
 stop_timeout = "3s"
 "#;
     let app = DockerApp::new(services, &["hello:v1", "hello:v2"]);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
+    app.serve_and_deploy(&["v1"]);
     assert_rolled_one_at_a_time(&app.last_events(), 3, false);
-    ok(&app, &app.cli(&["deploy", "v2"]));
+    app.deploy_ok("v2");
     assert_rolled_one_at_a_time(&app.last_events(), 3, true);
     assert_eq!(app.running(&["cutover.release=v2"]).len(), 3);
     app.wait_gone("v1");

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use cutover_kit::wait::Wait;
+
 use crate::common::{Release, TestApp, ok, stderr};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -10,26 +12,22 @@ async fn a_second_deploy_at_the_same_time_is_refused_naming_the_holder() {
     app.release("v1", Release::SlowStart(Duration::from_secs(2)));
     app.release("v2", Release::Good);
     app.serve();
-    let config = app.config();
-    let first = std::thread::spawn(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-            .arg("-c")
-            .arg(config)
-            .args(["deploy", "v1"])
-            .output()
-            .expect("run")
-    });
-    // Wait until the first deploy holds the lock.
-    let mut second = None;
-    for _ in 0..50 {
-        std::thread::sleep(Duration::from_millis(100));
-        let out = app.cli(&["deploy", "v2"]);
-        if out.status.code() == Some(4) {
-            second = Some(out);
-            break;
-        }
-    }
-    let second = second.expect("the second deploy was never refused by the lock");
+    let first = app.cli_background(&["deploy", "v1"]);
+    // Wait until the first deploy holds the lock (its release takes 2 s to start).
+    Wait::up_to(Duration::from_secs(5))
+        .until(|| {
+            let status = app.cli(&["status", "--json"]);
+            serde_json::from_slice::<serde_json::Value>(&status.stdout)
+                .is_ok_and(|json| !json["environments"][0]["lock"].is_null())
+        })
+        .unwrap_or_else(|e| panic!("the first deploy never took the lock ({e})"));
+    let second = app.cli(&["deploy", "v2"]);
+    assert_eq!(
+        second.status.code(),
+        Some(4),
+        "the second deploy was not refused by the lock: {}",
+        stderr(&second)
+    );
     let err = stderr(&second);
     assert!(err.contains("locked by"), "{err}");
     assert!(err.contains('@'), "holder not named: {err}");

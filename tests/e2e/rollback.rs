@@ -1,17 +1,12 @@
 //! Rollback: one switch while the previous release is warm, a fresh start after.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::common::{Release, TestApp, fetch, ok, stdout};
+use crate::common::{TestApp, fetch, ok, stdout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_while_warm_is_one_switch() {
-    let app = TestApp::new("10m");
-    app.release("v1", Release::Good);
-    app.release("v2", Release::Good);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
-    ok(&app, &app.cli(&["deploy", "v2"]));
+    let app = TestApp::deployed("10m", &["v1", "v2"]);
     let pids_before: Vec<i32> = app.instance_pids().into_iter().map(|(p, _)| p).collect();
 
     let t = Instant::now();
@@ -45,17 +40,9 @@ async fn rollback_while_warm_is_one_switch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_after_the_window_starts_the_previous_release_again() {
-    let app = TestApp::new("1s");
-    app.release("v1", Release::Good);
-    app.release("v2", Release::Good);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
-    ok(&app, &app.cli(&["deploy", "v2"]));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while app.running_version("v1") > 0 {
-        assert!(Instant::now() < deadline, "v1 not retired after its window");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let app = TestApp::deployed("1s", &["v1", "v2"]);
+    // v1 is retired when its window ends.
+    app.wait_gone("v1");
     let out = app.cli(&["rollback"]);
     ok(&app, &out);
     assert_eq!(
@@ -67,10 +54,7 @@ async fn rollback_after_the_window_starts_the_previous_release_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_with_nothing_before_is_refused() {
-    let app = TestApp::new("10m");
-    app.release("v1", Release::Good);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
+    let app = TestApp::deployed("10m", &["v1"]);
     let out = app.cli(&["rollback"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no previous release"));

@@ -2,9 +2,7 @@
 //! release starts, contract only once the old release is gone, never after a
 //! rollback.
 
-use std::time::{Duration, Instant};
-
-use crate::common::{Load, Release, TestApp, ok, stderr};
+use crate::common::{Release, TestApp, count, ok, stderr};
 
 const DATABASE: &str = r#"
 [database.main]
@@ -39,6 +37,12 @@ fn applied(app: &TestApp) -> Vec<i64> {
         .unwrap_or_default()
 }
 
+/// Waits until the newest deployment, of `version`, records that its contract
+/// migrations ran.
+fn wait_for_contract(app: &TestApp, version: &str) {
+    app.wait_for_event(version, "contract_done");
+}
+
 fn position(events: &[(String, String)], pred: impl Fn(&(String, String)) -> bool) -> usize {
     events.iter().position(pred).unwrap_or(usize::MAX)
 }
@@ -50,8 +54,7 @@ const SQLITE_CONTRACT: &str = "-- cutover:phase contract\nALTER TABLE users DROP
 /// migration under load: expand before v2 starts, contract only once v1 is gone.
 fn expand_then_contract(app: &TestApp, contract: &str) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    app.serve();
-    ok(app, &app.cli(&["deploy", "v1"]));
+    app.serve_and_deploy(&["v1"]);
     assert_eq!(applied(app), vec![1]);
 
     migration(
@@ -63,24 +66,18 @@ fn expand_then_contract(app: &TestApp, contract: &str) {
     app.release("v2", Release::Good);
     let load = {
         let _inside = rt.enter();
-        Load::start(app.proxy_url(), 6)
+        app.load(6)
     };
     let out = app.cli(&["deploy", "v2"]);
-    let (_, failed) = rt.block_on(load.stop_detailed());
+    let failed = rt.block_on(load.stop()).expect("stop the load").failed();
     ok(app, &out);
     assert_eq!(failed, 0, "requests failed while the schema changed");
     // v1 is still warm: the contract migration waits.
     assert_eq!(applied(app), vec![1, 2]);
 
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while applied(app) != vec![1, 2, 3] {
-        assert!(
-            Instant::now() < deadline,
-            "contract never ran:\n{}",
-            app.daemon_log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // v1 is retired when its window ends; then the contract migration runs.
+    wait_for_contract(app, "v2");
+    assert_eq!(applied(app), vec![1, 2, 3], "contract never ran");
     assert_eq!(
         app.running_version("v1"),
         0,
@@ -100,13 +97,23 @@ fn expand_then_contract(app: &TestApp, contract: &str) {
 
 /// A deploy whose release never becomes healthy runs no contract migration.
 fn failed_deploy_runs_no_contract(app: &TestApp, contract: &str) {
-    app.serve();
-    ok(app, &app.cli(&["deploy", "v1"]));
+    app.serve_and_deploy(&["v1"]);
     migration(app, "0002_drop_name.sql", contract);
     app.release("v2", Release::FailsHealth);
     let out = app.cli(&["deploy", "v2"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    std::thread::sleep(Duration::from_millis(1500));
+    // Contract migrations run at the end of a successful deploy when no old
+    // release runs, or are left waiting (`contract_pending`) until the
+    // rollback window that the `warm` event opens ends and the old release is
+    // retired. Wait until this deploy is cleaned up (its release's instances
+    // gone), then check that it opened no window and left nothing waiting: no
+    // timer is left that could run one later.
+    app.wait_gone("v2");
+    let events = app.last_events();
+    assert_eq!(app.last_deployment()["version"], "v2");
+    for kind in ["warm", "contract_pending", "contract_done"] {
+        assert_eq!(count(&events, kind), 0, "{kind}: {events:#?}");
+    }
     assert_eq!(applied(app), vec![1]);
 }
 
@@ -123,8 +130,7 @@ fn a_deploy_that_fails_runs_no_contract_migration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lint_errors_block_the_deploy_before_anything_changes() {
     let app = app_with_db("10m");
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
+    app.serve_and_deploy(&["v1"]);
     migration(
         &app,
         "0002_drop_name.sql",
@@ -143,8 +149,7 @@ async fn lint_errors_block_the_deploy_before_anything_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_expand_migration_aborts_the_deploy_with_the_old_release_untouched() {
     let app = app_with_db("10m");
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
+    app.serve_and_deploy(&["v1"]);
     migration(
         &app,
         "0002_broken.sql",
@@ -170,27 +175,21 @@ async fn a_failing_expand_migration_aborts_the_deploy_with_the_old_release_untou
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_contract_migrations_survive_a_daemon_crash() {
     let app = app_with_db("2s");
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
+    app.serve_and_deploy(&["v1"]);
     migration(
         &app,
         "0002_drop_name.sql",
         "-- cutover:phase contract\nALTER TABLE users DROP COLUMN name;\n",
     );
     app.release("v2", Release::Good);
-    ok(&app, &app.cli(&["deploy", "v2"]));
+    app.deploy_ok("v2");
     app.kill_daemon();
     assert_eq!(applied(&app), vec![1]);
     app.serve();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while applied(&app) != vec![1, 2] {
-        assert!(
-            Instant::now() < deadline,
-            "contract lost in the crash:\n{}",
-            app.daemon_log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // The restarted daemon retires v1 when its window ends; then the contract
+    // migration left waiting runs.
+    wait_for_contract(&app, "v2");
+    assert_eq!(applied(&app), vec![1, 2], "contract lost in the crash");
     assert_eq!(app.running_version("v1"), 0);
 }
 

@@ -31,9 +31,7 @@ async fn services_roll_in_after_order() {
     let app = two_services();
     app.release("v1", Release::Good);
     app.release("v2", Release::Good);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
-    ok(&app, &app.cli(&["deploy", "v2"]));
+    app.serve_and_deploy(&["v1", "v2"]);
     let api = format!("http://127.0.0.1:{}/api/x", app.proxy_port);
     assert_eq!(fetch(&api).await.as_deref(), Some("hello from v2"));
     assert_eq!(
@@ -54,8 +52,7 @@ async fn when_a_later_service_fails_the_earlier_ones_roll_back_too() {
     let app = two_services();
     app.release("v1", Release::Good);
     app.release("v2", Release::FailsHealth);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
+    app.serve_and_deploy(&["v1"]);
     let out = app.cli(&["deploy", "v2"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
@@ -71,11 +68,8 @@ async fn when_a_later_service_fails_the_earlier_ones_roll_back_too() {
         Some("hello from v1")
     );
     assert_eq!(app.last_deployment()["state"], "rolled_back");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while app.running_version("v2") > 0 {
-        assert!(std::time::Instant::now() < deadline, "v2 instances left");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    // No v2 instance is left.
+    app.wait_gone("v2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,8 +77,7 @@ async fn deploy_can_be_limited_to_one_service() {
     let app = two_services();
     app.release("v1", Release::Good);
     app.release("v2", Release::Good);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
+    app.serve_and_deploy(&["v1"]);
     ok(&app, &app.cli(&["deploy", "v2", "--service", "api"]));
     let events = app.last_events();
     assert!(events.iter().any(|(_, m)| m == "rolling api to v2"));

@@ -72,12 +72,11 @@ async fn process_workers_are_replaced_one_at_a_time_gated_on_their_health_comman
     let app = worker_app(&probe);
     app.release("v1", crate::common::Release::Good);
     app.release("v2", crate::common::Release::Good);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
+    app.serve_and_deploy(&["v1"]);
     assert_eq!(app.running_version("v1"), REPLICAS);
     assert_rolled_one_at_a_time(&app.last_events(), REPLICAS, false);
 
-    ok(&app, &app.cli(&["deploy", "v2"]));
+    app.deploy_ok("v2");
     assert_rolled_one_at_a_time(&app.last_events(), REPLICAS, true);
     assert_eq!(app.running_version("v2"), REPLICAS);
     assert_eq!(app.running_version("v1"), 0, "old workers left running");
@@ -97,8 +96,7 @@ async fn process_workers_are_replaced_one_at_a_time_gated_on_their_health_comman
 async fn a_failing_new_worker_is_stopped_and_the_old_ones_keep_running() {
     let app = worker_app(r#"{ interval = "100ms", healthy = 3 }"#);
     app.release("v1", crate::common::Release::Good);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
+    app.serve_and_deploy(&["v1"]);
     // v2 crashes as soon as it starts.
     let dir = app.path().join("releases").join("v2");
     std::fs::create_dir_all(&dir).expect("release dir");

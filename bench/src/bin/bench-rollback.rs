@@ -28,18 +28,14 @@ use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Output, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use bytes::Bytes;
 use clap::Parser;
 use cutover_bench::{runtime, shutdown_signal};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use cutover_kit::load::Load;
+use cutover_kit::wait::Wait;
+use cutover_kit::{http, ports};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -177,13 +173,22 @@ async fn run(args: &Args) -> Result<bool> {
 async fn one_run(app: &App, args: &Args, n: u32) -> Result<Run> {
     let version = format!("v{}", n + 1);
     app.release(&version, Some(args))?;
-    let load = Load::start(app, args, &version);
+    let load = Load::builder(&app.proxy_url())
+        .clients(args.clients as usize)
+        .rate(args.rate)
+        .timeout(REQUEST_TIMEOUT)
+        .start()
+        .context("cannot start the load")?;
     tokio::time::sleep(Duration::from_millis(args.lead_ms)).await;
     let deploy_start = app.anchor.elapsed();
     let (out, took) = app.deploy(&version).await?;
     let deploy_end = app.anchor.elapsed();
     tokio::time::sleep(Duration::from_millis(args.tail_ms)).await;
-    let answers = load.stop().await?;
+    let report = load.stop().await.context("the load failed")?;
+    let answers: Vec<Answer> = report
+        .answers()
+        .map(|a| Answer::of(a, app.anchor, &version))
+        .collect();
 
     if out.status.code() != Some(3) {
         bail!(
@@ -271,11 +276,10 @@ impl App {
         let dir = dir
             .canonicalize()
             .with_context(|| format!("cannot resolve {}", dir.display()))?;
-        let api_port = free_port()?;
-        let mut proxy_port = free_port()?;
-        while proxy_port == api_port {
-            proxy_port = free_port()?;
-        }
+        let free = ports::free_ports(2)?;
+        let [api_port, proxy_port] = free[..] else {
+            bail!("asked for 2 free ports, got {free:?}");
+        };
         let config_text = config_toml(api_port, proxy_port);
         let config = dir.join("cutover.toml");
         write_file(&config, &config_text)?;
@@ -339,27 +343,37 @@ impl App {
             .spawn()
             .with_context(|| format!("cannot start {} serve", self.cutover.display()))?;
         let daemon = self.daemon.insert(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.api_port))
-                .await
-                .is_ok()
-            {
-                return Ok(());
-            }
-            if let Some(status) = daemon.try_wait().context("cannot wait for the daemon")? {
-                bail!(
-                    "the daemon exited ({status}) before listening:\n{}",
-                    text(&self.daemon_log_tail())
-                );
-            }
-            ensure!(
-                Instant::now() < deadline,
+        let api_port = self.api_port;
+        // Some(Ok): listening; Some(Err): the daemon exited first.
+        let up = Wait::up_to(Duration::from_secs(20))
+            .until_some_async(|| {
+                let exited = daemon.try_wait();
+                async move {
+                    if tokio::net::TcpStream::connect(("127.0.0.1", api_port))
+                        .await
+                        .is_ok()
+                    {
+                        return Some(Ok(()));
+                    }
+                    match exited {
+                        Ok(None) => None,
+                        Ok(Some(status)) => Some(Err(anyhow!("the daemon exited ({status})"))),
+                        Err(e) => Some(Err(anyhow!("cannot wait for the daemon: {e}"))),
+                    }
+                }
+            })
+            .await;
+        match up {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.context(format!(
+                "before listening:\n{}",
+                text(&self.daemon_log_tail())
+            ))),
+            Err(_) => bail!(
                 "the daemon did not listen on 127.0.0.1:{} within 20 s:\n{}",
                 self.api_port,
                 text(&self.daemon_log_tail())
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            ),
         }
     }
 
@@ -412,13 +426,15 @@ impl App {
 
     /// A few requests through the proxy, all answered 200 by the stable release.
     async fn expect_stable(&self) -> Result<()> {
-        let http = client();
-        let uri = self.proxy_uri()?;
+        let client = http::client();
+        let uri = http::uri(&self.proxy_url())?;
         for _ in 0..5 {
-            let (status, version) = get(&http, uri.clone()).await?;
+            let reply = http::get(&client, uri.clone()).await?;
             ensure!(
-                status == 200 && version.as_deref() == Some(STABLE),
-                "the proxy answered {status} from {version:?}, expected 200 from {STABLE}"
+                reply.status == 200 && reply.version.as_deref() == Some(STABLE),
+                "the proxy answered {} from {:?}, expected 200 from {STABLE}",
+                reply.status,
+                reply.version
             );
         }
         Ok(())
@@ -426,26 +442,23 @@ impl App {
 
     /// Waits until no instance of `version` runs any more.
     async fn wait_gone(&self, version: &str) -> Result<()> {
-        let deadline = Instant::now() + GONE_TIMEOUT;
-        loop {
+        let gone = Wait::up_to(GONE_TIMEOUT)
+            .every(Duration::from_millis(100))
+            .until_async(|| async move { self.pids(Some(version)).is_empty() })
+            .await;
+        if gone.is_err() {
             let left = self.pids(Some(version));
-            if left.is_empty() {
-                return Ok(());
-            }
-            ensure!(
-                Instant::now() < deadline,
+            bail!(
                 "{} instance(s) of {version} still run {} s after its rollback (pids {left:?})",
                 left.len(),
                 GONE_TIMEOUT.as_secs()
             );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        Ok(())
     }
 
-    fn proxy_uri(&self) -> Result<hyper::Uri> {
+    fn proxy_url(&self) -> String {
         format!("http://127.0.0.1:{}/", self.proxy_port)
-            .parse()
-            .context("bad proxy URI")
     }
 
     /// Processes whose working directory is the app's directory: with
@@ -558,13 +571,6 @@ listen = "127.0.0.1:{proxy_port}"
     )
 }
 
-fn free_port() -> Result<u16> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .context("cannot find a free loopback port")
-}
-
 fn write_file(path: &Path, contents: &str) -> Result<()> {
     let mut f =
         std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
@@ -574,32 +580,6 @@ fn write_file(path: &Path, contents: &str) -> Result<()> {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-type HttpClient = Client<HttpConnector, Empty<Bytes>>;
-
-fn client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
-}
-
-/// One GET: the status and the version that answered (the app's
-/// `x-version` header, or its body `hello from VERSION`).
-async fn get(http: &HttpClient, uri: hyper::Uri) -> Result<(u16, Option<String>)> {
-    let resp = http.get(uri).await?;
-    let status = resp.status().as_u16();
-    let header = resp
-        .headers()
-        .get("x-version")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = resp.into_body().collect().await?.to_bytes();
-    let version = header.or_else(|| {
-        std::str::from_utf8(&body)
-            .ok()
-            .and_then(|b| b.trim().strip_prefix("hello from "))
-            .map(str::to_owned)
-    });
-    Ok((status, version))
 }
 
 /// Who answered a request.
@@ -622,76 +602,24 @@ struct Answer {
 }
 
 impl Answer {
+    /// One request of the load, its times since `anchor`, `canary` being the
+    /// version deployed during it.
+    fn of(a: &cutover_kit::load::Answer, anchor: Instant, canary: &str) -> Answer {
+        let from = match a.version() {
+            Some(v) if v == STABLE => Source::Stable,
+            Some(v) if v == canary => Source::Canary,
+            _ => Source::Other,
+        };
+        Answer {
+            sent: a.sent.saturating_duration_since(anchor),
+            received: a.received.saturating_duration_since(anchor),
+            status: a.status().unwrap_or(0),
+            from,
+        }
+    }
+
     fn ok(&self) -> bool {
         (200..300).contains(&self.status)
-    }
-}
-
-/// Steady load: `--clients` keep-alive clients, each sending one request
-/// every `clients / rate` seconds (a request that is late skips its slot).
-struct Load {
-    stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<Vec<Answer>>>,
-}
-
-impl Load {
-    fn start(app: &App, args: &Args, canary: &str) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let period = Duration::from_secs_f64(f64::from(args.clients) / f64::from(args.rate));
-        let uri = app.proxy_uri();
-        let tasks = (0..args.clients)
-            .map(|k| {
-                let (stop, anchor, canary) = (stop.clone(), app.anchor, canary.to_owned());
-                let uri = uri.as_ref().ok().cloned();
-                let offset = period.mul_f64(f64::from(k) / f64::from(args.clients));
-                tokio::spawn(async move {
-                    let Some(uri) = uri else {
-                        return Vec::new();
-                    };
-                    let http = client();
-                    let start = tokio::time::Instant::now() + offset;
-                    let mut ticks = tokio::time::interval_at(start, period);
-                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-                    let mut answers = Vec::new();
-                    loop {
-                        ticks.tick().await;
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let sent = anchor.elapsed();
-                        let got = tokio::time::timeout(REQUEST_TIMEOUT, get(&http, uri.clone()))
-                            .await
-                            .ok()
-                            .and_then(Result::ok);
-                        let received = anchor.elapsed();
-                        let (status, version) = got.unwrap_or((0, None));
-                        let from = match version.as_deref() {
-                            Some(v) if v == STABLE => Source::Stable,
-                            Some(v) if v == canary => Source::Canary,
-                            _ => Source::Other,
-                        };
-                        answers.push(Answer {
-                            sent,
-                            received,
-                            status,
-                            from,
-                        });
-                    }
-                    answers
-                })
-            })
-            .collect();
-        Load { stop, tasks }
-    }
-
-    /// Stops the clients; every answer of every client.
-    async fn stop(self) -> Result<Vec<Answer>> {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut all = Vec::new();
-        for t in self.tasks {
-            all.extend(t.await.context("a load client panicked")?);
-        }
-        Ok(all)
     }
 }
 

@@ -165,13 +165,16 @@ async fn open_in_a_read_only_directory_fails_naming_the_path() -> TestResult {
     let ro = dir.path().join("ro");
     std::fs::create_dir(&ro)?;
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555))?;
-    if writable(&ro) {
-        // Running as root: permissions do not apply; nothing to test.
-        eprintln!("skipped: {} is writable anyway (root?)", ro.display());
-        return Ok(());
-    }
+    // Permissions do not bind root; a read-only file system does.
+    let mount = if writable(&ro) {
+        Some(Tmpfs::mount(&ro, "ro,size=1m")?)
+    } else {
+        None
+    };
+    assert!(!writable(&ro), "{} is still writable", ro.display());
     let path = ro.join("state.db");
     let result = Store::open(&url_of(&path)).await;
+    drop(mount);
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755))?;
     assert_open_error(result, &path.display().to_string())
 }
@@ -181,13 +184,28 @@ async fn open_of_a_read_only_file_fails_naming_the_path() -> TestResult {
     use std::os::unix::fs::PermissionsExt as _;
 
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("state.db");
+    let folder = dir.path().join("db");
+    std::fs::create_dir(&folder)?;
+    // Permissions do not bind root; a file system remounted read-only does.
+    let mount = if permissions_bind()? {
+        None
+    } else {
+        Some(Tmpfs::mount(&folder, "size=1m")?)
+    };
+    let path = folder.join("state.db");
     Store::open(&url_of(&path)).await?.close().await;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))?;
-    if std::fs::OpenOptions::new().append(true).open(&path).is_ok() {
-        eprintln!("skipped: {} is writable anyway (root?)", path.display());
-        return Ok(());
+    if let Some(mount) = &mount {
+        mount.remount_read_only()?;
     }
+    assert!(
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .is_err(),
+        "{} is still writable",
+        path.display()
+    );
     assert_open_error(
         Store::open(&url_of(&path)).await,
         &path.display().to_string(),
@@ -199,4 +217,57 @@ fn writable(dir: &Path) -> bool {
     let ok = std::fs::write(&probe, "x").is_ok();
     let _ = std::fs::remove_file(&probe);
     ok
+}
+
+/// Whether file permissions stop this process (they do not stop root).
+fn permissions_bind() -> TestResult<bool> {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = tempfile::tempdir()?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555))?;
+    let bind = !writable(dir.path());
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+    Ok(bind)
+}
+
+/// A tmpfs mounted on a folder (needs root, as CI runs the tests); unmounted
+/// when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, options: &str) -> TestResult<Tmpfs> {
+        run_mount(&["-t", "tmpfs", "-o", options, "tmpfs"], at)?;
+        Ok(Tmpfs(at.to_owned()))
+    }
+
+    /// Makes the file system read-only (no file on it may be open for writing).
+    fn remount_read_only(&self) -> TestResult {
+        run_mount(&["-o", "remount,ro"], &self.0)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazily: detached even if something still has a file open on it.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn run_mount(args: &[&str], at: &Path) -> TestResult {
+    let out = std::process::Command::new("mount")
+        .args(args)
+        .arg(at)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "mount {args:?} {} failed (this test needs root when permissions do not bind): {}",
+            at.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+        .into());
+    }
+    Ok(())
 }

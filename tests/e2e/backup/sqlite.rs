@@ -2,9 +2,10 @@
 //! the `age | zstd` pipeline by hand, wrong keys, tampering, pruning.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use cutover_kit::wait::Wait;
 use sqlx::{Connection, Executor};
 
 use super::app::{BackupApp, stderr};
@@ -51,8 +52,12 @@ fn setup(extra: &str) -> BackupApp {
 }
 
 /// A writer that keeps inserting a row and bumping the counter in one
-/// transaction until stopped; returns how many it wrote.
-fn writer(url: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+/// transaction until stopped, counting in `written`; returns how many it wrote.
+fn writer(
+    url: String,
+    stop: Arc<AtomicBool>,
+    written: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
         runtime().block_on(async {
             let mut connection = sqlx::SqliteConnection::connect(&url).await.expect("open");
@@ -60,7 +65,6 @@ fn writer(url: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
                 .execute("PRAGMA busy_timeout = 5000")
                 .await
                 .expect("busy");
-            let mut written = 0;
             while !stop.load(Ordering::Relaxed) {
                 connection
                     .execute(
@@ -71,9 +75,9 @@ fn writer(url: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
                     )
                     .await
                     .expect("write");
-                written += 1;
+                written.fetch_add(1, Ordering::Relaxed);
             }
-            written
+            written.load(Ordering::Relaxed)
         })
     })
 }
@@ -83,12 +87,21 @@ fn backups_under_a_continuous_writer_are_consistent_and_restore() {
     let app = setup(", verify = true");
     let source = db_url(&app, "data/app.db");
     let stop = Arc::new(AtomicBool::new(false));
-    let handle = writer(source.clone(), stop.clone());
-    std::thread::sleep(Duration::from_millis(300));
+    let written = Arc::new(AtomicU64::new(0));
+    let handle = writer(source.clone(), stop.clone(), written.clone());
+    // Each backup is taken while the writer writes, after some more rows.
+    let more_rows = || {
+        let from = written.load(Ordering::Relaxed);
+        Wait::up_to(Duration::from_secs(20))
+            .every(Duration::from_millis(10))
+            .until(|| written.load(Ordering::Relaxed) >= from + 10)
+            .expect("the writer writes");
+    };
+    more_rows();
     let mut ids = Vec::new();
     for _ in 0..3 {
         ids.push(app.create());
-        std::thread::sleep(Duration::from_millis(200));
+        more_rows();
     }
     stop.store(true, Ordering::Relaxed);
     let written = handle.join().expect("writer");

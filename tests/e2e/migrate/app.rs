@@ -381,8 +381,17 @@ impl Watched {
     /// Waits for the child to end; its exit code and every line it printed.
     pub fn finish(mut self) -> (Option<i32>, String) {
         let status = self.child.wait().expect("wait for cutover");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        self.seen.extend(self.lines.try_iter());
+        // The readers stop at the end of both streams, and then the channel
+        // closes: every line is in. (A deadline in case something else holds
+        // the pipes open.)
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => break,
+            }
+        }
         (status.code(), self.seen.join("\n"))
     }
 }

@@ -326,9 +326,6 @@ pub async fn get(client: &TestClient, url: &str) -> Got {
 }
 
 /// An address on which nothing listens (connections are refused).
-pub async fn dead_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
-    drop(l);
-    addr
+pub fn dead_addr() -> SocketAddr {
+    cutover_kit::ports::free_addr().expect("a free loopback port")
 }

@@ -17,7 +17,7 @@ async fn upstream_down_gives_502_naming_the_request_id() {
         .set_instances(
             "app",
             Track::Stable,
-            vec![Instance::new("gone", dead_addr().await)],
+            vec![Instance::new("gone", dead_addr())],
         )
         .expect("set");
     let req = Request::get(p.url("/"))
@@ -85,10 +85,7 @@ async fn get_is_retried_once_on_another_instance_and_the_refuser_is_avoided() {
         .set_instances(
             "app",
             Track::Stable,
-            vec![
-                Instance::new("refuser", dead_addr().await),
-                alive.instance(),
-            ],
+            vec![Instance::new("refuser", dead_addr()), alive.instance()],
         )
         .expect("set");
     let c = client();
@@ -116,7 +113,7 @@ async fn post_with_a_body_is_not_retried() {
         .set_instances(
             "app",
             Track::Stable,
-            vec![Instance::new("gone-post", dead_addr().await)],
+            vec![Instance::new("gone-post", dead_addr())],
         )
         .expect("set");
     let req = Request::post(p.url("/upload"))

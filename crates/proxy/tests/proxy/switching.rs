@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cutover_kit::load::Load;
 use cutover_proxy::{DrainOutcome, InstanceId, Track, Weights};
 
 use crate::common::{TestProxy, Upstream, client, get};
@@ -32,20 +33,7 @@ async fn every_request_succeeds_on_a_routable_instance_while_tables_flip() {
 
     let run_for = Duration::from_secs(4);
     let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..32 {
-        let client = client();
-        let url = p.url("/");
-        workers.push(tokio::spawn(async move {
-            let mut seen = Vec::new();
-            while started.elapsed() < run_for {
-                let s = Instant::now();
-                let got = get(&client, &url).await;
-                seen.push((s, Instant::now(), got.status.as_u16(), got.body));
-            }
-            seen
-        }));
-    }
+    let load = Load::start(&p.url("/"), 32).expect("start the load");
 
     // Flip who serves at least 60 times, three ways: weights only, and whole
     // batches that move an instance onto a track and the weight onto it at once.
@@ -94,26 +82,33 @@ async fn every_request_succeeds_on_a_routable_instance_while_tables_flip() {
     assert!(flips >= 50, "only {flips} flips");
 
     let log = std::mem::take(&mut *log.lock().expect("log"));
+    tokio::time::sleep_until((started + run_for).into()).await;
+    let report = load.stop().await.expect("stop the load");
     let mut total = 0;
-    for w in workers {
-        for (s, e, status, body) in w.await.expect("worker") {
-            total += 1;
-            assert_eq!(status, 200, "request failed during a switch: {body}");
-            // Allowed: every instance routable at some moment in [s, e].
-            let mut allowed = HashSet::new();
-            for (i, change) in log.iter().enumerate() {
-                let from = change.before;
-                let until = log.get(i + 1).map(|n| n.after);
-                let overlaps = from <= e && until.is_none_or(|u| u >= s);
-                if overlaps {
-                    allowed.insert(change.routable);
-                }
+    for answer in report.answers() {
+        let (s, e) = (answer.sent, answer.received);
+        total += 1;
+        assert_eq!(
+            answer.status(),
+            Some(200),
+            "request failed during a switch: {:?}",
+            answer.reply
+        );
+        let body = answer.body().unwrap_or_default();
+        // Allowed: every instance routable at some moment in [s, e].
+        let mut allowed = HashSet::new();
+        for (i, change) in log.iter().enumerate() {
+            let from = change.before;
+            let until = log.get(i + 1).map(|n| n.after);
+            let overlaps = from <= e && until.is_none_or(|u| u >= s);
+            if overlaps {
+                allowed.insert(change.routable);
             }
-            assert!(
-                allowed.contains(body.as_str()),
-                "response from {body}, which was not routable during the request"
-            );
         }
+        assert!(
+            allowed.contains(body),
+            "response from {body}, which was not routable during the request"
+        );
     }
     assert!(total > 1_000, "too little load: {total} requests");
     eprintln!("{total} requests, {flips} flips, 0 failures");
