@@ -8,15 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{Load, Release, TestApp, fetch, ok, stdout};
+use cutover_kit::wait::Wait;
 
-/// Polls `cond` every 100 ms until it holds; fails with `what` after `limit`.
-fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+use crate::common::{Release, TestApp, fetch, ok, stdout};
+
+/// Polls `cond` every 100 ms until it holds; fails naming `what` after `limit`.
+fn wait_until(limit: Duration, what: &str, cond: impl FnMut() -> bool) {
+    Wait::up_to(limit)
+        .every(Duration::from_millis(100))
+        .until(cond)
+        .unwrap_or_else(|e| panic!("waiting until {what}: {e}"));
 }
 
 fn has_event(app: &TestApp, kind: &str) -> bool {
@@ -104,7 +105,7 @@ analysis = { max_error_rate = 0.05, min_requests = 5 }
     let v1_pids: Vec<i32> = app.instance_pids().into_iter().map(|(p, _)| p).collect();
     assert_eq!(v1_pids.len(), 2);
 
-    let load = Load::start(app.proxy_url(), 4);
+    let load = app.load(4);
     let deploy = app.cli_background(&["deploy", "v2"]);
     wait_until(Duration::from_secs(20), "the canary's first step", || {
         app.last_events().iter().any(|(k, _)| k == "step")
@@ -145,8 +146,12 @@ analysis = { max_error_rate = 0.05, min_requests = 5 }
     std::fs::remove_file(&filler).expect("free space");
     let out = deploy.join().expect("deploy thread");
     ok(&app, &out);
-    let (_, failed) = load.stop().await;
-    assert_eq!(failed, 0, "requests failed while the store was full");
+    let report = load.stop().await.expect("stop the load");
+    assert_eq!(
+        report.failed(),
+        0,
+        "requests failed while the store was full"
+    );
     assert_eq!(
         fetch(&app.proxy_url()).await.as_deref(),
         Some("hello from v2")
