@@ -56,6 +56,15 @@ impl Drivers {
         Self::default()
     }
 
+    /// The name of the driver [`Drivers::start`] picks for these settings
+    /// (what an instance record says before the instance has a handle).
+    pub fn name_for(docker: Option<&DockerConfig>) -> &'static str {
+        match docker {
+            Some(_) => "docker",
+            None => "process",
+        }
+    }
+
     /// Starts an instance: as a container when `docker` settings are given,
     /// as a local process otherwise.
     pub async fn start(

@@ -3,37 +3,28 @@
 //! database calls, and feeds the results back as inputs (str0m style: after
 //! every input, drain every output). It decides nothing itself.
 //!
-//! - `Persist` is written (state, and the serving release when it switches,
-//!   in one transaction) and answered `Saved` or `SaveFailed`; the machine
-//!   hands out nothing else until a save succeeds, so a full disk holds the
-//!   release instead of acting on state that was not saved.
-//! - Events that cannot be written are kept in order and written with the
-//!   next successful save.
-//! - `Conclude` (record the outcome, free the lock) is retried with backoff
-//!   until it is written: the lock is never released on an unsaved outcome.
+//! - The store writes (`Persist`, events, `Conclude`) and what happens when
+//!   they fail are `journal.rs`'s: a failed save is answered `SaveFailed` and
+//!   the machine holds, so a full disk never makes the daemon act on state it
+//!   could not save.
 //! - The traffic actions of the rollout are carried out by `traffic.rs`.
 
-use cutover_core::EventKind;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cutover_core::{Event, Millis, Outcome, Release, ReleaseAction, ReleaseInput, ReleaseOutput};
-use serde_json::json;
+use cutover_core::{EventKind, Millis, Release, ReleaseAction, ReleaseInput, ReleaseOutput};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::control::{Control, ReleaseHandle};
 use super::environment::EnvRuntime;
+use super::journal::Journal;
 use super::{Daemon, retire, schema};
-use crate::store::{DeploymentState, InstanceState};
+use crate::store::{InstanceState, Store};
 
-/// First wait before writing a deployment's outcome again.
-const CONCLUDE_RETRY_FIRST: Duration = Duration::from_millis(250);
-/// Longest wait between two attempts.
-const CONCLUDE_RETRY_MAX: Duration = Duration::from_secs(10);
 /// Timeout of the single probe that checks a warm release before a rollback.
 const WARM_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -66,9 +57,8 @@ pub(crate) struct Executor {
     pub(crate) starts: BTreeMap<String, StartTask>,
     /// Watches of the old release's health.
     pub(crate) monitors: Vec<JoinHandle<()>>,
-    /// Events not written yet (the store failed), oldest first.
-    unwritten: VecDeque<(Event, serde_json::Value)>,
-    held: Arc<Mutex<Option<String>>>,
+    /// The release's store writes and their policy on failure.
+    journal: Journal<Store>,
     concluded: Arc<AtomicBool>,
 }
 
@@ -82,6 +72,8 @@ impl Executor {
     ) -> Executor {
         let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         let concluded = Arc::new(AtomicBool::new(release.is_concluded()));
+        let (daemon_store, env_name, holder_name) =
+            (daemon.store.clone(), env.name.clone(), holder.clone());
         Executor {
             daemon,
             env,
@@ -92,8 +84,7 @@ impl Executor {
             answers_rx,
             starts: BTreeMap::new(),
             monitors: Vec::new(),
-            unwritten: VecDeque::new(),
-            held: Arc::new(Mutex::new(None)),
+            journal: Journal::new(daemon_store, id, &env_name, &holder_name),
             concluded,
         }
     }
@@ -116,7 +107,7 @@ impl Executor {
             id: self.id,
             tx,
             concluded: self.concluded.clone(),
-            held: self.held.clone(),
+            held: self.journal.held_cell(),
             done: done_rx,
         };
         self.env.releases.register(handle.clone());
@@ -180,7 +171,7 @@ impl Executor {
                         self.release.handle_input(now(), input);
                     }
                 }
-                ReleaseOutput::Event(event) => self.record(event).await,
+                ReleaseOutput::Event(event) => self.journal.record(event).await,
                 ReleaseOutput::Timeout(t) => return Some(t),
                 ReleaseOutput::Idle => return None,
             }
@@ -189,7 +180,11 @@ impl Executor {
 
     async fn act(&mut self, action: ReleaseAction) -> Option<ReleaseInput> {
         match action {
-            ReleaseAction::Persist { state, serving } => Some(self.save(&state, serving).await),
+            ReleaseAction::Persist { state, serving } => Some(
+                self.journal
+                    .save(self.release.plan(), &state, serving.as_deref())
+                    .await,
+            ),
             ReleaseAction::Rollout(action) => self.traffic(action).await.map(ReleaseInput::Rollout),
             ReleaseAction::Backup => {
                 let result = super::backup::before_deploy(&self.daemon, self.id, &self.version())
@@ -211,7 +206,8 @@ impl Executor {
                 None
             }
             ReleaseAction::Conclude(outcome) => {
-                self.conclude(&outcome).await;
+                let switched_back = self.release.rollout().is_none();
+                self.journal.conclude(&outcome, switched_back).await;
                 None
             }
             ReleaseAction::Retire { keep, services } => {
@@ -223,140 +219,6 @@ impl Executor {
                 let result =
                     schema::contract(&self.daemon, self.id, &self.version(), &targets).await;
                 Some(ReleaseInput::ContractDone(result))
-            }
-        }
-    }
-
-    /// Writes the state (and the serving release); the machine's answer.
-    async fn save(
-        &mut self,
-        state: &cutover_core::ReleaseState,
-        serving: Option<String>,
-    ) -> ReleaseInput {
-        let plan = serde_json::to_value(self.release.plan()).unwrap_or_default();
-        let done = state.phase == cutover_core::Phase::Done;
-        let state = serde_json::to_value(state).unwrap_or_default();
-        let serving = serving.as_deref().map(|v| (self.env.name.as_str(), v));
-        match self
-            .daemon
-            .store
-            .save_release(self.id, &plan, &state, done, serving)
-            .await
-        {
-            Ok(()) => {
-                self.set_held(None);
-                self.write_events().await;
-                ReleaseInput::Saved
-            }
-            Err(e) => {
-                let error = e.to_string();
-                let message = cutover_core::release::held_message(&error);
-                tracing::error!(env = %self.env.name, deployment = self.id, "{message}");
-                self.set_held(Some(message));
-                ReleaseInput::SaveFailed { error }
-            }
-        }
-    }
-
-    fn set_held(&self, why: Option<String>) {
-        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = why;
-    }
-
-    /// Records an event in the history (kept until it can be written).
-    async fn record(&mut self, event: Event) {
-        let data = json!({
-            "service": event.service,
-            "figures": event.figures,
-            "verdict": event.verdict,
-        });
-        tracing::info!(deployment = self.id, kind = %event.kind, "{}", event.message);
-        self.unwritten.push_back((event, data));
-        self.write_events().await;
-    }
-
-    async fn write_events(&mut self) {
-        while let Some((event, data)) = self.unwritten.front() {
-            match self
-                .daemon
-                .store
-                .add_event(self.id, event.kind, &event.message, data.clone())
-                .await
-            {
-                Ok(_) => {
-                    self.unwritten.pop_front();
-                }
-                Err(e) => {
-                    tracing::warn!(deployment = self.id, error = %e, "cannot record an event yet; kept for later");
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Records how the deployment ended and frees the lock, retrying until
-    /// the store takes it (the lock is never freed on an unsaved outcome).
-    async fn conclude(&mut self, outcome: &Outcome) {
-        let (state, reason) = match outcome {
-            Outcome::Succeeded => (DeploymentState::Succeeded, None),
-            Outcome::RolledBack { reason, .. } => (DeploymentState::RolledBack, Some(reason)),
-            Outcome::Failed { reason, .. } | Outcome::NotStarted { reason } => {
-                (DeploymentState::Failed, Some(reason))
-            }
-        };
-        let store = self.daemon.store.clone();
-        let still_running = match store.deployment(self.id).await {
-            Ok(d) => d.is_none_or(|d| d.state == DeploymentState::Running),
-            Err(_) => true,
-        };
-        if !still_running {
-            // Concluded before a restart: nothing to write, the lock is gone.
-            return;
-        }
-        match outcome {
-            Outcome::NotStarted { reason } => {
-                self.record(Event {
-                    kind: EventKind::Failed,
-                    service: None,
-                    message: reason.clone(),
-                    figures: None,
-                    verdict: None,
-                })
-                .await;
-            }
-            Outcome::Succeeded if self.release.rollout().is_none() => {
-                self.record(Event {
-                    kind: EventKind::Succeeded,
-                    service: None,
-                    message: "deployment succeeded".into(),
-                    figures: None,
-                    verdict: None,
-                })
-                .await;
-            }
-            _ => {}
-        }
-        let mut wait = CONCLUDE_RETRY_FIRST;
-        loop {
-            let written = async {
-                store
-                    .finish_deployment(self.id, state, reason.map(String::as_str))
-                    .await?;
-                store.unlock(&self.env.name, &self.holder).await
-            }
-            .await;
-            match written {
-                Ok(_) => {
-                    self.set_held(None);
-                    self.write_events().await;
-                    return;
-                }
-                Err(e) => {
-                    let message = cutover_core::release::held_message(&e.to_string());
-                    tracing::error!(env = %self.env.name, deployment = self.id, "{message}");
-                    self.set_held(Some(message));
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(CONCLUDE_RETRY_MAX);
-                }
             }
         }
     }
@@ -424,36 +286,24 @@ impl Executor {
             .keys()
             .all(|svc| healthy.iter().any(|i| &i.service == svc));
         let healthy_ids: Vec<String> = healthy.iter().map(|i| i.id.clone()).collect();
-        let (stale, event) = if complete {
+        let (stale, kind, message) = if complete {
             (
                 self.env
                     .take(|i| i.version == version && !healthy_ids.contains(&i.id)),
-                Event {
-                    kind: EventKind::Warm,
-                    service: None,
-                    message: format!(
-                        "{version} is still warm ({} instances): switching back",
-                        healthy.len()
-                    ),
-                    figures: None,
-                    verdict: None,
-                },
+                EventKind::Warm,
+                format!(
+                    "{version} is still warm ({} instances): switching back",
+                    healthy.len()
+                ),
             )
         } else {
             (
                 self.env.take(|i| i.version == version),
-                Event {
-                    kind: EventKind::Cold,
-                    service: None,
-                    message: format!(
-                        "{version} is no longer running: starting it again (blue-green)"
-                    ),
-                    figures: None,
-                    verdict: None,
-                },
+                EventKind::Cold,
+                format!("{version} is no longer running: starting it again (blue-green)"),
             )
         };
-        self.record(event).await;
+        self.journal.note(kind, message).await;
         if !stale.is_empty() {
             let why = if complete {
                 "failed its check before rollback"
@@ -470,14 +320,12 @@ impl Executor {
         let instances = self.env.of_version(version);
         match self.env.switch_to(&instances) {
             Ok(generation) => {
-                self.record(Event {
-                    kind: EventKind::Switched,
-                    service: None,
-                    message: format!("switched {}: 100% of traffic on {version}", self.env.name),
-                    figures: None,
-                    verdict: None,
-                })
-                .await;
+                self.journal
+                    .note(
+                        EventKind::Switched,
+                        format!("switched {}: 100% of traffic on {version}", self.env.name),
+                    )
+                    .await;
                 tracing::debug!(generation, "table swapped");
             }
             Err(e) => {

@@ -6,7 +6,8 @@
 //! Files: `deploy.rs` / `rollback.rs` (the entry points: checks, lock, a
 //! release machine started), `plan.rs` (config → release plan, and whether a
 //! saved plan still fits the config), `executor.rs` (the loop around one
-//! `Release`: store, events, retire, backup, migrations), `traffic.rs` (the
+//! `Release`: retire, backup, migrations, switches), `journal.rs` (its
+//! store writes and what happens when they fail), `traffic.rs` (the
 //! rollout's actions: starts, weights, switches, measurements), `control.rs`
 //! (the releases running in an environment and how commands reach them),
 //! `environment.rs` (one environment's live instances and its proxy table),
@@ -24,6 +25,7 @@ pub mod deploy;
 mod environment;
 mod error;
 mod executor;
+mod journal;
 mod plan;
 mod preflight;
 mod retire;

@@ -269,12 +269,7 @@ async fn start_one(
         service: svc.to_owned(),
         version: version.to_owned(),
         state: InstanceState::Starting,
-        driver: if sc.docker.is_some() {
-            "docker"
-        } else {
-            "process"
-        }
-        .into(),
+        driver: crate::drivers::Drivers::name_for(sc.docker.as_ref()).into(),
         handle: serde_json::Value::Null,
         created_at: jiff::Timestamp::now(),
     };
