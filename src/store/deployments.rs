@@ -205,6 +205,7 @@ impl Store {
         data: serde_json::Value,
     ) -> Result<Event, StoreError> {
         let (now, at) = codec::now();
+        let mut writer = self.writer().await?;
         let result = sqlx::query_scalar::<_, i64>(
             "INSERT INTO events (deployment_id, at, kind, message, data)
              VALUES ($1, $2, $3, $4, $5)
@@ -216,8 +217,9 @@ impl Store {
         .bind(message)
         .bind(data.to_string())
         // Every row, not the first: see `create_deployment`.
-        .fetch_all(&self.pool)
+        .fetch_all(writer.conn())
         .await;
+        let result = writer.check(result);
         let id = match result {
             Ok(ids) => first_row(ids)?,
             Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
@@ -249,6 +251,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let (now, _) = codec::now();
         let finished_at = (state != DeploymentState::Running).then_some(now);
+        let mut writer = self.writer().await?;
         let done = sqlx::query(
             "UPDATE deployments
              SET finished_at = CASE
@@ -263,8 +266,9 @@ impl Store {
         .bind(state.as_str())
         .bind(finished_at)
         .bind(reason)
-        .execute(&self.pool)
-        .await?;
+        .execute(writer.conn())
+        .await;
+        let done = writer.check(done)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("deployment", id));
         }

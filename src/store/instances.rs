@@ -80,7 +80,8 @@ impl TryFrom<InstanceRow> for InstanceRecord {
 impl Store {
     /// Records an instance, replacing any record with the same `instance_id`.
     pub async fn put_instance(&self, r: &InstanceRecord) -> Result<(), StoreError> {
-        sqlx::query(
+        let mut writer = self.writer().await?;
+        let done = sqlx::query(
             "INSERT INTO instances
                  (instance_id, environment, service, version, state, driver, handle, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -101,8 +102,9 @@ impl Store {
         .bind(&r.driver)
         .bind(r.handle.to_string())
         .bind(codec::millis(r.created_at))
-        .execute(&self.pool)
-        .await?;
+        .execute(writer.conn())
+        .await;
+        writer.check(done)?;
         Ok(())
     }
 
@@ -113,11 +115,13 @@ impl Store {
         instance_id: &str,
         state: InstanceState,
     ) -> Result<(), StoreError> {
+        let mut writer = self.writer().await?;
         let done = sqlx::query("UPDATE instances SET state = $2 WHERE instance_id = $1")
             .bind(instance_id)
             .bind(state.as_str())
-            .execute(&self.pool)
-            .await?;
+            .execute(writer.conn())
+            .await;
+        let done = writer.check(done)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("instance", instance_id));
         }
@@ -126,10 +130,12 @@ impl Store {
 
     /// Forgets an instance. Forgetting an unknown instance is not an error.
     pub async fn remove_instance(&self, instance_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM instances WHERE instance_id = $1")
+        let mut writer = self.writer().await?;
+        let done = sqlx::query("DELETE FROM instances WHERE instance_id = $1")
             .bind(instance_id)
-            .execute(&self.pool)
-            .await?;
+            .execute(writer.conn())
+            .await;
+        writer.check(done)?;
         Ok(())
     }
 

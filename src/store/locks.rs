@@ -108,11 +108,13 @@ impl Store {
     /// Releases the lock of `environment` if `holder` holds it. Returns
     /// whether a lock was released.
     pub async fn unlock(&self, environment: &str, holder: &str) -> Result<bool, StoreError> {
+        let mut writer = self.writer().await?;
         let done = sqlx::query("DELETE FROM locks WHERE environment = $1 AND holder = $2")
             .bind(environment)
             .bind(holder)
-            .execute(&self.pool)
-            .await?;
+            .execute(writer.conn())
+            .await;
+        let done = writer.check(done)?;
         Ok(done.rows_affected() > 0)
     }
 

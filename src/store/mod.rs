@@ -135,10 +135,38 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// A connection for one write. A write that fails (a full disk) may
+    /// leave SQLite's transaction or read snapshot open on its connection,
+    /// which would make later reads through it stale and later writes fail
+    /// with "database is locked"; [`Writer::check`] closes such a connection
+    /// instead of returning it to the pool.
+    pub(crate) async fn writer(&self) -> Result<Writer, StoreError> {
+        Ok(Writer(self.pool.acquire().await?))
+    }
+
     /// Closes every connection, waiting for queries in flight. Further calls on
     /// this store or its clones fail.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// One pooled connection used for a write; see [`Store::writer`].
+pub(crate) struct Writer(sqlx::pool::PoolConnection<sqlx::Sqlite>);
+
+impl Writer {
+    /// The connection.
+    pub(crate) fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+        &mut self.0
+    }
+
+    /// Passes `result` on; on an error the connection is closed rather than
+    /// returned to the pool.
+    pub(crate) fn check<T>(&mut self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+        if result.is_err() {
+            self.0.close_on_drop();
+        }
+        result
     }
 }
 

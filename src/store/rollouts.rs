@@ -8,29 +8,6 @@ use super::codec;
 use super::{Store, StoreError};
 
 impl Store {
-    /// Saves the plan and state of deployment `id`'s rollout (replacing the last).
-    pub async fn save_rollout(
-        &self,
-        deployment_id: i64,
-        plan: &serde_json::Value,
-        state: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        let (now, _) = codec::now();
-        sqlx::query(
-            "INSERT INTO rollouts (deployment_id, plan, state, updated_at)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (deployment_id) DO UPDATE
-             SET plan = excluded.plan, state = excluded.state, updated_at = excluded.updated_at",
-        )
-        .bind(deployment_id)
-        .bind(plan.to_string())
-        .bind(state.to_string())
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Saves the plan and state of deployment `id`'s release; with
     /// `serving`, also records that version as serving `environment` (see
     /// [`Store::set_serving`]), in the same transaction: either both are
@@ -44,30 +21,35 @@ impl Store {
         serving: Option<(&str, &str)>,
     ) -> Result<(), StoreError> {
         let (now, _) = codec::now();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO rollouts (deployment_id, plan, state, updated_at, done)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (deployment_id) DO UPDATE
-             SET plan = excluded.plan, state = excluded.state,
-                 updated_at = excluded.updated_at, done = excluded.done",
-        )
-        .bind(deployment_id)
-        .bind(plan.to_string())
-        .bind(state.to_string())
-        .bind(now)
-        .bind(done)
-        .execute(&mut *tx)
-        .await?;
-        if let Some((environment, version)) = serving {
-            sqlx::query(super::environments::SET_SERVING)
-                .bind(environment)
-                .bind(version)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+        let mut writer = self.writer().await?;
+        let written = async {
+            let mut tx = sqlx::Connection::begin(writer.conn()).await?;
+            sqlx::query(
+                "INSERT INTO rollouts (deployment_id, plan, state, updated_at, done)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (deployment_id) DO UPDATE
+                 SET plan = excluded.plan, state = excluded.state,
+                     updated_at = excluded.updated_at, done = excluded.done",
+            )
+            .bind(deployment_id)
+            .bind(plan.to_string())
+            .bind(state.to_string())
+            .bind(now)
+            .bind(done)
+            .execute(&mut *tx)
+            .await?;
+            if let Some((environment, version)) = serving {
+                sqlx::query(super::environments::SET_SERVING)
+                    .bind(environment)
+                    .bind(version)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
         }
-        tx.commit().await?;
+        .await;
+        writer.check(written)?;
         Ok(())
     }
 
@@ -102,28 +84,6 @@ impl Store {
             })
             .collect()
     }
-
-    /// The saved plan and state of deployment `id`'s rollout, if any.
-    pub async fn rollout(
-        &self,
-        deployment_id: i64,
-    ) -> Result<Option<(serde_json::Value, serde_json::Value)>, StoreError> {
-        let row = sqlx::query_as::<_, (String, String)>(
-            "SELECT plan, state FROM rollouts WHERE deployment_id = $1",
-        )
-        .bind(deployment_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|(plan, state)| {
-            let parse = |text: &str| {
-                serde_json::from_str(text).map_err(|e| {
-                    StoreError::Corrupt(format!("rollout of deployment {deployment_id}: {e}"))
-                })
-            };
-            Ok((parse(&plan)?, parse(&state)?))
-        })
-        .transpose()
-    }
 }
 
 #[cfg(test)]
@@ -133,7 +93,7 @@ mod tests {
     use crate::store::{DeploymentKind, NewDeployment, Store};
 
     #[tokio::test]
-    async fn rollout_state_is_saved_replaced_and_read_back() {
+    async fn a_release_is_saved_replaced_and_read_back_until_done() {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}", dir.path().join("s.db").display());
         let store = Store::open(&url).await.expect("open");
@@ -148,17 +108,25 @@ mod tests {
             })
             .await
             .expect("create");
-        assert_eq!(store.rollout(id).await.expect("read"), None);
+        assert!(store.unfinished_releases().await.expect("read").is_empty());
+        let plan = json!({"version": "v2"});
         store
-            .save_rollout(id, &json!({"version": "v2"}), &json!({"step": 1}))
+            .save_release(id, &plan, &json!({"step": 1}), false, None)
             .await
             .expect("save");
         store
-            .save_rollout(id, &json!({"version": "v2"}), &json!({"step": 2}))
+            .save_release(id, &plan, &json!({"step": 2}), false, Some(("prod", "v2")))
             .await
             .expect("replace");
-        let (plan, state) = store.rollout(id).await.expect("read").expect("saved");
-        assert_eq!(plan["version"], "v2");
-        assert_eq!(state["step"], 2);
+        let unfinished = store.unfinished_releases().await.expect("read");
+        assert_eq!(unfinished.len(), 1);
+        assert_eq!(unfinished[0].2["step"], 2);
+        let serving = store.serving("prod").await.expect("serving");
+        assert_eq!(serving.map(|s| s.current).as_deref(), Some("v2"));
+        store
+            .save_release(id, &plan, &json!({"step": 3}), true, None)
+            .await
+            .expect("done");
+        assert!(store.unfinished_releases().await.expect("read").is_empty());
     }
 }

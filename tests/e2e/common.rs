@@ -438,3 +438,45 @@ pub async fn more_requests(load: &Load, n: u64) {
         .await
         .unwrap_or_else(|e| panic!("the load made no progress: {e}"));
 }
+
+/// A tmpfs of `size` mounted at `at`, for a disk that fills up; unmounted
+/// (that mount point only) on drop. Mounting needs root, as `scripts/test`
+/// runs.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    pub fn mount(at: PathBuf, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(&at).expect("mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs (the disk-full tests need root, as scripts/test runs): {}",
+            stderr(&out)
+        );
+        Tmpfs(at)
+    }
+
+    /// Writes a file until the tmpfs is full; returns it (remove it to free
+    /// the space).
+    pub fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).expect("filler");
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        // The last partial block, byte by byte.
+        while f.write_all(&[0]).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}

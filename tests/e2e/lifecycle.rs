@@ -5,12 +5,11 @@
 //! waits for an operator. Every test lists the processes afterwards.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cutover_kit::wait::Wait;
 
-use crate::common::{Release, TestApp, fetch, ok, stdout};
+use crate::common::{Release, TestApp, Tmpfs, fetch, ok, stdout};
 
 /// Polls `cond` every 100 ms until it holds; fails naming `what` after `limit`.
 fn wait_until(limit: Duration, what: &str, cond: impl FnMut() -> bool) {
@@ -30,44 +29,24 @@ fn status(app: &TestApp) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("status json")
 }
 
-/// A tmpfs of `size` at `at`, for a state store on a disk that fills up;
-/// unmounted on drop. Mounting needs root, as `scripts/test` runs.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: PathBuf, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(&at).expect("mount point");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&at)
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "cannot mount a tmpfs (these tests need root, as scripts/test runs): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs(at)
-    }
-
-    /// Writes a file until the tmpfs is full.
-    fn fill(&self) -> PathBuf {
-        use std::io::Write;
-        let path = self.0.join("filler");
-        let mut f = std::fs::File::create(&path).expect("filler");
-        let block = vec![0u8; 64 * 1024];
-        while f.write_all(&block).is_ok() {}
-        // The last partial block, byte-wise.
-        while f.write_all(&[0]).is_ok() {}
-        let _ = f.sync_all();
-        path
-    }
+/// v1 serving, and a deploy of v2 (which never becomes healthy) under way
+/// with its two instances started.
+fn v2_starting(app: &TestApp) -> std::thread::JoinHandle<std::process::Output> {
+    app.release("v1", Release::Good);
+    app.release("v2", Release::FailsHealth);
+    app.serve();
+    ok(app, &app.cli(&["deploy", "v1"]));
+    let deploy = app.cli_background(&["deploy", "v2"]);
+    wait_until(Duration::from_secs(20), "v2's instances started", || {
+        app.running_version("v2") == 2
+    });
+    deploy
 }
 
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
+/// A clean stop of the daemon leaves no instance running.
+fn assert_clean_stop(app: &TestApp) {
+    app.stop_daemon();
+    assert_eq!(app.instance_pids(), Vec::new(), "left after a clean stop");
 }
 
 /// An app whose state store lives on a small tmpfs.
@@ -159,7 +138,11 @@ analysis = { max_error_rate = 0.05, min_requests = 5 }
     // Nothing was lost: the history has the steps, the hold and the end.
     let kinds: Vec<String> = app.last_events().into_iter().map(|(k, _)| k).collect();
     for kind in ["step", "analysis", "held", "store_writable", "finished"] {
-        assert!(kinds.iter().any(|k| k == kind), "no {kind} in {kinds:?}");
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "no {kind} in {kinds:?}\n{}",
+            app.daemon_log()
+        );
     }
     // The window (1s) ends and v1 is retired; only v2 runs.
     wait_until(Duration::from_secs(20), "v1 is retired", || {
@@ -172,14 +155,7 @@ analysis = { max_error_rate = 0.05, min_requests = 5 }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_failure_mid_deploy_leaves_no_instance_behind() {
     let (app, tmpfs) = app_with_state_on_tmpfs("10m");
-    app.release("v1", Release::Good);
-    app.release("v2", Release::FailsHealth);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
-    let deploy = app.cli_background(&["deploy", "v2"]);
-    wait_until(Duration::from_secs(20), "v2's instances started", || {
-        app.running_version("v2") == 2
-    });
+    let deploy = v2_starting(&app);
     let filler = tmpfs.fill();
     // v2 never becomes healthy (start_timeout 5s); the rollback cannot be saved.
     wait_until(Duration::from_secs(30), "the deployment holds", || {
@@ -196,21 +172,13 @@ async fn a_store_failure_mid_deploy_leaves_no_instance_behind() {
         fetch(&app.proxy_url()).await.as_deref(),
         Some("hello from v1")
     );
-    app.stop_daemon();
-    assert_eq!(app.instance_pids(), Vec::new(), "left after a clean stop");
+    assert_clean_stop(&app);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_while_a_blue_green_deploy_waits_for_health_stops_the_new_instances() {
     let app = TestApp::new("10m");
-    app.release("v1", Release::Good);
-    app.release("v2", Release::FailsHealth);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
-    let deploy = app.cli_background(&["deploy", "v2"]);
-    wait_until(Duration::from_secs(20), "v2's instances started", || {
-        app.running_version("v2") == 2
-    });
+    let deploy = v2_starting(&app);
     let aborted_at = Instant::now();
     ok(&app, &app.cli(&["abort", "--reason", "changed my mind"]));
     let out = deploy.join().expect("deploy thread");
@@ -231,21 +199,13 @@ async fn abort_while_a_blue_green_deploy_waits_for_health_stops_the_new_instance
         fetch(&app.proxy_url()).await.as_deref(),
         Some("hello from v1")
     );
-    app.stop_daemon();
-    assert_eq!(app.instance_pids(), Vec::new(), "left after a clean stop");
+    assert_clean_stop(&app);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_after_a_crash_mid_deploy_starts_nothing_of_the_failed_version() {
     let app = TestApp::new("10m");
-    app.release("v1", Release::Good);
-    app.release("v2", Release::FailsHealth);
-    app.serve();
-    ok(&app, &app.cli(&["deploy", "v1"]));
-    let _deploy = app.cli_background(&["deploy", "v2"]);
-    wait_until(Duration::from_secs(20), "v2's instances started", || {
-        app.running_version("v2") == 2
-    });
+    let _deploy = v2_starting(&app);
     app.kill_daemon();
     app.serve();
     // The restored deployment rolls back (on_daemon_restart = "rollback"):
@@ -260,8 +220,7 @@ async fn a_restart_after_a_crash_mid_deploy_starts_nothing_of_the_failed_version
         fetch(&app.proxy_url()).await.as_deref(),
         Some("hello from v1")
     );
-    app.stop_daemon();
-    assert_eq!(app.instance_pids(), Vec::new(), "left after a clean stop");
+    assert_clean_stop(&app);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,8 +244,7 @@ async fn a_drain_timeout_too_long_to_count_still_retires_the_old_release() {
         app.running_version("v1") == 0
     });
     assert_eq!(app.running_version("v2"), 2);
-    app.stop_daemon();
-    assert_eq!(app.instance_pids(), Vec::new(), "left after a clean stop");
+    assert_clean_stop(&app);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

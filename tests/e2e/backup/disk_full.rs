@@ -3,39 +3,11 @@
 //! that looks complete (no `.age`, no `.partial`, no manifest), and
 //! `cutover preflight` says there is not enough space.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use sqlx::{Connection, Executor};
 
 use super::app::{BackupApp, stderr, stdout};
+use crate::common::Tmpfs;
 use crate::migrate::app::runtime;
-
-/// A tmpfs mounted at a folder; unmounted (that mount point only) on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: PathBuf, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(&at).expect("mount point");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&at)
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "cannot mount a tmpfs (the disk-full test needs root, as scripts/test runs): {}",
-            stderr(&out)
-        );
-        Tmpfs(at)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
 
 #[test]
 fn a_full_disk_leaves_no_backup_that_looks_complete() {
