@@ -10,6 +10,8 @@
 //! rollback: probe the previous release → one switch (warm)     → warm window → retire → done
 //!                                      → blue-green start (cold) ↗
 //! failed:   rollout rolled back → retire what the new release started → done
+//!           (a rollback also retires the warm release it did not reach; one
+//!           aborted before it rolls retires all of it)
 //! ```
 //!
 //! Driving it is the same as driving a rollout: after every input or command,
@@ -27,8 +29,9 @@
 //!   by itself once a save succeeds.
 //! - **The persisted state alone says what to do after a crash.**
 //!   [`Release::restore`] re-issues the idempotent actions of the persisted
-//!   stage (tables, retire, contract) and decides what an interrupted rollout
-//!   does; it never needs the history or a message.
+//!   stage (tables, retire, contract, and the `Conclude` of a release saved
+//!   with its outcome) and decides what an interrupted rollout does; it never
+//!   needs the history or a message.
 //!
 //! The old release is only retired after the new one was saved as serving
 //! (the `Persist` that carries `serving`), and contract migrations only run
@@ -325,7 +328,7 @@ impl Release {
         };
         let policy = r.plan.rollout.on_restart;
         match r.state.phase.clone() {
-            Phase::Pending => {}
+            Phase::Pending => r.rollout = Some(r.unstarted_rollout()),
             Phase::Backup | Phase::Expand => {
                 let what = if r.state.phase == Phase::Backup {
                     "the backup"
@@ -337,6 +340,8 @@ impl Release {
                 ));
             }
             Phase::ProbeWarm => {
+                // The probe may say "cold": the rollout must be there to run.
+                r.rollout = Some(r.unstarted_rollout());
                 let version = r.plan.version().to_owned();
                 r.action(ReleaseAction::ProbeWarm { version });
             }
@@ -363,7 +368,13 @@ impl Release {
                     _ => {}
                 }
             }
-            Phase::Done => {}
+            Phase::Done => {
+                // Saved done, perhaps not concluded yet (the daemon died
+                // between the two): the outcome and the lock need it.
+                if let Some(outcome) = r.state.outcome.clone() {
+                    r.action(ReleaseAction::Conclude(outcome));
+                }
+            }
         }
         Ok(r)
     }
@@ -499,6 +510,13 @@ impl Release {
             }
             (Phase::Rolling, ReleaseInput::Tick) => self.feed(now, Input::Tick),
             (Phase::Rolling, ReleaseInput::Rollout(input)) => self.feed(now, input),
+            // The old release's health before the rollout begins: its
+            // rollout must start knowing it (a rollback must not go back to
+            // an old release without a healthy instance).
+            (
+                Phase::Pending | Phase::Backup | Phase::Expand | Phase::ProbeWarm,
+                ReleaseInput::Rollout(input @ Input::StableHealth { .. }),
+            ) => self.feed(now, input),
             (Phase::Warm { until }, ReleaseInput::Tick) if now >= until => {
                 self.event(
                     EventKind::WindowOver,
@@ -703,7 +721,11 @@ impl Release {
             Outcome::Succeeded => self.conclude_serving(now, Outcome::Succeeded),
             other => {
                 // Stop what the new release started for the services that
-                // went back; the services that kept it keep it.
+                // went back; the services that kept it keep it. A rollback
+                // also stops the warm release it went back to on the
+                // services it never reached: nothing else will (the release
+                // it superseded left that to it).
+                let rollback = self.plan.kind == ReleaseKind::Rollback;
                 let reverted: Vec<String> = self
                     .rollout
                     .as_ref()
@@ -712,7 +734,10 @@ impl Release {
                             .services
                             .iter()
                             .zip(&r.state().services)
-                            .filter(|(_, s)| s.stage == Stage::Reverted)
+                            .filter(|(_, s)| {
+                                s.stage == Stage::Reverted
+                                    || (rollback && s.stage == Stage::Pending)
+                            })
                             .map(|(p, _)| p.name.clone())
                             .collect()
                     })
@@ -819,9 +844,23 @@ impl Release {
     }
 
     /// Ends before anything started: the serving release is unchanged.
+    /// A rollback that ends so still stops the warm release it was to go
+    /// back to (the release it superseded left that to it).
     fn not_started(&mut self, reason: String) {
         let outcome = Outcome::NotStarted { reason };
         self.state.outcome = Some(outcome.clone());
+        if self.plan.kind == ReleaseKind::Rollback {
+            let keep = self.plan.previous().map(str::to_owned);
+            let services = self.plan.services();
+            self.state.phase = Phase::Retiring {
+                keep: keep.clone(),
+                services: services.clone(),
+            };
+            self.persist(None);
+            self.action(ReleaseAction::Conclude(outcome));
+            self.action(ReleaseAction::Retire { keep, services });
+            return;
+        }
         self.state.phase = Phase::Done;
         self.persist(None);
         self.action(ReleaseAction::Conclude(outcome));
@@ -853,6 +892,14 @@ impl Release {
     }
 
     // ---- helpers --------------------------------------------------------------
+
+    /// The rollout of a release restored before it began: every service's
+    /// previous release taken as there when the plan has one (the restarted
+    /// runtime reports what differs, as after any restart).
+    fn unstarted_rollout(&self) -> Rollout {
+        let has_previous = vec![self.plan.previous().is_some(); self.plan.rollout.services.len()];
+        Rollout::new(self.plan.rollout.clone(), &has_previous)
+    }
 
     fn next_wakeup(&self) -> Option<Millis> {
         match &self.state.phase {

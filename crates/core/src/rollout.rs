@@ -342,8 +342,10 @@ impl Rollout {
     /// A rollout restored from its plan and last persisted state, after a
     /// restart. `gone` names services whose new instances did not survive.
     ///
-    /// Queues the idempotent actions that put every service's table back as
-    /// the state says, then applies `policy`: resume where it was, or roll back.
+    /// Decides what to do with `policy`: resume where it was — queueing the
+    /// idempotent actions that put every service's table back as the state
+    /// says — or roll back (whose own actions, after its persist, set every
+    /// table it changes). A finished rollout re-applies its tables.
     /// Analyses and checks asked for before the restart are asked again when due.
     pub fn restore(
         plan: Plan,
@@ -387,9 +389,14 @@ impl Rollout {
             .map(|(_, s)| s.name.clone());
         // Decide before re-issuing anything: a rollout that is going to roll
         // back must not start the new release's instances again first (they
-        // would outlive the rollback).
+        // would outlive the rollback), nor put traffic back on them (on
+        // instances that may be gone, while the rollback's own persist is
+        // awaited): its rollback sets every table it changed, after that
+        // persist.
         let resume = policy == RestartPolicy::Resume && lost.is_none();
-        r.reapply(now, resume);
+        if resume {
+            r.reapply(now, true);
+        }
         match (policy, lost) {
             (_, Some(service)) => r.rollback(
                 now,

@@ -389,10 +389,8 @@ fn restore_with_resume_reapplies_the_table_and_continues() {
 #[test]
 fn restore_with_rollback_reverts_everything() {
     let run = half_way().restart(RestartPolicy::Rollback, &[], Millis(5_000));
-    assert_eq!(
-        run.table_actions(),
-        ["promote api", "web 25%", "revert web", "revert api"]
-    );
+    // Straight back: the forward table is not re-applied first.
+    assert_eq!(run.table_actions(), ["revert web", "revert api"]);
     assert_eq!(
         (run.route("api"), run.route("web")),
         (Route::Old, Route::Old)
@@ -408,10 +406,7 @@ fn restore_with_rollback_reverts_everything() {
 #[test]
 fn restore_with_a_gone_service_reverts_even_when_resuming() {
     let run = half_way().restart(RestartPolicy::Resume, &["web"], Millis(5_000));
-    assert_eq!(
-        run.table_actions(),
-        ["promote api", "web 25%", "revert web", "revert api"]
-    );
+    assert_eq!(run.table_actions(), ["revert web", "revert api"]);
     match run.outcome() {
         Some(Outcome::RolledBack { service, reason }) => {
             assert_eq!(service, "web");

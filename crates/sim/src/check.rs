@@ -1,64 +1,102 @@
-//! The invariants. [`Checker::action`] runs after every action is carried out,
-//! [`Checker::end_step`] after every step (one input or command, and the
-//! complete drain of its outputs), [`Checker::finished`] at
-//! [`Action::Finish`]. Each returns the broken invariant as a message; the
-//! simulator adds the seed and the trace.
+//! The invariants of a release's whole life. [`Checker::action`] runs after
+//! every action is carried out, [`Checker::end_step`] after every step (one
+//! input, command or window operation, and the complete drain of its
+//! outputs). Each returns the broken invariant as a message; the simulator
+//! adds the seed and the trace. The traffic part (weights, health, steps,
+//! rollbacks, outcomes of the rollout) is checked by one
+//! [`Traffic`](crate::traffic::Traffic) per rollout, fed from here; see
+//! `traffic.rs` for those.
 //!
-//! # Traffic and health: the exact invariants
+//! A run has a deploy (`v1` → `v2`) and, when an operator rolls back during
+//! its window, a rollback release (`v2` → `v1`). "The version" of a release
+//! is the one it brings, "the previous" the one it replaces.
 //!
-//! The core only knows what it is told, so the health invariants are stated
-//! against what the simulator has told it ([`Checker::told`]), which is the
-//! world as it is: faults are reported at once. After a daemon restart the
-//! core's knowledge is what it had persisted, until the simulator re-reports
-//! the world.
+//! # The invariants of the whole life
 //!
-//! - **New release unhealthy.** Once the core has been told `NewUnhealthy`
-//!   for a service (since its new instances were last started), that service
-//!   sends no traffic to the new release — canary share 0 and the new release
-//!   not on stable — unless its old release is known to have no healthy
-//!   instance either (then keeping the new one is the lesser evil).
-//! - **Old release unhealthy.** While the core knows a service's old release
-//!   has no healthy instance (`StableHealth { healthy: false }`), it never
-//!   moves traffic *towards* it: no `Revert` while the old release has less
-//!   than 100 %, no `SetCanaryWeight` lowering the canary share. A rollback
-//!   then keeps the new release for that service and ends `Failed` naming it
-//!   (Flagger #1931). The core does not move the remaining stable share off
-//!   the old release by itself: that would promote an unanalysed canary, a
-//!   policy no plan expresses; requests the old release cannot serve are the
-//!   proxy's business (a track without instances falls back to the other).
+//! - **Never zero healthy routed** (a). A step of the core never leaves a
+//!   service with no healthy instance routed to when it had one before the
+//!   step (faults of the world and a crashed daemon's lost table happen
+//!   between steps; see the known limits for the two waivers).
+//! - **Contract** (b). Contract migrations run only for a deploy that
+//!   migrates, succeeded, was not superseded by a rollback; after the old
+//!   release was retired (a `Retired` answered a `Retire` keeping the new
+//!   version, for every service) and its instances are all stopped; with the
+//!   new version saved as serving.
+//! - **Retire** (c). A `Retire` keeps exactly the version the store records as
+//!   serving (so the old release is retired only once the new one was *saved*
+//!   as serving, and a rolled-back release only keeps the previous one), and
+//!   names no service whose table routes to a version it would stop.
+//! - **The save gate** (d). After a `Persist` is handed out, the only action
+//!   handed out until it is saved is the same `Persist` asked again, and only
+//!   after its save failed, with a backoff of 250 ms to 10 s. While a save
+//!   that failed is outstanding, `held()` says why; otherwise it says
+//!   nothing.
+//! - **No leaks** (e). When a release is done (and concluded): succeeded
+//!   (and not superseded) ⇒ every service is routed to its version alone and
+//!   nothing of the previous version runs; rolled back or not started ⇒ every service is
+//!   routed to the previous version and nothing of its version runs (a deploy
+//!   that did not start never started anything); failed ⇒ each service is
+//!   wholly on one version, and nothing of its version runs where the
+//!   previous one serves. The store's serving record says the same.
+//! - **A warm rollback is one switch** (f). A rollback that went back to the
+//!   warm release changed the table at most once (a crash may lose the table
+//!   and the restarted proxy come back on the switched version), with one
+//!   `SwitchTo` that put every service on the previous release at once, and
+//!   handed out no rollout action at all; a rollout (a cold start) only
+//!   after the probe said the previous release is not warm.
 //!
 //! # The rest
 //!
-//! - Weights: every table entry has its canary share in 0..=10000 bp and the
-//!   stable share is the rest.
-//! - Persistence: a table action comes after a `Persist` in the same drain
-//!   (or re-applies the restored state, before any persist); right after it,
-//!   the service's table entry is what the last persisted state says; at the
-//!   end of every step the whole table is, and the persisted state equals the
-//!   live one (in-flight request flags aside).
-//! - Canary weights never walk back down (Argo Rollouts #2939): a rollback is
-//!   one `Revert` per changed service, newest first.
-//! - Paused means held: while paused, only an operator's `resume`/`promote`
-//!   moves traffic forward.
-//! - Operator commands are refused only when they do not apply, and a refused
-//!   command changes nothing.
-//! - Liveness: the machine is never idle while running with no answer owed to
-//!   it, never waits for an answer nobody owes it, and a tick at a due
-//!   timeout does something.
-//! - Step timing (Argo Rollouts #1466/#4479: a step without data is extended,
-//!   not judged early): a step is analysed only once it has *run* (not
-//!   paused) for `step_duration` since it began, was extended for lack of
-//!   data, or was paused by the inconclusive policy; and while it runs, the
-//!   core's timeout is no later than that moment. Downtime of the daemon
-//!   counts as running when the persisted state says running (deadlines are
-//!   wall-clock).
-//! - Outcomes: see [`Checker::finished`].
+//! - Order: a backup only in the backup phase of a deploy that backs up; the
+//!   expand migrations after it succeeded; the rollout's first start after
+//!   both; `ProbeWarm` and `SwitchTo` only for a rollback, of its version.
+//! - Persistence: the saved phase never goes back; a release's outcome never
+//!   changes once set; `serving` is only ever saved as the release's own
+//!   version, with the outcome `Succeeded`; `Conclude` repeats the saved
+//!   outcome; with nothing outstanding at the end of a step, the saved state
+//!   is the live one (in-flight request flags aside), and the whole table is
+//!   always what the owner's saved state says (see below).
+//! - Commands: an operator command goes to the rollout while it runs (see
+//!   `traffic.rs`); before it, only `abort` applies (the release ends not
+//!   started; a rollback still retires the warm release it was to go back
+//!   to); after it, everything is refused. A rollback or a newer deploy
+//!   applies only in the rollback window. A refused command changes nothing
+//!   and acts on nothing.
+//! - Liveness: a release that is not done is never idle with nothing owed
+//!   to it, and a tick at a due timeout does something; a done release has
+//!   concluded (its outcome recorded, its lock released).
+//! - The table follows the *owner*: the deploy, or the rollback from the
+//!   moment it is recorded. While a rollback decided by a restore is not
+//!   saved yet, the table is what the crash left (a restore that rolls back
+//!   does not re-apply the forward table first); the reverts are checked
+//!   once carried out.
+//!
+//! # Known limits (waived, counted, and shown as `limit:*` features)
+//!
+//! Both come from deciding on knowledge that the world has moved away from;
+//! the core has no input that would let it decide better:
+//!
+//! - `limit:decided-before-hold`: actions decided before a save that then
+//!   fails wait behind it (the save gate) and are carried out as decided
+//!   once it succeeds. When the world changed meanwhile — a rollback decided,
+//!   the store down, the old release dying during the outage — the revert
+//!   goes onto an old release without a healthy instance (the finished
+//!   rollout ignores the news). (a) is waived for a service whose health the
+//!   release was told about while a save was outstanding, until nothing is.
+//! - `limit:restore-before-report`: `Release::restore` decides (resume or
+//!   roll back) from the saved state alone; health that changed while the
+//!   daemon was down, or that was told and lost with an unsaved state, is
+//!   re-reported only afterwards. (a) is waived from such a restart until
+//!   the re-reports are fed and nothing is outstanding.
 
 use cutover_core::{
-    Action, Command, Input, Millis, Outcome, Plan, Refused, Stage, State, Status, Strategy,
+    Action, Command, Input, Millis, Outcome, Phase, Refused, Release as Machine, ReleaseAction,
+    ReleaseInput, ReleaseKind, ReleasePlan, ReleaseState, State, Status,
 };
 
-use crate::table::{Release, Route, TOTAL_BP};
+use crate::schedule::{PhaseKind, WindowOp};
+use crate::table::{Release, Route};
+use crate::traffic::{self, Owed, Traffic};
 use crate::world::World;
 
 macro_rules! ensure {
@@ -70,15 +108,51 @@ macro_rules! ensure {
     }};
 }
 
+/// First wait before a failed save is asked again.
+const SAVE_RETRY_FIRST: Millis = Millis(250);
+/// Longest wait between two attempts.
+const SAVE_RETRY_MAX: Millis = Millis(10_000);
+
+/// Which of a run's releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Which {
+    /// The deploy, `v1` → `v2`.
+    Deploy,
+    /// The rollback an operator asked for during its window, `v2` → `v1`.
+    Rollback,
+}
+
+impl Which {
+    /// 0 or 1.
+    pub fn index(self) -> usize {
+        match self {
+            Which::Deploy => 0,
+            Which::Rollback => 1,
+        }
+    }
+
+    /// For messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Which::Deploy => "deploy",
+            Which::Rollback => "rollback",
+        }
+    }
+}
+
 /// What one step was, for [`Checker::end_step`].
 #[derive(Debug)]
 pub enum StepKind<'a> {
-    /// An input (answers, facts, ticks).
-    Input(&'a Input),
+    /// An input.
+    Input(&'a ReleaseInput),
     /// An operator command and what the core said.
     Command(&'a Command, &'a Result<(), Refused>),
-    /// A rollout restored after a daemon restart.
+    /// A window operation the core was asked and what it said.
+    Window(WindowOp, bool),
+    /// A release restored after a daemon restart.
     Restore,
+    /// Anything else (a window operation the runtime refused itself).
+    Other,
 }
 
 /// How a step ended, for [`Checker::end_step`].
@@ -86,767 +160,1098 @@ pub enum StepKind<'a> {
 pub struct StepEnd<'a> {
     /// What the step was.
     pub kind: StepKind<'a>,
-    /// The state before it.
-    pub before: &'a State,
+    /// The release's state before it.
+    pub before: &'a ReleaseState,
+    /// Its rollout's state before it.
+    pub before_rollout: Option<&'a State>,
     /// The last output was `Idle` (else a timeout).
     pub idle: bool,
     /// The timeout the drain ended with.
     pub timeout: Option<Millis>,
-    /// Whether the world owes the core an answer (start, analysis, check).
-    pub answers_pending: bool,
-    /// Per service, what the world owes the core.
+    /// Whether the world owes this release anything (an answer, a save).
+    pub owed_any: bool,
+    /// Per service, what the world owes its rollout.
     pub owed: &'a [Owed],
+    /// The release whose saved state the table follows (the rollback from
+    /// the moment it is recorded); `None` while it is not restored yet.
+    pub owner: Option<Which>,
+    /// What the store records as serving.
+    pub serving: &'a str,
 }
 
-/// What the world owes the core for one service: answers to actions it has
-/// carried out and not yet answered.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Owed {
-    /// `Started` / `StartFailed`.
-    pub start: bool,
-    /// `Analysis`.
-    pub analysis: bool,
-    /// `Check`.
-    pub check: bool,
+/// The memory of one release.
+#[derive(Debug)]
+struct RelCheck {
+    plan: ReleasePlan,
+    version: Release,
+    previous: Release,
+    /// A rollback's rollout sees the table the other way round.
+    flip: bool,
+    traffic: Traffic,
+    /// The `Persist` handed out and not saved yet.
+    unsaved: Option<(ReleaseState, Option<String>)>,
+    /// Its last attempt failed at this time (and was not asked again yet).
+    failed_at: Option<Millis>,
+    /// It failed at least once.
+    failed_once: bool,
+    /// The last saved state.
+    saved: Option<ReleaseState>,
+    /// The first outcome concluded.
+    outcome: Option<Outcome>,
+    backup_ok: bool,
+    expand_ok: bool,
+    /// The last `Retire` handed out.
+    retire_asked: Option<(Option<String>, Vec<String>)>,
+    /// The previous version was retired for every service (answered).
+    retired_old: bool,
+    /// A `Retire` keeping the version was handed out.
+    retired_replaced: bool,
+    /// `StartInstances` handed out.
+    starts: u32,
+    /// Rollout actions handed out (outside re-applying a restored state).
+    rollout_actions: u32,
+    /// Actions that changed the table, by kind.
+    table_changes: Vec<&'static str>,
+    /// The last answer to `ProbeWarm` the release heard.
+    probe_ready: Option<bool>,
+    /// `Contract` handed out.
+    contracted: bool,
+    /// Per step.
+    drain: RelDrain,
+    /// The done invariants were checked since the last (re)start.
+    done_checked: bool,
+    /// A restore decided to roll back and that is not saved yet (the table
+    /// is what the crash left until then; see `traffic.rs`).
+    rollback_unsaved: bool,
+    /// Per service, its health changed while a save was outstanding: the
+    /// decisions waiting behind the save were taken before (a known limit,
+    /// see the module doc); cleared once nothing is outstanding.
+    stale_decision: Vec<bool>,
 }
 
-/// Per-drain bookkeeping.
 #[derive(Debug, Default)]
-struct Drain {
-    /// A `Persist` was carried out in this drain.
-    persisted: bool,
+struct RelDrain {
+    /// A `Persist` was saved in this step.
+    saved: bool,
     /// Re-applying a restored state (before its first persist).
     prologue: bool,
-    /// Services reverted (or kept) by a rollback in this drain, in order.
-    rolled: Vec<usize>,
-    /// Traffic moved towards the new release (not as part of a rollback).
-    advanced: bool,
-    /// `Finish` was carried out.
-    finished: bool,
     /// Actions carried out.
     actions: usize,
+    /// Per service, a healthy instance was routed to when the step began.
+    healthy_before: Vec<bool>,
+    /// No save was outstanding when the step began.
+    clean_before: bool,
 }
 
 /// The invariants' memory of a run.
 #[derive(Debug)]
 pub struct Checker {
-    /// Invariants evaluated so far.
-    pub checks: u64,
-    plan: Plan,
-    /// What the core knows of each old release.
-    known_stable_healthy: Vec<bool>,
-    /// The core was told a new instance is unhealthy.
-    told_new_unhealthy: Vec<bool>,
-    /// The last persisted state (the store), or the restored one.
-    reference: Option<State>,
-    drain: Drain,
-    /// The first outcome, which a restored finished rollout must repeat.
-    outcome: Option<Outcome>,
-    /// Running time of the current canary step.
-    clock: Option<StepClock>,
+    checks: u64,
+    /// Times invariant (a) was waived for a decision taken before a held
+    /// save and carried out after the world changed (see the module doc).
+    pub waived_held: u64,
+    /// Times invariant (a) was waived for a decision a restore took before
+    /// the health that changed was re-reported (see the module doc).
+    pub waived_restore: u64,
+    rels: [Option<RelCheck>; 2],
+    /// Health changed while the daemon was down: what a restore decided
+    /// without knowing it is not held against invariant (a) until it is
+    /// re-reported and those decisions are carried out.
+    pub stale_health: bool,
+    /// Re-reports after a restart are still to come.
+    pub reports_pending: bool,
 }
 
-/// How long the current canary step has run since it began or was extended.
-#[derive(Debug, Clone, PartialEq)]
-struct StepClock {
-    /// Service, step, when it began, extensions so far.
-    key: (usize, usize, Millis, u32),
-    /// Running (not paused) time since the key last changed.
-    active: Millis,
-    /// When `active` was last brought up to date.
-    last: Millis,
-    /// Whether the step is running (time counts).
-    running: bool,
+/// The state without the flags of requests in flight: what must survive a
+/// crash.
+pub fn durable(state: &ReleaseState) -> ReleaseState {
+    let mut s = state.clone();
+    s.rollout = s.rollout.as_ref().map(traffic::durable);
+    s
 }
 
-/// The current canary step of `state`, as a [`StepClock`] key, with its
-/// duration.
-fn step_key(plan: &Plan, state: &State) -> Option<((usize, usize, Millis, u32), Millis)> {
-    let i = state.current;
-    let Stage::Stepping {
-        step,
-        started_at,
-        extensions,
-        ..
-    } = state.services.get(i)?.stage
-    else {
-        return None;
-    };
-    let Strategy::Canary(spec) = &plan.services.get(i)?.strategy else {
-        return None;
-    };
-    Some(((i, step, started_at, extensions), spec.step_duration))
+/// The table the saved `state` of a release of `plan` says (`None`: not
+/// started).
+pub fn expected_routes(plan: &ReleasePlan, state: Option<&ReleaseState>, n: usize) -> Vec<Route> {
+    let version = Release::of_version(plan.version()).unwrap_or(Release::New);
+    let previous = version.other();
+    let flip = plan.kind == ReleaseKind::Rollback;
+    match state {
+        Some(ReleaseState {
+            rollout: Some(rs), ..
+        }) => rs
+            .services
+            .iter()
+            .map(|s| {
+                let r = Route::of(s);
+                if flip { r.flip() } else { r }
+            })
+            .collect(),
+        Some(s) if flip && s.outcome == Some(Outcome::Succeeded) => vec![Route::all(version); n],
+        _ => vec![Route::all(previous); n],
+    }
+}
+
+impl RelCheck {
+    fn new(plan: &ReleasePlan, has_previous: &[bool]) -> RelCheck {
+        let version = Release::of_version(plan.version()).unwrap_or(Release::New);
+        RelCheck {
+            plan: plan.clone(),
+            version,
+            previous: version.other(),
+            flip: plan.kind == ReleaseKind::Rollback,
+            traffic: Traffic::new(&plan.rollout, has_previous),
+            unsaved: None,
+            failed_at: None,
+            failed_once: false,
+            saved: None,
+            outcome: None,
+            backup_ok: false,
+            expand_ok: false,
+            retire_asked: None,
+            retired_old: false,
+            retired_replaced: false,
+            starts: 0,
+            rollout_actions: 0,
+            table_changes: Vec::new(),
+            probe_ready: None,
+            contracted: false,
+            drain: RelDrain::default(),
+            done_checked: false,
+            rollback_unsaved: false,
+            stale_decision: vec![false; plan.rollout.services.len()],
+        }
+    }
+
+    /// The routes as this release's rollout sees them.
+    fn relative(&self, routes: &[Route]) -> Vec<Route> {
+        if self.flip {
+            routes.iter().map(|r| r.flip()).collect()
+        } else {
+            routes.to_vec()
+        }
+    }
+
+    fn saved_phase(&self) -> Option<&Phase> {
+        self.saved.as_ref().map(|s| &s.phase)
+    }
+
+    fn saved_outcome(&self) -> Option<&Outcome> {
+        self.saved.as_ref().and_then(|s| s.outcome.as_ref())
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.plan
+            .rollout
+            .services
+            .iter()
+            .map(|s| s.name.clone())
+            .collect()
+    }
 }
 
 impl Checker {
-    /// A checker for a rollout of `plan` whose old releases have a healthy
-    /// instance where `has_previous` says so.
-    pub fn new(plan: &Plan, has_previous: &[bool]) -> Checker {
+    /// A checker for a run whose deploy is `plan`.
+    pub fn new(plan: &ReleasePlan, has_previous: &[bool]) -> Checker {
         Checker {
             checks: 0,
-            plan: plan.clone(),
-            known_stable_healthy: has_previous.to_vec(),
-            told_new_unhealthy: vec![false; plan.services.len()],
-            reference: None,
-            drain: Drain::default(),
-            outcome: None,
-            clock: None,
+            waived_held: 0,
+            waived_restore: 0,
+            rels: [Some(RelCheck::new(plan, has_previous)), None],
+            stale_health: false,
+            reports_pending: false,
         }
     }
 
-    /// Brings the step clock up to `now`.
-    fn advance_clock(&mut self, now: Millis) {
-        if let Some(c) = &mut self.clock {
-            if c.running {
-                c.active = c.active.after(now.since(c.last));
-            }
-            c.last = now;
+    /// Invariants evaluated so far.
+    pub fn checks(&self) -> u64 {
+        self.checks
+            + self
+                .rels
+                .iter()
+                .flatten()
+                .map(|r| r.traffic.checks)
+                .sum::<u64>()
+    }
+
+    /// An operator's rollback was recorded: its release will run `plan`.
+    pub fn begin_rollback(&mut self, plan: &ReleasePlan, has_previous: &[bool]) {
+        if self.rels[1].is_none() {
+            self.rels[1] = Some(RelCheck::new(plan, has_previous));
         }
     }
 
-    /// Follows the step clock to `state` at `now`: a new step or extension
-    /// starts it over; `restart` also starts it over (an inconclusive pause).
-    fn follow_clock(&mut self, state: &State, now: Millis, restart: bool) {
-        self.advance_clock(now);
-        let Some((key, _)) = step_key(&self.plan, state) else {
-            self.clock = None;
-            return;
+    fn rel(&mut self, which: Which) -> Result<&mut RelCheck, String> {
+        self.rels[which.index()]
+            .as_mut()
+            .ok_or_else(|| format!("the {} release has no checker", which.name()))
+    }
+
+    /// The daemon died at `now`: every outstanding save dies with it.
+    pub fn crashed(&mut self, now: Millis) {
+        for r in self.rels.iter_mut().flatten() {
+            r.unsaved = None;
+            r.failed_at = None;
+            r.failed_once = false;
+            let saved = r.saved.as_ref().and_then(|s| s.rollout.as_ref());
+            r.traffic.crashed(saved, now);
+        }
+    }
+
+    /// The release was rebuilt from the store's `state`, which must be the
+    /// last one saved.
+    pub fn restored(&mut self, which: Which, state: &ReleaseState) -> Result<(), String> {
+        let r = self.rel(which)?;
+        let same = r.saved.as_ref() == Some(state);
+        r.done_checked = false;
+        r.drain = RelDrain {
+            prologue: true,
+            ..RelDrain::default()
         };
-        let running = state.status == Status::Running;
-        match &mut self.clock {
-            Some(c) if c.key == key && !restart => c.running = running,
-            _ => {
-                self.clock = Some(StepClock {
-                    key,
-                    active: Millis(0),
-                    last: now,
-                    running,
-                })
+        match &state.rollout {
+            Some(rs) => r.traffic.restored(rs),
+            None => {
+                // Restored before its rollout began: the core takes every
+                // previous release as there when the plan has one.
+                let n = r.plan.rollout.services.len();
+                r.traffic.fresh(&vec![r.plan.previous().is_some(); n]);
             }
         }
+        ensure!(
+            self,
+            same,
+            "the {} was restored from a state that is not the last one saved",
+            which.name()
+        );
+        Ok(())
     }
 
-    /// The daemon died at `now`, in the middle of a step whose input was an
-    /// analysis when `in_analysis`; until it is back, the step runs or not as
-    /// the store says (the restored core's deadlines are wall-clock).
-    pub fn crashed(&mut self, store: Option<&State>, now: Millis, in_analysis: bool) {
-        match store {
-            Some(state) if state.status != Status::Finished => {
-                let was_running = self.clock.as_ref().is_some_and(|c| c.running);
-                let inconclusive_pause =
-                    in_analysis && was_running && state.status == Status::Paused;
-                self.follow_clock(state, now, inconclusive_pause)
-            }
-            _ => self.clock = None,
+    /// The release starts over with nothing saved.
+    pub fn fresh(&mut self, which: Which, has_previous: &[bool]) -> Result<(), String> {
+        let r = self.rel(which)?;
+        r.done_checked = false;
+        r.drain = RelDrain::default();
+        r.traffic.fresh(has_previous);
+        let saved = r.saved.is_some();
+        ensure!(
+            self,
+            !saved,
+            "the {} starts over though a state of it was saved",
+            which.name()
+        );
+        Ok(())
+    }
+
+    /// A step of `which` begins at `now`.
+    pub fn begin_step(&mut self, which: Which, now: Millis, world: &World) -> Result<(), String> {
+        let r = self.rel(which)?;
+        r.traffic.begin_step(now);
+        let prologue = r.drain.prologue;
+        r.drain = RelDrain {
+            prologue,
+            healthy_before: world.healthy_routed(),
+            clean_before: r.unsaved.is_none(),
+            ..RelDrain::default()
+        };
+        Ok(())
+    }
+
+    /// The release is about to handle `input` (its live state is `m`'s).
+    pub fn told(&mut self, which: Which, input: &ReleaseInput, m: &Machine) -> Result<(), String> {
+        let r = self.rel(which)?;
+        let phase = &m.state().phase;
+        if r.unsaved.is_some()
+            && let ReleaseInput::Rollout(
+                Input::StableHealth { service, .. } | Input::NewUnhealthy { service, .. },
+            ) = input
+            && let Some(i) = r
+                .plan
+                .rollout
+                .services
+                .iter()
+                .position(|s| s.name == *service)
+        {
+            r.stale_decision[i] = true;
         }
-    }
-
-    fn index(&self, service: &str) -> Result<usize, String> {
-        self.plan
-            .services
-            .iter()
-            .position(|s| s.name == service)
-            .ok_or_else(|| format!("action names an unknown service {service:?}"))
-    }
-
-    fn name(&self, i: usize) -> &str {
-        self.plan.services.get(i).map_or("?", |s| s.name.as_str())
-    }
-
-    /// The core is about to handle `input` (it ignores inputs once finished).
-    pub fn told(&mut self, input: &Input, finished: bool) {
-        if finished {
-            return;
-        }
-        let index = |s: &str| self.plan.services.iter().position(|p| p.name == s);
         match input {
-            Input::StableHealth { service, healthy } => {
-                if let Some(i) = index(service) {
-                    self.known_stable_healthy[i] = *healthy;
+            ReleaseInput::BackupDone(Ok(())) if *phase == Phase::Backup => r.backup_ok = true,
+            ReleaseInput::ExpandDone(Ok(())) if *phase == Phase::Expand => r.expand_ok = true,
+            ReleaseInput::WarmProbed { ready } if *phase == Phase::ProbeWarm => {
+                r.probe_ready = Some(*ready)
+            }
+            ReleaseInput::Retired if matches!(phase, Phase::Retiring { .. }) => {
+                let all = r.names();
+                let version = r.plan.version().to_owned();
+                if let Some((Some(keep), services)) = &r.retire_asked
+                    && *keep == version
+                    && *services == all
+                {
+                    r.retired_old = true;
                 }
             }
-            Input::NewUnhealthy { service, .. } => {
-                if let Some(i) = index(service) {
-                    self.told_new_unhealthy[i] = true;
-                }
+            ReleaseInput::Rollout(i)
+                if *phase == Phase::Rolling
+                    || (matches!(i, Input::StableHealth { .. })
+                        && matches!(
+                            phase,
+                            Phase::Pending | Phase::Backup | Phase::Expand | Phase::ProbeWarm
+                        )) =>
+            {
+                let finished = m.rollout().is_none_or(|o| o.is_finished());
+                r.traffic.told(i, finished);
             }
             _ => {}
         }
+        Ok(())
     }
 
-    /// The rollout was rebuilt from the store: its knowledge is what it had
-    /// persisted, its first actions re-apply that state.
-    pub fn restored(&mut self, state: &State) {
-        self.known_stable_healthy = state.services.iter().map(|s| s.stable_healthy).collect();
-        self.told_new_unhealthy = vec![false; self.plan.services.len()];
-        self.reference = Some(state.clone());
-        self.drain = Drain {
-            prologue: true,
-            ..Drain::default()
+    /// The outstanding save of `which` succeeded: `state` (and `serving`)
+    /// are in the store.
+    pub fn saved(&mut self, which: Which) -> Result<(), String> {
+        let r = self.rel(which)?;
+        let Some((state, _)) = r.unsaved.take() else {
+            return Err(format!(
+                "a save of the {} answered, none asked",
+                which.name()
+            ));
         };
+        r.failed_at = None;
+        r.failed_once = false;
+        r.traffic.saved(state.rollout.as_ref());
+        r.drain.saved = true;
+        r.rollback_unsaved = false;
+        r.saved = Some(state);
+        Ok(())
     }
 
-    /// The daemon started over with nothing persisted.
-    pub fn fresh(&mut self, has_previous: &[bool]) {
-        self.known_stable_healthy = has_previous.to_vec();
-        self.told_new_unhealthy = vec![false; self.plan.services.len()];
-        self.reference = None;
-        self.drain = Drain::default();
+    /// The outstanding save of `which` failed at `now`.
+    pub fn save_failed(&mut self, which: Which, now: Millis) -> Result<(), String> {
+        let r = self.rel(which)?;
+        if r.unsaved.is_none() {
+            return Err(format!("a save of the {} failed, none asked", which.name()));
+        }
+        r.failed_at = Some(now);
+        r.failed_once = true;
+        Ok(())
     }
 
-    /// A step begins at `now`.
-    pub fn begin_step(&mut self, now: Millis) {
-        self.advance_clock(now);
-        let prologue = self.drain.prologue;
-        self.drain = Drain {
-            prologue,
-            ..Drain::default()
-        };
-    }
-
-    /// After carrying out `action`. `before` is the service's table entry
-    /// before a table action; `state` is the core's live state.
+    /// After carrying out `action` of `which` at `now`. `before` is the
+    /// table before it; `m` the release (its live state).
     pub fn action(
         &mut self,
-        action: &Action,
-        before: Option<Route>,
+        which: Which,
+        action: &ReleaseAction,
+        before: &[Route],
         world: &World,
-        state: &State,
+        m: &Machine,
+        serving: &str,
     ) -> Result<(), String> {
-        self.drain.actions += 1;
-        match action {
-            Action::Persist(st) => {
-                ensure!(
-                    self,
-                    st.services.len() == self.plan.services.len(),
-                    "persisted state has {} services, the plan {}",
-                    st.services.len(),
-                    self.plan.services.len()
-                );
-                ensure!(
-                    self,
-                    (st.status == Status::Finished) == st.outcome.is_some(),
-                    "persisted status {:?} with outcome {:?}",
-                    st.status,
-                    st.outcome
-                );
-                self.reference = Some(st.clone());
-                self.drain.persisted = true;
-                self.drain.prologue = false;
-            }
-            Action::StartInstances { service } => {
-                let i = self.index(service)?;
-                let stage = self.reference.as_ref().map(|r| &r.services[i].stage);
-                ensure!(
-                    self,
-                    stage == Some(&Stage::Starting),
-                    "StartInstances {service} while the persisted stage is {stage:?}"
-                );
-                self.told_new_unhealthy[i] = false;
-            }
-            Action::SetCanaryWeight { service, canary_bp } => {
-                let i = self.index(service)?;
-                let before = before.unwrap_or(Route::OLD);
-                ensure!(
-                    self,
-                    *canary_bp <= TOTAL_BP,
-                    "SetCanaryWeight {service} {canary_bp}bp: more than 100 %"
-                );
-                ensure!(
-                    self,
-                    before.stable == Release::Old,
-                    "SetCanaryWeight {service} {canary_bp}bp after the new release was promoted ({before}): walking back"
-                );
-                ensure!(
-                    self,
-                    *canary_bp >= before.canary_bp,
-                    "SetCanaryWeight {service} {canary_bp}bp lowers the canary from {}bp: weights must never walk back down (Argo Rollouts #2939); a rollback is one Revert",
-                    before.canary_bp
-                );
-                if !self.drain.prologue {
-                    self.drain.advanced = true;
+        let now = world.now;
+        let routes = world.routes();
+        let checks = &mut self.checks;
+        let r = self.rels[which.index()]
+            .as_mut()
+            .ok_or_else(|| format!("the {} release has no checker", which.name()))?;
+        r.drain.actions += 1;
+        // A small local `ensure` on the shared counter.
+        macro_rules! must {
+            ($cond:expr, $($fmt:tt)+) => {{
+                *checks += 1;
+                if !$cond {
+                    return Err(format!($($fmt)+));
                 }
-                self.table_action(i, action, world)?;
-            }
-            Action::Promote { service } => {
-                let i = self.index(service)?;
-                // A promote persisted as finished keeps the new release in a
-                // rollback; otherwise it moves the rollout on.
-                let rolling_back = self.reference.as_ref().is_some_and(|r| {
-                    r.status == Status::Finished && r.outcome != Some(Outcome::Succeeded)
-                });
-                if !self.drain.prologue {
-                    if rolling_back {
-                        self.drain.rolled.push(i);
-                    } else {
-                        self.drain.advanced = true;
-                    }
-                }
-                self.table_action(i, action, world)?;
-            }
-            Action::Revert { service } => {
-                let i = self.index(service)?;
-                let before = before.unwrap_or(Route::OLD);
-                ensure!(
-                    self,
-                    self.known_stable_healthy[i] || before.old_bp() == TOTAL_BP,
-                    "Revert {service} moves traffic ({before}) back to an old release the core knows has no healthy instance (Flagger #1931)"
-                );
-                if !self.drain.prologue {
-                    self.drain.rolled.push(i);
-                }
-                self.table_action(i, action, world)?;
-            }
-            Action::Analyze {
-                service,
-                canary_window,
-                stable_window,
-            } => {
-                let i = self.index(service)?;
-                ensure!(
-                    self,
-                    matches!(state.services[i].stage, Stage::Stepping { .. })
-                        && state.status == Status::Running,
-                    "Analyze {service} while {:?} / {:?}",
-                    state.status,
-                    state.services[i].stage
-                );
-                let (key, duration) = step_key(&self.plan, state).unzip();
-                let active = self
-                    .clock
-                    .as_ref()
-                    .filter(|c| Some(c.key) == key)
-                    .map(|c| c.active);
-                ensure!(
-                    self,
-                    active.is_some_and(|a| Some(a) >= duration),
-                    "Analyze {service} after {} of running time in the step (or since its last extension); it lasts {}",
-                    active.map_or("?".into(), |a| a.to_string()),
-                    duration.map_or("?".into(), |d| d.to_string())
-                );
-                ensure!(
-                    self,
-                    canary_window <= stable_window,
-                    "Analyze {service}: canary window {canary_window} longer than the stable window {stable_window}"
-                );
-            }
-            Action::Check { service, window } => {
-                let i = self.index(service)?;
-                ensure!(
-                    self,
-                    matches!(state.services[i].stage, Stage::Stepping { .. }),
-                    "Check {service} while {:?}",
-                    state.services[i].stage
-                );
-                ensure!(self, window.0 > 0, "Check {service} over an empty window");
-            }
-            Action::Finish(outcome) => {
-                self.drain.finished = true;
-                self.finished(outcome, world, state)?;
-            }
+            }};
         }
-        Ok(())
-    }
-
-    /// A table action for service `i` was carried out: it must come after a
-    /// persist (or re-apply the restored state) and produce what it says.
-    fn table_action(&mut self, i: usize, action: &Action, world: &World) -> Result<(), String> {
-        ensure!(
-            self,
-            self.drain.persisted || self.drain.prologue,
-            "{action:?} without a Persist before it in the same drain"
-        );
-        let want = self.reference.as_ref().map(|r| Route::of(&r.services[i]));
-        let got = world.services[i].route;
-        ensure!(
-            self,
-            want == Some(got),
-            "after {action:?} the table of {} is {got}, but the persisted state says {}",
-            self.name(i),
-            want.map_or("nothing".to_owned(), |r| r.to_string())
-        );
-        Ok(())
-    }
-
-    /// Outcome invariants, at `Finish`.
-    ///
-    /// - Succeeded: every service fully on the new release.
-    /// - RolledBack: every service fully on the old release; names a service
-    ///   of the plan and a reason.
-    /// - Failed: every service fully on one release; at least one kept the new
-    ///   one, each such service is named in the reason and its old release was
-    ///   known to have no healthy instance.
-    /// - The persisted state says the same outcome; a restored finished
-    ///   rollout repeats the first outcome.
-    /// - A rollback reverts newest first, each service once.
-    pub fn finished(
-        &mut self,
-        outcome: &Outcome,
-        world: &World,
-        state: &State,
-    ) -> Result<(), String> {
-        ensure!(
-            self,
-            state.status == Status::Finished && state.outcome.as_ref() == Some(outcome),
-            "Finish({outcome:?}) but the state says {:?} / {:?}",
-            state.status,
-            state.outcome
-        );
-        let persisted = self.reference.as_ref().and_then(|r| r.outcome.as_ref());
-        ensure!(
-            self,
-            persisted == Some(outcome),
-            "Finish({outcome:?}) but the persisted outcome is {persisted:?}"
-        );
-        if let Some(first) = &self.outcome {
-            ensure!(
-                self,
-                first == outcome,
-                "a restored finished rollout says {outcome:?}, it first said {first:?}"
+        // (d) The save gate.
+        if let Some((st, sv)) = &r.unsaved {
+            let again = matches!(action, ReleaseAction::Persist { state, serving } if state == st && serving == sv);
+            must!(
+                again,
+                "the save gate: {action:?} handed out while the save of {:?} is {}",
+                st.phase,
+                if r.failed_at.is_some() {
+                    "failing"
+                } else {
+                    "unanswered"
+                }
             );
+            let failed = r.failed_at.take();
+            must!(
+                failed.is_some(),
+                "the same Persist ({:?}) asked again though its last attempt did not fail",
+                st.phase
+            );
+            let waited = failed.map_or(Millis(0), |f| now.since(f));
+            must!(
+                waited >= SAVE_RETRY_FIRST && waited <= SAVE_RETRY_MAX,
+                "a failed save asked again after {waited}: the backoff is {SAVE_RETRY_FIRST} to {SAVE_RETRY_MAX}"
+            );
+            r.traffic.handed(st.rollout.as_ref())?;
+            r.drain.prologue = false;
+            return Ok(());
         }
-        self.outcome = Some(outcome.clone());
-        let routes: Vec<Route> = world.services.iter().map(|s| s.route).collect();
-        let names: Vec<&str> = self.plan.services.iter().map(|s| s.name.as_str()).collect();
-        match outcome {
-            Outcome::Succeeded => {
-                for (i, r) in routes.iter().enumerate() {
-                    ensure!(
-                        self,
-                        *r == Route::NEW,
-                        "Succeeded but {} is at {r}",
-                        names[i]
+        let saved_phase = r.saved_phase().map(PhaseKind::of);
+        match action {
+            ReleaseAction::Persist { state, serving } => {
+                r.unsaved = Some((state.clone(), serving.clone()));
+                r.failed_at = None;
+                r.failed_once = false;
+                r.drain.prologue = false;
+                let kind = PhaseKind::of(&state.phase);
+                if let Some(prev) = saved_phase {
+                    must!(
+                        kind.rank() >= prev.rank(),
+                        "the {} went back from the saved {prev:?} to {kind:?}",
+                        which.name()
                     );
                 }
-            }
-            Outcome::RolledBack { service, reason } => {
-                ensure!(
-                    self,
-                    names.contains(&service.as_str()) && !reason.is_empty(),
-                    "RolledBack names {service:?} / {reason:?}"
-                );
-                for (i, r) in routes.iter().enumerate() {
-                    ensure!(
-                        self,
-                        *r == Route::OLD,
-                        "RolledBack but {} is at {r}",
-                        names[i]
+                if let Some(v) = serving {
+                    must!(
+                        v == r.plan.version()
+                            && state.outcome == Some(Outcome::Succeeded)
+                            && !state.superseded,
+                        "the {} saves {v} as serving with outcome {:?} (superseded {})",
+                        which.name(),
+                        state.outcome,
+                        state.superseded
                     );
                 }
-            }
-            Outcome::NotStarted { reason } => {
-                ensure!(self, false, "a rollout never ends NotStarted ({reason})");
-            }
-            Outcome::Failed { service, reason } => {
-                ensure!(
-                    self,
-                    names.contains(&service.as_str()) && !reason.is_empty(),
-                    "Failed names {service:?} / {reason:?}"
+                must!(
+                    !state.superseded
+                        || (state.phase == Phase::Done && r.plan.kind == ReleaseKind::Deploy),
+                    "superseded in {:?} ({:?})",
+                    state.phase,
+                    r.plan.kind
                 );
-                let mut kept = 0;
-                for (i, r) in routes.iter().enumerate() {
-                    ensure!(self, r.is_whole(), "Failed but {} is split: {r}", names[i]);
-                    if *r == Route::NEW {
-                        kept += 1;
-                        ensure!(
-                            self,
-                            reason.contains(names[i]),
-                            "Failed keeps {} on the new release but the reason does not name it: {reason}",
-                            names[i]
-                        );
-                        ensure!(
-                            self,
-                            !self.known_stable_healthy[i],
-                            "Failed keeps {} on the new release though its old release is known healthy",
-                            names[i]
-                        );
+                let first = r.outcome.as_ref().or(r.saved_outcome());
+                if let Some(first) = first {
+                    must!(
+                        state.outcome.as_ref() == Some(first),
+                        "the {}'s outcome changed from {first:?} to {:?}",
+                        which.name(),
+                        state.outcome
+                    );
+                }
+                r.traffic.handed(state.rollout.as_ref())?;
+            }
+            ReleaseAction::Rollout(a) => {
+                let relative_before = r.relative(before);
+                let relative = r.relative(&routes);
+                if matches!(
+                    a,
+                    Action::StartInstances { .. } | Action::Analyze { .. } | Action::Check { .. }
+                ) {
+                    must!(
+                        saved_phase == Some(PhaseKind::Rolling),
+                        "{a:?} while the {} is saved as {saved_phase:?}",
+                        which.name()
+                    );
+                }
+                if let Action::StartInstances { .. } = a {
+                    r.starts += 1;
+                    match r.plan.kind {
+                        ReleaseKind::Deploy => must!(
+                            (!r.plan.backup || r.backup_ok) && (!r.plan.migrate || r.expand_ok),
+                            "{a:?} before the backup ({}) and the expand migrations ({}) succeeded",
+                            r.backup_ok,
+                            r.expand_ok
+                        ),
+                        ReleaseKind::Rollback => must!(
+                            r.probe_ready == Some(false),
+                            "(f) a rollback starts instances ({a:?}) though the probe said {:?}",
+                            r.probe_ready
+                        ),
+                        ReleaseKind::Restart => {}
                     }
                 }
-                ensure!(
-                    self,
-                    kept > 0,
-                    "Failed but nothing kept the new release: {reason}"
+                if r.flip {
+                    must!(
+                        !matches!(a, Action::SetCanaryWeight { .. }),
+                        "a rollback's rollout is blue-green, yet {a:?}"
+                    );
+                }
+                if !r.drain.prologue {
+                    r.rollout_actions += 1;
+                }
+                let Some(rollout) = m.rollout() else {
+                    return Err(format!("{a:?} from a release without a rollout"));
+                };
+                let service_before = match a {
+                    Action::SetCanaryWeight { service, .. }
+                    | Action::Promote { service }
+                    | Action::Revert { service } => world
+                        .index(service)
+                        .and_then(|i| relative_before.get(i).copied()),
+                    _ => None,
+                };
+                r.traffic
+                    .action(a, service_before, &relative, rollout.state())?;
+            }
+            ReleaseAction::Backup => must!(
+                r.plan.kind == ReleaseKind::Deploy
+                    && r.plan.backup
+                    && saved_phase == Some(PhaseKind::Backup),
+                "Backup for a {:?} (backup {}) saved as {saved_phase:?}",
+                r.plan.kind,
+                r.plan.backup
+            ),
+            ReleaseAction::Expand => must!(
+                r.plan.kind == ReleaseKind::Deploy
+                    && r.plan.migrate
+                    && (!r.plan.backup || r.backup_ok)
+                    && saved_phase == Some(PhaseKind::Expand),
+                "Expand for a {:?} (migrate {}, backup {} done {}) saved as {saved_phase:?}",
+                r.plan.kind,
+                r.plan.migrate,
+                r.plan.backup,
+                r.backup_ok
+            ),
+            ReleaseAction::ProbeWarm { version } => must!(
+                r.plan.kind == ReleaseKind::Rollback
+                    && version == r.plan.version()
+                    && saved_phase == Some(PhaseKind::ProbeWarm),
+                "ProbeWarm {version} for a {:?} of {} saved as {saved_phase:?}",
+                r.plan.kind,
+                r.plan.version()
+            ),
+            ReleaseAction::SwitchTo { version } => {
+                must!(
+                    r.plan.kind == ReleaseKind::Rollback && version == r.plan.version(),
+                    "SwitchTo {version} from a {:?} of {}",
+                    r.plan.kind,
+                    r.plan.version()
+                );
+                must!(
+                    r.drain.saved || r.drain.prologue,
+                    "SwitchTo {version} without a saved Persist before it in the same step"
+                );
+                must!(
+                    r.saved_outcome() == Some(&Outcome::Succeeded) && serving == version,
+                    "SwitchTo {version} while the saved outcome is {:?} and {serving} serves",
+                    r.saved_outcome()
+                );
+                let all = Route::all(r.version);
+                must!(
+                    routes.iter().all(|x| *x == all),
+                    "(f) after SwitchTo {version} the table is {routes:?}: not one switch of every service"
                 );
             }
+            ReleaseAction::Conclude(o) => {
+                must!(
+                    r.saved_outcome() == Some(o),
+                    "Conclude({o:?}) but the saved outcome is {:?}",
+                    r.saved_outcome()
+                );
+                if let Some(first) = &r.outcome {
+                    must!(
+                        first == o,
+                        "the {} concludes {o:?}, it first concluded {first:?}",
+                        which.name()
+                    );
+                }
+                r.outcome = Some(o.clone());
+                let superseded = r.saved.as_ref().is_some_and(|s| s.superseded);
+                match o {
+                    Outcome::Succeeded if superseded => {}
+                    Outcome::Succeeded => must!(
+                        serving == r.plan.version(),
+                        "Conclude(Succeeded) of {} while the store says {serving} serves",
+                        r.plan.version()
+                    ),
+                    Outcome::NotStarted { reason } => {
+                        must!(
+                            r.starts == 0,
+                            "NotStarted ({reason}) after {} starts",
+                            r.starts
+                        );
+                        let all = Route::all(r.previous);
+                        must!(
+                            routes.iter().all(|x| *x == all),
+                            "NotStarted ({reason}) but the table is {routes:?}"
+                        );
+                    }
+                    _ => {}
+                }
+                let finished_rollout = r
+                    .saved
+                    .as_ref()
+                    .and_then(|s| s.rollout.as_ref())
+                    .is_some_and(|rs| rs.status == Status::Finished);
+                if finished_rollout && let Some(rollout) = m.rollout() {
+                    let relative = r.relative(&routes);
+                    r.traffic.finished(o, &relative, rollout.state())?;
+                }
+            }
+            ReleaseAction::Retire { keep, services } => {
+                // (c)
+                must!(
+                    keep.as_deref() == Some(serving),
+                    "(c) Retire keeping {keep:?} while the store says {serving} serves"
+                );
+                let keep_release = keep.as_deref().and_then(Release::of_version);
+                if keep_release == Some(r.version) {
+                    must!(
+                        r.saved_outcome() == Some(&Outcome::Succeeded)
+                            && r.saved.as_ref().is_some_and(|s| !s.superseded)
+                            && *services == r.names(),
+                        "(c) Retire of {} (keeping {}) with saved outcome {:?}, services {services:?}",
+                        r.previous.version(),
+                        r.plan.version(),
+                        r.saved_outcome()
+                    );
+                    r.retired_replaced = true;
+                } else {
+                    must!(
+                        keep_release == Some(r.previous)
+                            && r.saved_outcome().is_some_and(|o| *o != Outcome::Succeeded),
+                        "Retire keeping {keep:?} by a release of {} with saved outcome {:?}",
+                        r.plan.version(),
+                        r.saved_outcome()
+                    );
+                }
+                for s in services {
+                    let i = world
+                        .index(s)
+                        .ok_or_else(|| format!("Retire names an unknown service {s:?}"))?;
+                    for rel in Release::BOTH {
+                        if Some(rel) != keep_release {
+                            must!(
+                                before[i].share(rel) == 0,
+                                "Retire stops {} of {s} though the table routes to it ({})",
+                                rel.version(),
+                                before[i]
+                            );
+                        }
+                    }
+                }
+                r.retire_asked = Some((keep.clone(), services.clone()));
+            }
+            ReleaseAction::Contract => {
+                // (b)
+                let superseded =
+                    m.state().superseded || r.saved.as_ref().is_some_and(|s| s.superseded);
+                must!(
+                    r.plan.kind == ReleaseKind::Deploy
+                        && r.plan.migrate
+                        && saved_phase == Some(PhaseKind::Contract),
+                    "(b) Contract for a {:?} (migrate {}) saved as {saved_phase:?}",
+                    r.plan.kind,
+                    r.plan.migrate
+                );
+                must!(
+                    r.saved_outcome() == Some(&Outcome::Succeeded) && !superseded,
+                    "(b) Contract after the outcome {:?} (superseded {superseded}): never after a rollback",
+                    r.saved_outcome()
+                );
+                must!(
+                    r.retired_old,
+                    "(b) Contract before the old release was retired (no Retired answer to a Retire keeping {})",
+                    r.plan.version()
+                );
+                must!(
+                    serving == r.plan.version(),
+                    "(b) Contract while {serving} serves"
+                );
+                for s in &world.services {
+                    must!(
+                        !s.of(r.previous).running(),
+                        "(b) Contract while {} of {} still runs",
+                        r.previous.version(),
+                        s.name
+                    );
+                }
+                r.contracted = true;
+            }
         }
-        let rolled = &self.drain.rolled;
-        ensure!(
-            self,
-            rolled.windows(2).all(|w| w[0] > w[1]),
-            "rollback order {:?}: must be newest first, each service once",
-            rolled.iter().map(|&i| names[i]).collect::<Vec<_>>()
-        );
+        if before != routes.as_slice() {
+            let kind = match action {
+                ReleaseAction::SwitchTo { .. } => "SwitchTo",
+                ReleaseAction::Rollout(Action::SetCanaryWeight { .. }) => "SetCanaryWeight",
+                ReleaseAction::Rollout(Action::Promote { .. }) => "Promote",
+                ReleaseAction::Rollout(Action::Revert { .. }) => "Revert",
+                _ => "other",
+            };
+            must!(
+                kind != "other",
+                "{action:?} changed the table: {before:?} → {routes:?}"
+            );
+            r.table_changes.push(kind);
+        }
         Ok(())
     }
 
-    /// After a complete drain.
+    /// After a complete drain of `which`.
     pub fn end_step(
         &mut self,
+        which: Which,
         end: &StepEnd<'_>,
         world: &World,
-        state: &State,
+        m: &Machine,
     ) -> Result<(), String> {
-        let n = self.plan.services.len();
-        // Weights.
-        for s in &world.services {
-            let r = s.route;
-            ensure!(
-                self,
-                r.canary_bp <= TOTAL_BP && r.stable_bp.checked_add(r.canary_bp) == Some(TOTAL_BP),
-                "{}: weights {r} do not sum to 100 %",
-                s.name
-            );
-            ensure!(
-                self,
-                r.stable == Release::Old || r.canary_bp == 0,
-                "{}: new release on both tracks: {r}",
-                s.name
-            );
-        }
-        // The table is what the store says, and the store says what the core knows.
-        if let Some(reference) = &self.reference {
-            for (i, s) in world.services.iter().enumerate() {
-                let want = Route::of(&reference.services[i]);
-                ensure!(
-                    self,
-                    s.route == want,
-                    "{}: the table is {} but the persisted state says {want}",
-                    s.name,
-                    s.route
-                );
-            }
-            let (durable_ref, durable_live) = (durable(reference), durable(state));
-            ensure!(
-                self,
-                durable_ref == durable_live,
-                "the persisted state differs from the live one after a complete drain (a crash now would lose it):\n persisted {durable_ref:?}\n live      {durable_live:?}"
-            );
-        }
-        // Health.
-        for i in 0..n {
-            let r = world.services[i].route;
-            if self.told_new_unhealthy[i] {
-                ensure!(
-                    self,
-                    r.new_bp() == 0 || !self.known_stable_healthy[i],
-                    "{}: told a new instance is unhealthy, yet {} bp still go to the new release while the old one is healthy",
-                    self.name(i),
-                    r.new_bp()
-                );
+        let stale = self.stale_health;
+        let routes = world.routes();
+        let n = routes.len();
+        {
+            let r = self.rel(which)?;
+            if let StepKind::Restore = end.kind {
+                let finished = |s: Option<&State>| s.is_some_and(|s| s.status == Status::Finished);
+                let saved_rollout = r.saved.as_ref().and_then(|s| s.rollout.as_ref());
+                r.rollback_unsaved = r.unsaved.is_some()
+                    && saved_rollout.is_some()
+                    && !finished(saved_rollout)
+                    && finished(m.rollout().map(|o| o.state()));
             }
         }
-        // Shape of the state.
-        if state.status != Status::Finished {
-            let c = state.current;
-            ensure!(self, c < n, "current service {c} of {n}");
-            for (i, s) in state.services.iter().enumerate() {
-                let ok = match i.cmp(&c) {
-                    std::cmp::Ordering::Less => s.stage == Stage::Promoted,
-                    std::cmp::Ordering::Greater => s.stage == Stage::Pending,
-                    std::cmp::Ordering::Equal => {
-                        matches!(s.stage, Stage::Starting | Stage::Stepping { .. })
-                            || (!state.started && s.stage == Stage::Pending)
-                    }
-                };
-                ensure!(
-                    self,
-                    ok,
-                    "{} is {:?} while {} is the current service",
-                    self.name(i),
-                    s.stage,
-                    self.name(c)
-                );
-                if let (Stage::Stepping { step, .. }, Some(Strategy::Canary(spec))) =
-                    (&s.stage, self.plan.services.get(i).map(|p| &p.strategy))
-                {
-                    let want = spec.steps.get(*step).map(|p| u16::from(*p) * 100);
-                    ensure!(
-                        self,
-                        want == Some(s.canary_bp),
-                        "{} at step {step} with {}bp, the plan says {want:?}",
-                        self.name(i),
-                        s.canary_bp
+        // The table is what the owner's saved state says.
+        if let Some((owner, o)) = end
+            .owner
+            .and_then(|w| self.rels[w.index()].as_ref().map(|o| (w, o)))
+        {
+            let want = expected_routes(&o.plan, o.saved.as_ref(), n);
+            // A restore's rollback not saved yet: the table is what the
+            // crash left until its reverts (checked then).
+            let ok = o.rollback_unsaved || routes == want;
+            ensure!(
+                self,
+                ok,
+                "the table is {routes:?} but the {}'s saved state says {want:?}",
+                owner.name()
+            );
+        }
+        let checks = &mut self.checks;
+        let r = self.rels[which.index()]
+            .as_mut()
+            .ok_or_else(|| format!("the {} release has no checker", which.name()))?;
+        macro_rules! must {
+            ($cond:expr, $($fmt:tt)+) => {{
+                *checks += 1;
+                if !$cond {
+                    return Err(format!($($fmt)+));
+                }
+            }};
+        }
+        let live = m.state();
+        // (d) held says why, exactly while a save that failed is outstanding.
+        let held = m.held();
+        if r.unsaved.is_some() && r.failed_once {
+            must!(
+                held.as_deref()
+                    .is_some_and(|h| h.starts_with("held: cannot write the state store: ")),
+                "a save failed and is outstanding, yet held() says {held:?}"
+            );
+        } else if r.unsaved.is_none() {
+            must!(
+                held.is_none(),
+                "nothing outstanding, yet held() says {held:?}"
+            );
+        }
+        let clean_after = r.unsaved.is_none();
+        let clear_stale = clean_after && !self.reports_pending;
+        // The saved state is the live one once nothing is outstanding.
+        if clean_after {
+            match &r.saved {
+                Some(saved) => {
+                    let (a, b) = (durable(saved), durable(live));
+                    must!(
+                        a == b,
+                        "the {}'s saved state differs from the live one with nothing outstanding (a crash now would lose it):\n saved {a:?}\n live  {b:?}",
+                        which.name()
                     );
                 }
-            }
-            if state.status == Status::Paused {
-                ensure!(
-                    self,
-                    matches!(state.services[c].stage, Stage::Stepping { .. }),
-                    "paused while {} is {:?}",
-                    self.name(c),
-                    state.services[c].stage
-                );
+                None => must!(
+                    live.phase == Phase::Pending,
+                    "the {} is {:?} with nothing saved and nothing outstanding",
+                    which.name(),
+                    live.phase
+                ),
             }
         }
-        // Paused means held.
-        let operator_moves = matches!(
-            end.kind,
-            StepKind::Command(Command::Resume | Command::Promote { .. }, Ok(()))
-        );
-        if end.before.status == Status::Paused && !operator_moves && !self.drain.finished {
-            ensure!(
-                self,
-                !self.drain.advanced && state.status == Status::Paused,
-                "paused, then {:?} moved the rollout on (now {:?}) without an operator's resume or promote",
-                end.kind,
-                state.status
-            );
-        }
-        // Operator commands.
-        if let StepKind::Command(command, result) = &end.kind {
-            self.command(command, result, end.before, state)?;
-        }
-        // Liveness: never waiting for an answer nobody owes (one lost with a
-        // crashed daemon, say): that step would never be analysed, or its
-        // fast check would stop.
-        if state.status != Status::Finished {
-            for (i, s) in state.services.iter().enumerate() {
-                let owed = end.owed.get(i).copied().unwrap_or_default();
-                let analyzing = matches!(
-                    s.stage,
-                    Stage::Stepping {
-                        analyzing: true,
-                        ..
-                    }
-                );
-                ensure!(
-                    self,
-                    !analyzing || owed.analysis,
-                    "{} waits for an analysis nobody owes it",
-                    self.name(i)
-                );
-                ensure!(
-                    self,
-                    !s.checking || owed.check,
-                    "{} waits for a check nobody owes it: its fast check has stopped",
-                    self.name(i)
-                );
-                ensure!(
-                    self,
-                    s.stage != Stage::Starting || owed.start,
-                    "{} waits for a start nobody owes it",
-                    self.name(i)
-                );
-            }
-        }
-        if state.status == Status::Running {
-            ensure!(
-                self,
-                !end.idle || end.answers_pending,
-                "idle while running, with no answer owed to the core: stalled"
-            );
-        }
-        // Step timing.
-        let inconclusive_pause = matches!(end.kind, StepKind::Input(Input::Analysis { .. }))
-            && end.before.status == Status::Running
-            && state.status == Status::Paused;
-        self.follow_clock(state, world.now, inconclusive_pause);
-        if let (Some(c), Some((_, duration))) = (&self.clock, step_key(&self.plan, state)) {
-            let analyzing = matches!(
-                state.services[state.current].stage,
-                Stage::Stepping {
-                    analyzing: true,
-                    ..
-                }
-            );
-            if c.running && !analyzing {
-                let due = world.now.after(duration.since(c.active));
-                ensure!(
-                    self,
-                    end.timeout.is_some_and(|t| t <= due),
-                    "the step is due for analysis at {due} (it has run {} of {duration}) but the core's timeout is {:?}",
-                    c.active,
-                    end.timeout
-                );
-            }
-        }
-        if let StepKind::Input(Input::Tick) = end.kind
-            && state.status != Status::Finished
+        // (a) Never zero healthy routed.
         {
-            ensure!(
-                self,
-                self.drain.actions > 0 || end.timeout.is_none_or(|t| t > world.now),
+            for (i, s) in world.services.iter().enumerate() {
+                let before = r.drain.healthy_before.get(i).copied().unwrap_or(false);
+                if before && !s.healthy_routed() {
+                    if stale {
+                        self.waived_restore += 1;
+                        continue;
+                    }
+                    if r.stale_decision.get(i) == Some(&true) {
+                        self.waived_held += 1;
+                        continue;
+                    }
+                }
+                must!(
+                    !before || s.healthy_routed(),
+                    "(a) {} had a healthy instance routed to before this step and has none after it (table {}, {}: {:?}, {}: {:?})",
+                    s.name,
+                    s.route,
+                    Release::Old.version(),
+                    s.of(Release::Old),
+                    Release::New.version(),
+                    s.of(Release::New)
+                );
+            }
+        }
+        // The traffic part, once the rollout began.
+        let clean_before = r.drain.clean_before;
+        if let Some(rollout) = m.rollout()
+            && rollout.state().started
+        {
+            let kind = match &end.kind {
+                StepKind::Input(ReleaseInput::Rollout(i)) => traffic::StepKind::Input(i),
+                StepKind::Command(c, res) if end.before.phase == Phase::Rolling => {
+                    traffic::StepKind::Command(c, res)
+                }
+                StepKind::Restore => traffic::StepKind::Restore,
+                _ => traffic::StepKind::Other,
+            };
+            let fallback = rollout.state().clone();
+            let tend = traffic::StepEnd {
+                kind,
+                before: end.before_rollout.unwrap_or(&fallback),
+                clean_before,
+                clean_after,
+                owns_table: end.owner == Some(which),
+                idle: end.idle,
+                timeout: end.timeout,
+                answers_pending: end.owed_any,
+                owed: end.owed,
+            };
+            let relative = r.relative(&routes);
+            r.traffic
+                .end_step(&tend, &relative, world.now, rollout.state())?;
+        }
+        // Commands outside the rollout.
+        let rolling = end.before.phase == Phase::Rolling
+            && end
+                .before_rollout
+                .is_some_and(|s| s.started && s.status != Status::Finished);
+        if let StepKind::Command(command, result) = &end.kind
+            && !rolling
+        {
+            let early = matches!(
+                end.before.phase,
+                Phase::Pending | Phase::Backup | Phase::Expand | Phase::ProbeWarm
+            );
+            match (command, result) {
+                (Command::Abort { .. }, Ok(())) => must!(
+                    early
+                        && match r.plan.kind {
+                            // It still retires the warm release it was to go back to.
+                            ReleaseKind::Rollback => {
+                                live.phase
+                                    == Phase::Retiring {
+                                        keep: Some(r.previous.version().to_owned()),
+                                        services: r.names(),
+                                    }
+                            }
+                            _ => live.phase == Phase::Done,
+                        }
+                        && matches!(&live.outcome, Some(Outcome::NotStarted { reason }) if reason.contains("aborted")),
+                    "abort accepted in {:?}, then {:?} / {:?}",
+                    end.before.phase,
+                    live.phase,
+                    live.outcome
+                ),
+                (Command::Abort { .. }, Err(refused)) => must!(
+                    !early,
+                    "abort refused in {:?} ({refused}) though nothing started yet",
+                    end.before.phase
+                ),
+                (c, Ok(())) => must!(
+                    false,
+                    "{c:?} accepted in {:?}, outside the rollout",
+                    end.before.phase
+                ),
+                (_, Err(_)) => {}
+            }
+            if result.is_err() {
+                must!(
+                    live == end.before && r.drain.actions == 0,
+                    "refused {command:?} but changed the state or acted"
+                );
+            }
+        }
+        // Window operations.
+        if let StepKind::Window(op, accepted) = end.kind {
+            let warm = matches!(end.before.phase, Phase::Warm { .. });
+            must!(
+                accepted == warm,
+                "{op:?} {} in {:?}: it applies in the rollback window only",
+                if accepted { "accepted" } else { "refused" },
+                end.before.phase
+            );
+            if accepted {
+                match op {
+                    WindowOp::Rollback => must!(
+                        live.phase == Phase::Done
+                            && live.superseded
+                            && live.outcome == end.before.outcome,
+                        "superseded, then {:?} (superseded {}, outcome {:?})",
+                        live.phase,
+                        live.superseded,
+                        live.outcome
+                    ),
+                    WindowOp::NewerDeploy => {
+                        let want = Phase::Retiring {
+                            keep: Some(r.plan.version().to_owned()),
+                            services: r.names(),
+                        };
+                        must!(
+                            live.phase == want,
+                            "the window ended for a newer deploy, then {:?}",
+                            live.phase
+                        )
+                    }
+                }
+            } else {
+                must!(
+                    live == end.before && r.drain.actions == 0,
+                    "refused {op:?} but changed the state or acted"
+                );
+            }
+        }
+        // Liveness.
+        if !m.is_done() {
+            must!(
+                !end.idle || end.owed_any,
+                "the {} is idle in {:?} with nothing owed to it: stalled",
+                which.name(),
+                live.phase
+            );
+        }
+        if let StepKind::Input(ReleaseInput::Tick) = end.kind
+            && !m.is_done()
+        {
+            must!(
+                r.drain.actions > 0 || end.timeout.is_none_or(|t| t > world.now),
                 "a tick at {} did nothing and the next timeout is {:?}: livelock",
                 world.now,
                 end.timeout
             );
         }
-        self.drain.prologue = false;
-        Ok(())
-    }
-
-    fn command(
-        &mut self,
-        command: &Command,
-        result: &Result<(), Refused>,
-        before: &State,
-        after: &State,
-    ) -> Result<(), String> {
-        let stepping = |s: &State| {
-            s.services
-                .get(s.current)
-                .is_some_and(|c| matches!(c.stage, Stage::Stepping { .. }))
-        };
-        let finished = before.status == Status::Finished;
-        match result {
-            Err(refused) => {
-                ensure!(
-                    self,
-                    after == before && self.drain.actions == 0,
-                    "refused {command:?} ({refused}) but changed the state or acted"
-                );
-                let applies = !finished
-                    && match command {
-                        Command::Pause => before.status != Status::Paused && stepping(before),
-                        Command::Resume => before.status == Status::Paused,
-                        Command::Promote { .. } => stepping(before),
-                        Command::Abort { .. } => true,
-                    };
-                ensure!(
-                    self,
-                    !applies,
-                    "{command:?} refused ({refused}) though it applies"
-                );
-            }
-            Ok(()) => {
-                ensure!(self, !finished, "{command:?} accepted after the end");
-                let ok = match command {
-                    Command::Pause => after.status == Status::Paused,
-                    Command::Resume => after.status == Status::Running,
-                    Command::Promote { .. } => after.status != Status::Paused,
-                    Command::Abort { .. } => {
-                        after.status == Status::Finished
-                            && matches!(
-                                &after.outcome,
-                                Some(Outcome::RolledBack { reason, .. } | Outcome::Failed { reason, .. })
-                                    if reason.contains("aborted")
-                            )
+        r.drain.prologue = false;
+        if clean_after {
+            r.stale_decision.iter_mut().for_each(|s| *s = false);
+        }
+        if clear_stale {
+            self.stale_health = false;
+        }
+        // (e), (f): once done.
+        if m.is_done() && !r.done_checked {
+            r.done_checked = true;
+            let saved = r.saved.clone().ok_or("done with nothing saved")?;
+            must!(
+                r.outcome.is_some(),
+                "the {} is done but never concluded: its outcome is not recorded, its lock never released",
+                which.name()
+            );
+            let outcome = saved.outcome.clone();
+            let (version, previous) = (r.version, r.previous);
+            let (v, p) = (version.version(), previous.version());
+            match &outcome {
+                None => must!(false, "the {} is done without an outcome", which.name()),
+                Some(Outcome::Succeeded) if saved.superseded => must!(
+                    !r.retired_replaced && !r.contracted,
+                    "superseded, yet the {} retired {p} ({}) or contracted ({})",
+                    which.name(),
+                    r.retired_replaced,
+                    r.contracted
+                ),
+                Some(Outcome::Succeeded) => {
+                    for s in &world.services {
+                        must!(
+                            s.route == Route::all(version),
+                            "(e) {v} succeeded but {} is at {}",
+                            s.name,
+                            s.route
+                        );
+                        must!(
+                            !s.of(previous).running(),
+                            "(e) leak: {v} succeeded and is done, yet {p} of {} still runs ({:?})",
+                            s.name,
+                            s.of(previous)
+                        );
                     }
-                };
-                ensure!(
-                    self,
-                    ok,
-                    "{command:?} accepted, then status {:?} / outcome {:?}",
-                    after.status,
-                    after.outcome
-                );
+                    must!(
+                        end.serving == v,
+                        "(e) {v} succeeded but the store says {} serves",
+                        end.serving
+                    );
+                    if r.plan.kind == ReleaseKind::Deploy && r.plan.migrate {
+                        must!(
+                            r.contracted,
+                            "a deploy that migrates ended without a contract"
+                        );
+                    }
+                    if r.plan.kind == ReleaseKind::Rollback && saved.rollout.is_none() {
+                        // (f) warm: one switch.
+                        must!(
+                            r.table_changes.len() <= 1
+                                && r.table_changes.iter().all(|k| *k == "SwitchTo")
+                                && r.rollout_actions == 0,
+                            "(f) a warm rollback changed the table by {:?} and handed out {} rollout actions: not one switch",
+                            r.table_changes,
+                            r.rollout_actions
+                        );
+                    }
+                }
+                Some(Outcome::RolledBack { .. } | Outcome::NotStarted { .. }) => {
+                    for s in &world.services {
+                        must!(
+                            s.route == Route::all(previous),
+                            "(e) {v} ended {} but {} is at {}",
+                            outcome_name(outcome.as_ref()),
+                            s.name,
+                            s.route
+                        );
+                        must!(
+                            !s.of(version).running(),
+                            "(e) leak: {v} ended {} and is done, yet {v} of {} still runs ({:?})",
+                            outcome_name(outcome.as_ref()),
+                            s.name,
+                            s.of(version)
+                        );
+                    }
+                    must!(
+                        end.serving == p,
+                        "(e) {v} did not succeed but the store says {} serves",
+                        end.serving
+                    );
+                }
+                Some(Outcome::Failed { .. }) => {
+                    for s in &world.services {
+                        must!(
+                            s.route.is_whole(),
+                            "(e) failed, and {} is split: {}",
+                            s.name,
+                            s.route
+                        );
+                        if s.route == Route::all(previous) {
+                            must!(
+                                !s.of(version).running(),
+                                "(e) leak: {v} failed and is done, yet {v} of {} (back on {p}) still runs ({:?})",
+                                s.name,
+                                s.of(version)
+                            );
+                        }
+                    }
+                }
+            }
+            if saved.outcome.is_some() && !saved.superseded {
+                must!(saved.phase == Phase::Done, "done in {:?}", saved.phase);
             }
         }
         Ok(())
     }
 }
 
-/// The state without the flags of requests in flight (an analysis or check
-/// asked for and not answered, the next check time): what must survive a crash.
-pub fn durable(state: &State) -> State {
-    let mut s = state.clone();
-    for svc in &mut s.services {
-        svc.next_check = None;
-        svc.checking = false;
-        if let Stage::Stepping { analyzing, .. } = &mut svc.stage {
-            *analyzing = false;
-        }
+fn outcome_name(o: Option<&Outcome>) -> &'static str {
+    match o {
+        Some(Outcome::Succeeded) => "succeeded",
+        Some(Outcome::RolledBack { .. }) => "rolled back",
+        Some(Outcome::Failed { .. }) => "failed",
+        Some(Outcome::NotStarted { .. }) => "not started",
+        None => "without an outcome",
     }
-    s
 }

@@ -1,19 +1,26 @@
-//! A deterministic simulation of cutover's rollout engine (`cutover-core`),
+//! A deterministic simulation of cutover's release engine (`cutover-core`),
 //! TigerBeetle style: every source of time, randomness and IO is fake and
-//! drawn from one seed, so any failure replays exactly.
+//! drawn from one seed, so any failure replays exactly. It drives the whole
+//! life of a release (`cutover_core::Release`): backup, expand, the rollout,
+//! the warm window, retiring the old release, contract — and the rollback an
+//! operator may ask for during the window.
 //!
 //! - `schedule.rs`: from a seed, a plan (1–3 services, blue-green or canary
-//!   with random steps, thresholds and policies), a world (instances, traffic,
-//!   how good the new release is) and faults at random times (crashing new
-//!   instances, an old release losing health, error and latency spikes, failed
-//!   starts, operator commands, daemon crashes).
-//! - `world.rs`: the fake world — clock, instances, the proxy table.
+//!   with random steps, thresholds and policies; backup, migrations, a
+//!   rollback window), a world (instances, traffic, how good the new release
+//!   is) and faults at random times (crashing new instances, an old release
+//!   losing health, error and latency spikes, failed starts, failed backups
+//!   and migrations, store-write outages, operator commands and window
+//!   operations, daemon crashes, also in given phases).
+//! - `world.rs`: the fake world — clock, both versions' instances, the proxy
+//!   table.
 //! - `table.rs`: the fake proxy table, changed only by the core's actions.
 //! - `observe.rs`: what the proxy "saw", integrated over the asked window in
 //!   proportion to each track's share.
-//! - `sim.rs`: the driver (`Sim::drive`, quinn-proto `Pair` style), daemon
-//!   crashes and `Rollout::restore`.
-//! - `check.rs`: the invariants, checked after every action and every step.
+//! - `sim.rs`: the driver (`Sim::drive`, quinn-proto `Pair` style), the fake
+//!   store, daemon crashes and `Release::restore`.
+//! - `check.rs`: the invariants of the whole life, checked after every action
+//!   and every step; `traffic.rs`: those of the rollout (the traffic part).
 //!
 //! Run it with `cargo test -p cutover-sim`; `README.md` says how to replay a
 //! seed and explore more.
@@ -23,6 +30,7 @@ pub mod observe;
 pub mod schedule;
 pub mod sim;
 pub mod table;
+pub mod traffic;
 pub mod world;
 
 use std::collections::BTreeMap;
@@ -34,7 +42,7 @@ pub use schedule::Schedule;
 pub use sim::{Failure, OutcomeKind, Report, Sim};
 
 /// Schedules a plain `cargo test` explores.
-pub const SCHEDULES_DEFAULT: u64 = 2_000;
+pub const SCHEDULES_DEFAULT: u64 = 10_000;
 
 /// How a run is configured from the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +96,15 @@ pub struct Totals {
     pub rolled_back: u64,
     /// Outcomes: failed (kept the new release somewhere).
     pub failed: u64,
+    /// Outcomes: ended before anything started.
+    pub not_started: u64,
+    /// Rollbacks an operator asked for during the window.
+    pub rollbacks: u64,
+    /// Saves answered `SaveFailed`.
+    pub saves_failed: u64,
+    /// Schedules where invariant (a) was waived for the known limit (a
+    /// decision carried out after a held save, the world having changed).
+    pub known_limits: u64,
     /// Daemon restarts.
     pub restarts: u64,
     /// Operator commands accepted.
@@ -108,7 +125,11 @@ impl Totals {
             OutcomeKind::Succeeded => self.succeeded += 1,
             OutcomeKind::RolledBack => self.rolled_back += 1,
             OutcomeKind::Failed => self.failed += 1,
+            OutcomeKind::NotStarted => self.not_started += 1,
         }
+        self.rollbacks += u64::from(r.rollback.is_some());
+        self.saves_failed += r.saves_failed;
+        self.known_limits += u64::from(r.known_limits > 0);
         self.restarts += r.restarts;
         self.commands_accepted += r.commands_accepted;
         self.commands_refused += r.commands_refused;
@@ -134,6 +155,10 @@ impl Totals {
         self.succeeded += o.succeeded;
         self.rolled_back += o.rolled_back;
         self.failed += o.failed;
+        self.not_started += o.not_started;
+        self.rollbacks += o.rollbacks;
+        self.saves_failed += o.saves_failed;
+        self.known_limits += o.known_limits;
         self.restarts += o.restarts;
         self.commands_accepted += o.commands_accepted;
         self.commands_refused += o.commands_refused;
@@ -147,16 +172,20 @@ impl fmt::Display for Totals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} schedules explored, {} steps, {} invariant checks; outcomes: {} succeeded, {} rolled_back, {} failed; {} daemon restarts; operator commands: {} accepted, {} refused",
+            "{} schedules explored, {} steps, {} invariant checks; deploys: {} succeeded, {} rolled_back, {} failed, {} not_started; {} rollbacks; {} daemon restarts; {} failed saves; operator commands: {} accepted, {} refused; known limit met in {} schedules",
             self.schedules,
             self.steps,
             self.checks,
             self.succeeded,
             self.rolled_back,
             self.failed,
+            self.not_started,
+            self.rollbacks,
             self.restarts,
+            self.saves_failed,
             self.commands_accepted,
-            self.commands_refused
+            self.commands_refused,
+            self.known_limits
         )
     }
 }

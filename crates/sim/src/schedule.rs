@@ -1,11 +1,13 @@
-//! A schedule: everything one simulated rollout is made of, drawn from one
-//! seed — the plan (services, strategies, steps, thresholds, policies), each
-//! service's world (instances, traffic, how good the new release is) and the
-//! faults with their times. Same seed, same schedule, same run.
+//! A schedule: everything one simulated release is made of, drawn from one
+//! seed — the plan (services, strategies, steps, thresholds, policies; backup,
+//! migrations, rollback window), each service's world (instances, traffic,
+//! how good the new release is), the faults with their times, and the life
+//! around the rollout (store outages, crashes in given phases, operator
+//! commands during the window). Same seed, same schedule, same run.
 
 use cutover_core::{
-    CanarySpec, Command, InconclusivePolicy, Millis, Plan, RestartPolicy, ServicePlan, Strategy,
-    Thresholds,
+    CanarySpec, Command, InconclusivePolicy, Millis, Phase, Plan, ReleaseKind, ReleasePlan,
+    RestartPolicy, ServicePlan, Strategy, Thresholds,
 };
 use fastrand::Rng;
 
@@ -47,6 +49,9 @@ pub enum Fault {
     StartFailure(usize),
     /// An operator command.
     Operator(Command),
+    /// An operator's window command at a fixed time (mostly outside any
+    /// window: refused).
+    Window(WindowOp),
     /// The daemon dies; it comes back after `downtime`.
     DaemonCrash {
         /// Actions of the next step carried out before it dies (`None`: it
@@ -61,6 +66,158 @@ pub enum Fault {
     },
 }
 
+/// An operator command about a release's rollback window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowOp {
+    /// `cutover rollback`: supersede the deploy, run a rollback release.
+    Rollback,
+    /// A newer deploy wants the environment: end the window now.
+    NewerDeploy,
+}
+
+/// A release's phase without its data, for targeting faults and naming
+/// features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PhaseKind {
+    /// Not started.
+    Pending,
+    /// Backing up.
+    Backup,
+    /// Expand migrations.
+    Expand,
+    /// A rollback asking whether the previous release is warm.
+    ProbeWarm,
+    /// The rollout.
+    Rolling,
+    /// The rollback window.
+    Warm,
+    /// Retiring a release.
+    Retiring,
+    /// Contract migrations.
+    Contract,
+    /// Done.
+    Done,
+}
+
+impl PhaseKind {
+    /// The kind of `phase`.
+    pub fn of(phase: &Phase) -> PhaseKind {
+        match phase {
+            Phase::Pending => PhaseKind::Pending,
+            Phase::Backup => PhaseKind::Backup,
+            Phase::Expand => PhaseKind::Expand,
+            Phase::ProbeWarm => PhaseKind::ProbeWarm,
+            Phase::Rolling => PhaseKind::Rolling,
+            Phase::Warm { .. } => PhaseKind::Warm,
+            Phase::Retiring { .. } => PhaseKind::Retiring,
+            Phase::Contract => PhaseKind::Contract,
+            Phase::Done => PhaseKind::Done,
+        }
+    }
+
+    /// For feature names: `warm`, `retiring`, …
+    pub fn name(self) -> &'static str {
+        match self {
+            PhaseKind::Pending => "pending",
+            PhaseKind::Backup => "backup",
+            PhaseKind::Expand => "expand",
+            PhaseKind::ProbeWarm => "probe-warm",
+            PhaseKind::Rolling => "rolling",
+            PhaseKind::Warm => "warm",
+            PhaseKind::Retiring => "retiring",
+            PhaseKind::Contract => "contract",
+            PhaseKind::Done => "done",
+        }
+    }
+
+    /// Order in a release's life (a release never goes back).
+    pub fn rank(self) -> u8 {
+        self as u8
+    }
+}
+
+/// A phase of one of the run's releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhaseTag {
+    /// Of the rollback release (else of the deploy).
+    pub rollback: bool,
+    /// The phase.
+    pub phase: PhaseKind,
+}
+
+/// A daemon crash once a release reaches a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhaseCrash {
+    /// When the release is first seen in this phase…
+    pub at: PhaseTag,
+    /// …the daemon dies this much later (between steps), or…
+    pub delay: Millis,
+    /// …in the middle of the next drain, after this many actions.
+    pub mid_drain: Option<usize>,
+    /// How long it stays down.
+    pub downtime: Millis,
+    /// Whether the proxy's table is lost.
+    pub table_lost: bool,
+}
+
+/// The state store cannot be written for a while.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// From `from` until `until`.
+    Absolute {
+        /// Start.
+        from: Millis,
+        /// End (exclusive).
+        until: Millis,
+    },
+    /// From the first save of a state in this phase, for `duration`.
+    AtPersist {
+        /// The phase of the state saved.
+        at: PhaseTag,
+        /// How long.
+        duration: Millis,
+    },
+}
+
+/// Everything around the rollout: the release plan's own settings, how the
+/// world answers its actions, and the faults of its whole life.
+#[derive(Debug, Clone)]
+pub struct Life {
+    /// Back up before the expand migrations.
+    pub backup: bool,
+    /// Expand before, contract after.
+    pub migrate: bool,
+    /// The deploy's rollback window (0: retire at once).
+    pub rollback_window: Millis,
+    /// A rollback release's own window.
+    pub rollback_plan_window: Millis,
+    /// The backup fails.
+    pub backup_fails: bool,
+    /// The expand migrations fail.
+    pub expand_fails: bool,
+    /// The contract migrations fail.
+    pub contract_fails: bool,
+    /// Operator commands, this long after the deploy's window opened.
+    pub window_ops: Vec<(Millis, WindowOp)>,
+    /// Faults this long after the deploy's window opened (the warm release
+    /// losing health, a start of it that will fail).
+    pub window_faults: Vec<(Millis, Fault)>,
+    /// A newer deploy this long after a rollback release's window opened.
+    pub rollback_window_end: Option<Millis>,
+    /// The operator aborts the rollback this long after it began (changed
+    /// their mind).
+    pub abort_rollback: Option<Millis>,
+    /// The daemon dies in the drain that supersedes the deploy, after this
+    /// many actions (the rollback is recorded, the superseding maybe not).
+    pub crash_superseding: Option<usize>,
+    /// Crashes in given phases.
+    pub phase_crashes: Vec<PhaseCrash>,
+    /// Store-write failures.
+    pub outages: Vec<Outage>,
+    /// Probability that a save is answered in a later step (else at once).
+    pub slow_saves: f64,
+}
+
 /// Everything one run is made of.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -68,6 +225,8 @@ pub struct Schedule {
     pub seed: u64,
     /// What to roll.
     pub plan: Plan,
+    /// The life around the rollout.
+    pub life: Life,
     /// Per service, in plan order.
     pub services: Vec<ServiceWorld>,
     /// Faults, in time order.
@@ -117,19 +276,220 @@ impl Schedule {
             services: plan_services,
             on_restart: pick(&mut rng, &[RestartPolicy::Resume, RestartPolicy::Rollback]),
         };
-        let faults = faults(&mut rng, n, horizon);
+        let mut faults = faults(&mut rng, n, horizon);
+        let operator_patience = Millis(rng.u64(5_000..=300_000));
+        let life = life(&mut rng, n, horizon);
+        if maybe(&mut rng, 0.1) {
+            let op = if rng.bool() {
+                WindowOp::Rollback
+            } else {
+                WindowOp::NewerDeploy
+            };
+            faults.push((Millis(rng.u64(1..horizon.0)), Fault::Window(op)));
+            faults.sort_by_key(|(t, _)| *t);
+        }
         Schedule {
             seed,
             plan,
+            life,
             services,
             faults,
-            operator_patience: Millis(rng.u64(5_000..=300_000)),
+            operator_patience,
         }
     }
 
-    /// Whether each service has an old release (for `Rollout::new`).
+    /// Whether each service has an old release (for `Release::new`).
     pub fn has_previous(&self) -> Vec<bool> {
         self.services.iter().map(|s| s.old_count > 0).collect()
+    }
+
+    /// The deploy: `v1` → `v2`.
+    pub fn deploy_plan(&self) -> ReleasePlan {
+        ReleasePlan {
+            kind: ReleaseKind::Deploy,
+            rollout: self.plan.clone(),
+            backup: self.life.backup,
+            migrate: self.life.migrate,
+            rollback_window: self.life.rollback_window,
+        }
+    }
+
+    /// The rollback an operator asks for during the deploy's window: back to
+    /// `v1`, blue-green when it is not warm any more.
+    pub fn rollback_plan(&self) -> ReleasePlan {
+        ReleasePlan {
+            kind: ReleaseKind::Rollback,
+            rollout: Plan {
+                version: "v1".into(),
+                previous_version: Some("v2".into()),
+                services: self
+                    .plan
+                    .services
+                    .iter()
+                    .map(|s| ServicePlan {
+                        name: s.name.clone(),
+                        strategy: Strategy::BlueGreen,
+                    })
+                    .collect(),
+                on_restart: self.plan.on_restart,
+            },
+            backup: false,
+            migrate: false,
+            rollback_window: self.life.rollback_plan_window,
+        }
+    }
+}
+
+fn window_length(rng: &mut Rng) -> Millis {
+    Millis(pick(rng, &[0, 2_000, 30_000, 120_000, 600_000, 3_600_000]))
+}
+
+fn phase_tag(rng: &mut Rng) -> PhaseTag {
+    let (rollback, phase) = pick(
+        rng,
+        &[
+            (false, PhaseKind::Backup),
+            (false, PhaseKind::Expand),
+            (false, PhaseKind::Rolling),
+            (false, PhaseKind::Warm),
+            (false, PhaseKind::Warm),
+            (false, PhaseKind::Retiring),
+            (false, PhaseKind::Retiring),
+            (false, PhaseKind::Contract),
+            (false, PhaseKind::Contract),
+            (false, PhaseKind::Done),
+            (true, PhaseKind::ProbeWarm),
+            (true, PhaseKind::Rolling),
+            (true, PhaseKind::Warm),
+            (true, PhaseKind::Retiring),
+        ],
+    );
+    PhaseTag { rollback, phase }
+}
+
+fn life(rng: &mut Rng, n: usize, horizon: Millis) -> Life {
+    let backup = maybe(rng, 0.5);
+    let migrate = maybe(rng, 0.5);
+    let rollback_window = window_length(rng);
+    let rollback_plan_window = window_length(rng);
+    let backup_fails = backup && maybe(rng, 0.1);
+    let expand_fails = migrate && maybe(rng, 0.1);
+    let contract_fails = migrate && maybe(rng, 0.1);
+    // Operator commands during the window; some land after it (refused).
+    let late = Millis((rollback_window.0 * 13 / 10).max(5_000));
+    let mut window_ops = Vec::new();
+    let mut window_faults = Vec::new();
+    if maybe(rng, 0.8) {
+        let op = if maybe(rng, 0.8) {
+            WindowOp::Rollback
+        } else {
+            WindowOp::NewerDeploy
+        };
+        let at = Millis(rng.u64(0..=late.0));
+        window_ops.push((at, op));
+        if op == WindowOp::Rollback && maybe(rng, 0.35) {
+            // The warm release dies first: the rollback goes cold.
+            let service = rng.usize(..n);
+            let before = Millis(rng.u64(0..=at.0));
+            window_faults.push((before, Fault::OldDown { service, all: true }));
+            if maybe(rng, 0.25) {
+                window_faults.push((before, Fault::StartFailure(service)));
+            }
+        }
+        if maybe(rng, 0.15) {
+            // A second command: usually refused by then.
+            let op = if rng.bool() {
+                WindowOp::Rollback
+            } else {
+                WindowOp::NewerDeploy
+            };
+            window_ops.push((at.after(Millis(rng.u64(0..=60_000))), op));
+        }
+    }
+    let rollback_window_end =
+        maybe(rng, 0.3).then(|| Millis(rng.u64(0..=(rollback_plan_window.0 * 13 / 10).max(5_000))));
+    let abort_rollback = maybe(rng, 0.1).then(|| Millis(rng.u64(0..=1_000)));
+    let crash_superseding = maybe(rng, 0.1).then(|| rng.usize(0..=1));
+    let mut phase_crashes = Vec::new();
+    let crashes = match rng.u8(0..20) {
+        0..=10 => 0,
+        11..=17 => 1,
+        _ => 2,
+    };
+    for _ in 0..crashes {
+        let at = phase_tag(rng);
+        let delay = match at.phase {
+            PhaseKind::Warm => Millis(rng.u64(0..=rollback_window.0.max(1))),
+            PhaseKind::ProbeWarm => Millis(rng.u64(0..=300)),
+            _ => Millis(rng.u64(0..=3_000)),
+        };
+        phase_crashes.push(PhaseCrash {
+            at,
+            delay,
+            mid_drain: maybe(rng, 0.4).then(|| rng.usize(0..=3)),
+            downtime: Millis(rng.u64(0..=60_000)),
+            table_lost: rng.bool(),
+        });
+    }
+    if maybe(rng, 0.3) {
+        // One more in the rollback's life, should there be one.
+        let phase = pick(
+            rng,
+            &[
+                PhaseKind::ProbeWarm,
+                PhaseKind::Rolling,
+                PhaseKind::Warm,
+                PhaseKind::Retiring,
+            ],
+        );
+        phase_crashes.push(PhaseCrash {
+            at: PhaseTag {
+                rollback: true,
+                phase,
+            },
+            delay: Millis(rng.u64(0..=300)),
+            mid_drain: maybe(rng, 0.5).then(|| rng.usize(0..=2)),
+            downtime: Millis(rng.u64(0..=60_000)),
+            table_lost: rng.bool(),
+        });
+    }
+    let mut outages = Vec::new();
+    let duration = |rng: &mut Rng| {
+        Millis(match rng.u8(0..10) {
+            0..=4 => rng.u64(50..=2_000),
+            5..=8 => rng.u64(2_000..=30_000),
+            _ => rng.u64(30_000..=300_000),
+        })
+    };
+    let span = horizon.0 + rollback_window.0.min(600_000) + 60_000;
+    for _ in 0..pick(rng, &[0, 0, 1, 1, 2]) {
+        let from = Millis(rng.u64(0..span));
+        let until = from.after(duration(rng));
+        outages.push(Outage::Absolute { from, until });
+    }
+    if maybe(rng, 0.3) {
+        let at = phase_tag(rng);
+        outages.push(Outage::AtPersist {
+            at,
+            duration: duration(rng),
+        });
+    }
+    Life {
+        backup,
+        migrate,
+        rollback_window,
+        rollback_plan_window,
+        backup_fails,
+        expand_fails,
+        contract_fails,
+        window_ops,
+        window_faults,
+        rollback_window_end,
+        abort_rollback,
+        crash_superseding,
+        phase_crashes,
+        outages,
+        slow_saves: pick(rng, &[0.0, 0.0, 0.1, 0.5]),
     }
 }
 

@@ -1,11 +1,17 @@
 //! The fake proxy table: per service, which release is on the stable track and
 //! what share the canary track (always the new release) gets.
 //!
+//! [`Release::Old`] and [`Release::New`] are the two versions of a run: `v1`,
+//! serving before the deploy, and `v2`, the deploy's. A rollback release goes
+//! the other way (its rollout's "new" is `v1`): its rollout's routes are the
+//! table's [`Route::flip`]ped.
+//!
 //! It changes only through the core's table actions — [`Action::SetCanaryWeight`],
-//! [`Action::Promote`], [`Action::Revert`] — applied by [`Route::after`], and
-//! when a crashed daemon's built-in proxy comes back empty (see `sim.rs`).
-//! [`Route::of`] says what a persisted [`ServiceState`] claims the table is;
-//! the checker compares the two.
+//! [`Action::Promote`], [`Action::Revert`] (applied by [`Route::after`]) and
+//! `SwitchTo` — and when a crashed daemon's built-in proxy comes back empty
+//! and is set up again for the serving version (see `sim.rs`). [`Route::of`]
+//! says what a persisted [`ServiceState`] claims the table is; the checker
+//! compares the two.
 
 use cutover_core::rollout::ServiceState;
 use cutover_core::{Action, Stage};
@@ -14,12 +20,50 @@ use cutover_core::{Action, Stage};
 pub const TOTAL_BP: u16 = 10_000;
 
 /// Which release a track serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Release {
-    /// The release serving before the rollout.
+    /// `v1`, the release serving before the deploy.
     Old,
-    /// The release being rolled out.
+    /// `v2`, the release the deploy rolls out.
     New,
+}
+
+impl Release {
+    /// Both, `v1` first.
+    pub const BOTH: [Release; 2] = [Release::Old, Release::New];
+
+    /// The version string.
+    pub fn version(self) -> &'static str {
+        match self {
+            Release::Old => "v1",
+            Release::New => "v2",
+        }
+    }
+
+    /// From a version string.
+    pub fn of_version(v: &str) -> Option<Release> {
+        match v {
+            "v1" => Some(Release::Old),
+            "v2" => Some(Release::New),
+            _ => None,
+        }
+    }
+
+    /// The other one.
+    pub fn other(self) -> Release {
+        match self {
+            Release::Old => Release::New,
+            Release::New => Release::Old,
+        }
+    }
+
+    /// 0 for `v1`, 1 for `v2`.
+    pub fn index(self) -> usize {
+        match self {
+            Release::Old => 0,
+            Release::New => 1,
+        }
+    }
 }
 
 /// One service's entry in the table.
@@ -78,6 +122,36 @@ impl Route {
             Stage::Pending | Stage::Starting | Stage::Reverted => Route::OLD,
             Stage::Stepping { .. } => Route::split(state.canary_bp),
             Stage::Promoted | Stage::KeptNew => Route::NEW,
+        }
+    }
+
+    /// Everything on `release`.
+    pub fn all(release: Release) -> Route {
+        match release {
+            Release::Old => Route::OLD,
+            Release::New => Route::NEW,
+        }
+    }
+
+    /// The same table seen from a rollout that goes the other way (a
+    /// rollback's rollout, whose "new" release is `v1`). Only whole routes
+    /// have a mirror image; a split one is returned as it is (a rollback is
+    /// blue-green, so it never meets one).
+    pub fn flip(self) -> Route {
+        if self == Route::OLD {
+            Route::NEW
+        } else if self == Route::NEW {
+            Route::OLD
+        } else {
+            self
+        }
+    }
+
+    /// Share of the traffic on `release`.
+    pub fn share(&self, release: Release) -> u16 {
+        match release {
+            Release::Old => self.old_bp(),
+            Release::New => self.new_bp(),
         }
     }
 

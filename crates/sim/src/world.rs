@@ -1,7 +1,8 @@
-//! The world the rollout acts on: a fake clock and, per service, the old and
-//! new instances (counts and health), the fake proxy table with its history,
-//! and the scripted traffic. The core never sees any of this directly; it
-//! learns about it only through the inputs the simulator sends.
+//! The world the releases act on: a fake clock and, per service, the
+//! instances of both versions (`v1`, serving before the deploy, and `v2`,
+//! the deploy's), the fake proxy table with its history, and the scripted
+//! traffic. The core never sees any of this directly; it learns about it only
+//! through the inputs the simulator sends.
 
 use cutover_core::{Millis, Stats};
 
@@ -9,9 +10,9 @@ use crate::observe::{self, Script};
 use crate::schedule::Schedule;
 use crate::table::{Release, Route, Track};
 
-/// The new release's instances of one service.
+/// The instances of one version of one service.
 #[derive(Debug, Clone, PartialEq)]
-pub enum NewInstances {
+pub enum Instances {
     /// None running.
     Stopped,
     /// Being started; the answer comes later.
@@ -20,19 +21,36 @@ pub enum NewInstances {
     Up(Vec<bool>),
 }
 
+impl Instances {
+    /// At least one is running and healthy.
+    pub fn healthy(&self) -> bool {
+        matches!(self, Instances::Up(v) if v.iter().any(|&h| h))
+    }
+
+    /// Running, and at least one has failed.
+    pub fn has_unhealthy(&self) -> bool {
+        matches!(self, Instances::Up(v) if v.iter().any(|&h| !h))
+    }
+
+    /// Anything not stopped (starting counts: a start may still complete).
+    pub fn running(&self) -> bool {
+        *self != Instances::Stopped
+    }
+}
+
 /// One service in the world.
 #[derive(Debug, Clone)]
 pub struct Service {
     /// Its name.
     pub name: String,
-    /// Old instances; `true` = healthy.
-    pub old: Vec<bool>,
-    /// New instances.
-    pub new: NewInstances,
-    /// How many new instances a start brings up.
-    pub new_count: usize,
+    /// Instances per version, indexed by [`Release::index`].
+    pub instances: [Instances; 2],
+    /// How many instances a start of each version brings up.
+    pub count: [usize; 2],
     /// Starts that will fail before one succeeds.
     pub start_failures: u32,
+    /// Starts carried out, per version.
+    pub starts: [u32; 2],
     /// The table entry now.
     pub route: Route,
     /// Every table entry since the start, `(since, route)` in time order.
@@ -42,14 +60,35 @@ pub struct Service {
 }
 
 impl Service {
-    /// At least one old instance is healthy.
-    pub fn old_healthy(&self) -> bool {
-        self.old.iter().any(|&h| h)
+    /// The instances of `release`.
+    pub fn of(&self, release: Release) -> &Instances {
+        &self.instances[release.index()]
     }
 
-    /// New instances are up and at least one has failed.
-    pub fn new_has_unhealthy(&self) -> bool {
-        matches!(&self.new, NewInstances::Up(v) if v.iter().any(|&h| !h))
+    /// The instances of `release`, to change.
+    pub fn of_mut(&mut self, release: Release) -> &mut Instances {
+        &mut self.instances[release.index()]
+    }
+
+    /// At least one `v1` instance is healthy.
+    pub fn old_healthy(&self) -> bool {
+        self.of(Release::Old).healthy()
+    }
+
+    /// At least one instance of a version the table sends traffic to is
+    /// healthy.
+    pub fn healthy_routed(&self) -> bool {
+        Release::BOTH
+            .iter()
+            .any(|&r| self.route.share(r) > 0 && self.of(r).healthy())
+    }
+
+    /// Versions with instances that are not stopped.
+    pub fn running(&self) -> Vec<Release> {
+        Release::BOTH
+            .into_iter()
+            .filter(|&r| self.of(r).running())
+            .collect()
     }
 }
 
@@ -63,8 +102,8 @@ pub struct World {
 }
 
 impl World {
-    /// The world at the start of `schedule`: old instances healthy and
-    /// serving everything, nothing new running.
+    /// The world at the start of `schedule`: `v1` healthy and serving
+    /// everything (where the service has a `v1`), nothing of `v2` running.
     pub fn new(schedule: &Schedule) -> World {
         let services = schedule
             .plan
@@ -73,10 +112,18 @@ impl World {
             .zip(&schedule.services)
             .map(|(p, w)| Service {
                 name: p.name.clone(),
-                old: vec![true; w.old_count],
-                new: NewInstances::Stopped,
-                new_count: w.new_count,
+                instances: [
+                    if w.old_count > 0 {
+                        Instances::Up(vec![true; w.old_count])
+                    } else {
+                        Instances::Stopped
+                    },
+                    Instances::Stopped,
+                ],
+                // A cold rollback starts `v1` even where it had none.
+                count: [w.old_count.max(1), w.new_count],
                 start_failures: 0,
+                starts: [0, 0],
                 route: Route::OLD,
                 history: vec![(Millis(0), Route::OLD)],
                 script: w.script.clone(),
@@ -91,6 +138,16 @@ impl World {
     /// The index of a service by name.
     pub fn index(&self, name: &str) -> Option<usize> {
         self.services.iter().position(|s| s.name == name)
+    }
+
+    /// Every service's table entry.
+    pub fn routes(&self) -> Vec<Route> {
+        self.services.iter().map(|s| s.route).collect()
+    }
+
+    /// Per service, whether a healthy instance is routed to.
+    pub fn healthy_routed(&self) -> Vec<bool> {
+        self.services.iter().map(Service::healthy_routed).collect()
     }
 
     /// Sets a service's table entry now (one swap).

@@ -1,6 +1,7 @@
-//! A small driver for the rollout machine, for readable tests: it keeps the
-//! clock, drains every output after each input (as the module doc says) and
-//! keeps a fake proxy table that only the machine's actions change.
+//! Small drivers for the rollout machine and the whole-life release machine,
+//! for readable tests: they keep the clock, drain every output after each
+//! input (as the module docs say) and keep a fake proxy table (rollout) or a
+//! fake store (release) that only the machine's actions change.
 
 #![allow(dead_code)]
 
@@ -8,7 +9,8 @@ use std::collections::BTreeMap;
 
 use cutover_core::{
     Action, CanarySpec, Command, Event, InconclusivePolicy, Input, Millis, Outcome, Output, Plan,
-    Refused, RestartPolicy, Rollout, ServicePlan, State, Stats, Strategy, Thresholds,
+    Refused, Release, ReleaseAction, ReleaseInput, ReleaseKind, ReleaseOutput, ReleasePlan,
+    ReleaseState, RestartPolicy, Rollout, ServicePlan, State, Stats, Strategy, Thresholds,
 };
 
 /// A step lasts a minute; the fast check runs every 10 s.
@@ -274,4 +276,138 @@ pub fn table_actions(actions: &[Action]) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// A small driver for the whole-life machine ([`Release`]): drains every
+/// output after each input, answers each `Persist` at once (saved, or failed
+/// while `store_down`), keeps the last *saved* state and serving version.
+pub struct ReleaseRun {
+    pub release: Release,
+    pub now: Millis,
+    pub timeout: Option<Millis>,
+    /// Every action so far, in order.
+    pub actions: Vec<ReleaseAction>,
+    /// The last saved state.
+    pub store: Option<ReleaseState>,
+    /// The version the store records as serving.
+    pub serving: Option<String>,
+    /// Saves fail while set.
+    pub store_down: bool,
+}
+
+/// A deploy of `services` (v1 → v2).
+pub fn deploy(services: Vec<ServicePlan>, backup: bool, migrate: bool) -> ReleasePlan {
+    ReleasePlan {
+        kind: ReleaseKind::Deploy,
+        rollout: plan(services),
+        backup,
+        migrate,
+        rollback_window: Millis(60_000),
+    }
+}
+
+/// The rollback of a deploy of `services` (v2 → v1, blue-green).
+pub fn rollback(names: &[&str]) -> ReleasePlan {
+    let mut p = plan(names.iter().map(|n| blue_green(n)).collect());
+    p.version = "v1".into();
+    p.previous_version = Some("v2".into());
+    ReleasePlan {
+        kind: ReleaseKind::Rollback,
+        rollout: p,
+        backup: false,
+        migrate: false,
+        rollback_window: Millis(60_000),
+    }
+}
+
+impl ReleaseRun {
+    pub fn new(plan: ReleasePlan) -> ReleaseRun {
+        let n = plan.rollout.services.len();
+        ReleaseRun::wrap(Release::new(plan, &vec![true; n]), Millis(0), None, None)
+    }
+
+    fn wrap(
+        release: Release,
+        now: Millis,
+        store: Option<ReleaseState>,
+        serving: Option<String>,
+    ) -> ReleaseRun {
+        let mut run = ReleaseRun {
+            release,
+            now,
+            timeout: None,
+            actions: Vec::new(),
+            store,
+            serving,
+            store_down: false,
+        };
+        run.drain();
+        run
+    }
+
+    /// Drains the outputs, answering saves; returns this drain's actions.
+    pub fn drain(&mut self) -> Vec<ReleaseAction> {
+        let mut out = Vec::new();
+        for _ in 0..1_000 {
+            match self.release.poll_output() {
+                ReleaseOutput::Action(a) => {
+                    if let ReleaseAction::Persist { state, serving } = &a {
+                        if self.store_down {
+                            self.release.handle_input(
+                                self.now,
+                                ReleaseInput::SaveFailed {
+                                    error: "disk full".into(),
+                                },
+                            );
+                        } else {
+                            self.store = Some(state.clone());
+                            if serving.is_some() {
+                                self.serving = serving.clone();
+                            }
+                            self.release.handle_input(self.now, ReleaseInput::Saved);
+                        }
+                    }
+                    out.push(a);
+                }
+                ReleaseOutput::Event(_) => {}
+                ReleaseOutput::Timeout(t) => {
+                    self.timeout = Some(t);
+                    break;
+                }
+                ReleaseOutput::Idle => {
+                    self.timeout = None;
+                    break;
+                }
+            }
+        }
+        self.actions.extend(out.iter().cloned());
+        out
+    }
+
+    pub fn input(&mut self, input: ReleaseInput) -> Vec<ReleaseAction> {
+        self.release.handle_input(self.now, input);
+        self.drain()
+    }
+
+    pub fn rollout(&mut self, input: Input) -> Vec<ReleaseAction> {
+        self.input(ReleaseInput::Rollout(input))
+    }
+
+    pub fn command(&mut self, command: Command) -> Result<Vec<ReleaseAction>, Refused> {
+        self.release.command(self.now, command)?;
+        Ok(self.drain())
+    }
+
+    /// The daemon died; restored from the last saved state (through JSON)
+    /// `later`, with `gone` services.
+    pub fn restart(&self, gone: &[&str], later: Millis) -> ReleaseRun {
+        let state = self.store.clone().expect("a saved state");
+        let json = serde_json::to_string(&state).expect("state to JSON");
+        let state: ReleaseState = serde_json::from_str(&json).expect("state from JSON");
+        let gone: Vec<String> = gone.iter().map(|s| s.to_string()).collect();
+        let now = self.now.after(later);
+        let release = Release::restore(self.release.plan().clone(), state, now, &gone)
+            .expect("the saved state fits its plan");
+        ReleaseRun::wrap(release, now, self.store.clone(), self.serving.clone())
+    }
 }
