@@ -6,8 +6,8 @@
 //! commands during the window). Same seed, same schedule, same run.
 
 use cutover_core::{
-    CanarySpec, Command, InconclusivePolicy, Millis, Phase, Plan, ReleaseKind, ReleasePlan,
-    RestartPolicy, ServicePlan, Strategy, Thresholds,
+    CanarySpec, Command, ContractTarget, InconclusivePolicy, Millis, Phase, Plan, ReleaseKind,
+    ReleasePlan, RestartPolicy, ServicePlan, Strategy, Thresholds,
 };
 use fastrand::Rng;
 
@@ -311,6 +311,15 @@ impl Schedule {
             backup: self.life.backup,
             migrate: self.life.migrate,
             rollback_window: self.life.rollback_window,
+            // A release with migrations has contract migrations to run.
+            contract: if self.life.migrate {
+                vec![ContractTarget {
+                    database: "main".into(),
+                    upto: 2,
+                }]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -336,6 +345,7 @@ impl Schedule {
             backup: false,
             migrate: false,
             rollback_window: self.life.rollback_plan_window,
+            contract: Vec::new(),
         }
     }
 }

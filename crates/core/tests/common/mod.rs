@@ -303,6 +303,14 @@ pub fn deploy(services: Vec<ServicePlan>, backup: bool, migrate: bool) -> Releas
         backup,
         migrate,
         rollback_window: Millis(60_000),
+        contract: if migrate {
+            vec![cutover_core::ContractTarget {
+                database: "main".into(),
+                upto: 2,
+            }]
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -317,6 +325,7 @@ pub fn rollback(names: &[&str]) -> ReleasePlan {
         backup: false,
         migrate: false,
         rollback_window: Millis(60_000),
+        contract: Vec::new(),
     }
 }
 
