@@ -477,6 +477,7 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        // Lazily: a daemon that still holds a file there must not keep it mounted.
+        let _ = Command::new("umount").arg("--lazy").arg(&self.0).status();
     }
 }
