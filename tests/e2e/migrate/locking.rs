@@ -18,7 +18,9 @@ fn a_second_migrator_waits_then_fails_or_goes_ahead(kind: Kind) {
     );
     app.migration(
         "0002_slow.sql",
-        &format!("CREATE TABLE slow (id bigint);\n{}\n", app.slow_sql(3)),
+        // Long enough that the second and third migrators both start while
+        // it runs, even when SQLite's speed was measured on a busier moment.
+        &format!("CREATE TABLE slow (id bigint);\n{}\n", app.slow_sql(8)),
     );
     app.write_config("impatient.toml", "1s", "500ms", 3);
 
