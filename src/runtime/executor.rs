@@ -224,23 +224,57 @@ impl Executor {
     }
 
     /// Drains and stops every instance of `services` that does not run
-    /// `keep` and that the proxy does not route to. A worker service keeps
-    /// its instances when none of `keep` runs (never stop the only copy).
+    /// `keep` and that the proxy does not route to, except the only running
+    /// copy of a service (see below).
     async fn retire(&mut self, keep: Option<&str>, services: &[String]) {
         // A start still under way would add instances after this sweep.
         self.stop_starts(|s| services.iter().any(|x| x == s)).await;
         let routed = self.env.routed_ids();
         let all = self.env.instances();
-        let keep_runs =
-            |svc: &str| keep.is_none_or(|k| all.iter().any(|i| i.service == svc && i.version == k));
-        let protected_workers: Vec<String> =
-            services.iter().filter(|s| !keep_runs(s)).cloned().collect();
+        let driver = &self.daemon.driver;
+        // Never stop the only running copy of a service: a worker whose
+        // previous instances are gone (replaced one by one, and not brought
+        // back), or an http service whose previous instances died (while a
+        // rollback waited for the store, say). What else runs stays, for an
+        // operator. A service the kept release never had is not protected:
+        // its new instances never served.
+        let protected: Vec<String> = match keep {
+            None => Vec::new(),
+            Some(k) => services
+                .iter()
+                .filter(|svc| {
+                    let is_worker = self
+                        .daemon
+                        .config
+                        .services
+                        .get(svc.as_str())
+                        .is_some_and(|c| c.kind == crate::config::ServiceKind::Worker);
+                    let (mut exists, mut runs) = (false, false);
+                    for i in all.iter().filter(|i| &i.service == *svc && i.version == k) {
+                        exists = true;
+                        runs |= driver.is_running(&i.handle);
+                    }
+                    !runs && (exists || is_worker)
+                })
+                .cloned()
+                .collect(),
+        };
+        for service in &protected {
+            self.journal
+                .note(
+                    EventKind::Kept,
+                    format!(
+                        "{service}: nothing of {} runs, so its other instances are kept",
+                        keep.unwrap_or("the kept release")
+                    ),
+                )
+                .await;
+        }
         let gone = self.env.take(|i| {
             services.contains(&i.service)
                 && Some(i.version.as_str()) != keep
                 && !routed.contains(&i.id)
-                && !(i.kind == crate::config::ServiceKind::Worker
-                    && protected_workers.contains(&i.service))
+                && !protected.contains(&i.service)
         });
         if gone.is_empty() {
             return;
