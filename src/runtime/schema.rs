@@ -23,12 +23,7 @@ use crate::db::migrate::{Actor, Event, Migrator, Phase};
 /// (`file:line:column rule: message`); empty when the deploy may go on.
 pub(crate) async fn lint_pending(daemon: &Daemon) -> Result<Vec<String>, String> {
     let mut blocking = Vec::new();
-    for (name, db) in &daemon.config.databases {
-        let migrator = Migrator::new(name, db).map_err(|e| format!("database {name}: {e}"))?;
-        let status = migrator
-            .status()
-            .await
-            .map_err(|e| format!("database {name}: {e}"))?;
+    for (_, migrator, status) in statuses(daemon).await? {
         let pending: Vec<u64> = status.pending.iter().map(|p| p.version).collect();
         for (migration, report) in migrator.migrations().iter().zip(migrator.lint()) {
             if !pending.contains(&migration.version) {
@@ -49,17 +44,28 @@ pub(crate) async fn lint_pending(daemon: &Daemon) -> Result<Vec<String>, String>
     Ok(blocking)
 }
 
-/// The contract migrations a deploy will run once the old release is gone:
-/// per database, the newest pending contract migration now (fixed when the
-/// deploy begins, saved in the release plan).
-pub(crate) async fn contract_targets(daemon: &Daemon) -> Result<Vec<ContractTarget>, String> {
-    let mut targets = Vec::new();
+/// Every `[database.NAME]`'s migrator and where its migrations stand.
+async fn statuses(
+    daemon: &Daemon,
+) -> Result<Vec<(String, Migrator, crate::db::migrate::Status)>, String> {
+    let mut all = Vec::new();
     for (name, db) in &daemon.config.databases {
         let migrator = Migrator::new(name, db).map_err(|e| format!("database {name}: {e}"))?;
         let status = migrator
             .status()
             .await
             .map_err(|e| format!("database {name}: {e}"))?;
+        all.push((name.clone(), migrator, status));
+    }
+    Ok(all)
+}
+
+/// The contract migrations a deploy will run once the old release is gone:
+/// per database, the newest pending contract migration now (fixed when the
+/// deploy begins, saved in the release plan).
+pub(crate) async fn contract_targets(daemon: &Daemon) -> Result<Vec<ContractTarget>, String> {
+    let mut targets = Vec::new();
+    for (name, _, status) in statuses(daemon).await? {
         if let Some(upto) = status
             .pending
             .iter()
@@ -68,7 +74,7 @@ pub(crate) async fn contract_targets(daemon: &Daemon) -> Result<Vec<ContractTarg
             .max()
         {
             targets.push(ContractTarget {
-                database: name.clone(),
+                database: name,
                 upto,
             });
         }
