@@ -17,4 +17,5 @@ mod migrate;
 mod rollback;
 mod schema_deploy;
 mod services;
+mod token;
 mod workers;
