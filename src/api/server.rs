@@ -20,7 +20,7 @@ use super::wire::{
     Accepted, ApiErrorBody, DeployRequest, Deployment, DeploymentDetail, EnvironmentStatus,
     ErrorCode, InstanceView, RollbackRequest, RolloutCommandRequest, StatusResponse, TrafficView,
 };
-use crate::runtime::{Daemon, DeployError, deploy};
+use crate::runtime::{Daemon, DeployError, deploy, rollback};
 use crate::store::StoreError;
 
 /// Most deployments one history call returns.
@@ -308,7 +308,7 @@ async fn create_rollback(
     Json(req): Json<RollbackRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let (environment, deployment_id) =
-        deploy::begin_rollback(&state.daemon, req.environment.as_deref(), &req.requested_by)
+        rollback::begin_rollback(&state.daemon, req.environment.as_deref(), &req.requested_by)
             .await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -7,6 +7,7 @@
 use serde_json::json;
 
 use super::Daemon;
+use super::deploy::event;
 use crate::db::backup::{Backups, Trigger};
 
 /// Backs up the databases that ask for it; the ids taken, or why not.
@@ -22,7 +23,14 @@ pub(crate) async fn before_deploy(
         }
         if !database.is_postgres() && !crate::db::migrate::sqlite_exists(&database.url) {
             let message = format!("database {name} does not exist yet: nothing to back up");
-            record(daemon, deployment_id, &message, json!({ "database": name })).await;
+            event(
+                daemon,
+                deployment_id,
+                cutover_core::EventKind::Backup,
+                &message,
+                json!({ "database": name }),
+            )
+            .await;
             continue;
         }
         let backups = Backups::new(name, database).map_err(|e| e.to_string())?;
@@ -46,24 +54,15 @@ pub(crate) async fn before_deploy(
             }
         );
         let data = json!({ "database": name, "backup_id": manifest.id, "verified": manifest.verified_at.is_some() });
-        record(daemon, deployment_id, &message, data).await;
+        event(
+            daemon,
+            deployment_id,
+            cutover_core::EventKind::Backup,
+            &message,
+            data,
+        )
+        .await;
         taken.push(manifest.id);
     }
     Ok(taken)
-}
-
-async fn record(daemon: &Daemon, deployment_id: i64, message: &str, data: serde_json::Value) {
-    tracing::info!(deployment = deployment_id, "{message}");
-    if let Err(e) = daemon
-        .store
-        .add_event(
-            deployment_id,
-            cutover_core::EventKind::Backup,
-            message,
-            data,
-        )
-        .await
-    {
-        daemon.log_store_error("cannot record an event", &e);
-    }
 }

@@ -21,8 +21,6 @@ use super::plan::{self, Extras};
 use super::{Daemon, DeployError, schema};
 use crate::store::{DeploymentKind, NewDeployment};
 
-pub use super::rollback::begin_rollback;
-
 /// Longest version label.
 const MAX_VERSION_LEN: usize = 128;
 
@@ -152,9 +150,11 @@ async fn check_databases(
     if daemon.config.databases.is_empty() {
         return Ok(Vec::new());
     }
-    let blocking = schema::lint_pending(daemon).await.map_err(|e| {
+    // Read once: the lint and the contract targets both come from it.
+    let statuses = schema::statuses(daemon).await.map_err(|e| {
         DeployError::BadRequest(format!("cannot check the pending migrations: {e}"))
     })?;
+    let blocking = schema::lint_pending(&statuses);
     if !blocking.is_empty() {
         return Err(DeployError::BadRequest(format!(
             "migration lint blocks the deploy:\n  {}\nfix the migration, or allow the rule in its file with a reason: \
@@ -179,9 +179,7 @@ async fn check_databases(
             )));
         }
     }
-    schema::contract_targets(daemon)
-        .await
-        .map_err(|e| DeployError::BadRequest(format!("cannot read the pending migrations: {e}")))
+    Ok(schema::contract_targets(&statuses))
 }
 
 /// Takes the environment's lock and records a new deployment (the release

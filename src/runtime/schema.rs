@@ -17,13 +17,17 @@ use cutover_core::EventKind;
 use serde_json::json;
 
 use super::Daemon;
+use super::deploy::event;
 use crate::db::migrate::{Actor, Event, Migrator, Phase};
+
+/// One `[database.NAME]`: its name, its migrator, where its migrations stand.
+pub(crate) type DatabaseStatus = (String, Migrator, crate::db::migrate::Status);
 
 /// Lint findings of pending migrations that block a deploy, one line each
 /// (`file:line:column rule: message`); empty when the deploy may go on.
-pub(crate) async fn lint_pending(daemon: &Daemon) -> Result<Vec<String>, String> {
+pub(crate) fn lint_pending(statuses: &[DatabaseStatus]) -> Vec<String> {
     let mut blocking = Vec::new();
-    for (_, migrator, status) in statuses(daemon).await? {
+    for (_, migrator, status) in statuses {
         let pending: Vec<u64> = status.pending.iter().map(|p| p.version).collect();
         for (migration, report) in migrator.migrations().iter().zip(migrator.lint()) {
             if !pending.contains(&migration.version) {
@@ -41,13 +45,11 @@ pub(crate) async fn lint_pending(daemon: &Daemon) -> Result<Vec<String>, String>
             }
         }
     }
-    Ok(blocking)
+    blocking
 }
 
 /// Every `[database.NAME]`'s migrator and where its migrations stand.
-async fn statuses(
-    daemon: &Daemon,
-) -> Result<Vec<(String, Migrator, crate::db::migrate::Status)>, String> {
+pub(crate) async fn statuses(daemon: &Daemon) -> Result<Vec<DatabaseStatus>, String> {
     let mut all = Vec::new();
     for (name, db) in &daemon.config.databases {
         let migrator = Migrator::new(name, db).map_err(|e| format!("database {name}: {e}"))?;
@@ -63,9 +65,9 @@ async fn statuses(
 /// The contract migrations a deploy will run once the old release is gone:
 /// per database, the newest pending contract migration now (fixed when the
 /// deploy begins, saved in the release plan).
-pub(crate) async fn contract_targets(daemon: &Daemon) -> Result<Vec<ContractTarget>, String> {
+pub(crate) fn contract_targets(statuses: &[DatabaseStatus]) -> Vec<ContractTarget> {
     let mut targets = Vec::new();
-    for (name, _, status) in statuses(daemon).await? {
+    for (name, _, status) in statuses {
         if let Some(upto) = status
             .pending
             .iter()
@@ -74,12 +76,12 @@ pub(crate) async fn contract_targets(daemon: &Daemon) -> Result<Vec<ContractTarg
             .max()
         {
             targets.push(ContractTarget {
-                database: name,
+                database: name.clone(),
                 upto,
             });
         }
     }
-    Ok(targets)
+    targets
 }
 
 /// Runs the pending expand migrations of every database.
@@ -187,7 +189,7 @@ async fn run_up(
         })
         .await;
     for d in &done {
-        record(daemon, deployment_id, EventKind::Migration,
+        event(daemon, deployment_id, EventKind::Migration,
             &format!(
                 "database {name}: applied {:04} {} ({}) in {} ms",
                 d.version,
@@ -206,12 +208,5 @@ fn phase_name(phase: Phase) -> &'static str {
     match phase {
         Phase::Expand => "expand",
         Phase::Contract => "contract",
-    }
-}
-
-async fn record(daemon: &Daemon, id: i64, kind: EventKind, message: &str, data: serde_json::Value) {
-    tracing::info!(deployment = id, kind = kind.as_str(), "{message}");
-    if let Err(e) = daemon.store.add_event(id, kind, message, data).await {
-        daemon.log_store_error("cannot record an event", &e);
     }
 }
