@@ -24,6 +24,7 @@
 //! The proxy knows nothing about releases, deployments or health checks: the
 //! caller decides which instances are in which track and when to drain them.
 
+mod acme_http01;
 mod balance;
 mod body;
 mod config;
@@ -46,6 +47,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::net::TcpListener;
 
+pub use acme_http01::{HTTP01_PATH_PREFIX, Http01Challenges};
 pub use body::{BoxError, ResponseBody};
 pub use config::*;
 pub use headers::{REQUEST_ID_HEADER, TRACK_HEADER};
@@ -68,6 +70,8 @@ pub(crate) struct Shared {
     writer: Mutex<()>,
     registry: Registry,
     pub(crate) client: UpstreamClient,
+    /// Pending ACME HTTP-01 challenges, answered before routing.
+    pub(crate) http01: Http01Challenges,
 }
 
 /// A handle to the proxy; clones share the same table and state.
@@ -164,6 +168,7 @@ impl Proxy {
                 writer: Mutex::new(()),
                 registry: Registry::default(),
                 client,
+                http01: Http01Challenges::default(),
             }),
         }
     }
@@ -171,6 +176,13 @@ impl Proxy {
     /// The configuration the proxy was made with.
     pub fn config(&self) -> &ProxyConfig {
         &self.shared.config
+    }
+
+    /// The pending ACME HTTP-01 challenges every listener of this proxy
+    /// answers (`GET /.well-known/acme-challenge/<token>`, any Host, before
+    /// routing).
+    pub fn http01(&self) -> &Http01Challenges {
+        &self.shared.http01
     }
 
     /// The current table (a snapshot; later changes do not alter it).
