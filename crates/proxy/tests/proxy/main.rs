@@ -2,8 +2,12 @@
 //! servers started by the tests, a real client. One test binary, one module per
 //! concern (ripgrep style).
 
+mod body_limit;
+mod client_faults;
 mod common;
 mod failures;
+mod forwarding;
+mod host;
 mod http01;
 mod hygiene;
 mod observations;
@@ -11,4 +15,5 @@ mod shutdown;
 mod split;
 mod switching;
 mod table_props;
+mod track_override;
 mod upgrade;
