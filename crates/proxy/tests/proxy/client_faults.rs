@@ -33,18 +33,14 @@ async fn broken_bodies_leave_a_healthy_canary_at_zero_errors() {
     // The report's attack: 40 malformed chunked POSTs, plus cut-short bodies.
     for _ in 0..40 {
         let answer = raw_request(p.addr, MALFORMED_CHUNKED, false).await;
-        assert!(
-            answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
-            "{answer:?}"
-        );
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+        assert!(answer.contains("malformed or cut short"), "{answer:?}");
     }
     for raw in [TRUNCATED, TRUNCATED_CHUNKED] {
         for _ in 0..10 {
+            // The client closed its side: the answer still goes out.
             let answer = raw_request(p.addr, raw, true).await;
-            assert!(
-                answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
-                "{answer:?}"
-            );
+            assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
         }
     }
     // Clients that vanish mid-upload, with the connection reset.
@@ -77,6 +73,8 @@ async fn broken_bodies_leave_a_healthy_canary_at_zero_errors() {
         })
         .await;
     let obs = faults_seen.expect("60 client faults recorded on the canary");
+    // The reset clients count as faults only if their head arrived in time.
+    assert!(obs.client_faults <= 70, "{obs:?}");
     assert_eq!(obs.proxy_errors, 0, "{obs:?}");
     assert_eq!(obs.statuses.server_error, 0, "{obs:?}");
     assert_eq!(obs.statuses.success, 20, "{obs:?}");
