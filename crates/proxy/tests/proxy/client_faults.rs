@@ -92,3 +92,36 @@ async fn broken_bodies_leave_a_healthy_canary_at_zero_errors() {
     }
     assert!(sample_sum(CLIENT_FAULTS_TOTAL, service, &canary) >= 60.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_is_the_clients_fault_and_a_slow_app_is_not() {
+    let up = Upstream::start("slow-faults").await;
+    let service = "slow-faults-svc";
+    let config = ProxyConfig {
+        response_header_timeout: Duration::from_millis(500),
+        ..ProxyConfig::default()
+    };
+    let p = TestProxy::start_service(service, config, ServiceSpec::default()).await;
+    p.set_tracks(&[&up], &[]);
+
+    // The client promises 100 bytes, sends 10 and stalls: 408, a client fault.
+    let stalled =
+        b"POST /upload HTTP/1.1\r\nHost: shop.example\r\nContent-Length: 100\r\n\r\n0123456789";
+    let answer = raw_request(p.addr, stalled, false).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    let obs = p
+        .proxy
+        .observe_track(service, Track::Stable, Duration::from_secs(60));
+    assert_eq!(obs.client_faults, 1, "{obs:?}");
+    assert_eq!(obs.proxy_errors, 0, "{obs:?}");
+
+    // The whole body sent, the app too slow to answer: 504, the app's error.
+    let slow_app = b"POST /slow?ms=2000 HTTP/1.1\r\nHost: shop.example\r\nContent-Length: 10\r\n\r\n0123456789";
+    let answer = raw_request(p.addr, slow_app, false).await;
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer:?}");
+    let obs = p
+        .proxy
+        .observe_track(service, Track::Stable, Duration::from_secs(60));
+    assert_eq!(obs.client_faults, 1, "{obs:?}");
+    assert_eq!(obs.proxy_errors, 1, "{obs:?}");
+}
