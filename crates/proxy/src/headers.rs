@@ -136,6 +136,16 @@ pub(crate) fn sticky_cookie(name: &str, track: Track) -> Option<HeaderValue> {
     .ok()
 }
 
+/// The request's `host[:port]`: the URI's authority (HTTP/2, absolute-form) or
+/// the `Host` header, unchecked. Requests that reach the routes have passed
+/// `host.rs`, which refuses the ambiguous ones; this is for answers made before
+/// that (the HTTP → HTTPS redirect).
+pub(crate) fn host_of<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    uri.authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
+}
+
 /// Strips the port from `host:port` (and the brackets of `[v6]:port`).
 pub(crate) fn hostname(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
