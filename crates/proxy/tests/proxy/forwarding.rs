@@ -66,3 +66,51 @@ async fn a_trusted_proxy_is_appended_to_and_believed() {
         assert!(seen.contains(line), "want {line:?} in\n{seen}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipv6_client_is_bracketed_and_quoted_in_forwarded() {
+    use cutover_proxy::{Proxy, Route, Track};
+    let up = Upstream::start("fwd-v6").await;
+    crate::common::prometheus();
+    let proxy = Proxy::new(ProxyConfig::default());
+    proxy
+        .set_service("app", ServiceSpec::default())
+        .expect("service");
+    proxy.set_routes(vec![Route::any("app")]).expect("routes");
+    proxy
+        .set_instances("app", Track::Stable, vec![up.instance()])
+        .expect("instances");
+    let listener = tokio::net::TcpListener::bind("[::1]:0")
+        .await
+        .expect("bind [::1] (this test needs IPv6 loopback)");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn({
+        let proxy = proxy.clone();
+        async move {
+            proxy
+                .serve(listener, async move {
+                    let _ = stopped.await;
+                })
+                .await
+        }
+    });
+    let req = Request::get(format!("http://{addr}/echo-headers"))
+        .header("forwarded", "for=\"[2001:db8::1]\"")
+        .body(Full::new(Bytes::new()))
+        .expect("req");
+    let got = send(&client(), req).await;
+    assert_eq!(got.status, 200);
+    let seen = got.body.to_lowercase();
+    let port = addr.port();
+    for line in [
+        "x-forwarded-for: ::1\n".to_owned(),
+        "x-real-ip: ::1\n".to_owned(),
+        format!("forwarded: for=\"[::1]\";proto=http;host=\"[::1]:{port}\"\n"),
+    ] {
+        assert!(seen.contains(&line), "want {line:?} in\n{seen}");
+    }
+    assert!(!seen.contains("2001:db8"), "{seen}");
+    let _ = stop.send(());
+    serving.await.expect("join").expect("serve");
+}
