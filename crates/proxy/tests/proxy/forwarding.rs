@@ -114,3 +114,86 @@ async fn an_ipv6_client_is_bracketed_and_quoted_in_forwarded() {
     let _ = stop.send(());
     serving.await.expect("join").expect("serve");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_listener_says_https_to_the_app() {
+    use std::sync::Arc;
+
+    use cutover_proxy::{Certificates, ListenerSpec, Proxy, Route, Track};
+    let up = Upstream::start("fwd-tls").await;
+    // A self-signed certificate made by the openssl CLI.
+    let dir = std::env::temp_dir().join(format!("cutover-fwd-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=shop.example"])
+        .args(["-addext", "subjectAltName=DNS:shop.example", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl (Debian package openssl)");
+    assert!(made.status.success(), "{made:?}");
+    let certified = cutover_proxy::certs::load_pem_files(&cert, &key).expect("load pem");
+    let certs = Certificates::new();
+    certs
+        .set("test", Arc::new(certified))
+        .expect("set certificate");
+
+    crate::common::prometheus();
+    let proxy = Proxy::new(ProxyConfig::default());
+    proxy
+        .set_service("app", ServiceSpec::default())
+        .expect("service");
+    proxy.set_routes(vec![Route::any("app")]).expect("routes");
+    proxy
+        .set_instances("app", Track::Stable, vec![up.instance()])
+        .expect("instances");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn({
+        let proxy = proxy.clone();
+        let spec = ListenerSpec::tls(certs.server_config());
+        async move {
+            proxy
+                .serve_with(listener, spec, async move {
+                    let _ = stopped.await;
+                })
+                .await
+        }
+    });
+
+    // curl, a client no one here wrote, spoofing the scheme.
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(&cert)
+        .args(["--resolve", &format!("shop.example:{port}:127.0.0.1")])
+        .args(["-H", "X-Forwarded-Proto: http"])
+        .arg(format!("https://shop.example:{port}/echo-headers"))
+        .output()
+        .await
+        .expect("run curl");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{out:?}");
+    let seen = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    for line in [
+        "x-forwarded-proto: https\n".to_owned(),
+        format!("forwarded: for=127.0.0.1;proto=https;host=\"shop.example:{port}\"\n"),
+        format!("host: shop.example:{port}\n"),
+    ] {
+        assert!(seen.contains(&line), "want {line:?} in\n{seen}");
+    }
+    let _ = stop.send(());
+    serving.await.expect("join").expect("serve");
+}
