@@ -38,6 +38,9 @@ pub(crate) enum ClientFaultKind {
     /// The response header timeout passed while the proxy was waiting for
     /// the client to send more of its body.
     SlowBody,
+    /// The client asked for an `Upgrade` the service does not allow, and the
+    /// instance switched protocols on the request anyway.
+    UpgradeRefused,
 }
 
 impl ClientFaultKind {
@@ -47,6 +50,7 @@ impl ClientFaultKind {
             ClientFaultKind::BadBody => "bad_body",
             ClientFaultKind::TooLarge => "body_too_large",
             ClientFaultKind::SlowBody => "slow_body",
+            ClientFaultKind::UpgradeRefused => "upgrade_refused",
         }
     }
 
@@ -55,6 +59,7 @@ impl ClientFaultKind {
             ClientFaultKind::BadBody => 1,
             ClientFaultKind::TooLarge => 2,
             ClientFaultKind::SlowBody => 3,
+            ClientFaultKind::UpgradeRefused => 4,
         }
     }
 
@@ -63,6 +68,7 @@ impl ClientFaultKind {
             1 => Some(ClientFaultKind::BadBody),
             2 => Some(ClientFaultKind::TooLarge),
             3 => Some(ClientFaultKind::SlowBody),
+            4 => Some(ClientFaultKind::UpgradeRefused),
             _ => None,
         }
     }

@@ -66,7 +66,8 @@ impl ProxyFailure {
             | ProxyFailure::Upstream
             | ProxyFailure::UnaskedUpgrade => StatusCode::BAD_GATEWAY,
             ProxyFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            ProxyFailure::BadHost(_) | ProxyFailure::Client(ClientFaultKind::BadBody) => {
+            ProxyFailure::BadHost(_)
+            | ProxyFailure::Client(ClientFaultKind::BadBody | ClientFaultKind::UpgradeRefused) => {
                 StatusCode::BAD_REQUEST
             }
             ProxyFailure::Client(ClientFaultKind::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -107,6 +108,9 @@ impl ProxyFailure {
             }
             ProxyFailure::Client(ClientFaultKind::SlowBody) => {
                 "the request body arrived too slowly; send it without pauses"
+            }
+            ProxyFailure::Client(ClientFaultKind::UpgradeRefused) => {
+                "switching to the Upgrade protocol asked for is not allowed"
             }
         })
     }
@@ -188,6 +192,7 @@ pub(crate) async fn handle(
         );
     }
 
+    let asked_upgrade = req.headers().contains_key(header::UPGRADE);
     let upgrade = req.version() == Version::HTTP_11
         && headers::wants_upgrade(req.headers())
         && headers::upgrade_allowed(req.headers(), &service.spec);
@@ -258,11 +263,21 @@ pub(crate) async fn handle(
         .await;
         let failure_kind = match sent {
             Ok(Ok(resp)) if resp.status() == StatusCode::SWITCHING_PROTOCOLS && !upgrade => {
-                // Never pass on a switch nobody asked for (an `h2c` request
-                // whose Upgrade was removed, say): the connection would
-                // carry a protocol the proxy does not speak.
+                // Never pass on a switch that was not allowed (an `h2c`
+                // request whose Upgrade was removed, say): the connection
+                // would carry a protocol the proxy does not speak.
                 tracing::debug!(instance = %target.instance.id, "instance answered 101 to a request without an allowed Upgrade");
                 drop(resp);
+                if asked_upgrade {
+                    // The client asked for it: not the instance's error.
+                    return client_fault(
+                        &service,
+                        choice,
+                        Some(&target),
+                        ClientFaultKind::UpgradeRefused,
+                        &request_id,
+                    );
+                }
                 ProxyFailure::UnaskedUpgrade
             }
             Ok(Ok(mut resp)) => {

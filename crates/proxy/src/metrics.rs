@@ -23,7 +23,8 @@ pub const REQUEST_DURATION_SECONDS: &str = "cutover_proxy_request_duration_secon
 pub const PROXY_ERRORS_TOTAL: &str = "cutover_proxy_errors_total";
 
 /// Requests that failed by the client's fault, by service, track and reason
-/// (`bad_body`, `body_too_large`, `slow_body`); never counted as errors.
+/// (`bad_body`, `body_too_large`, `slow_body`, `upgrade_refused`); never
+/// counted as errors.
 pub const CLIENT_FAULTS_TOTAL: &str = "cutover_proxy_client_faults_total";
 /// Requests whose track was forced with an honoured `X-Cutover-Track`, by
 /// service and track. They are also in [`REQUESTS_TOTAL`] (and its errors in

@@ -99,13 +99,22 @@ async fn h2c_is_not_tunnelled() {
     assert!(!lower.contains("upgrade: h2c"), "{answer:?}");
     assert!(!lower.contains("http2-settings"), "{answer:?}");
 
-    // An app that switches protocols anyway is not followed: no 101, no tunnel.
+    // An app that switches protocols anyway is not followed: no 101, no
+    // tunnel, and the client (who asked) gets the 400, not the app an error.
     let raw = format!(
         "GET /ws HTTP/1.1\r\n{H2C_UPGRADE}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     );
     let answer = crate::common::raw_request(p.addr, raw.as_bytes(), false).await;
-    assert!(answer.starts_with("HTTP/1.1 502"), "{answer:?}");
-    assert_eq!(p.proxy.in_flight(&InstanceId::from("h2c-up")).upgraded, 0);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    assert!(answer.contains("Upgrade protocol"), "{answer:?}");
+    let id = InstanceId::from("h2c-up");
+    assert_eq!(p.proxy.in_flight(&id).upgraded, 0);
+    let obs = p
+        .proxy
+        .observe(&id, Duration::from_secs(60))
+        .expect("known instance");
+    assert_eq!(obs.proxy_errors, 0, "{obs:?}");
+    assert_eq!(obs.client_faults, 1, "{obs:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
