@@ -104,3 +104,54 @@ async fn a_service_limit_overrides_the_proxy_limit() {
         .expect("req");
     assert_eq!(send(&c, req).await.status, 413);
 }
+
+/// curl's status code for an upload of `size` bytes, chunked or with a length.
+async fn curl_upload(url: &str, size: usize, chunked: bool) -> String {
+    let dir = std::env::temp_dir().join(format!("cutover-limit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join(format!("body-{size}-{chunked}"));
+    std::fs::write(&file, vec![b'x'; size]).expect("write body");
+    let mut cmd = tokio::process::Command::new("curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "20",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+    ]);
+    if chunked {
+        cmd.args(["-H", "Transfer-Encoding: chunked"]);
+    }
+    let out = cmd
+        .arg("--data-binary")
+        .arg(format!("@{}", file.display()))
+        .arg(url)
+        .output()
+        .await
+        .expect("run curl");
+    let _ = std::fs::remove_file(&file);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_uploading_past_the_limit_reads_413() {
+    let up = Upstream::start("limit-curl").await;
+    let config = ProxyConfig {
+        max_request_body: LIMIT,
+        ..ProxyConfig::default()
+    };
+    let p = TestProxy::start(config, ServiceSpec::default()).await;
+    p.set_tracks(&[&up], &[]);
+    let url = p.url("/upload");
+    for chunked in [false, true] {
+        assert_eq!(curl_upload(&url, LIMIT as usize, chunked).await, "200");
+        // 16 times the limit: curl is still sending when the answer comes.
+        assert_eq!(
+            curl_upload(&url, 16 * LIMIT as usize, chunked).await,
+            "413",
+            "chunked: {chunked}"
+        );
+    }
+}
