@@ -1,6 +1,7 @@
 //! Choosing where a request goes: first the track (an honoured
-//! `X-Cutover-Track`, sticky cookie, weighted split), then an instance within the track (least
-//! outstanding requests between two random choices, avoiding suspects).
+//! `X-Cutover-Track`, sticky cookie, weighted split), then an instance within
+//! the track (least outstanding requests between two random choices, avoiding
+//! suspects).
 
 use std::sync::Arc;
 use std::time::Instant;
