@@ -125,3 +125,96 @@ async fn a_stalled_upload_is_the_clients_fault_and_a_slow_app_is_not() {
     assert_eq!(obs.client_faults, 1, "{obs:?}");
     assert_eq!(obs.proxy_errors, 1, "{obs:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_stream_reset_mid_body_and_a_reader_that_leaves_are_not_errors() {
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::Frame;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let up = Upstream::start("h2-faults").await;
+    let service = "h2-faults-svc";
+    let p = TestProxy::start_service(service, ProxyConfig::default(), ServiceSpec::default()).await;
+    p.set_tracks(&[&up], &[]);
+
+    // An HTTP/2 client whose upload breaks: hyper resets the stream.
+    type Chunk = Result<Frame<Bytes>, std::io::Error>;
+    let h2: Client<_, StreamBody<tokio_stream_like::Rx<Chunk>>> =
+        Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    for _ in 0..5 {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(2);
+        let req = Request::post(p.url("/upload"))
+            .body(StreamBody::new(tokio_stream_like::Rx(rx)))
+            .expect("req");
+        let sending = tokio::spawn(async move {
+            let _ = tx.send(Ok(Frame::data(Bytes::from_static(b"part")))).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = tx
+                .send(Err(std::io::Error::other("the client gives up")))
+                .await;
+        });
+        // hyper's own client reports the broken body; the answer is moot.
+        let _ = h2.request(req).await;
+        sending.await.expect("sender");
+    }
+
+    // An HTTP/1.1 reader that leaves after the first chunk of a response.
+    for _ in 0..5 {
+        let resp = client()
+            .request(
+                Request::get(p.url("/stream?ms=300"))
+                    .body(Full::new(Bytes::new()))
+                    .expect("req"),
+            )
+            .await
+            .expect("response head");
+        let mut body = resp.into_body();
+        let _first = body.frame().await;
+        drop(body);
+    }
+
+    // Wait until the proxy is done with every request on the instance. A
+    // reset that arrives before the proxy forwarded anything leaves no trace
+    // (the client is gone); the others are client faults.
+    let id = up.instance().id;
+    let observe = || {
+        p.proxy
+            .observe_track(service, Track::Stable, Duration::from_secs(60))
+    };
+    let recorded = Wait::up_to(Duration::from_secs(5))
+        .until_some_async(|| async {
+            let obs = observe();
+            let idle = p.proxy.in_flight(&id).is_idle();
+            (idle && obs.client_faults >= 1 && obs.requests() >= 5).then_some(obs)
+        })
+        .await;
+    let obs = recorded.unwrap_or_else(|_| {
+        panic!(
+            "want the 5 readers and a client fault recorded, nothing in flight: {:?}",
+            observe()
+        )
+    });
+    assert_eq!(obs.proxy_errors, 0, "{obs:?}");
+    assert_eq!(obs.statuses.server_error, 0, "{obs:?}");
+    assert_eq!(obs.error_rate(), Some(0.0), "{obs:?}");
+    assert_eq!(sample_sum(PROXY_ERRORS_TOTAL, service, &[]), 0.0);
+}
+
+/// A `Stream` over a tokio channel, for a streamed request body.
+mod tokio_stream_like {
+    pub struct Rx<T>(pub tokio::sync::mpsc::Receiver<T>);
+
+    impl<T> futures_util::Stream for Rx<T> {
+        type Item = T;
+
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<T>> {
+            self.0.poll_recv(cx)
+        }
+    }
+}
