@@ -151,7 +151,9 @@ pub(crate) async fn handle(
                 reason = %e,
                 "refused a request with a bad host"
             );
-            let mut resp = local_response(ProxyFailure::BadHost(e), &request_id, None);
+            let failure = ProxyFailure::BadHost(e);
+            crate::metrics::rejected(failure.reason());
+            let mut resp = local_response(failure, &request_id, None);
             if req.version() <= Version::HTTP_11 {
                 // The connection's framing is not to be trusted any more.
                 resp.headers_mut()
@@ -165,6 +167,7 @@ pub(crate) async fn handle(
         .route(host.as_deref().map(headers::hostname), req.uri().path())
         .cloned()
     else {
+        crate::metrics::rejected(ProxyFailure::NoRoute.reason());
         return local_response(ProxyFailure::NoRoute, &request_id, None);
     };
 

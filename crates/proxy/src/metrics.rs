@@ -31,6 +31,10 @@ pub const CLIENT_FAULTS_TOTAL: &str = "cutover_proxy_client_faults_total";
 /// [`PROXY_ERRORS_TOTAL`]) but never in the observations the analysis reads.
 pub const FORCED_REQUESTS_TOTAL: &str = "cutover_proxy_forced_requests_total";
 
+/// Requests answered before any service was chosen, by reason: `bad_host`
+/// (400: missing, repeated or mismatched host) and `no_route` (404).
+pub const REJECTED_TOTAL: &str = "cutover_proxy_rejected_total";
+
 /// Histogram buckets (seconds) for [`REQUEST_DURATION_SECONDS`], for the
 /// recorder's configuration.
 pub const DURATION_BUCKETS_SECONDS: &[f64] = &[
@@ -60,11 +64,22 @@ pub fn describe() {
         "Requests that failed by the client's fault (malformed, cut short, too large or stalled body); not errors of the app."
     );
     metrics::describe_counter!(
+        REJECTED_TOTAL,
+        Unit::Count,
+        "Requests cutover's proxy answered before choosing a service (bad host: 400, no route: 404)."
+    );
+    metrics::describe_counter!(
         FORCED_REQUESTS_TOTAL,
         Unit::Count,
         "Requests whose track was forced with X-Cutover-Track; left out of the canary analysis."
     );
     describe_connections();
+}
+
+/// Counts a request answered before any service was chosen.
+pub(crate) fn rejected(reason: &'static str) {
+    // Rare, and no service to cache handles on.
+    metrics::counter!(REJECTED_TOTAL, "reason" => reason).increment(1);
 }
 
 /// Status codes 100..=599 get a slot each.

@@ -13,6 +13,15 @@ use crate::common::{TestProxy, Upstream, client, get, raw_request};
 async fn missing_repeated_and_mismatched_hosts_get_400() {
     let up = Upstream::start("host-app").await;
     let p = TestProxy::with_tracks(&[&up], &[]).await;
+    let rejected = || {
+        crate::common::prometheus()
+            .render()
+            .lines()
+            .filter(|l| l.starts_with("cutover_proxy_rejected_total{reason=\"bad_host\"}"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let before = rejected();
     for (what, raw) in [
         ("no Host", &b"GET / HTTP/1.1\r\n\r\n"[..]),
         (
@@ -56,6 +65,8 @@ async fn missing_repeated_and_mismatched_hosts_get_400() {
         assert!(lower.contains("connection: close"), "{what}: {answer:?}");
         assert!(!answer.contains("host-app"), "{what}: reached the app");
     }
+    // Counted (other tests of this binary may add theirs meanwhile).
+    assert!(rejected() - before >= 7.0, "{} {before}", rejected());
 
     // Agreeing forms are served, and the app gets that one host.
     for (what, raw) in [
