@@ -372,7 +372,8 @@ impl Listener {
     ) -> Response<ResponseBody> {
         let mut resp = match self.role {
             ListenerRole::RedirectToHttps { https_port }
-                if !req.uri().path().starts_with(crate::HTTP01_PATH_PREFIX) =>
+                if req.method() != http::Method::GET
+                    || !req.uri().path().starts_with(crate::HTTP01_PATH_PREFIX) =>
             {
                 redirect(&req, https_port)
             }

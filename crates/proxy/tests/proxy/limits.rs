@@ -246,7 +246,12 @@ type H2Sender = hyper::client::conn::http2::SendRequest<Empty<Bytes>>;
 
 /// An HTTP/2 (prior knowledge) connection pinging every 100 ms; the task ends
 /// when the connection does.
-async fn h2_connect(addr: SocketAddr) -> (H2Sender, tokio::task::JoinHandle<Instant>) {
+async fn h2_connect(
+    addr: SocketAddr,
+) -> (
+    H2Sender,
+    tokio::task::JoinHandle<(Instant, hyper::Result<()>)>,
+) {
     let tcp = TcpStream::connect(addr).await.expect("connect");
     let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
@@ -256,8 +261,8 @@ async fn h2_connect(addr: SocketAddr) -> (H2Sender, tokio::task::JoinHandle<Inst
         .await
         .expect("h2 handshake");
     let ended = tokio::spawn(async move {
-        let _ = conn.await;
-        Instant::now()
+        let result = conn.await;
+        (Instant::now(), result)
     });
     (sender, ended)
 }
@@ -285,10 +290,12 @@ async fn an_idle_http2_connection_is_closed_with_goaway_despite_pings() {
     assert_eq!(h2_get(&mut sender, "/slow?ms=1500").await, 200);
     let last_stream_end = Instant::now();
     assert!(!ended.is_finished(), "closed while a stream was open");
-    let ended = tokio::time::timeout(Duration::from_secs(5), ended)
+    let (ended, result) = tokio::time::timeout(Duration::from_secs(5), ended)
         .await
         .expect("the idle connection is closed despite pings")
         .expect("join");
+    // A GOAWAY first makes it a clean end for the client, not a broken connection.
+    assert!(result.is_ok(), "not closed gracefully: {result:?}");
     let after = ended - last_stream_end;
     assert!(
         after >= idle - Duration::from_millis(50) && after <= idle + Duration::from_secs(2),
@@ -363,4 +370,33 @@ async fn an_idle_websocket_is_closed_after_its_timeout() {
         .until_async(|| async { p.proxy.in_flight(&id).upgraded == 0 })
         .await
         .expect("the tunnel is released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgraded_connection_keeps_its_place_under_the_cap() {
+    let config = ProxyConfig {
+        max_connections: 1,
+        ..ProxyConfig::default()
+    };
+    let (p, _up) = proxy_with(config, "ws-cap-up").await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", p.addr))
+        .await
+        .expect("websocket through the proxy");
+    ws.send(Message::text("hi")).await.expect("send");
+    assert!(matches!(ws.next().await, Some(Ok(Message::Text(_)))));
+    // The tunnel holds the only slot: a new connection waits.
+    let mut other = TcpStream::connect(p.addr).await.expect("connect");
+    let answer = tokio::spawn(async move { http1_get(&mut other).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !answer.is_finished(),
+        "served beside an open tunnel at max_connections 1"
+    );
+    ws.close(None).await.expect("close");
+    drop(ws);
+    let answer = tokio::time::timeout(Duration::from_secs(5), answer)
+        .await
+        .expect("served once the tunnel closed")
+        .expect("join");
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
 }
