@@ -146,8 +146,10 @@ async fn five_thousand_silent_sockets_are_closed_at_the_deadline_while_a_client_
         last <= deadline + Duration::from_secs(3),
         "closed late: {last:?}"
     );
-    // The proxy did not wait on the silent sockets to serve the normal client.
-    let limit = (pct(&baseline, 99) * 20).max(Duration::from_millis(250));
+    // The proxy did not wait on the silent sockets to serve the normal client
+    // (had it, requests would have waited for the deadline, 3 s). The slack is
+    // for other tests sharing two cores.
+    let limit = (pct(&baseline, 99) * 20).max(Duration::from_millis(500));
     assert!(
         pct(&during, 99) <= limit,
         "p99 {:?} while silent sockets were open, {:?} before",
