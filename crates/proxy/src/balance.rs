@@ -1,5 +1,5 @@
-//! Choosing where a request goes: first the track (header override, sticky
-//! cookie, weighted split), then an instance within the track (least
+//! Choosing where a request goes: first the track (an honoured
+//! `X-Cutover-Track`, sticky cookie, weighted split), then an instance within the track (least
 //! outstanding requests between two random choices, avoiding suspects).
 
 use std::sync::Arc;
@@ -16,21 +16,30 @@ use crate::table::{InstanceId, ServiceEntry, TOTAL_WEIGHT_BP, Track, Upstream};
 pub(crate) struct TrackChoice {
     pub(crate) track: Track,
     pub(crate) pin_cookie: bool,
+    /// The track is the one an honoured `X-Cutover-Track` forced: the request
+    /// stays out of the observations.
+    pub(crate) forced: bool,
 }
 
 /// Picks the track for a request to `service`.
 ///
-/// Order: `X-Cutover-Track` (when that track has instances); the sticky cookie
+/// Order: `forced`, the track an honoured `X-Cutover-Track` names (see
+/// `track_override.rs`), when that track has instances; the sticky cookie
 /// (only while the service is split, so that after a rollout ends everyone
 /// follows the weights again); the weights. A track without instances falls
 /// back to the other track, so an empty canary never turns into errors.
-pub(crate) fn choose_track(service: &ServiceEntry, request: &HeaderMap) -> TrackChoice {
-    if let Some(forced) = headers::forced_track(request)
+pub(crate) fn choose_track(
+    service: &ServiceEntry,
+    forced: Option<Track>,
+    request: &HeaderMap,
+) -> TrackChoice {
+    if let Some(forced) = forced
         && !service.track(forced).is_empty()
     {
         return TrackChoice {
             track: forced,
             pin_cookie: false,
+            forced: true,
         };
     }
     let sticky = service
@@ -45,6 +54,7 @@ pub(crate) fn choose_track(service: &ServiceEntry, request: &HeaderMap) -> Track
         return TrackChoice {
             track: pinned,
             pin_cookie: false,
+            forced: false,
         };
     }
     let roll = fastrand::u16(0..TOTAL_WEIGHT_BP);
@@ -59,6 +69,7 @@ pub(crate) fn choose_track(service: &ServiceEntry, request: &HeaderMap) -> Track
     TrackChoice {
         track,
         pin_cookie: sticky.is_some(),
+        forced: false,
     }
 }
 

@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+use ipnet::IpNet;
+
+use crate::track_override::TrackOverride;
+
 /// Default for [`ProxyConfig::connect_timeout`].
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default for [`ProxyConfig::response_header_timeout`].
@@ -21,6 +25,9 @@ pub const DEFAULT_OBSERVATION_HISTORY: Duration = Duration::from_secs(300);
 /// Default for [`ProxyConfig::max_idle_upstream_connections`].
 pub const DEFAULT_MAX_IDLE_UPSTREAM_CONNECTIONS: usize = 512;
 
+/// Default for [`ProxyConfig::max_request_body`]: 100 MiB, a generous
+/// `client_max_body_size` (nginx's own default is 1 MiB).
+pub const DEFAULT_MAX_REQUEST_BODY: u64 = 100 * 1024 * 1024;
 /// Default for [`ProxyConfig::first_request_timeout`] (HAProxy's recommended
 /// `timeout http-request` is 10 s).
 pub const DEFAULT_FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,6 +68,18 @@ pub struct ProxyConfig {
     pub observation_history: Duration,
     /// Idle keep-alive connections kept per upstream instance.
     pub max_idle_upstream_connections: usize,
+    /// Peers whose `X-Forwarded-*`, `Forwarded` and `X-Real-IP` headers are
+    /// believed (a load balancer in front). Empty (the default): nobody's are;
+    /// the app receives what the proxy itself saw. See docs/proxy.md, "What the
+    /// app receives".
+    pub trusted_proxies: Vec<IpNet>,
+    /// Who may force a track with `X-Cutover-Track`. `None` (the default): no
+    /// one; the header is ignored. Either way it never reaches the app.
+    pub track_override: Option<TrackOverride>,
+    /// Largest request body accepted, in bytes, for services that set no
+    /// limit of their own ([`crate::ServiceSpec::max_request_body`]); a larger
+    /// one gets 413.
+    pub max_request_body: u64,
 
     // Connection layer (server.rs, upgrade.rs).
     /// On TLS listeners, every response gets `Strict-Transport-Security:
@@ -98,6 +117,9 @@ impl Default for ProxyConfig {
             suspect_for: DEFAULT_SUSPECT_FOR,
             observation_history: DEFAULT_OBSERVATION_HISTORY,
             max_idle_upstream_connections: DEFAULT_MAX_IDLE_UPSTREAM_CONNECTIONS,
+            trusted_proxies: Vec::new(),
+            track_override: None,
+            max_request_body: DEFAULT_MAX_REQUEST_BODY,
             hsts: None,
             first_request_timeout: DEFAULT_FIRST_REQUEST_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,

@@ -1,8 +1,16 @@
-//! Forwarding one request: route it to a service, choose track and instance,
+//! Forwarding one request: answer a pending ACME HTTP-01 challenge, settle
+//! the request's one host, route it to a service, choose track and instance,
 //! clean its headers, send it upstream on a pooled connection, retry an
 //! idempotent body-less request once on another instance, and turn failures
-//! into the proxy's own 502 / 504 answers that name the request id.
+//! into the proxy's own answers (400 / 404 / 408 / 413 / 502 / 504) that name
+//! the request id.
+//!
+//! A failure is charged to the instance only when it is the instance's: a
+//! request whose body the client broke, cut short, sent too slowly or made too
+//! large is answered by the proxy and recorded as a client fault, outside the
+//! error rate the canary analysis reads.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,15 +26,18 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 
 use crate::Shared;
-use crate::balance;
-use crate::body::{Finish, ResponseBody};
+use crate::balance::{self, TrackChoice};
+use crate::body::{ClientBody, ClientFaultKind, ClientState, Finish, ResponseBody};
+use crate::forwarded;
 use crate::headers;
+use crate::host::{self, HostError};
 use crate::observe::Outcome;
-use crate::table::{ServiceEntry, Track, Upstream};
+use crate::table::{ServiceEntry, Upstream};
+use crate::track_override;
 use crate::upgrade::{self, ListenerCtx};
 
 /// Body type sent upstream: the client's, streamed, or empty for a retryable request.
-pub(crate) type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+pub(crate) type UpstreamBody = Either<ClientBody, Empty<Bytes>>;
 /// The pooled HTTP/1.1 client to upstreams.
 pub(crate) type UpstreamClient = Client<HttpConnector, UpstreamBody>;
 
@@ -38,16 +49,29 @@ enum ProxyFailure {
     Connect,
     Upstream,
     Timeout,
+    /// The instance answered 101 to a request that did not ask to switch.
+    UnaskedUpgrade,
+    /// The request's host is missing, repeated or ambiguous.
+    BadHost(HostError),
+    /// The client's body broke, was too large or too slow.
+    Client(ClientFaultKind),
 }
 
 impl ProxyFailure {
     fn status(self) -> StatusCode {
         match self {
             ProxyFailure::NoRoute => StatusCode::NOT_FOUND,
-            ProxyFailure::NoInstance | ProxyFailure::Connect | ProxyFailure::Upstream => {
-                StatusCode::BAD_GATEWAY
-            }
+            ProxyFailure::NoInstance
+            | ProxyFailure::Connect
+            | ProxyFailure::Upstream
+            | ProxyFailure::UnaskedUpgrade => StatusCode::BAD_GATEWAY,
             ProxyFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyFailure::BadHost(_)
+            | ProxyFailure::Client(ClientFaultKind::BadBody | ClientFaultKind::UpgradeRefused) => {
+                StatusCode::BAD_REQUEST
+            }
+            ProxyFailure::Client(ClientFaultKind::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyFailure::Client(ClientFaultKind::SlowBody) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -59,17 +83,36 @@ impl ProxyFailure {
             ProxyFailure::Connect => "connect",
             ProxyFailure::Upstream => "upstream",
             ProxyFailure::Timeout => "timeout",
+            ProxyFailure::UnaskedUpgrade => "unasked_upgrade",
+            ProxyFailure::BadHost(_) => "bad_host",
+            ProxyFailure::Client(kind) => kind.reason(),
         }
     }
 
-    fn explain(self) -> &'static str {
-        match self {
+    fn explain(self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
             ProxyFailure::NoRoute => "no route for this host and path",
             ProxyFailure::NoInstance => "no healthy instance",
             ProxyFailure::Connect => "could not connect to an instance",
             ProxyFailure::Upstream => "the instance closed the connection without answering",
             ProxyFailure::Timeout => "the instance did not answer in time",
-        }
+            ProxyFailure::UnaskedUpgrade => {
+                "the instance switched protocols on a request that did not ask to"
+            }
+            ProxyFailure::BadHost(e) => return Cow::Owned(e.to_string()),
+            ProxyFailure::Client(ClientFaultKind::BadBody) => {
+                "the request body was malformed or cut short; send it again whole"
+            }
+            ProxyFailure::Client(ClientFaultKind::TooLarge) => {
+                "the request body is larger than this service accepts"
+            }
+            ProxyFailure::Client(ClientFaultKind::SlowBody) => {
+                "the request body arrived too slowly; send it without pauses"
+            }
+            ProxyFailure::Client(ClientFaultKind::UpgradeRefused) => {
+                "switching to the Upgrade protocol asked for is not allowed"
+            }
+        })
     }
 }
 
@@ -97,33 +140,81 @@ pub(crate) async fn handle(
     {
         return http01_response(key_authorization, &request_id);
     }
-    let table = shared.table.load_full();
 
-    let host = headers::host_of(req.uri(), req.headers()).map(str::to_owned);
+    // The host routed on is exactly the host the app receives.
+    let host = match host::request_host(req.version(), req.uri(), req.headers()) {
+        Ok(host) => host,
+        Err(e) => {
+            tracing::debug!(
+                peer = %conn.peer,
+                request_id = request_id.to_str().unwrap_or("?"),
+                reason = %e,
+                "refused a request with a bad host"
+            );
+            let mut resp = local_response(ProxyFailure::BadHost(e), &request_id, None);
+            if req.version() <= Version::HTTP_11 {
+                // The connection's framing is not to be trusted any more.
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return resp;
+        }
+    };
+    let table = shared.table.load_full();
     let Some(service) = table
         .route(host.as_deref().map(headers::hostname), req.uri().path())
         .cloned()
     else {
         return local_response(ProxyFailure::NoRoute, &request_id, None);
     };
-    let choice = balance::choose_track(&service, req.headers());
 
-    let upgrade = req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers());
+    let peer = conn.peer.ip();
+    let forced =
+        track_override::forced_track(shared.config.track_override.as_ref(), req.headers(), peer);
+    track_override::strip(req.headers_mut());
+    let choice = balance::choose_track(&service, forced, req.headers());
+    if choice.forced {
+        service.metrics.track(choice.track).forced();
+    }
+
+    let limit = service
+        .spec
+        .max_request_body
+        .unwrap_or(shared.config.max_request_body);
+    if req.body().size_hint().lower() > limit {
+        // Content-Length says too much: refused without contacting the app.
+        return client_fault(
+            &service,
+            choice,
+            None,
+            ClientFaultKind::TooLarge,
+            &request_id,
+        );
+    }
+
+    let asked_upgrade = req.headers().contains_key(header::UPGRADE);
+    let upgrade = req.version() == Version::HTTP_11
+        && headers::wants_upgrade(req.headers())
+        && headers::upgrade_allowed(req.headers(), &service.spec);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let (mut parts, body) = req.into_parts();
+    // Removes `Upgrade` too unless the protocol is allowed: `h2c` and the like
+    // go upstream as ordinary requests.
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
-    headers::set_forwarded(
-        &mut parts.headers,
-        conn.peer.ip(),
-        if conn.tls { "https" } else { "http" },
-        host.as_deref(),
-    );
-    if !parts.headers.contains_key(header::HOST)
-        && let Some(h) = host.as_deref().and_then(|h| HeaderValue::from_str(h).ok())
-    {
+    parts.headers.remove(header::HOST);
+    if let Some(h) = host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
         parts.headers.insert(header::HOST, h);
     }
+    forwarded::apply(
+        &mut parts.headers,
+        &forwarded::Seen {
+            peer,
+            proto: if conn.tls { "https" } else { "http" },
+            host: host.as_deref(),
+        },
+        forwarded::is_trusted(peer, &shared.config.trusted_proxies),
+    );
     let path = parts
         .uri
         .path_and_query()
@@ -132,10 +223,15 @@ pub(crate) async fn handle(
     let retryable = (parts.method == Method::GET || parts.method == Method::HEAD)
         && body.is_end_stream()
         && !upgrade;
+    let client_state = Arc::new(ClientState::default());
     let mut body = if retryable {
         Some(Either::Right(Empty::new()))
     } else {
-        Some(Either::Left(body))
+        Some(Either::Left(ClientBody::new(
+            body,
+            limit,
+            client_state.clone(),
+        )))
     };
 
     let upstreams = service.track(choice.track);
@@ -143,7 +239,7 @@ pub(crate) async fn handle(
     let Some(mut target) = balance::pick(upstreams, now, None).cloned() else {
         return failure(
             &service,
-            choice.track,
+            choice,
             None,
             ProxyFailure::NoInstance,
             &request_id,
@@ -166,6 +262,24 @@ pub(crate) async fn handle(
         )
         .await;
         let failure_kind = match sent {
+            Ok(Ok(resp)) if resp.status() == StatusCode::SWITCHING_PROTOCOLS && !upgrade => {
+                // Never pass on a switch that was not allowed (an `h2c`
+                // request whose Upgrade was removed, say): the connection
+                // would carry a protocol the proxy does not speak.
+                tracing::debug!(instance = %target.instance.id, "instance answered 101 to a request without an allowed Upgrade");
+                drop(resp);
+                if asked_upgrade {
+                    // The client asked for it: not the instance's error.
+                    return client_fault(
+                        &service,
+                        choice,
+                        Some(&target),
+                        ClientFaultKind::UpgradeRefused,
+                        &request_id,
+                    );
+                }
+                ProxyFailure::UnaskedUpgrade
+            }
             Ok(Ok(mut resp)) => {
                 target.state.clear_suspect();
                 let status = resp.status();
@@ -193,6 +307,8 @@ pub(crate) async fn handle(
                     metrics: service.metrics.clone(),
                     track: choice.track,
                     broken: false,
+                    forced: choice.forced,
+                    client: client_state,
                 };
                 return Response::from_parts(resp_parts, ResponseBody::upstream(resp_body, finish));
             }
@@ -204,10 +320,28 @@ pub(crate) async fn handle(
                 ProxyFailure::Connect
             }
             Ok(Err(e)) => {
+                if let Some(fault) = client_state.fault() {
+                    // The request body broke on the client's side, and the
+                    // upstream exchange with it: not the instance's fault.
+                    tracing::debug!(instance = %target.instance.id, error = %e, "client's request body failed");
+                    return client_fault(&service, choice, Some(&target), fault, &request_id);
+                }
                 tracing::debug!(instance = %target.instance.id, error = %e, "instance failed before answering");
                 ProxyFailure::Upstream
             }
-            Err(_elapsed) => ProxyFailure::Timeout,
+            Err(_elapsed) => {
+                if client_state.stalled_by_client() {
+                    client_state.set_fault(ClientFaultKind::SlowBody);
+                    return client_fault(
+                        &service,
+                        choice,
+                        Some(&target),
+                        ClientFaultKind::SlowBody,
+                        &request_id,
+                    );
+                }
+                ProxyFailure::Timeout
+            }
         };
         drop(guard);
         // One retry, on another instance, for GET/HEAD without a body that
@@ -223,19 +357,15 @@ pub(crate) async fn handle(
                 None => None,
             };
             if let Some(next) = again {
-                target.state.record(Instant::now(), Outcome::ProxyError);
+                if !choice.forced {
+                    target.state.record(Instant::now(), Outcome::ProxyError);
+                }
                 target = next;
                 body = Some(Either::Right(Empty::new()));
                 continue;
             }
         }
-        return failure(
-            &service,
-            choice.track,
-            Some(&target),
-            failure_kind,
-            &request_id,
-        );
+        return failure(&service, choice, Some(&target), failure_kind, &request_id);
     }
 }
 
@@ -250,12 +380,15 @@ fn upstream_uri(target: &Upstream, path: &PathAndQuery) -> Uri {
 /// Records a proxy-made failure and answers it.
 fn failure(
     service: &ServiceEntry,
-    track: Track,
+    choice: TrackChoice,
     target: Option<&Arc<Upstream>>,
     kind: ProxyFailure,
     request_id: &HeaderValue,
 ) -> Response<ResponseBody> {
-    if let Some(target) = target {
+    let track = choice.track;
+    if let Some(target) = target
+        && !choice.forced
+    {
         target.state.record(Instant::now(), Outcome::ProxyError);
     }
     let metrics = service.metrics.track(track);
@@ -271,6 +404,36 @@ fn failure(
         kind.status().as_u16()
     );
     local_response(kind, request_id, Some(&service.name))
+}
+
+/// Records a request that failed by the client's fault (never as an error of
+/// the instance or track) and answers it.
+fn client_fault(
+    service: &ServiceEntry,
+    choice: TrackChoice,
+    target: Option<&Arc<Upstream>>,
+    kind: ClientFaultKind,
+    request_id: &HeaderValue,
+) -> Response<ResponseBody> {
+    if let Some(target) = target
+        && !choice.forced
+    {
+        target.state.record(Instant::now(), Outcome::ClientFault);
+    }
+    let failure = ProxyFailure::Client(kind);
+    let metrics = service.metrics.track(choice.track);
+    metrics.count(failure.status().as_u16());
+    metrics.client_fault(kind.reason());
+    tracing::debug!(
+        service = %service.name,
+        track = %choice.track,
+        instance = target.map(|t| t.instance.id.as_str()),
+        request_id = request_id.to_str().unwrap_or("?"),
+        reason = kind.reason(),
+        "client fault; proxy answered {}",
+        failure.status().as_u16()
+    );
+    local_response(failure, request_id, Some(&service.name))
 }
 
 /// The answer to a pending ACME HTTP-01 challenge.

@@ -1,21 +1,15 @@
 //! Header hygiene of a reverse proxy: hop-by-hop headers removed (RFC 9110 §7.6.1),
-//! `X-Forwarded-For` / `-Proto` / `-Host` set, `X-Request-Id` kept or created, and
-//! the routing overrides read (`X-Cutover-Track`, the sticky cookie).
-
-use std::net::IpAddr;
+//! `Upgrade` kept only for the protocols a service allows, `X-Request-Id` kept
+//! or created, and the sticky cookie read and written. The forwarding headers
+//! are `forwarded.rs`'s, the track override `track_override.rs`'s.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::table::Track;
+use crate::table::{ServiceSpec, Track};
 
-/// Request header that forces a track: `canary` or `stable`.
-pub const TRACK_HEADER: &str = "x-cutover-track";
 /// Request id header, created when the client sent none.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -77,27 +71,22 @@ pub(crate) fn wants_upgrade(headers: &HeaderMap) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
-/// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto` and
-/// `X-Forwarded-Host`.
-pub(crate) fn set_forwarded(
-    headers: &mut HeaderMap,
-    client: IpAddr,
-    proto: &'static str,
-    host: Option<&str>,
-) {
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {client}"),
-        _ => client.to_string(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+/// True when every protocol the request's `Upgrade` header names is one
+/// `spec` allows (see [`ServiceSpec::allowed_upgrades`]).
+pub(crate) fn upgrade_allowed(headers: &HeaderMap, spec: &ServiceSpec) -> bool {
+    let mut any = false;
+    for value in headers.get_all(header::UPGRADE) {
+        let Ok(value) = value.to_str() else {
+            return false;
+        };
+        for protocol in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if !spec.allows_upgrade(protocol) {
+                return false;
+            }
+            any = true;
+        }
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    if let Some(host) = host
-        && let Ok(v) = HeaderValue::from_str(host)
-    {
-        headers.insert(X_FORWARDED_HOST.clone(), v);
-    }
+    any
 }
 
 /// The request's id: the client's `X-Request-Id` when it is short printable
@@ -126,14 +115,6 @@ pub(crate) fn set_request_id(headers: &mut HeaderMap, id: &HeaderValue) {
     headers.insert(X_REQUEST_ID.clone(), id.clone());
 }
 
-/// The track forced by `X-Cutover-Track`, if any.
-pub(crate) fn forced_track(headers: &HeaderMap) -> Option<Track> {
-    headers
-        .get(TRACK_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| Track::parse(v.trim()))
-}
-
 /// The track named by cookie `name`, if the request carries it.
 pub(crate) fn cookie_track(headers: &HeaderMap, name: &str) -> Option<Track> {
     headers
@@ -156,7 +137,9 @@ pub(crate) fn sticky_cookie(name: &str, track: Track) -> Option<HeaderValue> {
 }
 
 /// The request's `host[:port]`: the URI's authority (HTTP/2, absolute-form) or
-/// the `Host` header.
+/// the `Host` header, unchecked. Requests that reach the routes have passed
+/// `host.rs`, which refuses the ambiguous ones; this is for answers made before
+/// that (the HTTP → HTTPS redirect).
 pub(crate) fn host_of<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a str> {
     uri.authority()
         .map(|a| a.as_str())
@@ -221,20 +204,6 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_is_appended() {
-        let mut h = map(&[("x-forwarded-for", "10.0.0.1")]);
-        set_forwarded(
-            &mut h,
-            "127.0.0.1".parse().expect("ip"),
-            "http",
-            Some("example.com"),
-        );
-        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
-        assert_eq!(h["x-forwarded-proto"], "http");
-        assert_eq!(h["x-forwarded-host"], "example.com");
-    }
-
-    #[test]
     fn request_id_is_kept_or_created() {
         let mut h = map(&[("x-request-id", "abc-123")]);
         assert_eq!(ensure_request_id(&mut h), "abc-123");
@@ -245,9 +214,34 @@ mod tests {
     }
 
     #[test]
-    fn overrides_are_read_from_header_and_cookie() {
-        let h = map(&[("x-cutover-track", "Canary"), ("cookie", "a=1; ct=stable")]);
-        assert_eq!(forced_track(&h), Some(Track::Canary));
+    fn only_allowed_upgrades_pass() {
+        let default = ServiceSpec::default();
+        let ws = map(&[("connection", "upgrade"), ("upgrade", "WebSocket")]);
+        assert!(upgrade_allowed(&ws, &default));
+        let h2c = map(&[
+            ("connection", "upgrade, http2-settings"),
+            ("upgrade", "h2c"),
+        ]);
+        assert!(!upgrade_allowed(&h2c, &default));
+        let both = map(&[("upgrade", "websocket, h2c")]);
+        assert!(!upgrade_allowed(&both, &default));
+        let mut spec = ServiceSpec {
+            allowed_upgrades: vec!["h2c".into()],
+            ..ServiceSpec::default()
+        };
+        assert!(upgrade_allowed(&h2c, &spec));
+        assert!(!upgrade_allowed(&ws, &spec), "a list replaces the default");
+        spec.allowed_upgrades.push("websocket".into());
+        assert!(upgrade_allowed(&both, &spec));
+        let versioned = map(&[("upgrade", "foo/2")]);
+        spec.allowed_upgrades = vec!["FOO".into()];
+        assert!(upgrade_allowed(&versioned, &spec));
+        assert!(!upgrade_allowed(&HeaderMap::new(), &spec));
+    }
+
+    #[test]
+    fn the_sticky_cookie_is_read() {
+        let h = map(&[("cookie", "a=1; ct=stable")]);
         assert_eq!(cookie_track(&h, "ct"), Some(Track::Stable));
         assert_eq!(cookie_track(&h, "other"), None);
     }

@@ -11,12 +11,18 @@
 //! ```text
 //! client ─► server.rs (accept, cap, TLS, timers, HTTP/1.1 + HTTP/2, redirect, shutdown)
 //!             ├► certs.rs   certificates by SNI, TLS-ALPN-01 answers
-//!             └► forward.rs (route, choose, clean headers, send, retry, 502/504)
-//!                  ├► table.rs    routes, services, tracks, weights (immutable)
-//!                  ├► balance.rs  track by header / cookie / weight; instance by P2C
-//!                  ├► headers.rs  hop-by-hop, X-Forwarded-*, X-Request-Id
-//!                  ├► upgrade.rs  WebSocket and other Upgrade tunnels
-//!                  └► body.rs     streamed response; bookkeeping when it ends
+//!             └► forward.rs (route, choose, clean headers, send, retry,
+//!                            400/404/408/413/502/504)
+//!                  ├► acme_http01.rs    pending ACME HTTP-01 answers, before routing
+//!                  ├► host.rs           one host: missing / repeated / mismatched → 400
+//!                  ├► table.rs          routes, services, tracks, weights (immutable)
+//!                  ├► track_override.rs who may force a track (closed by default)
+//!                  ├► balance.rs        track by override / cookie / weight; instance by P2C
+//!                  ├► headers.rs        hop-by-hop, allowed Upgrade, X-Request-Id
+//!                  ├► forwarded.rs      X-Forwarded-*, Forwarded, X-Real-IP (trusted proxies)
+//!                  ├► upgrade.rs        WebSocket and other allowed Upgrade tunnels
+//!                  └► body.rs           request body (limit, client faults); streamed
+//!                       │               response; bookkeeping when it ends
 //!                       ├► instance.rs  in-flight counts, drain, suspect marks
 //!                       ├► observe.rs   sliding-window counts and HDR latency
 //!                       └► metrics.rs   Prometheus counters and histograms
@@ -31,13 +37,16 @@ mod body;
 pub mod certs;
 mod config;
 mod forward;
+mod forwarded;
 mod headers;
+mod host;
 mod instance;
 mod limits;
 pub mod metrics;
 mod observe;
 mod server;
 mod table;
+mod track_override;
 mod upgrade;
 
 use std::future::Future;
@@ -54,7 +63,7 @@ pub use acme_http01::{HTTP01_PATH_PREFIX, Http01Challenges};
 pub use body::{BoxError, ResponseBody};
 pub use certs::{Certificates, TlsError};
 pub use config::*;
-pub use headers::{REQUEST_ID_HEADER, TRACK_HEADER};
+pub use headers::REQUEST_ID_HEADER;
 pub use instance::{DrainOutcome, InFlight};
 pub use limits::raise_nofile_limit;
 pub use observe::{Observation, SLOT_WIDTH, StatusClasses};
@@ -64,6 +73,7 @@ pub use table::{
     Instance, InstanceId, Route, RouteTable, ServiceSpec, ServiceView, TOTAL_WEIGHT_BP, TableError,
     Track, Weights,
 };
+pub use track_override::{TRACK_HEADER, TRACK_SECRET_HEADER, TrackOverride};
 
 use forward::UpstreamClient;
 use instance::{InstanceState, Registry, lock};

@@ -22,6 +22,15 @@ pub const REQUEST_DURATION_SECONDS: &str = "cutover_proxy_request_duration_secon
 /// Responses the proxy made itself, by service, track and reason.
 pub const PROXY_ERRORS_TOTAL: &str = "cutover_proxy_errors_total";
 
+/// Requests that failed by the client's fault, by service, track and reason
+/// (`bad_body`, `body_too_large`, `slow_body`, `upgrade_refused`); never
+/// counted as errors.
+pub const CLIENT_FAULTS_TOTAL: &str = "cutover_proxy_client_faults_total";
+/// Requests whose track was forced with an honoured `X-Cutover-Track`, by
+/// service and track. They are also in [`REQUESTS_TOTAL`] (and its errors in
+/// [`PROXY_ERRORS_TOTAL`]) but never in the observations the analysis reads.
+pub const FORCED_REQUESTS_TOTAL: &str = "cutover_proxy_forced_requests_total";
+
 /// Histogram buckets (seconds) for [`REQUEST_DURATION_SECONDS`], for the
 /// recorder's configuration.
 pub const DURATION_BUCKETS_SECONDS: &[f64] = &[
@@ -45,6 +54,16 @@ pub fn describe() {
         Unit::Count,
         "Responses cutover's proxy made itself (no instance, connect failure, timeout)."
     );
+    metrics::describe_counter!(
+        CLIENT_FAULTS_TOTAL,
+        Unit::Count,
+        "Requests that failed by the client's fault (malformed, cut short, too large or stalled body); not errors of the app."
+    );
+    metrics::describe_counter!(
+        FORCED_REQUESTS_TOTAL,
+        Unit::Count,
+        "Requests whose track was forced with X-Cutover-Track; left out of the canary analysis."
+    );
     describe_connections();
 }
 
@@ -58,6 +77,7 @@ pub(crate) struct TrackMetrics {
     track: Track,
     by_code: Box<[OnceLock<Counter>]>,
     duration: OnceLock<Histogram>,
+    forced: OnceLock<Counter>,
 }
 
 impl TrackMetrics {
@@ -67,6 +87,7 @@ impl TrackMetrics {
             track,
             by_code: (0..CODES).map(|_| OnceLock::new()).collect(),
             duration: OnceLock::new(),
+            forced: OnceLock::new(),
         }
     }
 
@@ -94,6 +115,29 @@ impl TrackMetrics {
                 )
             })
             .record(seconds);
+    }
+
+    pub(crate) fn forced(&self) {
+        self.forced
+            .get_or_init(|| {
+                metrics::counter!(
+                    FORCED_REQUESTS_TOTAL,
+                    "service" => self.service.clone(),
+                    "track" => self.track.as_str()
+                )
+            })
+            .increment(1);
+    }
+
+    pub(crate) fn client_fault(&self, reason: &'static str) {
+        // Rare: no cache needed.
+        metrics::counter!(
+            CLIENT_FAULTS_TOTAL,
+            "service" => self.service.clone(),
+            "track" => self.track.as_str(),
+            "reason" => reason
+        )
+        .increment(1);
     }
 
     pub(crate) fn proxy_error(&self, reason: &'static str) {

@@ -1,6 +1,12 @@
 //! Observations for analysis: per instance, response counts by status class,
 //! proxy-made errors, and latency, over a sliding window of recent seconds.
 //!
+//! What the analysis must not see never gets here: requests whose track was
+//! forced with `X-Cutover-Track` are not recorded at all, and requests that
+//! failed by the client's fault (a malformed, cut-short or too large body) are
+//! only counted in [`Observation::client_faults`], outside the request count
+//! and the error rate.
+//!
 //! The window is a ring of one-second slots, each with its own counters and HDR
 //! histogram. Recording touches one slot; a slot older than the ring is reset on
 //! reuse. Reading merges the slots that fall inside the asked span, so error rate
@@ -27,6 +33,9 @@ pub(crate) enum Outcome {
     Response { status: u16, latency: Duration },
     /// The proxy answered by itself (connect failure, timeout).
     ProxyError,
+    /// The request failed by the client's fault (malformed, cut short or too
+    /// large body); never an error of the instance.
+    ClientFault,
 }
 
 /// Response counts by status class.
@@ -78,6 +87,10 @@ pub struct Observation {
     pub statuses: StatusClasses,
     /// Responses the proxy made itself (502, 504) for lack of an upstream answer.
     pub proxy_errors: u64,
+    /// Requests that failed by the client's fault (malformed, cut short or too
+    /// large request body). Not part of [`Observation::requests`] nor of the
+    /// error rate: a client cannot make an instance look broken.
+    pub client_faults: u64,
     latency_us: Histogram<u32>,
 }
 
@@ -87,6 +100,7 @@ impl Observation {
             span,
             statuses: StatusClasses::default(),
             proxy_errors: 0,
+            client_faults: 0,
             latency_us: new_histogram(),
         }
     }
@@ -128,6 +142,7 @@ impl Observation {
     pub fn merge(&mut self, other: &Observation) {
         self.statuses.merge(&other.statuses);
         self.proxy_errors += other.proxy_errors;
+        self.client_faults += other.client_faults;
         // Both histograms share bounds, so adding cannot fail.
         let _ = self.latency_us.add(&other.latency_us);
     }
@@ -144,6 +159,7 @@ struct Slot {
     second: u64,
     statuses: StatusClasses,
     proxy_errors: u64,
+    client_faults: u64,
     /// Allocated on the first latency recorded in this slot (about 10 KiB), so
     /// an idle instance costs almost nothing.
     latency_us: Option<Histogram<u32>>,
@@ -154,6 +170,7 @@ impl Slot {
         self.second = second;
         self.statuses = StatusClasses::default();
         self.proxy_errors = 0;
+        self.client_faults = 0;
         if let Some(h) = &mut self.latency_us {
             h.reset();
         }
@@ -177,6 +194,7 @@ impl Window {
                 second: u64::MAX,
                 statuses: StatusClasses::default(),
                 proxy_errors: 0,
+                client_faults: 0,
                 latency_us: None,
             })
             .collect();
@@ -203,6 +221,7 @@ impl Window {
                 let _ = slot.latency_us.get_or_insert_with(new_histogram).record(us);
             }
             Outcome::ProxyError => slot.proxy_errors += 1,
+            Outcome::ClientFault => slot.client_faults += 1,
         }
     }
 
@@ -228,6 +247,7 @@ impl Window {
             if slot.second != u64::MAX && slot.second >= oldest && slot.second <= current {
                 into.statuses.merge(&slot.statuses);
                 into.proxy_errors += slot.proxy_errors;
+                into.client_faults += slot.client_faults;
                 if let Some(h) = &slot.latency_us {
                     let _ = into.latency_us.add(h);
                 }
@@ -274,8 +294,10 @@ mod tests {
             );
         }
         w.record(t0, Outcome::ProxyError);
+        w.record(t0, Outcome::ClientFault);
         let obs = w.read(t0, Duration::from_secs(1));
         assert_eq!(obs.requests(), 106);
+        assert_eq!(obs.client_faults, 1);
         assert_eq!(obs.statuses.success, 100);
         assert_eq!(obs.statuses.server_error, 5);
         let rate = obs.error_rate().expect("has data");

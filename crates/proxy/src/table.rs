@@ -239,6 +239,16 @@ pub struct ServiceSpec {
     /// When set, the name of a cookie that pins a client to the track it was
     /// first sent to, for as long as both tracks get traffic.
     pub sticky_cookie: Option<String>,
+    /// `Upgrade` protocols passed through to the app (compared
+    /// case-insensitively, on the name before any `/version`). Empty (the
+    /// default) means `websocket` only; a non-empty list replaces that
+    /// default, so list `websocket` too if the app needs it. A request asking
+    /// for any other protocol (`h2c`, notably) is forwarded as an ordinary
+    /// request without its `Upgrade` header.
+    pub allowed_upgrades: Vec<String>,
+    /// Largest request body this service accepts, in bytes (413 beyond it);
+    /// `None` uses [`crate::ProxyConfig::max_request_body`].
+    pub max_request_body: Option<u64>,
 }
 
 impl ServiceSpec {
@@ -246,7 +256,23 @@ impl ServiceSpec {
     pub fn sticky(cookie: impl Into<String>) -> ServiceSpec {
         ServiceSpec {
             sticky_cookie: Some(cookie.into()),
+            ..ServiceSpec::default()
         }
+    }
+
+    /// True when `protocol` (one entry of an `Upgrade` header, like
+    /// `websocket` or `h2c` or `foo/2`) may be passed through to the app.
+    pub fn allows_upgrade(&self, protocol: &str) -> bool {
+        let name = protocol.split('/').next().unwrap_or("").trim();
+        if name.is_empty() {
+            return false;
+        }
+        if self.allowed_upgrades.is_empty() {
+            return name.eq_ignore_ascii_case("websocket");
+        }
+        self.allowed_upgrades
+            .iter()
+            .any(|allowed| allowed.trim().eq_ignore_ascii_case(name))
     }
 }
 

@@ -221,29 +221,47 @@ fn tokio_stream_from<T: Send + 'static>(
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-/// A proxy serving on a loopback port, with one service "app" on all routes.
+/// A proxy serving on a loopback port, with one service ("app" unless named
+/// otherwise) on all routes.
 pub struct TestProxy {
     pub proxy: Proxy,
     pub addr: SocketAddr,
+    pub service: String,
     shutdown: Option<oneshot::Sender<()>>,
     pub served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestProxy {
     pub async fn start(config: ProxyConfig, spec: ServiceSpec) -> TestProxy {
-        TestProxy::start_with(config, spec, ListenerSpec::plain()).await
+        TestProxy::start_service("app", config, spec).await
     }
 
-    /// A proxy whose first listener serves as `listener` says.
+    /// A proxy whose one service is `service`: a name no other test uses keeps
+    /// its Prometheus series to itself (the recorder is shared by the binary).
+    pub async fn start_service(service: &str, config: ProxyConfig, spec: ServiceSpec) -> TestProxy {
+        TestProxy::start_full(service, config, spec, ListenerSpec::plain()).await
+    }
+
+    /// A proxy with one service "app" whose first listener serves as
+    /// `listener_spec` says.
     pub async fn start_with(
+        config: ProxyConfig,
+        spec: ServiceSpec,
+        listener_spec: ListenerSpec,
+    ) -> TestProxy {
+        TestProxy::start_full("app", config, spec, listener_spec).await
+    }
+
+    async fn start_full(
+        service: &str,
         config: ProxyConfig,
         spec: ServiceSpec,
         listener_spec: ListenerSpec,
     ) -> TestProxy {
         prometheus();
         let proxy = Proxy::new(config);
-        proxy.set_service("app", spec).expect("service");
-        proxy.set_routes(vec![Route::any("app")]).expect("routes");
+        proxy.set_service(service, spec).expect("service");
+        proxy.set_routes(vec![Route::any(service)]).expect("routes");
         let listener =
             cutover_proxy::bind_listener(([127, 0, 0, 1], 0).into()).expect("bind proxy");
         let addr = listener.local_addr().expect("addr");
@@ -258,6 +276,7 @@ impl TestProxy {
         TestProxy {
             proxy,
             addr,
+            service: service.to_owned(),
             shutdown: Some(tx),
             served: Some(served),
         }
@@ -272,14 +291,14 @@ impl TestProxy {
     pub fn set_tracks(&self, stable: &[&Upstream], canary: &[&Upstream]) {
         self.proxy
             .set_instances(
-                "app",
+                &self.service,
                 Track::Stable,
                 stable.iter().map(|u| u.instance()).collect(),
             )
             .expect("stable");
         self.proxy
             .set_instances(
-                "app",
+                &self.service,
                 Track::Canary,
                 canary.iter().map(|u| u.instance()).collect(),
             )
@@ -348,4 +367,64 @@ pub async fn get(client: &TestClient, url: &str) -> Got {
 /// An address on which nothing listens (connections are refused).
 pub fn dead_addr() -> SocketAddr {
     cutover_kit::ports::free_addr().expect("a free loopback port")
+}
+
+/// Sends raw bytes on a new connection, then (with `half_close`) shuts the
+/// write side, and reads the answer: one response head and its
+/// `Content-Length` body, or whatever arrives before the connection closes.
+/// Empty when the proxy closed without answering.
+pub async fn raw_request(addr: SocketAddr, bytes: &[u8], half_close: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    if half_close {
+        s.shutdown().await.expect("shutdown write");
+    }
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if out.len() >= end + 4 + len {
+                break;
+            }
+        }
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => panic!(
+                "no complete answer in 10 s; got {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The lines of the Prometheus output that are samples of `metric` for
+/// `service`.
+pub fn samples(metric: &str, service: &str) -> Vec<String> {
+    let label = format!("service=\"{service}\"");
+    prometheus()
+        .render()
+        .lines()
+        .filter(|l| l.starts_with(metric) && l.contains(&label))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Sum of the samples of `metric` for `service` whose labels contain every
+/// one of `labels` (like `track="canary"`).
+pub fn sample_sum(metric: &str, service: &str, labels: &[&str]) -> f64 {
+    samples(metric, service)
+        .iter()
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

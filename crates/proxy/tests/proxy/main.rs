@@ -2,8 +2,12 @@
 //! servers started by the tests, a real client. One test binary, one module per
 //! concern (ripgrep style).
 
+mod body_limit;
+mod client_faults;
 mod common;
 mod failures;
+mod forwarding;
+mod host;
 mod http01;
 mod hygiene;
 mod limits;
@@ -13,4 +17,5 @@ mod split;
 mod switching;
 mod table_props;
 mod tls;
+mod track_override;
 mod upgrade;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use cutover_proxy::{ProxyConfig, ServiceSpec, Weights};
+use cutover_proxy::{ProxyConfig, ServiceSpec, TrackOverride, Weights};
 use http_body_util::Full;
 use hyper::Request;
 
@@ -36,7 +36,15 @@ async fn ten_percent_canary_lands_within_one_and_a_half_points() {
 async fn header_override_forces_a_track() {
     let stable = Upstream::start("stable-h").await;
     let canary = Upstream::start("canary-h").await;
-    let p = TestProxy::with_tracks(&[&stable], &[&canary]).await;
+    let config = ProxyConfig {
+        track_override: Some(TrackOverride {
+            secret: Some("split-test-secret".into()),
+            trusted_sources: vec![],
+        }),
+        ..ProxyConfig::default()
+    };
+    let p = TestProxy::start(config, ServiceSpec::default()).await;
+    p.set_tracks(&[&stable], &[&canary]);
     // No traffic on canary by weight, yet the header reaches it.
     p.proxy
         .set_weights("app", Weights::ALL_STABLE)
@@ -45,11 +53,13 @@ async fn header_override_forces_a_track() {
     for _ in 0..50 {
         let req = Request::get(p.url("/"))
             .header("x-cutover-track", "canary")
+            .header("x-cutover-track-secret", "split-test-secret")
             .body(Full::new(Bytes::new()))
             .expect("req");
         assert_eq!(send(&c, req).await.body, "canary-h");
         let req = Request::get(p.url("/"))
             .header("x-cutover-track", "stable")
+            .header("x-cutover-track-secret", "split-test-secret")
             .body(Full::new(Bytes::new()))
             .expect("req");
         assert_eq!(send(&c, req).await.body, "stable-h");
@@ -60,6 +70,7 @@ async fn header_override_forces_a_track() {
         .expect("set");
     let req = Request::get(p.url("/"))
         .header("x-cutover-track", "stable")
+        .header("x-cutover-track-secret", "split-test-secret")
         .body(Full::new(Bytes::new()))
         .expect("req");
     assert_eq!(send(&c, req).await.body, "stable-h");

@@ -84,3 +84,59 @@ async fn websocket_keeps_running_while_draining_until_the_timeout() {
     // At the timeout the tunnel is cut.
     assert_eq!(echo(&mut ws, "after").await, None);
 }
+
+const H2C_UPGRADE: &str = "Host: shop.example\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_is_not_tunnelled() {
+    let up = Upstream::start("h2c-up").await;
+    let p = TestProxy::with_tracks(&[&up], &[]).await;
+    // The app gets an ordinary request: no Upgrade, no HTTP2-Settings.
+    let raw = format!("GET /echo-headers HTTP/1.1\r\n{H2C_UPGRADE}\r\n");
+    let answer = crate::common::raw_request(p.addr, raw.as_bytes(), false).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    let lower = answer.to_ascii_lowercase();
+    assert!(!lower.contains("upgrade: h2c"), "{answer:?}");
+    assert!(!lower.contains("http2-settings"), "{answer:?}");
+
+    // An app that switches protocols anyway is not followed: no 101, no
+    // tunnel, and the client (who asked) gets the 400, not the app an error.
+    let raw = format!(
+        "GET /ws HTTP/1.1\r\n{H2C_UPGRADE}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    let answer = crate::common::raw_request(p.addr, raw.as_bytes(), false).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    assert!(answer.contains("Upgrade protocol"), "{answer:?}");
+    let id = InstanceId::from("h2c-up");
+    assert_eq!(p.proxy.in_flight(&id).upgraded, 0);
+    let obs = p
+        .proxy
+        .observe(&id, Duration::from_secs(60))
+        .expect("known instance");
+    assert_eq!(obs.proxy_errors, 0, "{obs:?}");
+    assert_eq!(obs.client_faults, 1, "{obs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_may_allow_more_upgrades() {
+    let up = Upstream::start("h2c-allowed").await;
+    let spec = cutover_proxy::ServiceSpec {
+        allowed_upgrades: vec!["h2c".into()],
+        ..cutover_proxy::ServiceSpec::default()
+    };
+    let p = TestProxy::start(cutover_proxy::ProxyConfig::default(), spec).await;
+    p.set_tracks(&[&up], &[]);
+    let raw = format!(
+        "GET /ws HTTP/1.1\r\n{H2C_UPGRADE}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    let answer = crate::common::raw_request(p.addr, raw.as_bytes(), false).await;
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer:?}");
+    // And websocket, no longer in the list, is not tunnelled for this service.
+    let raw = "GET /echo-headers HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    let answer = crate::common::raw_request(p.addr, raw.as_bytes(), false).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("upgrade: websocket"),
+        "{answer:?}"
+    );
+}
