@@ -580,3 +580,54 @@ async fn a_tls_client_that_never_finishes_its_handshake_is_closed_at_the_deadlin
     .expect("closed in time");
     assert!(rest.is_empty(), "{read:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_sets_hsts_itself_keeps_its_value() {
+    // An app answering with its own Strict-Transport-Security.
+    let app = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind app");
+    let app_addr = app.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = app.accept().await {
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    hyper::Response::builder()
+                        .header("strict-transport-security", "max-age=5; includeSubDomains")
+                        .body(http_body_util::Full::new(bytes::Bytes::from_static(b"own")))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let pki = Pki::new();
+    let certs = Certificates::new();
+    certs.set("main", pki.leaf(&["a.test"]).key).expect("set");
+    let config = ProxyConfig {
+        hsts: Some(Duration::from_secs(31_536_000)),
+        ..ProxyConfig::default()
+    };
+    let p = TestProxy::start_with(
+        config,
+        ServiceSpec::default(),
+        ListenerSpec::tls(certs.server_config()),
+    )
+    .await;
+    p.proxy
+        .set_instances(
+            "app",
+            cutover_proxy::Track::Stable,
+            vec![cutover_proxy::Instance::new("own-hsts", app_addr)],
+        )
+        .expect("instances");
+    let out = curl_headers(&pki, p.addr, "--http1.1")
+        .await
+        .to_ascii_lowercase();
+    assert!(
+        out.contains("strict-transport-security: max-age=5; includesubdomains"),
+        "{out}"
+    );
+    assert_eq!(out.matches("strict-transport-security").count(), 1, "{out}");
+}
