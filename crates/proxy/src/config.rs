@@ -87,7 +87,9 @@ pub struct ProxyConfig {
     pub hsts: Option<Duration>,
     /// Deadline for a new connection's first request head, measured from
     /// accept: covers the TLS handshake and the HTTP/2 preface. A connection
-    /// that has not sent a whole request head by then is closed.
+    /// that has not sent a whole request head by then is closed. (On
+    /// HTTP/1.1, `client_idle_timeout` also bounds the wait for a head: the
+    /// shorter one applies.)
     pub first_request_timeout: Duration,
     /// Most client connections open at once over all listeners of this proxy
     /// (upgraded tunnels included). Beyond it the proxy stops accepting; new

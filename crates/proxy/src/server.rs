@@ -57,6 +57,26 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// How long a TLS-ALPN-01 validation connection gets to read our close_notify.
 const ACME_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Backlog of listeners made by [`bind_listener`]: connections the kernel has
+/// completed but the proxy has not accepted yet (the kernel caps it at
+/// `net.core.somaxconn`, 4096 by default since Linux 5.4). Connections over
+/// [`crate::ProxyConfig::max_connections`] wait here; std's and tokio's
+/// `bind` use 128, which drops handshakes under a burst.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A TCP listener for [`crate::Proxy::serve_with`]: `SO_REUSEADDR`, and a
+/// backlog of [`LISTEN_BACKLOG`].
+pub fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// How one listener serves: with or without TLS, and in which role.
 #[derive(Debug, Clone)]
 pub struct ListenerSpec {
@@ -322,15 +342,16 @@ impl Listener {
                         tracing::debug!(%peer, "no request head by the first request deadline; closing");
                         return;
                     }
-                    Some(Timer::H2Idle) => {
-                        if streams.idle_since().is_some_and(|since| since + h2_idle <= Instant::now()) {
-                            metrics::counter!(m::IDLE_CLOSED_TOTAL, "kind" => "h2").increment(1);
-                            tracing::debug!(%peer, "HTTP/2 connection idle; sending GOAWAY");
-                            conn.as_mut().graceful_shutdown();
-                            closing = true;
-                        }
+                    // Re-checked: a stream may have opened at the last moment.
+                    Some(Timer::H2Idle)
+                        if streams.idle_since().is_some_and(|since| since + h2_idle <= Instant::now()) =>
+                    {
+                        metrics::counter!(m::IDLE_CLOSED_TOTAL, "kind" => "h2").increment(1);
+                        tracing::debug!(%peer, "HTTP/2 connection idle; sending GOAWAY");
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
                     }
-                    None => {}
+                    Some(Timer::H2Idle) | None => {}
                 },
                 () = changed => {}
                 _ = self.graceful.cancelled(), if !closing => {
@@ -351,7 +372,8 @@ impl Listener {
     ) -> Response<ResponseBody> {
         let mut resp = match self.role {
             ListenerRole::RedirectToHttps { https_port }
-                if !req.uri().path().starts_with(crate::HTTP01_PATH_PREFIX) =>
+                if req.method() != http::Method::GET
+                    || !req.uri().path().starts_with(crate::HTTP01_PATH_PREFIX) =>
             {
                 redirect(&req, https_port)
             }

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cutover_proxy::{Instance, Proxy, ProxyConfig, Route, ServiceSpec, Track};
+use cutover_proxy::{Instance, ListenerSpec, Proxy, ProxyConfig, Route, ServiceSpec, Track};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
@@ -239,16 +239,36 @@ impl TestProxy {
     /// A proxy whose one service is `service`: a name no other test uses keeps
     /// its Prometheus series to itself (the recorder is shared by the binary).
     pub async fn start_service(service: &str, config: ProxyConfig, spec: ServiceSpec) -> TestProxy {
+        TestProxy::start_full(service, config, spec, ListenerSpec::plain()).await
+    }
+
+    /// A proxy with one service "app" whose first listener serves as
+    /// `listener_spec` says.
+    pub async fn start_with(
+        config: ProxyConfig,
+        spec: ServiceSpec,
+        listener_spec: ListenerSpec,
+    ) -> TestProxy {
+        TestProxy::start_full("app", config, spec, listener_spec).await
+    }
+
+    async fn start_full(
+        service: &str,
+        config: ProxyConfig,
+        spec: ServiceSpec,
+        listener_spec: ListenerSpec,
+    ) -> TestProxy {
         prometheus();
         let proxy = Proxy::new(config);
         proxy.set_service(service, spec).expect("service");
         proxy.set_routes(vec![Route::any(service)]).expect("routes");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let listener =
+            cutover_proxy::bind_listener(([127, 0, 0, 1], 0).into()).expect("bind proxy");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let p = proxy.clone();
         let served = tokio::spawn(async move {
-            p.serve(listener, async move {
+            p.serve_with(listener, listener_spec, async move {
                 let _ = rx.await;
             })
             .await
@@ -283,6 +303,16 @@ impl TestProxy {
                 canary.iter().map(|u| u.instance()).collect(),
             )
             .expect("canary");
+    }
+
+    /// Serves another listener of the same proxy (until the test ends).
+    pub async fn add_listener(&self, spec: ListenerSpec) -> SocketAddr {
+        let listener =
+            cutover_proxy::bind_listener(([127, 0, 0, 1], 0).into()).expect("bind proxy");
+        let addr = listener.local_addr().expect("addr");
+        let p = self.proxy.clone();
+        tokio::spawn(async move { p.serve_with(listener, spec, std::future::pending()).await });
+        addr
     }
 
     pub fn url(&self, path: &str) -> String {
