@@ -62,7 +62,7 @@ pub struct ApiClient {
 #[derive(Clone)]
 enum Transport {
     /// Plain HTTP, pooled.
-    Plain(Client<HttpConnector, Full<Bytes>>),
+    Plain(Box<Client<HttpConnector, Full<Bytes>>>),
     /// HTTPS, one connection per call (the CLI makes few).
     Tls(Arc<cutover_proxy::rustls::ClientConfig>),
 }
@@ -73,7 +73,9 @@ impl ApiClient {
         ApiClient {
             addr,
             token,
-            transport: Transport::Plain(Client::builder(TokioExecutor::new()).build_http()),
+            transport: Transport::Plain(Box::new(
+                Client::builder(TokioExecutor::new()).build_http(),
+            )),
         }
     }
 

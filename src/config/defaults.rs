@@ -99,7 +99,7 @@ pub const ABORT_ERROR_RATE_FACTOR: f64 = 3.0;
 pub(crate) fn duration_text(duration: Duration) -> String {
     const DAY: u64 = 24 * 60 * 60;
     let secs = duration.as_secs();
-    if duration.subsec_nanos() == 0 && secs >= DAY && secs % DAY == 0 {
+    if duration.subsec_nanos() == 0 && secs >= DAY && secs.is_multiple_of(DAY) {
         format!("{}d", secs / DAY)
     } else {
         humantime::format_duration(duration).to_string()
@@ -111,9 +111,9 @@ pub(crate) fn size_text(bytes: u64) -> String {
     const KIB: u64 = 1024;
     match bytes {
         0 => "0".to_owned(),
-        b if b % (KIB * KIB * KIB) == 0 => format!("{}g", b / (KIB * KIB * KIB)),
-        b if b % (KIB * KIB) == 0 => format!("{}m", b / (KIB * KIB)),
-        b if b % KIB == 0 => format!("{}k", b / KIB),
+        b if b.is_multiple_of(KIB * KIB * KIB) => format!("{}g", b / (KIB * KIB * KIB)),
+        b if b.is_multiple_of(KIB * KIB) => format!("{}m", b / (KIB * KIB)),
+        b if b.is_multiple_of(KIB) => format!("{}k", b / KIB),
         b => b.to_string(),
     }
 }
