@@ -1152,3 +1152,23 @@ fn json_schema_describes_the_edge_keys() {
     );
     assert!(service.get("max_request_body").is_some());
 }
+
+#[test]
+fn the_complete_example_of_the_reference_is_valid() {
+    let reference = include_str!("../../docs/config.md");
+    let example = reference
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/config.md starts with a toml example");
+    let lookup = |name: &str| match name {
+        "DATABASE_URL" => Ok("postgres://shop@db.local/shop".to_owned()),
+        "CUTOVER_TRACK_SECRET" => Ok("a-secret-of-at-least-16-bytes".to_owned()),
+        _ => Err(VarError::NotPresent),
+    };
+    let config = parse_with_env(example, Path::new("/srv/shop/cutover.toml"), &lookup)
+        .unwrap_or_else(|err| panic!("{}", render(&err)));
+    let production = &config.environments["production"];
+    assert!(production.tls.is_some());
+    assert_eq!(production.limits, LimitsConfig::default());
+}
