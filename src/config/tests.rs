@@ -1172,3 +1172,60 @@ fn the_complete_example_of_the_reference_is_valid() {
     assert!(production.tls.is_some());
     assert_eq!(production.limits, LimitsConfig::default());
 }
+
+#[test]
+fn api_exposure_follows_the_address_tls_and_allow_plaintext() {
+    let server = |listen: &str, tls: bool, allow_plaintext: bool| ServerConfig {
+        listen: addr(listen),
+        tls: tls.then(|| TlsFilesConfig {
+            cert: PathBuf::from("/c.pem"),
+            key: PathBuf::from("/c.key"),
+        }),
+        allow_plaintext,
+        metrics_listen: None,
+    };
+    for loopback in [
+        "127.0.0.1:7070",
+        "127.0.0.2:7070",
+        "[::1]:7070",
+        "[::ffff:127.0.0.1]:7070",
+    ] {
+        assert_eq!(
+            server(loopback, false, false).exposure(),
+            ApiExposure::Loopback,
+            "{loopback}"
+        );
+        assert_eq!(
+            server(loopback, true, false).exposure(),
+            ApiExposure::Loopback,
+            "{loopback}"
+        );
+    }
+    for open in [
+        "0.0.0.0:7070",
+        "[::]:7070",
+        "192.0.2.10:7070",
+        "[2001:db8::1]:7070",
+    ] {
+        assert_eq!(
+            server(open, false, false).exposure(),
+            ApiExposure::PlaintextRefused,
+            "{open}"
+        );
+        assert_eq!(
+            server(open, false, true).exposure(),
+            ApiExposure::PlaintextAllowed,
+            "{open}"
+        );
+        assert_eq!(
+            server(open, true, false).exposure(),
+            ApiExposure::Tls,
+            "{open}"
+        );
+        assert_eq!(
+            server(open, true, true).exposure(),
+            ApiExposure::Tls,
+            "{open}"
+        );
+    }
+}
