@@ -375,3 +375,45 @@ fn the_daemon_raises_its_open_file_limit_and_preflight_reports_it() {
         app.daemon_log()
     );
 }
+
+#[test]
+fn the_track_secret_stays_out_of_check_json_and_the_daemon_log() {
+    let app = TestApp::new("10m");
+    let secret = "e2e-track-secret-0123456789abcdef";
+    app.append_config(
+        "track_override = { secret = \"${E2E_TRACK_SECRET}\", trusted_sources = [\"10.0.0.0/8\"] }\n",
+    );
+    let with_secret = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .arg("-c")
+            .arg(app.config())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("E2E_TRACK_SECRET", secret)
+            .output()
+            .expect("run cutover")
+    };
+    let json = with_secret(&["check", "--json"]);
+    assert!(json.status.success(), "{}", stderr(&json));
+    let text = stdout(&json);
+    assert!(!text.contains(secret), "{text}");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("check --json");
+    let track = &value["environments"]["production"]["track_override"];
+    assert_eq!(track["secret"], "***", "{track}");
+    assert_eq!(track["trusted_sources"], serde_json::json!(["10.0.0.0/8"]));
+
+    let summary = with_secret(&["check"]);
+    assert!(summary.status.success(), "{}", stderr(&summary));
+    assert!(
+        stdout(&summary).contains("track override with the secret or from 10.0.0.0/8")
+            && !stdout(&summary).contains(secret),
+        "{}",
+        stdout(&summary)
+    );
+
+    app.serve_with_env(&[("E2E_TRACK_SECRET", secret), ("CUTOVER_LOG", "debug")]);
+    let status = with_secret(&["status"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    app.stop_daemon();
+    assert!(!app.daemon_log().contains(secret), "{}", app.daemon_log());
+}
