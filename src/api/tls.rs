@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::Router;
 use cutover_proxy::certs::{self, Certificates, TlsError};
 use cutover_proxy::rustls;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -30,6 +30,8 @@ use crate::config::TlsFilesConfig;
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's head (HTTP/1.1).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failed accept (out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -52,7 +54,11 @@ pub async fn serve(
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     loop {
         let tcp = tokio::select! {
             accepted = listener.accept() => match accepted {
