@@ -2,7 +2,9 @@
 //! configured certificate and key (with the proxy's PEM loading, which
 //! refuses an empty chain or a key of another certificate), accepts TLS with
 //! tokio-rustls and serves the API's router with hyper-util (HTTP/1.1 or
-//! HTTP/2 by ALPN), finishing open requests on shutdown. The CLI's side
+//! HTTP/2 by ALPN), finishing open requests on shutdown; it reads the files
+//! again on SIGHUP and when they change (a file that cannot be used keeps the
+//! previous certificate, with a warning). The CLI's side
 //! trusts exactly the certificate the config names (pinned), so a
 //! self-signed certificate works without a CA and a different certificate is
 //! refused whatever signed it.
@@ -35,13 +37,70 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failed accept (out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// The rustls configuration of the API: the certificate of `tls`, ALPN `h2`
-/// and `http/1.1`.
-pub fn server_config(tls: &TlsFilesConfig) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+/// How often the API's certificate files are checked for a change.
+const RELOAD_POLL: Duration = Duration::from_secs(2);
+/// The source name of the API's certificate in its store.
+const SOURCE: &str = "api";
+
+/// The API's certificate store, loaded from `tls`, and the rustls
+/// configuration that serves it (ALPN `h2` and `http/1.1`).
+pub fn server_config(
+    tls: &TlsFilesConfig,
+) -> Result<(Arc<Certificates>, Arc<rustls::ServerConfig>), TlsError> {
     let key = certs::load_pem_files(&tls.cert, &tls.key)?;
     let store = Certificates::new();
-    store.set("api", Arc::new(key))?;
-    Ok(store.server_config())
+    store.set(SOURCE, Arc::new(key))?;
+    let config = store.server_config();
+    Ok((store, config))
+}
+
+/// Reads the certificate files of `tls` into `store` again on SIGHUP and
+/// whenever either file changes, until `stop`. New handshakes get the new
+/// certificate; a file that cannot be used keeps the previous one.
+pub async fn keep_fresh(store: Arc<Certificates>, tls: TlsFilesConfig, stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).ok();
+    let mut seen = stamp(&tls);
+    let mut tick = tokio::time::interval(RELOAD_POLL);
+    loop {
+        let why = tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {
+                let now = stamp(&tls);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                "the files changed"
+            }
+            Some(()) = async {
+                match hangup.as_mut() {
+                    Some(hangup) => hangup.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => "SIGHUP",
+        };
+        let loaded = certs::load_pem_files(&tls.cert, &tls.key)
+            .and_then(|key| store.set(SOURCE, Arc::new(key)));
+        match loaded {
+            Ok(_) => {
+                tracing::info!(cert = %tls.cert.display(), "reloaded the API's certificate ({why})")
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "kept the API's previous certificate ({why}): the new files cannot be used; fix them, they are read again when they change"
+            ),
+        }
+    }
+}
+
+/// What identifies a version of the two files: modification time and size.
+fn stamp(tls: &TlsFilesConfig) -> Option<[(std::time::SystemTime, u64); 2]> {
+    let one = |path: &Path| {
+        let meta = std::fs::metadata(path).ok()?;
+        Some((meta.modified().ok()?, meta.len()))
+    };
+    Some([one(&tls.cert)?, one(&tls.key)?])
 }
 
 /// Serves `router` over TLS on `listener` until `stop`, then lets open

@@ -178,9 +178,12 @@ pub async fn start(config: Config) -> Result<RunningDaemon, CliError> {
     };
     let api_stop = stop.clone();
     let has_tls = api_tls.is_some();
+    if let (Some((store, _)), Some(files)) = (&api_tls, daemon.config().server.tls.clone()) {
+        tasks.spawn(tls::keep_fresh(store.clone(), files, stop.clone()));
+    }
     tasks.spawn(async move {
         match api_tls {
-            Some(config) => tls::serve(api_listener, config, app(state), api_stop).await,
+            Some((_, config)) => tls::serve(api_listener, config, app(state), api_stop).await,
             None => {
                 let served = axum::serve(api_listener, app(state))
                     .with_graceful_shutdown(api_stop.cancelled_owned())

@@ -28,6 +28,12 @@ fn set_server(app: &TestApp, server: &str) {
 /// A self-signed certificate for `localhost` and 127.0.0.1, made by openssl,
 /// as `api.pem` / `api.key` in the app's directory.
 fn self_signed(app: &TestApp) {
+    self_signed_as(app, "api");
+}
+
+/// [`self_signed`] as `NAME.pem` / `NAME.key`.
+fn self_signed_as(app: &TestApp, name: &str) {
+    let (key, cert) = (format!("{name}.key"), format!("{name}.pem"));
     let out = Command::new("openssl")
         .args([
             "req",
@@ -44,16 +50,16 @@ fn self_signed(app: &TestApp) {
             "-addext",
             "subjectAltName=DNS:localhost,IP:127.0.0.1",
             "-keyout",
-            "api.key",
+            &key,
             "-out",
-            "api.pem",
+            &cert,
         ])
         .current_dir(app.path())
         .output()
         .expect("run openssl");
     assert!(out.status.success(), "openssl: {}", stderr(&out));
     std::fs::set_permissions(
-        app.path().join("api.key"),
+        app.path().join(&key),
         std::fs::Permissions::from_mode(0o600),
     )
     .expect("chmod key");
@@ -416,4 +422,92 @@ fn the_track_secret_stays_out_of_check_json_and_the_daemon_log() {
     assert!(status.status.success(), "{}", stderr(&status));
     app.stop_daemon();
     assert!(!app.daemon_log().contains(secret), "{}", app.daemon_log());
+}
+
+/// The pid of this app's `cutover serve`.
+fn daemon_pid(app: &TestApp) -> i32 {
+    let config = app.config().display().to_string();
+    for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let raw = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let argv: Vec<String> = raw
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if argv.iter().any(|a| a == &config) && argv.iter().any(|a| a == "serve") {
+            return pid;
+        }
+    }
+    panic!("no daemon for {config}");
+}
+
+#[test]
+fn the_api_certificate_is_read_again_on_change_and_on_sighup() {
+    let app = TestApp::new("10m");
+    self_signed(&app);
+    set_server(
+        &app,
+        &format!(
+            "listen = \"127.0.0.1:{}\"\ntls = {{ cert = \"api.pem\", key = \"api.key\" }}",
+            app.api_port
+        ),
+    );
+    app.serve();
+    let url = format!("https://127.0.0.1:{}/healthz", app.api_port);
+    let trusts = |ca: &str| {
+        curl(&["--cacert", &app.path().join(ca).display().to_string(), &url])
+            .status
+            .success()
+    };
+    let ok_within = |what: &str, ca: &str| {
+        Wait::up_to(Duration::from_secs(20))
+            .until(|| trusts(ca))
+            .unwrap_or_else(|e| panic!("{what} ({e}):\n{}", app.daemon_log()));
+    };
+    assert!(trusts("api.pem"));
+    // Keep copies to trust the certificates by after they are renamed away.
+    std::fs::copy(app.path().join("api.pem"), app.path().join("first.ca")).expect("copy");
+
+    // A changed file is picked up without a signal.
+    self_signed_as(&app, "second");
+    std::fs::copy(app.path().join("second.pem"), app.path().join("second.ca")).expect("copy");
+    std::fs::rename(app.path().join("second.key"), app.path().join("api.key")).expect("key");
+    std::fs::rename(app.path().join("second.pem"), app.path().join("api.pem")).expect("cert");
+    ok_within("the changed certificate was not served", "second.ca");
+    assert!(!trusts("first.ca"));
+    // The CLI pins whatever the config's file now holds.
+    let status = app.cli(&["status"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+
+    // A broken file keeps the certificate being served, and says so.
+    std::fs::write(app.path().join("api.pem"), "not a certificate\n").expect("break");
+    Wait::up_to(Duration::from_secs(20))
+        .until(|| {
+            app.daemon_log()
+                .contains("kept the API's previous certificate")
+        })
+        .unwrap_or_else(|e| panic!("{e}:\n{}", app.daemon_log()));
+    assert!(trusts("second.ca"));
+
+    // SIGHUP reads the files again at once.
+    self_signed_as(&app, "third");
+    std::fs::copy(app.path().join("third.pem"), app.path().join("third.ca")).expect("copy");
+    std::fs::rename(app.path().join("third.key"), app.path().join("api.key")).expect("key");
+    std::fs::rename(app.path().join("third.pem"), app.path().join("api.pem")).expect("cert");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon_pid(&app)),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .expect("SIGHUP");
+    ok_within("the certificate was not read again on SIGHUP", "third.ca");
+    Wait::up_to(Duration::from_secs(10))
+        .until(|| {
+            app.daemon_log()
+                .contains("reloaded the API's certificate (SIGHUP)")
+        })
+        .unwrap_or_else(|e| panic!("{e}:\n{}", app.daemon_log()));
+    // The daemon is still serving after SIGHUP.
+    assert!(app.cli(&["status"]).status.success());
 }
