@@ -1,5 +1,6 @@
 //! Reading and validating `cutover.toml`: the public entry points [`load`],
-//! [`parse`], [`json_schema`] and [`render`], and the resolved types.
+//! [`load_checked`], [`parse`], [`json_schema`] and [`render`], and the
+//! resolved types.
 //!
 //! ```text
 //! text ─► toml + serde ─► raw.rs (as written, with spans; the JSON Schema)
@@ -9,7 +10,8 @@
 //!                   state URL (state_url.rs), one value at a time
 //!           ▼
 //!         checks.rs: values compared with each other (listeners, routes,
-//!                    `after` and its cycles, via order.rs)
+//!                    `after` and its cycles, via order.rs); with
+//!                    load_checked only, the files the config names exist
 //!           ▼
 //!         model.rs: Config and friends — or every Finding as a Problem
 //!                   (problem.rs) in a ConfigError (error.rs), drawn by render.rs
