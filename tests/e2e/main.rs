@@ -2,6 +2,7 @@
 //! instances of the example app, real HTTP through the proxy. One test binary,
 //! one module per behaviour.
 
+mod api_edge;
 mod backup;
 mod backup_deploy;
 mod canary;
