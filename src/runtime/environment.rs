@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use cutover_proxy::{Instance, Proxy, ProxyConfig, Route, ServiceSpec, Track, Weights};
+use cutover_proxy::{
+    Instance, Proxy, ProxyConfig, Route, ServiceSpec, Track, TrackOverride, Weights,
+};
 
 use super::DeployError;
 use crate::config::{Config, EnvironmentConfig, ServiceKind};
@@ -39,17 +41,43 @@ pub struct EnvRuntime {
     pub(crate) releases: super::control::Releases,
 }
 
+/// The proxy settings of one environment: its limits, whom it trusts, HSTS.
+fn proxy_config(env: &EnvironmentConfig) -> ProxyConfig {
+    let limits = &env.limits;
+    ProxyConfig {
+        client_idle_timeout: limits.idle_timeout,
+        trusted_proxies: env.trusted_proxies.clone(),
+        track_override: env.track_override.as_ref().map(|t| TrackOverride {
+            secret: t.secret.as_ref().map(|s| s.expose().to_owned()),
+            trusted_sources: t.trusted_sources.clone(),
+        }),
+        max_request_body: limits.max_request_body,
+        hsts: env.hsts,
+        first_request_timeout: limits.first_request_timeout,
+        max_connections: usize::try_from(limits.max_connections).unwrap_or(usize::MAX),
+        h2_max_concurrent_streams: limits.h2_max_concurrent_streams,
+        h2_idle_timeout: limits.h2_idle_timeout,
+        upgrade_idle_timeout: limits.upgrade_idle_timeout,
+        ..ProxyConfig::default()
+    }
+}
+
 impl EnvRuntime {
     pub(crate) fn new(
         name: &str,
         env: EnvironmentConfig,
         config: &Config,
     ) -> Result<EnvRuntime, DeployError> {
-        let proxy = Proxy::new(ProxyConfig::default());
+        let proxy = Proxy::new(proxy_config(&env));
         let mut routes = Vec::new();
         for (svc, sc) in config.http_services() {
+            let spec = ServiceSpec {
+                allowed_upgrades: sc.allowed_upgrades.clone(),
+                max_request_body: sc.max_request_body,
+                ..ServiceSpec::default()
+            };
             proxy
-                .set_service(svc, ServiceSpec::default())
+                .set_service(svc, spec)
                 .map_err(|e| DeployError::Internal(e.to_string()))?;
             routes.push(Route {
                 host: sc.host.clone(),
