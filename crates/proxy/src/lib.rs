@@ -26,6 +26,7 @@
 
 mod balance;
 mod body;
+pub mod certs;
 mod config;
 mod forward;
 mod headers;
@@ -47,10 +48,12 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::net::TcpListener;
 
 pub use body::{BoxError, ResponseBody};
+pub use certs::{Certificates, TlsError};
 pub use config::*;
 pub use headers::{REQUEST_ID_HEADER, TRACK_HEADER};
 pub use instance::{DrainOutcome, InFlight};
 pub use observe::{Observation, SLOT_WIDTH, StatusClasses};
+pub use rustls;
 pub use table::{
     Instance, InstanceId, Route, RouteTable, ServiceSpec, ServiceView, TOTAL_WEIGHT_BP, TableError,
     Track, Weights,
