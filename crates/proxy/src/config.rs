@@ -47,8 +47,6 @@ pub struct ProxyConfig {
     pub observation_history: Duration,
     /// Idle keep-alive connections kept per upstream instance.
     pub max_idle_upstream_connections: usize,
-    /// Value of `X-Forwarded-Proto` (the listener's scheme).
-    pub forwarded_proto: &'static str,
 }
 
 impl Default for ProxyConfig {
@@ -63,7 +61,6 @@ impl Default for ProxyConfig {
             suspect_for: DEFAULT_SUSPECT_FOR,
             observation_history: DEFAULT_OBSERVATION_HISTORY,
             max_idle_upstream_connections: DEFAULT_MAX_IDLE_UPSTREAM_CONNECTIONS,
-            forwarded_proto: "http",
         }
     }
 }

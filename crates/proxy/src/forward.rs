@@ -73,15 +73,30 @@ impl ProxyFailure {
     }
 }
 
+/// What the proxy knows about the client connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnInfo {
+    /// The TCP peer (the client, or a proxy in front).
+    pub(crate) peer: SocketAddr,
+    /// True on a TLS listener: `X-Forwarded-Proto: https`.
+    pub(crate) tls: bool,
+}
+
 /// Handles one client request from start to response headers.
 pub(crate) async fn handle(
     shared: &Shared,
     mut req: Request<Incoming>,
-    client: SocketAddr,
+    conn: &ConnInfo,
     ctx: &ListenerCtx,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let request_id = headers::ensure_request_id(req.headers_mut());
+    if req.method() == Method::GET
+        && !shared.http01.is_empty()
+        && let Some(key_authorization) = shared.http01.answer(req.uri().path())
+    {
+        return http01_response(key_authorization, &request_id);
+    }
     let table = shared.table.load_full();
 
     let host = headers::host_of(req.uri(), req.headers()).map(str::to_owned);
@@ -100,8 +115,8 @@ pub(crate) async fn handle(
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
     headers::set_forwarded(
         &mut parts.headers,
-        client.ip(),
-        shared.config.forwarded_proto,
+        conn.peer.ip(),
+        if conn.tls { "https" } else { "http" },
         host.as_deref(),
     );
     if !parts.headers.contains_key(header::HOST)
@@ -256,6 +271,15 @@ fn failure(
         kind.status().as_u16()
     );
     local_response(kind, request_id, Some(&service.name))
+}
+
+/// The answer to a pending ACME HTTP-01 challenge.
+fn http01_response(key_authorization: String, request_id: &HeaderValue) -> Response<ResponseBody> {
+    let mut resp = Response::new(ResponseBody::text(key_authorization));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    headers::set_request_id(h, request_id);
+    resp
 }
 
 /// A short text response made by the proxy, naming the request id.

@@ -24,6 +24,7 @@
 //! The proxy knows nothing about releases, deployments or health checks: the
 //! caller decides which instances are in which track and when to drain them.
 
+mod acme_http01;
 mod balance;
 mod body;
 pub mod certs;
@@ -47,6 +48,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::net::TcpListener;
 
+pub use acme_http01::{HTTP01_PATH_PREFIX, Http01Challenges};
 pub use body::{BoxError, ResponseBody};
 pub use certs::{Certificates, TlsError};
 pub use config::*;
@@ -71,6 +73,8 @@ pub(crate) struct Shared {
     writer: Mutex<()>,
     registry: Registry,
     pub(crate) client: UpstreamClient,
+    /// Pending ACME HTTP-01 challenges, answered before routing.
+    pub(crate) http01: Http01Challenges,
 }
 
 /// A handle to the proxy; clones share the same table and state.
@@ -167,6 +171,7 @@ impl Proxy {
                 writer: Mutex::new(()),
                 registry: Registry::default(),
                 client,
+                http01: Http01Challenges::default(),
             }),
         }
     }
@@ -174,6 +179,13 @@ impl Proxy {
     /// The configuration the proxy was made with.
     pub fn config(&self) -> &ProxyConfig {
         &self.shared.config
+    }
+
+    /// The pending ACME HTTP-01 challenges every listener of this proxy
+    /// answers (`GET /.well-known/acme-challenge/<token>`, any Host, before
+    /// routing).
+    pub fn http01(&self) -> &Http01Challenges {
+        &self.shared.http01
     }
 
     /// The current table (a snapshot; later changes do not alter it).

@@ -66,7 +66,12 @@ pub(crate) async fn serve(
         let service = service_fn(move |req| {
             let shared = conn_shared.clone();
             let ctx = conn_ctx.clone();
-            async move { Ok::<_, Infallible>(forward::handle(&shared, req, peer, &ctx).await) }
+            async move {
+                Ok::<_, Infallible>(
+                    forward::handle(&shared, req, &forward::ConnInfo { peer, tls: false }, &ctx)
+                        .await,
+                )
+            }
         });
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)

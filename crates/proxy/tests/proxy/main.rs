@@ -4,6 +4,7 @@
 
 mod common;
 mod failures;
+mod http01;
 mod hygiene;
 mod observations;
 mod shutdown;
