@@ -30,7 +30,8 @@ use std::time::{Duration, SystemTime};
 
 use backon::BackoffBuilder;
 use cutover_proxy::Proxy;
-use cutover_proxy::certs::{self, Certificates, rustls::sign::CertifiedKey};
+use cutover_proxy::certs::{self, Certificates};
+use cutover_proxy::rustls::sign::CertifiedKey;
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
     NewOrder, Order, OrderStatus, RetryPolicy,

@@ -24,7 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cutover_proxy::Proxy;
-use cutover_proxy::certs::{Certificates, rustls};
+use cutover_proxy::certs::Certificates;
+use cutover_proxy::rustls;
 use tokio_util::sync::CancellationToken;
 
 pub use acme::ACME_SOURCE;
