@@ -21,6 +21,20 @@ pub const DEFAULT_OBSERVATION_HISTORY: Duration = Duration::from_secs(300);
 /// Default for [`ProxyConfig::max_idle_upstream_connections`].
 pub const DEFAULT_MAX_IDLE_UPSTREAM_CONNECTIONS: usize = 512;
 
+/// Default for [`ProxyConfig::first_request_timeout`] (HAProxy's recommended
+/// `timeout http-request` is 10 s).
+pub const DEFAULT_FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default for [`ProxyConfig::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default for [`ProxyConfig::h2_max_concurrent_streams`] (nginx's
+/// `http2_max_concurrent_streams`).
+pub const DEFAULT_H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+/// Default for [`ProxyConfig::h2_idle_timeout`] (nginx's former
+/// `http2_idle_timeout`).
+pub const DEFAULT_H2_IDLE_TIMEOUT: Duration = Duration::from_secs(180);
+/// Default for [`ProxyConfig::upgrade_idle_timeout`].
+pub const DEFAULT_UPGRADE_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// How the proxy treats clients and upstreams.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -47,6 +61,27 @@ pub struct ProxyConfig {
     pub observation_history: Duration,
     /// Idle keep-alive connections kept per upstream instance.
     pub max_idle_upstream_connections: usize,
+
+    // Connection layer (server.rs, upgrade.rs).
+    /// On TLS listeners, every response gets `Strict-Transport-Security:
+    /// max-age=<seconds>` unless the app set one. `None`: no header.
+    pub hsts: Option<Duration>,
+    /// Deadline for a new connection's first request head, measured from
+    /// accept: covers the TLS handshake and the HTTP/2 preface. A connection
+    /// that has not sent a whole request head by then is closed.
+    pub first_request_timeout: Duration,
+    /// Most client connections open at once over all listeners of this proxy
+    /// (upgraded tunnels included). Beyond it the proxy stops accepting; new
+    /// connections wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Most concurrent streams per HTTP/2 connection.
+    pub h2_max_concurrent_streams: u32,
+    /// An HTTP/2 connection with no open stream for this long is closed
+    /// gracefully (GOAWAY); pings do not count as activity.
+    pub h2_idle_timeout: Duration,
+    /// An upgraded connection (WebSocket) with no byte either way for this long
+    /// is closed.
+    pub upgrade_idle_timeout: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -61,6 +96,12 @@ impl Default for ProxyConfig {
             suspect_for: DEFAULT_SUSPECT_FOR,
             observation_history: DEFAULT_OBSERVATION_HISTORY,
             max_idle_upstream_connections: DEFAULT_MAX_IDLE_UPSTREAM_CONNECTIONS,
+            hsts: None,
+            first_request_timeout: DEFAULT_FIRST_REQUEST_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            h2_max_concurrent_streams: DEFAULT_H2_MAX_CONCURRENT_STREAMS,
+            h2_idle_timeout: DEFAULT_H2_IDLE_TIMEOUT,
+            upgrade_idle_timeout: DEFAULT_UPGRADE_IDLE_TIMEOUT,
         }
     }
 }

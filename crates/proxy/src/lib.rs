@@ -9,7 +9,8 @@
 //! started on until its response has finished streaming.
 //!
 //! ```text
-//! client ─► server.rs (accept, HTTP/1.1 + HTTP/2, graceful shutdown)
+//! client ─► server.rs (accept, cap, TLS, timers, HTTP/1.1 + HTTP/2, redirect, shutdown)
+//!             ├► certs.rs   certificates by SNI, TLS-ALPN-01 answers
 //!             └► forward.rs (route, choose, clean headers, send, retry, 502/504)
 //!                  ├► table.rs    routes, services, tracks, weights (immutable)
 //!                  ├► balance.rs  track by header / cookie / weight; instance by P2C
@@ -32,6 +33,7 @@ mod config;
 mod forward;
 mod headers;
 mod instance;
+mod limits;
 pub mod metrics;
 mod observe;
 mod server;
@@ -54,8 +56,10 @@ pub use certs::{Certificates, TlsError};
 pub use config::*;
 pub use headers::{REQUEST_ID_HEADER, TRACK_HEADER};
 pub use instance::{DrainOutcome, InFlight};
+pub use limits::raise_nofile_limit;
 pub use observe::{Observation, SLOT_WIDTH, StatusClasses};
 pub use rustls;
+pub use server::{ListenerRole, ListenerSpec};
 pub use table::{
     Instance, InstanceId, Route, RouteTable, ServiceSpec, ServiceView, TOTAL_WEIGHT_BP, TableError,
     Track, Weights,
@@ -73,6 +77,8 @@ pub(crate) struct Shared {
     writer: Mutex<()>,
     registry: Registry,
     pub(crate) client: UpstreamClient,
+    /// Slots of [`ProxyConfig::max_connections`], shared by every listener.
+    pub(crate) connections: Arc<tokio::sync::Semaphore>,
     /// Pending ACME HTTP-01 challenges, answered before routing.
     pub(crate) http01: Http01Challenges,
 }
@@ -164,6 +170,11 @@ impl Proxy {
             .pool_idle_timeout(config.upstream_idle_timeout)
             .pool_max_idle_per_host(config.max_idle_upstream_connections)
             .build(connector);
+        let connections = Arc::new(tokio::sync::Semaphore::new(
+            config
+                .max_connections
+                .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        ));
         Proxy {
             shared: Arc::new(Shared {
                 config,
@@ -171,6 +182,7 @@ impl Proxy {
                 writer: Mutex::new(()),
                 registry: Registry::default(),
                 client,
+                connections,
                 http01: Http01Challenges::default(),
             }),
         }
@@ -306,15 +318,29 @@ impl Proxy {
         obs
     }
 
-    /// Serves clients on `listener` until `shutdown` completes, then stops
-    /// accepting and gives in-flight work up to
+    /// Serves plain HTTP clients on `listener` until `shutdown` completes, then
+    /// stops accepting and gives in-flight work up to
     /// [`ProxyConfig::shutdown_timeout`] to finish. Call once per listener.
     pub async fn serve(
         &self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
-        server::serve(self.shared.clone(), listener, shutdown).await
+        self.serve_with(listener, ListenerSpec::plain(), shutdown)
+            .await
+    }
+
+    /// Serves clients on `listener` as `spec` says (TLS or not, proxy or
+    /// redirect to HTTPS) until `shutdown` completes, then shuts down as
+    /// [`Proxy::serve`]. The listeners of one proxy share its
+    /// [`ProxyConfig::max_connections`].
+    pub async fn serve_with(
+        &self,
+        listener: TcpListener,
+        spec: ListenerSpec,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> std::io::Result<()> {
+        server::serve(self.shared.clone(), listener, spec, shutdown).await
     }
 
     fn state(&self, id: &InstanceId) -> Option<Arc<InstanceState>> {

@@ -45,6 +45,7 @@ pub fn describe() {
         Unit::Count,
         "Responses cutover's proxy made itself (no instance, connect failure, timeout)."
     );
+    describe_connections();
 }
 
 /// Status codes 100..=599 get a slot each.
@@ -128,4 +129,47 @@ impl ServiceMetrics {
             Track::Canary => &self.canary,
         }
     }
+}
+
+// ---- Connection layer (server.rs, upgrade.rs) ----
+
+/// Times a listener found [`crate::ProxyConfig::max_connections`] reached and
+/// stopped accepting until a connection closed.
+pub const CONNECTION_LIMIT_REACHED_TOTAL: &str = "cutover_proxy_connection_limit_reached_total";
+/// Client connections open now (upgraded tunnels included).
+pub const OPEN_CONNECTIONS: &str = "cutover_proxy_open_connections";
+/// Connections closed because no whole request head came within
+/// [`crate::ProxyConfig::first_request_timeout`] of accept.
+pub const FIRST_REQUEST_TIMEOUTS_TOTAL: &str = "cutover_proxy_first_request_timeouts_total";
+/// TLS handshakes that failed (bad client hello, no certificate, reset).
+pub const TLS_HANDSHAKE_ERRORS_TOTAL: &str = "cutover_proxy_tls_handshake_errors_total";
+/// Connections closed for idleness by the proxy, by `kind` (`h2`, `upgrade`).
+pub const IDLE_CLOSED_TOTAL: &str = "cutover_proxy_idle_closed_total";
+
+fn describe_connections() {
+    metrics::describe_counter!(
+        CONNECTION_LIMIT_REACHED_TOTAL,
+        Unit::Count,
+        "Times cutover's proxy reached max_connections and left new connections waiting in the backlog."
+    );
+    metrics::describe_gauge!(
+        OPEN_CONNECTIONS,
+        Unit::Count,
+        "Client connections open on cutover's proxy (upgraded tunnels included)."
+    );
+    metrics::describe_counter!(
+        FIRST_REQUEST_TIMEOUTS_TOTAL,
+        Unit::Count,
+        "Client connections closed by cutover's proxy because no request head came within first_request_timeout."
+    );
+    metrics::describe_counter!(
+        TLS_HANDSHAKE_ERRORS_TOTAL,
+        Unit::Count,
+        "TLS handshakes with clients that failed."
+    );
+    metrics::describe_counter!(
+        IDLE_CLOSED_TOTAL,
+        Unit::Count,
+        "Idle client connections closed by cutover's proxy, by kind (h2, upgrade)."
+    );
 }
