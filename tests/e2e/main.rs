@@ -2,9 +2,11 @@
 //! instances of the example app, real HTTP through the proxy. One test binary,
 //! one module per behaviour.
 
+mod acme;
 mod backup;
 mod backup_deploy;
 mod canary;
+mod certs;
 mod common;
 mod config_errors;
 mod crash;

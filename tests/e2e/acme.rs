@@ -1,0 +1,1 @@
+//! ACME against pebble (written next).
