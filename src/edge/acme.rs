@@ -31,6 +31,8 @@ use std::time::{Duration, SystemTime};
 use backon::BackoffBuilder;
 use cutover_proxy::Proxy;
 use cutover_proxy::certs::{self, Certificates};
+use cutover_proxy::rustls;
+use cutover_proxy::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use cutover_proxy::rustls::sign::CertifiedKey;
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
@@ -377,7 +379,8 @@ impl Acme {
         };
         let mut authorizations = order.authorizations();
         while let Some(result) = authorizations.next().await {
-            let mut authz = result.map_err(|e| format!("cannot read an authorization: {}", chain(&e)))?;
+            let mut authz =
+                result.map_err(|e| format!("cannot read an authorization: {}", chain(&e)))?;
             match authz.status {
                 AuthorizationStatus::Pending => {}
                 AuthorizationStatus::Valid => continue,
@@ -411,10 +414,9 @@ impl Acme {
                     answers.alpn_domains.push(domain.clone());
                 }
             }
-            challenge
-                .set_ready()
-                .await
-                .map_err(|e| format!("cannot ask the server to validate {domain}: {}", chain(&e)))?;
+            challenge.set_ready().await.map_err(|e| {
+                format!("cannot ask the server to validate {domain}: {}", chain(&e))
+            })?;
         }
         let retries = RetryPolicy::new().timeout(ORDER_POLL_TIMEOUT);
         let status = order
@@ -505,8 +507,12 @@ fn alpn_challenge_cert(domain: &str, digest: &[u8]) -> Result<CertifiedKey, Stri
     params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
     let key = rcgen::KeyPair::generate().map_err(why)?;
     let cert = params.self_signed(&key).map_err(why)?;
-    certs::certified_key_from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
-        .map_err(|e| format!("cannot use the TLS-ALPN-01 certificate: {e}"))
+    // Not through `certs::certified_key_from_pem`: its check of the leaf
+    // refuses the critical acmeIdentifier extension this certificate must have.
+    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let signing_key = rustls::crypto::ring::sign::any_supported_type(&key_der)
+        .map_err(|e| format!("cannot use the TLS-ALPN-01 key: {e}"))?;
+    Ok(CertifiedKey::new(vec![cert.der().clone()], signing_key))
 }
 
 /// When to renew a certificate expiring at `not_after`: `renew_before` it.
@@ -619,10 +625,7 @@ mod tests {
     fn renewal_starts_renew_before_expiry() {
         let now = SystemTime::UNIX_EPOCH + 1000 * DAY;
         let not_after = now + 90 * DAY;
-        assert_eq!(
-            renewal_time(not_after, 30 * DAY, true, now),
-            now + 60 * DAY
-        );
+        assert_eq!(renewal_time(not_after, 30 * DAY, true, now), now + 60 * DAY);
         assert_eq!(
             renewal_time(not_after, 30 * DAY, false, now),
             now + 60 * DAY
@@ -671,6 +674,10 @@ mod tests {
         assert_eq!(fs::read(&path).expect("reads"), b"two");
         let mode = fs::metadata(&path).expect("metadata").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(fs::read_dir(dir.path()).expect("lists").count(), 1, "no temporary file left");
+        assert_eq!(
+            fs::read_dir(dir.path()).expect("lists").count(),
+            1,
+            "no temporary file left"
+        );
     }
 }

@@ -32,7 +32,6 @@ pub const ENV: &str = "production";
 pub struct Edge {
     pub store: Store,
     pub proxy: Proxy,
-    pub http: SocketAddr,
     pub https: SocketAddr,
     pub tls: EdgeTls,
     pub stop: CancellationToken,
@@ -71,7 +70,9 @@ impl Edge {
         let store = Store::open(&format!("sqlite://{}", dir.join("state.db").display()))
             .await
             .expect("open the store");
-        let upstream = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+        let upstream = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
         let upstream_addr = upstream.local_addr().expect("addr");
         let stop = CancellationToken::new();
         let app = axum::Router::new().fallback(|| async { "hello over tls\n" });
@@ -94,7 +95,6 @@ impl Edge {
             )
             .expect("instances");
 
-        let http = listeners.http.local_addr().expect("addr");
         let https = listeners.https.local_addr().expect("addr");
         let plain = proxy.clone();
         let plain_stop = stop.clone();
@@ -130,7 +130,6 @@ impl Edge {
         Ok(Edge {
             store,
             proxy,
-            http,
             https,
             tls,
             stop,
@@ -146,11 +145,21 @@ impl Edge {
     }
 
     /// Waits for `n` events of `kind`; the newest.
-    pub async fn wait_for_events(&self, kind: &str, n: usize, within: Duration) -> EnvironmentEvent {
+    pub async fn wait_for_events(
+        &self,
+        kind: &str,
+        n: usize,
+        within: Duration,
+    ) -> EnvironmentEvent {
         let found = Wait::up_to(within)
             .every(Duration::from_millis(100))
             .until_async(|| async {
-                self.events().await.iter().filter(|e| e.kind == kind).count() >= n
+                self.events()
+                    .await
+                    .iter()
+                    .filter(|e| e.kind == kind)
+                    .count()
+                    >= n
             })
             .await;
         let events = self.events().await;
@@ -200,9 +209,11 @@ pub async fn fetch_over_tls(
         .and_then(|c| c.first())
         .cloned()
         .ok_or("no certificate")?;
-    tls.write_all(format!("GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
+    tls.write_all(
+        format!("GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let mut answer = Vec::new();
     let _ = tls.read_to_end(&mut answer).await;
     let text = String::from_utf8_lossy(&answer);
@@ -291,7 +302,10 @@ async fn wait_served(edge: &Edge, ca: &TestCa, want: &CertificateDer<'static>, w
                 .is_ok_and(|(leaf, _)| &leaf == want)
         })
         .await;
-    assert!(found.is_ok(), "the expected certificate is not served within {within:?}");
+    assert!(
+        found.is_ok(),
+        "the expected certificate is not served within {within:?}"
+    );
 }
 
 /// wrk's report: requests done, and every kind of failure it counts.
@@ -356,11 +370,18 @@ async fn a_certificate_rotated_under_wrk_load_fails_no_request_and_the_new_one_s
     replace(&files.cert, &new.cert_pem);
     wait_served(&edge, &ca, &new.der, Duration::from_secs(5)).await;
 
-    for (what, run) in [("keep-alive", keep_alive), ("connection: close", per_request)] {
+    for (what, run) in [
+        ("keep-alive", keep_alive),
+        ("connection: close", per_request),
+    ] {
         let out = run.join().expect("wrk thread");
         assert!(out.status.success(), "wrk failed: {out:?}");
         let report = parse_wrk(&String::from_utf8_lossy(&out.stdout));
-        assert!(report.requests > 100, "wrk ({what}) made too few requests:\n{}", report.text);
+        assert!(
+            report.requests > 100,
+            "wrk ({what}) made too few requests:\n{}",
+            report.text
+        );
         assert!(
             report.failures.is_empty(),
             "wrk ({what}) saw failures: {:?}\n{}",
@@ -369,7 +390,11 @@ async fn a_certificate_rotated_under_wrk_load_fails_no_request_and_the_new_one_s
         );
         println!("wrk ({what}): {} requests, 0 failed", report.requests);
     }
-    assert_eq!(served(&edge, &ca).await, new.der, "the new certificate serves");
+    assert_eq!(
+        served(&edge, &ca).await,
+        new.der,
+        "the new certificate serves"
+    );
     let event = edge
         .wait_for_events(edge::kinds::CERTIFICATE_RELOADED, 1, Duration::from_secs(5))
         .await;
@@ -397,22 +422,44 @@ async fn a_broken_new_certificate_file_keeps_the_old_one_serving_and_says_why() 
     let half = &other.cert_pem[..other.cert_pem.len() / 2];
     replace(&files.cert, half);
     let event = edge
-        .wait_for_events(edge::kinds::CERTIFICATE_RELOAD_FAILED, 1, Duration::from_secs(10))
+        .wait_for_events(
+            edge::kinds::CERTIFICATE_RELOAD_FAILED,
+            1,
+            Duration::from_secs(10),
+        )
         .await;
     assert!(event.message.contains("cert.pem"), "{event:?}");
     assert!(event.message.contains("keeps serving"), "{event:?}");
-    assert_eq!(served(&edge, &ca).await, old.der, "the old certificate still serves");
+    assert_eq!(
+        served(&edge, &ca).await,
+        old.der,
+        "the old certificate still serves"
+    );
 
     // Another certificate with the old key: the key does not match.
     replace(&files.cert, &other.cert_pem);
     let event = edge
-        .wait_for_events(edge::kinds::CERTIFICATE_RELOAD_FAILED, 2, Duration::from_secs(10))
+        .wait_for_events(
+            edge::kinds::CERTIFICATE_RELOAD_FAILED,
+            2,
+            Duration::from_secs(10),
+        )
         .await;
-    assert!(event.message.contains("key.pem") || event.message.contains("match"), "{event:?}");
-    assert_eq!(served(&edge, &ca).await, old.der, "the old certificate still serves");
+    assert!(
+        event.message.contains("key.pem") || event.message.contains("match"),
+        "{event:?}"
+    );
+    assert_eq!(
+        served(&edge, &ca).await,
+        old.der,
+        "the old certificate still serves"
+    );
     for e in edge.events().await {
         let text = format!("{} {}", e.message, e.data);
-        assert!(!text.contains("PRIVATE KEY"), "key material in an event: {e:?}");
+        assert!(
+            !text.contains("PRIVATE KEY"),
+            "key material in an event: {e:?}"
+        );
     }
 
     // Its key arrives: served at once on a reload (what SIGHUP calls).
@@ -440,7 +487,13 @@ async fn a_broken_certificate_file_at_start_is_an_error_naming_it() {
         panic!("a broken certificate file must stop the start");
     };
     let message = error.to_string();
-    assert!(message.contains(&files.cert.display().to_string()), "{message}");
+    assert!(
+        message.contains(&files.cert.display().to_string()),
+        "{message}"
+    );
     assert!(message.contains("production"), "{message}");
-    assert!(message.contains("start again"), "says what to do: {message}");
+    assert!(
+        message.contains("start again"),
+        "says what to do: {message}"
+    );
 }
