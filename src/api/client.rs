@@ -1,7 +1,10 @@
 //! The CLI's client for the daemon's API: JSON over HTTP/1.1 on the daemon's
-//! (loopback by default) address, with the bearer token.
+//! (loopback by default) address, with the bearer token; over HTTPS when the
+//! config gives the API a certificate (`[server] tls`), trusting exactly that
+//! certificate (see `tls.rs`).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,7 +12,7 @@ use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -52,17 +55,92 @@ pub enum ClientError {
 pub struct ApiClient {
     addr: SocketAddr,
     token: String,
-    http: Client<HttpConnector, Full<Bytes>>,
+    transport: Transport,
+}
+
+/// How requests reach the daemon.
+#[derive(Clone)]
+enum Transport {
+    /// Plain HTTP, pooled.
+    Plain(Client<HttpConnector, Full<Bytes>>),
+    /// HTTPS, one connection per call (the CLI makes few).
+    Tls(Arc<cutover_proxy::rustls::ClientConfig>),
 }
 
 impl ApiClient {
-    /// A client for the daemon at `addr` with `token`.
+    /// A client for the daemon at `addr` with `token`, over plain HTTP.
     pub fn new(addr: SocketAddr, token: String) -> ApiClient {
         ApiClient {
             addr,
             token,
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            transport: Transport::Plain(Client::builder(TokioExecutor::new()).build_http()),
         }
+    }
+
+    /// A client for the daemon at `addr` over HTTPS with `tls` (see
+    /// [`super::tls::pinned_client_config`]).
+    pub fn with_tls(
+        addr: SocketAddr,
+        token: String,
+        tls: Arc<cutover_proxy::rustls::ClientConfig>,
+    ) -> ApiClient {
+        ApiClient {
+            addr,
+            token,
+            transport: Transport::Tls(tls),
+        }
+    }
+
+    /// The request URI for `path`: absolute for the pooled client, origin-form
+    /// (with a `Host` header) on a connection of our own.
+    fn uri(&self, path: &str) -> String {
+        match self.transport {
+            Transport::Plain(_) => format!("http://{}{}", self.addr, path),
+            Transport::Tls(_) => path.to_owned(),
+        }
+    }
+
+    /// Sends `req` within [`CALL_TIMEOUT`].
+    async fn send(
+        &self,
+        mut req: Request<Full<Bytes>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
+        let unreachable = |reason: String| ClientError::Unreachable {
+            addr: self.addr,
+            reason,
+        };
+        let sent = async {
+            match &self.transport {
+                Transport::Plain(http) => http.request(req).await.map_err(|e| error_chain(&e)),
+                Transport::Tls(config) => {
+                    if let Ok(host) = http::HeaderValue::from_str(&self.addr.to_string()) {
+                        req.headers_mut().insert(header::HOST, host);
+                    }
+                    let tcp = tokio::net::TcpStream::connect(self.addr)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let name = cutover_proxy::rustls::pki_types::ServerName::IpAddress(
+                        self.addr.ip().into(),
+                    );
+                    let tls = tokio_rustls::TlsConnector::from(config.clone())
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| format!("TLS handshake: {}", error_chain(&e)))?;
+                    let (mut sender, conn) =
+                        hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                            .await
+                            .map_err(|e| error_chain(&e))?;
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    sender.send_request(req).await.map_err(|e| error_chain(&e))
+                }
+            }
+        };
+        tokio::time::timeout(CALL_TIMEOUT, sent)
+            .await
+            .map_err(|_| unreachable("no answer within 30 s".into()))?
+            .map_err(unreachable)
     }
 
     /// `GET /v1/status`.
@@ -147,20 +225,11 @@ impl ApiClient {
         }
         let req = Request::builder()
             .method(Method::GET)
-            .uri(format!("http://{}{}", self.addr, path))
+            .uri(self.uri(&path))
             .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
             .body(Full::new(Bytes::new()))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let resp = tokio::time::timeout(CALL_TIMEOUT, self.http.request(req))
-            .await
-            .map_err(|_| ClientError::Unreachable {
-                addr: self.addr,
-                reason: "no answer within 30 s".into(),
-            })?
-            .map_err(|e| ClientError::Unreachable {
-                addr: self.addr,
-                reason: error_chain(&e),
-            })?;
+        let resp = self.send(req).await?;
         let status = resp.status();
         let mut body = resp.into_body();
         if !status.is_success() {
@@ -192,21 +261,12 @@ impl ApiClient {
         };
         let req = Request::builder()
             .method(method)
-            .uri(format!("http://{}{}", self.addr, path))
+            .uri(self.uri(path))
             .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(bytes)))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let resp = tokio::time::timeout(CALL_TIMEOUT, self.http.request(req))
-            .await
-            .map_err(|_| ClientError::Unreachable {
-                addr: self.addr,
-                reason: "no answer within 30 s".into(),
-            })?
-            .map_err(|e| ClientError::Unreachable {
-                addr: self.addr,
-                reason: error_chain(&e),
-            })?;
+        let resp = self.send(req).await?;
         let status = resp.status();
         let body = resp
             .into_body()

@@ -1,7 +1,7 @@
 //! The daemon's HTTP API: the JSON types and error codes both sides share
 //! (`wire.rs`), the server (`server.rs`), the streamed instance output
-//! (`logs.rs`), the client the CLI uses (`client.rs`) and the bearer token
-//! that guards it (`token.rs`).
+//! (`logs.rs`), the client the CLI uses (`client.rs`), the bearer token
+//! that guards it (`token.rs`) and HTTPS for an API off loopback (`tls.rs`).
 //!
 //! Every route lives under `/v1`. Errors are JSON `{ "error": CODE, "message": … }`
 //! where CODE is a [`wire::ErrorCode`]: one HTTP status per code on the server,
@@ -10,5 +10,6 @@
 pub mod client;
 pub mod logs;
 pub mod server;
+pub mod tls;
 pub mod token;
 pub mod wire;

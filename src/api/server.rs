@@ -1,8 +1,11 @@
 //! The daemon's HTTP API (axum). Built by [`app`] so tests can drive it
 //! in-process; `cutover serve` binds it to `server.listen` (loopback by default).
 //!
-//! Routes: `GET /healthz` and `GET /metrics` are open; everything under `/v1`
-//! needs `Authorization: Bearer <token>`.
+//! Routes: `GET /healthz` is open; everything under `/v1` needs
+//! `Authorization: Bearer <token>`. `GET /metrics` is open on a loopback API
+//! and needs the token too on an API off loopback (issue 15 brings a
+//! viewer-only role for scrapers); [`metrics_app`] serves it alone, without a
+//! token, on `[server] metrics_listen`.
 
 use std::sync::Arc;
 
@@ -39,6 +42,8 @@ pub struct ApiState {
     pub token: Arc<str>,
     /// Prometheus exposition of the process's metrics.
     pub metrics: Option<PrometheusHandle>,
+    /// `/metrics` needs the token (the API listens off loopback).
+    pub metrics_need_token: bool,
 }
 
 /// The API's router.
@@ -55,11 +60,27 @@ pub fn app(state: ApiState) -> Router {
         .route("/logs", get(super::logs::logs))
         .route("/events", get(list_environment_events))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let metrics_route = if state.metrics_need_token {
+        get(metrics).route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+    } else {
+        get(metrics)
+    };
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics))
+        .route("/metrics", metrics_route)
         .nest("/v1", v1)
         .with_state(state)
+}
+
+/// `/metrics` alone, without a token, for `[server] metrics_listen`.
+pub fn metrics_app(metrics: Option<PrometheusHandle>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move { render_metrics(metrics.as_ref()) }
+        }),
+    )
 }
 
 async fn require_token(State(state): State<ApiState>, req: Request, next: Next) -> Response {
@@ -168,7 +189,11 @@ impl From<StoreError> for ApiError {
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
-    match &state.metrics {
+    render_metrics(state.metrics.as_ref())
+}
+
+fn render_metrics(metrics: Option<&PrometheusHandle>) -> Response {
+    match metrics {
         Some(handle) => (
             [(
                 header::CONTENT_TYPE,

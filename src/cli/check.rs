@@ -8,7 +8,7 @@ use crate::exit::CliError;
 
 /// Validates the config; prints a summary (or the resolved config as JSON).
 pub fn check(path: &Path, json: bool) -> Result<(), CliError> {
-    let config = output::load_config(path)?;
+    let config = output::load_config_checked(path)?;
     if json {
         output::print_json(&config)
     } else {

@@ -17,6 +17,12 @@ pub fn load_config(path: &Path) -> Result<Config, CliError> {
     config::load(path).map_err(|e| CliError::new(exit::USAGE, render_config_error(e)))
 }
 
+/// [`load_config`], and every file the config names (certificates, keys)
+/// must exist: for `cutover check` and `cutover serve`.
+pub fn load_config_checked(path: &Path) -> Result<Config, CliError> {
+    config::load_checked(path).map_err(|e| CliError::new(exit::USAGE, render_config_error(e)))
+}
+
 /// Renders a config error like miette does (see [`load_config`]).
 pub fn render_config_error(e: config::ConfigError) -> String {
     if use_color() {
@@ -34,7 +40,20 @@ pub fn use_color() -> bool {
 /// A client for the daemon of this config.
 pub fn client(config: &Config) -> Result<ApiClient, CliError> {
     let token = token::for_client(&token::token_path(&config.base_dir))?;
-    Ok(ApiClient::new(config.server.listen, token))
+    match &config.server.tls {
+        Some(tls) => {
+            let pinned = crate::api::tls::pinned_client_config(&tls.cert).map_err(|e| {
+                CliError::new(
+                    exit::FAILURE,
+                    format!(
+                        "the API speaks HTTPS ([server] tls) and its certificate cannot be read: {e}"
+                    ),
+                )
+            })?;
+            Ok(ApiClient::with_tls(config.server.listen, token, pinned))
+        }
+        None => Ok(ApiClient::new(config.server.listen, token)),
+    }
 }
 
 /// Prints a value as pretty JSON on stdout.

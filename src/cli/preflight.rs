@@ -1,6 +1,8 @@
 //! `cutover preflight`: is this host ready to deploy? The config, each
-//! database and its backups (`crate::db::preflight`), the open-file limit,
-//! and each environment's deployment lock. Exit 1 when a check fails.
+//! database and its backups (`crate::db::preflight`), the open-file limit
+//! (soft and hard, and what the daemon raises it to), and each environment's
+//! deployment lock. Exit 1 when a check fails; a warning (`warn`) does not
+//! fail.
 
 use std::path::Path;
 use std::str::FromStr as _;
@@ -16,6 +18,7 @@ pub async fn run(path: &Path, json: bool) -> Result<(), CliError> {
     let mut checks = vec![Check {
         name: "config valid".into(),
         ok: true,
+        warning: false,
         detail: config.path.display().to_string(),
         fix: None,
     }];
@@ -25,7 +28,11 @@ pub async fn run(path: &Path, json: bool) -> Result<(), CliError> {
         output::print_json(&checks)?;
     } else {
         for check in &checks {
-            let mark = if check.ok { "ok  " } else { "FAIL" };
+            let mark = match (check.ok, check.warning) {
+                (false, _) => "FAIL",
+                (true, true) => "warn",
+                (true, false) => "ok  ",
+            };
             println!("{mark} {}: {}", check.name, check.detail);
             if let Some(fix) = &check.fix {
                 println!("     → {fix}");
@@ -51,6 +58,7 @@ async fn locks(config: &crate::config::Config) -> Vec<Check> {
         return vec![Check {
             name: "deployment locks free".into(),
             ok: true,
+            warning: false,
             detail: "no state store yet".into(),
             fix: None,
         }];
@@ -61,6 +69,7 @@ async fn locks(config: &crate::config::Config) -> Vec<Check> {
             return vec![Check {
                 name: "state store readable".into(),
                 ok: false,
+                warning: false,
                 detail: e.to_string(),
                 fix: Some("check [state] url and the file's permissions".into()),
             }];
@@ -72,12 +81,14 @@ async fn locks(config: &crate::config::Config) -> Vec<Check> {
             Ok(None) => Check {
                 name: format!("deployment lock of {name} free"),
                 ok: true,
+                warning: false,
                 detail: "free".into(),
                 fix: None,
             },
             Ok(Some(lock)) => Check {
                 name: format!("deployment lock of {name} free"),
                 ok: false,
+                warning: false,
                 detail: format!(
                     "held by {} since {} ({})",
                     lock.holder, lock.since, lock.purpose
@@ -87,6 +98,7 @@ async fn locks(config: &crate::config::Config) -> Vec<Check> {
             Err(e) => Check {
                 name: format!("deployment lock of {name} free"),
                 ok: false,
+                warning: false,
                 detail: e.to_string(),
                 fix: Some("check the state store".into()),
             },

@@ -1,6 +1,9 @@
-//! `cutover serve`: the daemon. Opens the store, re-adopts what still runs,
-//! binds the API and one proxy listener per environment, and on SIGINT/SIGTERM
-//! stops accepting, finishes in-flight requests, drains and stops instances.
+//! `cutover serve`: the daemon. Raises its open-file limit, opens the store,
+//! re-adopts what still runs, binds the API (HTTPS with `[server] tls`;
+//! refused off loopback without it unless `allow_plaintext`), the metrics
+//! listener if any, and one proxy listener per environment, and on
+//! SIGINT/SIGTERM stops accepting, finishes in-flight requests, drains and
+//! stops instances.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,9 +15,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::output;
-use crate::api::server::{ApiState, app};
-use crate::api::token;
-use crate::config::Config;
+use crate::api::server::{ApiState, app, metrics_app};
+use crate::api::{tls, token};
+use crate::config::{ApiExposure, Config};
 use crate::exit::{self, CliError};
 use crate::runtime::Daemon;
 use crate::store::Store;
@@ -28,6 +31,10 @@ pub struct RunningDaemon {
     pub daemon: Arc<Daemon>,
     /// Where the API listens.
     pub api_addr: SocketAddr,
+    /// Whether the API speaks HTTPS.
+    pub api_tls: bool,
+    /// Where `/metrics` is served alone, if configured.
+    pub metrics_addr: Option<SocketAddr>,
     /// Where each environment's proxy listens.
     pub proxies: Vec<(String, SocketAddr)>,
     stop: CancellationToken,
@@ -47,13 +54,17 @@ impl RunningDaemon {
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn run(path: &Path) -> Result<(), CliError> {
     init_tracing();
-    let config = output::load_config(path)?;
+    let config = output::load_config_checked(path)?;
     let running = start(config).await?;
     eprintln!(
-        "cutover: serving {} — API on http://{}",
+        "cutover: serving {} — API on {}://{}",
         running.daemon.config().app.name,
+        if running.api_tls { "https" } else { "http" },
         running.api_addr
     );
+    if let Some(addr) = running.metrics_addr {
+        eprintln!("cutover: metrics on http://{addr}/metrics");
+    }
     for (env, addr) in &running.proxies {
         eprintln!("cutover: environment {env} on http://{addr}");
     }
@@ -65,6 +76,8 @@ pub async fn run(path: &Path) -> Result<(), CliError> {
 
 /// Starts the daemon for `config` in this process and returns once it serves.
 pub async fn start(config: Config) -> Result<RunningDaemon, CliError> {
+    let exposure = api_exposure(&config)?;
+    raise_open_file_limit();
     let metrics = install_metrics();
     if let Some(handle) = &metrics {
         spawn_metrics_upkeep(handle.clone());
@@ -77,6 +90,18 @@ pub async fn start(config: Config) -> Result<RunningDaemon, CliError> {
     })?;
     let token = token::load_or_create(&token::token_path(&config.base_dir))?;
     let api_listen = config.server.listen;
+    let metrics_listen = config.server.metrics_listen;
+    let api_tls = match &config.server.tls {
+        Some(files) => Some(tls::server_config(files).map_err(|e| {
+            CliError::new(
+                exit::FAILURE,
+                format!(
+                    "cannot serve the API over HTTPS ([server] tls): {e}; fix the files or the paths in the config"
+                ),
+            )
+        })?),
+        None => None,
+    };
     let daemon =
         Daemon::new(config, store).map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?;
 
@@ -85,6 +110,18 @@ pub async fn start(config: Config) -> Result<RunningDaemon, CliError> {
     let api_addr = api_listener
         .local_addr()
         .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?;
+    let metrics_listener = match metrics_listen {
+        Some(addr) => Some(bind(addr, "/metrics ([server] metrics_listen)").await?),
+        None => None,
+    };
+    let metrics_addr = match &metrics_listener {
+        Some(listener) => Some(
+            listener
+                .local_addr()
+                .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?,
+        ),
+        None => None,
+    };
     let mut proxy_listeners = Vec::new();
     for env in daemon.environments() {
         let what = format!("environment {} (listen)", env.name());
@@ -121,27 +158,89 @@ pub async fn start(config: Config) -> Result<RunningDaemon, CliError> {
             }
         });
     }
+    if let Some(listener) = metrics_listener {
+        let metrics_stop = stop.clone();
+        let router = metrics_app(metrics.clone());
+        tasks.spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(metrics_stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        });
+    }
     let state = ApiState {
         daemon: daemon.clone(),
         token: Arc::from(token.as_str()),
         metrics,
+        metrics_need_token: exposure != ApiExposure::Loopback,
     };
     let api_stop = stop.clone();
+    let has_tls = api_tls.is_some();
     tasks.spawn(async move {
-        let served = axum::serve(api_listener, app(state))
-            .with_graceful_shutdown(api_stop.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "API listener failed");
+        match api_tls {
+            Some(config) => tls::serve(api_listener, config, app(state), api_stop).await,
+            None => {
+                let served = axum::serve(api_listener, app(state))
+                    .with_graceful_shutdown(api_stop.cancelled_owned())
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "API listener failed");
+                }
+            }
         }
     });
     Ok(RunningDaemon {
         daemon,
         api_addr,
+        api_tls: has_tls,
+        metrics_addr,
         proxies,
         stop,
         tasks,
     })
+}
+
+/// How far the API is exposed; refuses plain HTTP off loopback unless the
+/// config allows it, and warns (at every start) when it does. The config
+/// loader refuses the same already; this also covers configs built in code.
+fn api_exposure(config: &Config) -> Result<ApiExposure, CliError> {
+    let server = &config.server;
+    let exposure = server.exposure();
+    match exposure {
+        ApiExposure::PlaintextRefused => Err(CliError::new(
+            exit::USAGE,
+            format!(
+                "refusing to serve the API on {} as plain HTTP off loopback: add [server] tls = {{ cert = \"api.pem\", key = \"api.key\" }}, or set [server] allow_plaintext = true if a network you trust protects it",
+                server.listen
+            ),
+        )),
+        ApiExposure::PlaintextAllowed => {
+            tracing::warn!(
+                listen = %server.listen,
+                "the API listens off loopback as plain HTTP (allow_plaintext = true): its token and every request can be read and replayed on the network; give it [server] tls"
+            );
+            Ok(exposure)
+        }
+        ApiExposure::Loopback | ApiExposure::Tls => Ok(exposure),
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit: every client
+/// connection, upstream connection, log file and database handle counts
+/// against it.
+fn raise_open_file_limit() {
+    match cutover_proxy::raise_nofile_limit() {
+        Ok((before, now)) if now > before => {
+            tracing::info!(before, now, "raised the open-file limit (RLIMIT_NOFILE)");
+        }
+        Ok((_, now)) => tracing::info!(limit = now, "open-file limit (RLIMIT_NOFILE)"),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "could not raise the open-file limit; raise it with `ulimit -n` or LimitNOFILE= in the systemd unit"
+        ),
+    }
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, CliError> {

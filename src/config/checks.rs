@@ -16,6 +16,7 @@ use super::suggest;
 pub(crate) fn check(sections: &Sections) -> Vec<Finding> {
     let mut findings = Vec::new();
     listeners(sections, &mut findings);
+    extra_listeners(sections, &mut findings);
     routes(sections, &mut findings);
     after(sections, &mut findings);
     findings
@@ -72,6 +73,79 @@ fn listeners(sections: &Sections, findings: &mut Vec<Finding>) {
             };
             findings.push(finding);
         }
+    }
+}
+
+/// `redirect_listen` of each environment and `[server] metrics_listen` need
+/// addresses of their own too: apart from every environment's `listen`, the
+/// API, and each other. Each clash is reported at the extra listener written
+/// later in the file.
+fn extra_listeners(sections: &Sections, findings: &mut Vec<Finding>) {
+    let places = &sections.places;
+    // (what, address, where written) of every listener that has a place.
+    let mut fixed: Vec<(String, SocketAddr, Option<&Range<usize>>)> = Vec::new();
+    fixed.push((
+        "the daemon's API ([server] listen)".to_owned(),
+        sections.server.listen,
+        places.server_listen.as_ref(),
+    ));
+    for (name, span) in &places.environment_listen {
+        if let Some(environment) = sections.environments.get(name) {
+            fixed.push((
+                format!("environment `{name}`'s proxy (listen)"),
+                environment.listen,
+                Some(span),
+            ));
+        }
+    }
+    let mut extra: Vec<(String, &str, SocketAddr, &Range<usize>)> = Vec::new();
+    for (name, span) in &places.redirect_listen {
+        if let Some(address) = sections
+            .environments
+            .get(name)
+            .and_then(|environment| environment.redirect_listen)
+        {
+            extra.push((
+                format!("environment `{name}`'s redirect_listen"),
+                "redirect_listen",
+                address,
+                span,
+            ));
+        }
+    }
+    if let (Some(span), Some(address)) = (&places.metrics_listen, sections.server.metrics_listen) {
+        extra.push((
+            "the metrics listener ([server] metrics_listen)".to_owned(),
+            "metrics_listen",
+            address,
+            span,
+        ));
+    }
+    extra.sort_by_key(|(_, _, _, span)| span.start);
+
+    for (i, (what, key, address, span)) in extra.iter().enumerate() {
+        let earlier = extra[..i]
+            .iter()
+            .map(|(other, _, address, span)| (other.clone(), *address, Some(*span)));
+        let clashing = fixed
+            .iter()
+            .cloned()
+            .chain(earlier)
+            .find(|(_, other, _)| clash(*other, *address));
+        let Some((other, other_address, other_span)) = clashing else {
+            continue;
+        };
+        let message = if other_address == *address {
+            format!("{what} is the same address as {other}: {address}")
+        } else {
+            format!("{what} and {other} both use port {}", address.port())
+        };
+        let mut finding = Finding::new((*span).clone(), message, format!("`{key}` here"))
+            .help(format!("give `{key}` a port of its own"));
+        if let Some(other_span) = other_span {
+            finding = finding.also(other_span.clone(), other);
+        }
+        findings.push(finding);
     }
 }
 
@@ -219,4 +293,34 @@ fn after(sections: &Sections, findings: &mut Vec<Finding>) {
         }
         findings.push(finding);
     }
+}
+
+/// Every file the config names can be opened (run by `load_checked` only).
+pub(crate) fn files(sections: &Sections) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for place in &sections.places.files {
+        let shown = place.path.display();
+        let problem = match std::fs::File::open(&place.path) {
+            Ok(file) => match file.metadata() {
+                Ok(meta) if meta.is_dir() => Some(("is a folder".to_owned(), "a folder")),
+                Ok(_) => None,
+                Err(e) => Some((format!("cannot be read: {e}"), "unreadable")),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Some(("does not exist".to_owned(), "no such file"))
+            }
+            Err(e) => Some((format!("cannot be read: {e}"), "unreadable")),
+        };
+        if let Some((why, label)) = problem {
+            findings.push(
+                Finding::new(
+                    place.span.clone(),
+                    format!("the {} file {shown} {why}", place.what),
+                    label,
+                )
+                .help("paths are relative to this file's directory; put the PEM file there, or fix the path (the daemon reads it at start and when it changes)"),
+            );
+        }
+    }
+    findings
 }

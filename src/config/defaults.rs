@@ -51,6 +51,34 @@ pub const BACKUP_DIR: &str = ".cutover/backups";
 /// `[database.NAME] backup.keep_last`: backups `cutover backup prune` keeps at least.
 pub const BACKUP_KEEP_LAST: u32 = 30;
 
+/// `[environment.NAME] tls.acme.directory`: Let's Encrypt's production directory.
+pub const ACME_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// `[environment.NAME] tls.acme.renew_before`: renewal starts this long before expiry.
+pub const ACME_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// The shortest `track_override.secret` accepted, in bytes (after `${VAR}` expansion).
+pub const TRACK_SECRET_MIN_LEN: usize = 16;
+/// `[service.NAME] allowed_upgrades`: `Upgrade` protocols tunnelled to the app.
+pub const ALLOWED_UPGRADES: [&str; 1] = ["websocket"];
+
+/// `[environment.NAME.limits] first_request_timeout`: how long a new connection
+/// may take to send its first request head (HTTP/2 preface included), from accept.
+pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// `[environment.NAME.limits] max_connections`: open client connections per environment.
+pub const MAX_CONNECTIONS: u32 = 10_000;
+/// `[environment.NAME.limits] h2_max_concurrent_streams`: streams per HTTP/2 connection.
+pub const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+/// `[environment.NAME.limits] h2_idle_timeout`: an HTTP/2 connection with no stream is closed after this.
+pub const H2_IDLE_TIMEOUT: Duration = Duration::from_secs(3 * 60);
+/// `[environment.NAME.limits] upgrade_idle_timeout`: an upgraded (WebSocket) connection
+/// with no bytes either way is closed after this.
+pub const UPGRADE_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// `[environment.NAME.limits] idle_timeout`: an HTTP/1.1 keep-alive connection
+/// waiting for its next request is closed after this.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// `[environment.NAME.limits] max_request_body`: the largest request body (bytes),
+/// for every service that sets no `max_request_body` of its own; larger gets 413.
+pub const MAX_REQUEST_BODY: u64 = 100 * 1024 * 1024;
+
 /// `rollout.steps` of a canary: percent of traffic on the new release.
 pub const CANARY_STEPS: [u8; 4] = [5, 25, 50, 100];
 /// `rollout.step_duration`: how long each step lasts.
@@ -65,7 +93,27 @@ pub const MIN_REQUESTS: u64 = 50;
 /// (at most 1) unless written.
 pub const ABORT_ERROR_RATE_FACTOR: f64 = 3.0;
 
-/// A duration as the config file writes it ("30s"), for the JSON Schema.
+/// A duration as the config file writes it ("30s", "1h 30m"; whole days as
+/// "30d", where humantime would write months of 30.44 days), for the JSON
+/// Schema, `--json` and the summary.
 pub(crate) fn duration_text(duration: Duration) -> String {
-    humantime::format_duration(duration).to_string()
+    const DAY: u64 = 24 * 60 * 60;
+    let secs = duration.as_secs();
+    if duration.subsec_nanos() == 0 && secs >= DAY && secs % DAY == 0 {
+        format!("{}d", secs / DAY)
+    } else {
+        humantime::format_duration(duration).to_string()
+    }
+}
+
+/// A size as the config file writes it: "100m", "1g", "512k", or bytes.
+pub(crate) fn size_text(bytes: u64) -> String {
+    const KIB: u64 = 1024;
+    match bytes {
+        0 => "0".to_owned(),
+        b if b % (KIB * KIB * KIB) == 0 => format!("{}g", b / (KIB * KIB * KIB)),
+        b if b % (KIB * KIB) == 0 => format!("{}m", b / (KIB * KIB)),
+        b if b % KIB == 0 => format!("{}k", b / KIB),
+        b => b.to_string(),
+    }
 }

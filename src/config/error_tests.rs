@@ -842,3 +842,208 @@ fn backup_with_a_bad_recipient() {
         26
     ));
 }
+
+// --- the edge (issue 11) ------------------------------------------------------
+
+/// A valid file with `extra` lines added to `[environment.production]`.
+fn with_environment_keys(extra: &str) -> String {
+    format!(
+        "[app]\nname = \"hello\"\n\n[service.web]\ncommand = [\"./web\"]\n\n[environment.production]\nlisten = \"127.0.0.1:8443\"\n{extra}\n"
+    )
+}
+
+/// 1-based line and column of the first `needle` in `source`.
+fn place_of(source: &str, needle: &str) -> (usize, usize) {
+    let at = source
+        .find(needle)
+        .unwrap_or_else(|| panic!("`{needle}` is not in the source"));
+    let before = &source[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The one problem in `source`, which must point at the first `needle`.
+fn one_problem_at(source: &str, needle: &str) -> String {
+    let (line, column) = place_of(source, needle);
+    one_problem(source, line, column)
+}
+
+#[test]
+fn redirect_listen_without_tls() {
+    let source = with_environment_keys("redirect_listen = \"127.0.0.1:8080\"");
+    insta::assert_snapshot!(one_problem_at(&source, "\"127.0.0.1:8080\""));
+}
+
+#[test]
+fn hsts_without_tls() {
+    let source = with_environment_keys("hsts = \"365d\"");
+    insta::assert_snapshot!(one_problem_at(&source, "\"365d\""));
+}
+
+#[test]
+fn tls_without_a_certificate_source() {
+    let source = with_environment_keys("tls = {}");
+    insta::assert_snapshot!(one_problem_at(&source, "{}"));
+}
+
+#[test]
+fn tls_cert_without_key() {
+    let source = with_environment_keys("tls = { cert = \"site.pem\" }");
+    insta::assert_snapshot!(one_problem_at(&source, "\"site.pem\""));
+}
+
+#[test]
+fn tls_certificates_item_without_cert() {
+    let source = with_environment_keys(
+        "tls = { certificates = [{ cert = \"a.pem\", key = \"a.key\" }, { key = \"b.key\" }] }",
+    );
+    let rendered = one_problem_at(&source, "\"b.key\"");
+    assert!(
+        rendered.contains("`tls.certificates[1]` has a `key` but no `cert`"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn acme_without_domains() {
+    let source = with_environment_keys("tls = { acme = { email = \"ops@example.com\" } }");
+    insta::assert_snapshot!(one_problem_at(&source, "{ email"));
+}
+
+#[test]
+fn acme_with_an_invalid_email() {
+    let source = with_environment_keys(
+        "tls = { acme = { email = \"ops at example.com\", domains = [\"example.com\"] } }",
+    );
+    insta::assert_snapshot!(one_problem_at(&source, "\"ops at"));
+}
+
+#[test]
+fn acme_with_a_wildcard_domain() {
+    let source = with_environment_keys(
+        "tls = { acme = { email = \"ops@example.com\", domains = [\"*.example.com\"] } }",
+    );
+    insta::assert_snapshot!(one_problem_at(&source, "\"*.example.com\""));
+}
+
+#[test]
+fn acme_http01_without_redirect_listen() {
+    let source = with_environment_keys(
+        "tls = { acme = { email = \"ops@example.com\", domains = [\"example.com\"], challenge = \"http-01\" } }",
+    );
+    insta::assert_snapshot!(one_problem_at(&source, "\"http-01\""));
+}
+
+#[test]
+fn acme_directory_without_https() {
+    let source = with_environment_keys(
+        "tls = { acme = { email = \"ops@example.com\", domains = [\"example.com\"], directory = \"http://ca.test/dir\" } }",
+    );
+    let rendered = one_problem_at(&source, "\"http://ca.test/dir\"");
+    assert!(rendered.contains("not an https URL"), "{rendered}");
+}
+
+#[test]
+fn track_override_with_neither_key() {
+    let source = with_environment_keys("track_override = { trusted_sources = [] }");
+    insta::assert_snapshot!(one_problem_at(&source, "{ trusted_sources"));
+}
+
+#[test]
+fn track_secret_too_short_is_reported_without_its_value() {
+    // PRESENT expands to "yes".
+    let source = with_environment_keys("track_override = { secret = \"${PRESENT}\" }");
+    let rendered = one_problem_at(&source, "\"${PRESENT}\"");
+    assert!(
+        rendered.contains("`track_override.secret` is 3 bytes, shorter than 16"),
+        "{rendered}"
+    );
+    // The message names the length only; the source line shows `${PRESENT}`.
+    assert!(!rendered.contains("yes"), "{rendered}");
+    insta::assert_snapshot!(rendered);
+}
+
+#[test]
+fn trusted_proxy_with_host_bits() {
+    let source = with_environment_keys("trusted_proxies = [\"10.0.0.0/8\", \"10.1.2.3/8\"]");
+    insta::assert_snapshot!(one_problem_at(&source, "\"10.1.2.3/8\""));
+}
+
+#[test]
+fn trusted_proxy_that_is_not_an_address() {
+    let source = with_environment_keys("trusted_proxies = [\"proxy.internal\"]");
+    let rendered = one_problem_at(&source, "\"proxy.internal\"");
+    assert!(rendered.contains("CIDR"), "{rendered}");
+}
+
+#[test]
+fn limits_must_be_positive_and_sizes_valid() {
+    let source = with_environment_keys(
+        "[environment.production.limits]\nfirst_request_timeout = \"0s\"\nmax_connections = 0\nmax_request_body = \"12x\"",
+    );
+    let err = error(&source);
+    insta::assert_snapshot!(render(&err));
+    assert_eq!(err.problems().len(), 3);
+}
+
+#[test]
+fn h2c_upgrade_is_refused() {
+    insta::assert_snapshot!(one_problem_at(
+        &with_service_keys("allowed_upgrades = [\"websocket\", \"h2c\"]"),
+        "\"h2c\""
+    ));
+}
+
+#[test]
+fn max_request_body_on_a_worker() {
+    let source = "[app]\nname = \"hello\"\n\n[service.jobs]\nkind = \"worker\"\ncommand = [\"./jobs\"]\nmax_request_body = \"1m\"\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n";
+    let rendered = one_problem_at(source, "\"1m\"");
+    assert!(
+        rendered.contains("`max_request_body` applies only to http services"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn api_off_loopback_without_tls() {
+    let source = "[app]\nname = \"hello\"\n\n[server]\nlisten = \"0.0.0.0:7070\"\n\n[service.web]\ncommand = [\"./web\"]\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n";
+    let rendered = one_problem_at(source, "\"0.0.0.0:7070\"");
+    assert!(
+        rendered.contains("allow_plaintext") && rendered.contains("[server] tls"),
+        "{rendered}"
+    );
+    insta::assert_snapshot!(rendered);
+}
+
+#[test]
+fn redirect_listen_on_another_environments_listener() {
+    let source = "[app]\nname = \"hello\"\n\n[service.web]\ncommand = [\"./web\"]\n\n[environment.staging]\nlisten = \"127.0.0.1:8080\"\n\n[environment.production]\nlisten = \"127.0.0.1:8443\"\nredirect_listen = \"0.0.0.0:8080\"\ntls = { cert = \"site.pem\", key = \"site.key\" }\n";
+    insta::assert_snapshot!(one_problem_at(source, "\"0.0.0.0:8080\""));
+}
+
+#[test]
+fn metrics_listen_on_the_api_address() {
+    let source = "[app]\nname = \"hello\"\n\n[server]\nlisten = \"127.0.0.1:7171\"\nmetrics_listen = \"127.0.0.1:7171\"\n\n[service.web]\ncommand = [\"./web\"]\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n";
+    insta::assert_snapshot!(one_problem_at(source, "\"127.0.0.1:7171\"\n\n"));
+}
+
+#[test]
+fn two_redirect_listeners_on_one_port() {
+    let source = "[app]\nname = \"hello\"\n\n[service.web]\ncommand = [\"./web\"]\n\n[environment.staging]\nlisten = \"127.0.0.1:8080\"\nredirect_listen = \"127.0.0.1:8000\"\ntls = { cert = \"s.pem\", key = \"s.key\" }\n\n[environment.production]\nlisten = \"127.0.0.1:8443\"\nredirect_listen = \"127.0.0.1:8000\"\ntls = { cert = \"p.pem\", key = \"p.key\" }\n";
+    let at = source.rfind("\"127.0.0.1:8000\"").expect("second redirect");
+    let rendered = {
+        let err = error(source);
+        assert_eq!(err.problems().len(), 1, "{}", render(&err));
+        assert_eq!(err.problems()[0].span().start, at, "{}", render(&err));
+        render(&err)
+    };
+    assert!(rendered.contains("same address"), "{rendered}");
+}
+
+#[test]
+fn unknown_tls_key_suggests_the_right_one() {
+    let source = with_environment_keys("tls = { certs = [] }");
+    let rendered = one_problem_at(&source, "certs");
+    assert!(rendered.contains("certificates"), "{rendered}");
+}

@@ -50,9 +50,10 @@ pub use self::container::DockerConfig;
 pub use self::error::ConfigError;
 pub use self::model::redact_url;
 pub use self::model::{
-    AnalysisConfig, AppConfig, BackupConfig, Config, DatabaseConfig, DriverKind, EnvironmentConfig,
-    HealthConfig, InconclusivePolicy, RestartPolicy, RolloutConfig, ServerConfig, ServiceConfig,
-    ServiceKind, StateConfig, Strategy,
+    AcmeChallenge, AcmeConfig, AnalysisConfig, ApiExposure, AppConfig, BackupConfig, Config,
+    DatabaseConfig, DriverKind, EnvTlsConfig, EnvironmentConfig, HealthConfig, InconclusivePolicy,
+    LimitsConfig, RestartPolicy, RolloutConfig, Secret, ServerConfig, ServiceConfig, ServiceKind,
+    StateConfig, Strategy, TlsFilesConfig, TrackOverrideConfig,
 };
 pub use self::problem::Problem;
 pub use self::recipient::{Recipient, RecipientError, parse_recipient};
@@ -65,7 +66,12 @@ use self::resolve::{Context, Sections};
 
 /// Reads, parses, validates and resolves the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let source = std::fs::read_to_string(path).map_err(|source| {
+    let source = read(path)?;
+    parse(&source, path)
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             ConfigError::NotFound {
                 path: path.to_owned(),
@@ -76,8 +82,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
                 source,
             }
         }
-    })?;
-    parse(&source, path)
+    })
+}
+
+/// [`load`], then the checks that read the disk: every file the config names
+/// (certificates, keys, CA files) exists and can be opened. For `cutover
+/// check` and `cutover serve`; other commands need none of those files.
+pub fn load_checked(path: &Path) -> Result<Config, ConfigError> {
+    let source = read(path)?;
+    parse_inner(&source, path, &|name| std::env::var(name), true)
 }
 
 /// Parses, validates and resolves config text. `path` is where the text came
@@ -92,6 +105,16 @@ pub(crate) fn parse_with_env(
     source: &str,
     path: &Path,
     lookup: Lookup<'_>,
+) -> Result<Config, ConfigError> {
+    parse_inner(source, path, lookup, false)
+}
+
+/// [`parse_with_env`], and with `check_files` the checks of [`load_checked`].
+pub(crate) fn parse_inner(
+    source: &str,
+    path: &Path,
+    lookup: Lookup<'_>,
+    check_files: bool,
 ) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     let named = || NamedSource::new(file.clone(), source.to_owned());
@@ -116,6 +139,9 @@ pub(crate) fn parse_with_env(
     };
     let (sections, mut findings) = resolve::resolve(raw, context);
     findings.extend(checks::check(&sections));
+    if check_files {
+        findings.extend(checks::files(&sections));
+    }
     if !findings.is_empty() {
         return Err(fail(findings));
     }

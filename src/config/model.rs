@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::{Serialize, Serializer};
 
 use super::defaults;
@@ -47,12 +48,213 @@ pub struct AppConfig {
 pub struct ServerConfig {
     /// Where the daemon's HTTP API listens.
     pub listen: SocketAddr,
+    /// Serve the API over HTTPS with this certificate and key.
+    pub tls: Option<TlsFilesConfig>,
+    /// A `listen` off loopback without `tls` is allowed (with a warning at
+    /// every start). A loaded config off loopback has `tls` or this.
+    pub allow_plaintext: bool,
+    /// Also serve `/metrics` alone, without a token, on this address.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: defaults::SERVER_LISTEN,
+            tls: None,
+            allow_plaintext: false,
+            metrics_listen: None,
+        }
+    }
+}
+
+/// How far the daemon's API is exposed, from `[server]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiExposure {
+    /// `listen` is a loopback address: only this machine reaches it.
+    Loopback,
+    /// Off loopback, over HTTPS.
+    Tls,
+    /// Off loopback, plain HTTP, allowed by `allow_plaintext = true`.
+    PlaintextAllowed,
+    /// Off loopback, plain HTTP, not allowed: refused.
+    PlaintextRefused,
+}
+
+impl ServerConfig {
+    /// Whether `listen` is reachable only from this machine.
+    pub fn is_loopback(&self) -> bool {
+        self.listen.ip().to_canonical().is_loopback()
+    }
+
+    /// How far the API is exposed; see [`ApiExposure`].
+    pub fn exposure(&self) -> ApiExposure {
+        if self.tls.is_some() {
+            if self.is_loopback() {
+                ApiExposure::Loopback
+            } else {
+                ApiExposure::Tls
+            }
+        } else if self.is_loopback() {
+            ApiExposure::Loopback
+        } else if self.allow_plaintext {
+            ApiExposure::PlaintextAllowed
+        } else {
+            ApiExposure::PlaintextRefused
+        }
+    }
+}
+
+/// The message for an API off loopback without TLS, naming both fixes.
+pub(crate) fn plaintext_api_help() -> &'static str {
+    "the API carries the bearer token and can deploy: give it a certificate with [server] tls = { cert = \"api.pem\", key = \"api.key\" }, or, if a network you trust protects it, set [server] allow_plaintext = true (a warning is logged at every start), or listen on 127.0.0.1"
+}
+
+/// A certificate chain and its private key, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsFilesConfig {
+    /// The certificate chain (leaf first), absolute.
+    pub cert: PathBuf,
+    /// Its private key, absolute.
+    pub key: PathBuf,
+}
+
+/// `[environment.NAME] tls = { … }`: where the proxy's certificates come
+/// from. At least one of `files` and `acme`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvTlsConfig {
+    /// Certificate files: `cert`/`key` first, then each of `certificates`, in
+    /// the order written. A request gets the first whose names match its SNI.
+    pub files: Vec<TlsFilesConfig>,
+    /// Automatic certificates.
+    pub acme: Option<AcmeConfig>,
+}
+
+/// `tls.acme = { … }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AcmeConfig {
+    /// The account's contact address.
+    pub email: String,
+    /// The names to get a certificate for, lowercase, without duplicates. Never empty.
+    pub domains: Vec<String>,
+    /// The ACME directory URL (https).
+    pub directory: String,
+    /// A PEM file of the CA of the directory's HTTPS certificate, absolute.
+    pub directory_ca: Option<PathBuf>,
+    /// How the CA checks the names. `Http01` only with a `redirect_listen`.
+    pub challenge: AcmeChallenge,
+    /// Renew this long before expiry.
+    #[serde(serialize_with = "serialize_duration")]
+    pub renew_before: Duration,
+}
+
+/// How an ACME CA checks that we hold a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum AcmeChallenge {
+    /// A token at `http://NAME/.well-known/acme-challenge/…`, on `redirect_listen`.
+    #[serde(rename = "http-01")]
+    Http01,
+    /// A special certificate for ALPN `acme-tls/1`, on `listen`.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
+impl AcmeChallenge {
+    /// The name used in `cutover.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http01 => "http-01",
+            Self::TlsAlpn01 => "tls-alpn-01",
+        }
+    }
+}
+
+impl fmt::Display for AcmeChallenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// `track_override = { … }`: who may pin a request to a track with
+/// `X-Cutover-Track`. At least one of the two is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackOverrideConfig {
+    /// The secret a request must present (at least 16 bytes).
+    pub secret: Option<Secret>,
+    /// Peers whose header is honoured without the secret.
+    #[serde(serialize_with = "serialize_nets")]
+    pub trusted_sources: Vec<IpNet>,
+}
+
+/// A secret from the config: never printed. `Debug`, `Display` and
+/// `Serialize` show `***`; [`Secret::expose`] is the one way to the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, to compare with what a request presents (in constant time).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
+    }
+}
+
+/// `[environment.NAME.limits]`: what one client may hold of the proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LimitsConfig {
+    /// A new connection's first request head (HTTP/2 preface included) must
+    /// arrive within this, from accept. Greater than zero.
+    #[serde(serialize_with = "serialize_duration")]
+    pub first_request_timeout: Duration,
+    /// Open client connections at most. At least 1.
+    pub max_connections: u32,
+    /// Concurrent streams per HTTP/2 connection. At least 1.
+    pub h2_max_concurrent_streams: u32,
+    /// An HTTP/2 connection without an open stream is closed after this. Greater than zero.
+    #[serde(serialize_with = "serialize_duration")]
+    pub h2_idle_timeout: Duration,
+    /// An upgraded connection with no bytes either way is closed after this. Greater than zero.
+    #[serde(serialize_with = "serialize_duration")]
+    pub upgrade_idle_timeout: Duration,
+    /// An HTTP/1.1 connection waiting for its next request is closed after this. Greater than zero.
+    #[serde(serialize_with = "serialize_duration")]
+    pub idle_timeout: Duration,
+    /// The largest request body in bytes, for services that set none. At least 1.
+    pub max_request_body: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            first_request_timeout: defaults::FIRST_REQUEST_TIMEOUT,
+            max_connections: defaults::MAX_CONNECTIONS,
+            h2_max_concurrent_streams: defaults::H2_MAX_CONCURRENT_STREAMS,
+            h2_idle_timeout: defaults::H2_IDLE_TIMEOUT,
+            upgrade_idle_timeout: defaults::UPGRADE_IDLE_TIMEOUT,
+            idle_timeout: defaults::IDLE_TIMEOUT,
+            max_request_body: defaults::MAX_REQUEST_BODY,
         }
     }
 }
@@ -154,6 +356,12 @@ pub struct ServiceConfig {
     pub rollout: RolloutConfig,
     /// The container settings; `Some` exactly when `driver` is docker.
     pub docker: Option<super::container::DockerConfig>,
+    /// The largest request body in bytes; `None`: the environment's
+    /// `limits.max_request_body`. Always `None` for workers.
+    pub max_request_body: Option<u64>,
+    /// `Upgrade` protocols tunnelled to the app, lowercase (default
+    /// `["websocket"]`; never `h2c`).
+    pub allowed_upgrades: Vec<String>,
 }
 
 /// `health = { … }` of a service.
@@ -373,6 +581,51 @@ pub struct EnvironmentConfig {
     /// How long the previous release stays warm for an instant rollback.
     #[serde(serialize_with = "serialize_duration")]
     pub rollback_window: Duration,
+    /// A plain HTTP listener that redirects to HTTPS (308) and answers ACME
+    /// HTTP-01. Only with `tls`.
+    pub redirect_listen: Option<SocketAddr>,
+    /// `Strict-Transport-Security: max-age=…` on HTTPS answers. Only with `tls`.
+    #[serde(serialize_with = "serialize_optional_duration")]
+    pub hsts: Option<Duration>,
+    /// TLS on `listen`; `None`: plain HTTP.
+    pub tls: Option<EnvTlsConfig>,
+    /// Peers whose forwarding headers are kept (appended to); empty: nobody's.
+    #[serde(serialize_with = "serialize_nets")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Who may pin a request to a track; `None`: nobody (`X-Cutover-Track`
+    /// is ignored and removed).
+    pub track_override: Option<TrackOverrideConfig>,
+    /// Connection and request limits of the proxy.
+    pub limits: LimitsConfig,
+}
+
+impl EnvironmentConfig {
+    /// An environment listening on `listen` with every other key at its
+    /// default (plain HTTP, no trusted peers, no track override).
+    pub fn new(listen: SocketAddr) -> EnvironmentConfig {
+        EnvironmentConfig {
+            listen,
+            rollback_window: defaults::ROLLBACK_WINDOW,
+            redirect_listen: None,
+            hsts: None,
+            tls: None,
+            trusted_proxies: Vec::new(),
+            track_override: None,
+            limits: LimitsConfig::default(),
+        }
+    }
+
+    /// The largest request body `service` accepts in this environment.
+    pub fn max_request_body(&self, service: &ServiceConfig) -> u64 {
+        service
+            .max_request_body
+            .unwrap_or(self.limits.max_request_body)
+    }
+}
+
+/// Networks serialize as text: "10.0.0.0/8", "192.0.2.7/32".
+fn serialize_nets<S: Serializer>(nets: &[IpNet], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(nets.iter().map(ToString::to_string))
 }
 
 /// `[database.NAME]`: one of the application's databases and its migrations.
@@ -459,7 +712,7 @@ fn serialize_duration<S: Serializer>(
     duration: &Duration,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(&humantime::format_duration(*duration))
+    serializer.collect_str(&defaults::duration_text(*duration))
 }
 
 /// [`serialize_duration`] for an optional duration; `None` is `null`.

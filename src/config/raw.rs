@@ -15,8 +15,8 @@ use serde_spanned::Spanned;
 
 use super::defaults::{self, duration_text};
 use super::scalars::{
-    RawAddress, RawCount, RawDriverKind, RawDuration, RawInconclusivePolicy, RawNumber,
-    RawRestartPolicy, RawServiceKind, RawStrategy,
+    RawAcmeChallenge, RawAddress, RawCount, RawDriverKind, RawDuration, RawInconclusivePolicy,
+    RawNumber, RawRestartPolicy, RawServiceKind, RawSize, RawStrategy,
 };
 
 /// A name written as a table key (`[service.NAME]`), with its span.
@@ -83,6 +83,36 @@ pub(crate) struct RawServer {
         extend("default" = defaults::SERVER_LISTEN.to_string())
     )]
     pub listen: Option<Spanned<RawAddress>>,
+
+    /// Serve the API over HTTPS with this certificate (PEM, with its chain) and
+    /// key, paths relative to this file. Required for a `listen` address that
+    /// is not loopback, unless `allow_plaintext = true`.
+    #[schemars(with = "Option<RawTlsFiles>")]
+    pub tls: Option<Spanned<RawTlsFiles>>,
+
+    /// Allow a `listen` address that is not loopback without `tls` (plain HTTP:
+    /// the token and every request can be read on the way). A warning is
+    /// logged at every start.
+    #[schemars(with = "Option<bool>", extend("default" = false))]
+    pub allow_plaintext: Option<Spanned<bool>>,
+
+    /// Serve `/metrics` alone, without a token, on this address too (for a
+    /// Prometheus scraper when the API is not on loopback).
+    #[schemars(with = "Option<RawAddress>")]
+    pub metrics_listen: Option<Spanned<RawAddress>>,
+}
+
+/// `tls = { cert = "…", key = "…" }`: one certificate and its private key.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "TlsFiles")]
+pub(crate) struct RawTlsFiles {
+    /// The certificate chain, PEM (leaf first), relative to this file's directory.
+    #[schemars(with = "String")]
+    pub cert: Option<Spanned<String>>,
+    /// Its private key, PEM, relative to this file's directory. Keep it 0600.
+    #[schemars(with = "String")]
+    pub key: Option<Spanned<String>>,
 }
 
 /// `[state]`.
@@ -186,6 +216,20 @@ pub(crate) struct RawService {
     /// How a new release takes over from the previous one.
     #[schemars(with = "Option<RawRollout>")]
     pub rollout: Option<Spanned<RawRollout>>,
+
+    /// http services: the largest request body, in bytes or with `k`, `m` or
+    /// `g` (`"10m"`); larger gets 413. Default: the environment's
+    /// `limits.max_request_body`.
+    #[schemars(with = "Option<RawSize>")]
+    pub max_request_body: Option<Spanned<RawSize>>,
+
+    /// http services: the `Upgrade` protocols tunnelled to the app (`h2c` is
+    /// never tunnelled). An empty list allows none.
+    #[schemars(
+        with = "Option<Vec<String>>",
+        extend("default" = defaults::ALLOWED_UPGRADES)
+    )]
+    pub allowed_upgrades: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `resources = { … }` of a docker service.
@@ -347,6 +391,153 @@ pub(crate) struct RawEnvironment {
         extend("default" = duration_text(defaults::ROLLBACK_WINDOW))
     )]
     pub rollback_window: Option<Spanned<RawDuration>>,
+
+    /// A plain HTTP listener that redirects every request to HTTPS (308) and
+    /// answers ACME HTTP-01 challenges. Needs `tls`.
+    #[schemars(with = "Option<RawAddress>")]
+    pub redirect_listen: Option<Spanned<RawAddress>>,
+
+    /// Send `Strict-Transport-Security` with this `max-age` on HTTPS answers
+    /// (`"365d"`). Needs `tls`.
+    #[schemars(with = "Option<RawDuration>", extend("examples" = ["365d"]))]
+    pub hsts: Option<Spanned<RawDuration>>,
+
+    /// Terminate TLS on `listen`: certificate files (`cert` and `key`, or
+    /// several in `certificates`, chosen by SNI) and/or automatic certificates
+    /// (`acme`).
+    #[schemars(with = "Option<RawEnvTls>")]
+    pub tls: Option<Spanned<RawEnvTls>>,
+
+    /// Peers (CIDRs or single IPs) whose `X-Forwarded-For`, `-Proto`, `-Host`,
+    /// `Forwarded` and `X-Real-IP` are kept; from anyone else they are replaced.
+    #[schemars(with = "Option<Vec<String>>", extend("examples" = [["10.0.0.0/8", "192.0.2.7"]]))]
+    pub trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
+
+    /// Honour `X-Cutover-Track` (pin a request to stable or canary) only from
+    /// requests that carry `secret` in it, or come from `trusted_sources`.
+    /// Without this table the header is ignored and removed.
+    #[schemars(with = "Option<RawTrackOverride>")]
+    pub track_override: Option<Spanned<RawTrackOverride>>,
+
+    /// Limits of this environment's proxy.
+    #[schemars(with = "Option<RawLimits>")]
+    pub limits: Option<Spanned<RawLimits>>,
+}
+
+/// `[environment.NAME] tls = { … }`: at least one certificate source.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "EnvironmentTls")]
+pub(crate) struct RawEnvTls {
+    /// One certificate chain, PEM (leaf first), relative to this file's directory. With `key`.
+    #[schemars(with = "Option<String>")]
+    pub cert: Option<Spanned<String>>,
+    /// The private key of `cert`, PEM, relative to this file's directory. With `cert`.
+    #[schemars(with = "Option<String>")]
+    pub key: Option<Spanned<String>>,
+    /// Several certificates, each `{ cert, key }`; each request gets the one
+    /// whose names match its SNI.
+    #[schemars(with = "Option<Vec<RawTlsFiles>>")]
+    pub certificates: Option<Spanned<Vec<Spanned<RawTlsFiles>>>>,
+    /// Certificates obtained and renewed automatically from an ACME CA.
+    #[schemars(with = "Option<RawAcme>")]
+    pub acme: Option<Spanned<RawAcme>>,
+}
+
+/// `tls.acme = { … }`: automatic certificates (kept in the state directory).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Acme")]
+pub(crate) struct RawAcme {
+    /// The account's contact address.
+    #[schemars(with = "String")]
+    pub email: Option<Spanned<String>>,
+    /// The names to get a certificate for (no wildcards). At least one.
+    #[schemars(with = "Vec<String>", extend("minItems" = 1))]
+    pub domains: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The CA's ACME directory URL (https).
+    #[schemars(with = "Option<String>", extend("default" = defaults::ACME_DIRECTORY))]
+    pub directory: Option<Spanned<String>>,
+    /// A PEM file of the CA that signs the directory's HTTPS certificate (for a
+    /// private or test CA), relative to this file's directory.
+    #[schemars(with = "Option<String>")]
+    pub directory_ca: Option<Spanned<String>>,
+    /// How the CA checks the names: `http-01` (on `redirect_listen`) or
+    /// `tls-alpn-01` (on `listen`). Default: `http-01` with a `redirect_listen`,
+    /// else `tls-alpn-01`.
+    #[schemars(with = "Option<RawAcmeChallenge>")]
+    pub challenge: Option<Spanned<RawAcmeChallenge>>,
+    /// Renew a certificate this long before it expires.
+    #[schemars(
+        with = "Option<RawDuration>",
+        extend("default" = duration_text(defaults::ACME_RENEW_BEFORE))
+    )]
+    pub renew_before: Option<Spanned<RawDuration>>,
+}
+
+/// `track_override = { … }`: who may pin a request to a track. At least one key.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "TrackOverride")]
+pub(crate) struct RawTrackOverride {
+    /// A secret of at least 16 bytes that a request must present with
+    /// `X-Cutover-Track` (see docs/proxy.md). Write `${VAR}` to keep it out of the file.
+    #[schemars(with = "Option<String>")]
+    pub secret: Option<Spanned<String>>,
+    /// Peers (CIDRs or single IPs) whose `X-Cutover-Track` is honoured without the secret.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub trusted_sources: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// `[environment.NAME.limits]`: what one client may hold of the proxy.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Limits")]
+pub(crate) struct RawLimits {
+    /// How long a new connection may take to send its first request head
+    /// (HTTP/2 preface included), from accept.
+    #[schemars(
+        with = "Option<RawDuration>",
+        extend("default" = duration_text(defaults::FIRST_REQUEST_TIMEOUT))
+    )]
+    pub first_request_timeout: Option<Spanned<RawDuration>>,
+    /// Open client connections at most; more wait in the listen backlog.
+    #[schemars(
+        with = "Option<RawCount>",
+        extend("default" = defaults::MAX_CONNECTIONS)
+    )]
+    pub max_connections: Option<Spanned<RawCount>>,
+    /// Concurrent streams per HTTP/2 connection.
+    #[schemars(
+        with = "Option<RawCount>",
+        extend("default" = defaults::H2_MAX_CONCURRENT_STREAMS)
+    )]
+    pub h2_max_concurrent_streams: Option<Spanned<RawCount>>,
+    /// An HTTP/2 connection without an open stream is closed after this.
+    #[schemars(
+        with = "Option<RawDuration>",
+        extend("default" = duration_text(defaults::H2_IDLE_TIMEOUT))
+    )]
+    pub h2_idle_timeout: Option<Spanned<RawDuration>>,
+    /// An upgraded connection (WebSocket) with no bytes either way is closed after this.
+    #[schemars(
+        with = "Option<RawDuration>",
+        extend("default" = duration_text(defaults::UPGRADE_IDLE_TIMEOUT))
+    )]
+    pub upgrade_idle_timeout: Option<Spanned<RawDuration>>,
+    /// An HTTP/1.1 keep-alive connection waiting for its next request is closed after this.
+    #[schemars(
+        with = "Option<RawDuration>",
+        extend("default" = duration_text(defaults::IDLE_TIMEOUT))
+    )]
+    pub idle_timeout: Option<Spanned<RawDuration>>,
+    /// The largest request body of every service that sets none: bytes, or a
+    /// number with `k`, `m` or `g`; larger gets 413.
+    #[schemars(
+        with = "Option<RawSize>",
+        extend("default" = defaults::size_text(defaults::MAX_REQUEST_BODY))
+    )]
+    pub max_request_body: Option<Spanned<RawSize>>,
 }
 
 /// `[database.NAME]`: one of the application's databases and its migrations.

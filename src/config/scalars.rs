@@ -14,7 +14,9 @@ use std::time::Duration;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use super::model::{DriverKind, InconclusivePolicy, RestartPolicy, ServiceKind, Strategy};
+use super::model::{
+    AcmeChallenge, DriverKind, InconclusivePolicy, RestartPolicy, ServiceKind, Strategy,
+};
 use super::suggest;
 
 /// What a duration looks like, for help lines.
@@ -126,6 +128,17 @@ text_value!(
 );
 
 text_value!(
+    /// `tls.acme.challenge` as written.
+    RawAcmeChallenge,
+    r#""http-01" or "tls-alpn-01""#,
+    json_schema!({
+        "type": "string",
+        "enum": ["http-01", "tls-alpn-01"],
+        "description": "How the ACME CA checks the names: `http-01` (answered on `redirect_listen`) or `tls-alpn-01` (answered on `listen`)."
+    })
+);
+
+text_value!(
     /// `rollout.on_daemon_restart` as written.
     RawRestartPolicy,
     r#""rollback" or "resume""#,
@@ -229,6 +242,16 @@ impl RawRestartPolicy {
     }
 }
 
+impl RawAcmeChallenge {
+    /// The challenge type, or the help line for an unknown one.
+    pub(crate) fn parse(&self) -> Result<AcmeChallenge, String> {
+        const ALL: [AcmeChallenge; 2] = [AcmeChallenge::Http01, AcmeChallenge::TlsAlpn01];
+        ALL.into_iter()
+            .find(|challenge| challenge.as_str() == self.0)
+            .ok_or_else(|| expected(&self.0, ALL.map(AcmeChallenge::as_str)))
+    }
+}
+
 /// `expected "a", "b" or "c"`, with a suggestion when one is close.
 fn expected<const N: usize>(word: &str, names: [&str; N]) -> String {
     let quoted: Vec<String> = names.iter().map(|name| format!("\"{name}\"")).collect();
@@ -300,3 +323,74 @@ impl<'de> Deserialize<'de> for RawNumber {
         deserializer.deserialize_f64(NumberVisitor)
     }
 }
+
+/// A size as written: a number of bytes (`1048576`) or text with a unit
+/// (`"10m"`, `"1g"`), as `resources.memory`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RawSize {
+    /// Written as a TOML integer: bytes.
+    Bytes(i64),
+    /// Written as a string: a number and an optional unit.
+    Text(String),
+}
+
+impl RawSize {
+    /// The size in bytes (at least 1), or a short reason it is not one.
+    pub(crate) fn parse(&self) -> Result<u64, String> {
+        let bytes = match self {
+            RawSize::Bytes(bytes) => *bytes,
+            RawSize::Text(text) => super::container::parse_memory(text)?,
+        };
+        u64::try_from(bytes)
+            .ok()
+            .filter(|bytes| *bytes > 0)
+            .ok_or_else(|| "must be at least 1 byte".to_owned())
+    }
+
+    /// The value as written, for messages.
+    pub(crate) fn text(&self) -> String {
+        match self {
+            RawSize::Bytes(bytes) => bytes.to_string(),
+            RawSize::Text(text) => format!("\"{text}\""),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+        impl Visitor<'_> for SizeVisitor {
+            type Value = RawSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(SIZE_EXPECTED)
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<RawSize, E> {
+                Ok(RawSize::Text(value.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<RawSize, E> {
+                Ok(RawSize::Bytes(value))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<RawSize, E> {
+                Ok(RawSize::Bytes(i64::try_from(value).unwrap_or(i64::MAX)))
+            }
+        }
+        deserializer.deserialize_any(SizeVisitor)
+    }
+}
+
+impl JsonSchema for RawSize {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Size".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": ["string", "integer"],
+            "description": "A size: bytes, or a number with k, m or g (binary units), e.g. \"10m\" or \"1g\".",
+            "examples": ["10m", "100m", "1g"]
+        })
+    }
+}
+
+/// What a size looks like, for help lines.
+pub(crate) const SIZE_EXPECTED: &str =
+    r#"a size such as "10m" or "1g" (bytes, or a number with k, m or g)"#;

@@ -2,7 +2,10 @@
 
 use std::fmt::Write;
 
-use super::model::{Config, ServiceConfig, ServiceKind, Strategy};
+use super::defaults::{duration_text, size_text};
+use super::model::{
+    ApiExposure, Config, EnvironmentConfig, LimitsConfig, ServiceConfig, ServiceKind, Strategy,
+};
 
 impl Config {
     /// What the config describes, for people: the app, each service (kind,
@@ -17,7 +20,22 @@ impl Config {
 
     fn write_summary(&self, out: &mut String) -> std::fmt::Result {
         writeln!(out, "app {} ({})", self.app.name, self.path.display())?;
-        writeln!(out, "  daemon API   {}", self.server.listen)?;
+        let api = match (&self.server.tls, self.server.exposure()) {
+            (Some(tls), _) => format!(
+                "https://{} (cert {})",
+                self.server.listen,
+                tls.cert.display()
+            ),
+            (None, ApiExposure::PlaintextAllowed) => format!(
+                "{} (plain HTTP off loopback: allow_plaintext)",
+                self.server.listen
+            ),
+            (None, _) => self.server.listen.to_string(),
+        };
+        writeln!(out, "  daemon API   {api}")?;
+        if let Some(metrics) = self.server.metrics_listen {
+            writeln!(out, "  metrics      {metrics} (/metrics, no token)")?;
+        }
         writeln!(out, "  state        {}", self.state.url)?;
 
         writeln!(out, "services ({})", self.services.len())?;
@@ -58,6 +76,9 @@ impl Config {
                 environment.listen,
                 humantime::format_duration(environment.rollback_window)
             )?;
+            for line in edge_lines(environment) {
+                writeln!(out, "  {:width$}  {line}", "")?;
+            }
         }
 
         if !self.databases.is_empty() {
@@ -74,6 +95,69 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The edge settings of an environment that differ from the defaults, one
+/// line each. The track secret is never shown, only that there is one.
+fn edge_lines(environment: &EnvironmentConfig) -> Vec<String> {
+    let mut lines = Vec::new();
+    let list = |nets: &[ipnet::IpNet]| {
+        nets.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(tls) = &environment.tls {
+        let mut parts = Vec::new();
+        for files in &tls.files {
+            parts.push(format!("cert {}", files.cert.display()));
+        }
+        if let Some(acme) = &tls.acme {
+            parts.push(format!(
+                "acme {} ({}, {})",
+                acme.domains.join(", "),
+                acme.challenge,
+                acme.directory
+            ));
+        }
+        lines.push(format!("tls {}", parts.join("; ")));
+    }
+    if let Some(redirect) = environment.redirect_listen {
+        lines.push(format!("redirect {redirect} → https"));
+    }
+    if let Some(hsts) = environment.hsts {
+        lines.push(format!("hsts max-age {}", duration_text(hsts)));
+    }
+    if !environment.trusted_proxies.is_empty() {
+        lines.push(format!(
+            "trusted proxies {}",
+            list(&environment.trusted_proxies)
+        ));
+    }
+    if let Some(track) = &environment.track_override {
+        let mut who = Vec::new();
+        if track.secret.is_some() {
+            who.push("with the secret".to_owned());
+        }
+        if !track.trusted_sources.is_empty() {
+            who.push(format!("from {}", list(&track.trusted_sources)));
+        }
+        lines.push(format!("track override {}", who.join(" or ")));
+    }
+    let limits = &environment.limits;
+    if limits != &LimitsConfig::default() {
+        lines.push(format!(
+            "limits: first request {}, {} connections, {} h2 streams, h2 idle {}, upgrade idle {}, idle {}, body {}",
+            duration_text(limits.first_request_timeout),
+            limits.max_connections,
+            limits.h2_max_concurrent_streams,
+            duration_text(limits.h2_idle_timeout),
+            duration_text(limits.upgrade_idle_timeout),
+            duration_text(limits.idle_timeout),
+            size_text(limits.max_request_body)
+        ));
+    }
+    lines
 }
 
 /// "rollout blue-green", "rollout canary 5% → 25% → 50% → 100%, 30s a step",

@@ -15,6 +15,7 @@ fn test_env(name: &str) -> Result<String, VarError> {
         "LOG_LEVEL" => Ok("debug".to_owned()),
         "DATA_DIR" => Ok("data".to_owned()),
         "TOKEN" => Ok("s3cret".to_owned()),
+        "TRACK_SECRET" => Ok("0123456789abcdef-track".to_owned()),
         _ => Err(VarError::NotPresent),
     }
 }
@@ -149,6 +150,8 @@ fn full_example_parses_to_its_values() {
             },
         },
         docker: None,
+        max_request_body: None,
+        allowed_upgrades: vec!["websocket".to_owned()],
     };
     assert_eq!(web, &expected_web);
 
@@ -161,8 +164,8 @@ fn full_example_parses_to_its_values() {
     assert_eq!(
         config.environments["production"],
         EnvironmentConfig {
-            listen: addr("127.0.0.1:8080"),
             rollback_window: Duration::from_secs(3600),
+            ..EnvironmentConfig::new(addr("127.0.0.1:8080"))
         }
     );
 }
@@ -864,4 +867,288 @@ backup = { before_deploy = true, recipients = ["age1xzupnqn4stl3rgvhc0w7k7mvq0x8
     );
     assert_eq!(backup.keep_last, 30);
     assert_eq!(backup.keep_within, Some(Duration::from_secs(30 * 86400)));
+}
+
+/// Every key of the edge (issue 11): the API off loopback with TLS, a
+/// metrics listener, an environment with certificates, ACME, redirect, HSTS,
+/// trusted peers, track override and limits, and per-service body limits and
+/// upgrades.
+const EDGE: &str = r#"
+[app]
+name = "hello"
+
+[server]
+listen = "0.0.0.0:7070"
+tls = { cert = "api.pem", key = "/etc/cutover/api.key" }
+metrics_listen = "127.0.0.1:9100"
+
+[service.web]
+command = ["./bin/hello", "--port", "{port}"]
+max_request_body = "10m"
+allowed_upgrades = ["WebSocket", "my-proto", "websocket"]
+
+[service.upload]
+command = ["./bin/upload", "--port", "{port}"]
+path_prefix = "/upload"
+max_request_body = 1048576
+allowed_upgrades = []
+
+[environment.production]
+listen = "0.0.0.0:443"
+redirect_listen = "0.0.0.0:80"
+hsts = "365d"
+tls = { cert = "a.pem", key = "a.key", certificates = [{ cert = "certs/b.pem", key = "certs/b.key" }], acme = { email = "ops@example.com", domains = ["Example.com", "www.example.com"], directory = "https://127.0.0.1:14000/dir", directory_ca = "pebble.pem", renew_before = "7d" } }
+trusted_proxies = ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"]
+track_override = { secret = "${TRACK_SECRET}", trusted_sources = ["10.1.0.0/16"] }
+
+[environment.production.limits]
+first_request_timeout = "5s"
+max_connections = 2000
+h2_max_concurrent_streams = 64
+h2_idle_timeout = "1m"
+upgrade_idle_timeout = "2m"
+idle_timeout = "30s"
+max_request_body = "1g"
+
+[environment.staging]
+listen = "127.0.0.1:8081"
+tls = { acme = { email = "ops@example.com", domains = ["staging.example.com"] } }
+track_override = { trusted_sources = ["127.0.0.1"] }
+"#;
+
+#[test]
+fn edge_keys_resolve_to_their_values() {
+    let config = valid(EDGE);
+    let net = |text: &str| -> ipnet::IpNet { text.parse().expect("test networks are valid") };
+
+    assert_eq!(
+        config.server,
+        ServerConfig {
+            listen: addr("0.0.0.0:7070"),
+            tls: Some(TlsFilesConfig {
+                cert: PathBuf::from("/srv/hello/api.pem"),
+                key: PathBuf::from("/etc/cutover/api.key"),
+            }),
+            allow_plaintext: false,
+            metrics_listen: Some(addr("127.0.0.1:9100")),
+        }
+    );
+    assert_eq!(config.server.exposure(), ApiExposure::Tls);
+
+    let web = &config.services["web"];
+    assert_eq!(web.max_request_body, Some(10 * 1024 * 1024));
+    assert_eq!(web.allowed_upgrades, ["websocket", "my-proto"]);
+    let upload = &config.services["upload"];
+    assert_eq!(upload.max_request_body, Some(1_048_576));
+    assert!(upload.allowed_upgrades.is_empty());
+
+    let production = &config.environments["production"];
+    assert_eq!(
+        production,
+        &EnvironmentConfig {
+            listen: addr("0.0.0.0:443"),
+            rollback_window: Duration::from_secs(600),
+            redirect_listen: Some(addr("0.0.0.0:80")),
+            hsts: Some(Duration::from_secs(365 * 24 * 3600)),
+            tls: Some(EnvTlsConfig {
+                files: vec![
+                    TlsFilesConfig {
+                        cert: PathBuf::from("/srv/hello/a.pem"),
+                        key: PathBuf::from("/srv/hello/a.key"),
+                    },
+                    TlsFilesConfig {
+                        cert: PathBuf::from("/srv/hello/certs/b.pem"),
+                        key: PathBuf::from("/srv/hello/certs/b.key"),
+                    },
+                ],
+                acme: Some(AcmeConfig {
+                    email: "ops@example.com".to_owned(),
+                    domains: vec!["example.com".to_owned(), "www.example.com".to_owned()],
+                    directory: "https://127.0.0.1:14000/dir".to_owned(),
+                    directory_ca: Some(PathBuf::from("/srv/hello/pebble.pem")),
+                    challenge: AcmeChallenge::Http01,
+                    renew_before: Duration::from_secs(7 * 24 * 3600),
+                }),
+            }),
+            trusted_proxies: vec![net("10.0.0.0/8"), net("192.0.2.7/32"), net("2001:db8::/32")],
+            track_override: Some(TrackOverrideConfig {
+                secret: Some(Secret::new("0123456789abcdef-track")),
+                trusted_sources: vec![net("10.1.0.0/16")],
+            }),
+            limits: LimitsConfig {
+                first_request_timeout: Duration::from_secs(5),
+                max_connections: 2000,
+                h2_max_concurrent_streams: 64,
+                h2_idle_timeout: Duration::from_secs(60),
+                upgrade_idle_timeout: Duration::from_secs(120),
+                idle_timeout: Duration::from_secs(30),
+                max_request_body: 1024 * 1024 * 1024,
+            },
+        }
+    );
+    assert_eq!(production.max_request_body(web), 10 * 1024 * 1024);
+
+    // Without redirect_listen, ACME defaults to tls-alpn-01 on `listen`; and
+    // every limit to its default.
+    let staging = &config.environments["staging"];
+    let acme = staging
+        .tls
+        .as_ref()
+        .and_then(|tls| tls.acme.as_ref())
+        .expect("staging has acme");
+    assert_eq!(acme.challenge, AcmeChallenge::TlsAlpn01);
+    assert_eq!(acme.directory, defaults::ACME_DIRECTORY);
+    assert_eq!(acme.renew_before, Duration::from_secs(30 * 24 * 3600));
+    assert_eq!(
+        staging.track_override,
+        Some(TrackOverrideConfig {
+            secret: None,
+            trusted_sources: vec![net("127.0.0.1/32")],
+        })
+    );
+    assert_eq!(staging.limits, LimitsConfig::default());
+}
+
+#[test]
+fn edge_defaults_are_closed() {
+    let config = valid(MINIMAL);
+    assert_eq!(config.server, ServerConfig::default());
+    assert_eq!(config.server.exposure(), ApiExposure::Loopback);
+    let production = &config.environments["production"];
+    assert_eq!(production, &EnvironmentConfig::new(addr("127.0.0.1:8080")));
+    assert_eq!(production.track_override, None);
+    assert!(production.trusted_proxies.is_empty());
+    assert_eq!(
+        production.limits,
+        LimitsConfig {
+            first_request_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            h2_max_concurrent_streams: 128,
+            h2_idle_timeout: Duration::from_secs(180),
+            upgrade_idle_timeout: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(60),
+            max_request_body: 100 * 1024 * 1024,
+        }
+    );
+    let web = &config.services["web"];
+    assert_eq!(web.max_request_body, None);
+    assert_eq!(production.max_request_body(web), 100 * 1024 * 1024);
+    assert_eq!(web.allowed_upgrades, ["websocket"]);
+}
+
+#[test]
+fn an_api_off_loopback_in_plain_http_is_allowed_only_when_asked() {
+    let source = MINIMAL.replace(
+        "[service.web]",
+        "[server]\nlisten = \"0.0.0.0:7070\"\nallow_plaintext = true\n\n[service.web]",
+    );
+    let config = valid(&source);
+    assert_eq!(config.server.exposure(), ApiExposure::PlaintextAllowed);
+    assert!(
+        config.summary().contains("allow_plaintext"),
+        "{}",
+        config.summary()
+    );
+}
+
+#[test]
+fn the_track_secret_is_never_printed() {
+    let config = valid(EDGE);
+    let secret = "0123456789abcdef-track";
+    let json = serde_json::to_string(&config).expect("config serializes");
+    assert!(!json.contains(secret), "{json}");
+    let track = &serde_json::to_value(&config).expect("config serializes")["environments"]["production"]
+        ["track_override"];
+    assert_eq!(track["secret"], "***");
+    assert_eq!(track["trusted_sources"], serde_json::json!(["10.1.0.0/16"]));
+    assert!(!format!("{config:?}").contains(secret));
+    assert!(!config.summary().contains(secret));
+    let production = &config.environments["production"];
+    let exposed = production
+        .track_override
+        .as_ref()
+        .and_then(|track| track.secret.as_ref())
+        .map(Secret::expose);
+    assert_eq!(exposed, Some(secret));
+}
+
+#[test]
+fn edge_summary_lists_tls_and_trust() {
+    insta::assert_snapshot!(valid(EDGE).summary());
+}
+
+#[test]
+fn load_checked_names_a_missing_certificate_at_its_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cutover.toml");
+    let source = "[app]\nname = \"hello\"\n\n[service.web]\ncommand = [\"./web\"]\n\n[environment.production]\nlisten = \"127.0.0.1:8443\"\ntls = { cert = \"site.pem\", key = \"site.key\" }\n";
+    std::fs::write(&path, source).expect("write config");
+    std::fs::write(dir.path().join("site.pem"), "pem").expect("write cert");
+
+    // `load` reads no other file; `load_checked` finds the missing key.
+    assert!(load(&path).is_ok());
+    let err = load_checked(&path).expect_err("the key file is missing");
+    let problems = err.problems();
+    assert_eq!(problems.len(), 1, "{}", render(&err));
+    assert_eq!(problems[0].line_column(), (9, 34), "{}", render(&err));
+    let key = dir.path().join("site.key");
+    assert!(
+        problems[0].message().contains(&format!(
+            "the private key file {} does not exist",
+            key.display()
+        )),
+        "{}",
+        render(&err)
+    );
+
+    std::fs::write(&key, "pem").expect("write key");
+    assert!(load_checked(&path).is_ok());
+}
+
+#[test]
+fn json_schema_describes_the_edge_keys() {
+    let schema = json_schema();
+    let defs = &schema["$defs"];
+    let server = &defs["Server"]["properties"];
+    for key in ["listen", "tls", "allow_plaintext", "metrics_listen"] {
+        assert!(server.get(key).is_some(), "[server] {key} missing");
+    }
+    let environment = &defs["Environment"]["properties"];
+    for key in [
+        "redirect_listen",
+        "hsts",
+        "tls",
+        "trusted_proxies",
+        "track_override",
+        "limits",
+    ] {
+        assert!(environment.get(key).is_some(), "environment {key} missing");
+    }
+    assert_eq!(defs["EnvironmentTls"]["additionalProperties"], false);
+    assert_eq!(
+        defs["Acme"]["required"],
+        serde_json::json!(["email", "domains"])
+    );
+    assert_eq!(
+        defs["AcmeChallenge"]["enum"],
+        serde_json::json!(["http-01", "tls-alpn-01"])
+    );
+    assert_eq!(
+        defs["TlsFiles"]["required"],
+        serde_json::json!(["cert", "key"])
+    );
+    let limits = &defs["Limits"]["properties"];
+    assert_eq!(limits["first_request_timeout"]["default"], "10s");
+    assert_eq!(limits["max_connections"]["default"], 10_000);
+    assert_eq!(limits["h2_max_concurrent_streams"]["default"], 128);
+    assert_eq!(limits["h2_idle_timeout"]["default"], "3m");
+    assert_eq!(limits["upgrade_idle_timeout"]["default"], "5m");
+    assert_eq!(limits["idle_timeout"]["default"], "1m");
+    assert_eq!(limits["max_request_body"]["default"], "100m");
+    let service = &defs["Service"]["properties"];
+    assert_eq!(
+        service["allowed_upgrades"]["default"],
+        serde_json::json!(["websocket"])
+    );
+    assert!(service.get("max_request_body").is_some());
 }

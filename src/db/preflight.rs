@@ -16,6 +16,10 @@ use crate::db::backup::keys;
 
 /// The open-file limit below which the proxy may run out of sockets.
 pub const MIN_OPEN_FILES: u64 = 1024;
+/// The open-file limit below which `preflight` warns: the daemon raises its
+/// soft limit to the hard one at start, and this is what an edge proxy with
+/// `max_connections` = 10 000 (each with an upstream connection) wants.
+pub const WANTED_OPEN_FILES: u64 = 65536;
 
 /// One check's result.
 #[derive(Debug, Clone, Serialize)]
@@ -24,6 +28,8 @@ pub struct Check {
     pub name: String,
     /// Whether it passed.
     pub ok: bool,
+    /// Passed, but with something to fix before it matters (`fix` says what).
+    pub warning: bool,
     /// What was found.
     pub detail: String,
     /// What to do when it failed.
@@ -35,8 +41,19 @@ impl Check {
         Check {
             name: name.into(),
             ok: true,
+            warning: false,
             detail: detail.into(),
             fix: None,
+        }
+    }
+
+    fn warn(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            ok: true,
+            warning: true,
+            detail: detail.into(),
+            fix: Some(fix.into()),
         }
     }
 
@@ -44,6 +61,7 @@ impl Check {
         Check {
             name: name.into(),
             ok: false,
+            warning: false,
             detail: detail.into(),
             fix: Some(fix.into()),
         }
@@ -63,22 +81,37 @@ pub async fn run(config: &Config, backups_only: bool) -> Vec<Check> {
     checks
 }
 
-/// The soft limit on open files.
+/// The open-file limit: soft and hard as this process has them, and what the
+/// daemon will run with (it raises its soft limit to the hard one at start;
+/// this process does the same to find out). Fails below [`MIN_OPEN_FILES`],
+/// warns below [`WANTED_OPEN_FILES`].
 fn open_files() -> Check {
-    match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
-        Ok((soft, _)) if soft >= MIN_OPEN_FILES => {
-            Check::pass("open files limit", format!("{soft}"))
-        }
-        Ok((soft, hard)) => Check::fail(
-            "open files limit",
-            format!("{soft} (hard limit {hard}), below {MIN_OPEN_FILES}"),
-            "raise it: `ulimit -n 65536` before starting cutover, or LimitNOFILE=65536 in its systemd unit",
-        ),
-        Err(e) => Check::fail(
-            "open files limit",
-            e.to_string(),
-            "check getrlimit(RLIMIT_NOFILE)",
-        ),
+    const NAME: &str = "open files limit";
+    use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(limits) => limits,
+        Err(e) => return Check::fail(NAME, e.to_string(), "check getrlimit(RLIMIT_NOFILE)"),
+    };
+    let raised = match cutover_proxy::raise_nofile_limit() {
+        Ok((_, now)) => now,
+        Err(_) => soft,
+    };
+    let hard_text = if hard == RLIM_INFINITY {
+        "unlimited".to_owned()
+    } else {
+        hard.to_string()
+    };
+    let detail =
+        format!("soft {soft}, hard {hard_text}; the daemon raises its soft limit to {raised} at start");
+    let fix = format!(
+        "raise the hard limit to at least {WANTED_OPEN_FILES}: LimitNOFILE={WANTED_OPEN_FILES} in cutover's systemd unit, or `ulimit -Hn {WANTED_OPEN_FILES}` (as root) in the shell that starts it; every client and upstream connection, log file and database handle takes one"
+    );
+    if raised < MIN_OPEN_FILES {
+        Check::fail(NAME, format!("{detail}, below {MIN_OPEN_FILES}"), fix)
+    } else if raised < WANTED_OPEN_FILES {
+        Check::warn(NAME, format!("{detail}, below {WANTED_OPEN_FILES}"), fix)
+    } else {
+        Check::pass(NAME, detail)
     }
 }
 

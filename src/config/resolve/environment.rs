@@ -1,4 +1,6 @@
-//! Resolving `[environment.NAME]` tables: listener and rollback window.
+//! Resolving `[environment.NAME]` tables: listener and rollback window here;
+//! TLS, redirect, HSTS, trusted peers, track override and limits through
+//! `edge`, with the checks between them (`redirect_listen` and `hsts` need `tls`).
 
 use std::collections::BTreeMap;
 
@@ -62,6 +64,59 @@ impl Resolver<'_> {
                 None
             }
         };
+        let redirect_listen = raw.redirect_listen.as_ref().and_then(|spanned| {
+            let address = self.address(spanned, "redirect_listen")?;
+            self.places
+                .redirect_listen
+                .insert(name.to_owned(), spanned.span());
+            Some(address)
+        });
+        let hsts = raw
+            .hsts
+            .as_ref()
+            .map(|hsts| self.duration(Some(hsts), "hsts", std::time::Duration::ZERO, false));
+        if raw.tls.is_none() {
+            let needs_tls = [
+                (
+                    "redirect_listen",
+                    raw.redirect_listen.as_ref().map(Spanned::span),
+                    "redirect_listen sends clients to HTTPS",
+                ),
+                (
+                    "hsts",
+                    raw.hsts.as_ref().map(Spanned::span),
+                    "hsts tells browsers to use only HTTPS",
+                ),
+            ];
+            for (key, span, why) in needs_tls {
+                if let Some(span) = span {
+                    self.report(
+                        Finding::new(
+                            span,
+                            format!("`{key}` needs `tls` in environment `{name}`"),
+                            "no tls here",
+                        )
+                        .help(format!(
+                            r#"{why}, which this environment does not serve: add tls = {{ cert = "site.pem", key = "site.key" }} or tls = {{ acme = {{ email = "…", domains = ["…"] }} }}, or remove `{key}`"#
+                        )),
+                    );
+                }
+            }
+        }
+        let tls = raw
+            .tls
+            .as_ref()
+            .and_then(|tls| self.environment_tls(tls, raw.redirect_listen.is_some()));
+        let trusted_proxies = raw
+            .trusted_proxies
+            .as_ref()
+            .map(|list| self.nets(list, "trusted_proxies"))
+            .unwrap_or_default();
+        let track_override = raw
+            .track_override
+            .as_ref()
+            .and_then(|table| self.track_override(table));
+        let limits = self.limits(raw.limits.as_ref());
         EnvironmentConfig {
             listen: listen.unwrap_or(defaults::SERVER_LISTEN),
             rollback_window: self.duration(
@@ -70,6 +125,12 @@ impl Resolver<'_> {
                 defaults::ROLLBACK_WINDOW,
                 false,
             ),
+            redirect_listen,
+            hsts,
+            tls,
+            trusted_proxies,
+            track_override,
+            limits,
         }
     }
 }

@@ -10,6 +10,7 @@
 
 mod database;
 mod docker;
+mod edge;
 mod environment;
 mod rollout;
 mod service;
@@ -17,7 +18,7 @@ mod values;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_spanned::Spanned;
 
@@ -28,7 +29,6 @@ use super::model::{
 };
 use super::problem::Finding;
 use super::raw::{RawApp, RawConfig};
-use super::scalars::RawAddress;
 use super::state_url;
 
 /// What the resolver needs besides the raw config.
@@ -66,6 +66,23 @@ pub(crate) struct Places {
     pub routes: BTreeMap<String, Range<usize>>,
     /// Each item of each service's `after`, with where it was written.
     pub after: BTreeMap<String, Vec<(String, Range<usize>)>>,
+    /// `[server] metrics_listen`, if written.
+    pub metrics_listen: Option<Range<usize>>,
+    /// `redirect_listen` of each environment that has one.
+    pub redirect_listen: BTreeMap<String, Range<usize>>,
+    /// Every file the config names (certificates, keys, CAs), for `load_checked`.
+    pub files: Vec<FilePlace>,
+}
+
+/// A file named in the config, and where.
+#[derive(Debug, Clone)]
+pub(crate) struct FilePlace {
+    /// Absolute.
+    pub path: PathBuf,
+    /// The string that names it.
+    pub span: Range<usize>,
+    /// "certificate", "private key", "CA certificate".
+    pub what: &'static str,
 }
 
 /// Resolves `raw`; the findings are empty when every value is valid.
@@ -76,11 +93,7 @@ pub(crate) fn resolve(raw: RawConfig, cx: Context<'_>) -> (Sections, Vec<Finding
         places: Places::default(),
     };
     let app = resolver.app(raw.app.as_ref());
-    let server = resolver.server(
-        raw.server
-            .as_ref()
-            .and_then(|s| s.get_ref().listen.as_ref()),
-    );
+    let server = resolver.server(raw.server.as_ref());
     let state = resolver.state(raw.state.as_ref().and_then(|s| s.get_ref().url.as_ref()));
     let services = resolver.services(&raw.service.unwrap_or_default());
     let environments = resolver.environments(&raw.environment.unwrap_or_default());
@@ -138,20 +151,6 @@ impl Resolver<'_> {
         AppConfig {
             name: name.get_ref().clone(),
         }
-    }
-
-    fn server(&mut self, listen: Option<&Spanned<RawAddress>>) -> ServerConfig {
-        let listen = match listen {
-            Some(spanned) => match self.address(spanned, "listen") {
-                Some(address) => {
-                    self.places.server_listen = Some(spanned.span());
-                    address
-                }
-                None => defaults::SERVER_LISTEN,
-            },
-            None => defaults::SERVER_LISTEN,
-        };
-        ServerConfig { listen }
     }
 
     fn state(&mut self, url: Option<&Spanned<String>>) -> StateConfig {

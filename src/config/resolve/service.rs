@@ -101,11 +101,23 @@ impl Resolver<'_> {
         );
 
         if kind == ServiceKind::Worker {
-            for (key, value) in [("host", &raw.host), ("path_prefix", &raw.path_prefix)] {
-                if let Some(value) = value {
+            let http_only = [
+                ("host", raw.host.as_ref().map(Spanned::span)),
+                ("path_prefix", raw.path_prefix.as_ref().map(Spanned::span)),
+                (
+                    "max_request_body",
+                    raw.max_request_body.as_ref().map(Spanned::span),
+                ),
+                (
+                    "allowed_upgrades",
+                    raw.allowed_upgrades.as_ref().map(Spanned::span),
+                ),
+            ];
+            for (key, span) in http_only {
+                if let Some(span) = span {
                     self.report(
                         Finding::new(
-                            value.span(),
+                            span,
                             format!("`{key}` applies only to http services"),
                             format!("`{name}` is a worker"),
                         )
@@ -146,6 +158,19 @@ impl Resolver<'_> {
             }
             None => Vec::new(),
         };
+        let (max_request_body, allowed_upgrades) = if kind == ServiceKind::Http {
+            (
+                raw.max_request_body
+                    .as_ref()
+                    .and_then(|size| self.size(size, "max_request_body")),
+                match &raw.allowed_upgrades {
+                    Some(list) => self.upgrades(list),
+                    None => defaults::ALLOWED_UPGRADES.map(str::to_owned).to_vec(),
+                },
+            )
+        } else {
+            (None, Vec::new())
+        };
         let kind_span = raw.kind.as_ref().map(Spanned::span);
         let rollout = self.rollout(name, raw.rollout.as_ref(), kind, kind_span);
 
@@ -172,6 +197,8 @@ impl Resolver<'_> {
             after,
             rollout,
             docker,
+            max_request_body,
+            allowed_upgrades,
         }
     }
 
