@@ -101,8 +101,9 @@ fn open_files() -> Check {
     } else {
         hard.to_string()
     };
-    let detail =
-        format!("soft {soft}, hard {hard_text}; the daemon raises its soft limit to {raised} at start");
+    let detail = format!(
+        "soft {soft}, hard {hard_text}; the daemon raises its soft limit to {raised} at start"
+    );
     let fix = format!(
         "raise the hard limit to at least {WANTED_OPEN_FILES}: LimitNOFILE={WANTED_OPEN_FILES} in cutover's systemd unit, or `ulimit -Hn {WANTED_OPEN_FILES}` (as root) in the shell that starts it; every client and upstream connection, log file and database handle takes one"
     );

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Let's Encrypt's production directory, the default `acme.directory`.
-pub const LETS_ENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
+pub const LETS_ENCRYPT_PRODUCTION: &str = crate::config::defaults::ACME_DIRECTORY;
 
 /// How long before a certificate expires its renewal starts: 30 days
 /// (`acme.renew_before`).
-pub const DEFAULT_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+pub const DEFAULT_RENEW_BEFORE: Duration = crate::config::defaults::ACME_RENEW_BEFORE;
 
 /// One environment's TLS: certificate files, and/or ACME.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -67,6 +67,32 @@ impl AcmeChallenge {
         match self {
             AcmeChallenge::Http01 => "http-01",
             AcmeChallenge::TlsAlpn01 => "tls-alpn-01",
+        }
+    }
+}
+
+impl From<&crate::config::EnvTlsConfig> for EnvTlsSettings {
+    fn from(tls: &crate::config::EnvTlsConfig) -> EnvTlsSettings {
+        EnvTlsSettings {
+            files: tls
+                .files
+                .iter()
+                .map(|f| TlsFiles {
+                    cert: f.cert.clone(),
+                    key: f.key.clone(),
+                })
+                .collect(),
+            acme: tls.acme.as_ref().map(|a| AcmeSettings {
+                email: a.email.clone(),
+                domains: a.domains.clone(),
+                directory: a.directory.clone(),
+                directory_ca: a.directory_ca.clone(),
+                challenge: match a.challenge {
+                    crate::config::AcmeChallenge::Http01 => AcmeChallenge::Http01,
+                    crate::config::AcmeChallenge::TlsAlpn01 => AcmeChallenge::TlsAlpn01,
+                },
+                renew_before: a.renew_before,
+            }),
         }
     }
 }

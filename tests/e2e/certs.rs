@@ -497,3 +497,136 @@ async fn a_broken_certificate_file_at_start_is_an_error_naming_it() {
         "says what to do: {message}"
     );
 }
+
+/// The `cutover serve` process of `app` (by its command line).
+fn daemon_pid(app: &crate::common::TestApp) -> i32 {
+    let config = app.config().display().to_string();
+    for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let raw = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let argv: Vec<String> = raw
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if argv.iter().any(|a| a == &config) && argv.iter().any(|a| a == "serve") {
+            return pid;
+        }
+    }
+    panic!("no cutover serve process for {config}");
+}
+
+fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5"])
+        .args(args)
+        .output()
+        .expect("run curl");
+    assert!(out.status.success(), "curl {args:?} failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_serves_https_with_h2_redirects_plain_http_and_reloads_on_sighup() {
+    use crate::common::{Release, TestApp, ok, stdout};
+
+    let app = TestApp::new("30s");
+    app.release("v1", Release::Good);
+    let ca = TestCa::new();
+    let old = ca.leaf(&["localhost"]);
+    let new = ca.leaf(&["localhost"]);
+    let files = install(app.path(), &old);
+    std::fs::write(app.path().join("ca.pem"), &ca.root_pem).expect("write the CA");
+    let redirect_port = cutover_kit::ports::free_port().expect("a port");
+    app.append_config(&format!(
+        "redirect_listen = \"127.0.0.1:{redirect_port}\"\ntls = {{ cert = \"cert.pem\", key = \"key.pem\" }}\n"
+    ));
+    app.serve();
+    app.deploy_ok("v1");
+
+    let port = app.proxy_port;
+    let https = SocketAddr::from(([127, 0, 0, 1], port));
+    let (leaf, status) = fetch_over_tls(https, "localhost", &ca.root)
+        .await
+        .expect("HTTPS through the daemon's proxy");
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(leaf, old.der);
+
+    // curl over HTTP/2 (ALPN), checking the certificate against the CA.
+    let ca_file = app.path().join("ca.pem").display().to_string();
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let url = format!("https://localhost:{port}/");
+    let answer = curl(&[
+        "--http2",
+        "--cacert",
+        &ca_file,
+        "--resolve",
+        &resolve,
+        "-w",
+        "\n%{http_version}",
+        &url,
+    ]);
+    assert!(answer.contains("v1"), "{answer}");
+    assert!(answer.ends_with("\n2"), "HTTP/2 over TLS: {answer}");
+
+    // Plain HTTP on redirect_listen: a 308 to the HTTPS listener.
+    let head = curl(&[
+        "-i",
+        "--resolve",
+        &format!("localhost:{redirect_port}:127.0.0.1"),
+        &format!("http://localhost:{redirect_port}/a?b=c"),
+    ]);
+    assert!(head.starts_with("HTTP/1.1 308"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("location: https://localhost:{port}/a?b=c")),
+        "{head}"
+    );
+
+    // A new certificate and SIGHUP: reloaded, said in `status`, served.
+    replace(&files.key, &new.key_pem);
+    replace(&files.cert, &new.cert_pem);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon_pid(&app)),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .expect("send SIGHUP");
+    let seen = Wait::up_to(Duration::from_secs(10))
+        .every(Duration::from_millis(100))
+        .until_async(|| async {
+            let out = app.cli_async(&["status", "--json"]).await;
+            let Ok(status) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+                return false;
+            };
+            status["environments"][0]["edge_events"]
+                .as_array()
+                .is_some_and(|events| {
+                    events.iter().any(|e| {
+                        e["kind"] == "certificate_reloaded"
+                            && e["message"].as_str().is_some_and(|m| m.contains("SIGHUP"))
+                    })
+                })
+        })
+        .await;
+    assert!(seen.is_ok(), "no reload on SIGHUP:\n{}", app.daemon_log());
+    wait_served_at(https, &ca, &new.der).await;
+    let human = app.cli(&["status"]);
+    ok(&app, &human);
+    assert!(
+        stdout(&human).contains("certificate_reloaded"),
+        "{}",
+        stdout(&human)
+    );
+}
+
+async fn wait_served_at(addr: SocketAddr, ca: &TestCa, want: &CertificateDer<'static>) {
+    let found = Wait::up_to(Duration::from_secs(5))
+        .until_async(|| async {
+            fetch_over_tls(addr, "localhost", &ca.root)
+                .await
+                .is_ok_and(|(leaf, _)| &leaf == want)
+        })
+        .await;
+    assert!(found.is_ok(), "the new certificate is not served");
+}
