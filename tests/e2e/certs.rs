@@ -618,6 +618,34 @@ async fn the_daemon_serves_https_with_h2_redirects_plain_http_and_reloads_on_sig
         "{}",
         stdout(&human)
     );
+
+    // The API lists them; an unknown environment is a 400 that says so.
+    let token = std::fs::read_to_string(app.path().join(".cutover").join("api.token"))
+        .expect("read the API token");
+    let auth = format!("Authorization: Bearer {}", token.trim());
+    let api = format!("http://127.0.0.1:{}/v1/events", app.api_port);
+    let listed: serde_json::Value = serde_json::from_str(&curl(&[
+        "--fail",
+        "-H",
+        &auth,
+        &format!("{api}?environment=production&limit=1"),
+    ]))
+    .expect("JSON");
+    let listed = listed.as_array().expect("a list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["kind"], "certificate_reloaded");
+    assert_eq!(listed[0]["environment"], "production");
+    let unknown = curl(&[
+        "-w",
+        "\n%{http_code}",
+        "-H",
+        &auth,
+        &format!("{api}?environment=nowhere"),
+    ]);
+    assert!(
+        unknown.ends_with("\n400") && unknown.contains("nowhere"),
+        "{unknown}"
+    );
 }
 
 async fn wait_served_at(addr: SocketAddr, ca: &TestCa, want: &CertificateDer<'static>) {
