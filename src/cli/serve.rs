@@ -160,7 +160,10 @@ pub async fn start(config: Config) -> Result<RunningDaemon, CliError> {
             edges.push((env.name().to_owned(), Arc::new(started)));
         }
     }
-    edge::spawn_reload_on_sighup(edges.iter().map(|(_, e)| e.clone()).collect(), stop.clone());
+    if !edges.is_empty() {
+        let reload = edges.iter().map(|(_, e)| e.clone()).collect();
+        edge::spawn_reload_on_sighup(reload, stop.clone());
+    }
 
     let report = daemon
         .recover()
