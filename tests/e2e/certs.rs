@@ -487,6 +487,7 @@ async fn a_broken_certificate_file_at_start_is_an_error_naming_it() {
         panic!("a broken certificate file must stop the start");
     };
     let message = error.to_string();
+    println!("{message}");
     assert!(
         message.contains(&files.cert.display().to_string()),
         "{message}"
