@@ -621,6 +621,13 @@ mod tests {
 
     const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
+    #[tokio::test]
+    async fn the_https_client_for_public_directories_builds_with_ring() {
+        // The system's roots through rustls-platform-verifier, on the ring
+        // provider (the only one compiled in).
+        assert!(Account::builder().is_ok());
+    }
+
     #[test]
     fn renewal_starts_renew_before_expiry() {
         let now = SystemTime::UNIX_EPOCH + 1000 * DAY;
