@@ -37,7 +37,7 @@ struct Pebble {
 }
 
 impl Pebble {
-    /// Starts pebble validating HTTP-01 on `http_port` and TLS-ALPN-01 on
+    /// Starts pebble validating HTTP-01 on `http_port` (the redirect listener) and TLS-ALPN-01 on
     /// `tls_port` of 127.0.0.1.
     fn start(dir: &Path, http_port: u16, tls_port: u16) -> Pebble {
         // pebble's own HTTPS: a certificate from a test CA that the edge is

@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 /// The environment name the tests use.
 pub const ENV: &str = "production";
 
-/// A proxy with a plain and a TLS listener in front of one upstream, and the
-/// edge keeping its certificates.
+/// A proxy with a TLS listener and a plain one redirecting to it, in front
+/// of one upstream, and the edge keeping its certificates.
 pub struct Edge {
     pub store: Store,
     pub proxy: Proxy,
@@ -96,15 +96,19 @@ impl Edge {
             .expect("instances");
 
         let https = listeners.https.local_addr().expect("addr");
+        // Plain HTTP as `redirect_listen` serves it: a 308 to HTTPS, but
+        // ACME HTTP-01 challenges answered.
         let plain = proxy.clone();
         let plain_stop = stop.clone();
+        let redirect = ListenerSpec {
+            tls: None,
+            role: ListenerRole::RedirectToHttps {
+                https_port: https.port(),
+            },
+        };
         tokio::spawn(async move {
             let _ = plain
-                .serve_with(
-                    listeners.http,
-                    ListenerSpec::plain(),
-                    plain_stop.cancelled_owned(),
-                )
+                .serve_with(listeners.http, redirect, plain_stop.cancelled_owned())
                 .await;
         });
         let tls = edge::start_environment_tls(
