@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod drivers;
+pub mod edge;
 pub mod exit;
 pub mod runtime;
 pub mod store;

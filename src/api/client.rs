@@ -17,8 +17,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::wire::{
-    Accepted, ApiErrorBody, DeployRequest, Deployment, DeploymentDetail, ErrorCode, LogsRequest,
-    RollbackRequest, RolloutCommandRequest, StatusResponse,
+    Accepted, ApiErrorBody, DeployRequest, Deployment, DeploymentDetail, EnvironmentEvent,
+    ErrorCode, LogsRequest, RollbackRequest, RolloutCommandRequest, StatusResponse,
 };
 
 /// Longest wait for one API call.
@@ -187,6 +187,20 @@ impl ApiClient {
             path.push_str("&environment=");
             path.push_str(&percent_encode(env));
         }
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `GET /v1/events?environment=…&limit=…`: the environment's events
+    /// outside deployments (its certificates), newest first.
+    pub async fn environment_events(
+        &self,
+        environment: &str,
+        limit: u32,
+    ) -> Result<Vec<EnvironmentEvent>, ClientError> {
+        let path = format!(
+            "/v1/events?environment={}&limit={limit}",
+            percent_encode(environment)
+        );
         self.call(Method::GET, &path, None::<&()>).await
     }
 

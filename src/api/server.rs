@@ -20,14 +20,18 @@ use serde::Deserialize;
 
 use super::token;
 use super::wire::{
-    Accepted, ApiErrorBody, DeployRequest, Deployment, DeploymentDetail, EnvironmentStatus,
-    ErrorCode, InstanceView, RollbackRequest, RolloutCommandRequest, StatusResponse, TrafficView,
+    Accepted, ApiErrorBody, DeployRequest, Deployment, DeploymentDetail, EnvironmentEvent,
+    EnvironmentStatus, ErrorCode, InstanceView, RollbackRequest, RolloutCommandRequest,
+    StatusResponse, TrafficView,
 };
 use crate::runtime::{Daemon, DeployError, deploy, rollback};
 use crate::store::StoreError;
 
 /// Most deployments one history call returns.
 const MAX_HISTORY: u32 = 500;
+
+/// How many of an environment's latest edge events `status` shows.
+const STATUS_EDGE_EVENTS: u32 = 5;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -54,6 +58,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/rollback", post(create_rollback))
         .route("/rollout/{command}", post(rollout_command))
         .route("/logs", get(super::logs::logs))
+        .route("/events", get(list_environment_events))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let metrics_route = if state.metrics_need_token {
         get(metrics).route_layer(middleware::from_fn_with_state(state.clone(), require_token))
@@ -266,6 +271,13 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
                 .map(|s| format!("deployment {}: {}", s.id, s.reason)),
             traffic,
             instances,
+            edge_events: daemon
+                .store()
+                .environment_events(env.name(), STATUS_EDGE_EVENTS)
+                .await?
+                .into_iter()
+                .map(EnvironmentEvent::from)
+                .collect(),
         });
     }
     Ok(Json(StatusResponse {
@@ -292,6 +304,37 @@ async fn list_deployments(
         .deployments(q.environment.as_deref(), limit)
         .await?;
     Ok(Json(list.into_iter().map(Deployment::from).collect()))
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    environment: String,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/events?environment=NAME&limit=N`: an environment's events outside
+/// deployments, newest first (20 unless `limit` says, at most 500).
+async fn list_environment_events(
+    State(state): State<ApiState>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<Vec<EnvironmentEvent>>, ApiError> {
+    if !state
+        .daemon
+        .environments()
+        .any(|e| e.name() == q.environment)
+    {
+        return Err(ApiError::bad_request(format!(
+            "no environment {:?} in the configuration; `cutover status` lists them",
+            q.environment
+        )));
+    }
+    let limit = q.limit.unwrap_or(20).min(MAX_HISTORY);
+    let list = state
+        .daemon
+        .store()
+        .environment_events(&q.environment, limit)
+        .await?;
+    Ok(Json(list.into_iter().map(EnvironmentEvent::from).collect()))
 }
 
 async fn get_deployment(

@@ -326,6 +326,38 @@ impl From<store::Event> for Event {
     }
 }
 
+/// One event of an environment outside any deployment (`GET /v1/events`):
+/// today, what happened to its TLS certificates. Never holds key material.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentEvent {
+    /// Its number, increasing with every environment event.
+    pub id: i64,
+    /// The environment it belongs to.
+    pub environment: String,
+    /// When it was recorded.
+    pub at: Timestamp,
+    /// What happened, as a short machine-readable word, e.g.
+    /// `certificate_reloaded`.
+    pub kind: String,
+    /// What happened, for people.
+    pub message: String,
+    /// Details, free-form.
+    pub data: serde_json::Value,
+}
+
+impl From<store::EnvironmentEvent> for EnvironmentEvent {
+    fn from(e: store::EnvironmentEvent) -> Self {
+        EnvironmentEvent {
+            id: e.id,
+            environment: e.environment,
+            at: e.at,
+            kind: e.kind,
+            message: e.message,
+            data: e.data,
+        }
+    }
+}
+
 /// `GET /v1/deployments/{id}`: a deployment with its events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentDetail {
@@ -429,6 +461,10 @@ pub struct EnvironmentStatus {
     pub traffic: Vec<TrafficView>,
     /// Instances the daemon runs for this environment.
     pub instances: Vec<InstanceView>,
+    /// The latest events of the environment outside deployments (its
+    /// certificates), newest first.
+    #[serde(default)]
+    pub edge_events: Vec<EnvironmentEvent>,
 }
 
 /// One service's split, as the proxy's table has it now.
@@ -727,6 +763,14 @@ mod tests {
                     in_flight: 3,
                     ..InstanceView::from(record)
                 }],
+                edge_events: vec![EnvironmentEvent::from(store::EnvironmentEvent {
+                    id: 3,
+                    environment: "production".into(),
+                    at: at(1_714_564_802),
+                    kind: "certificate_reloaded".into(),
+                    message: "reloaded /etc/tls/cert.pem".into(),
+                    data: json!({ "cert": "/etc/tls/cert.pem" }),
+                })],
             }],
         };
         pin(
@@ -762,6 +806,14 @@ mod tests {
                         "state": "serving",
                         "addr": "127.0.0.1:40001",
                         "in_flight": 3,
+                    }],
+                    "edge_events": [{
+                        "id": 3,
+                        "environment": "production",
+                        "at": "2024-05-01T12:00:02Z",
+                        "kind": "certificate_reloaded",
+                        "message": "reloaded /etc/tls/cert.pem",
+                        "data": { "cert": "/etc/tls/cert.pem" },
                     }],
                 }],
             }),

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use cutover_proxy::{ListenerRole, ListenerSpec};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -18,6 +19,7 @@ use super::output;
 use crate::api::server::{ApiState, app, metrics_app};
 use crate::api::{tls, token};
 use crate::config::{ApiExposure, Config};
+use crate::edge;
 use crate::exit::{self, CliError};
 use crate::runtime::Daemon;
 use crate::store::Store;
@@ -66,7 +68,12 @@ pub async fn run(path: &Path) -> Result<(), CliError> {
         eprintln!("cutover: metrics on http://{addr}/metrics");
     }
     for (env, addr) in &running.proxies {
-        eprintln!("cutover: environment {env} on http://{addr}");
+        let https = running
+            .daemon
+            .environments()
+            .any(|e| e.name() == env && e.config().tls.is_some());
+        let scheme = if https { "https" } else { "http" };
+        eprintln!("cutover: environment {env} on {scheme}://{addr}");
     }
     wait_for_signal().await;
     eprintln!("cutover: stopping — finishing in-flight requests, then stopping instances");
@@ -126,7 +133,36 @@ pub async fn start(config: Config) -> Result<RunningDaemon, CliError> {
     for env in daemon.environments() {
         let what = format!("environment {} (listen)", env.name());
         let listener = bind(env.config().listen, &what).await?;
-        proxy_listeners.push((env.clone(), listener));
+        let redirect = match env.config().redirect_listen {
+            Some(addr) => {
+                let what = format!("environment {} (redirect_listen)", env.name());
+                Some(bind(addr, &what).await?)
+            }
+            None => None,
+        };
+        proxy_listeners.push((env.clone(), listener, redirect));
+    }
+    // Certificates before adopting too: a broken file stops the start here.
+    let stop = CancellationToken::new();
+    let mut edges = Vec::new();
+    for env in daemon.environments() {
+        if let Some(tls) = &env.config().tls {
+            let started = edge::start_environment_tls(
+                env.name(),
+                &edge::EnvTlsSettings::from(tls),
+                &edge::acme_dir(&daemon.config().base_dir, env.name()),
+                env.proxy(),
+                Arc::new(daemon.store().clone()),
+                stop.clone(),
+            )
+            .await
+            .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?;
+            edges.push((env.name().to_owned(), Arc::new(started)));
+        }
+    }
+    if !edges.is_empty() {
+        let reload = edges.iter().map(|(_, e)| e.clone()).collect();
+        edge::spawn_reload_on_sighup(reload, stop.clone());
     }
 
     let report = daemon
@@ -142,21 +178,42 @@ pub async fn start(config: Config) -> Result<RunningDaemon, CliError> {
         );
     }
 
-    let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let mut proxies = Vec::new();
-    for (env, listener) in proxy_listeners {
+    for (env, listener, redirect) in proxy_listeners {
         let addr = listener
             .local_addr()
             .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?;
         proxies.push((env.name().to_owned(), addr));
-        let proxy = env.proxy().clone();
-        let stop = stop.clone();
-        tasks.spawn(async move {
-            if let Err(e) = proxy.serve(listener, stop.cancelled_owned()).await {
-                tracing::error!(error = %e, "proxy listener failed");
-            }
-        });
+        let tls = edges
+            .iter()
+            .find(|(name, _)| name == env.name())
+            .map(|(_, e)| e.server_config());
+        let mut specs = vec![(
+            listener,
+            ListenerSpec {
+                tls,
+                role: ListenerRole::Proxy,
+            },
+        )];
+        if let Some(redirect) = redirect {
+            let role = ListenerRole::RedirectToHttps {
+                https_port: addr.port(),
+            };
+            specs.push((redirect, ListenerSpec { tls: None, role }));
+        }
+        for (listener, spec) in specs {
+            let proxy = env.proxy().clone();
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                if let Err(e) = proxy
+                    .serve_with(listener, spec, stop.cancelled_owned())
+                    .await
+                {
+                    tracing::error!(error = %e, "proxy listener failed");
+                }
+            });
+        }
     }
     if let Some(listener) = metrics_listener {
         let metrics_stop = stop.clone();

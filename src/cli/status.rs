@@ -66,6 +66,9 @@ pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
                 i.id
             );
         }
+        for ev in &env.edge_events {
+            println!("  edge      {} {} {}", ev.at, ev.kind, ev.message);
+        }
     }
     Ok(())
 }

@@ -10,13 +10,15 @@
 //!
 //! Each concept lives in its own file and adds its methods to [`Store`]:
 //! `releases`, `deployments` (with their events), `locks`, `environments`
-//! (what serves where) and `instances`. `codec` says how values are stored.
+//! (what serves where), `environment_events` (outside deployments) and
+//! `instances`. `codec` says how values are stored.
 //!
 //! A PostgreSQL backend with the same API is planned, so the SQL uses `$n`
 //! parameters, `ON CONFLICT` and `RETURNING`, which both databases accept.
 
 mod codec;
 mod deployments;
+mod environment_events;
 mod environments;
 mod error;
 mod instances;
@@ -36,6 +38,7 @@ use sqlx::sqlite::{
 };
 
 pub use deployments::{Deployment, DeploymentKind, DeploymentState, Event, NewDeployment};
+pub use environment_events::EnvironmentEvent;
 pub use environments::Serving;
 pub use error::StoreError;
 pub use instances::{InstanceRecord, InstanceState};

@@ -2,10 +2,12 @@
 //! instances of the example app, real HTTP through the proxy. One test binary,
 //! one module per behaviour.
 
+mod acme;
 mod api_edge;
 mod backup;
 mod backup_deploy;
 mod canary;
+mod certs;
 mod common;
 mod config_errors;
 mod crash;

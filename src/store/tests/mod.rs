@@ -1,6 +1,7 @@
 //! Tests of the state store, against real SQLite files in temporary directories.
 
 mod deployments;
+mod environment_events;
 mod environments;
 mod instances;
 mod locks;
