@@ -160,10 +160,10 @@ pub async fn start(config: Config) -> Result<RunningDaemon, CliError> {
             edges.push((env.name().to_owned(), Arc::new(started)));
         }
     }
-    if !edges.is_empty() {
-        let reload = edges.iter().map(|(_, e)| e.clone()).collect();
-        edge::spawn_reload_on_sighup(reload, stop.clone());
-    }
+    // Always: SIGHUP must never stop the daemon (its default action), even
+    // with no certificate files to read again.
+    let reload = edges.iter().map(|(_, e)| e.clone()).collect();
+    edge::spawn_reload_on_sighup(reload, stop.clone());
 
     let report = daemon
         .recover()
@@ -303,8 +303,10 @@ fn raise_open_file_limit() {
     }
 }
 
+/// Binds with the proxy's long listen backlog, so connections past
+/// `limits.max_connections` wait in the kernel's queue instead of being dropped.
 async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, CliError> {
-    TcpListener::bind(addr).await.map_err(|e| {
+    cutover_proxy::bind_listener(addr).map_err(|e| {
         CliError::new(
             exit::FAILURE,
             format!("cannot listen on {addr} for {what}: {e}"),

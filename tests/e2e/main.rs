@@ -14,6 +14,7 @@ mod crash;
 mod demo;
 mod deploy;
 mod docker;
+mod edge;
 mod lifecycle;
 mod lock;
 mod migrate;

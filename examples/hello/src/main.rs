@@ -4,7 +4,8 @@
 //! It answers its version on `/`, has a `/health` endpoint, and can be told to
 //! misbehave so that rollouts have something to detect: fail its health check,
 //! answer 5xx at a given rate, or add latency. `/sleep?ms=N` holds a request open
-//! for N milliseconds (draining tests). On SIGTERM or SIGINT it stops accepting,
+//! for N milliseconds (draining tests); `/headers` echoes the request headers it
+//! received (what the proxy passed on). On SIGTERM or SIGINT it stops accepting,
 //! finishes the requests it has, and exits 0.
 //!
 //! Every knob is a flag and an environment variable, so a deploy can set it per
@@ -183,6 +184,18 @@ async fn handle(
     let response = match req.uri().path() {
         "/health" if app.fail_health => text(StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n"),
         "/health" => text(StatusCode::OK, "ok\n"),
+        // The request's headers as the app received them, one `name: value` a
+        // line (what cutover's proxy passes on; see docs/proxy.md).
+        "/headers" => {
+            let mut lines = String::new();
+            for (name, value) in req.headers() {
+                lines.push_str(name.as_str());
+                lines.push_str(": ");
+                lines.push_str(&String::from_utf8_lossy(value.as_bytes()));
+                lines.push('\n');
+            }
+            text(StatusCode::OK, lines)
+        }
         "/sleep" => {
             let ms = query_u64(req.uri().query(), "ms").unwrap_or(1000);
             tokio::time::sleep(Duration::from_millis(ms)).await;
