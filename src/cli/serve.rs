@@ -149,7 +149,7 @@ pub async fn start(config: Config) -> Result<RunningDaemon, CliError> {
         if let Some(tls) = &env.config().tls {
             let started = edge::start_environment_tls(
                 env.name(),
-                &edge::EnvTlsSettings::from(tls),
+                tls,
                 &edge::acme_dir(&daemon.config().base_dir, env.name()),
                 env.proxy(),
                 Arc::new(daemon.store().clone()),

@@ -42,8 +42,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::settings::{AcmeChallenge, AcmeSettings};
 use super::{EdgeError, EdgeEvent, EdgeEvents, kinds};
+use crate::config::{AcmeChallenge, AcmeConfig};
 
 /// The resolver source name of the ACME certificate.
 pub const ACME_SOURCE: &str = "acme";
@@ -72,7 +72,7 @@ struct StoredAccount {
 /// One environment's ACME certificate and the task that keeps it.
 pub(crate) struct Acme {
     environment: String,
-    settings: AcmeSettings,
+    settings: AcmeConfig,
     dir: PathBuf,
     certificates: Arc<Certificates>,
     proxy: Proxy,
@@ -93,7 +93,7 @@ impl Acme {
     /// certificate that is still good.
     pub(crate) fn prepare(
         environment: &str,
-        settings: &AcmeSettings,
+        settings: &AcmeConfig,
         dir: &Path,
         certificates: Arc<Certificates>,
         proxy: Proxy,

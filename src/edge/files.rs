@@ -19,8 +19,8 @@ use cutover_proxy::certs::{self, Certificates};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::settings::TlsFiles;
 use super::{EdgeError, EdgeEvent, EdgeEvents, kinds};
+use crate::config::TlsFilesConfig;
 
 /// A file's identity as far as a reload cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +46,7 @@ fn stamp_of(path: &Path) -> Option<FileStamp> {
     })
 }
 
-fn stamp(files: &TlsFiles) -> Stamp {
+fn stamp(files: &TlsFilesConfig) -> Stamp {
     (stamp_of(&files.cert), stamp_of(&files.key))
 }
 
@@ -60,7 +60,7 @@ struct PairState {
 }
 
 struct Pair {
-    files: TlsFiles,
+    files: TlsFilesConfig,
     state: Mutex<PairState>,
 }
 
@@ -73,7 +73,7 @@ pub struct CertFiles {
 }
 
 /// Loads one pair; the reason it cannot be used otherwise.
-fn load_pair(certificates: &Certificates, files: &TlsFiles) -> Result<LoadedPair, String> {
+fn load_pair(certificates: &Certificates, files: &TlsFilesConfig) -> Result<LoadedPair, String> {
     let key = certs::load_pem_files(&files.cert, &files.key).map_err(|e| e.to_string())?;
     let not_after = certs::not_after(&key);
     let names = certificates
@@ -87,7 +87,7 @@ struct LoadedPair {
     not_after: Option<SystemTime>,
 }
 
-fn source_of(files: &TlsFiles) -> String {
+fn source_of(files: &TlsFilesConfig) -> String {
     files.cert.display().to_string()
 }
 
@@ -102,7 +102,7 @@ impl CertFiles {
     /// used is an error naming its files and why.
     pub fn load(
         environment: &str,
-        files: &[TlsFiles],
+        files: &[TlsFilesConfig],
         certificates: Arc<Certificates>,
         events: Arc<dyn EdgeEvents>,
     ) -> Result<Arc<CertFiles>, EdgeError> {

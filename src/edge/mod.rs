@@ -7,7 +7,6 @@
 //! - `acme.rs`: certificates ordered from an ACME server (Let's Encrypt by
 //!   default), stored under the state directory, renewed before they expire,
 //!   with the proxy answering HTTP-01 or TLS-ALPN-01 itself.
-//! - `settings.rs`: the plain inputs the daemon maps its configuration onto.
 //!
 //! Everything that happens to a certificate after start is an environment
 //! event ([`EdgeEvents`]; the store keeps them in `environment_events`).
@@ -15,7 +14,6 @@
 
 mod acme;
 mod files;
-pub mod settings;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -28,9 +26,9 @@ use cutover_proxy::certs::Certificates;
 use cutover_proxy::rustls;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::config::{AcmeChallenge, AcmeConfig, EnvTlsConfig, TlsFilesConfig};
 pub use acme::ACME_SOURCE;
 pub use files::CertFiles;
-pub use settings::{AcmeChallenge, AcmeSettings, EnvTlsSettings, TlsFiles};
 
 /// How often certificate files are checked for a change.
 pub const FILE_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -189,7 +187,7 @@ pub fn acme_dir(base_dir: &Path, environment: &str) -> PathBuf {
 /// (its listener must already serve to answer the challenge).
 pub async fn start_environment_tls(
     environment: &str,
-    settings: &EnvTlsSettings,
+    settings: &EnvTlsConfig,
     state_dir: &Path,
     proxy: &Proxy,
     events: Arc<dyn EdgeEvents>,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use cutover::edge::{self, AcmeChallenge, AcmeSettings, EnvTlsSettings};
+use cutover::edge::{self, AcmeChallenge, AcmeConfig, EnvTlsConfig};
 use cutover_kit::ports::free_port;
 use cutover_kit::wait::Wait;
 use cutover_proxy::rustls::pki_types::CertificateDer;
@@ -151,16 +151,16 @@ impl Pebble {
         }
     }
 
-    fn settings(&self, challenge: AcmeChallenge) -> EnvTlsSettings {
-        EnvTlsSettings {
+    fn settings(&self, challenge: AcmeChallenge) -> EnvTlsConfig {
+        EnvTlsConfig {
             files: Vec::new(),
-            acme: Some(AcmeSettings {
+            acme: Some(AcmeConfig {
                 email: "ops@cutover.test".into(),
                 domains: vec![DOMAIN.into()],
                 directory: self.directory.clone(),
                 directory_ca: Some(self.ca_file.clone()),
                 challenge,
-                renew_before: edge::settings::DEFAULT_RENEW_BEFORE,
+                renew_before: cutover::config::defaults::ACME_RENEW_BEFORE,
             }),
         }
     }

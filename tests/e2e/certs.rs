@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cutover::edge::{self, EdgeTls, EnvTlsSettings, TlsFiles};
+use cutover::edge::{self, EdgeTls, EnvTlsConfig, TlsFilesConfig};
 use cutover::store::{EnvironmentEvent, Store};
 use cutover_kit::wait::Wait;
 use cutover_proxy::rustls::pki_types::{CertificateDer, ServerName};
@@ -64,7 +64,7 @@ impl Edge {
     /// Starts everything; the edge's own start error, if any.
     pub async fn start(
         dir: &Path,
-        settings: &EnvTlsSettings,
+        settings: &EnvTlsConfig,
         listeners: Listeners,
     ) -> Result<Edge, edge::EdgeError> {
         let store = Store::open(&format!("sqlite://{}", dir.join("state.db").display()))
@@ -281,11 +281,11 @@ fn files_in(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("cert.pem"), dir.join("key.pem"))
 }
 
-fn install(dir: &Path, leaf: &Leaf) -> TlsFiles {
+fn install(dir: &Path, leaf: &Leaf) -> TlsFilesConfig {
     let (cert, key) = files_in(dir);
     replace(&key, &leaf.key_pem);
     replace(&cert, &leaf.cert_pem);
-    TlsFiles { cert, key }
+    TlsFilesConfig { cert, key }
 }
 
 /// The certificate `edge` serves for `localhost`.
@@ -345,7 +345,7 @@ async fn a_certificate_rotated_under_wrk_load_fails_no_request_and_the_new_one_s
     let old = ca.leaf(&["localhost"]);
     let new = ca.leaf(&["localhost"]);
     let files = install(dir.path(), &old);
-    let settings = EnvTlsSettings {
+    let settings = EnvTlsConfig {
         files: vec![files.clone()],
         acme: None,
     };
@@ -413,7 +413,7 @@ async fn a_broken_new_certificate_file_keeps_the_old_one_serving_and_says_why() 
     let old = ca.leaf(&["localhost"]);
     let other = ca.leaf(&["localhost"]);
     let files = install(dir.path(), &old);
-    let settings = EnvTlsSettings {
+    let settings = EnvTlsConfig {
         files: vec![files.clone()],
         acme: None,
     };
@@ -483,7 +483,7 @@ async fn a_broken_certificate_file_at_start_is_an_error_naming_it() {
     let leaf = ca.leaf(&["localhost"]);
     let files = install(dir.path(), &leaf);
     std::fs::write(&files.cert, "not a certificate\n").expect("break it");
-    let settings = EnvTlsSettings {
+    let settings = EnvTlsConfig {
         files: vec![files.clone()],
         acme: None,
     };
