@@ -463,17 +463,23 @@ struct StreamCount {
 }
 
 impl Streams {
+    /// Counts a request as open. The connection's loop is woken only when
+    /// its timer changes: at the first request (the first-request deadline
+    /// ends). A stream opening on an idle HTTP/2 connection needs no wake-up:
+    /// the idle timer re-checks when it fires.
     fn open(self: &Arc<Self>, version: Version) -> StreamGuard {
         if version == Version::HTTP_2 {
             self.h2.store(true, Ordering::Release);
         }
-        self.first.store(true, Ordering::Release);
+        let first = !self.first.swap(true, Ordering::AcqRel);
         {
             let mut state = self.lock();
             state.open += 1;
             state.idle_since = None;
         }
-        self.changed.notify_one();
+        if first {
+            self.changed.notify_one();
+        }
         StreamGuard(self.clone())
     }
 
@@ -501,15 +507,23 @@ impl Streams {
 struct StreamGuard(Arc<Streams>);
 
 impl Drop for StreamGuard {
+    /// The last open stream of an HTTP/2 connection ending starts its idle
+    /// timer, so only that wakes the connection's loop (HTTP/1.1 keep-alive
+    /// idleness is hyper's `header_read_timeout`).
     fn drop(&mut self) {
-        {
+        let h2 = self.0.h2.load(Ordering::Acquire);
+        let became_idle = {
             let mut state = self.0.lock();
             state.open = state.open.saturating_sub(1);
-            if state.open == 0 {
+            let idle = h2 && state.open == 0;
+            if idle {
                 state.idle_since = Some(Instant::now());
             }
+            idle
+        };
+        if became_idle {
+            self.0.changed.notify_one();
         }
-        self.0.changed.notify_one();
     }
 }
 
