@@ -204,7 +204,7 @@ mod tests {
     fn printable_lines_keeps_lines_and_cleans_each() {
         assert_eq!(
             printable_lines("one\n\u{1b}[2Jtwo\r\nthree", "\n  "),
-            "one\n  ?two?\n  three"
+            "one\n  ?two\n  three"
         );
     }
 
