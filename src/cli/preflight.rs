@@ -70,8 +70,8 @@ async fn daemon_open_files(config: &crate::config::Config, checks: &mut [Check])
         Some(limit) => *check = daemon_limit_check(limit),
         None => {
             check.detail = format!(
-                "no daemon answers on {}, so this is this CLI's limit: {}",
-                config.server.listen, check.detail
+                "{} (this CLI's limit: no daemon answers on {})",
+                check.detail, config.server.listen
             );
         }
     }
