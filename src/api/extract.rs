@@ -144,3 +144,130 @@ pub async fn method_not_allowed(method: axum::http::Method) -> ApiError {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::extract::DefaultBodyLimit;
+    use axum::routing::{get, post};
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::api::wire::DeployRequest;
+
+    fn router() -> Router {
+        Router::new()
+            .route(
+                "/body",
+                post(|Json(req): Json<DeployRequest>| async move { req.version }),
+            )
+            .route(
+                "/id/{id}",
+                get(|Path(id): Path<i64>| async move { id.to_string() }),
+            )
+            .route(
+                "/query",
+                get(
+                    |Query(q): Query<std::collections::HashMap<String, u32>>| async move {
+                        q.len().to_string()
+                    },
+                ),
+            )
+            .method_not_allowed_fallback(method_not_allowed)
+            .fallback(not_found)
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    }
+
+    async fn ask(request: axum::http::Request<Body>) -> (u16, serde_json::Value) {
+        let response = router().oneshot(request).await.expect("an answer");
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
+        (status, body)
+    }
+
+    fn post_body(content_type: Option<&str>, body: impl Into<Body>) -> axum::http::Request<Body> {
+        let mut request = axum::http::Request::post("/body");
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        request.body(body.into()).expect("request")
+    }
+
+    fn code(answer: &(u16, serde_json::Value)) -> (u16, &str) {
+        (
+            answer.0,
+            answer.1["error"].as_str().unwrap_or("no error field"),
+        )
+    }
+
+    #[tokio::test]
+    async fn every_rejection_is_the_json_error_shape_with_its_code() {
+        let json = Some("application/json");
+        let cases = [
+            (post_body(json, "{not json"), (400, "bad_request")),
+            (post_body(json, r#"{"version":"v1"}"#), (400, "bad_request")),
+            (
+                post_body(None, r#"{"version":"v1","requested_by":"x"}"#),
+                (415, "unsupported_media_type"),
+            ),
+            (
+                post_body(Some("text/plain"), "{}"),
+                (415, "unsupported_media_type"),
+            ),
+            (
+                post_body(json, "x".repeat(MAX_BODY_BYTES + 1)),
+                (413, "payload_too_large"),
+            ),
+            (
+                axum::http::Request::get("/id/abc")
+                    .body(Body::empty())
+                    .expect("request"),
+                (400, "bad_request"),
+            ),
+            (
+                axum::http::Request::get("/query?n=many")
+                    .body(Body::empty())
+                    .expect("request"),
+                (400, "bad_request"),
+            ),
+            (
+                axum::http::Request::get("/nowhere")
+                    .body(Body::empty())
+                    .expect("request"),
+                (404, "not_found"),
+            ),
+            (
+                axum::http::Request::delete("/body")
+                    .body(Body::empty())
+                    .expect("request"),
+                (405, "method_not_allowed"),
+            ),
+        ];
+        for (request, expected) in cases {
+            let what = format!("{} {}", request.method(), request.uri());
+            let answer = ask(request).await;
+            assert_eq!(code(&answer), expected, "{what}: {}", answer.1);
+            let message = answer.1["message"].as_str().unwrap_or("");
+            assert!(!message.is_empty(), "{what}");
+            assert_eq!(answer.1.as_object().map(|o| o.len()), Some(2), "{what}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rejection_never_echoes_a_control_character() {
+        // axum quotes a path parameter it cannot parse, decoded.
+        let request = axum::http::Request::get("/id/%1B%5B31m%0Aforged")
+            .body(Body::empty())
+            .expect("request");
+        let answer = ask(request).await;
+        assert_eq!(code(&answer), (400, "bad_request"));
+        let message = answer.1["message"].as_str().unwrap_or("");
+        assert!(message.contains("?forged"), "{message:?}");
+        assert!(!message.chars().any(char::is_control), "{message:?}");
+    }
+}

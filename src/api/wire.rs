@@ -145,9 +145,12 @@ pub struct ApiErrorBody {
 pub struct DeployRequest {
     /// Environment name; may be omitted when there is one.
     pub environment: Option<String>,
-    /// Version label to deploy.
+    /// Version label to deploy: 1 to 128 letters, digits, `.`, `_`, `-`,
+    /// `+`, not starting with `-` (`crate::label::check_version`); any other
+    /// is answered 400 `bad_request`.
     pub version: String,
-    /// Who asks (user@host), for the lock and the history.
+    /// Who asks (user@host), for the lock and the history. Stored cleaned:
+    /// controls to `?`, at most 200 characters (`crate::label::clean_text`).
     pub requested_by: String,
     /// Roll only this service (default: every service of the release).
     #[serde(default)]
@@ -162,10 +165,10 @@ pub struct RolloutCommandRequest {
     /// With `promote`: straight to 100 %.
     #[serde(default)]
     pub full: bool,
-    /// With `abort`: why, for the history.
+    /// With `abort`: why, for the history (cleaned like `requested_by`).
     #[serde(default)]
     pub reason: Option<String>,
-    /// Who asks.
+    /// Who asks (cleaned: controls to `?`, at most 200 characters).
     pub requested_by: String,
 }
 
