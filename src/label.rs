@@ -75,6 +75,21 @@ pub fn clean_text(text: &str) -> String {
 /// every printable character, whatever its script. For printing values that
 /// may predate [`clean_text`].
 pub fn printable(text: &str) -> String {
+    replace_controls(text, "?")
+}
+
+/// A message rendered for a terminal made plain: ANSI escape sequences
+/// removed (colours have no place in JSON), other controls `?`, lines kept.
+pub fn without_escapes(text: &str) -> String {
+    text.lines()
+        .map(|line| replace_controls(line, ""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `text` with each escape sequence replaced by `escape` and every other
+/// control by `?`.
+fn replace_controls(text: &str, escape: &str) -> String {
     if !text.chars().any(is_unsafe) {
         return text.to_owned();
     }
@@ -98,7 +113,7 @@ pub fn printable(text: &str) -> String {
                 }
                 _ => {}
             }
-            out.push('?');
+            out.push_str(escape);
         } else if is_unsafe(c) {
             out.push('?');
         } else {
@@ -198,6 +213,14 @@ mod tests {
         assert_eq!(clean_text("Zoë 東京 🚀"), "Zoë 東京 🚀");
         assert_eq!(clean_text("\u{1b}"), "?");
         assert_eq!(clean_text("\u{1b}["), "?");
+    }
+
+    #[test]
+    fn without_escapes_drops_colours_and_keeps_lines() {
+        assert_eq!(
+            without_escapes("\u{1b}[31m×\u{1b}[0m bad\n  help:\tfix"),
+            "× bad\n  help:?fix"
+        );
     }
 
     #[test]

@@ -73,7 +73,10 @@ pub fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
 /// printing its answer: `{"error": CODE, "message": …}`, the shape of the
 /// API's errors (`CODE` is [`CliError::error_name`]).
 pub fn json_error(e: &CliError) -> serde_json::Value {
-    serde_json::json!({ "error": e.error_name(), "message": e.message })
+    // The message may be rendered for a terminal (a coloured config error):
+    // its escape sequences have no place in JSON; its lines stay.
+    let message = crate::label::without_escapes(&e.message);
+    serde_json::json!({ "error": e.error_name(), "message": message })
 }
 
 /// Prints [`json_error`] on stdout, unless the command already printed its
@@ -94,4 +97,21 @@ pub fn requested_by() -> String {
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "localhost".into());
     format!("{user}@{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_json_error_has_the_api_shape_without_terminal_escapes() {
+        let e = CliError::new(
+            exit::USAGE,
+            "\u{1b}[31m×\u{1b}[0m bad config\n  help: fix it",
+        );
+        assert_eq!(
+            json_error(&e),
+            serde_json::json!({ "error": "usage", "message": "× bad config\n  help: fix it" })
+        );
+    }
 }
