@@ -52,7 +52,15 @@ pub enum Command {
     ///
     /// Instances it started keep running if the daemon is killed; a new daemon
     /// re-adopts them. On SIGINT/SIGTERM it drains and stops them and exits.
-    Serve,
+    /// A damaged store, or a missing or empty one while instances of the app
+    /// run, is refused (docs/operations.md says how to recover).
+    Serve {
+        /// Take back running instances no record names (after the state store
+        /// was lost): record them as their environment's serving release, or
+        /// stop those that cannot serve, and say which.
+        #[arg(long)]
+        adopt_orphans: bool,
+    },
     /// Deploy VERSION blue-green: start it, wait for health, switch all
     /// traffic in one step, keep the old release warm for rollback.
     ///
@@ -184,7 +192,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let json = cli.json;
     match cli.command {
-        Command::Serve => serve::run(&cli.config).await,
+        Command::Serve { adopt_orphans } => serve::run(&cli.config, adopt_orphans).await,
         Command::Deploy {
             release,
             environment,

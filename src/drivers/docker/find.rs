@@ -27,6 +27,10 @@ pub struct LabelledContainer {
     pub release: String,
     /// Whether it is running.
     pub running: bool,
+    /// The image it was created from, as the engine names it.
+    pub image: String,
+    /// Where its port is published on 127.0.0.1, if it is.
+    pub addr: Option<std::net::SocketAddr>,
 }
 
 impl DockerDriver {
@@ -129,6 +133,13 @@ impl DockerDriver {
                     service: label(labels::SERVICE),
                     release: label(labels::RELEASE),
                     running: c.state.is_some_and(|s| s.to_string() == "running"),
+                    image: c.image.unwrap_or_default(),
+                    addr: c
+                        .ports
+                        .unwrap_or_default()
+                        .into_iter()
+                        .find_map(|p| p.public_port)
+                        .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port))),
                 })
             })
             .collect())
