@@ -21,5 +21,6 @@ mod migrate;
 mod rollback;
 mod schema_deploy;
 mod services;
+mod state_store;
 mod token;
 mod workers;

@@ -1,0 +1,196 @@
+//! A state store that refuses to start wrong: a deleted, empty or damaged
+//! `state.db` while instances of the app still run is refused with what to
+//! do, nothing is stopped, and `cutover serve --adopt-orphans` takes the
+//! instances back.
+
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use cutover_kit::wait::Wait;
+
+use crate::common::{TestApp, fetch, ok, stderr};
+
+/// The store of the test app.
+fn state_db(app: &TestApp) -> PathBuf {
+    app.path().join(".cutover").join("state.db")
+}
+
+/// `cutover serve ARGS…`, which must exit by itself (a refusal).
+fn serve_refused(app: &TestApp) -> Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .arg("-c")
+        .arg(app.config())
+        .arg("serve")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cutover serve");
+    let exited = Wait::up_to(Duration::from_secs(20))
+        .until(|| matches!(child.try_wait(), Ok(Some(_))))
+        .is_ok();
+    if !exited {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("output");
+        panic!(
+            "cutover serve did not refuse to start:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// The instances' pids and the port each listens on (from `--port N`).
+fn instances(app: &TestApp) -> Vec<(i32, u16)> {
+    let mut found: Vec<(i32, u16)> = app
+        .instance_pids()
+        .into_iter()
+        .filter_map(|(pid, cmd)| {
+            let mut words = cmd.split_whitespace();
+            words.find(|w| *w == "--port")?;
+            Some((pid, words.next()?.parse().ok()?))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Each instance still answers, directly, as `version`.
+async fn all_answer(found: &[(i32, u16)], version: &str) {
+    for (pid, port) in found {
+        assert_eq!(
+            fetch(&format!("http://127.0.0.1:{port}/")).await.as_deref(),
+            Some(format!("hello from {version}").as_str()),
+            "instance pid {pid} on port {port}"
+        );
+    }
+}
+
+/// How the store is lost.
+enum Loss {
+    Deleted,
+    Truncated,
+}
+
+async fn a_lost_store_is_refused_then_adopted(loss: Loss) {
+    let app = TestApp::deployed("10m", &["v1"]);
+    let before = instances(&app);
+    assert_eq!(before.len(), 2, "2 instances of v1");
+
+    app.kill_daemon();
+    let db = state_db(&app);
+    match loss {
+        Loss::Deleted => std::fs::remove_file(&db).expect("delete state.db"),
+        Loss::Truncated => {
+            std::fs::File::create(&db).expect("truncate state.db");
+        }
+    }
+
+    let refused = serve_refused(&app);
+    let message = stderr(&refused);
+    assert_ne!(refused.status.code(), Some(0), "{message}");
+    assert_ne!(refused.status.code(), Some(101), "a panic: {message}");
+    assert!(message.contains("refusing to start"), "{message}");
+    let how = match loss {
+        Loss::Deleted => "is missing",
+        Loss::Truncated => "is empty",
+    };
+    assert!(message.contains(how), "{message}");
+    assert!(message.contains(&db.display().to_string()), "{message}");
+    assert!(message.contains("2 instance(s)"), "{message}");
+    assert!(message.contains("--adopt-orphans"), "{message}");
+    assert!(message.contains("backup restore --state"), "{message}");
+    // Nothing was stopped, nothing was created.
+    assert_eq!(instances(&app), before, "the instances were touched");
+    all_answer(&before, "v1").await;
+    match loss {
+        Loss::Deleted => assert!(!db.exists(), "the refusal created a store"),
+        Loss::Truncated => assert_eq!(std::fs::metadata(&db).map(|m| m.len()).ok(), Some(0)),
+    }
+
+    app.serve_with(&["serve", "--adopt-orphans"], &[]);
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v1"),
+        "{}",
+        app.daemon_log()
+    );
+    assert_eq!(instances(&app), before, "the same instances serve again");
+    let log = app.daemon_log();
+    assert!(log.contains("release v1 serves again"), "{log}");
+    let status = app.cli(&["status", "--json"]);
+    ok(&app, &status);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(json["environments"][0]["serving"], "v1");
+    assert_eq!(
+        json["environments"][0]["instances"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+
+    // Under management again: a deploy replaces them.
+    app.release("v2", crate::common::Release::Good);
+    app.deploy_ok("v2");
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v2")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_store_with_instances_running_is_refused_and_adopt_orphans_takes_them_back() {
+    a_lost_store_is_refused_then_adopted(Loss::Deleted).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_store_with_instances_running_is_refused_and_adopt_orphans_takes_them_back() {
+    a_lost_store_is_refused_then_adopted(Loss::Truncated).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_store_is_refused_with_one_clear_message_and_nothing_stopped() {
+    let app = TestApp::deployed("10m", &["v1"]);
+    let before = instances(&app);
+    assert_eq!(before.len(), 2);
+    app.kill_daemon();
+    let db = state_db(&app);
+    // Fold the write-ahead log into the file, as SQLite's own tool does,
+    // then overwrite every page after the first two with garbage.
+    let checkpoint = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg("PRAGMA wal_checkpoint(TRUNCATE);")
+        .output()
+        .expect("run sqlite3");
+    assert!(checkpoint.status.success(), "{}", stderr(&checkpoint));
+    let mut bytes = std::fs::read(&db).expect("read state.db");
+    let page = 4096;
+    assert!(bytes.len() > 4 * page, "state.db has pages to damage");
+    let len = bytes.len();
+    for b in bytes.get_mut(2 * page..len).into_iter().flatten() {
+        *b = 0xa5;
+    }
+    std::fs::write(&db, bytes).expect("damage state.db");
+
+    let refused = serve_refused(&app);
+    let message = stderr(&refused);
+    assert_ne!(refused.status.code(), Some(0), "{message}");
+    assert_ne!(refused.status.code(), Some(101), "a panic: {message}");
+    assert!(message.contains("is damaged"), "{message}");
+    let path = db.display().to_string();
+    assert_eq!(
+        message.matches(&path).count(),
+        1,
+        "the file once: {message}"
+    );
+    assert!(message.contains("backup restore --state"), "{message}");
+    assert!(message.contains("move it aside"), "{message}");
+    assert!(
+        !message.contains("cannot open the state store"),
+        "the old doubled message: {message}"
+    );
+    assert_eq!(instances(&app), before, "nothing is stopped");
+    all_answer(&before, "v1").await;
+}
