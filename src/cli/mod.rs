@@ -158,12 +158,15 @@ pub enum Command {
         #[arg(long = "env", short = 'e')]
         environment: Option<String>,
     },
-    /// Encrypted backups of a `[database.NAME]`: create, list, verify,
-    /// restore, prune, keygen.
+    /// Encrypted backups of a `[database.NAME]`, or with `--state` of the
+    /// state store: create, list, verify, restore, prune, keygen.
     Backup {
         /// The database (may be omitted when the config has only one).
-        #[arg(long, global = true, value_name = "NAME")]
+        #[arg(long, global = true, value_name = "NAME", conflicts_with = "state")]
         db: Option<String>,
+        /// cutover's own state store instead of a database (`[state] backup`).
+        #[arg(long, global = true)]
+        state: bool,
         /// What to do.
         #[command(subcommand)]
         command: backup::BackupCommand,
@@ -282,8 +285,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             };
             logs::logs(&cli.config, request).await
         }
-        Command::Backup { db, command } => {
-            backup::run(&cli.config, db.as_deref(), command, json).await
+        Command::Backup { db, state, command } => {
+            let target = match state {
+                true => backup::Target::State,
+                false => backup::Target::Database(db),
+            };
+            backup::run(&cli.config, target, command, json).await
         }
         Command::Preflight => preflight::run(&cli.config, json).await,
         Command::Check => check::check(&cli.config, json),

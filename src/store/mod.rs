@@ -114,6 +114,60 @@ impl Store {
         }
     }
 
+    /// Checks the file at `url` as [`Store::open`] would (SQLite's
+    /// `quick_check`, the schema version) without creating, migrating or
+    /// writing anything. For a file that is there; see [`Store::inspect`].
+    pub async fn check(url: &str) -> Result<(), StoreError> {
+        let open_error = |source| StoreError::Open {
+            url: url.to_owned(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_error)?
+            .create_if_missing(false)
+            .busy_timeout(BUSY_TIMEOUT);
+        let path = options.get_filename().to_path_buf();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                if is_damage(&e) {
+                    StoreError::Damaged {
+                        path: path.clone(),
+                        detail: database_message(&e),
+                    }
+                } else {
+                    open_error(e)
+                }
+            })?;
+        let checked = check_sound(&pool, &path).await;
+        pool.close().await;
+        checked
+    }
+
+    /// Moves a damaged database file and its `-wal` and `-shm` files aside
+    /// (`PATH.damaged-MILLIS`, …), keeping them for a post-mortem. Returns
+    /// where each went.
+    pub fn move_aside(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+        let stamp = jiff::Timestamp::now().as_millisecond();
+        let mut moved = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            let mut from = path.as_os_str().to_owned();
+            from.push(suffix);
+            let from = PathBuf::from(from);
+            if !from.exists() {
+                continue;
+            }
+            let mut to = from.as_os_str().to_owned();
+            to.push(format!(".damaged-{stamp}"));
+            let to = PathBuf::from(to);
+            std::fs::rename(&from, &to)?;
+            moved.push(to);
+        }
+        Ok(moved)
+    }
+
     /// Moves aside the write-ahead log and shared-memory files of a database
     /// file that is gone or empty (`PATH-wal` to `PATH-wal.orphaned-MILLIS`),
     /// so that SQLite does not replay pages of the lost store into the new
