@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::output;
-use crate::db::backup::{BackupError, Backups, Manifest, Trigger, keys};
 use crate::config::{Config, DatabaseConfig, defaults};
+use crate::db::backup::{BackupError, Backups, Manifest, Trigger, keys};
 use crate::exit::{self, CliError};
 use crate::store::{Store, StoreError, StoreFile};
 

@@ -194,3 +194,110 @@ async fn a_corrupt_store_is_refused_with_one_clear_message_and_nothing_stopped()
     assert_eq!(instances(&app), before, "nothing is stopped");
     all_answer(&before, "v1").await;
 }
+
+/// `(id, version, state)` of each deployment `cutover history` lists.
+fn history(app: &TestApp) -> Vec<(i64, String, String)> {
+    let out = app.cli(&["history", "--json"]);
+    ok(app, &out);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("history json");
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|d| {
+            (
+                d["id"].as_i64().expect("id"),
+                d["version"].as_str().expect("version").to_owned(),
+                d["state"].as_str().expect("state").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_store_backup_round_trips_through_damage() {
+    let app = TestApp::new("10m");
+    for v in ["v1", "v2"] {
+        app.release(v, crate::common::Release::Good);
+    }
+    let key_file = app.path().join("state-key.txt");
+    let key_file = key_file.to_str().expect("a UTF-8 path");
+    let key = app.cli(&["backup", "keygen", "-o", key_file]);
+    ok(&app, &key);
+    let recipient = String::from_utf8_lossy(&key.stdout).trim().to_owned();
+    app.append_config(&format!(
+        "\n[state]\nbackup = {{ recipients = [\"{recipient}\"], dir = \"state-backups\" }}\n"
+    ));
+    app.serve_and_deploy(&["v1", "v2"]);
+    let before = history(&app);
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    // Taken while the daemon runs (SQLite's online backup).
+    let created = app.cli(&["backup", "create", "--state", "--json"]);
+    ok(&app, &created);
+    let manifest: serde_json::Value = serde_json::from_slice(&created.stdout).expect("json");
+    let id = manifest["id"].as_str().expect("id").to_owned();
+    assert_eq!(manifest["database"], "cutover-state");
+    let file = app.path().join("state-backups").join(format!("{id}.age"));
+    let sealed = std::fs::read(&file).expect("the backup file");
+    assert!(
+        sealed.starts_with(b"age-encryption.org/v1"),
+        "the backup is age-encrypted"
+    );
+    let verified = app.cli(&["backup", "verify", "--state", &id, "--identity", key_file]);
+    ok(&app, &verified);
+    let listed = app.cli(&["backup", "list", "--state"]);
+    ok(&app, &listed);
+    assert!(crate::common::stdout(&listed).contains(&id));
+
+    // A restore is refused while the daemon runs.
+    let refused = app.cli(&["backup", "restore", "--state", &id, "--identity", key_file]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("while the daemon runs"),
+        "{}",
+        stderr(&refused)
+    );
+
+    app.stop_daemon();
+    let db = state_db(&app);
+    let mut bytes = std::fs::read(&db).expect("read state.db");
+    let page = 4096;
+    let len = bytes.len();
+    assert!(len > 4 * page, "state.db has pages to damage");
+    for b in bytes.get_mut(2 * page..len).into_iter().flatten() {
+        *b = 0xa5;
+    }
+    std::fs::write(&db, bytes).expect("damage state.db");
+    let message = stderr(&serve_refused(&app));
+    assert!(message.contains("is damaged"), "{message}");
+
+    let restored = app.cli(&["backup", "restore", "--state", &id, "--identity", key_file]);
+    ok(&app, &restored);
+    assert!(
+        stderr(&restored).contains("moved aside"),
+        "{}",
+        stderr(&restored)
+    );
+    let kept = std::fs::read_dir(db.parent().expect("dir"))
+        .expect("list .cutover")
+        .flatten()
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("state.db.damaged-")
+        });
+    assert!(kept, "the damaged store is kept aside");
+
+    app.serve();
+    // The history survived (newest first; starting the serving release
+    // again after the clean stop may add a deployment on top).
+    let after = history(&app);
+    assert!(after.ends_with(&before), "{after:?} lost {before:?}");
+    let url = app.proxy_url();
+    let url = url.as_str();
+    Wait::up_to(Duration::from_secs(15))
+        .every(Duration::from_millis(100))
+        .until_async(|| async move { fetch(url).await.as_deref() == Some("hello from v2") })
+        .await
+        .unwrap_or_else(|e| panic!("v2 does not serve again ({e}):\n{}", app.daemon_log()));
+}
