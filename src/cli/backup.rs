@@ -234,8 +234,10 @@ async fn prepare_state_restore(config: &Config) -> Result<(), CliError> {
     let file = Store::inspect(&config.state.url)
         .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?;
     match &file {
-        StoreFile::Present(path) => match Store::check(&config.state.url).await {
-            Err(StoreError::Damaged { detail, .. }) => {
+        // A sound store is replaced only with --force (after a safety
+        // backup), one a newer cutover wrote likewise; a damaged one goes.
+        StoreFile::Present(path) => {
+            if let Err(StoreError::Damaged { detail, .. }) = Store::check(&config.state.url).await {
                 for moved in Store::move_aside(path).map_err(failed)? {
                     eprintln!(
                         "the damaged state store ({detail}) was moved aside to {}",
@@ -243,10 +245,7 @@ async fn prepare_state_restore(config: &Config) -> Result<(), CliError> {
                     );
                 }
             }
-            // A sound store is replaced only with --force (after a safety
-            // backup); one a newer cutover wrote likewise.
-            Ok(()) | Err(_) => {}
-        },
+        }
         StoreFile::Missing(path) | StoreFile::Empty(path) => {
             Store::set_aside_journal(path).map_err(failed)?;
         }
