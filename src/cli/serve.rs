@@ -98,7 +98,7 @@ pub async fn start_with(config: Config, adopt_orphans: bool) -> Result<RunningDa
     let exposure = api_exposure(&config)?;
     let file = Store::inspect(&config.state.url).map_err(store_error)?;
     let orphans = if file.is_fresh() || adopt_orphans {
-        find_running(&config).await?
+        find_running(&config, adopt_orphans).await?
     } else {
         Vec::new()
     };
@@ -306,27 +306,43 @@ pub async fn start_with(config: Config, adopt_orphans: bool) -> Result<RunningDa
     })
 }
 
-/// Every running instance of this app, by the drivers' own marks.
-async fn find_running(config: &Config) -> Result<Vec<FoundInstance>, CliError> {
+/// Every running instance of this app, by the drivers' own marks. When the
+/// config uses containers and the Docker Engine does not answer, a plain
+/// start goes on with a warning (nothing can be adopted or removed then, and
+/// a first start with Docker down must work), but `--adopt-orphans`, which
+/// was asked to take them back, refuses.
+async fn find_running(
+    config: &Config,
+    adopt_orphans: bool,
+) -> Result<Vec<FoundInstance>, CliError> {
     let environments: Vec<String> = config.environments.keys().cloned().collect();
-    let containers = config.services.values().any(|s| s.docker.is_some());
-    Drivers::new()
-        .find_running(
-            &config.app.name,
-            &config.base_dir.join(".cutover").join("logs"),
-            &environments,
-            containers,
-        )
-        .await
-        .map_err(|e| {
-            CliError::new(
-                exit::FAILURE,
-                format!(
-                    "cannot tell whether instances of {} still run, so the state store was not opened: {e}",
-                    config.app.name
-                ),
-            )
-        })
+    let drivers = Drivers::new();
+    let mut found = drivers.find_running_processes(
+        &config.app.name,
+        &config.base_dir.join(".cutover").join("logs"),
+        &environments,
+    );
+    if config.services.values().any(|s| s.docker.is_some()) {
+        match drivers
+            .find_running_containers(&config.app.name, &environments)
+            .await
+        {
+            Ok(containers) => found.extend(containers),
+            Err(e) if adopt_orphans => {
+                return Err(CliError::new(
+                    exit::FAILURE,
+                    format!(
+                        "cannot look for running containers of {} to adopt (--adopt-orphans): {e}",
+                        config.app.name
+                    ),
+                ));
+            }
+            Err(e) => tracing::warn!(
+                "the state store is new and the Docker Engine does not answer, so containers of this app that may still run cannot be found ({e}); if any do, stop this daemon and run `cutover serve --adopt-orphans` once Docker answers"
+            ),
+        }
+    }
+    Ok(found)
 }
 
 /// The refusal of a missing or empty store while instances run.

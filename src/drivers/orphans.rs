@@ -36,38 +36,44 @@ pub struct FoundInstance {
 }
 
 impl Drivers {
-    /// Every running instance of `app` in `environments`: local processes
-    /// whose output goes under `log_dir`, and, when `containers` (the config
-    /// uses or used the docker driver), labelled containers. An error only
-    /// when containers must be looked for and cannot be listed.
-    pub async fn find_running(
+    /// Every running local process of `app` in `environments` whose output
+    /// goes under `log_dir`.
+    pub fn find_running_processes(
         &self,
         app: &str,
         log_dir: &Path,
         environments: &[String],
-        containers: bool,
+    ) -> Vec<FoundInstance> {
+        running_processes(app, log_dir, environments)
+    }
+
+    /// Every running container labelled with `app` and one of
+    /// `environments`. An error when the containers cannot be listed (the
+    /// Docker Engine does not answer).
+    pub async fn find_running_containers(
+        &self,
+        app: &str,
+        environments: &[String],
     ) -> Result<Vec<FoundInstance>, DriverError> {
-        let mut found = running_processes(app, log_dir, environments);
-        if containers {
-            for env in environments {
-                for c in self.docker.labelled(app, env).await? {
-                    if !c.running {
-                        continue;
-                    }
-                    found.push(FoundInstance {
-                        environment: env.clone(),
-                        service: c.service,
-                        version: c.release,
-                        handle: Handle::Docker(ContainerHandle {
-                            instance_id: c.instance_id,
-                            container_id: c.id,
-                            name: c.name,
-                            image: c.image,
-                            addr: c.addr,
-                        }),
-                        started: 0,
-                    });
+        let mut found = Vec::new();
+        for env in environments {
+            for c in self.docker.labelled(app, env).await? {
+                if !c.running {
+                    continue;
                 }
+                found.push(FoundInstance {
+                    environment: env.clone(),
+                    service: c.service,
+                    version: c.release,
+                    handle: Handle::Docker(ContainerHandle {
+                        instance_id: c.instance_id,
+                        container_id: c.id,
+                        name: c.name,
+                        image: c.image,
+                        addr: c.addr,
+                    }),
+                    started: 0,
+                });
             }
         }
         Ok(found)
