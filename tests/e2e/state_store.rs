@@ -17,7 +17,7 @@ fn state_db(app: &TestApp) -> PathBuf {
 }
 
 /// `cutover serve ARGS…`, which must exit by itself (a refusal).
-fn serve_refused(app: &TestApp) -> Output {
+pub(crate) fn serve_refused(app: &TestApp) -> Output {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
         .arg("-c")
         .arg(app.config())
