@@ -30,8 +30,8 @@ pub struct FoundInstance {
     pub version: String,
     /// What the driver needs to adopt or stop it.
     pub handle: Handle,
-    /// When it started, in clock ticks since boot (0 when unknown: a
-    /// container), to tell which of two releases started first.
+    /// When it started, in milliseconds since the epoch (0 when unknown),
+    /// to tell which of two releases started last.
     pub started: u64,
 }
 
@@ -72,7 +72,9 @@ impl Drivers {
                         image: c.image,
                         addr: c.addr,
                     }),
-                    started: 0,
+                    started: u64::try_from(c.created)
+                        .unwrap_or_default()
+                        .saturating_mul(1000),
                 });
             }
         }
@@ -89,6 +91,7 @@ fn running_processes(app: &str, log_dir: &Path, environments: &[String]) -> Vec<
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
+    let boot = boot_millis();
     let mut found = Vec::new();
     for pid in dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
         let Ok(stat) = procfs::stat(pid) else {
@@ -138,10 +141,27 @@ fn running_processes(app: &str, log_dir: &Path, environments: &[String]) -> Vec<
                 start_time_ticks: stat.start_time_ticks,
                 log_path,
             }),
-            started: stat.start_time_ticks,
+            started: boot.map_or(0, |(boot, per_tick)| {
+                boot.saturating_add(stat.start_time_ticks.saturating_mul(per_tick))
+            }),
         });
     }
     found
+}
+
+/// When the machine booted (milliseconds since the epoch, `btime` in
+/// `/proc/stat`) and how many milliseconds a clock tick is.
+fn boot_millis() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let btime: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // `/proc/<pid>/stat` counts in USER_HZ, which Linux fixes at 100 for
+    // user space on every architecture cutover runs on.
+    Some((btime.saturating_mul(1000), 10))
 }
 
 /// The `KEY=value` entries of `/proc/<pid>/environ` (NUL-separated); entries

@@ -162,8 +162,9 @@ impl Daemon {
     /// cannot serve; records what it did as an environment event
     /// (`orphans_adopted`). The release that serves an environment is the one
     /// the store names, else the one with a running instance of every
-    /// service (of two such, the one that started first: the other was being
-    /// deployed when the store was lost).
+    /// service (of two such, the one that started last: the other is most
+    /// likely the release it replaced, kept warm for a rollback; it is
+    /// stopped, since without its saved release nothing would retire it).
     pub async fn adopt_orphans(
         self: &Arc<Self>,
         found: Vec<FoundInstance>,
@@ -287,7 +288,7 @@ impl Daemon {
     }
 
     /// The release of which every configured service has a running orphan;
-    /// of several, the one whose first instance started earliest.
+    /// of several, the one whose first instance started last.
     fn complete_release(&self, orphans: &[&FoundInstance]) -> Option<String> {
         let mut versions: Vec<(&str, u64)> = Vec::new();
         for o in orphans {
@@ -304,7 +305,7 @@ impl Daemon {
                     .keys()
                     .all(|svc| orphans.iter().any(|o| o.version == *v && &o.service == svc))
             })
-            .min_by_key(|(_, started)| *started)
+            .max_by_key(|(_, started)| *started)
             .map(|(v, _)| v.to_owned())
     }
 

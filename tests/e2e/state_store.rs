@@ -301,3 +301,32 @@ async fn a_state_store_backup_round_trips_through_damage() {
         .await
         .unwrap_or_else(|e| panic!("v2 does not serve again ({e}):\n{}", app.daemon_log()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_releases_running_the_newest_serves_and_the_other_is_stopped_saying_why() {
+    // v2 serves, v1 is kept warm for a rollback: 4 instances.
+    let app = TestApp::deployed("10m", &["v1", "v2"]);
+    assert_eq!(instances(&app).len(), 4);
+    app.kill_daemon();
+    std::fs::remove_file(state_db(&app)).expect("delete state.db");
+
+    let message = stderr(&serve_refused(&app));
+    assert!(message.contains("4 instance(s)"), "{message}");
+    assert_eq!(instances(&app).len(), 4, "nothing is stopped");
+
+    app.serve_with(&["serve", "--adopt-orphans"], &[]);
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v2"),
+        "{}",
+        app.daemon_log()
+    );
+    app.wait_gone("v1");
+    assert_eq!(app.running_version("v2"), 2);
+    let log = app.daemon_log();
+    assert!(log.contains("release v2 serves again"), "{log}");
+    assert!(
+        log.contains("release v2 serves this environment, not v1"),
+        "{log}"
+    );
+}

@@ -31,6 +31,8 @@ pub struct LabelledContainer {
     pub image: String,
     /// Where its port is published on 127.0.0.1, if it is.
     pub addr: Option<std::net::SocketAddr>,
+    /// When it was created, in seconds since the epoch (0 when unknown).
+    pub created: i64,
 }
 
 impl DockerDriver {
@@ -134,6 +136,7 @@ impl DockerDriver {
                     release: label(labels::RELEASE),
                     running: c.state.is_some_and(|s| s.to_string() == "running"),
                     image: c.image.unwrap_or_default(),
+                    created: c.created.unwrap_or_default(),
                     addr: c
                         .ports
                         .unwrap_or_default()
