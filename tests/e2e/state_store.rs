@@ -42,6 +42,25 @@ pub(crate) fn serve_refused(app: &TestApp) -> Output {
     child.wait_with_output().expect("output")
 }
 
+/// Folds the write-ahead log into `db` (as SQLite's own tool does), then
+/// overwrites every page after the first two with garbage.
+fn damage(db: &std::path::Path) {
+    let checkpoint = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg("PRAGMA wal_checkpoint(TRUNCATE);")
+        .output()
+        .expect("run sqlite3");
+    assert!(checkpoint.status.success(), "{}", stderr(&checkpoint));
+    let mut bytes = std::fs::read(db).expect("read state.db");
+    let page = 4096;
+    let len = bytes.len();
+    assert!(len > 4 * page, "state.db has pages to damage ({len} bytes)");
+    for b in bytes.get_mut(2 * page..len).into_iter().flatten() {
+        *b = 0xa5;
+    }
+    std::fs::write(db, bytes).expect("damage state.db");
+}
+
 /// The instances' pids and the port each listens on (from `--port N`).
 fn instances(app: &TestApp) -> Vec<(i32, u16)> {
     let mut found: Vec<(i32, u16)> = app
@@ -157,22 +176,7 @@ async fn a_corrupt_store_is_refused_with_one_clear_message_and_nothing_stopped()
     assert_eq!(before.len(), 2);
     app.kill_daemon();
     let db = state_db(&app);
-    // Fold the write-ahead log into the file, as SQLite's own tool does,
-    // then overwrite every page after the first two with garbage.
-    let checkpoint = std::process::Command::new("sqlite3")
-        .arg(&db)
-        .arg("PRAGMA wal_checkpoint(TRUNCATE);")
-        .output()
-        .expect("run sqlite3");
-    assert!(checkpoint.status.success(), "{}", stderr(&checkpoint));
-    let mut bytes = std::fs::read(&db).expect("read state.db");
-    let page = 4096;
-    assert!(bytes.len() > 4 * page, "state.db has pages to damage");
-    let len = bytes.len();
-    for b in bytes.get_mut(2 * page..len).into_iter().flatten() {
-        *b = 0xa5;
-    }
-    std::fs::write(&db, bytes).expect("damage state.db");
+    damage(&db);
 
     let refused = serve_refused(&app);
     let message = stderr(&refused);
@@ -260,14 +264,7 @@ async fn a_state_store_backup_round_trips_through_damage() {
 
     app.stop_daemon();
     let db = state_db(&app);
-    let mut bytes = std::fs::read(&db).expect("read state.db");
-    let page = 4096;
-    let len = bytes.len();
-    assert!(len > 4 * page, "state.db has pages to damage");
-    for b in bytes.get_mut(2 * page..len).into_iter().flatten() {
-        *b = 0xa5;
-    }
-    std::fs::write(&db, bytes).expect("damage state.db");
+    damage(&db);
     let message = stderr(&serve_refused(&app));
     assert!(message.contains("is damaged"), "{message}");
 
