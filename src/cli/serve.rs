@@ -205,7 +205,13 @@ pub async fn start_with(config: Config, adopt_orphans: bool) -> Result<RunningDa
                 format!("cannot record the running instances (--adopt-orphans): {e}"),
             )
         })?;
-        for line in report.describe() {
+        let lines = report.describe();
+        if lines.is_empty() {
+            eprintln!(
+                "cutover: --adopt-orphans: every running instance has a record; nothing to adopt"
+            );
+        }
+        for line in lines {
             eprintln!("cutover: --adopt-orphans: {line}");
         }
     }
