@@ -1,5 +1,8 @@
 //! `cutover backup create|list|verify|restore|prune|keygen`: encrypted
-//! backups of a `[database.NAME]`. Text for people, `--json` for scripts.
+//! backups of a `[database.NAME]`, or with `--state` of the state store
+//! itself (`[state] backup`, same format, same keys machinery; a restore
+//! refuses while the daemon runs and moves a damaged store aside first).
+//! Text for people, `--json` for scripts.
 //! Identities come from `--identity FILE` or `CUTOVER_BACKUP_IDENTITY` and
 //! are never printed, logged or stored.
 
@@ -8,8 +11,19 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::output;
+use crate::config::{Config, DatabaseConfig, defaults};
 use crate::db::backup::{BackupError, Backups, Manifest, Trigger, keys};
 use crate::exit::{self, CliError};
+use crate::store::{Store, StoreError, StoreFile};
+
+/// What `cutover backup` works on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `--db NAME` (or the only database).
+    Database(Option<String>),
+    /// `--state`: the state store.
+    State,
+}
 
 /// What `cutover backup` does.
 #[derive(Debug, Subcommand)]
@@ -61,7 +75,7 @@ pub enum BackupCommand {
 /// Runs one `cutover backup` command.
 pub async fn run(
     path: &Path,
-    db: Option<&str>,
+    target: Target,
     command: BackupCommand,
     json: bool,
 ) -> Result<(), CliError> {
@@ -82,10 +96,20 @@ pub async fn run(
         return Ok(());
     }
     let config = output::load_config(path)?;
-    let (name, database) = config
-        .database(db)
-        .map_err(|e| CliError::new(exit::USAGE, output::render_config_error(e)))?;
+    let state_database;
+    let (name, database) = match &target {
+        Target::Database(db) => config
+            .database(db.as_deref())
+            .map_err(|e| CliError::new(exit::USAGE, output::render_config_error(e)))?,
+        Target::State => {
+            state_database = state_as_database(&config)?;
+            (defaults::STATE_BACKUP_NAME, &state_database)
+        }
+    };
     let backups = Backups::new(name, database).map_err(cli_error)?;
+    if let (Target::State, BackupCommand::Restore { to: None, .. }) = (&target, &command) {
+        prepare_state_restore(&config).await?;
+    }
     match command {
         BackupCommand::Create => {
             let manifest = backups.create(Trigger::manual()).await.map_err(cli_error)?;
@@ -134,6 +158,9 @@ pub async fn run(
                     println!("safety backup of the replaced database: {safety}");
                 }
                 println!("restored {} into {}", restored.id, restored.target);
+                if target == Target::State {
+                    println!("start the daemon again with `cutover serve`");
+                }
                 Ok(())
             }
         }
@@ -152,6 +179,79 @@ pub async fn run(
         }
         BackupCommand::Keygen { .. } => Ok(()),
     }
+}
+
+/// The state store, as the database the backup machinery works on.
+fn state_as_database(config: &Config) -> Result<DatabaseConfig, CliError> {
+    let Some(backup) = config.state.backup.clone() else {
+        return Err(CliError::new(
+            exit::USAGE,
+            format!(
+                "the state store has no backups configured: add `[state] backup = {{ recipients = [\"age1…\"] }}` \
+                 to {} (make a key with `cutover backup keygen`); see docs/operations.md",
+                config.path.display()
+            ),
+        ));
+    };
+    if !config.state.url.starts_with("sqlite:") {
+        return Err(CliError::new(
+            exit::USAGE,
+            "only a SQLite state store can be backed up with `--state`",
+        ));
+    }
+    Ok(DatabaseConfig {
+        url: config.state.url.clone(),
+        migrations: PathBuf::new(),
+        lock_timeout: std::time::Duration::from_secs(5),
+        statement_timeout: std::time::Duration::from_secs(60),
+        lock_wait: std::time::Duration::from_secs(5),
+        retries: 0,
+        backup: Some(backup),
+    })
+}
+
+/// Before a restore of the state store: refuses while a daemon answers on
+/// the API's address, moves a damaged store aside, and the journal of a
+/// lost one, so the backup is restored into a clean file.
+async fn prepare_state_restore(config: &Config) -> Result<(), CliError> {
+    let listen = config.server.listen;
+    let connect = tokio::net::TcpStream::connect(listen);
+    if let Ok(Ok(_)) = tokio::time::timeout(std::time::Duration::from_secs(1), connect).await {
+        return Err(CliError::new(
+            exit::USAGE,
+            format!(
+                "refusing to restore the state store while the daemon runs (its API answers on {listen}): stop \
+                 `cutover serve` first, then restore"
+            ),
+        ));
+    }
+    let failed = |e: std::io::Error| {
+        CliError::new(
+            exit::FAILURE,
+            format!("cannot move the state store aside before restoring it: {e}"),
+        )
+    };
+    let file = Store::inspect(&config.state.url)
+        .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?;
+    match &file {
+        // A sound store is replaced only with --force (after a safety
+        // backup), one a newer cutover wrote likewise; a damaged one goes.
+        StoreFile::Present(path) => {
+            if let Err(StoreError::Damaged { detail, .. }) = Store::check(&config.state.url).await {
+                for moved in Store::move_aside(path).map_err(failed)? {
+                    eprintln!(
+                        "the damaged state store ({detail}) was moved aside to {}",
+                        moved.display()
+                    );
+                }
+            }
+        }
+        StoreFile::Missing(path) | StoreFile::Empty(path) => {
+            Store::set_aside_journal(path).map_err(failed)?;
+        }
+        StoreFile::InMemory => {}
+    }
+    Ok(())
 }
 
 fn identities(flag: Option<&Path>) -> Result<Vec<keys::Identity>, CliError> {

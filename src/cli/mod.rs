@@ -52,7 +52,15 @@ pub enum Command {
     ///
     /// Instances it started keep running if the daemon is killed; a new daemon
     /// re-adopts them. On SIGINT/SIGTERM it drains and stops them and exits.
-    Serve,
+    /// A damaged store, or a missing or empty one while instances of the app
+    /// run, is refused (docs/operations.md says how to recover).
+    Serve {
+        /// Take back running instances no record names (after the state store
+        /// was lost): record them as their environment's serving release, or
+        /// stop those that cannot serve, and say which.
+        #[arg(long)]
+        adopt_orphans: bool,
+    },
     /// Deploy VERSION blue-green: start it, wait for health, switch all
     /// traffic in one step, keep the old release warm for rollback.
     ///
@@ -151,12 +159,15 @@ pub enum Command {
         #[arg(long = "env", short = 'e')]
         environment: Option<String>,
     },
-    /// Encrypted backups of a `[database.NAME]`: create, list, verify,
-    /// restore, prune, keygen.
+    /// Encrypted backups of a `[database.NAME]`, or with `--state` of the
+    /// state store: create, list, verify, restore, prune, keygen.
     Backup {
         /// The database (may be omitted when the config has only one).
-        #[arg(long, global = true, value_name = "NAME")]
+        #[arg(long, global = true, value_name = "NAME", conflicts_with = "state")]
         db: Option<String>,
+        /// cutover's own state store instead of a database (`[state] backup`).
+        #[arg(long, global = true)]
+        state: bool,
         /// What to do.
         #[command(subcommand)]
         command: backup::BackupCommand,
@@ -200,7 +211,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 async fn dispatch(cli: Cli) -> Result<(), CliError> {
     let json = cli.json;
     match cli.command {
-        Command::Serve => serve::run(&cli.config).await,
+        Command::Serve { adopt_orphans } => serve::run(&cli.config, adopt_orphans).await,
         Command::Deploy {
             release,
             environment,
@@ -294,8 +305,12 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             };
             logs::logs(&cli.config, request).await
         }
-        Command::Backup { db, command } => {
-            backup::run(&cli.config, db.as_deref(), command, json).await
+        Command::Backup { db, state, command } => {
+            let target = match state {
+                true => backup::Target::State,
+                false => backup::Target::Database(db),
+            };
+            backup::run(&cli.config, target, command, json).await
         }
         Command::Preflight => preflight::run(&cli.config, json).await,
         Command::Check => check::check(&cli.config, json),

@@ -4,6 +4,11 @@
 //! listener if any, and one proxy listener per environment, and on
 //! SIGINT/SIGTERM stops accepting, finishes in-flight requests, drains and
 //! stops instances.
+//!
+//! Before anything binds or starts, the store is checked: a damaged one, or
+//! one a newer cutover wrote, is refused (by [`Store::open`]); a missing or
+//! empty one is refused while instances of this app still run (found by the
+//! drivers' own marks), unless `--adopt-orphans` says to take them back.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -19,10 +24,11 @@ use super::output;
 use crate::api::server::{ApiState, app, metrics_app};
 use crate::api::{tls, token};
 use crate::config::{ApiExposure, Config};
+use crate::drivers::{Drivers, FoundInstance};
 use crate::edge;
 use crate::exit::{self, CliError};
 use crate::runtime::Daemon;
-use crate::store::Store;
+use crate::store::{Store, StoreError, StoreFile};
 
 /// How often buffered metric samples are folded into the histograms.
 const METRICS_UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -54,10 +60,10 @@ impl RunningDaemon {
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
-pub async fn run(path: &Path) -> Result<(), CliError> {
+pub async fn run(path: &Path, adopt_orphans: bool) -> Result<(), CliError> {
     init_tracing();
     let config = output::load_config_checked(path)?;
-    let running = start(config).await?;
+    let running = start_with(config, adopt_orphans).await?;
     eprintln!(
         "cutover: serving {} — API on {}://{}",
         running.daemon.config().app.name,
@@ -83,18 +89,45 @@ pub async fn run(path: &Path) -> Result<(), CliError> {
 
 /// Starts the daemon for `config` in this process and returns once it serves.
 pub async fn start(config: Config) -> Result<RunningDaemon, CliError> {
+    start_with(config, false).await
+}
+
+/// [`start`], taking back running instances no record names when
+/// `adopt_orphans` (`cutover serve --adopt-orphans`).
+pub async fn start_with(config: Config, adopt_orphans: bool) -> Result<RunningDaemon, CliError> {
     let exposure = api_exposure(&config)?;
+    let file = Store::inspect(&config.state.url).map_err(store_error)?;
+    let orphans = if file.is_fresh() || adopt_orphans {
+        find_running(&config, adopt_orphans).await?
+    } else {
+        Vec::new()
+    };
+    if file.is_fresh() && !orphans.is_empty() && !adopt_orphans {
+        return Err(refuse_empty_store(&file, &orphans));
+    }
+    if file.is_fresh()
+        && let Some(path) = file.path()
+    {
+        // The -wal of a lost store must not be replayed into the new one.
+        let moved = Store::set_aside_journal(path).map_err(|e| {
+            CliError::new(
+                exit::FAILURE,
+                format!(
+                    "cannot move aside the write-ahead log of the lost state store {}: {e}; move {0}-wal and {0}-shm away by hand",
+                    path.display()
+                ),
+            )
+        })?;
+        for m in moved {
+            tracing::warn!(path = %m.display(), "moved aside the journal of a lost state store");
+        }
+    }
     raise_open_file_limit();
     let metrics = install_metrics();
     if let Some(handle) = &metrics {
         spawn_metrics_upkeep(handle.clone());
     }
-    let store = Store::open(&config.state.url).await.map_err(|e| {
-        CliError::new(
-            exit::FAILURE,
-            format!("cannot open the state store {}: {e}", config.state.url),
-        )
-    })?;
+    let store = Store::open(&config.state.url).await.map_err(store_error)?;
     let token = token::load_or_create(&token::token_path(&config.base_dir))?;
     let api_listen = config.server.listen;
     let metrics_listen = config.server.metrics_listen;
@@ -165,6 +198,23 @@ pub async fn start(config: Config) -> Result<RunningDaemon, CliError> {
     let reload = edges.iter().map(|(_, e)| e.clone()).collect();
     edge::spawn_reload_on_sighup(reload, stop.clone());
 
+    if adopt_orphans {
+        let report = daemon.adopt_orphans(orphans).await.map_err(|e| {
+            CliError::new(
+                exit::FAILURE,
+                format!("cannot record the running instances (--adopt-orphans): {e}"),
+            )
+        })?;
+        let lines = report.describe();
+        if lines.is_empty() {
+            eprintln!(
+                "cutover: --adopt-orphans: every running instance has a record; nothing to adopt"
+            );
+        }
+        for line in lines {
+            eprintln!("cutover: --adopt-orphans: {line}");
+        }
+    }
     let report = daemon
         .recover()
         .await
@@ -260,6 +310,96 @@ pub async fn start(config: Config) -> Result<RunningDaemon, CliError> {
         stop,
         tasks,
     })
+}
+
+/// Every running instance of this app, by the drivers' own marks. When the
+/// config uses containers and the Docker Engine does not answer, a plain
+/// start goes on with a warning (nothing can be adopted or removed then, and
+/// a first start with Docker down must work), but `--adopt-orphans`, which
+/// was asked to take them back, refuses.
+async fn find_running(
+    config: &Config,
+    adopt_orphans: bool,
+) -> Result<Vec<FoundInstance>, CliError> {
+    let environments: Vec<String> = config.environments.keys().cloned().collect();
+    let drivers = Drivers::new();
+    let mut found = drivers.find_running_processes(
+        &config.app.name,
+        &config.base_dir.join(".cutover").join("logs"),
+        &environments,
+    );
+    if config.services.values().any(|s| s.docker.is_some()) {
+        match drivers
+            .find_running_containers(&config.app.name, &environments)
+            .await
+        {
+            Ok(containers) => found.extend(containers),
+            Err(e) if adopt_orphans => {
+                return Err(CliError::new(
+                    exit::FAILURE,
+                    format!(
+                        "cannot look for running containers of {} to adopt (--adopt-orphans): {e}",
+                        config.app.name
+                    ),
+                ));
+            }
+            Err(e) => tracing::warn!(
+                "the state store is new and the Docker Engine does not answer, so containers of this app that may still run cannot be found ({e}); if any do, stop this daemon and run `cutover serve --adopt-orphans` once Docker answers"
+            ),
+        }
+    }
+    Ok(found)
+}
+
+/// The refusal of a missing or empty store while instances run.
+fn refuse_empty_store(file: &StoreFile, orphans: &[FoundInstance]) -> CliError {
+    let what = match file {
+        StoreFile::Missing(p) => format!("the state store {} is missing", p.display()),
+        StoreFile::Empty(p) => format!("the state store {} is empty (0 bytes)", p.display()),
+        StoreFile::Present(p) => format!("the state store {} is new", p.display()),
+        StoreFile::InMemory => "the state store is empty".to_owned(),
+    };
+    let mut list: Vec<String> = orphans
+        .iter()
+        .take(5)
+        .map(|o| {
+            format!(
+                "{} {} {} ({})",
+                o.environment,
+                o.service,
+                o.version,
+                o.handle.describe()
+            )
+        })
+        .collect();
+    if orphans.len() > 5 {
+        list.push(format!("and {} more", orphans.len() - 5));
+    }
+    CliError::new(
+        exit::FAILURE,
+        format!(
+            "refusing to start: {what}, but {} instance(s) of this app still run: {}. Starting with an \
+             empty store would orphan them; nothing was started or stopped. Restore the store from its backup \
+             (`cutover backup restore --state ID`; `cutover backup list --state` lists them), or run \
+             `cutover serve --adopt-orphans` to take them back (or stop those that cannot serve) and record it. \
+             See docs/operations.md.",
+            orphans.len(),
+            list.join(", ")
+        ),
+    )
+}
+
+/// The message of a store that cannot be opened: the store's own error
+/// says where and what to do; its cause, if any, is added once.
+fn store_error(e: StoreError) -> CliError {
+    let message = match &e {
+        StoreError::Open { source, .. } => {
+            format!("{e}: {source}; check the path and permissions of [state] url")
+        }
+        StoreError::Migrate(source) => format!("{e}: {source}"),
+        _ => e.to_string(),
+    };
+    CliError::new(exit::FAILURE, message)
 }
 
 /// How far the API is exposed; refuses plain HTTP off loopback unless the

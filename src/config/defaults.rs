@@ -10,6 +10,9 @@ use std::time::Duration;
 pub const SERVER_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7070);
 /// `[state] url`: cutover's own database, relative to the config file's directory.
 pub const STATE_URL: &str = "sqlite://.cutover/state.db";
+/// The name the state store's own backups go by (`[state] backup`), in
+/// their ids and manifests.
+pub const STATE_BACKUP_NAME: &str = "cutover-state";
 /// `replicas`: instances per service.
 pub const REPLICAS: u32 = 1;
 /// The largest `replicas` accepted.

@@ -266,6 +266,9 @@ pub struct StateConfig {
     /// (`sqlite:///abs/dir/.cutover/state.db`) or is an in-memory database;
     /// `postgres://` URLs are passed through unchanged.
     pub url: String,
+    /// `[state] backup = { … }`: backups of the store itself (`cutover backup
+    /// create --state`); `None` without it.
+    pub backup: Option<BackupConfig>,
 }
 
 /// Whether a service receives traffic.

@@ -123,6 +123,10 @@ pub(crate) struct RawState {
     /// `sqlite://PATH` (relative to this file's directory) or `postgres://…`. `${VAR}` is expanded.
     #[schemars(with = "Option<String>", extend("default" = defaults::STATE_URL))]
     pub url: Option<Spanned<String>>,
+    /// Encrypted backups of the state store itself (`cutover backup create
+    /// --state`), as a database's `backup = { … }`; `before_deploy` is not used.
+    #[schemars(with = "Option<RawBackup>")]
+    pub backup: Option<Spanned<RawBackup>>,
 }
 
 /// `[service.NAME]`: a long-running program.

@@ -13,6 +13,8 @@
 //!   and background monitors for a serving instance ([`Monitor`]) and for a
 //!   group of instances ([`GroupMonitor`]: healthy while any one answers).
 //! - [`check`]: when a new worker is ready (its health command, or still running).
+//! - `orphans.rs`: finding an app's running instances by the drivers' own
+//!   marks, when the state store that recorded them is lost.
 //! - [`logs`]: reading the end of an instance's log file; [`follow`]: streaming it.
 //!
 //! The process driver reads `/proc`, so it works on Linux only.
@@ -32,6 +34,7 @@ pub mod follow;
 mod handle;
 pub mod health;
 pub mod logs;
+mod orphans;
 pub mod process;
 mod procfs;
 
@@ -42,6 +45,7 @@ pub use docker::DockerDriver;
 pub use driver::{Drivers, LogStream, PreflightFindings, ServiceToCheck};
 pub use handle::Handle;
 pub use health::{GroupMonitor, HealthCheck, HealthFailure, Monitor, MonitorState, ProbeError};
+pub use orphans::FoundInstance;
 pub use process::ProcessDriver;
 
 /// How far off "never" is, about 100 years: a wait too long to add to the

@@ -19,7 +19,7 @@ use super::health::{
     self, GroupMonitor, HealthCheck, HealthFailure, Monitor, MonitorState, ProbeError,
 };
 use super::{
-    DriverError, Drivers, InstanceHandle, InstanceSpec, PreflightFindings, ProcessDriver,
+    DriverError, Drivers, Handle, InstanceHandle, InstanceSpec, PreflightFindings, ProcessDriver,
     ServiceToCheck, SpawnProblem, StopOutcome, logs, procfs,
 };
 
@@ -932,6 +932,68 @@ async fn an_empty_group_is_unhealthy() {
             .await
             .expect("unhealthy within 5 s")
             .expect("the monitor runs");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_started_instance_is_found_again_by_its_own_marks() {
+    bounded(async {
+        let fx = Fixture::new();
+        let started = fx.start(&fx.hello_spec("staging-web-1", &[])).await;
+        let other = Fixture::new();
+        let elsewhere = other.start(&other.hello_spec("staging-web-2", &[])).await;
+        let drivers = Drivers::new();
+        let envs = ["staging".to_owned()];
+
+        let found = drivers.find_running_processes("shop", &fx.log_dir(), &envs);
+        assert_eq!(found.len(), 1, "only this config's instance: {found:?}");
+        let f = &found[0];
+        assert_eq!(
+            (
+                f.environment.as_str(),
+                f.service.as_str(),
+                f.version.as_str()
+            ),
+            ("staging", "web", "1.2.3")
+        );
+        let Handle::Process(h) = &f.handle else {
+            panic!("a process handle: {f:?}");
+        };
+        assert_eq!(h.instance_id, started.instance_id);
+        assert_eq!(
+            (h.pid, h.pgid, h.port),
+            (started.pid, started.pgid, started.port)
+        );
+        assert_eq!(h.start_time_ticks, started.start_time_ticks);
+        assert!(f.started > 0);
+        // The rebuilt handle adopts and stops the instance like the original.
+        assert!(drivers.adopt(&f.handle).await.expect("adopt"));
+        assert!(other.driver.is_running(&elsewhere));
+
+        // Another app, or another environment, is not ours.
+        assert!(
+            drivers
+                .find_running_processes("mall", &fx.log_dir(), &envs)
+                .is_empty()
+        );
+        let prod = ["production".to_owned()];
+        assert!(
+            drivers
+                .find_running_processes("shop", &fx.log_dir(), &prod)
+                .is_empty()
+        );
+
+        drivers
+            .stop(&f.handle, Duration::from_secs(5))
+            .await
+            .expect("stop");
+        eventually("the instance is gone", || {
+            drivers
+                .find_running_processes("shop", &fx.log_dir(), &envs)
+                .is_empty()
+        })
+        .await;
     })
     .await;
 }

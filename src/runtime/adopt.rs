@@ -4,8 +4,15 @@
 //! app and environment but not adopted), close deployments a crash
 //! interrupted, and start the serving release again where none of its
 //! instances survived. Instances of both drivers go through the same steps.
+//!
+//! `cutover serve --adopt-orphans` comes first ([`Daemon::adopt_orphans`]):
+//! running instances that no record names (the store was lost) are recorded
+//! again, as the serving release of their environment, or stopped when they
+//! cannot serve, and what was done is an environment event; the steps above
+//! then adopt the recorded ones as after any restart.
 
 use cutover_core::EventKind;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,9 +25,9 @@ use super::environment::{EnvRuntime, LiveInstance};
 use super::executor::{self, Executor};
 use super::{Daemon, retire};
 use crate::config::ServiceKind;
-use crate::drivers::Handle;
 use crate::drivers::health;
-use crate::store::{Deployment, DeploymentState, InstanceState, StoreError};
+use crate::drivers::{FoundInstance, Handle};
+use crate::store::{Deployment, DeploymentState, InstanceRecord, InstanceState, StoreError};
 
 /// Timeout of the one probe that decides whether an instance is adopted.
 const ADOPT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -42,6 +49,35 @@ pub struct AdoptionReport {
     /// Deployments whose saved state could not be restored: they wait for
     /// an operator (`cutover abort` / `cutover rollback`).
     pub needs_operator: Vec<i64>,
+}
+
+/// What [`Daemon::adopt_orphans`] did, per environment.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct OrphanReport {
+    /// Environment → the release its adopted instances run.
+    pub serving: BTreeMap<String, String>,
+    /// Instances recorded again (`instance (pid 42)`), to be adopted.
+    pub adopted: Vec<String>,
+    /// Instances stopped, each with why.
+    pub stopped: Vec<(String, String)>,
+}
+
+impl OrphanReport {
+    /// What was done, for people: one line per environment and instance.
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .serving
+            .iter()
+            .map(|(env, version)| format!("environment {env}: release {version} serves again"))
+            .collect();
+        lines.extend(self.adopted.iter().map(|i| format!("adopted {i}")));
+        lines.extend(
+            self.stopped
+                .iter()
+                .map(|(i, why)| format!("stopped {i}: {why}")),
+        );
+        lines
+    }
 }
 
 /// A release a previous daemon saved with something left to do.
@@ -118,6 +154,159 @@ impl Daemon {
             self.restore_release(s, &mut report).await?;
         }
         Ok(report)
+    }
+
+    /// `cutover serve --adopt-orphans`: of `found` (every running instance of
+    /// this app, by the drivers' own marks), records again those no record
+    /// names, so that [`Daemon::recover`] adopts them, or stops those that
+    /// cannot serve; records what it did as an environment event
+    /// (`orphans_adopted`). The release that serves an environment is the one
+    /// the store names, else the one with a running instance of every
+    /// service (of two such, the one that started last: the other is most
+    /// likely the release it replaced, kept warm for a rollback; it is
+    /// stopped, since without its saved release nothing would retire it).
+    pub async fn adopt_orphans(
+        self: &Arc<Self>,
+        found: Vec<FoundInstance>,
+    ) -> Result<OrphanReport, StoreError> {
+        let mut report = OrphanReport::default();
+        let recorded: HashSet<String> = self
+            .store
+            .instances(None)
+            .await?
+            .into_iter()
+            .map(|r| r.instance_id)
+            .collect();
+        for env in self.environments.values() {
+            let orphans: Vec<&FoundInstance> = found
+                .iter()
+                .filter(|f| f.environment == env.name)
+                .filter(|f| !recorded.contains(f.handle.instance_id()))
+                .collect();
+            if orphans.is_empty() {
+                continue;
+            }
+            let serving = self.store.serving(&env.name).await?.map(|s| s.current);
+            let chosen = serving.clone().or_else(|| self.complete_release(&orphans));
+            let mut adopted = Vec::new();
+            let mut stopped = Vec::new();
+            for orphan in orphans {
+                let who = format!(
+                    "{} ({} {} {})",
+                    orphan.handle.instance_id(),
+                    orphan.service,
+                    orphan.version,
+                    orphan.handle.describe()
+                );
+                let why = match (&chosen, self.config.services.get(&orphan.service)) {
+                    (_, None) => Some(format!(
+                        "service {} is not in the config any more",
+                        orphan.service
+                    )),
+                    (None, Some(_)) => Some(
+                        "no release has a running instance of every service, so none can serve"
+                            .to_owned(),
+                    ),
+                    (Some(v), Some(_)) if *v != orphan.version => Some(format!(
+                        "release {} serves this environment, not {}",
+                        v, orphan.version
+                    )),
+                    (Some(_), Some(_)) => None,
+                };
+                match why {
+                    None => {
+                        self.store
+                            .upsert_release(
+                                &self.config.app.name,
+                                &orphan.version,
+                                &super::deploy::config_hash(self),
+                            )
+                            .await?;
+                        self.store
+                            .put_instance(&InstanceRecord {
+                                instance_id: orphan.handle.instance_id().to_owned(),
+                                environment: env.name.clone(),
+                                service: orphan.service.clone(),
+                                version: orphan.version.clone(),
+                                state: InstanceState::Serving,
+                                driver: orphan.handle.driver_name().to_owned(),
+                                handle: orphan.handle.to_json(),
+                                created_at: jiff::Timestamp::now(),
+                            })
+                            .await?;
+                        adopted.push(who);
+                    }
+                    Some(why) => {
+                        let grace = self
+                            .config
+                            .services
+                            .get(&orphan.service)
+                            .map(|s| s.stop_timeout)
+                            .unwrap_or(Duration::from_secs(10));
+                        let why = match self.driver.stop(&orphan.handle, grace).await {
+                            Ok(_) => why,
+                            Err(e) => format!("{why}; but stopping it failed: {e}"),
+                        };
+                        self.driver.forget(&orphan.handle);
+                        stopped.push((who, why));
+                    }
+                }
+            }
+            if let (None, Some(version), false) = (&serving, &chosen, adopted.is_empty()) {
+                self.store.set_serving(&env.name, version).await?;
+                report.serving.insert(env.name.clone(), version.clone());
+            }
+            let message = format!(
+                "--adopt-orphans: {} running instance(s) no record named were adopted{}, {} stopped",
+                adopted.len(),
+                chosen
+                    .as_ref()
+                    .map(|v| format!(" as release {v}"))
+                    .unwrap_or_default(),
+                stopped.len()
+            );
+            tracing::warn!(env = %env.name, "{message}");
+            self.store
+                .add_environment_event(
+                    &env.name,
+                    "orphans_adopted",
+                    &message,
+                    json!({
+                        "serving": chosen,
+                        "adopted": adopted,
+                        "stopped": stopped
+                            .iter()
+                            .map(|(i, why)| json!({ "instance": i, "why": why }))
+                            .collect::<Vec<_>>(),
+                    }),
+                )
+                .await?;
+            report.adopted.extend(adopted);
+            report.stopped.extend(stopped);
+        }
+        Ok(report)
+    }
+
+    /// The release of which every configured service has a running orphan;
+    /// of several, the one whose first instance started last.
+    fn complete_release(&self, orphans: &[&FoundInstance]) -> Option<String> {
+        let mut versions: Vec<(&str, u64)> = Vec::new();
+        for o in orphans {
+            match versions.iter_mut().find(|(v, _)| *v == o.version) {
+                Some((_, started)) => *started = (*started).min(o.started),
+                None => versions.push((&o.version, o.started)),
+            }
+        }
+        versions
+            .into_iter()
+            .filter(|(v, _)| {
+                self.config
+                    .services
+                    .keys()
+                    .all(|svc| orphans.iter().any(|o| o.version == *v && &o.service == svc))
+            })
+            .max_by_key(|(_, started)| *started)
+            .map(|(v, _)| v.to_owned())
     }
 
     /// Restores one saved release and carries it on, or leaves it for an

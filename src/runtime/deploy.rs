@@ -250,7 +250,7 @@ fn check_version(version: &str) -> Result<(), DeployError> {
 }
 
 /// sha256 of the config file, as the release's config hash.
-fn config_hash(daemon: &Daemon) -> String {
+pub(super) fn config_hash(daemon: &Daemon) -> String {
     use sha2::{Digest, Sha256};
     let bytes = std::fs::read(&daemon.config.path).unwrap_or_default();
     Sha256::digest(&bytes)

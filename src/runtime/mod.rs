@@ -41,7 +41,7 @@ use crate::config::Config;
 use crate::drivers::Drivers;
 use crate::store::{Store, StoreError};
 
-pub use adopt::AdoptionReport;
+pub use adopt::{AdoptionReport, OrphanReport};
 pub use environment::{EnvRuntime, LiveInstance};
 pub use error::DeployError;
 

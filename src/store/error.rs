@@ -1,5 +1,7 @@
 //! The one error type of the state store.
 
+use std::path::PathBuf;
+
 use jiff::Timestamp;
 
 /// What can go wrong talking to the state store.
@@ -16,6 +18,37 @@ pub enum StoreError {
         /// Why: an unsupported URL, a directory that cannot be created, a file
         /// that cannot be opened for writing, …
         source: sqlx::Error,
+    },
+
+    /// The file is not a sound SQLite database: SQLite's `PRAGMA
+    /// quick_check` found damage, or the file is not a database at all.
+    #[error(
+        "the state store {} is damaged ({detail}); nothing was started or stopped. Restore it from a backup \
+         (`cutover backup restore --state ID`, `cutover backup list --state` lists them), or move it aside \
+         (with its -wal and -shm files) and start with `cutover serve --adopt-orphans`",
+        path.display()
+    )]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said, once.
+        detail: String,
+    },
+
+    /// The store's schema is newer than any this binary knows.
+    #[error(
+        "the state store {} was written by a newer cutover (schema version {found}; this cutover knows up \
+         to {known}); nothing was changed. Run the newer cutover, or restore a backup of the store made by \
+         this version (`cutover backup restore --state ID`)",
+        path.display()
+    )]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// The newest migration recorded in the file.
+        found: i64,
+        /// The newest migration this binary embeds.
+        known: i64,
     },
 
     /// The schema migrations could not be applied.

@@ -13,6 +13,12 @@
 //! (what serves where), `environment_events` (outside deployments) and
 //! `instances`. `codec` says how values are stored.
 //!
+//! Opening refuses a store it cannot trust: SQLite's `PRAGMA quick_check`
+//! must pass ([`StoreError::Damaged`]) and the schema must be one this binary
+//! knows ([`StoreError::NewerSchema`]). [`Store::inspect`] says, before
+//! opening, whether the file is there at all, so that `cutover serve` can
+//! refuse to start with an empty store while instances still run.
+//!
 //! A PostgreSQL backend with the same API is planned, so the SQL uses `$n`
 //! parameters, `ON CONFLICT` and `RETURNING`, which both databases accept.
 
@@ -28,7 +34,7 @@ mod rollouts;
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -51,6 +57,34 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/state");
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What is at a store's URL before it is opened ([`Store::inspect`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreFile {
+    /// An in-memory store: nothing to find.
+    InMemory,
+    /// No file: opening creates an empty store.
+    Missing(PathBuf),
+    /// A file of zero bytes: opening makes it an empty store.
+    Empty(PathBuf),
+    /// A file with something in it.
+    Present(PathBuf),
+}
+
+impl StoreFile {
+    /// Whether opening starts from nothing (a missing or zero-length file).
+    pub fn is_fresh(&self) -> bool {
+        matches!(self, StoreFile::Missing(_) | StoreFile::Empty(_))
+    }
+
+    /// The database file, if the store is one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            StoreFile::InMemory => None,
+            StoreFile::Missing(p) | StoreFile::Empty(p) | StoreFile::Present(p) => Some(p),
+        }
+    }
+}
+
 /// A handle on the state store. Clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -58,8 +92,109 @@ pub struct Store {
 }
 
 impl Store {
+    /// What is at `url`: no file, an empty one, or one with something in it.
+    pub fn inspect(url: &str) -> Result<StoreFile, StoreError> {
+        if is_in_memory(url) {
+            return Ok(StoreFile::InMemory);
+        }
+        let open_error = |source| StoreError::Open {
+            url: url.to_owned(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(url).map_err(open_error)?;
+        let path = options.get_filename().to_path_buf();
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() == 0 => Ok(StoreFile::Empty(path)),
+            Ok(_) => Ok(StoreFile::Present(path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StoreFile::Missing(path)),
+            Err(e) => Err(open_error(sqlx::Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot read {}: {e}", path.display()),
+            )))),
+        }
+    }
+
+    /// Checks the file at `url` as [`Store::open`] would (SQLite's
+    /// `quick_check`, the schema version) without creating, migrating or
+    /// writing anything. For a file that is there; see [`Store::inspect`].
+    pub async fn check(url: &str) -> Result<(), StoreError> {
+        let open_error = |source| StoreError::Open {
+            url: url.to_owned(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_error)?
+            .create_if_missing(false)
+            .busy_timeout(BUSY_TIMEOUT);
+        let path = options.get_filename().to_path_buf();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                if is_damage(&e) {
+                    StoreError::Damaged {
+                        path: path.clone(),
+                        detail: database_message(&e),
+                    }
+                } else {
+                    open_error(e)
+                }
+            })?;
+        let checked = check_sound(&pool, &path).await;
+        pool.close().await;
+        checked
+    }
+
+    /// Moves a damaged database file and its `-wal` and `-shm` files aside
+    /// (`PATH.damaged-MILLIS`, …), keeping them for a post-mortem. Returns
+    /// where each went.
+    pub fn move_aside(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+        let stamp = jiff::Timestamp::now().as_millisecond();
+        let mut moved = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            let mut from = path.as_os_str().to_owned();
+            from.push(suffix);
+            let from = PathBuf::from(from);
+            if !from.exists() {
+                continue;
+            }
+            let mut to = from.as_os_str().to_owned();
+            to.push(format!(".damaged-{stamp}"));
+            let to = PathBuf::from(to);
+            std::fs::rename(&from, &to)?;
+            moved.push(to);
+        }
+        Ok(moved)
+    }
+
+    /// Moves aside the write-ahead log and shared-memory files of a database
+    /// file that is gone or empty (`PATH-wal` to `PATH-wal.orphaned-MILLIS`),
+    /// so that SQLite does not replay pages of the lost store into the new
+    /// one. Returns where each went.
+    pub fn set_aside_journal(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+        let stamp = jiff::Timestamp::now().as_millisecond();
+        let mut moved = Vec::new();
+        for suffix in ["-wal", "-shm"] {
+            let mut from = path.as_os_str().to_owned();
+            from.push(suffix);
+            let from = PathBuf::from(from);
+            if !from.exists() {
+                continue;
+            }
+            let mut to = from.as_os_str().to_owned();
+            to.push(format!(".orphaned-{stamp}"));
+            let to = PathBuf::from(to);
+            std::fs::rename(&from, &to)?;
+            moved.push(to);
+        }
+        Ok(moved)
+    }
+
     /// Opens the store at `url`, creating the file and its parent directories
-    /// if missing, and applies any pending schema migrations.
+    /// if missing, checks that it is sound ([`StoreError::Damaged`]) and of a
+    /// schema this binary knows ([`StoreError::NewerSchema`]), and applies any
+    /// pending schema migrations.
     ///
     /// `url` is `sqlite:///absolute/path.db` or `sqlite://relative/path.db`
     /// (relative to the working directory); `sqlite::memory:` gives a private
@@ -110,9 +245,22 @@ impl Store {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(100));
                 }
+                Err(e) if is_damage(&e) => {
+                    return Err(StoreError::Damaged {
+                        path: options.get_filename().to_path_buf(),
+                        detail: database_message(&e),
+                    });
+                }
                 Err(e) => return Err(open_error(e)),
             }
         };
+        if !in_memory {
+            let path = options.get_filename();
+            if let Err(e) = check_sound(&pool, path).await {
+                pool.close().await;
+                return Err(e);
+            }
+        }
 
         // Migrate inside an immediate transaction: a second process opening the
         // same file at the same time waits for the first, then finds nothing
@@ -170,6 +318,79 @@ impl Writer {
             self.0.close_on_drop();
         }
         result
+    }
+}
+
+/// The newest schema version this binary embeds.
+fn known_schema_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// `PRAGMA quick_check`, then the schema version: a damaged file or one a
+/// newer cutover wrote is refused before anything writes to it.
+async fn check_sound(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
+    let damaged = |detail: String| StoreError::Damaged {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let rows: Vec<String> = match sqlx::query_scalar("PRAGMA quick_check")
+        .fetch_all(pool)
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) if is_damage(&e) => return Err(damaged(database_message(&e))),
+        Err(e) => return Err(e.into()),
+    };
+    if rows.len() != 1 || rows.first().map(String::as_str) != Some("ok") {
+        let shown: Vec<&str> = rows.iter().take(3).map(String::as_str).collect();
+        let more = if rows.len() > 3 {
+            format!(" (and {} more problems)", rows.len() - 3)
+        } else {
+            String::new()
+        };
+        return Err(damaged(format!(
+            "SQLite's quick_check found: {}{more}",
+            shown.join("; ")
+        )));
+    }
+    let has_history: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    if has_history.is_some() {
+        let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(pool)
+            .await?;
+        let known = known_schema_version();
+        if let Some(found) = found
+            && found > known
+        {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found,
+                known,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether SQLite said the file is damaged (`SQLITE_CORRUPT`) or is not a
+/// database (`SQLITE_NOTADB`).
+fn is_damage(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 11 | 26))
+}
+
+/// What the database said, without sqlx's prefix.
+fn database_message(error: &sqlx::Error) -> String {
+    match error.as_database_error() {
+        Some(e) => e.message().to_owned(),
+        None => error.to_string(),
     }
 }
 

@@ -214,13 +214,18 @@ rollback_window = "{rollback_window}"
 
     /// [`TestApp::serve`] with extra environment variables for the daemon.
     pub fn serve_with_env(&self, vars: &[(&str, &str)]) {
+        self.serve_with(&["serve"], vars);
+    }
+
+    /// [`TestApp::serve`] with the command line `args` (`["serve", …]`).
+    pub fn serve_with(&self, args: &[&str], vars: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.path().join("daemon.log"))
             .expect("daemon log");
         let child = self
-            .command(&["serve"])
+            .command(args)
             .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))

@@ -506,3 +506,41 @@ stop_timeout = "3s"
     assert_eq!(app.running(&["cutover.release=v2"]).len(), 3);
     app.wait_gone("v1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_store_with_containers_running_is_refused_and_adopt_orphans_takes_them_back() {
+    let app = DockerApp::new(WEB, &["hello:v1"]);
+    app.serve_and_deploy(&["v1"]);
+    let before = app.running(&["cutover.release=v1"]);
+    assert_eq!(before.len(), 2);
+    app.kill_daemon();
+    std::fs::remove_file(app.path().join(".cutover").join("state.db")).expect("delete state.db");
+
+    let refused = crate::state_store::serve_refused(&app);
+    let message = stderr(&refused);
+    assert_ne!(refused.status.code(), Some(0), "{message}");
+    assert!(message.contains("is missing"), "{message}");
+    assert!(
+        message.contains("production web v1 (container "),
+        "{message}"
+    );
+    assert!(message.contains("--adopt-orphans"), "{message}");
+    assert_eq!(
+        app.running(&["cutover.release=v1"]),
+        before,
+        "nothing is stopped"
+    );
+
+    app.serve_with(&["serve", "--adopt-orphans"], &[]);
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v1"),
+        "{}",
+        app.daemon_log()
+    );
+    assert_eq!(
+        app.running(&["cutover.release=v1"]),
+        before,
+        "the same containers serve again"
+    );
+}

@@ -22,5 +22,6 @@ mod migrate;
 mod rollback;
 mod schema_deploy;
 mod services;
+mod state_store;
 mod token;
 mod workers;

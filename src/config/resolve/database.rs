@@ -89,7 +89,7 @@ impl Resolver<'_> {
         }
     }
 
-    fn backup(&mut self, name: &str, backup: &Spanned<RawBackup>) -> BackupConfig {
+    pub(super) fn backup(&mut self, name: &str, backup: &Spanned<RawBackup>) -> BackupConfig {
         let raw = backup.get_ref();
         if let Some(compress) = &raw.compress
             && compress.get_ref() != "zstd"

@@ -94,7 +94,12 @@ pub(crate) fn resolve(raw: RawConfig, cx: Context<'_>) -> (Sections, Vec<Finding
     };
     let app = resolver.app(raw.app.as_ref());
     let server = resolver.server(raw.server.as_ref());
-    let state = resolver.state(raw.state.as_ref().and_then(|s| s.get_ref().url.as_ref()));
+    let mut state = resolver.state(raw.state.as_ref().and_then(|s| s.get_ref().url.as_ref()));
+    state.backup = raw
+        .state
+        .as_ref()
+        .and_then(|s| s.get_ref().backup.as_ref())
+        .map(|b| resolver.backup(defaults::STATE_BACKUP_NAME, b));
     let services = resolver.services(&raw.service.unwrap_or_default());
     let environments = resolver.environments(&raw.environment.unwrap_or_default());
     let databases = resolver.databases(&raw.database.unwrap_or_default());
@@ -157,13 +162,16 @@ impl Resolver<'_> {
         let Some(url) = url else {
             let url = state_url::resolve(defaults::STATE_URL, self.cx.base_dir)
                 .unwrap_or_else(|_| defaults::STATE_URL.to_owned());
-            return StateConfig { url };
+            return StateConfig { url, backup: None };
         };
         let Some(expanded) = self.expand(url) else {
-            return StateConfig { url: String::new() };
+            return StateConfig {
+                url: String::new(),
+                backup: None,
+            };
         };
         match state_url::resolve(&expanded, self.cx.base_dir) {
-            Ok(url) => StateConfig { url },
+            Ok(url) => StateConfig { url, backup: None },
             Err(reason) => {
                 self.report(
                     Finding::new(
@@ -173,7 +181,10 @@ impl Resolver<'_> {
                     )
                     .help(state_url::EXPECTED),
                 );
-                StateConfig { url: expanded }
+                StateConfig {
+                    url: expanded,
+                    backup: None,
+                }
             }
         }
     }

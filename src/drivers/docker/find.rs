@@ -27,6 +27,12 @@ pub struct LabelledContainer {
     pub release: String,
     /// Whether it is running.
     pub running: bool,
+    /// The image it was created from, as the engine names it.
+    pub image: String,
+    /// Where its port is published on 127.0.0.1, if it is.
+    pub addr: Option<std::net::SocketAddr>,
+    /// When it was created, in seconds since the epoch (0 when unknown).
+    pub created: i64,
 }
 
 impl DockerDriver {
@@ -129,6 +135,14 @@ impl DockerDriver {
                     service: label(labels::SERVICE),
                     release: label(labels::RELEASE),
                     running: c.state.is_some_and(|s| s.to_string() == "running"),
+                    image: c.image.unwrap_or_default(),
+                    created: c.created.unwrap_or_default(),
+                    addr: c
+                        .ports
+                        .unwrap_or_default()
+                        .into_iter()
+                        .find_map(|p| p.public_port)
+                        .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port))),
                 })
             })
             .collect())

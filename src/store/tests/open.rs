@@ -271,3 +271,100 @@ fn run_mount(args: &[&str], at: &Path) -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_store_written_by_a_newer_cutover_is_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("state.db");
+    let store = Store::open(&url_of(&path)).await?;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (999999, 'from the future', 1, x'00', 0)",
+    )
+    .execute(&store.pool)
+    .await?;
+    store.close().await;
+
+    let error = Store::open(&url_of(&path))
+        .await
+        .expect_err("a newer schema must be refused");
+    assert!(
+        matches!(error, StoreError::NewerSchema { found: 999999, .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("written by a newer cutover"), "{message}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_refused_as_damaged() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("state.db");
+    std::fs::write(&path, vec![0xa5_u8; 16 * 1024])?;
+    let error = Store::open(&url_of(&path))
+        .await
+        .expect_err("garbage must be refused");
+    assert!(matches!(error, StoreError::Damaged { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("is damaged"), "{message}");
+    assert!(message.contains("backup restore --state"), "{message}");
+    // The cause is named once, in the message itself, not again as a source.
+    assert!(error.source().is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn damaged_pages_are_found_by_quick_check() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("state.db");
+    let store = Store::open(&url_of(&path)).await?;
+    for i in 0..200 {
+        store
+            .upsert_release("shop", &format!("v{i}"), &"h".repeat(200))
+            .await?;
+    }
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&store.pool)
+        .await?;
+    store.close().await;
+    let page_size = 4096;
+    let mut bytes = std::fs::read(&path)?;
+    assert!(bytes.len() > 6 * page_size, "the store has pages to damage");
+    // Page 1 (the header and the schema) stays; pages after it are garbage.
+    let end = bytes.len();
+    for b in bytes.get_mut(page_size * 2..end).into_iter().flatten() {
+        *b = 0x5a;
+    }
+    std::fs::write(&path, bytes)?;
+
+    let error = Store::open(&url_of(&path))
+        .await
+        .expect_err("damaged pages must be refused");
+    assert!(matches!(error, StoreError::Damaged { .. }), "{error:?}");
+    Ok(())
+}
+
+#[test]
+fn inspect_tells_a_missing_an_empty_and_a_present_file_apart() -> TestResult {
+    use crate::store::StoreFile;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("state.db");
+    assert_eq!(
+        Store::inspect(&url_of(&path))?,
+        StoreFile::Missing(path.clone())
+    );
+    std::fs::write(&path, b"")?;
+    assert_eq!(
+        Store::inspect(&url_of(&path))?,
+        StoreFile::Empty(path.clone())
+    );
+    std::fs::write(&path, b"x")?;
+    assert_eq!(
+        Store::inspect(&url_of(&path))?,
+        StoreFile::Present(path.clone())
+    );
+    assert_eq!(Store::inspect("sqlite::memory:")?, StoreFile::InMemory);
+    Ok(())
+}
