@@ -199,7 +199,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let json_errors = cli.json
         && !matches!(
             cli.command,
-            Command::Check | Command::Schema | Command::Serve | Command::Demo { .. }
+            Command::Check | Command::Schema | Command::Serve { .. } | Command::Demo { .. }
         );
     let result = dispatch(cli).await;
     if json_errors && let Err(e) = &result {

@@ -382,13 +382,39 @@ fn usable_workdir(workdir: &Path) -> Result<PathBuf, DriverError> {
     Ok(abs)
 }
 
+/// How long a port handed to an instance is not handed out again: the time
+/// an instance may take to bind it.
+const PORT_QUARANTINE: std::time::Duration = std::time::Duration::from_secs(120);
+/// Tries at a port not handed out in the last [`PORT_QUARANTINE`].
+const PORT_TRIES: usize = 64;
+
 /// A loopback port that was free a moment ago: bind port 0, read, close.
+///
+/// The kernel may give the same port to the next `bind(0)` once this one is
+/// closed, before the instance it was picked for has bound it; two instances
+/// started together would then clash ("Address already in use"). So ports
+/// handed out recently by this process are skipped.
 fn free_port() -> Result<u16, DriverError> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(DriverError::NoFreePort)?;
-    let port = listener
-        .local_addr()
-        .map_err(DriverError::NoFreePort)?
-        .port();
+    static RECENT: std::sync::Mutex<Vec<(u16, std::time::Instant)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut recent = RECENT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let now = std::time::Instant::now();
+    recent.retain(|(_, at)| now.saturating_duration_since(*at) < PORT_QUARANTINE);
+    let mut port = 0;
+    for _ in 0..PORT_TRIES {
+        let listener =
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(DriverError::NoFreePort)?;
+        port = listener
+            .local_addr()
+            .map_err(DriverError::NoFreePort)?
+            .port();
+        if !recent.iter().any(|(p, _)| *p == port) {
+            break;
+        }
+    }
+    recent.push((port, now));
     Ok(port)
 }
 
