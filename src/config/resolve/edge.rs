@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use serde_spanned::Spanned;
 
 use super::{FilePlace, Resolver};
-use crate::config::defaults;
+use crate::config::defaults::size_text;
 use crate::config::model::{
     AcmeChallenge, AcmeConfig, ApiExposure, EnvTlsConfig, LimitsConfig, Secret, ServerConfig,
     TlsFilesConfig, TrackOverrideConfig, plaintext_api_help,
@@ -23,6 +23,7 @@ use crate::config::model::{
 use crate::config::problem::Finding;
 use crate::config::raw::{RawAcme, RawEnvTls, RawLimits, RawServer, RawTlsFiles, RawTrackOverride};
 use crate::config::scalars::{RawSize, SIZE_EXPECTED};
+use crate::config::{defaults, limits};
 
 /// What a network or address in `trusted_proxies` / `trusted_sources` looks like.
 const NET_EXPECTED: &str = r#"expected an IP address ("192.0.2.7", "2001:db8::1") or a network in CIDR form ("10.0.0.0/8")"#;
@@ -462,13 +463,13 @@ impl Resolver<'_> {
                 raw.max_connections.as_ref(),
                 "limits.max_connections",
                 defaults::MAX_CONNECTIONS,
-                1..=u32::MAX,
+                1..=limits::MAX_CONNECTIONS,
             ),
             h2_max_concurrent_streams: self.count(
                 raw.h2_max_concurrent_streams.as_ref(),
                 "limits.h2_max_concurrent_streams",
                 defaults::H2_MAX_CONCURRENT_STREAMS,
-                1..=u32::MAX,
+                1..=limits::MAX_H2_STREAMS,
             ),
             h2_idle_timeout: self.duration(
                 raw.h2_idle_timeout.as_ref(),
@@ -491,14 +492,30 @@ impl Resolver<'_> {
             max_request_body: raw
                 .max_request_body
                 .as_ref()
-                .and_then(|size| self.size(size, "limits.max_request_body"))
+                .and_then(|size| {
+                    self.size(size, "limits.max_request_body", limits::MAX_REQUEST_BODY)
+                })
                 .unwrap_or(defaults::MAX_REQUEST_BODY),
         }
     }
 
     /// A size in bytes, or `None` (and a finding).
-    pub(super) fn size(&mut self, value: &Spanned<RawSize>, key: &str) -> Option<u64> {
+    pub(super) fn size(&mut self, value: &Spanned<RawSize>, key: &str, max: u64) -> Option<u64> {
         match value.get_ref().parse() {
+            Ok(bytes) if bytes > max => {
+                self.report(
+                    Finding::new(
+                        value.span(),
+                        format!("`{key}` must be at most {}", size_text(max)),
+                        "too large",
+                    )
+                    .help(format!(
+                        "expected {SIZE_EXPECTED}, at most {}",
+                        size_text(max)
+                    )),
+                );
+                None
+            }
             Ok(bytes) => Some(bytes),
             Err(reason) => {
                 self.report(

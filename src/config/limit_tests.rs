@@ -1,0 +1,241 @@
+//! Every limit of `limits.rs` as `check` applies it: a value at the limit
+//! passes, one over it is a located error, and hostile sizes (huge names,
+//! huge lines) render without panicking and without echoing the input.
+
+use std::path::Path;
+
+use super::{ConfigError, limits, parse_with_env, render};
+
+fn no_variables(_: &str) -> Result<String, std::env::VarError> {
+    Err(std::env::VarError::NotPresent)
+}
+
+fn parse(source: &str) -> Result<super::Config, ConfigError> {
+    parse_with_env(source, Path::new("cutover.toml"), &no_variables)
+}
+
+/// A valid file with `service` lines in `[service.web]`, `environment` lines
+/// in `[environment.production]` and `database` lines in `[database.main]`.
+fn config(service: &str, environment: &str, database: &str) -> String {
+    format!(
+        "[app]\nname = \"hello\"\n\n[service.web]\ncommand = [\"./web\"]\n{service}\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n{environment}\n\n[database.main]\nurl = \"sqlite://db.sqlite\"\n{database}\n"
+    )
+}
+
+/// The one problem of `source`, which must be at `needle`, with its message.
+fn refused_at(source: &str, needle: &str) -> String {
+    let err = match parse(source) {
+        Ok(_) => panic!("expected an error for {needle}"),
+        Err(err) => err,
+    };
+    let rendered = render(&err);
+    let problems = err.problems();
+    assert_eq!(problems.len(), 1, "{rendered}");
+    let at = source.find(needle).expect("needle");
+    assert_eq!(problems[0].span().start, at, "{rendered}");
+    let (line, column) = problems[0].line_column();
+    assert!(
+        rendered.contains(&format!("cutover.toml:{line}:{column}")),
+        "{rendered}"
+    );
+    rendered
+}
+
+#[test]
+fn every_duration_has_a_maximum() {
+    let over = "9223372036854775807s";
+    let service_keys = [
+        "drain_timeout",
+        "stop_timeout",
+        "health.interval",
+        "health.timeout",
+        "health.start_timeout",
+    ];
+    for key in service_keys {
+        let line = match key.split_once('.') {
+            Some((table, key)) => format!("{table} = {{ {key} = \"{over}\" }}"),
+            None => format!("{key} = \"{over}\""),
+        };
+        let rendered = refused_at(&config(&line, "", ""), &format!("\"{over}\""));
+        assert!(
+            rendered.contains(&format!("`{key}` must be at most 30d")),
+            "{rendered}"
+        );
+    }
+    for key in [
+        "first_request_timeout",
+        "h2_idle_timeout",
+        "upgrade_idle_timeout",
+        "idle_timeout",
+    ] {
+        let source = format!(
+            "{}[environment.production.limits]\n{key} = \"31d\"\n",
+            config("", "", "")
+        );
+        let rendered = refused_at(&source, "\"31d\"");
+        assert!(
+            rendered.contains(&format!("`limits.{key}` must be at most 30d")),
+            "{rendered}"
+        );
+    }
+    let rendered = refused_at(&config("", "rollback_window = \"31d\"", ""), "\"31d\"");
+    assert!(rendered.contains("at most 30d"), "{rendered}");
+    for key in ["step_duration", "check_interval"] {
+        let line = format!("rollout = {{ strategy = \"canary\", {key} = \"31d\" }}");
+        refused_at(&config(&line, "", ""), "\"31d\"");
+    }
+}
+
+#[test]
+fn database_timeouts_stay_below_what_sqlite_and_postgres_take() {
+    for key in ["lock_timeout", "statement_timeout", "lock_wait"] {
+        let rendered = refused_at(&config("", "", &format!("{key} = \"25d\"")), "\"25d\"");
+        assert!(
+            rendered.contains(&format!("`{key}` must be at most 24d")),
+            "{rendered}"
+        );
+        let ok = config("", "", &format!("{key} = \"24d\""));
+        assert!(parse(&ok).is_ok(), "{key} = 24d");
+    }
+}
+
+#[test]
+fn durations_at_the_limit_pass() {
+    let source = config(
+        "drain_timeout = \"30d\"\nstop_timeout = \"30d\"\nhealth = { start_timeout = \"30d\" }",
+        "rollback_window = \"30d\"",
+        "",
+    );
+    let config = parse(&source).expect("valid");
+    assert_eq!(config.services["web"].drain_timeout, limits::MAX_DURATION);
+}
+
+#[test]
+fn counts_and_sizes_have_maxima() {
+    let cases = [
+        ("replicas = 65", "65", "between 1 and 64"),
+        ("health = { healthy = 101 }", "101", "between 1 and 100"),
+        ("health = { unhealthy = 101 }", "101", "between 1 and 100"),
+        (
+            "max_request_body = \"17g\"",
+            "\"17g\"",
+            "`max_request_body` must be at most 16g",
+        ),
+    ];
+    for (line, needle, message) in cases {
+        let rendered = refused_at(&config(line, "", ""), needle);
+        assert!(rendered.contains(message), "{rendered}");
+    }
+    let environment = [
+        (
+            "max_connections = 1000001",
+            "1000001",
+            "between 1 and 1000000",
+        ),
+        (
+            "h2_max_concurrent_streams = 10001",
+            "10001",
+            "between 1 and 10000",
+        ),
+        (
+            "max_request_body = 17179869185",
+            "17179869185",
+            "at most 16g",
+        ),
+    ];
+    for (line, needle, message) in environment {
+        let source = format!(
+            "{}[environment.production.limits]\n{line}\n",
+            config("", "", "")
+        );
+        let rendered = refused_at(&source, needle);
+        assert!(rendered.contains(message), "{rendered}");
+    }
+    let rendered = refused_at(&config("", "", "retries = 101"), "101");
+    assert!(rendered.contains("between 0 and 100"), "{rendered}");
+    let rendered = refused_at(
+        &config(
+            "",
+            "",
+            "backup = { recipients = [\"age1xzupnqn4stl3rgvhc0w7k7mvq0x8d0ch80tfnm4e0q6yxlr2k4kqjcjxkq\"], keep_last = 10001 }",
+        ),
+        "10001",
+    );
+    assert!(rendered.contains("between 1 and 10000"), "{rendered}");
+}
+
+#[test]
+fn names_longer_than_64_characters_are_refused_where_written() {
+    let at_limit = "a".repeat(limits::MAX_NAME_LEN);
+    let over = "b".repeat(limits::MAX_NAME_LEN + 1);
+    let ok = config("", "", "").replace("[service.web]", &format!("[service.{at_limit}]"));
+    let config_ok = parse(&ok).expect("a 64-character name is valid");
+    assert!(config_ok.summary().contains(&at_limit));
+
+    let source = config("", "", "").replace("[service.web]", &format!("[service.{over}]"));
+    let rendered = refused_at(&source, &over);
+    assert!(rendered.contains("more than 64"), "{rendered}");
+    assert!(rendered.contains("too long"), "{rendered}");
+
+    let source = config("", "", "").replace("name = \"hello\"", &format!("name = \"{over}\""));
+    let rendered = refused_at(&source, &format!("\"{over}\""));
+    assert!(rendered.contains("app name"), "{rendered}");
+}
+
+#[test]
+fn a_name_of_65536_characters_is_an_error_not_a_panic() {
+    for name in ["n".repeat(65_536), "n".repeat(70_000)] {
+        for (from, to) in [
+            ("[service.web]", format!("[service.{name}]")),
+            ("[environment.production]", format!("[environment.{name}]")),
+            ("[database.main]", format!("[database.{name}]")),
+        ] {
+            let source = config("", "", "").replace(from, &to);
+            let err = parse(&source).expect_err("too long");
+            let rendered = render(&err);
+            assert!(rendered.len() < 4_000, "{} bytes", rendered.len());
+            assert!(rendered.contains("more than 64"), "{rendered}");
+        }
+    }
+}
+
+#[test]
+fn an_error_on_a_huge_line_shows_a_window_of_it() {
+    let value = "z".repeat(70_000);
+    let source = format!(
+        "{}[environment.production.limits]\nmax_connections = \"{value}\"\n",
+        config("", "", "")
+    );
+    let err = parse(&source).expect_err("a string is not a count");
+    let rendered = render(&err);
+    assert!(
+        rendered.len() < 4_000,
+        "{} bytes:\n{rendered}",
+        rendered.len()
+    );
+    assert!(rendered.contains('…'), "{rendered}");
+    assert!(rendered.contains("max_connections"), "{rendered}");
+
+    // The place far along the line: an unknown key after 70,000 spaces.
+    let source = format!("{}{}bogus = 1\n", config("", "", ""), " ".repeat(70_000));
+    let err = parse(&source).expect_err("unknown key");
+    let rendered = render(&err);
+    assert!(
+        rendered.len() < 4_000,
+        "{} bytes:\n{rendered}",
+        rendered.len()
+    );
+    let (line, column) = err.problems()[0].line_column();
+    assert_eq!(column, 70_001, "{rendered}");
+    assert!(
+        rendered.contains(&format!("cutover.toml:{line}:")),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn invalid_utf8_is_placed_by_line_and_column() {
+    assert_eq!(super::line_column(b"ab\ncd\xffe", 5), (2, 3));
+    assert_eq!(super::line_column(b"\xc3\xa9\xff", 2), (1, 2));
+    assert_eq!(super::line_column(b"\xff", 0), (1, 1));
+}
