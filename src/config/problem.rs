@@ -26,7 +26,7 @@ const LONG_LINE: usize = 200;
 const WINDOW: usize = 60;
 /// The longest message, label and help, in characters.
 const MAX_MESSAGE: usize = 300;
-const MAX_LABEL: usize = 120;
+const MAX_LABEL: usize = 80;
 const MAX_HELP: usize = 2000;
 
 /// A problem at a place in the config file. Rendered by miette as
