@@ -103,6 +103,8 @@ struct ProblemSource {
     name: String,
     text: Arc<str>,
     windows: Vec<Window>,
+    /// Every span miette is given, as (offset, length).
+    labels: Vec<(usize, usize)>,
 }
 
 /// A cut of one long line around a label starting at `from`: `data` is
@@ -140,6 +142,7 @@ impl ProblemSource {
             .split('\n')
             .any(|line| line.len() > LONG_LINE);
         if !long {
+            self.labels.push((start, end - start));
             return (start..end).into();
         }
 
@@ -159,7 +162,9 @@ impl ProblemSource {
             line: text[..line_start].matches('\n').count(),
             column: start - line_start,
         });
-        (start..shown_end.max(start)).into()
+        let shown_end = shown_end.max(start);
+        self.labels.push((start, shown_end - start));
+        (start..shown_end).into()
     }
 }
 
@@ -170,15 +175,22 @@ impl SourceCode for ProblemSource {
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
-        let window = self
-            .windows
-            .iter()
-            .find(|w| w.from == span.offset())
-            .or_else(|| {
-                self.windows
+        let window = self.windows.iter().find(|w| w.from == span.offset());
+        let exact = self.labels.contains(&(span.offset(), span.len()));
+        if !exact {
+            // miette asks for a span joining two labels, to show them in one
+            // snippet: refused (so each is shown on its own) when either is
+            // in a window, which shows one line only.
+            let end = span.offset().saturating_add(span.len());
+            if window.is_some()
+                || self
+                    .windows
                     .iter()
-                    .find(|w| (span.offset()..span.offset() + span.len()).contains(&w.from))
-            });
+                    .any(|w| (span.offset()..=end).contains(&w.from))
+            {
+                return Err(MietteError::OutOfBounds);
+            }
+        }
         if let Some(w) = window {
             return Ok(Box::new(MietteSpanContents::new_named(
                 self.name.clone(),
@@ -249,6 +261,7 @@ impl Finding {
             name: name.to_owned(),
             text,
             windows: Vec::new(),
+            labels: Vec::new(),
         };
         let span = clamp(self.span);
         let shown = source_code.place(span.clone());
@@ -311,6 +324,22 @@ mod tests {
         ))));
         assert!(out.len() < 2_000, "{out}");
         assert!(out.contains("cutover.toml:2:1"), "{out}");
+    }
+
+    #[test]
+    fn two_places_on_long_lines_are_both_shown() {
+        let pad = " ".repeat(300);
+        let text = format!("a = 1{pad}#\nb = 2{pad}#\n");
+        let second = text.find("b = 2").expect("b") + 4;
+        let problem = Finding::new(second..second + 1, "clash", "second here")
+            .also(4..5, "first here")
+            .help("change one")
+            .into_problem("cutover.toml", Arc::from(text.as_str()));
+        let out = render(&ConfigError::Invalid(Box::new(problem)));
+        assert!(out.contains("second here"), "{out}");
+        assert!(out.contains("first here"), "{out}");
+        assert!(out.contains("cutover.toml:2:5"), "{out}");
+        assert!(!out.contains("Failed"), "{out}");
     }
 
     #[test]
