@@ -239,3 +239,85 @@ fn invalid_utf8_is_placed_by_line_and_column() {
     assert_eq!(super::line_column(b"\xc3\xa9\xff", 2), (1, 2));
     assert_eq!(super::line_column(b"\xff", 0), (1, 1));
 }
+
+/// `n` as the reference writes it: `1,000,000`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[test]
+fn the_reference_lists_every_limit() {
+    let reference = include_str!("../../docs/config.md");
+    let limits_section = reference
+        .split("## Limits")
+        .nth(1)
+        .expect("docs/config.md has a Limits section");
+    let row = |key: &str| {
+        limits_section
+            .lines()
+            .find(|line| line.starts_with('|') && line.contains(key))
+            .unwrap_or_else(|| panic!("no row for {key} in docs/config.md, Limits"))
+    };
+    let counts: [(&str, u64); 10] = [
+        ("`replicas`", u64::from(super::defaults::MAX_REPLICAS)),
+        ("`health.healthy`", u64::from(limits::MAX_HEALTH_CHECKS)),
+        (
+            "`rollout.max_inconclusive`",
+            u64::from(limits::MAX_INCONCLUSIVE),
+        ),
+        ("`rollout.analysis.min_requests`", limits::MAX_MIN_REQUESTS),
+        (
+            "`[database.NAME] retries`",
+            u64::from(super::defaults::MAX_MIGRATE_RETRIES),
+        ),
+        ("`backup.keep_last`", u64::from(limits::MAX_KEEP_LAST)),
+        (
+            "`limits.max_connections`",
+            u64::from(limits::MAX_CONNECTIONS),
+        ),
+        (
+            "`limits.h2_max_concurrent_streams`",
+            u64::from(limits::MAX_H2_STREAMS),
+        ),
+        ("the config file", limits::MAX_CONFIG_BYTES),
+        ("names:", limits::MAX_NAME_LEN as u64),
+    ];
+    for (key, max) in counts {
+        let row = row(key);
+        assert!(row.contains(&thousands(max)), "{key}: {max} not in {row}");
+    }
+    let durations = [
+        ("every duration not listed", limits::MAX_DURATION),
+        ("`lock_timeout`", limits::MAX_DATABASE_TIMEOUT),
+        ("`hsts`", limits::MAX_HSTS),
+        ("`tls.acme.renew_before`", limits::MAX_RENEW_BEFORE),
+        ("`backup.keep_within`", limits::MAX_KEEP_WITHIN),
+    ];
+    for (key, max) in durations {
+        let row = row(key);
+        let written = super::defaults::duration_text(max);
+        assert!(
+            row.contains(&format!("`\"{written}\"`")),
+            "{key}: {written} not in {row}"
+        );
+    }
+    for (key, max) in [
+        ("`max_request_body`", limits::MAX_REQUEST_BODY),
+        ("`resources.memory`", limits::MAX_MEMORY),
+    ] {
+        let row = row(key);
+        let written = super::defaults::size_text(max);
+        assert!(
+            row.contains(&format!("`\"{written}\"`")),
+            "{key}: {written} not in {row}"
+        );
+    }
+}
