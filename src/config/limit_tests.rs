@@ -266,7 +266,8 @@ fn the_reference_lists_every_limit() {
             .find(|line| line.starts_with('|') && line.contains(key))
             .unwrap_or_else(|| panic!("no row for {key} in docs/config.md, Limits"))
     };
-    let counts: [(&str, u64); 10] = [
+    let counts: [(&str, u64); 11] = [
+        ("problems reported at once", limits::MAX_PROBLEMS as u64),
         ("`replicas`", u64::from(super::defaults::MAX_REPLICAS)),
         ("`health.healthy`", u64::from(limits::MAX_HEALTH_CHECKS)),
         (
@@ -320,4 +321,24 @@ fn the_reference_lists_every_limit() {
             "{key}: {written} not in {row}"
         );
     }
+}
+
+#[test]
+fn thousands_of_problems_are_reported_as_the_first_50_and_a_count() {
+    let mut source = config("", "", "");
+    for i in 0..2_000 {
+        source.push_str(&format!(
+            "[service.s{i}]\ncommand = [\"x\"]\nreplicas = 0\n"
+        ));
+    }
+    let err = parse(&source).expect_err("replicas = 0");
+    let problems = err.problems();
+    assert_eq!(problems.len(), limits::MAX_PROBLEMS + 1);
+    let last = problems.last().expect("a last problem");
+    assert!(
+        last.message().ends_with("more problems, not shown"),
+        "{}",
+        last.message()
+    );
+    assert!(render(&err).len() < 100_000);
 }

@@ -15,6 +15,10 @@ const KIB: u64 = 1024;
 /// kilobytes; anything near this is a mistake (or an attack on the parser).
 pub const MAX_CONFIG_BYTES: u64 = 1024 * KIB;
 
+/// The most problems one error reports (the rest are counted): each is drawn
+/// with its source, and thousands would take minutes to draw.
+pub const MAX_PROBLEMS: usize = 50;
+
 /// The longest app, service, environment or database name, in characters.
 pub const MAX_NAME_LEN: usize = 64;
 

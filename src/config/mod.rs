@@ -165,6 +165,20 @@ pub(crate) fn parse_inner(
     let fail = |findings: Vec<problem::Finding>| {
         let mut findings = findings;
         findings.sort_by_key(|finding| (finding.span.start, finding.span.end));
+        if findings.len() > limits::MAX_PROBLEMS {
+            let more = findings.len() - limits::MAX_PROBLEMS;
+            findings.truncate(limits::MAX_PROBLEMS + 1);
+            if let Some(next) = findings.pop() {
+                findings.push(
+                    problem::Finding::new(
+                        next.span,
+                        format!("… and {more} more problems, not shown"),
+                        "the next one",
+                    )
+                    .help("fix the problems above and run `cutover check` again"),
+                );
+            }
+        }
         let problems = findings
             .into_iter()
             .map(|finding| finding.into_problem(&file, text.clone()))

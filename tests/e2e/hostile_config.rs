@@ -187,6 +187,32 @@ fn counts_and_sizes_over_their_maximum_are_refused() {
 }
 
 #[test]
+fn a_megabyte_of_problems_reports_the_first_50_and_a_count() {
+    let app = TestApp::new("10m");
+    let mut more = String::new();
+    let mut i = 0;
+    while more.len() < 1_000_000 {
+        more.push_str(&format!(
+            "\n[service.s{i}]\nkind = \"worker\"\ncommand = [\"x\"]\nreplicas = 0\n"
+        ));
+        i += 1;
+    }
+    app.append_config(&more);
+    let out = app.cli(&["check"]);
+    let err = refused_with_a_place(&out);
+    assert!(
+        err.contains("has 51 problems"),
+        "{}",
+        &err[..err.len().min(2_000)]
+    );
+    assert!(
+        err.contains("more problems, not shown"),
+        "{}",
+        &err[err.len().saturating_sub(2_000)..]
+    );
+}
+
+#[test]
 fn check_json_on_an_invalid_config_prints_a_json_error() {
     let app = app_with("replicas = 2", "replicas = \"two\"");
     let out = app.cli(&["check", "--json"]);
