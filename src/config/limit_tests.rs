@@ -266,7 +266,13 @@ fn the_reference_lists_every_limit() {
             .find(|line| line.starts_with('|') && line.contains(key))
             .unwrap_or_else(|| panic!("no row for {key} in docs/config.md, Limits"))
     };
-    let counts: [(&str, u64); 11] = [
+    let counts: [(&str, u64); 14] = [
+        ("`[service.NAME]` tables", limits::MAX_SERVICES as u64),
+        (
+            "`[environment.NAME]` tables",
+            limits::MAX_ENVIRONMENTS as u64,
+        ),
+        ("`[database.NAME]` tables", limits::MAX_DATABASES as u64),
         ("problems reported at once", limits::MAX_PROBLEMS as u64),
         ("`replicas`", u64::from(super::defaults::MAX_REPLICAS)),
         ("`health.healthy`", u64::from(limits::MAX_HEALTH_CHECKS)),
@@ -341,4 +347,33 @@ fn thousands_of_problems_are_reported_as_the_first_50_and_a_count() {
         last.message()
     );
     assert!(render(&err).len() < 100_000);
+}
+
+#[test]
+fn at_most_256_services_and_64_environments() {
+    let mut source = config("", "", "");
+    for i in 0..limits::MAX_SERVICES {
+        source.push_str(&format!(
+            "[service.s{i}]\nkind = \"worker\"\ncommand = [\"x\"]\n"
+        ));
+    }
+    // With `web`, that is one service too many: the last one written is refused.
+    let rendered = refused_at(&source, &format!("s{}]", limits::MAX_SERVICES - 1));
+    assert!(
+        rendered.contains("257 services, more than 256"),
+        "{rendered}"
+    );
+
+    let mut source = config("", "", "");
+    for i in 0..limits::MAX_ENVIRONMENTS {
+        source.push_str(&format!(
+            "[environment.e{i}]\nlisten = \"127.0.0.1:{}\"\n",
+            9000 + i
+        ));
+    }
+    let rendered = refused_at(&source, &format!("e{}]", limits::MAX_ENVIRONMENTS - 1));
+    assert!(
+        rendered.contains("65 environments, more than 64"),
+        "{rendered}"
+    );
 }

@@ -22,6 +22,15 @@ pub const MAX_PROBLEMS: usize = 50;
 /// The longest app, service, environment or database name, in characters.
 pub const MAX_NAME_LEN: usize = 64;
 
+/// The most `[service.NAME]` tables: every one runs its own instances.
+pub const MAX_SERVICES: usize = 256;
+
+/// The most `[environment.NAME]` tables: every one has its own proxy listener.
+pub const MAX_ENVIRONMENTS: usize = 64;
+
+/// The most `[database.NAME]` tables.
+pub const MAX_DATABASES: usize = 64;
+
 /// The longest duration any key takes unless listed below: 30 days.
 pub const MAX_DURATION: Duration = Duration::from_secs(30 * DAY);
 

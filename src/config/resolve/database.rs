@@ -21,6 +21,8 @@ impl Resolver<'_> {
         &mut self,
         databases: &BTreeMap<Name, Spanned<RawDatabase>>,
     ) -> BTreeMap<String, DatabaseConfig> {
+        let spans = databases.keys().map(Spanned::span).collect();
+        self.at_most(spans, "database", limits::MAX_DATABASES);
         databases
             .iter()
             .map(|(name, database)| {

@@ -23,6 +23,8 @@ impl Resolver<'_> {
                 ),
             );
         }
+        let spans = services.keys().map(Spanned::span).collect();
+        self.at_most(spans, "service", limits::MAX_SERVICES);
         services
             .iter()
             .map(|(name, service)| {

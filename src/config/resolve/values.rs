@@ -57,6 +57,26 @@ impl Resolver<'_> {
         }
     }
 
+    /// At most `max` tables of a kind (`what`: "service"): more is reported
+    /// at the first table over the limit, in file order.
+    pub(super) fn at_most(&mut self, mut spans: Vec<Range<usize>>, what: &str, max: usize) {
+        if spans.len() <= max {
+            return;
+        }
+        spans.sort_by_key(|span| span.start);
+        let count = spans.len();
+        if let Some(first_over) = spans.get(max) {
+            self.report(
+                Finding::new(
+                    first_over.clone(),
+                    format!("{count} {what}s, more than {max}"),
+                    format!("{what} number {}", max + 1),
+                )
+                .help(format!("a config has at most {max} {what}s")),
+            );
+        }
+    }
+
     pub(super) fn host(&mut self, host: &Spanned<String>) -> Option<String> {
         let text = host.get_ref();
         let bad = text.is_empty()
