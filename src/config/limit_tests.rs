@@ -266,7 +266,9 @@ fn the_reference_lists_every_limit() {
             .find(|line| line.starts_with('|') && line.contains(key))
             .unwrap_or_else(|| panic!("no row for {key} in docs/config.md, Limits"))
     };
-    let counts: [(&str, u64); 14] = [
+    let counts: [(&str, u64); 16] = [
+        ("`allowed_upgrades`", limits::MAX_UPGRADES as u64),
+        ("`tls.acme.domains`", limits::MAX_ACME_DOMAINS as u64),
         ("`[service.NAME]` tables", limits::MAX_SERVICES as u64),
         (
             "`[environment.NAME]` tables",
@@ -374,6 +376,35 @@ fn at_most_256_services_and_64_environments() {
     let rendered = refused_at(&source, &format!("e{}]", limits::MAX_ENVIRONMENTS - 1));
     assert!(
         rendered.contains("65 environments, more than 64"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn at_most_100_acme_domains() {
+    let names: Vec<String> = (0..=limits::MAX_ACME_DOMAINS)
+        .map(|i| format!("\"n{i}.example.com\""))
+        .collect();
+    let environment = format!(
+        "tls = {{ acme = {{ email = \"ops@example.com\", domains = [{}] }} }}",
+        names.join(", ")
+    );
+    let rendered = refused_at(&config("", &environment, ""), "[\"n0.");
+    assert!(
+        rendered.contains("lists 101 names, more than 100"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn at_most_16_allowed_upgrades() {
+    let names: Vec<String> = (0..=limits::MAX_UPGRADES)
+        .map(|i| format!("\"p{i}\""))
+        .collect();
+    let line = format!("allowed_upgrades = [{}]", names.join(", "));
+    let rendered = refused_at(&config(&line, "", ""), "[\"p0\"");
+    assert!(
+        rendered.contains("lists 17 protocols, more than 16"),
         "{rendered}"
     );
 }

@@ -48,6 +48,12 @@ pub const MAX_RENEW_BEFORE: Duration = Duration::from_secs(365 * DAY);
 /// The longest `backup.keep_within`: 10 years.
 pub const MAX_KEEP_WITHIN: Duration = Duration::from_secs(10 * 365 * DAY);
 
+/// The most names in `tls.acme.domains` (Let's Encrypt's limit per certificate).
+pub const MAX_ACME_DOMAINS: usize = 100;
+
+/// The most protocols in a service's `allowed_upgrades`.
+pub const MAX_UPGRADES: usize = 16;
+
 /// The largest `health.healthy` and `health.unhealthy`.
 pub const MAX_HEALTH_CHECKS: u32 = 100;
 

@@ -253,6 +253,21 @@ impl Resolver<'_> {
                     r#"list the names to get a certificate for, e.g. domains = ["example.com", "www.example.com"]"#,
                 ),
             ),
+            Some(list) if list.get_ref().len() > limits::MAX_ACME_DOMAINS => self.report(
+                Finding::new(
+                    list.span(),
+                    format!(
+                        "`acme.domains` lists {} names, more than {}",
+                        list.get_ref().len(),
+                        limits::MAX_ACME_DOMAINS
+                    ),
+                    "too many names",
+                )
+                .help(format!(
+                    "an ACME certificate names at most {} domains: split them across environments, or use certificate files",
+                    limits::MAX_ACME_DOMAINS
+                )),
+            ),
             Some(list) => {
                 for item in list.get_ref() {
                     let name = item.get_ref().trim().to_ascii_lowercase();
@@ -534,6 +549,21 @@ impl Resolver<'_> {
     /// `allowed_upgrades`: protocol names, lowercase; `h2c` refused.
     pub(super) fn upgrades(&mut self, list: &Spanned<Vec<Spanned<String>>>) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
+        if list.get_ref().len() > limits::MAX_UPGRADES {
+            self.report(
+                Finding::new(
+                    list.span(),
+                    format!(
+                        "`allowed_upgrades` lists {} protocols, more than {}",
+                        list.get_ref().len(),
+                        limits::MAX_UPGRADES
+                    ),
+                    "too many protocols",
+                )
+                .help(r#"list the Upgrade protocols the app speaks, such as ["websocket"]"#),
+            );
+            return out;
+        }
         for item in list.get_ref() {
             let name = item.get_ref().trim().to_ascii_lowercase();
             let token = !name.is_empty()
