@@ -29,11 +29,15 @@ pub const BACKUP_INVALID: u8 = 7;
 /// The exit code for an error the daemon answered with.
 pub fn for_error_code(code: ErrorCode) -> u8 {
     match code {
-        ErrorCode::BadRequest | ErrorCode::Refused => USAGE,
+        ErrorCode::BadRequest
+        | ErrorCode::Refused
+        | ErrorCode::PayloadTooLarge
+        | ErrorCode::UnsupportedMediaType => USAGE,
         ErrorCode::PreflightFailed => DEPLOY_FAILED,
         ErrorCode::Locked => LOCKED,
         ErrorCode::Unauthorized
         | ErrorCode::NotFound
+        | ErrorCode::MethodNotAllowed
         | ErrorCode::Store
         | ErrorCode::Internal
         | ErrorCode::Unknown => FAILURE,
@@ -47,6 +51,8 @@ pub struct CliError {
     pub code: u8,
     /// What to print on stderr (already rendered).
     pub message: String,
+    /// The daemon's error code, when the daemon answered with the error.
+    pub api_code: Option<ErrorCode>,
 }
 
 impl CliError {
@@ -55,6 +61,26 @@ impl CliError {
         CliError {
             code,
             message: message.into(),
+            api_code: None,
+        }
+    }
+
+    /// The `error` of the JSON a `--json` command prints on stdout when it
+    /// fails: the daemon's [`ErrorCode`] when it answered with the error,
+    /// else the name of the exit code (`usage`, `deploy_failed`, `locked`,
+    /// `unreachable`, `drift`, `backup_invalid`, `failure`).
+    pub fn error_name(&self) -> &'static str {
+        if let Some(code) = self.api_code {
+            return code.as_str();
+        }
+        match self.code {
+            USAGE => "usage",
+            DEPLOY_FAILED => "deploy_failed",
+            LOCKED => "locked",
+            UNREACHABLE => "unreachable",
+            DRIFT => "drift",
+            BACKUP_INVALID => "backup_invalid",
+            _ => "failure",
         }
     }
 
@@ -73,12 +99,15 @@ impl std::fmt::Display for CliError {
 impl From<crate::api::client::ClientError> for CliError {
     fn from(e: crate::api::client::ClientError) -> Self {
         use crate::api::client::ClientError;
-        let code = match &e {
-            ClientError::Unreachable { .. } => UNREACHABLE,
-            ClientError::Api { code, .. } => for_error_code(*code),
-            ClientError::Protocol(_) => FAILURE,
+        let (code, api_code) = match &e {
+            ClientError::Unreachable { .. } => (UNREACHABLE, None),
+            ClientError::Api { code, .. } => (for_error_code(*code), Some(*code)),
+            ClientError::Protocol(_) => (FAILURE, None),
         };
-        CliError::new(code, e.to_string())
+        CliError {
+            api_code,
+            ..CliError::new(code, e.to_string())
+        }
     }
 }
 
@@ -105,9 +134,12 @@ mod tests {
                 (ErrorCode::BadRequest, USAGE),
                 (ErrorCode::Unauthorized, FAILURE),
                 (ErrorCode::NotFound, FAILURE),
+                (ErrorCode::MethodNotAllowed, FAILURE),
                 (ErrorCode::Locked, LOCKED),
                 (ErrorCode::Refused, USAGE),
                 (ErrorCode::PreflightFailed, DEPLOY_FAILED),
+                (ErrorCode::PayloadTooLarge, USAGE),
+                (ErrorCode::UnsupportedMediaType, USAGE),
                 (ErrorCode::Store, FAILURE),
                 (ErrorCode::Internal, FAILURE),
                 (ErrorCode::Unknown, FAILURE),
@@ -148,5 +180,47 @@ mod tests {
         assert_eq!(unreachable.code, UNREACHABLE);
         let protocol = CliError::from(ClientError::Protocol("not JSON".into()));
         assert_eq!(protocol.code, FAILURE);
+        assert_eq!(
+            (
+                api.error_name(),
+                unreachable.error_name(),
+                protocol.error_name()
+            ),
+            ("locked", "unreachable", "failure")
+        );
+    }
+
+    #[test]
+    fn a_cli_side_error_is_named_after_its_exit_code() {
+        let names: Vec<&str> = [
+            USAGE,
+            DEPLOY_FAILED,
+            LOCKED,
+            UNREACHABLE,
+            DRIFT,
+            BACKUP_INVALID,
+            FAILURE,
+        ]
+        .into_iter()
+        .map(|code| CliError::new(code, "x").error_name())
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "usage",
+                "deploy_failed",
+                "locked",
+                "unreachable",
+                "drift",
+                "backup_invalid",
+                "failure"
+            ]
+        );
+        let refused = CliError::from(ClientError::Api {
+            status: 400,
+            code: ErrorCode::BadRequest,
+            message: "invalid version".into(),
+        });
+        assert_eq!((refused.code, refused.error_name()), (USAGE, "bad_request"));
     }
 }

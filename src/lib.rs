@@ -15,5 +15,6 @@ pub mod db;
 pub mod drivers;
 pub mod edge;
 pub mod exit;
+pub mod label;
 pub mod runtime;
 pub mod store;

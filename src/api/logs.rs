@@ -9,13 +9,14 @@
 //! processes, the engine's logs for containers.
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
+use super::extract::Query;
 use super::server::{ApiError, ApiState};
 use crate::drivers::LogStream;
 
@@ -41,6 +42,9 @@ pub async fn logs(
     Query(q): Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
     let daemon = &state.daemon;
+    if let Some(release) = &q.release {
+        crate::label::check_version(release).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
     let env = daemon.environment(q.environment.as_deref())?;
     if !daemon.config().services.contains_key(&q.service) {
         return Err(ApiError::bad_request(format!(

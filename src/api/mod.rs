@@ -8,6 +8,7 @@
 //! one exit code per code in the CLI (see `crate::exit`).
 
 pub mod client;
+pub mod extract;
 pub mod logs;
 pub mod server;
 pub mod tls;

@@ -9,21 +9,24 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+
+use super::extract::{self, Json as JsonBody, Path, Query};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 
 use super::token;
 use super::wire::{
     Accepted, ApiErrorBody, DeployRequest, Deployment, DeploymentDetail, EnvironmentEvent,
-    EnvironmentStatus, ErrorCode, InstanceView, RollbackRequest, RolloutCommandRequest,
-    StatusResponse, TrafficView,
+    EnvironmentStatus, ErrorCode, InstanceView, OpenFileLimit, RollbackRequest,
+    RolloutCommandRequest, StatusResponse, TrafficView,
 };
+use crate::label;
 use crate::runtime::{Daemon, DeployError, deploy, rollback};
 use crate::store::StoreError;
 
@@ -59,6 +62,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/rollout/{command}", post(rollout_command))
         .route("/logs", get(super::logs::logs))
         .route("/events", get(list_environment_events))
+        .method_not_allowed_fallback(extract::method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let metrics_route = if state.metrics_need_token {
         get(metrics).route_layer(middleware::from_fn_with_state(state.clone(), require_token))
@@ -69,6 +73,9 @@ pub fn app(state: ApiState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", metrics_route)
         .nest("/v1", v1)
+        .method_not_allowed_fallback(extract::method_not_allowed)
+        .fallback(extract::not_found)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -202,7 +209,10 @@ fn render_metrics(metrics: Option<&PrometheusHandle>) -> Response {
             handle.render(),
         )
             .into_response(),
-        None => (StatusCode::NOT_FOUND, "metrics are not enabled\n").into_response(),
+        None => {
+            ApiError::not_found("metrics are not enabled ([server] metrics, see docs/config.md)")
+                .into_response()
+        }
     }
 }
 
@@ -284,7 +294,15 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
         app: daemon.config().app.name.clone(),
         cutover_version: env!("CARGO_PKG_VERSION").to_owned(),
         environments,
+        open_files: open_file_limit(),
     }))
+}
+
+/// This process's `RLIMIT_NOFILE`, as `cutover preflight` reports it.
+fn open_file_limit() -> Option<OpenFileLimit> {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .ok()
+        .map(|(soft, hard)| OpenFileLimit { soft, hard })
 }
 
 #[derive(Debug, Deserialize)]
@@ -352,13 +370,14 @@ async fn get_deployment(
 
 async fn create_deployment(
     State(state): State<ApiState>,
-    Json(req): Json<DeployRequest>,
+    JsonBody(req): JsonBody<DeployRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let requested_by = label::clean_text(&req.requested_by);
     let (environment, deployment_id) = deploy::begin_deploy(
         &state.daemon,
         req.environment.as_deref(),
         &req.version,
-        &req.requested_by,
+        &requested_by,
         req.service.as_deref(),
     )
     .await?;
@@ -373,11 +392,11 @@ async fn create_deployment(
 
 async fn create_rollback(
     State(state): State<ApiState>,
-    Json(req): Json<RollbackRequest>,
+    JsonBody(req): JsonBody<RollbackRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let requested_by = label::clean_text(&req.requested_by);
     let (environment, deployment_id) =
-        rollback::begin_rollback(&state.daemon, req.environment.as_deref(), &req.requested_by)
-            .await?;
+        rollback::begin_rollback(&state.daemon, req.environment.as_deref(), &requested_by).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
@@ -390,9 +409,10 @@ async fn create_rollback(
 async fn rollout_command(
     State(state): State<ApiState>,
     Path(command): Path<String>,
-    Json(req): Json<RolloutCommandRequest>,
+    JsonBody(req): JsonBody<RolloutCommandRequest>,
 ) -> Result<Json<Accepted>, ApiError> {
     use cutover_core::Command;
+    let requested_by = label::clean_text(&req.requested_by);
     let command = match command.as_str() {
         "pause" => Command::Pause,
         "resume" => Command::Resume,
@@ -400,16 +420,18 @@ async fn rollout_command(
         "abort" => Command::Abort {
             reason: req
                 .reason
-                .clone()
-                .unwrap_or_else(|| format!("asked by {}", req.requested_by)),
+                .as_deref()
+                .map(label::clean_text)
+                .unwrap_or_else(|| format!("asked by {requested_by}")),
         },
         other => {
             return Err(ApiError::not_found(format!(
-                "no rollout command {other:?}: use pause, resume, promote or abort"
+                "no rollout command {:?}: use pause, resume, promote or abort",
+                label::clean_text(other)
             )));
         }
     };
-    tracing::info!(by = %req.requested_by, ?command, "operator command");
+    tracing::info!(by = ?requested_by, ?command, "operator command");
     let (environment, deployment_id) = state
         .daemon
         .command(req.environment.as_deref(), command)

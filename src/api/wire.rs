@@ -25,13 +25,17 @@ use crate::store;
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// `bad_request` (400): the request cannot be served as asked (unknown
-    /// environment or service, bad version, nothing to roll back to).
+    /// environment or service, a version label outside the pattern, nothing
+    /// to roll back to), or it cannot be read (a body that is not JSON or
+    /// lacks a field, a bad query string or path parameter).
     BadRequest,
     /// `unauthorized` (401): missing or wrong API token.
     Unauthorized,
     /// `not_found` (404): nothing matches (no such deployment, no running
-    /// instance, no such rollout command).
+    /// instance, no such rollout command, no such route).
     NotFound,
+    /// `method_not_allowed` (405): the route exists, not with this method.
+    MethodNotAllowed,
     /// `locked` (409): another deployment holds the environment's lock.
     Locked,
     /// `refused` (409): an operator command that does not apply now.
@@ -39,6 +43,11 @@ pub enum ErrorCode {
     /// `preflight_failed` (422): a check before the deploy failed (an image
     /// missing, Docker unreachable); nothing was changed.
     PreflightFailed,
+    /// `payload_too_large` (413): the request's body is over the API's limit.
+    PayloadTooLarge,
+    /// `unsupported_media_type` (415): a body that is not sent as
+    /// `Content-Type: application/json`.
+    UnsupportedMediaType,
     /// `store` (500): the daemon's state store failed.
     Store,
     /// `internal` (500): a bug or an impossible state on the daemon's side.
@@ -50,13 +59,16 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
         ErrorCode::Locked,
         ErrorCode::Refused,
         ErrorCode::PreflightFailed,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
         ErrorCode::Store,
         ErrorCode::Internal,
         ErrorCode::Unknown,
@@ -68,6 +80,9 @@ impl ErrorCode {
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Locked => "locked",
             ErrorCode::Refused => "refused",
             ErrorCode::PreflightFailed => "preflight_failed",
@@ -83,6 +98,9 @@ impl ErrorCode {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::Locked | ErrorCode::Refused => StatusCode::CONFLICT,
             ErrorCode::PreflightFailed => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::Store | ErrorCode::Internal | ErrorCode::Unknown => {
@@ -98,6 +116,9 @@ impl ErrorCode {
             StatusCode::BAD_REQUEST => ErrorCode::BadRequest,
             StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
             StatusCode::NOT_FOUND => ErrorCode::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
             StatusCode::CONFLICT => ErrorCode::Locked,
             _ => ErrorCode::Internal,
         }
@@ -124,9 +145,12 @@ pub struct ApiErrorBody {
 pub struct DeployRequest {
     /// Environment name; may be omitted when there is one.
     pub environment: Option<String>,
-    /// Version label to deploy.
+    /// Version label to deploy: 1 to 128 letters, digits, `.`, `_`, `-`,
+    /// `+`, not starting with `-` (`crate::label::check_version`); any other
+    /// is answered 400 `bad_request`.
     pub version: String,
-    /// Who asks (user@host), for the lock and the history.
+    /// Who asks (user@host), for the lock and the history. Stored cleaned:
+    /// controls to `?`, at most 200 characters (`crate::label::clean_text`).
     pub requested_by: String,
     /// Roll only this service (default: every service of the release).
     #[serde(default)]
@@ -141,10 +165,10 @@ pub struct RolloutCommandRequest {
     /// With `promote`: straight to 100 %.
     #[serde(default)]
     pub full: bool,
-    /// With `abort`: why, for the history.
+    /// With `abort`: why, for the history (cleaned like `requested_by`).
     #[serde(default)]
     pub reason: Option<String>,
-    /// Who asks.
+    /// Who asks (cleaned: controls to `?`, at most 200 characters).
     pub requested_by: String,
 }
 
@@ -491,6 +515,19 @@ pub struct StatusResponse {
     pub cutover_version: String,
     /// Every environment.
     pub environments: Vec<EnvironmentStatus>,
+    /// The daemon's open-file limit (`RLIMIT_NOFILE`), for `cutover
+    /// preflight`; absent from older daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_files: Option<OpenFileLimit>,
+}
+
+/// A process's open-file limit (`RLIMIT_NOFILE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenFileLimit {
+    /// The soft limit: what the process may open now.
+    pub soft: u64,
+    /// The hard limit (`u64::MAX` when unlimited).
+    pub hard: u64,
 }
 
 #[cfg(test)]
@@ -591,9 +628,12 @@ mod tests {
                 "bad_request",
                 "unauthorized",
                 "not_found",
+                "method_not_allowed",
                 "locked",
                 "refused",
                 "preflight_failed",
+                "payload_too_large",
+                "unsupported_media_type",
                 "store",
                 "internal",
                 "unknown",
@@ -624,9 +664,12 @@ mod tests {
                 (ErrorCode::BadRequest, 400),
                 (ErrorCode::Unauthorized, 401),
                 (ErrorCode::NotFound, 404),
+                (ErrorCode::MethodNotAllowed, 405),
                 (ErrorCode::Locked, 409),
                 (ErrorCode::Refused, 409),
                 (ErrorCode::PreflightFailed, 422),
+                (ErrorCode::PayloadTooLarge, 413),
+                (ErrorCode::UnsupportedMediaType, 415),
                 (ErrorCode::Store, 500),
                 (ErrorCode::Internal, 500),
                 (ErrorCode::Unknown, 500),
@@ -641,7 +684,9 @@ mod tests {
             (401, ErrorCode::Unauthorized),
             (404, ErrorCode::NotFound),
             (409, ErrorCode::Locked),
-            (415, ErrorCode::Internal),
+            (405, ErrorCode::MethodNotAllowed),
+            (413, ErrorCode::PayloadTooLarge),
+            (415, ErrorCode::UnsupportedMediaType),
             (422, ErrorCode::Internal),
             (500, ErrorCode::Internal),
             (502, ErrorCode::Internal),
@@ -772,6 +817,10 @@ mod tests {
                     data: json!({ "cert": "/etc/tls/cert.pem" }),
                 })],
             }],
+            open_files: Some(OpenFileLimit {
+                soft: 65536,
+                hard: 1_048_576,
+            }),
         };
         pin(
             &status,
@@ -816,8 +865,14 @@ mod tests {
                         "data": { "cert": "/etc/tls/cert.pem" },
                     }],
                 }],
+                "open_files": { "soft": 65536, "hard": 1_048_576 },
             }),
         );
+        let old: StatusResponse = serde_json::from_value(
+            json!({ "app": "a", "cutover_version": "0.1.0", "environments": [] }),
+        )
+        .expect("an older daemon's status reads");
+        assert_eq!(old.open_files, None);
     }
 
     #[test]

@@ -123,12 +123,14 @@ pub async fn follow(
                     "  [{:>5.1}s] {:<17} {}",
                     started.elapsed().as_secs_f64(),
                     ev.kind,
-                    ev.message
+                    crate::label::printable_lines(&ev.message, "\n           ")
                 );
                 match &spinner {
                     Some(pb) => {
                         pb.println(line);
-                        pb.set_message(ev.message.lines().next().unwrap_or("").to_owned());
+                        pb.set_message(crate::label::printable(
+                            ev.message.lines().next().unwrap_or(""),
+                        ));
                     }
                     None => eprintln!("{line}"),
                 }

@@ -59,7 +59,8 @@ pub enum Command {
     /// Exits 0 only when VERSION serves all traffic; 3 when it failed and the
     /// previous release still serves; 4 when another deployment holds the lock.
     Deploy {
-        /// Version label, substituted for {version} in the service's command.
+        /// Version label, substituted for {version} in the service's command:
+        /// 1 to 128 letters, digits, '.', '_', '+' or '-', not starting with '-'.
         #[arg(value_name = "VERSION")]
         release: String,
         /// Environment (may be omitted when the config has only one).
@@ -180,8 +181,23 @@ pub enum Command {
     },
 }
 
-/// Runs one command.
+/// Runs one command. With `--json`, a command that fails prints
+/// `{"error": CODE, "message": …}` on stdout too (`check`, `schema`, `serve`
+/// and `demo` answer for themselves).
 pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let json_errors = cli.json
+        && !matches!(
+            cli.command,
+            Command::Check | Command::Schema | Command::Serve | Command::Demo { .. }
+        );
+    let result = dispatch(cli).await;
+    if json_errors && let Err(e) = &result {
+        output::print_json_error(e);
+    }
+    result
+}
+
+async fn dispatch(cli: Cli) -> Result<(), CliError> {
     let json = cli.json;
     match cli.command {
         Command::Serve => serve::run(&cli.config).await,
@@ -190,6 +206,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             environment,
             service,
         } => {
+            check_label(&release)?;
             deploy::deploy(
                 &cli.config,
                 &release,
@@ -265,6 +282,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             tail,
             environment,
         } => {
+            if let Some(release) = &release {
+                check_label(release)?;
+            }
             let request = crate::api::wire::LogsRequest {
                 service,
                 environment,
@@ -282,6 +302,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Schema => check::schema(),
         Command::Demo { dir, no_wait } => demo::run(dir, no_wait).await,
     }
+}
+
+/// A version label from the command line, checked before anything is
+/// loaded or asked (exit 2).
+fn check_label(version: &str) -> Result<(), CliError> {
+    crate::label::check_version(version)
+        .map_err(|e| CliError::new(crate::exit::USAGE, e.to_string()))
 }
 
 #[cfg(test)]

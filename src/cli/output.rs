@@ -3,6 +3,7 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -101,12 +102,35 @@ pub fn client(config: &Config) -> Result<ApiClient, CliError> {
     }
 }
 
+/// Set once a command has printed its JSON answer on stdout.
+static PRINTED_JSON: AtomicBool = AtomicBool::new(false);
+
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| CliError::new(exit::FAILURE, format!("cannot encode JSON: {e}")))?;
     println!("{text}");
+    PRINTED_JSON.store(true, Ordering::SeqCst);
     Ok(())
+}
+
+/// The JSON a `--json` command prints on stdout when it fails before
+/// printing its answer: `{"error": CODE, "message": …}`, the shape of the
+/// API's errors (`CODE` is [`CliError::error_name`]).
+pub fn json_error(e: &CliError) -> serde_json::Value {
+    // The message may be rendered for a terminal (a coloured config error):
+    // its escape sequences have no place in JSON; its lines stay.
+    let message = crate::label::without_escapes(&e.message);
+    serde_json::json!({ "error": e.error_name(), "message": message })
+}
+
+/// Prints [`json_error`] on stdout, unless the command already printed its
+/// JSON answer (a report that carries the error itself, such as a failed
+/// deployment's detail or a `migrate up` report).
+pub fn print_json_error(e: &CliError) {
+    if !PRINTED_JSON.load(Ordering::SeqCst) {
+        let _ = print_json(&json_error(e));
+    }
 }
 
 /// `user@host` of whoever runs the CLI.
@@ -118,4 +142,21 @@ pub fn requested_by() -> String {
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "localhost".into());
     format!("{user}@{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_json_error_has_the_api_shape_without_terminal_escapes() {
+        let e = CliError::new(
+            exit::USAGE,
+            "\u{1b}[31m×\u{1b}[0m bad config\n  help: fix it",
+        );
+        assert_eq!(
+            json_error(&e),
+            serde_json::json!({ "error": "usage", "message": "× bad config\n  help: fix it" })
+        );
+    }
 }

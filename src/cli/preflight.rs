@@ -3,11 +3,17 @@
 //! (soft and hard, and what the daemon raises it to), and each environment's
 //! deployment lock. Exit 1 when a check fails; a warning (`warn`) does not
 //! fail.
+//!
+//! The open-file limit that matters is the daemon's: when a daemon answers on
+//! the API, its limit (from `GET /v1/status`) is reported; otherwise the
+//! check says it is this CLI's limit and what a daemon started from this
+//! shell would raise it to.
 
 use std::path::Path;
 use std::str::FromStr as _;
 
 use super::output;
+use crate::api::wire::OpenFileLimit;
 use crate::db::preflight::{self, Check};
 use crate::exit::{self, CliError};
 use crate::store::Store;
@@ -23,6 +29,7 @@ pub async fn run(path: &Path, json: bool) -> Result<(), CliError> {
         fix: None,
     }];
     checks.extend(preflight::run(&config, false).await);
+    daemon_open_files(&config, &mut checks).await;
     checks.extend(locks(&config).await);
     if json {
         output::print_json(&checks)?;
@@ -46,6 +53,67 @@ pub async fn run(path: &Path, json: bool) -> Result<(), CliError> {
             exit::FAILURE,
             format!("preflight: {n} check(s) failed"),
         )),
+    }
+}
+
+/// Replaces the open-file check with the running daemon's limit, or says
+/// that it is this CLI's when no daemon answers.
+async fn daemon_open_files(config: &crate::config::Config, checks: &mut [Check]) {
+    let Some(check) = checks.iter_mut().find(|c| c.name == OPEN_FILES) else {
+        return;
+    };
+    let limit = match output::client(config) {
+        Ok(client) => client.status().await.ok().and_then(|s| s.open_files),
+        Err(_) => None,
+    };
+    match limit {
+        Some(limit) => *check = daemon_limit_check(limit),
+        None => {
+            check.detail = format!(
+                "{} (this CLI's limit: no daemon answers on {})",
+                check.detail, config.server.listen
+            );
+        }
+    }
+}
+
+/// The name of the open-file check (`crate::db::preflight`).
+const OPEN_FILES: &str = "open files limit";
+
+/// The check of a running daemon's open-file limit: fails below
+/// [`preflight::MIN_OPEN_FILES`], warns below [`preflight::WANTED_OPEN_FILES`].
+fn daemon_limit_check(limit: OpenFileLimit) -> Check {
+    let hard = if limit.hard == u64::MAX {
+        "unlimited".to_owned()
+    } else {
+        limit.hard.to_string()
+    };
+    let detail = format!("the running daemon's: soft {}, hard {hard}", limit.soft);
+    let fix = format!(
+        "raise the daemon's hard limit to at least {w}: LimitNOFILE={w} in cutover's systemd unit, or `ulimit -Hn {w}` (as root) in the shell that starts it, then restart the daemon",
+        w = preflight::WANTED_OPEN_FILES
+    );
+    let (ok, warning, detail) = if limit.soft < preflight::MIN_OPEN_FILES {
+        (
+            false,
+            false,
+            format!("{detail}, below {}", preflight::MIN_OPEN_FILES),
+        )
+    } else if limit.soft < preflight::WANTED_OPEN_FILES {
+        (
+            true,
+            true,
+            format!("{detail}, below {}", preflight::WANTED_OPEN_FILES),
+        )
+    } else {
+        (true, false, detail)
+    };
+    Check {
+        name: OPEN_FILES.into(),
+        ok,
+        warning,
+        detail,
+        fix: (!ok || warning).then_some(fix),
     }
 }
 
@@ -107,4 +175,25 @@ async fn locks(config: &crate::config::Config) -> Vec<Check> {
     }
     store.close().await;
     checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_daemon_limit_passes_warns_or_fails_by_the_thresholds() {
+        let check = |soft, hard| daemon_limit_check(OpenFileLimit { soft, hard });
+        let high = check(65536, u64::MAX);
+        assert!(high.ok && !high.warning && high.fix.is_none(), "{high:?}");
+        assert_eq!(
+            high.detail,
+            "the running daemon's: soft 65536, hard unlimited"
+        );
+        let mid = check(4096, 4096);
+        assert!(mid.ok && mid.warning && mid.fix.is_some(), "{mid:?}");
+        assert!(mid.detail.ends_with("below 65536"), "{}", mid.detail);
+        let low = check(256, 256);
+        assert!(!low.ok && low.detail.ends_with("below 1024"), "{low:?}");
+    }
 }

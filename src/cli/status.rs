@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::output;
 use crate::exit::CliError;
+use crate::label::printable;
 
 /// `cutover status`.
 pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
@@ -30,14 +31,19 @@ pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
         if let Some(lock) = &env.lock {
             println!(
                 "  locked    by {} ({}) since {}",
-                lock.holder, lock.purpose, lock.since
+                printable(&lock.holder),
+                printable(&lock.purpose),
+                lock.since
             );
         }
         if let Some(held) = &env.held {
             println!("  {held}");
         }
         if let Some(why) = &env.needs_operator {
-            println!("  needs an operator: {why} (cutover abort | cutover rollback)");
+            println!(
+                "  needs an operator: {} (cutover abort | cutover rollback)",
+                printable(why)
+            );
         }
         for t in &env.traffic {
             let mut line = format!(
@@ -67,7 +73,12 @@ pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
             );
         }
         for ev in &env.edge_events {
-            println!("  edge      {} {} {}", ev.at, ev.kind, ev.message);
+            println!(
+                "  edge      {} {} {}",
+                ev.at,
+                ev.kind,
+                printable(&ev.message)
+            );
         }
     }
     Ok(())
@@ -99,6 +110,8 @@ pub async fn history(
     if list.is_empty() {
         println!("no deployments yet");
     }
+    // Stored values may predate the API's cleaning (`crate::label`): every
+    // client-supplied or free-text field is made printable again here.
     for (n, d) in list.iter().enumerate() {
         let (state, kind) = (d.state.as_str(), d.kind.as_str());
         println!(
@@ -107,17 +120,22 @@ pub async fn history(
             state,
             kind,
             d.environment,
-            d.previous_version.as_deref().unwrap_or("-"),
-            d.version,
-            d.requested_by,
+            printable(d.previous_version.as_deref().unwrap_or("-")),
+            printable(&d.version),
+            printable(&d.requested_by),
             d.started_at
         );
         if let Some(reason) = d.reason.as_deref().filter(|_| !with_events) {
-            println!("      {}", reason.lines().next().unwrap_or(""));
+            println!("      {}", printable(reason.lines().next().unwrap_or("")));
         }
         if let Some(detail) = details.get(n) {
             for ev in &detail.events {
-                println!("      {} {:<17} {}", ev.at, ev.kind, ev.message);
+                println!(
+                    "      {} {:<17} {}",
+                    ev.at,
+                    ev.kind,
+                    crate::label::printable_lines(&ev.message, "\n        ")
+                );
             }
         }
     }

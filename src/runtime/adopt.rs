@@ -100,7 +100,7 @@ impl Daemon {
                 && (lock.purpose.starts_with("deploy ") || lock.purpose.starts_with("rollback "))
             {
                 self.store.force_unlock(&env.name).await?;
-                tracing::warn!(env = %env.name, holder = %lock.holder, "released a deployment lock left by a stopped daemon");
+                tracing::warn!(env = %env.name, holder = ?lock.holder, "released a deployment lock left by a stopped daemon");
             }
             let wanted: Vec<String> = mine
                 .iter()

@@ -21,9 +21,6 @@ use super::plan::{self, Extras};
 use super::{Daemon, DeployError, schema};
 use crate::store::{DeploymentKind, NewDeployment};
 
-/// Longest version label.
-const MAX_VERSION_LEN: usize = 128;
-
 /// Starts a deployment of `version`; returns the environment and the
 /// deployment id at once. The work goes on in the background.
 pub async fn begin_deploy(
@@ -235,25 +232,21 @@ pub(crate) async fn event(
     message: &str,
     data: serde_json::Value,
 ) {
-    tracing::info!(deployment = id, kind = kind.as_str(), "{message}");
+    // One log line per event whatever the message holds (it may quote a
+    // client's reason or an app's output): lines joined, controls replaced.
+    tracing::info!(
+        deployment = id,
+        kind = kind.as_str(),
+        "{}",
+        crate::label::printable_lines(message, " | ")
+    );
     if let Err(e) = daemon.store.add_event(id, kind, message, data).await {
         daemon.log_store_error("cannot record an event", &e);
     }
 }
 
 fn check_version(version: &str) -> Result<(), DeployError> {
-    let ok = !version.is_empty()
-        && version.len() <= MAX_VERSION_LEN
-        && version
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(DeployError::BadRequest(format!(
-            "invalid version {version:?}: use 1 to {MAX_VERSION_LEN} letters, digits, '.', '_', '+' or '-'"
-        )))
-    }
+    crate::label::check_version(version).map_err(|e| DeployError::BadRequest(e.to_string()))
 }
 
 /// sha256 of the config file, as the release's config hash.

@@ -15,6 +15,7 @@ mod demo;
 mod deploy;
 mod docker;
 mod edge;
+mod hostile_api;
 mod hostile_config;
 mod lifecycle;
 mod lock;
