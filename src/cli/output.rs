@@ -33,10 +33,11 @@ pub fn render_config_error(e: config::ConfigError) -> String {
     }
 }
 
-/// A config error as the JSON error object `--json` commands print:
-/// `{"error": "bad_request", "message": …, "problems": [{"file", "line",
-/// "column", "message", "label", "help"}]}` — the API's error shape, with
-/// each located problem (none for a missing or unreadable file).
+/// A config error as the JSON error object `--json` commands print
+/// ([`json_error`]'s shape, with each located problem):
+/// `{"error": "usage", "message": …, "problems": [{"file", "line", "column",
+/// "message", "label", "help"}]}` (no problems for a missing or unreadable
+/// file).
 pub fn config_error_json(path: &Path, err: &config::ConfigError) -> serde_json::Value {
     let file = path.display().to_string();
     let mut problems: Vec<serde_json::Value> = err
@@ -72,7 +73,7 @@ pub fn config_error_json(path: &Path, err: &config::ConfigError) -> serde_json::
         }));
     }
     serde_json::json!({
-        "error": crate::api::wire::ErrorCode::BadRequest,
+        "error": CliError::new(exit::USAGE, "").error_name(),
         "message": err.to_string(),
         "problems": problems,
     })

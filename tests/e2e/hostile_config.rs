@@ -219,7 +219,7 @@ fn check_json_on_an_invalid_config_prints_a_json_error() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let json: serde_json::Value =
         serde_json::from_str(&stdout(&out)).expect("a JSON error on stdout");
-    assert_eq!(json["error"], "bad_request", "{json}");
+    assert_eq!(json["error"], "usage", "{json}");
     assert!(json["message"].is_string(), "{json}");
     let problem = &json["problems"][0];
     assert!(
