@@ -4,11 +4,23 @@
 use std::path::Path;
 
 use super::output;
-use crate::exit::CliError;
+use crate::exit::{self, CliError};
 
 /// Validates the config; prints a summary (or the resolved config as JSON).
+/// With `json`, an invalid config is also printed as a JSON error on stdout
+/// ([`output::config_error_json`]); the rendered error still goes to stderr.
 pub fn check(path: &Path, json: bool) -> Result<(), CliError> {
-    let config = output::load_config_checked(path)?;
+    let config = if json {
+        match crate::config::load_checked(path) {
+            Ok(config) => config,
+            Err(err) => {
+                output::print_json(&output::config_error_json(path, &err))?;
+                return Err(CliError::new(exit::USAGE, output::render_config_error(err)));
+            }
+        }
+    } else {
+        output::load_config_checked(path)?
+    };
     if json {
         output::print_json(&config)
     } else {

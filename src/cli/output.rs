@@ -33,6 +33,52 @@ pub fn render_config_error(e: config::ConfigError) -> String {
     }
 }
 
+/// A config error as the JSON error object `--json` commands print
+/// ([`json_error`]'s shape, with each located problem):
+/// `{"error": "usage", "message": …, "problems": [{"file", "line", "column",
+/// "message", "label", "help"}]}` (no problems for a missing or unreadable
+/// file).
+pub fn config_error_json(path: &Path, err: &config::ConfigError) -> serde_json::Value {
+    let file = path.display().to_string();
+    let mut problems: Vec<serde_json::Value> = err
+        .problems()
+        .iter()
+        .map(|problem| {
+            let (line, column) = problem.line_column();
+            serde_json::json!({
+                "file": file,
+                "line": line,
+                "column": column,
+                "message": problem.message(),
+                "label": problem.label(),
+                "help": problem.help_text(),
+            })
+        })
+        .collect();
+    if let config::ConfigError::NotUtf8 {
+        line,
+        column,
+        offset,
+        ..
+    } = err
+    {
+        problems.push(serde_json::json!({
+            "file": file,
+            "line": line,
+            "column": column,
+            "offset": offset,
+            "message": "invalid UTF-8",
+            "label": "not UTF-8",
+            "help": "save the file as UTF-8 text",
+        }));
+    }
+    serde_json::json!({
+        "error": CliError::new(exit::USAGE, "").error_name(),
+        "message": err.to_string(),
+        "problems": problems,
+    })
+}
+
 /// True when output may be coloured.
 pub fn use_color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()

@@ -30,6 +30,32 @@ pub enum ConfigError {
         source: std::io::Error,
     },
 
+    /// The file is larger than cutover reads.
+    #[error("config file `{}` is {size} bytes, more than the {max} bytes (1 MiB) cutover reads", path.display())]
+    #[diagnostic(help("a config is a few kilobytes: check that `-c` names the right file"))]
+    TooLarge {
+        /// The path as given.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+        /// The largest size read.
+        max: u64,
+    },
+
+    /// The file is not UTF-8 text.
+    #[error("config file `{}` is not UTF-8: invalid byte at {}:{line}:{column} (byte offset {offset})", path.display(), path.display())]
+    #[diagnostic(help("save the file as UTF-8 text; TOML files must be UTF-8"))]
+    NotUtf8 {
+        /// The path as given.
+        path: PathBuf,
+        /// Byte offset of the first invalid byte.
+        offset: usize,
+        /// Its 1-based line.
+        line: usize,
+        /// Its 1-based column, in characters.
+        column: usize,
+    },
+
     /// One problem in the file (syntax, type or validation), with its place.
     #[error(transparent)]
     #[diagnostic(transparent)]

@@ -574,7 +574,7 @@ fn zero_min_requests() {
         52,
     );
     assert!(
-        rendered.contains("`rollout.analysis.min_requests` must be at least 1"),
+        rendered.contains("`rollout.analysis.min_requests` must be between 1 and 1000000000"),
         "{rendered}"
     );
 }
@@ -700,7 +700,7 @@ fn unknown_rollout_key_suggests_the_right_one() {
 fn negative_max_inconclusive() {
     let rendered = one_problem(&with_canary("max_inconclusive = -1"), 9, 20);
     assert!(
-        rendered.contains("`rollout.max_inconclusive` must be at least 0"),
+        rendered.contains("`rollout.max_inconclusive` must be between 0 and 100"),
         "{rendered}"
     );
 }

@@ -25,6 +25,7 @@ mod container;
 pub mod defaults;
 mod error;
 mod expand;
+pub mod limits;
 mod model;
 mod order;
 mod problem;
@@ -42,11 +43,11 @@ mod toml_error;
 #[cfg(test)]
 mod error_tests;
 #[cfg(test)]
+mod limit_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
-
-use miette::NamedSource;
 
 pub use self::container::DockerConfig;
 pub use self::error::ConfigError;
@@ -72,8 +73,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&source, path)
 }
 
+/// The file's text: at most [`limits::MAX_CONFIG_BYTES`] bytes (more is
+/// never read), and UTF-8 (else the place of the first bad byte).
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| {
+    use std::io::Read as _;
+    let io_error = |source: std::io::Error| {
         if source.kind() == std::io::ErrorKind::NotFound {
             ConfigError::NotFound {
                 path: path.to_owned(),
@@ -84,7 +88,45 @@ fn read(path: &Path) -> Result<String, ConfigError> {
                 source,
             }
         }
+    };
+    let file = std::fs::File::open(path).map_err(io_error)?;
+    let mut bytes = Vec::new();
+    file.take(limits::MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_error)?;
+    if bytes.len() as u64 > limits::MAX_CONFIG_BYTES {
+        let size = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+            size,
+            max: limits::MAX_CONFIG_BYTES,
+        });
+    }
+    String::from_utf8(bytes).map_err(|err| {
+        let offset = err.utf8_error().valid_up_to();
+        let (line, column) = line_column(err.as_bytes(), offset);
+        ConfigError::NotUtf8 {
+            path: path.to_owned(),
+            offset,
+            line,
+            column,
+        }
     })
+}
+
+/// 1-based line and column (in characters) of byte `offset` of `bytes`,
+/// which are valid UTF-8 up to `offset`.
+fn line_column(bytes: &[u8], offset: usize) -> (usize, usize) {
+    let before = &bytes[..offset.min(bytes.len())];
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = std::str::from_utf8(&before[line_start..])
+        .map_or(offset - line_start, |text| text.chars().count())
+        + 1;
+    (line, column)
 }
 
 /// [`load`], then the checks that read the disk: every file the config names
@@ -119,13 +161,27 @@ pub(crate) fn parse_inner(
     check_files: bool,
 ) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    let named = || NamedSource::new(file.clone(), source.to_owned());
+    let text: std::sync::Arc<str> = std::sync::Arc::from(source);
     let fail = |findings: Vec<problem::Finding>| {
         let mut findings = findings;
         findings.sort_by_key(|finding| (finding.span.start, finding.span.end));
+        if findings.len() > limits::MAX_PROBLEMS {
+            let more = findings.len() - limits::MAX_PROBLEMS;
+            findings.truncate(limits::MAX_PROBLEMS + 1);
+            if let Some(next) = findings.pop() {
+                findings.push(
+                    problem::Finding::new(
+                        next.span,
+                        format!("… and {more} more problems, not shown"),
+                        "the next one",
+                    )
+                    .help("fix the problems above and run `cutover check` again"),
+                );
+            }
+        }
         let problems = findings
             .into_iter()
-            .map(|finding| finding.into_problem(named()))
+            .map(|finding| finding.into_problem(&file, text.clone()))
             .collect();
         ConfigError::from_problems(file.clone(), problems)
     };

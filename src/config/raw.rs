@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 
 use super::defaults::{self, duration_text};
+use super::limits;
 use super::scalars::{
     RawAcmeChallenge, RawAddress, RawCount, RawDriverKind, RawDuration, RawInconclusivePolicy,
     RawNumber, RawRestartPolicy, RawServiceKind, RawSize, RawStrategy,
@@ -68,7 +69,7 @@ pub(crate) struct RawConfig {
 #[schemars(rename = "App")]
 pub(crate) struct RawApp {
     /// The application's name: letters, digits, `-` and `_`.
-    #[schemars(with = "String", extend("pattern" = NAME_PATTERN))]
+    #[schemars(with = "String", extend("pattern" = NAME_PATTERN, "maxLength" = limits::MAX_NAME_LEN))]
     pub name: Option<Spanned<String>>,
 }
 
@@ -280,11 +281,11 @@ pub(crate) struct RawHealth {
     pub timeout: Option<Spanned<RawDuration>>,
 
     /// Consecutive passing probes before an instance counts as healthy.
-    #[schemars(with = "Option<RawCount>", extend("default" = defaults::HEALTH_HEALTHY))]
+    #[schemars(with = "Option<RawCount>", extend("default" = defaults::HEALTH_HEALTHY, "maximum" = limits::MAX_HEALTH_CHECKS))]
     pub healthy: Option<Spanned<RawCount>>,
 
     /// Consecutive failing probes before an instance counts as unhealthy.
-    #[schemars(with = "Option<RawCount>", extend("default" = defaults::HEALTH_UNHEALTHY))]
+    #[schemars(with = "Option<RawCount>", extend("default" = defaults::HEALTH_UNHEALTHY, "maximum" = limits::MAX_HEALTH_CHECKS))]
     pub unhealthy: Option<Spanned<RawCount>>,
 
     /// How long a new instance may take to become healthy.
@@ -327,7 +328,7 @@ pub(crate) struct RawRollout {
     pub check_interval: Option<Spanned<RawDuration>>,
 
     /// How many times a step with too few requests is extended.
-    #[schemars(with = "Option<u32>", extend("default" = defaults::MAX_INCONCLUSIVE))]
+    #[schemars(with = "Option<u32>", extend("default" = defaults::MAX_INCONCLUSIVE, "maximum" = limits::MAX_INCONCLUSIVE))]
     pub max_inconclusive: Option<Spanned<RawCount>>,
 
     /// What happens after `max_inconclusive` extensions: `fail` or `pause`.
@@ -371,7 +372,7 @@ pub(crate) struct RawAnalysis {
 
     /// The fewest requests a step must see before it is judged. Required with
     /// any threshold; 50 without.
-    #[schemars(with = "Option<RawCount>", extend("default" = defaults::MIN_REQUESTS))]
+    #[schemars(with = "Option<RawCount>", extend("default" = defaults::MIN_REQUESTS, "maximum" = limits::MAX_MIN_REQUESTS))]
     pub min_requests: Option<Spanned<RawCount>>,
 
     /// An error rate that fails a step at once, 0 to 1, at least `max_error_rate`
@@ -508,13 +509,13 @@ pub(crate) struct RawLimits {
     /// Open client connections at most; more wait in the listen backlog.
     #[schemars(
         with = "Option<RawCount>",
-        extend("default" = defaults::MAX_CONNECTIONS)
+        extend("default" = defaults::MAX_CONNECTIONS, "maximum" = limits::MAX_CONNECTIONS)
     )]
     pub max_connections: Option<Spanned<RawCount>>,
     /// Concurrent streams per HTTP/2 connection.
     #[schemars(
         with = "Option<RawCount>",
-        extend("default" = defaults::H2_MAX_CONCURRENT_STREAMS)
+        extend("default" = defaults::H2_MAX_CONCURRENT_STREAMS, "maximum" = limits::MAX_H2_STREAMS)
     )]
     pub h2_max_concurrent_streams: Option<Spanned<RawCount>>,
     /// An HTTP/2 connection without an open stream is closed after this.
@@ -610,7 +611,7 @@ pub(crate) struct RawBackup {
     #[schemars(with = "Option<String>")]
     pub recipients_file: Option<Spanned<String>>,
     /// Keep at least the newest N backups.
-    #[schemars(with = "Option<u32>", extend("default" = defaults::BACKUP_KEEP_LAST, "minimum" = 1))]
+    #[schemars(with = "Option<u32>", extend("default" = defaults::BACKUP_KEEP_LAST, "minimum" = 1, "maximum" = limits::MAX_KEEP_LAST))]
     pub keep_last: Option<Spanned<RawCount>>,
     /// Also keep every backup younger than this.
     #[schemars(with = "Option<RawDuration>")]
@@ -627,11 +628,11 @@ pub(crate) struct RawBackup {
 pub(crate) const NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_-]*$";
 
 fn name_schema() -> serde_json::Value {
-    serde_json::json!({ "pattern": NAME_PATTERN })
+    serde_json::json!({ "pattern": NAME_PATTERN, "maxLength": limits::MAX_NAME_LEN })
 }
 
 fn service_name_schema() -> serde_json::Value {
-    serde_json::json!({ "type": "string", "pattern": NAME_PATTERN })
+    serde_json::json!({ "type": "string", "pattern": NAME_PATTERN, "maxLength": limits::MAX_NAME_LEN })
 }
 
 fn step_schema() -> serde_json::Value {

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::defaults::{duration_text, size_text};
+use super::limits::MAX_NAME_LEN;
 use super::model::{
     ApiExposure, Config, EnvironmentConfig, LimitsConfig, ServiceConfig, ServiceKind, Strategy,
 };
@@ -183,8 +184,15 @@ fn rollout(service: &ServiceConfig) -> String {
     text
 }
 
+/// The width of the name column: the longest name, but never more than
+/// [`MAX_NAME_LEN`] (`check` refuses longer names; a longer one here would
+/// only overflow its column, and a format width must stay small).
 fn column_width<'a>(names: impl Iterator<Item = &'a String>) -> usize {
-    names.map(|name| name.chars().count()).max().unwrap_or(0)
+    names
+        .map(|name| name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(MAX_NAME_LEN)
 }
 
 /// The command as one would type it: arguments with spaces or quotes are quoted.

@@ -44,7 +44,7 @@ pub async fn wait_worker_ready(
         };
     }
     let deadline = super::deadline(started, check.start_timeout);
-    let mut passed = 0;
+    let mut passed: u32 = 0;
     let mut last_error = None;
     loop {
         if !drivers.is_running(handle) {
@@ -59,10 +59,10 @@ pub async fn wait_worker_ready(
                     .unwrap_or_default()
             ));
         }
-        let timeout = check.timeout.min(deadline - now);
+        let timeout = check.timeout.min(deadline.saturating_duration_since(now));
         match drivers.run_check(handle, command, workdir, timeout).await {
             Ok(()) => {
-                passed += 1;
+                passed = passed.saturating_add(1);
                 if passed >= check.healthy.max(1) {
                     return Ok(started.elapsed());
                 }

@@ -194,7 +194,7 @@ pub async fn wait_healthy(
     let started = Instant::now();
     let deadline = super::deadline(started, check.start_timeout);
     let needed = check.healthy.max(1);
-    let mut passed = 0;
+    let mut passed: u32 = 0;
     let mut last_error = None;
     let mut ticks = tokio::time::interval(probe_interval(check));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -213,14 +213,14 @@ pub async fn wait_healthy(
         if now >= deadline {
             return Err(HealthFailure::Timeout { last_error });
         }
-        let timeout = check.timeout.min(deadline - now);
+        let timeout = check.timeout.min(deadline.saturating_duration_since(now));
         let result = tokio::select! {
             result = probe(addr, &check.path, timeout) => result,
             () = exited(&mut still_running) => return Err(HealthFailure::Exited),
         };
         match result {
             Ok(()) => {
-                passed += 1;
+                passed = passed.saturating_add(1);
                 if passed >= needed {
                     return Ok(started.elapsed());
                 }

@@ -28,17 +28,17 @@ fn tail_with_block(path: &Path, lines: usize, block: u64) -> io::Result<Vec<Stri
     let mut separators = 0usize;
     while pos > 0 && separators < lines {
         let size = block.min(pos);
-        pos -= size;
+        pos = pos.saturating_sub(size);
         file.seek(SeekFrom::Start(pos))?;
         let mut buf = vec![0u8; usize::try_from(size).map_err(io::Error::other)?];
         file.read_exact(&mut buf)?;
         // The file's final newline ends the last line; it separates nothing.
-        let counted = if pos + size == len {
+        let counted = if pos.saturating_add(size) == len {
             buf.strip_suffix(b"\n").unwrap_or(&buf)
         } else {
             &buf[..]
         };
-        separators += counted.iter().filter(|&&b| b == b'\n').count();
+        separators = separators.saturating_add(counted.iter().filter(|&&b| b == b'\n').count());
         blocks.push(buf);
     }
     let mut text: Vec<u8> = Vec::with_capacity(blocks.iter().map(Vec::len).sum());

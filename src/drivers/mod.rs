@@ -19,6 +19,12 @@
 //!
 //! The process driver reads `/proc`, so it works on Linux only.
 
+// Config values (timeouts, intervals, counts) reach this module's arithmetic:
+// every `+`, `-` and `*` here is checked or saturating (see
+// `drivers::deadline`), so that no value can panic the daemon. Tests may
+// use plain arithmetic.
+#![cfg_attr(not(test), warn(clippy::arithmetic_side_effects))]
+
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
@@ -56,7 +62,10 @@ pub(crate) const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 6
 /// `start + after`, saturating: a wait too long to add to the clock ends
 /// [`FOREVER`] after `start` instead of panicking.
 pub(crate) fn deadline(start: tokio::time::Instant, after: Duration) -> tokio::time::Instant {
-    start.checked_add(after).unwrap_or_else(|| start + FOREVER)
+    start
+        .checked_add(after)
+        .or_else(|| start.checked_add(FOREVER))
+        .unwrap_or(start)
 }
 
 /// Everything needed to start one instance of a service at a release.

@@ -279,7 +279,7 @@ impl ProcessDriver {
             if now >= deadline {
                 return false;
             }
-            let nap = POLL.min(deadline - now);
+            let nap = POLL.min(deadline.saturating_duration_since(now));
             match exit.as_mut() {
                 // Our own child: woken the moment the reaper records its exit.
                 Some(rx) => tokio::select! {
@@ -302,7 +302,7 @@ async fn wait_group_empty(pgid: i32, deadline: Instant) -> bool {
         if now >= deadline {
             return false;
         }
-        tokio::time::sleep(POLL.min(deadline - now)).await;
+        tokio::time::sleep(POLL.min(deadline.saturating_duration_since(now))).await;
     }
 }
 

@@ -46,7 +46,7 @@ pub(crate) fn parse_stat(text: &str) -> Option<ProcStat> {
     let open = text.find('(')?;
     let close = text.rfind(')')?;
     let pid = text.get(..open)?.trim().parse().ok()?;
-    let rest: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
+    let rest: Vec<&str> = text.get(close..)?.get(1..)?.split_whitespace().collect();
     // rest[0] is field 3 (state), so field N is rest[N - 3].
     let state = rest.first()?.chars().next()?;
     let pgrp = rest.get(2)?.parse().ok()?;

@@ -285,7 +285,7 @@ impl<S: ReleaseStore> Journal<S> {
                     tracing::error!(env = %self.environment, deployment = self.id, "{message}");
                     self.set_held(Some(message));
                     tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(self.backoff.max);
+                    wait = wait.saturating_mul(2).min(self.backoff.max);
                 }
             }
         }

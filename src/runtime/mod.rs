@@ -18,6 +18,12 @@
 //! Every instance is started, checked and stopped through [`Drivers`], so none
 //! of these files knows which driver runs it.
 
+// Config values (timeouts, intervals, counts) reach this module's arithmetic:
+// every `+`, `-` and `*` here is checked or saturating (see
+// `drivers::deadline`), so that no value can panic the daemon. Tests may
+// use plain arithmetic.
+#![cfg_attr(not(test), warn(clippy::arithmetic_side_effects))]
+
 mod adopt;
 mod backup;
 mod control;

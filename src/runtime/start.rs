@@ -191,7 +191,7 @@ pub(crate) async fn restore_workers(
             Ok(inst) => inst,
             Err(_) => return,
         };
-        n += 1;
+        n = n.saturating_add(1);
         match wait_ready(daemon, &inst, sc).await {
             Ok(took) => healthy(daemon, id, &inst, took).await,
             Err(why) => {
@@ -204,7 +204,7 @@ pub(crate) async fn restore_workers(
             .store
             .set_instance_state(&inst.id, InstanceState::Serving)
             .await;
-        have += 1;
+        have = have.saturating_add(1);
         if !new.is_empty() {
             let replaced = new.remove(0);
             replace(daemon, env, id, &replaced, &inst).await;

@@ -286,7 +286,7 @@ pub(crate) fn stats_of(o: &Observation) -> Stats {
     let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
     Stats {
         requests: o.requests(),
-        errors: o.statuses.server_error + o.proxy_errors,
+        errors: o.statuses.server_error.saturating_add(o.proxy_errors),
         p50_ms: ms(o.p50()),
         p95_ms: ms(o.p95()),
         p99_ms: ms(o.p99()),

@@ -16,6 +16,7 @@ mod deploy;
 mod docker;
 mod edge;
 mod hostile_api;
+mod hostile_config;
 mod lifecycle;
 mod lock;
 mod migrate;

@@ -9,18 +9,20 @@ use std::time::Duration;
 use serde_spanned::Spanned;
 
 use super::Resolver;
-use crate::config::defaults;
 use crate::config::model::{BackupConfig, DatabaseConfig};
 use crate::config::problem::Finding;
 use crate::config::raw::{Name, RawBackup, RawDatabase};
 use crate::config::recipient;
 use crate::config::state_url;
+use crate::config::{defaults, limits};
 
 impl Resolver<'_> {
     pub(super) fn databases(
         &mut self,
         databases: &BTreeMap<Name, Spanned<RawDatabase>>,
     ) -> BTreeMap<String, DatabaseConfig> {
+        let spans = databases.keys().map(Spanned::span).collect();
+        self.at_most(spans, "database", limits::MAX_DATABASES);
         databases
             .iter()
             .map(|(name, database)| {
@@ -144,7 +146,7 @@ impl Resolver<'_> {
                 raw.keep_last.as_ref(),
                 "keep_last",
                 defaults::BACKUP_KEEP_LAST,
-                1..=u32::MAX,
+                1..=limits::MAX_KEEP_LAST,
             ),
             keep_within: raw
                 .keep_within

@@ -8,6 +8,8 @@ use serde_spanned::Spanned;
 
 use super::Resolver;
 use crate::config::container::{self, DockerConfig};
+use crate::config::defaults::size_text;
+use crate::config::limits;
 use crate::config::model::{DriverKind, ServiceKind};
 use crate::config::problem::Finding;
 use crate::config::raw::RawService;
@@ -109,11 +111,27 @@ impl Resolver<'_> {
             let r = resources.get_ref();
             if let Some(memory) = &r.memory {
                 match container::parse_memory(memory.get_ref()) {
+                    Ok(bytes) if bytes.unsigned_abs() > limits::MAX_MEMORY => self.report(
+                        Finding::new(
+                            memory.span(),
+                            format!(
+                                "`resources.memory` must be at most {}",
+                                size_text(limits::MAX_MEMORY)
+                            ),
+                            "too large",
+                        )
+                        .help(
+                            r#"expected bytes or a number with k, m or g, such as "256m" or "1g""#,
+                        ),
+                    ),
                     Ok(bytes) => memory_bytes = Some(bytes),
                     Err(reason) => self.report(
                         Finding::new(
                             memory.span(),
-                            format!("`resources.memory` is not a size: \"{}\"", memory.get_ref()),
+                            format!(
+                                "`resources.memory` is not a size: \"{}\"",
+                                limits::elide(memory.get_ref(), 40)
+                            ),
                             reason,
                         )
                         .help(

@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use serde_spanned::Spanned;
 
 use super::{FilePlace, Resolver};
-use crate::config::defaults;
+use crate::config::defaults::size_text;
 use crate::config::model::{
     AcmeChallenge, AcmeConfig, ApiExposure, EnvTlsConfig, LimitsConfig, Secret, ServerConfig,
     TlsFilesConfig, TrackOverrideConfig, plaintext_api_help,
@@ -23,6 +23,7 @@ use crate::config::model::{
 use crate::config::problem::Finding;
 use crate::config::raw::{RawAcme, RawEnvTls, RawLimits, RawServer, RawTlsFiles, RawTrackOverride};
 use crate::config::scalars::{RawSize, SIZE_EXPECTED};
+use crate::config::{defaults, limits};
 
 /// What a network or address in `trusted_proxies` / `trusted_sources` looks like.
 const NET_EXPECTED: &str = r#"expected an IP address ("192.0.2.7", "2001:db8::1") or a network in CIDR form ("10.0.0.0/8")"#;
@@ -252,6 +253,21 @@ impl Resolver<'_> {
                     r#"list the names to get a certificate for, e.g. domains = ["example.com", "www.example.com"]"#,
                 ),
             ),
+            Some(list) if list.get_ref().len() > limits::MAX_ACME_DOMAINS => self.report(
+                Finding::new(
+                    list.span(),
+                    format!(
+                        "`acme.domains` lists {} names, more than {}",
+                        list.get_ref().len(),
+                        limits::MAX_ACME_DOMAINS
+                    ),
+                    "too many names",
+                )
+                .help(format!(
+                    "an ACME certificate names at most {} domains: split them across environments, or use certificate files",
+                    limits::MAX_ACME_DOMAINS
+                )),
+            ),
             Some(list) => {
                 for item in list.get_ref() {
                     let name = item.get_ref().trim().to_ascii_lowercase();
@@ -462,13 +478,13 @@ impl Resolver<'_> {
                 raw.max_connections.as_ref(),
                 "limits.max_connections",
                 defaults::MAX_CONNECTIONS,
-                1..=u32::MAX,
+                1..=limits::MAX_CONNECTIONS,
             ),
             h2_max_concurrent_streams: self.count(
                 raw.h2_max_concurrent_streams.as_ref(),
                 "limits.h2_max_concurrent_streams",
                 defaults::H2_MAX_CONCURRENT_STREAMS,
-                1..=u32::MAX,
+                1..=limits::MAX_H2_STREAMS,
             ),
             h2_idle_timeout: self.duration(
                 raw.h2_idle_timeout.as_ref(),
@@ -491,14 +507,30 @@ impl Resolver<'_> {
             max_request_body: raw
                 .max_request_body
                 .as_ref()
-                .and_then(|size| self.size(size, "limits.max_request_body"))
+                .and_then(|size| {
+                    self.size(size, "limits.max_request_body", limits::MAX_REQUEST_BODY)
+                })
                 .unwrap_or(defaults::MAX_REQUEST_BODY),
         }
     }
 
     /// A size in bytes, or `None` (and a finding).
-    pub(super) fn size(&mut self, value: &Spanned<RawSize>, key: &str) -> Option<u64> {
+    pub(super) fn size(&mut self, value: &Spanned<RawSize>, key: &str, max: u64) -> Option<u64> {
         match value.get_ref().parse() {
+            Ok(bytes) if bytes > max => {
+                self.report(
+                    Finding::new(
+                        value.span(),
+                        format!("`{key}` must be at most {}", size_text(max)),
+                        "too large",
+                    )
+                    .help(format!(
+                        "expected {SIZE_EXPECTED}, at most {}",
+                        size_text(max)
+                    )),
+                );
+                None
+            }
             Ok(bytes) => Some(bytes),
             Err(reason) => {
                 self.report(
@@ -517,6 +549,21 @@ impl Resolver<'_> {
     /// `allowed_upgrades`: protocol names, lowercase; `h2c` refused.
     pub(super) fn upgrades(&mut self, list: &Spanned<Vec<Spanned<String>>>) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
+        if list.get_ref().len() > limits::MAX_UPGRADES {
+            self.report(
+                Finding::new(
+                    list.span(),
+                    format!(
+                        "`allowed_upgrades` lists {} protocols, more than {}",
+                        list.get_ref().len(),
+                        limits::MAX_UPGRADES
+                    ),
+                    "too many protocols",
+                )
+                .help(r#"list the Upgrade protocols the app speaks, such as ["websocket"]"#),
+            );
+            return out;
+        }
         for item in list.get_ref() {
             let name = item.get_ref().trim().to_ascii_lowercase();
             let token = !name.is_empty()

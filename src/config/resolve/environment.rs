@@ -8,6 +8,7 @@ use serde_spanned::Spanned;
 
 use super::Resolver;
 use crate::config::defaults;
+use crate::config::limits;
 use crate::config::model::EnvironmentConfig;
 use crate::config::problem::Finding;
 use crate::config::raw::{Name, RawEnvironment};
@@ -24,6 +25,8 @@ impl Resolver<'_> {
                 ),
             );
         }
+        let spans = environments.keys().map(Spanned::span).collect();
+        self.at_most(spans, "environment", limits::MAX_ENVIRONMENTS);
         environments
             .iter()
             .map(|(name, environment)| {

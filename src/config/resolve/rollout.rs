@@ -8,11 +8,11 @@ use std::time::Duration;
 use serde_spanned::Spanned;
 
 use super::Resolver;
-use crate::config::defaults;
 use crate::config::model::{AnalysisConfig, RolloutConfig, ServiceKind, Strategy};
 use crate::config::problem::Finding;
 use crate::config::raw::{RawAnalysis, RawRollout};
 use crate::config::scalars::{RawCount, RawNumber};
+use crate::config::{defaults, limits};
 
 /// How the steps of a canary are written, for help lines.
 const STEPS_EXAMPLE: &str = "steps = [5, 25, 50, 100]";
@@ -63,7 +63,7 @@ impl Resolver<'_> {
             raw.max_inconclusive.as_ref(),
             "rollout.max_inconclusive",
             defaults::MAX_INCONCLUSIVE,
-            0..=u32::MAX,
+            0..=limits::MAX_INCONCLUSIVE,
         );
         let on_inconclusive = raw
             .on_inconclusive
@@ -354,12 +354,12 @@ impl Resolver<'_> {
             (Some(written), _) => {
                 let RawCount(number) = *written.get_ref();
                 match u64::try_from(number) {
-                    Ok(count) if count >= 1 => count,
+                    Ok(count) if (1..=limits::MAX_MIN_REQUESTS).contains(&count) => count,
                     _ => {
                         self.report(
                             Finding::new(
                                 written.span(),
-                                "`rollout.analysis.min_requests` must be at least 1",
+                                format!("`rollout.analysis.min_requests` must be between 1 and {}", limits::MAX_MIN_REQUESTS),
                                 format!("got {number}"),
                             )
                             .help("expected the fewest requests a step must see before it is judged, a whole number of at least 1"),

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use serde_spanned::Spanned;
 
 use super::Resolver;
-use crate::config::defaults;
 use crate::config::model::{DriverKind, HealthConfig, ServiceConfig, ServiceKind};
 use crate::config::problem::Finding;
 use crate::config::raw::{Name, RawHealth, RawService};
+use crate::config::{defaults, limits};
 
 impl Resolver<'_> {
     pub(super) fn services(
@@ -23,6 +23,8 @@ impl Resolver<'_> {
                 ),
             );
         }
+        let spans = services.keys().map(Spanned::span).collect();
+        self.at_most(spans, "service", limits::MAX_SERVICES);
         services
             .iter()
             .map(|(name, service)| {
@@ -162,7 +164,7 @@ impl Resolver<'_> {
             (
                 raw.max_request_body
                     .as_ref()
-                    .and_then(|size| self.size(size, "max_request_body")),
+                    .and_then(|size| self.size(size, "max_request_body", limits::MAX_REQUEST_BODY)),
                 match &raw.allowed_upgrades {
                     Some(list) => self.upgrades(list),
                     None => defaults::ALLOWED_UPGRADES.map(str::to_owned).to_vec(),
@@ -343,13 +345,13 @@ impl Resolver<'_> {
                 raw.healthy.as_ref(),
                 "health.healthy",
                 defaults::HEALTH_HEALTHY,
-                1..=u32::MAX,
+                1..=limits::MAX_HEALTH_CHECKS,
             ),
             unhealthy: self.count(
                 raw.unhealthy.as_ref(),
                 "health.unhealthy",
                 defaults::HEALTH_UNHEALTHY,
-                1..=u32::MAX,
+                1..=limits::MAX_HEALTH_CHECKS,
             ),
             start_timeout: self.duration(
                 raw.start_timeout.as_ref(),

@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde_spanned::Spanned;
 
 use super::Resolver;
+use crate::config::defaults::duration_text;
 use crate::config::expand::{self, ExpandError};
+use crate::config::limits;
 use crate::config::problem::Finding;
 use crate::config::scalars::{
     ADDRESS_EXPECTED, DURATION_EXPECTED, RawAddress, RawCount, RawDuration,
@@ -22,14 +24,55 @@ impl Resolver<'_> {
         let mut chars = text.chars();
         let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let shown = limits::elide(text, limits::MAX_NAME_LEN);
         if !valid {
             self.report(
                 Finding::new(
                     name.span(),
-                    format!("invalid {what} `{text}`"),
+                    format!("invalid {what} `{shown}`"),
                     "invalid name",
                 )
-                .help("use letters, digits, `-` and `_`, starting with a letter or digit"),
+                .help(format!(
+                    "use letters, digits, `-` and `_`, starting with a letter or digit, at most {} characters",
+                    limits::MAX_NAME_LEN
+                )),
+            );
+        } else if text.len() > limits::MAX_NAME_LEN {
+            // Valid names are ASCII: bytes are characters.
+            self.report(
+                Finding::new(
+                    name.span(),
+                    format!(
+                        "{what} `{shown}` is {} characters long, more than {}",
+                        text.len(),
+                        limits::MAX_NAME_LEN
+                    ),
+                    "too long",
+                )
+                .help(format!(
+                    "use a name of at most {} characters",
+                    limits::MAX_NAME_LEN
+                )),
+            );
+        }
+    }
+
+    /// At most `max` tables of a kind (`what`: "service"): more is reported
+    /// at the first table over the limit, in file order.
+    pub(super) fn at_most(&mut self, mut spans: Vec<Range<usize>>, what: &str, max: usize) {
+        if spans.len() <= max {
+            return;
+        }
+        spans.sort_by_key(|span| span.start);
+        let count = spans.len();
+        if let Some(first_over) = spans.get(max) {
+            self.report(
+                Finding::new(
+                    first_over.clone(),
+                    format!("{count} {what}s, more than {max}"),
+                    format!("{what} number {}", max + 1),
+                )
+                .help(format!("a config has at most {max} {what}s")),
             );
         }
     }
@@ -70,7 +113,7 @@ impl Resolver<'_> {
                         address.span(),
                         format!(
                             "`{key}` is not a valid address: \"{}\"",
-                            address.get_ref().0
+                            limits::elide(&address.get_ref().0, 60)
                         ),
                         reason,
                     )
@@ -101,12 +144,30 @@ impl Resolver<'_> {
                 );
                 default
             }
+            Ok(duration) if duration > limits::max_duration(key) => {
+                let max = limits::max_duration(key);
+                self.report(
+                    Finding::new(
+                        value.span(),
+                        format!("`{key}` must be at most {}", duration_text(max)),
+                        "too long",
+                    )
+                    .help(format!(
+                        "expected {DURATION_EXPECTED}, at most {}",
+                        duration_text(max)
+                    )),
+                );
+                default
+            }
             Ok(duration) => duration,
             Err(reason) => {
                 self.report(
                     Finding::new(
                         value.span(),
-                        format!("`{key}` is not a valid duration: \"{}\"", value.get_ref().0),
+                        format!(
+                            "`{key}` is not a valid duration: \"{}\"",
+                            limits::elide(&value.get_ref().0, 40)
+                        ),
                         reason,
                     )
                     .help(format!("expected {DURATION_EXPECTED}")),
