@@ -129,3 +129,12 @@ impl Default for ProxyConfig {
         }
     }
 }
+
+/// `at + timeout`, or about thirty years on when that would overflow: a
+/// timeout from a caller's configuration never panics the clock arithmetic.
+pub(crate) fn deadline_after(at: tokio::time::Instant, timeout: Duration) -> tokio::time::Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
+    at.checked_add(timeout)
+        .or_else(|| at.checked_add(FAR))
+        .unwrap_or(at)
+}

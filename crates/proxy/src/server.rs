@@ -214,7 +214,8 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let deadline = Instant::now() + shared.config.first_request_timeout;
+        let deadline =
+            crate::config::deadline_after(Instant::now(), shared.config.first_request_timeout);
         let _ = stream.set_nodelay(true);
         connections.spawn(this.clone().connection(stream, peer, deadline, slot));
     }

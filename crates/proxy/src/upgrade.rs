@@ -115,7 +115,7 @@ impl Activity {
     async fn idle_for(&self, timeout: Duration) {
         loop {
             let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let deadline = last + timeout;
+            let deadline = crate::config::deadline_after(last, timeout);
             if Instant::now() >= deadline {
                 return;
             }
