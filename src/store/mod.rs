@@ -150,22 +150,7 @@ impl Store {
     /// (`PATH.damaged-MILLIS`, …), keeping them for a post-mortem. Returns
     /// where each went.
     pub fn move_aside(path: &Path) -> std::io::Result<Vec<PathBuf>> {
-        let stamp = jiff::Timestamp::now().as_millisecond();
-        let mut moved = Vec::new();
-        for suffix in ["", "-wal", "-shm"] {
-            let mut from = path.as_os_str().to_owned();
-            from.push(suffix);
-            let from = PathBuf::from(from);
-            if !from.exists() {
-                continue;
-            }
-            let mut to = from.as_os_str().to_owned();
-            to.push(format!(".damaged-{stamp}"));
-            let to = PathBuf::from(to);
-            std::fs::rename(&from, &to)?;
-            moved.push(to);
-        }
-        Ok(moved)
+        rename_with_suffix(path, &["", "-wal", "-shm"], "damaged")
     }
 
     /// Moves aside the write-ahead log and shared-memory files of a database
@@ -173,22 +158,7 @@ impl Store {
     /// so that SQLite does not replay pages of the lost store into the new
     /// one. Returns where each went.
     pub fn set_aside_journal(path: &Path) -> std::io::Result<Vec<PathBuf>> {
-        let stamp = jiff::Timestamp::now().as_millisecond();
-        let mut moved = Vec::new();
-        for suffix in ["-wal", "-shm"] {
-            let mut from = path.as_os_str().to_owned();
-            from.push(suffix);
-            let from = PathBuf::from(from);
-            if !from.exists() {
-                continue;
-            }
-            let mut to = from.as_os_str().to_owned();
-            to.push(format!(".orphaned-{stamp}"));
-            let to = PathBuf::from(to);
-            std::fs::rename(&from, &to)?;
-            moved.push(to);
-        }
-        Ok(moved)
+        rename_with_suffix(path, &["-wal", "-shm"], "orphaned")
     }
 
     /// Opens the store at `url`, creating the file and its parent directories
@@ -423,4 +393,29 @@ fn create_parent_dir(file: &Path) -> Result<(), sqlx::Error> {
         }),
         _ => Ok(()),
     }
+}
+
+/// Renames `PATH{suffix}` for each of `suffixes` that exists to
+/// `PATH{suffix}.{label}-MILLIS`; returns the new paths.
+fn rename_with_suffix(
+    path: &Path,
+    suffixes: &[&str],
+    label: &str,
+) -> std::io::Result<Vec<PathBuf>> {
+    let stamp = jiff::Timestamp::now().as_millisecond();
+    let mut moved = Vec::new();
+    for suffix in suffixes {
+        let mut from = path.as_os_str().to_owned();
+        from.push(suffix);
+        let from = PathBuf::from(from);
+        if !from.exists() {
+            continue;
+        }
+        let mut to = from.as_os_str().to_owned();
+        to.push(format!(".{label}-{stamp}"));
+        let to = PathBuf::from(to);
+        std::fs::rename(&from, &to)?;
+        moved.push(to);
+    }
+    Ok(moved)
 }
