@@ -83,9 +83,13 @@ fn key_before(source: &str, offset: usize) -> Option<&str> {
         .trim_end()
         .strip_suffix('=')?
         .trim_end();
+    // After the last character that cannot be in a bare key, which may be
+    // more than one byte long (`é`).
     let start = before
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let key = &before[start..];
     (!key.is_empty()).then_some(key)
 }
@@ -118,5 +122,34 @@ fn reword(text: &str) -> String {
         "a sequence" | "sequence" => "an array".to_owned(),
         "a borrowed string" => "a string".to_owned(),
         other => other.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Found by `scripts/fuzz` (target `config`): a non-ASCII character
+    /// right before the key of a bad value made `key_before` slice inside
+    /// it and panic.
+    #[test]
+    fn a_multibyte_character_before_a_key_is_an_error_not_a_panic() {
+        for source in [
+            "[service.web]\naé= = [\"api\"]\n",
+            "[service.web]\nkind = \"web\"\nrépliques\u{fffd}x = \"two\"\n",
+            "é = = 1\n",
+        ] {
+            let err = crate::config::parse(source, Path::new("cutover.toml"))
+                .expect_err("the config is invalid");
+            let shown = crate::config::render(&err);
+            assert!(shown.contains("cutover.toml:"), "no place in: {shown}");
+        }
+    }
+
+    #[test]
+    fn the_key_before_a_value_ends_at_a_multibyte_character() {
+        assert_eq!(super::key_before("aé= =", 5), None);
+        assert_eq!(super::key_before("é replicas =", 13), Some("replicas"));
+        assert_eq!(super::key_before("ébc =", 6), Some("bc"));
     }
 }
