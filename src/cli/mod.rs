@@ -12,6 +12,7 @@ mod output;
 mod preflight;
 pub mod serve;
 mod status;
+pub mod systemd;
 
 use std::path::PathBuf;
 
@@ -180,6 +181,24 @@ pub enum Command {
     Check,
     /// Print the JSON Schema of the config file.
     Schema,
+    /// Print systemd units for this config: NAME.service (Type=notify,
+    /// KillMode=process, so a restart leaves the app's instances running) and
+    /// one socket unit per listener, for socket activation (docs/systemd.md).
+    Systemd {
+        /// Write the unit files into DIR (e.g. /etc/systemd/system) instead
+        /// of printing them.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// The units' name: NAME.service and NAME-LISTENER.socket.
+        #[arg(long, value_name = "NAME", default_value = "cutover")]
+        name: String,
+        /// The cutover binary ExecStart= runs (default: this one).
+        #[arg(long = "bin", value_name = "PATH")]
+        binary: Option<PathBuf>,
+        /// Run the daemon as this user (User=).
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Build the example app, start a daemon in a scratch directory, deploy
     /// v1 and then v2 under load, and show what happened.
     Demo {
@@ -315,6 +334,12 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Preflight => preflight::run(&cli.config, json).await,
         Command::Check => check::check(&cli.config, json),
         Command::Schema => check::schema(),
+        Command::Systemd {
+            out,
+            name,
+            binary,
+            user,
+        } => systemd::run(&cli.config, out.as_deref(), &name, binary, user, json),
         Command::Demo { dir, no_wait } => demo::run(dir, no_wait).await,
     }
 }
