@@ -5,6 +5,9 @@
 //! (the callers decide whether to panic), so production code such as the demo
 //! can use it too. One module per concern:
 //!
+//! - [`activation`]: systemd-style socket activation without systemd
+//!   (held listening sockets passed as `LISTEN_FDS`, a stand-in
+//!   `$NOTIFY_SOCKET`);
 //! - [`ports`]: free loopback ports to listen on;
 //! - [`http`]: one GET read whole, and which version of the example app
 //!   answered it;
@@ -13,6 +16,7 @@
 //! - [`wait`]: waiting for a condition with a deadline instead of sleeping a
 //!   guessed duration.
 
+pub mod activation;
 pub mod http;
 pub mod load;
 pub mod ports;
