@@ -321,7 +321,12 @@ fn service(
     s
 }
 
-fn socket(config: &Config, options: &UnitOptions, listener: &Listener, config_path: &str) -> String {
+fn socket(
+    config: &Config,
+    options: &UnitOptions,
+    listener: &Listener,
+    config_path: &str,
+) -> String {
     let name = &options.name;
     format!(
         "# {name}-{fd}.socket: {what} of the app \"{app}\", for {name}.service;\n\
@@ -386,7 +391,9 @@ fn check_plain(what: &str, value: &str) -> Result<(), CliError> {
     match value.is_empty() || value.chars().any(char::is_control) {
         true => Err(CliError::new(
             exit::USAGE,
-            format!("{what} {value:?} cannot go in a unit file: it is empty or has control characters"),
+            format!(
+                "{what} {value:?} cannot go in a unit file: it is empty or has control characters"
+            ),
         )),
         false => Ok(()),
     }
@@ -417,10 +424,7 @@ fn systemd_value(value: &str) -> String {
 fn exec_arg(arg: &str) -> String {
     let escaped = systemd_value(arg).replace('$', "$$");
     if escaped.contains([' ', '\t', '"', '\'', '\\', ';']) {
-        format!(
-            "\"{}\"",
-            escaped.replace('\\', "\\\\").replace('"', "\\\"")
-        )
+        format!("\"{}\"", escaped.replace('\\', "\\\\").replace('"', "\\\""))
     } else {
         escaped
     }
@@ -466,9 +470,7 @@ listen = "[::1]:8081"
     }
 
     fn lines_with<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
-        text.lines()
-            .filter_map(|l| l.strip_prefix(key))
-            .collect()
+        text.lines().filter_map(|l| l.strip_prefix(key)).collect()
     }
 
     #[test]
@@ -510,8 +512,14 @@ listen = "[::1]:8081"
             let text = &file.contents;
             // One address and one name per unit: systemd names every
             // descriptor of a socket unit alike.
-            assert_eq!(lines_with(text, "ListenStream="), [listener.addr.to_string()]);
-            assert_eq!(lines_with(text, "FileDescriptorName="), [listener.name.as_str()]);
+            assert_eq!(
+                lines_with(text, "ListenStream="),
+                [listener.addr.to_string()]
+            );
+            assert_eq!(
+                lines_with(text, "FileDescriptorName="),
+                [listener.name.as_str()]
+            );
             assert_eq!(lines_with(text, "Service="), ["cutover.service"]);
             assert_eq!(lines_with(text, "Backlog="), ["4096"]);
         }
@@ -549,7 +557,10 @@ listen = "[::1]:8081"
     #[test]
     fn odd_paths_are_quoted_and_escaped() {
         assert_eq!(exec_arg("/usr/bin/cutover"), "/usr/bin/cutover");
-        assert_eq!(exec_arg("/srv/my app/cutover.toml"), "\"/srv/my app/cutover.toml\"");
+        assert_eq!(
+            exec_arg("/srv/my app/cutover.toml"),
+            "\"/srv/my app/cutover.toml\""
+        );
         assert_eq!(exec_arg("/srv/100%/$HOME"), "/srv/100%%/$$HOME");
         assert_eq!(exec_arg("/a\"b\\c"), "\"/a\\\"b\\\\c\"");
     }

@@ -177,7 +177,11 @@ mod tests {
     #[test]
     fn sends_to_an_abstract_socket() {
         use std::os::linux::net::SocketAddrExt;
-        let name = format!("cutover-notify-test-{}-{}", std::process::id(), fastrand::u64(..));
+        let name = format!(
+            "cutover-notify-test-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        );
         let addr = SocketAddr::from_abstract_name(name.as_bytes()).expect("address");
         let listener = UnixDatagram::bind_addr(&addr).expect("bind an abstract socket");
         send_to(OsStr::new(&format!("@{name}")), "RELOADING=1").expect("sent");
@@ -197,7 +201,10 @@ mod tests {
     fn other_kinds_of_socket_are_refused() {
         for value in ["vsock:2:1234", "notify.sock", ""] {
             let err = send_to(OsStr::new(value), "READY=1").expect_err(value);
-            assert!(matches!(err, NotifyError::Unsupported { .. }), "{value}: {err:?}");
+            assert!(
+                matches!(err, NotifyError::Unsupported { .. }),
+                "{value}: {err:?}"
+            );
         }
     }
 

@@ -219,14 +219,20 @@ rollback_window = "{rollback_window}"
 
     /// [`TestApp::serve`] with the command line `args` (`["serve", …]`).
     pub fn serve_with(&self, args: &[&str], vars: &[(&str, &str)]) {
+        let mut command = self.command(args);
+        command.envs(vars.iter().copied());
+        self.serve_command(command);
+    }
+
+    /// Starts the daemon with `command` (`cutover … serve` started some
+    /// other way, e.g. with inherited sockets) and waits until its API answers.
+    pub fn serve_command(&self, mut command: Command) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.path().join("daemon.log"))
             .expect("daemon log");
-        let child = self
-            .command(args)
-            .envs(vars.iter().copied())
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

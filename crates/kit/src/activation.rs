@@ -72,26 +72,36 @@ impl Sockets {
     }
 
     /// Holds `listener` as `name`; returns the address it listens on.
-    pub fn hold(&mut self, name: &str, listener: TcpListener) -> Result<SocketAddr, ActivationError> {
+    pub fn hold(
+        &mut self,
+        name: &str,
+        listener: TcpListener,
+    ) -> Result<SocketAddr, ActivationError> {
         if self.held.len() >= MAX_SOCKETS {
             return Err(ActivationError::Invalid(format!(
                 "at most {MAX_SOCKETS} sockets"
             )));
         }
-        if name.is_empty() || name.len() > 255 || name.contains(':') || name.chars().any(char::is_control) {
+        if name.is_empty()
+            || name.len() > 255
+            || name.contains(':')
+            || name.chars().any(char::is_control)
+        {
             return Err(ActivationError::Invalid(format!(
                 "{name:?} cannot be a descriptor name: 1 to 255 characters, no ':' or control characters"
             )));
         }
-        let addr = listener.local_addr().map_err(|source| ActivationError::Io {
-            what: format!("the address of {name}"),
-            source,
-        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ActivationError::Io {
+                what: format!("the address of {name}"),
+                source,
+            })?;
         let raw = nix::fcntl::fcntl(&listener, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(HELD_FLOOR))
             .map_err(|e| ActivationError::Io {
-                what: format!("cannot copy the socket of {name}"),
-                source: e.into(),
-            })?;
+            what: format!("cannot copy the socket of {name}"),
+            source: e.into(),
+        })?;
         // SAFETY: F_DUPFD_CLOEXEC just returned this new descriptor, which
         // nothing else owns.
         let held = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -102,7 +112,10 @@ impl Sockets {
 
     /// The address of the socket held as `name`.
     pub fn addr(&self, name: &str) -> Option<SocketAddr> {
-        self.held.iter().find(|(n, _, _)| n == name).map(|(_, _, a)| *a)
+        self.held
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, a)| *a)
     }
 
     /// The names, in descriptor order (`LISTEN_FDNAMES`).
@@ -138,7 +151,8 @@ impl Sockets {
                 for (i, src) in sources.iter().enumerate() {
                     let target = LISTEN_FDS_START.saturating_add(i as RawFd);
                     let src = BorrowedFd::borrow_raw(*src);
-                    let placed = nix::unistd::dup2_raw(src, target).map_err(std::io::Error::from)?;
+                    let placed =
+                        nix::unistd::dup2_raw(src, target).map_err(std::io::Error::from)?;
                     let _ = placed.into_raw_fd();
                 }
                 Ok(())
@@ -267,7 +281,9 @@ mod tests {
         let Ok(mut child) = child else {
             return; // no python3: the first half is the test
         };
-        queued.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        queued
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         let mut got = String::new();
         queued.read_to_string(&mut got).expect("read");
         assert_eq!(got, "from fd 4");
@@ -288,13 +304,18 @@ mod tests {
 
     #[test]
     fn notifications_arrive_with_their_keys() {
-        let dir = std::env::temp_dir().join(format!("kit-notify-{}-{}", std::process::id(), line!()));
+        let dir =
+            std::env::temp_dir().join(format!("kit-notify-{}-{}", std::process::id(), line!()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let notify = NotifySocket::bind(&dir).expect("bind");
         let sender = UnixDatagram::unbound().expect("socket");
-        sender.send_to(b"STATUS=starting", notify.path()).expect("send");
-        sender.send_to(b"READY=1\nMAINPID=42", notify.path()).expect("send");
+        sender
+            .send_to(b"STATUS=starting", notify.path())
+            .expect("send");
+        sender
+            .send_to(b"READY=1\nMAINPID=42", notify.path())
+            .expect("send");
         let (ready, before) = notify
             .wait_for("READY", "1", Duration::from_secs(5))
             .expect("ready");
