@@ -106,12 +106,14 @@ pub fn run(
 ) -> Result<(), CliError> {
     let config = output::load_config_checked(path)?;
     let binary = match binary {
-        Some(binary) => std::path::absolute(&binary).map_err(|e| {
-            CliError::new(
-                exit::USAGE,
-                format!("cannot make --bin {} absolute: {e}", binary.display()),
-            )
-        })?,
+        Some(binary) => std::path::absolute(&binary)
+            .map(|b| normalized(&b))
+            .map_err(|e| {
+                CliError::new(
+                    exit::USAGE,
+                    format!("cannot make --bin {} absolute: {e}", binary.display()),
+                )
+            })?,
         None => std::env::current_exe().map_err(|e| {
             CliError::new(
                 exit::FAILURE,
@@ -172,7 +174,9 @@ pub fn units(config: &Config, options: &UnitOptions) -> Result<Vec<UnitFile>, Cl
     if let Some(user) = &options.user {
         check_plain("--user", user)?;
     }
-    let config_path = config.base_dir.join(
+    // systemd refuses a WorkingDirectory= with `.` or `..` in it.
+    let base_dir = normalized(&config.base_dir);
+    let config_path = base_dir.join(
         config
             .path
             .file_name()
@@ -180,7 +184,7 @@ pub fn units(config: &Config, options: &UnitOptions) -> Result<Vec<UnitFile>, Cl
     );
     let binary = path_text("--bin", &options.binary)?;
     let config_text = path_text("the config's path", &config_path)?;
-    let base_text = path_text("the config's folder", &config.base_dir)?;
+    let base_text = path_text("the config's folder", &base_dir)?;
     let listeners = listeners(config);
     let sockets: Vec<String> = listeners
         .iter()
@@ -414,6 +418,23 @@ fn path_text(what: &str, path: &Path) -> Result<String, CliError> {
     Ok(text.to_owned())
 }
 
+/// `path` without `.` and `..` components (lexically, as `cd` does: a
+/// symlinked folder stays as named).
+fn normalized(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
 /// A value with systemd's specifiers (`%`) escaped.
 fn systemd_value(value: &str) -> String {
     value.replace('%', "%%")
@@ -552,6 +573,19 @@ listen = "[::1]:8081"
         assert_eq!(one("Sockets="), sockets);
         assert_eq!(one("Requires="), sockets);
         assert!(lines_with(text, "ExecStop=").is_empty(), "{text}");
+    }
+
+    #[test]
+    fn the_folder_is_normalized_for_systemd() {
+        let config = crate::config::parse(CONFIG, Path::new("/srv/shop/deploy/../cutover.toml"))
+            .unwrap_or_else(|e| panic!("{}", crate::config::render(&e)));
+        let files = units(&config, &options()).expect("units");
+        let text = &files[0].contents;
+        assert_eq!(lines_with(text, "WorkingDirectory="), ["/srv/shop"]);
+        assert_eq!(
+            lines_with(text, "ExecStart="),
+            ["/usr/local/bin/cutover -c /srv/shop/cutover.toml serve"]
+        );
     }
 
     #[test]
