@@ -25,6 +25,9 @@ pub const DRIFT: u8 = 6;
 /// A backup failed verification: checksum mismatch, cannot be decrypted
 /// with the identity given, or its restored copy is not sound.
 pub const BACKUP_INVALID: u8 = 7;
+/// Another daemon serves the same state store (`cutover serve` refused to
+/// start; the message names its pid and start time).
+pub const ALREADY_RUNNING: u8 = 8;
 
 /// The exit code for an error the daemon answered with.
 pub fn for_error_code(code: ErrorCode) -> u8 {
@@ -68,7 +71,7 @@ impl CliError {
     /// The `error` of the JSON a `--json` command prints on stdout when it
     /// fails: the daemon's [`ErrorCode`] when it answered with the error,
     /// else the name of the exit code (`usage`, `deploy_failed`, `locked`,
-    /// `unreachable`, `drift`, `backup_invalid`, `failure`).
+    /// `unreachable`, `drift`, `backup_invalid`, `already_running`, `failure`).
     pub fn error_name(&self) -> &'static str {
         if let Some(code) = self.api_code {
             return code.as_str();
@@ -80,6 +83,7 @@ impl CliError {
             UNREACHABLE => "unreachable",
             DRIFT => "drift",
             BACKUP_INVALID => "backup_invalid",
+            ALREADY_RUNNING => "already_running",
             _ => "failure",
         }
     }

@@ -17,8 +17,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::wire::{
-    Accepted, ApiErrorBody, DeployRequest, Deployment, DeploymentDetail, EnvironmentEvent,
-    ErrorCode, LogsRequest, RollbackRequest, RolloutCommandRequest, StatusResponse,
+    Accepted, ApiErrorBody, DaemonAnswer, DeployRequest, Deployment, DeploymentDetail,
+    EnvironmentEvent, ErrorCode, LogsRequest, RollbackRequest, RolloutCommandRequest,
+    StatusResponse,
 };
 
 /// Longest wait for one API call.
@@ -56,6 +57,8 @@ pub struct ApiClient {
     addr: SocketAddr,
     token: String,
     transport: Transport,
+    /// Longest wait for one call.
+    timeout: Duration,
 }
 
 /// How requests reach the daemon.
@@ -76,6 +79,7 @@ impl ApiClient {
             transport: Transport::Plain(Box::new(
                 Client::builder(TokioExecutor::new()).build_http(),
             )),
+            timeout: CALL_TIMEOUT,
         }
     }
 
@@ -90,7 +94,15 @@ impl ApiClient {
             addr,
             token,
             transport: Transport::Tls(tls),
+            timeout: CALL_TIMEOUT,
         }
+    }
+
+    /// The same client, waiting up to `timeout` for each answer (a hand-over
+    /// takes longer than most calls).
+    pub fn with_call_timeout(mut self, timeout: Duration) -> ApiClient {
+        self.timeout = timeout;
+        self
     }
 
     /// The request URI for `path`: absolute for the pooled client, origin-form
@@ -139,9 +151,9 @@ impl ApiClient {
                 }
             }
         };
-        tokio::time::timeout(CALL_TIMEOUT, sent)
+        tokio::time::timeout(self.timeout, sent)
             .await
-            .map_err(|_| unreachable("no answer within 30 s".into()))?
+            .map_err(|_| unreachable(format!("no answer within {} s", self.timeout.as_secs())))?
             .map_err(unreachable)
     }
 
@@ -153,6 +165,16 @@ impl ApiClient {
     /// `POST /v1/deployments`.
     pub async fn deploy(&self, req: &DeployRequest) -> Result<Accepted, ClientError> {
         self.call(Method::POST, "/v1/deployments", Some(req)).await
+    }
+
+    /// `POST /v1/daemon/{action}`: `upgrade`, `reload` or `down`.
+    pub async fn daemon_action(&self, action: &str) -> Result<DaemonAnswer, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/daemon/{action}"),
+            Some(&serde_json::json!({})),
+        )
+        .await
     }
 
     /// `POST /v1/rollback`.

@@ -1,13 +1,15 @@
 //! The daemon's HTTP API: the JSON types and error codes both sides share
 //! (`wire.rs`), the server (`server.rs`), the streamed instance output
 //! (`logs.rs`), the client the CLI uses (`client.rs`), the bearer token
-//! that guards it (`token.rs`) and HTTPS for an API off loopback (`tls.rs`).
+//! that guards it (`token.rs`), HTTPS for an API off loopback (`tls.rs`) and
+//! the daemon's own upgrade, reload and stop (`daemon.rs`).
 //!
 //! Every route lives under `/v1`. Errors are JSON `{ "error": CODE, "message": … }`
 //! where CODE is a [`wire::ErrorCode`]: one HTTP status per code on the server,
 //! one exit code per code in the CLI (see `crate::exit`).
 
 pub mod client;
+pub mod daemon;
 pub mod extract;
 pub mod logs;
 pub mod server;

@@ -47,6 +47,8 @@ pub struct ApiState {
     pub metrics: Option<PrometheusHandle>,
     /// `/metrics` needs the token (the API listens off loopback).
     pub metrics_need_token: bool,
+    /// The daemon process's upgrade, reload and stop, once it serves.
+    pub lifecycle: super::daemon::LifecycleSlot,
 }
 
 /// The API's router.
@@ -62,6 +64,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/rollout/{command}", post(rollout_command))
         .route("/logs", get(super::logs::logs))
         .route("/events", get(list_environment_events))
+        .route("/daemon/{action}", post(super::daemon::action))
         .method_not_allowed_fallback(extract::method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let metrics_route = if state.metrics_need_token {

@@ -205,6 +205,21 @@ pub struct Accepted {
     pub environment: String,
 }
 
+/// The answer of `POST /v1/daemon/{upgrade,reload,down}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonAnswer {
+    /// What was done: `upgraded`, `reloaded` or `stopping`.
+    pub outcome: String,
+    /// The pid of the daemon that serves now (the new one after a hand-over,
+    /// the answering one for `down`).
+    pub pid: u32,
+    /// From the request to the new daemon serving, in milliseconds (0 for `down`).
+    pub took_ms: u64,
+    /// Settings that apply at the next deploy (a reload's).
+    #[serde(default)]
+    pub pending: Vec<String>,
+}
+
 /// Why a deployment was started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -4,6 +4,7 @@
 
 mod backup;
 mod check;
+mod daemon;
 mod demo;
 mod deploy;
 mod logs;
@@ -51,17 +52,40 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: the API, one proxy per environment, the state store.
     ///
-    /// Instances it started keep running if the daemon is killed; a new daemon
-    /// re-adopts them. On SIGINT/SIGTERM it drains and stops them and exits.
-    /// A damaged store, or a missing or empty one while instances of the app
-    /// run, is refused (docs/operations.md says how to recover).
+    /// One daemon per state store (a second one exits 8, naming the first).
+    /// SIGTERM/SIGINT stop the daemon, not the application: it stops
+    /// accepting, finishes in-flight requests and exits, and the instances
+    /// keep running for the next `cutover serve` to adopt. `cutover down`
+    /// stops the instances too. SIGUSR2 upgrades (`cutover upgrade`), SIGHUP
+    /// reloads (`cutover reload`); other signals are logged and ignored.
+    /// Listeners come from systemd socket activation when it passes them
+    /// (`cutover systemd`). A damaged store, or a missing or empty one while
+    /// instances of the app run, is refused (docs/operations.md says how to recover).
     Serve {
         /// Take back running instances no record names (after the state store
         /// was lost): record them as their environment's serving release, or
         /// stop those that cannot serve, and say which.
         #[arg(long)]
         adopt_orphans: bool,
+        /// On SIGTERM/SIGINT, drain and stop every instance before exiting
+        /// (as `cutover down` does) instead of leaving them running.
+        #[arg(long)]
+        stop_instances_on_exit: bool,
     },
+    /// Replace the running daemon with the binary at its path now, without
+    /// failing a request: the new daemon takes over the listening sockets and
+    /// the instances, and continues any rollout in progress; the old one
+    /// finishes its requests and exits. If the new one fails to start, the
+    /// old one keeps serving and this exits 1 with the new one's error.
+    Upgrade,
+    /// Apply a changed config: check it (an invalid one exits 2 and changes
+    /// nothing), then hand over to a daemon that reads it, as `upgrade` does.
+    /// Settings only a deploy can apply (a service's command, image, env,
+    /// replicas) are listed as pending until the next deploy.
+    Reload,
+    /// Stop everything: the daemon drains and stops every instance, then
+    /// exits. (SIGTERM stops only the daemon.)
+    Down,
     /// Deploy VERSION blue-green: start it, wait for health, switch all
     /// traffic in one step, keep the old release warm for rollback.
     ///
@@ -230,7 +254,19 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 async fn dispatch(cli: Cli) -> Result<(), CliError> {
     let json = cli.json;
     match cli.command {
-        Command::Serve { adopt_orphans } => serve::run(&cli.config, adopt_orphans).await,
+        Command::Serve {
+            adopt_orphans,
+            stop_instances_on_exit,
+        } => {
+            let options = serve::ServeOptions {
+                adopt_orphans,
+                stop_instances_on_exit,
+            };
+            serve::run(&cli.config, options).await
+        }
+        Command::Upgrade => daemon::upgrade(&cli.config, json).await,
+        Command::Reload => daemon::reload(&cli.config, json).await,
+        Command::Down => daemon::down(&cli.config, json).await,
         Command::Deploy {
             release,
             environment,

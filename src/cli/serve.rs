@@ -1,9 +1,16 @@
-//! `cutover serve`: the daemon. Raises its open-file limit, opens the store,
-//! re-adopts what still runs, binds the API (HTTPS with `[server] tls`;
-//! refused off loopback without it unless `allow_plaintext`), the metrics
-//! listener if any, and one proxy listener per environment, and on
-//! SIGINT/SIGTERM stops accepting, finishes in-flight requests, drains and
-//! stops instances.
+//! `cutover serve`: the daemon. Takes the state store's lock (one daemon
+//! per store), raises its open-file limit, opens the store, takes its
+//! listeners from systemd or the daemon it replaces (`src/daemon/fds.rs`) or
+//! binds them (the API: HTTPS with `[server] tls`, refused off loopback
+//! without it unless `allow_plaintext`; the metrics listener if any; one
+//! proxy listener per environment), re-adopts what still runs, and serves.
+//!
+//! Exit: SIGTERM/SIGINT stop accepting, finish in-flight requests and exit,
+//! leaving the instances running for the next daemon to adopt (`cutover down`
+//! or `--stop-instances-on-exit` stop them too). SIGUSR2 / `cutover upgrade`
+//! and SIGHUP / `cutover reload` hand over to a new daemon
+//! (`src/daemon/lifecycle.rs`). A daemon started by such a hand-over says
+//! when it is prepared, adopts once told to go, and says when it serves.
 //!
 //! Before anything binds or starts, the store is checked: a damaged one, or
 //! one a newer cutover wrote, is refused (by [`Store::open`]); a missing or
@@ -12,26 +19,43 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cutover_proxy::{ListenerRole, ListenerSpec};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::output;
 use crate::api::server::{ApiState, app, metrics_app};
 use crate::api::{tls, token};
 use crate::config::{ApiExposure, Config};
+use crate::daemon::fds::{self, Inherited};
+use crate::daemon::handover::{Predecessor, Relaunch};
+use crate::daemon::lifecycle::{ControlListeners, Lifecycle};
+use crate::daemon::lock::{DaemonLock, LockError};
+use crate::daemon::signals;
 use crate::drivers::{Drivers, FoundInstance};
 use crate::edge;
 use crate::exit::{self, CliError};
-use crate::runtime::Daemon;
+use crate::runtime::{Daemon, Takeover};
 use crate::store::{Store, StoreError, StoreFile};
 
 /// How often buffered metric samples are folded into the histograms.
 const METRICS_UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long, after the proxies stop, the API may finish its own requests.
+const CONTROL_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How `cutover serve` was asked to run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ServeOptions {
+    /// `--adopt-orphans`.
+    pub adopt_orphans: bool,
+    /// `--stop-instances-on-exit`: SIGTERM/SIGINT stop the instances too.
+    pub stop_instances_on_exit: bool,
+}
 
 /// A daemon started in this process.
 pub struct RunningDaemon {
@@ -45,30 +69,82 @@ pub struct RunningDaemon {
     pub metrics_addr: Option<SocketAddr>,
     /// Where each environment's proxy listens.
     pub proxies: Vec<(String, SocketAddr)>,
+    /// Hand-over and exit requests.
+    pub lifecycle: Arc<Lifecycle>,
+    control: Arc<Control>,
     stop: CancellationToken,
     tasks: JoinSet<()>,
 }
 
 impl RunningDaemon {
     /// Stops accepting, lets in-flight requests finish, then drains and stops
-    /// every instance.
-    pub async fn shutdown(mut self) {
+    /// every instance (`cutover demo`, tests; `cutover down`).
+    pub async fn shutdown(self) {
+        self.finish(true).await;
+    }
+
+    /// Stops accepting and lets in-flight requests (and upgraded
+    /// connections, up to the drain timeout) finish; with `stop_instances`,
+    /// then drains and stops every instance, else leaves them running for
+    /// the next daemon to adopt.
+    pub async fn finish(mut self, stop_instances: bool) {
+        self.daemon.quiesce();
+        self.control.stop();
         self.stop.cancel();
         while self.tasks.join_next().await.is_some() {}
-        self.daemon.stop_all_instances().await;
+        self.control.wait(CONTROL_DRAIN).await;
+        if stop_instances {
+            self.daemon.stop_all_instances().await;
+        }
     }
 }
 
-/// Runs the daemon until SIGINT or SIGTERM.
-pub async fn run(path: &Path, adopt_orphans: bool) -> Result<(), CliError> {
+/// Runs the daemon until it is asked to exit (SIGINT, SIGTERM, `cutover
+/// down`) or has handed over to a new one.
+pub async fn run(path: &Path, options: ServeOptions) -> Result<(), CliError> {
     init_tracing();
-    let config = output::load_config_checked(path)?;
-    let running = start_with(config, adopt_orphans).await?;
+    // Before anything else: the binary's path (it may be replaced later) and
+    // the descriptors this process inherited.
+    let relaunch = Relaunch::this_process();
+    let mut inherited = Inherited::from_env().map_err(|e| {
+        CliError::new(
+            exit::USAGE,
+            format!("cannot use the inherited sockets: {e}"),
+        )
+    })?;
+    let mut predecessor = Predecessor::from_inherited(&mut inherited);
+    let started = match output::load_config_checked(path) {
+        Ok(config) => {
+            let start = Start {
+                adopt_orphans: options.adopt_orphans,
+                inherited,
+                predecessor: predecessor.as_mut(),
+                relaunch,
+            };
+            start_daemon(config, start).await
+        }
+        Err(e) => Err(e),
+    };
+    let running = match started {
+        Ok(running) => running,
+        Err(e) => {
+            if let Some(p) = predecessor {
+                p.failed(&e.message).await;
+            }
+            return Err(e);
+        }
+    };
+    signals::handle(running.lifecycle.clone(), options.stop_instances_on_exit);
+    if let Some(p) = predecessor {
+        p.ready().await;
+    }
+    crate::daemon::notify::ready(&format!("serving {}", running.daemon.config().app.name));
     eprintln!(
-        "cutover: serving {} — API on {}://{}",
+        "cutover: serving {} — API on {}://{} (pid {})",
         running.daemon.config().app.name,
         if running.api_tls { "https" } else { "http" },
-        running.api_addr
+        running.api_addr,
+        std::process::id()
     );
     if let Some(addr) = running.metrics_addr {
         eprintln!("cutover: metrics on http://{addr}/metrics");
@@ -81,9 +157,16 @@ pub async fn run(path: &Path, adopt_orphans: bool) -> Result<(), CliError> {
         let scheme = if https { "https" } else { "http" };
         eprintln!("cutover: environment {env} on {scheme}://{addr}");
     }
-    wait_for_signal().await;
-    eprintln!("cutover: stopping — finishing in-flight requests, then stopping instances");
-    running.shutdown().await;
+    running.lifecycle.exit_requested().cancelled().await;
+    let stop_instances = running.lifecycle.stops_instances();
+    if stop_instances {
+        eprintln!("cutover: stopping — finishing in-flight requests, then stopping instances");
+    } else {
+        eprintln!(
+            "cutover: stopping — finishing in-flight requests; instances keep running for the next daemon"
+        );
+    }
+    running.finish(stop_instances).await;
     Ok(())
 }
 
@@ -95,9 +178,46 @@ pub async fn start(config: Config) -> Result<RunningDaemon, CliError> {
 /// [`start`], taking back running instances no record names when
 /// `adopt_orphans` (`cutover serve --adopt-orphans`).
 pub async fn start_with(config: Config, adopt_orphans: bool) -> Result<RunningDaemon, CliError> {
+    let start = Start {
+        adopt_orphans,
+        inherited: Inherited::none(),
+        predecessor: None,
+        relaunch: None,
+    };
+    start_daemon(config, start).await
+}
+
+/// What a start takes besides the config.
+struct Start<'a> {
+    adopt_orphans: bool,
+    inherited: Inherited,
+    /// The daemon this one replaces, when it is a hand-over.
+    predecessor: Option<&'a mut Predecessor>,
+    /// How to start a successor (`None`: this daemon cannot hand over).
+    relaunch: Option<Relaunch>,
+}
+
+async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon, CliError> {
+    let Start {
+        adopt_orphans,
+        mut inherited,
+        predecessor,
+        relaunch,
+    } = start;
+    let takeover = if predecessor.is_some() {
+        Takeover::Handover
+    } else {
+        Takeover::Restart
+    };
     let exposure = api_exposure(&config)?;
     let file = Store::inspect(&config.state.url).map_err(store_error)?;
-    let orphans = if file.is_fresh() || adopt_orphans {
+    // One daemon per store, before anything else changes.
+    let lock = match (file.path(), inherited.take(fds::LOCK_NAME)) {
+        (Some(db), Some(fd)) => Some(DaemonLock::inherit(fd, db).map_err(lock_error)?),
+        (Some(db), None) => Some(DaemonLock::acquire(db).map_err(lock_error)?),
+        (None, _) => None,
+    };
+    let orphans = if (file.is_fresh() || adopt_orphans) && takeover == Takeover::Restart {
         find_running(&config, adopt_orphans).await?
     } else {
         Vec::new()
@@ -145,13 +265,20 @@ pub async fn start_with(config: Config, adopt_orphans: bool) -> Result<RunningDa
     let daemon =
         Daemon::new(config, store).map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?;
 
-    // Bind everything before adopting, so a port clash fails fast and changes nothing.
-    let api_listener = bind(api_listen, "the API (server.listen)").await?;
+    // Listen before adopting, so a port clash fails fast and changes nothing.
+    let mut sockets = Sockets::default();
+    let api_listener =
+        sockets.listen(&mut inherited, "api", api_listen, "the API (server.listen)")?;
     let api_addr = api_listener
         .local_addr()
         .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?;
     let metrics_listener = match metrics_listen {
-        Some(addr) => Some(bind(addr, "/metrics ([server] metrics_listen)").await?),
+        Some(addr) => Some(sockets.listen(
+            &mut inherited,
+            "metrics",
+            addr,
+            "/metrics ([server] metrics_listen)",
+        )?),
         None => None,
     };
     let metrics_addr = match &metrics_listener {
@@ -165,16 +292,22 @@ pub async fn start_with(config: Config, adopt_orphans: bool) -> Result<RunningDa
     let mut proxy_listeners = Vec::new();
     for env in daemon.environments() {
         let what = format!("environment {} (listen)", env.name());
-        let listener = bind(env.config().listen, &what).await?;
+        let name = format!("env-{}", env.name());
+        let listener = sockets.listen(&mut inherited, &name, env.config().listen, &what)?;
         let redirect = match env.config().redirect_listen {
             Some(addr) => {
                 let what = format!("environment {} (redirect_listen)", env.name());
-                Some(bind(addr, &what).await?)
+                let name = format!("redirect-{}", env.name());
+                Some(sockets.listen(&mut inherited, &name, addr, &what)?)
             }
             None => None,
         };
         proxy_listeners.push((env.clone(), listener, redirect));
     }
+    for unused in inherited.unused() {
+        tracing::warn!(name = %unused, "an inherited socket matches no listener of the config; it is closed");
+    }
+    drop(inherited);
     // Certificates before adopting too: a broken file stops the start here.
     let stop = CancellationToken::new();
     let mut edges = Vec::new();
@@ -198,6 +331,14 @@ pub async fn start_with(config: Config, adopt_orphans: bool) -> Result<RunningDa
     let reload = edges.iter().map(|(_, e)| e.clone()).collect();
     edge::spawn_reload_on_sighup(reload, stop.clone());
 
+    if let Some(predecessor) = predecessor {
+        // Everything that can fail without touching the world is done: the
+        // old daemon pauses its releases and tells this one to take over.
+        predecessor
+            .prepared()
+            .await
+            .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?;
+    }
     if adopt_orphans {
         let report = daemon.adopt_orphans(orphans).await.map_err(|e| {
             CliError::new(
@@ -216,7 +357,7 @@ pub async fn start_with(config: Config, adopt_orphans: bool) -> Result<RunningDa
         }
     }
     let report = daemon
-        .recover()
+        .recover_from(takeover)
         .await
         .map_err(|e| CliError::new(exit::FAILURE, format!("recovering state: {e}")))?;
     if !report.adopted.is_empty() || !report.stopped.is_empty() || !report.interrupted.is_empty() {
@@ -224,7 +365,8 @@ pub async fn start_with(config: Config, adopt_orphans: bool) -> Result<RunningDa
             adopted = report.adopted.len(),
             stopped = report.stopped.len(),
             interrupted = report.interrupted.len(),
-            "recovered state after a restart"
+            ?takeover,
+            "took over the running instances"
         );
     }
 
@@ -265,51 +407,185 @@ pub async fn start_with(config: Config, adopt_orphans: bool) -> Result<RunningDa
             });
         }
     }
-    if let Some(listener) = metrics_listener {
-        let metrics_stop = stop.clone();
-        let router = metrics_app(metrics.clone());
-        tasks.spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(metrics_stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "metrics listener failed");
-            }
-        });
-    }
+    let lifecycle_slot = crate::api::daemon::LifecycleSlot::default();
     let state = ApiState {
         daemon: daemon.clone(),
         token: Arc::from(token.as_str()),
-        metrics,
+        metrics: metrics.clone(),
         metrics_need_token: exposure != ApiExposure::Loopback,
+        lifecycle: lifecycle_slot.clone(),
     };
-    let api_stop = stop.clone();
     let has_tls = api_tls.is_some();
     if let (Some((store, _)), Some(files)) = (&api_tls, daemon.config().server.tls.clone()) {
         tasks.spawn(tls::keep_fresh(store.clone(), files, stop.clone()));
     }
-    tasks.spawn(async move {
-        match api_tls {
-            Some((_, config)) => tls::serve(api_listener, config, app(state), api_stop).await,
-            None => {
-                let served = axum::serve(api_listener, app(state))
-                    .with_graceful_shutdown(api_stop.cancelled_owned())
-                    .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "API listener failed");
-                }
-            }
-        }
+    let control = Arc::new(Control {
+        api: api_listener,
+        api_router: app(state),
+        api_tls: api_tls.map(|(_, config)| config),
+        metrics: metrics_listener.map(|l| (l, metrics_app(metrics))),
+        stop: Mutex::new(CancellationToken::new()),
+        tasks: TaskTracker::new(),
     });
+    control.start();
+    let lifecycle = Arc::new(Lifecycle::new(
+        daemon.clone(),
+        sockets.kept,
+        lock,
+        relaunch,
+        Box::new(control.clone()),
+    ));
+    let _ = lifecycle_slot.set(lifecycle.clone());
     Ok(RunningDaemon {
         daemon,
         api_addr,
         api_tls: has_tls,
         metrics_addr,
         proxies,
+        lifecycle,
+        control,
         stop,
         tasks,
     })
+}
+
+/// A copy of every listening socket, by name: kept open for the life of the
+/// daemon (so a hand-over can pass them on, and connections wait in the
+/// kernel's queue while no loop accepts).
+#[derive(Default)]
+struct Sockets {
+    kept: Vec<(String, std::net::TcpListener)>,
+}
+
+impl Sockets {
+    /// The listener `name` on `addr`: inherited, or bound with the proxy's
+    /// long listen backlog (so connections past `limits.max_connections`
+    /// wait in the kernel's queue instead of being dropped).
+    fn listen(
+        &mut self,
+        inherited: &mut Inherited,
+        name: &str,
+        addr: SocketAddr,
+        what: &str,
+    ) -> Result<TcpListener, CliError> {
+        let failed = |e: String| {
+            CliError::new(
+                exit::FAILURE,
+                format!("cannot listen on {addr} for {what}: {e}"),
+            )
+        };
+        let std = match inherited.take_listener(name, addr) {
+            Ok(Some(listener)) => {
+                tracing::info!(name, %addr, source = ?inherited.source(), "listening on an inherited socket");
+                listener
+            }
+            Ok(None) => cutover_proxy::bind_listener(addr)
+                .and_then(TcpListener::into_std)
+                .map_err(|e| failed(e.to_string()))?,
+            Err(e) => return Err(CliError::new(exit::USAGE, e.to_string())),
+        };
+        let kept = std.try_clone().map_err(|e| failed(e.to_string()))?;
+        self.kept.push((name.to_owned(), kept));
+        TcpListener::from_std(std).map_err(|e| failed(e.to_string()))
+    }
+}
+
+/// The API's and metrics' accept loops, which a hand-over stops (and starts
+/// again if it fails) on the same sockets.
+struct Control {
+    api: TcpListener,
+    api_router: axum::Router,
+    api_tls: Option<Arc<cutover_proxy::rustls::ServerConfig>>,
+    metrics: Option<(TcpListener, axum::Router)>,
+    stop: Mutex<CancellationToken>,
+    tasks: TaskTracker,
+}
+
+impl Control {
+    /// Waits up to `limit` for the accept loops and their requests to end.
+    async fn wait(&self, limit: std::time::Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(limit, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(?limit, "API requests still running at exit were cut");
+        }
+    }
+
+    fn token(&self) -> std::sync::MutexGuard<'_, CancellationToken> {
+        self.stop.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A second accept loop on the socket `listener` accepts on.
+fn same_socket(listener: &TcpListener) -> std::io::Result<TcpListener> {
+    use std::os::fd::AsFd;
+    let fd = listener.as_fd().try_clone_to_owned()?;
+    let std = std::net::TcpListener::from(fd);
+    std.set_nonblocking(true)?;
+    TcpListener::from_std(std)
+}
+
+impl ControlListeners for Arc<Control> {
+    fn stop(&self) {
+        self.token().cancel();
+    }
+
+    fn start(&self) {
+        let stop = {
+            let mut token = self.token();
+            if token.is_cancelled() {
+                *token = CancellationToken::new();
+            }
+            token.clone()
+        };
+        match same_socket(&self.api) {
+            Ok(listener) => {
+                let (router, tls, stop) =
+                    (self.api_router.clone(), self.api_tls.clone(), stop.clone());
+                self.tasks.spawn(async move {
+                    match tls {
+                        Some(config) => tls::serve(listener, config, router, stop).await,
+                        None => {
+                            let served = axum::serve(listener, router)
+                                .with_graceful_shutdown(stop.cancelled_owned())
+                                .await;
+                            if let Err(e) = served {
+                                tracing::error!(error = %e, "API listener failed");
+                            }
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "cannot accept on the API's socket"),
+        }
+        if let Some((metrics, router)) = &self.metrics {
+            match same_socket(metrics) {
+                Ok(listener) => {
+                    let router = router.clone();
+                    self.tasks.spawn(async move {
+                        let served = axum::serve(listener, router)
+                            .with_graceful_shutdown(stop.cancelled_owned())
+                            .await;
+                        if let Err(e) = served {
+                            tracing::error!(error = %e, "metrics listener failed");
+                        }
+                    });
+                }
+                Err(e) => tracing::error!(error = %e, "cannot accept on the metrics socket"),
+            }
+        }
+    }
+}
+
+/// The exit code and message of a lock that cannot be taken.
+fn lock_error(e: LockError) -> CliError {
+    let code = match e {
+        LockError::Held { .. } => exit::ALREADY_RUNNING,
+        _ => exit::FAILURE,
+    };
+    CliError::new(code, e.to_string())
 }
 
 /// Every running instance of this app, by the drivers' own marks. When the
@@ -443,17 +719,6 @@ fn raise_open_file_limit() {
     }
 }
 
-/// Binds with the proxy's long listen backlog, so connections past
-/// `limits.max_connections` wait in the kernel's queue instead of being dropped.
-async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, CliError> {
-    cutover_proxy::bind_listener(addr).map_err(|e| {
-        CliError::new(
-            exit::FAILURE,
-            format!("cannot listen on {addr} for {what}: {e}"),
-        )
-    })
-}
-
 /// Installs the Prometheus recorder once per process (before any proxy serves).
 fn install_metrics() -> Option<PrometheusHandle> {
     static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
@@ -495,20 +760,4 @@ fn init_tracing() {
         .with_writer(std::io::stderr)
         .with_ansi(output::use_color())
         .try_init();
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers, run until killed.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }

@@ -32,6 +32,15 @@ use crate::store::{Deployment, DeploymentState, InstanceRecord, InstanceState, S
 /// Timeout of the one probe that decides whether an instance is adopted.
 const ADOPT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How a daemon came to run the store's releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takeover {
+    /// It started after another stopped or crashed.
+    Restart,
+    /// The daemon before it handed over its sockets and paused its releases.
+    Handover,
+}
+
 /// What start-up found, for the log and for tests.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct AdoptionReport {
@@ -90,6 +99,16 @@ struct SavedRelease {
 impl Daemon {
     /// Brings the world back in line with the store; see the module doc.
     pub async fn recover(self: &Arc<Self>) -> Result<AdoptionReport, StoreError> {
+        self.recover_from(Takeover::Restart).await
+    }
+
+    /// [`Daemon::recover`], saying how this daemon took over: after a
+    /// hand-over, a rollout in progress continues whatever its
+    /// `on_daemon_restart` says (the old daemon paused it cleanly).
+    pub async fn recover_from(
+        self: &Arc<Self>,
+        how: Takeover,
+    ) -> Result<AdoptionReport, StoreError> {
         let mut report = AdoptionReport::default();
         let mut saved = Vec::new();
         for (id, plan, state) in self.store.unfinished_releases().await? {
@@ -151,7 +170,7 @@ impl Daemon {
             self.recover_environment(env, &wanted, &mut report).await?;
         }
         for s in saved {
-            self.restore_release(s, &mut report).await?;
+            self.restore_release(s, how, &mut report).await?;
         }
         Ok(report)
     }
@@ -314,13 +333,17 @@ impl Daemon {
     async fn restore_release(
         self: &Arc<Self>,
         saved: SavedRelease,
+        how: Takeover,
         report: &mut AdoptionReport,
     ) -> Result<(), StoreError> {
         let dep = saved.deployment;
         let Some(env) = self.environments.get(&dep.environment).cloned() else {
             return Ok(());
         };
-        let restored = saved.parsed.and_then(|(plan, state)| {
+        let restored = saved.parsed.and_then(|(mut plan, state)| {
+            if how == Takeover::Handover {
+                plan.rollout.on_restart = cutover_core::RestartPolicy::Resume;
+            }
             let rolling = state.phase == Phase::Rolling;
             let gone: Vec<String> = plan
                 .rollout
@@ -346,12 +369,21 @@ impl Daemon {
                         ?policy,
                         "picking up a rollout the daemon was running when it stopped"
                     );
+                    let message = match how {
+                        Takeover::Restart => {
+                            format!("the daemon restarted; on_daemon_restart = {policy:?}")
+                        }
+                        Takeover::Handover => {
+                            "a new daemon took over (upgrade or reload); the rollout continues"
+                                .to_owned()
+                        }
+                    };
                     let _ = self
                         .store
                         .add_event(
                             dep.id,
                             EventKind::Restarted,
-                            &format!("the daemon restarted; on_daemon_restart = {policy:?}"),
+                            &message,
                             json!({ "gone": gone }),
                         )
                         .await;

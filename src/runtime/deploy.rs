@@ -187,6 +187,11 @@ pub(crate) async fn create(
     deployment: NewDeployment,
     purpose: &str,
 ) -> Result<i64, DeployError> {
+    if daemon.is_quiesced() {
+        return Err(DeployError::Refused(
+            "the daemon is handing over to a new one (upgrade or reload) or stopping; nothing was started: run the command again in a few seconds".into(),
+        ));
+    }
     let holder = deployment.requested_by.clone();
     daemon.store.try_lock(environment, &holder, purpose).await?;
     let created = async {

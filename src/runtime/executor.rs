@@ -401,8 +401,25 @@ impl Executor {
 }
 
 /// Starts an executor for `release` in the background; `start` feeds `Start`.
+/// Starts `executor` on its own task. When the daemon is quiesced (it hands
+/// over to a new daemon, or stops), the task ends where it is, as if the
+/// daemon had crashed: what it saved is what the next daemon restores.
 pub(crate) fn spawn(executor: Executor, start: bool) -> ReleaseHandle {
     let (handle, control, done) = executor.register();
-    tokio::spawn(executor.run(start, control, done));
+    let quiesced = executor.daemon.quiesced();
+    let (env, id) = (executor.env.clone(), executor.id);
+    if quiesced.is_cancelled() {
+        env.releases.unregister(id);
+        return handle;
+    }
+    tokio::spawn(async move {
+        tokio::select! {
+            () = executor.run(start, control, done) => {}
+            () = quiesced.cancelled() => {
+                tracing::info!(deployment = id, "release paused: the daemon is handing over or stopping");
+                env.releases.unregister(id);
+            }
+        }
+    });
     handle
 }

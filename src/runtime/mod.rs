@@ -47,7 +47,7 @@ use crate::config::Config;
 use crate::drivers::Drivers;
 use crate::store::{Store, StoreError};
 
-pub use adopt::{AdoptionReport, OrphanReport};
+pub use adopt::{AdoptionReport, OrphanReport, Takeover};
 pub use environment::{EnvRuntime, LiveInstance};
 pub use error::DeployError;
 
@@ -57,6 +57,9 @@ pub struct Daemon {
     pub(crate) store: Store,
     pub(crate) driver: Drivers,
     pub(crate) environments: BTreeMap<String, Arc<EnvRuntime>>,
+    /// Cancelled while the daemon hands over or stops: releases pause where
+    /// they are and nothing new starts (see [`Daemon::quiesce`]).
+    quiesce: std::sync::Mutex<tokio_util::sync::CancellationToken>,
 }
 
 impl Daemon {
@@ -73,6 +76,7 @@ impl Daemon {
             store,
             driver: Drivers::new(),
             environments,
+            quiesce: std::sync::Mutex::new(tokio_util::sync::CancellationToken::new()),
         }))
     }
 
@@ -105,6 +109,41 @@ impl Daemon {
     /// All environments.
     pub fn environments(&self) -> impl Iterator<Item = &Arc<EnvRuntime>> {
         self.environments.values()
+    }
+
+    /// Pauses everything that changes the world: every release's executor
+    /// ends where it is (its saved state is what a new daemon restores), and
+    /// new deployments are refused. The proxies keep serving. Used before a
+    /// hand-over and a stop.
+    pub fn quiesce(&self) {
+        self.quiesce_token().cancel();
+    }
+
+    /// Undoes [`Daemon::quiesce`] (a hand-over failed); the caller restores
+    /// the paused releases with [`Daemon::recover`].
+    pub fn unquiesce(&self) {
+        let mut token = self.quiesce.lock().unwrap_or_else(|p| p.into_inner());
+        if token.is_cancelled() {
+            *token = tokio_util::sync::CancellationToken::new();
+        }
+    }
+
+    /// Whether the daemon is quiesced.
+    pub fn is_quiesced(&self) -> bool {
+        self.quiesce_token().is_cancelled()
+    }
+
+    /// A token cancelled when the daemon is quiesced (background work that
+    /// changes instances stops on it).
+    pub fn quiesced(&self) -> tokio_util::sync::CancellationToken {
+        self.quiesce_token()
+    }
+
+    fn quiesce_token(&self) -> tokio_util::sync::CancellationToken {
+        self.quiesce
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Stops every instance the daemon runs (drained first), for a clean exit.

@@ -219,8 +219,18 @@ rollback_window = "{rollback_window}"
 
     /// [`TestApp::serve`] with the command line `args` (`["serve", …]`).
     pub fn serve_with(&self, args: &[&str], vars: &[(&str, &str)]) {
-        let mut command = self.command(args);
-        command.envs(vars.iter().copied());
+        self.serve_binary(Path::new(env!("CARGO_BIN_EXE_cutover")), args, vars);
+    }
+
+    /// [`TestApp::serve_with`], running the daemon from the binary at `bin`.
+    pub fn serve_binary(&self, bin: &Path, args: &[&str], vars: &[(&str, &str)]) {
+        let mut command = Command::new(bin);
+        command
+            .arg("-c")
+            .arg(self.config())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .envs(vars.iter().copied());
         self.serve_command(command);
     }
 
@@ -261,6 +271,28 @@ rollback_window = "{rollback_window}"
             );
             let _ = child.wait();
         }
+    }
+
+    /// The pid of the daemon holding the state store's lock (after an
+    /// upgrade, not the process this app started).
+    pub fn lock_holder(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(self.path().join(".cutover/state.db.lock")).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("pid "))
+            .and_then(|p| p.trim().parse().ok())
+    }
+
+    /// Whether process `pid` runs (and is not a zombie).
+    pub fn alive(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(false)
     }
 
     pub fn daemon_log(&self) -> String {
@@ -393,6 +425,16 @@ pub fn count(events: &[(String, String)], kind: &str) -> usize {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.stop_daemon();
+        // A daemon that took over by an upgrade is not our child.
+        if let Some(pid) = self.lock_holder()
+            && TestApp::alive(pid)
+            && pid != std::process::id() as i32
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         // Whatever survived (a test that failed half-way): no orphans.
         for (pid, _) in self.instance_pids() {
             let _ = nix::sys::signal::kill(

@@ -66,7 +66,8 @@ async fn a_stray_instance_is_stopped_and_a_clean_stop_leaves_no_process() {
     );
     assert_eq!(app.running_version("v1"), 1);
 
-    // SIGTERM: drains and stops every instance.
+    // `cutover down`: drains and stops every instance.
+    ok(&app, &app.cli(&["down"]));
     app.stop_daemon();
     assert_eq!(
         app.instance_pids().len(),

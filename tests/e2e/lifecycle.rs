@@ -43,8 +43,9 @@ fn v2_starting(app: &TestApp) -> std::thread::JoinHandle<std::process::Output> {
     deploy
 }
 
-/// A clean stop of the daemon leaves no instance running.
+/// `cutover down` leaves no instance running.
 fn assert_clean_stop(app: &TestApp) {
+    ok(app, &app.cli(&["down"]));
     app.stop_daemon();
     assert_eq!(app.instance_pids(), Vec::new(), "left after a clean stop");
 }

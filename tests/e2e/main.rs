@@ -20,6 +20,7 @@ mod hostile_config;
 mod lifecycle;
 mod lock;
 mod migrate;
+mod restart;
 mod rollback;
 mod schema_deploy;
 mod services;

@@ -319,9 +319,12 @@ impl Listener {
         let h2_idle = self.shared.config.h2_idle_timeout;
         let peer = info.peer;
         let mut closing = false;
+        // An HTTP/1 connection open when shutdown began: served a moment
+        // longer (each response says `Connection: close`), then closed.
+        let mut linger_until: Option<Instant> = None;
         loop {
             let timer = if closing {
-                None
+                linger_until.map(|at| (at, Timer::Linger))
             } else if !streams.seen_first() {
                 Some((first_deadline, Timer::FirstRequest))
             } else {
@@ -352,11 +355,24 @@ impl Listener {
                         conn.as_mut().graceful_shutdown();
                         closing = true;
                     }
+                    Some(Timer::Linger) => {
+                        linger_until = None;
+                        conn.as_mut().graceful_shutdown();
+                    }
                     Some(Timer::H2Idle) | None => {}
                 },
                 () = changed => {}
                 _ = self.graceful.cancelled(), if !closing => {
-                    conn.as_mut().graceful_shutdown();
+                    // HTTP/2 says GOAWAY, which clients retry safely. Closing
+                    // an idle HTTP/1 connection races a request the client
+                    // may be sending on it, so each one is first told to
+                    // close after its next response, and only the ones still
+                    // idle after the linger are closed.
+                    if streams.h2.load(Ordering::Acquire) || !streams.seen_first() {
+                        conn.as_mut().graceful_shutdown();
+                    } else {
+                        linger_until = Some(Instant::now() + DRAIN_LINGER);
+                    }
                     closing = true;
                 }
                 _ = self.ctx.cut.cancelled() => return,
@@ -378,7 +394,19 @@ impl Listener {
             {
                 redirect(&req, https_port)
             }
-            _ => forward::handle(&self.shared, req, info, ctx).await,
+            _ => {
+                let http1 = req.version() < Version::HTTP_2;
+                let mut resp = forward::handle(&self.shared, req, info, ctx).await;
+                if http1
+                    && self.graceful.is_cancelled()
+                    && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS
+                {
+                    // Shutting down: the client opens its next request elsewhere.
+                    resp.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                resp
+            }
         };
         if let Some(hsts) = &self.hsts
             && !resp
@@ -396,7 +424,12 @@ impl Listener {
 enum Timer {
     FirstRequest,
     H2Idle,
+    Linger,
 }
+
+/// How long an HTTP/1 connection open at shutdown is still served (with
+/// `Connection: close` on each response) before it is closed.
+const DRAIN_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn sleep_until(at: Option<Instant>) {
     match at {
