@@ -227,6 +227,7 @@ async fn a_restart_under_socket_activation_fails_no_request() {
     // of the sockets this test holds.
     let stopped_at = Instant::now();
     tokio::task::block_in_place(|| app.stop_daemon());
+    let exited_at = Instant::now();
     let stopping = std::iter::from_fn(|| notify.next(Duration::from_millis(1)))
         .any(|n| n.get("STOPPING") == Some("1"));
     assert!(stopping, "STOPPING=1 before exit:\n{}", app.daemon_log());
@@ -252,6 +253,15 @@ async fn a_restart_under_socket_activation_fails_no_request() {
     let report = load.stop().await.expect("stop load");
 
     let tally = report.tally();
+    eprintln!(
+        "restart under socket activation: {} requests, {} failed, {} answered by the next daemon after waiting; SIGTERM → READY=1 of the new daemon {gap:?}",
+        report.total(),
+        report.failed(),
+        report
+            .answers()
+            .filter(|a| a.sent < ready.at && a.received > exited_at)
+            .count()
+    );
     assert_eq!(
         report.failed(),
         0,
@@ -261,6 +271,13 @@ async fn a_restart_under_socket_activation_fails_no_request() {
         app.daemon_log()
     );
     assert_eq!(tally.ok("v1") as usize, report.total());
+    // Requests really waited for the next daemon: sent before it served,
+    // answered after the old one was gone.
+    let waited = report
+        .answers()
+        .filter(|a| a.sent < ready.at && a.received > exited_at)
+        .count();
+    assert!(waited > 0, "no request was in flight while no daemon ran");
     assert_eq!(
         sorted_pids(&app),
         instances,
