@@ -127,7 +127,8 @@ impl Sockets {
     /// 3, 4, … (in the order they were added), `LISTEN_FDS`,
     /// `LISTEN_FDNAMES`, and `LISTEN_PID` set to its own pid (through
     /// `/bin/sh -c 'LISTEN_PID=$$ … exec'`, since the pid is known only
-    /// once it runs). Add the program's arguments with `.arg()`/`.args()`.
+    /// once it runs), and no signal blocked. Add the program's arguments
+    /// with `.arg()`/`.args()`.
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut command = Command::new("/bin/sh");
         command
@@ -138,8 +139,8 @@ impl Sockets {
             .env("LISTEN_FDNAMES", self.names().join(":"))
             .env_remove("LISTEN_PID");
         let sources: Vec<RawFd> = self.held.iter().map(|(_, fd, _)| fd.as_raw_fd()).collect();
-        // SAFETY: between fork and exec the closure only calls dup2(2),
-        // which is async-signal-safe, on numbers computed before the fork,
+        // SAFETY: between fork and exec the closure only calls
+        // pthread_sigmask(3) and dup2(2), which are async-signal-safe, on numbers computed before the fork,
         // and allocates nothing. The sources are this process's own open
         // descriptors, at HELD_FLOOR or above, so no target (3 .. 3 + n,
         // n < MAX_SOCKETS) is a source not yet placed; each target is taken
@@ -148,6 +149,11 @@ impl Sockets {
         // nothing closes it before exec.
         unsafe {
             command.pre_exec(move || {
+                // As systemd does: no signal blocked (a holder that takes
+                // signals with sigwait blocks them, and the mask is inherited).
+                nix::sys::signal::SigSet::empty()
+                    .thread_set_mask()
+                    .map_err(std::io::Error::from)?;
                 for (i, src) in sources.iter().enumerate() {
                     let target = LISTEN_FDS_START.saturating_add(i as RawFd);
                     let src = BorrowedFd::borrow_raw(*src);
@@ -255,13 +261,15 @@ mod tests {
         let b = sockets.bind("env-production", loopback).expect("bind env");
         // The child reports what it got, then accepts one connection on fd 4
         // and answers on it, so the socket at 4 is b's.
-        let script = r#"echo "$LISTEN_FDS $LISTEN_FDNAMES $LISTEN_PID $$"; ls -l /proc/$$/fd/3 /proc/$$/fd/4 | grep -c socket"#;
-        let out = sockets
-            .command("/bin/sh")
-            .arg("-c")
-            .arg(script)
-            .output()
-            .expect("run the child");
+        let script = r#"echo "$LISTEN_FDS $LISTEN_FDNAMES $LISTEN_PID $$"; ls -l /proc/$$/fd/3 /proc/$$/fd/4 | grep -c socket; grep SigBlk /proc/$$/status"#;
+        // A holder that blocks a signal (to sigwait for it) starts children
+        // with nothing blocked.
+        let mut usr1 = nix::sys::signal::SigSet::empty();
+        usr1.add(nix::sys::signal::Signal::SIGUSR1);
+        usr1.thread_block().expect("block SIGUSR1 in this thread");
+        let out = sockets.command("/bin/sh").arg("-c").arg(script).output();
+        usr1.thread_unblock().expect("unblock");
+        let out = out.expect("run the child");
         let text = String::from_utf8_lossy(&out.stdout);
         let mut lines = text.lines();
         let first: Vec<&str> = lines.next().expect("a line").split(' ').collect();
@@ -269,6 +277,7 @@ mod tests {
         assert_eq!(first[1], "api:env-production", "{text}");
         assert_eq!(first[2], first[3], "LISTEN_PID is the child's pid: {text}");
         assert_eq!(lines.next(), Some("2"), "fds 3 and 4 are sockets: {text}");
+        assert_eq!(lines.next(), Some("SigBlk:\t0000000000000000"), "{text}");
         // The holder still listens after the child exited: a connection queues.
         let mut queued = TcpStream::connect(b).expect("connect while no child runs");
         assert_ne!(a, b);
