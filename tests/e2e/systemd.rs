@@ -3,7 +3,8 @@
 //! socket activation (Debian's `systemd-socket-activate`, fed the names and
 //! addresses of those units), and a daemon restarted under load while a
 //! holder keeps the sockets, as systemd's socket units do: no failed request,
-//! the same instances, `READY=1` with the new daemon's pid.
+//! the same instances, `READY=1` with the new daemon's pid; and what an
+//! upgrade tells systemd (`RELOADING=1`, then the new `MAINPID=`).
 
 use std::path::Path;
 use std::process::Command;
@@ -283,4 +284,61 @@ async fn a_restart_under_socket_activation_fails_no_request() {
         instances,
         "the new daemon adopted the same instances"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_tells_systemd_reloading_then_the_new_main_pid() {
+    let app = TestApp::new("10m");
+    app.release("v1", Release::Good);
+    let sockets = hold_sockets(&app);
+    let notify = NotifySocket::bind(app.path()).expect("notify socket");
+    serve_activated(&app, &sockets, notify.path());
+    let (first, _) = notify
+        .wait_for("READY", "1", Duration::from_secs(30))
+        .unwrap_or_else(|seen| panic!("no READY=1 (got {seen:?}):\n{}", app.daemon_log()));
+    wait_api_serves(&app).await;
+    ok(&app, &app.cli_async(&["deploy", "v1"]).await);
+
+    let out = app.cli_async(&["upgrade", "--json"]).await;
+    ok(&app, &out);
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let new_pid = answer["pid"]
+        .as_u64()
+        .expect("the new daemon's pid")
+        .to_string();
+    assert_ne!(first.get("MAINPID"), Some(new_pid.as_str()));
+    // The old daemon says RELOADING=1; the new one (its child, hence
+    // NotifyAccess=all) READY=1 with its own pid as MAINPID=; the old one
+    // then exits without STOPPING=1 (the service is not stopping).
+    let (ready, before) = notify
+        .wait_for("READY", "1", Duration::from_secs(30))
+        .unwrap_or_else(|seen| panic!("no READY=1 after the upgrade ({seen:?})"));
+    assert!(
+        before.iter().any(|n| n.get("RELOADING") == Some("1")),
+        "RELOADING=1 before the new READY=1: {before:?}"
+    );
+    assert_eq!(ready.get("MAINPID"), Some(new_pid.as_str()));
+    let old_pid = first.get("MAINPID").expect("MAINPID").to_owned();
+    Wait::up_to(Duration::from_secs(30))
+        .until(|| {
+            // Gone, or a zombie this test has not reaped (TestApp holds it).
+            std::fs::read_to_string(format!("/proc/{old_pid}/stat"))
+                .map(|stat| {
+                    stat.rsplit(") ")
+                        .next()
+                        .is_some_and(|rest| rest.starts_with('Z'))
+                })
+                .unwrap_or(true)
+        })
+        .expect("the old daemon exits after handing over");
+    let after: Vec<_> = std::iter::from_fn(|| notify.next(Duration::from_millis(1))).collect();
+    assert!(
+        after.iter().all(|n| n.get("STOPPING").is_none()),
+        "the old daemon said STOPPING=1 after handing over: {after:?}"
+    );
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v1")
+    );
+    ok(&app, &app.cli_async(&["down"]).await);
 }
