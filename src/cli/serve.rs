@@ -282,6 +282,7 @@ pub async fn start_with(config: Config, adopt_orphans: bool) -> Result<RunningDa
         token: Arc::from(token.as_str()),
         metrics,
         metrics_need_token: exposure != ApiExposure::Loopback,
+        stop: stop.clone(),
     };
     let api_stop = stop.clone();
     let has_tls = api_tls.is_some();
