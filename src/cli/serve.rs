@@ -413,6 +413,7 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
         metrics: metrics.clone(),
         metrics_need_token: exposure != ApiExposure::Loopback,
         lifecycle: lifecycle_slot.clone(),
+        stop: stop.clone(),
     };
     let has_tls = api_tls.is_some();
     if let (Some((store, _)), Some(files)) = (&api_tls, daemon.config().server.tls.clone()) {
