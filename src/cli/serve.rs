@@ -229,6 +229,7 @@ pub async fn start_with(config: Config, adopt_orphans: bool) -> Result<RunningDa
     }
 
     let mut tasks = JoinSet::new();
+    tasks.spawn(daemon.clone().keep_logs(stop.clone()));
     let mut proxies = Vec::new();
     for (env, listener, redirect) in proxy_listeners {
         let addr = listener

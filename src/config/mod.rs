@@ -31,6 +31,7 @@ mod order;
 mod problem;
 mod raw;
 mod recipient;
+mod redact;
 mod render;
 mod resolve;
 mod scalars;
@@ -51,11 +52,11 @@ use std::path::{Path, PathBuf};
 
 pub use self::container::DockerConfig;
 pub use self::error::ConfigError;
-pub use self::model::redact_url;
+pub use self::redact::{REDACTED, is_secret_name, redact_url, redact_urls_in};
 pub use self::model::{
     AcmeChallenge, AcmeConfig, AnalysisConfig, ApiExposure, AppConfig, BackupConfig, Config,
     DatabaseConfig, DriverKind, EnvTlsConfig, EnvironmentConfig, HealthConfig, InconclusivePolicy,
-    LimitsConfig, RestartPolicy, RolloutConfig, Secret, ServerConfig, ServiceConfig, ServiceKind,
+    LimitsConfig, LogsConfig, RestartPolicy, RolloutConfig, Secret, ServerConfig, ServiceConfig, ServiceKind,
     StateConfig, Strategy, TlsFilesConfig, TrackOverrideConfig,
 };
 pub use self::problem::Problem;
