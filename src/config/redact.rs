@@ -129,7 +129,10 @@ mod tests {
                 "https://api.example/v1?access_token=abc&client_secret=s&q=1",
                 "https://api.example/v1?access_token=***&client_secret=***&q=1",
             ),
-            ("redis://:onlypass@cache:6379/0", "redis://:***@cache:6379/0"),
+            (
+                "redis://:onlypass@cache:6379/0",
+                "redis://:***@cache:6379/0",
+            ),
             ("not a url", "not a url"),
             ("", ""),
         ];
@@ -166,7 +169,14 @@ mod tests {
 
     #[test]
     fn secret_names() {
-        for name in ["password", "PGPASSWORD", "sslpassword", "api_key", "Token", "SECRET_X"] {
+        for name in [
+            "password",
+            "PGPASSWORD",
+            "sslpassword",
+            "api_key",
+            "Token",
+            "SECRET_X",
+        ] {
             assert!(is_secret_name(name), "{name}");
         }
         for name in ["sslmode", "user", "host", "port"] {

@@ -13,9 +13,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use super::docker::{DockerDriver, ImageToCheck, docker_host};
-use super::{
-    DriverError, Handle, InstanceSpec, ProcessDriver, StopOutcome, follow, logs, rotate,
-};
+use super::{DriverError, Handle, InstanceSpec, ProcessDriver, StopOutcome, follow, logs, rotate};
 use crate::config::{DockerConfig, LogsConfig};
 
 /// The most lines of an instance's output [`Drivers::tail`] quotes.
@@ -264,8 +262,8 @@ impl Drivers {
     }
 
     /// Runs a worker's health command for the instance: a local process
-    /// (working directory `workdir`, with `CUTOVER_INSTANCE` and `PORT` of the
-    /// instance) or an exec in the container. `Ok` on exit status 0.
+    /// (working directory `workdir`, with the instance's environment and its
+    /// `CUTOVER_INSTANCE` and `PORT`) or an exec in the container. `Ok` on exit status 0.
     pub async fn run_check(
         &self,
         handle: &Handle,
@@ -275,7 +273,8 @@ impl Drivers {
     ) -> Result<(), String> {
         match handle {
             Handle::Process(h) => {
-                super::check::run_local(command, workdir, &h.instance_id, h.addr, timeout).await
+                let instance = (h.instance_id.as_str(), h.pid);
+                super::check::run_local(command, workdir, instance, h.addr, timeout).await
             }
             Handle::Docker(h) => self.docker.exec_check(h, command, timeout).await,
         }

@@ -12,8 +12,10 @@
 //! 3. what cutover sets for it: `PORT`, `CUTOVER_VERSION`, `CUTOVER_INSTANCE`,
 //!    `CUTOVER_SERVICE`, `CUTOVER_ENVIRONMENT`, `CUTOVER_APP` (these win).
 //!
-//! Containers (the docker driver) never see the daemon's environment: they
-//! get the service's `env` and cutover's variables only.
+//! A worker's health command (process driver) runs with the environment its
+//! instance was started with ([`of_process`]). Containers (the docker
+//! driver) never see the daemon's environment: they get the service's `env`
+//! and cutover's variables only.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -27,7 +29,12 @@ pub const ALLOWED_PREFIXES: [&str; 1] = ["LC_"];
 /// Variables that never reach an instance, whatever the config says: they
 /// describe the daemon's own sockets (systemd socket activation and
 /// readiness), and an instance that read them would take the daemon's.
-pub const NEVER: [&str; 4] = ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET"];
+pub const NEVER: [&str; 4] = [
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+    "NOTIFY_SOCKET",
+];
 
 /// The prefix of cutover's own variables. Those in the daemon's environment
 /// (`CUTOVER_BACKUP_IDENTITY`, `CUTOVER_TOKEN`, …) are never passed on; an
@@ -48,7 +55,31 @@ pub fn from_daemon(
 
 /// The service's `env` without the variables in [`NEVER`].
 pub fn from_service(env: &BTreeMap<String, String>) -> impl Iterator<Item = (&String, &String)> {
-    env.iter().filter(|(name, _)| !NEVER.contains(&name.as_str()))
+    env.iter()
+        .filter(|(name, _)| !NEVER.contains(&name.as_str()))
+}
+
+/// The environment process `pid` was started with (`/proc/<pid>/environ`),
+/// without [`NEVER`]; `None` when it cannot be read (the process is gone).
+/// A worker's health command runs with its instance's environment.
+pub fn of_process(pid: i32) -> Option<Vec<(OsString, OsString)>> {
+    use std::os::unix::ffi::OsStrExt;
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter_map(|entry| {
+                let at = entry.iter().position(|b| *b == b'=')?;
+                let (name, value) = (&entry[..at], &entry[at.saturating_add(1)..]);
+                (!name.is_empty()).then(|| {
+                    (
+                        OsStr::from_bytes(name).to_owned(),
+                        OsStr::from_bytes(value).to_owned(),
+                    )
+                })
+            })
+            .filter(|(name, _)| name.to_str().is_none_or(|n| !NEVER.contains(&n)))
+            .collect(),
+    )
 }
 
 fn passes(name: &OsStr, inherit: bool) -> bool {
@@ -61,7 +92,9 @@ fn passes(name: &OsStr, inherit: bool) -> bool {
     }
     inherit
         || ALLOWED.contains(&name)
-        || ALLOWED_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+        || ALLOWED_PREFIXES
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
 }
 
 #[cfg(test)]
@@ -107,8 +140,29 @@ mod tests {
     fn inheriting_keeps_everything_but_cutover_s_own_and_systemd_s() {
         assert_eq!(
             names(&from_daemon(daemon(), true)),
-            ["HOME", "LANG", "LC_TIME", "PATH", "SECRET_FROM_DAEMON", "TZ"]
+            [
+                "HOME",
+                "LANG",
+                "LC_TIME",
+                "PATH",
+                "SECRET_FROM_DAEMON",
+                "TZ"
+            ]
         );
+    }
+
+    #[test]
+    fn a_process_environment_is_read_from_proc() {
+        let me = i32::try_from(std::process::id()).expect("pid");
+        let vars = of_process(me).expect("our own environ");
+        let ours: Vec<(OsString, OsString)> = std::env::vars_os()
+            .filter(|(k, _)| k.to_str().is_none_or(|n| !NEVER.contains(&n)))
+            .collect();
+        // The tests may not change their environment: what we started with.
+        for var in &ours {
+            assert!(vars.contains(var), "{var:?}");
+        }
+        assert!(of_process(i32::MAX).is_none());
     }
 
     #[test]

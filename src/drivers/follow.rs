@@ -351,7 +351,11 @@ mod tests {
             .collect()
             .await;
         assert!(chunks.len() > 1, "{} chunks", chunks.len());
-        assert!(chunks.iter().all(|c| c.as_ref().expect("chunk").len() <= CHUNK));
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.as_ref().expect("chunk").len() <= CHUNK)
+        );
         assert_eq!(text(&chunks), line.repeat(3000));
     }
 }

@@ -254,7 +254,11 @@ mod tests {
         let f = file_with(&content);
         let got = tail_capped(f.path(), 2, 1000).expect("tail");
         assert_eq!(got.len(), 1);
-        assert!(got[0].starts_with('…') && got[0].ends_with("aaaEND"), "{}", &got[0][..20]);
+        assert!(
+            got[0].starts_with('…') && got[0].ends_with("aaaEND"),
+            "{}",
+            &got[0][..20]
+        );
         assert!(got[0].len() <= 1000 + '…'.len_utf8());
     }
 

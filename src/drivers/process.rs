@@ -105,7 +105,10 @@ impl ProcessDriver {
             .current_dir(&workdir)
             .env_clear()
             .envs(environ::from_daemon(std::env::vars_os(), spec.inherit_env))
-            .envs(environ::from_service(&spec.env).map(|(k, v)| (k, substitute(v, port, &spec.version))))
+            .envs(
+                environ::from_service(&spec.env)
+                    .map(|(k, v)| (k, substitute(v, port, &spec.version))),
+            )
             .env("PORT", port.to_string())
             .env("CUTOVER_VERSION", &spec.version)
             .env("CUTOVER_INSTANCE", &spec.instance_id)

@@ -282,7 +282,10 @@ mod tests {
         }
         kept.push_str(&fs::read_to_string(&path).expect("read"));
         let all = written.concat();
-        assert!(all.ends_with(&kept), "the kept files are the end of what was written");
+        assert!(
+            all.ends_with(&kept),
+            "the kept files are the end of what was written"
+        );
         assert!(kept.len() > 3 * 1024, "{} bytes kept", kept.len());
         // The writer goes on at the start of the truncated file, no hole.
         writer.write_all(b"after\n").expect("write");

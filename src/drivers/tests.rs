@@ -340,7 +340,10 @@ async fn an_instance_gets_the_allowlist_and_its_log_header_no_password() {
     bounded(async {
         let mut spec = fx.spec(
             "env-1",
-            &["/usr/bin/env", "DATABASE_URL=postgres://app:hunter2@db/app?sslmode=require"],
+            &[
+                "/usr/bin/env",
+                "DATABASE_URL=postgres://app:hunter2@db/app?sslmode=require",
+            ],
         );
         spec.env.insert("FROM_CONFIG".to_owned(), "yes".to_owned());
         spec.env.insert("LISTEN_FDS".to_owned(), "3".to_owned());
@@ -350,7 +353,10 @@ async fn an_instance_gets_the_allowlist_and_its_log_header_no_password() {
         let (header, output) = text.split_once('\n').expect("a header line");
         assert!(header.starts_with("--- cutover "), "{header}");
         assert!(!header.contains("hunter2"), "{header}");
-        assert!(header.contains("postgres://app:***@db/app?sslmode=require"), "{header}");
+        assert!(
+            header.contains("postgres://app:***@db/app?sslmode=require"),
+            "{header}"
+        );
         let mut names: Vec<&str> = output
             .lines()
             .filter_map(|l| l.split_once('=').map(|(k, _)| k))
@@ -378,7 +384,11 @@ async fn an_instance_gets_the_allowlist_and_its_log_header_no_password() {
             assert!(names.contains(&name), "{name} missing: {names:?}");
         }
         assert_eq!(
-            std::fs::metadata(&h.log_path).expect("stat").permissions().mode() & 0o777,
+            std::fs::metadata(&h.log_path)
+                .expect("stat")
+                .permissions()
+                .mode()
+                & 0o777,
             0o640
         );
     })

@@ -39,9 +39,14 @@ impl Daemon {
         match tokio::task::spawn_blocking(move || driver.tighten_logs(&dir)).await {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => {
-                tracing::info!(changed = n, "instance logs made private (files 0640, folders 0750)");
+                tracing::info!(
+                    changed = n,
+                    "instance logs made private (files 0640, folders 0750)"
+                );
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot tighten the permissions of instance logs"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot tighten the permissions of instance logs")
+            }
             Err(e) => tracing::warn!(error = %e, "cannot tighten the permissions of instance logs"),
         }
         // Paths whose rotation failed, so that a lasting problem is logged

@@ -37,7 +37,10 @@ fn names(vars: &[String]) -> Vec<&str> {
 
 fn serve_with_secrets(app: &TestApp) {
     app.serve_with_env(&[
-        ("CUTOVER_BACKUP_IDENTITY", "/etc/cutover/backup-identity.txt"),
+        (
+            "CUTOVER_BACKUP_IDENTITY",
+            "/etc/cutover/backup-identity.txt",
+        ),
         ("SECRET_FROM_DAEMON", "x"),
         ("LC_TIME", "C"),
     ]);
@@ -67,10 +70,14 @@ async fn an_instance_gets_the_allowlist_and_its_env_not_the_daemon_s_secrets() {
     ] {
         assert!(vars.contains(&wanted), "{wanted} missing from {vars:#?}");
     }
-    assert!(names.contains(&"PORT") && names.contains(&"CUTOVER_INSTANCE") && names.contains(&"PATH"));
+    assert!(
+        names.contains(&"PORT") && names.contains(&"CUTOVER_INSTANCE") && names.contains(&"PATH")
+    );
     for name in &names {
         assert!(
+            // PWD: set by the release's `#!/bin/sh` wrapper itself.
             [
+                "PWD",
                 "PATH",
                 "HOME",
                 "LANG",
@@ -93,8 +100,14 @@ async fn an_instance_gets_the_allowlist_and_its_env_not_the_daemon_s_secrets() {
     let token_path = app.path().join(".cutover").join("api.token");
     let token = std::fs::read_to_string(&token_path).expect("the daemon wrote its token");
     let all = vars.join("\n");
-    assert!(!all.contains(token.trim()), "the token reached the instance");
-    assert!(!all.contains("api.token"), "the token's path reached the instance");
+    assert!(
+        !all.contains(token.trim()),
+        "the token reached the instance"
+    );
+    assert!(
+        !all.contains("api.token"),
+        "the token's path reached the instance"
+    );
 
     // `cutover check` and `check --json` show the names, not the values.
     for args in [&["check"][..], &["check", "--json"][..]] {
@@ -121,7 +134,10 @@ async fn inherit_env_passes_the_daemon_s_environment_but_not_cutover_s_own() {
     app.deploy_ok("v1");
 
     let vars = instance_env(&app).await;
-    assert!(vars.contains(&"SECRET_FROM_DAEMON=x".to_owned()), "{vars:#?}");
+    assert!(
+        vars.contains(&"SECRET_FROM_DAEMON=x".to_owned()),
+        "{vars:#?}"
+    );
     assert!(vars.contains(&"FROM_CONFIG=yes".to_owned()), "{vars:#?}");
     let names = names(&vars);
     assert!(!names.contains(&"CUTOVER_BACKUP_IDENTITY"), "{vars:#?}");

@@ -23,8 +23,11 @@ fn app() -> TestApp {
     let app = TestApp::new("1m");
     app.release("v1", Release::Good);
     let config = std::fs::read_to_string(app.config()).expect("read config");
-    std::fs::write(app.config(), config.replacen("replicas = 2", "replicas = 1", 1))
-        .expect("write config");
+    std::fs::write(
+        app.config(),
+        config.replacen("replicas = 2", "replicas = 1", 1),
+    )
+    .expect("write config");
     app.append_config("\n[logs]\nmax_size = \"64k\"\nmax_files = 2\n");
     app
 }
@@ -92,14 +95,20 @@ async fn logs_are_private_rotated_by_size_and_tailed_through_cutover_logs() {
             .until(|| std::fs::metadata(&log).is_ok_and(|m| m.len() <= MAX_SIZE))
             .expect("rotated");
     }
-    assert!(!numbered(&log, 3).exists(), "max_files = 2 keeps .1 and .2 only");
+    assert!(
+        !numbered(&log, 3).exists(),
+        "max_files = 2 keeps .1 and .2 only"
+    );
     for n in [1, 2] {
         let rotated = numbered(&log, n);
         assert_eq!(mode(&rotated), 0o640, "{}", rotated.display());
         let len = std::fs::metadata(&rotated).expect("stat").len();
         assert!(len > MAX_SIZE, ".{n} holds a whole rotation: {len} bytes");
         let text = String::from_utf8_lossy(&std::fs::read(&rotated).expect("read")).into_owned();
-        assert!(text.contains("log line "), ".{n} holds the instance's output");
+        assert!(
+            text.contains("log line "),
+            ".{n} holds the instance's output"
+        );
     }
 
     // The last lines, through the daemon: written once the log is settled

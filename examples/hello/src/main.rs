@@ -211,8 +211,12 @@ async fn handle(
         // Output for the log file: `lines` lines of about `bytes` bytes.
         "/log" => {
             use std::io::Write;
-            let lines = query_u64(req.uri().query(), "lines").unwrap_or(1).min(1_000_000);
-            let bytes = query_u64(req.uri().query(), "bytes").unwrap_or(80).clamp(20, 65_536);
+            let lines = query_u64(req.uri().query(), "lines")
+                .unwrap_or(1)
+                .min(1_000_000);
+            let bytes = query_u64(req.uri().query(), "bytes")
+                .unwrap_or(80)
+                .clamp(20, 65_536);
             let filler = "x".repeat(usize::try_from(bytes).unwrap_or(80).saturating_sub(20));
             let mut out = std::io::stdout().lock();
             let mut failed = false;
@@ -221,7 +225,10 @@ async fn handle(
             }
             failed |= out.flush().is_err();
             if failed {
-                text(StatusCode::INTERNAL_SERVER_ERROR, "cannot write to stdout\n")
+                text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot write to stdout\n",
+                )
             } else {
                 text(StatusCode::OK, format!("wrote {lines} lines\n"))
             }
