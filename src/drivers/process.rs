@@ -61,8 +61,11 @@ impl ProcessDriver {
 
     /// Starts an instance: picks a free loopback port, fills in the command's
     /// `{port}` and `{version}` placeholders, and runs it in its own process group
-    /// with `PORT`, `CUTOVER_VERSION`, `CUTOVER_INSTANCE`, `CUTOVER_SERVICE`,
-    /// `CUTOVER_ENVIRONMENT`, `CUTOVER_APP` and the spec's variables set.
+    /// with the allowlist of the daemon's environment (`environ.rs`; all of it
+    /// but cutover's own with `inherit_env`), the spec's variables, and
+    /// `PORT`, `CUTOVER_VERSION`, `CUTOVER_INSTANCE`, `CUTOVER_SERVICE`,
+    /// `CUTOVER_ENVIRONMENT`, `CUTOVER_APP` set. Its output goes to its log
+    /// file (0640), after a header line whose URLs have no password.
     ///
     /// Returns as soon as the process is running; whether it serves is for
     /// [`super::health::wait_healthy`] to find out.
