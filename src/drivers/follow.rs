@@ -120,16 +120,24 @@ async fn step(
                 // Before each read: a rotated file is read on from its copy.
                 match rotated_since(&mut file, path, pos, copy).await {
                     Ok(Rotation::No) => {}
-                    Ok(Rotation::Yes(Some((rotated, now)))) => {
+                    Ok(Rotation::Yes {
+                        missed: Some(rotated),
+                        copy: now,
+                        ..
+                    }) => {
                         return Step::Continue(Phase::Missed {
                             rotated,
                             live: file,
-                            copy: Some(now),
+                            copy: now,
                         });
                     }
-                    Ok(Rotation::Yes(None)) => {
-                        pos = 0;
-                        copy = file_id(&rotate::numbered(path, 1)).await;
+                    Ok(Rotation::Yes {
+                        missed: None,
+                        live_pos,
+                        copy: now,
+                    }) => {
+                        pos = live_pos;
+                        copy = now;
                     }
                     Err(e) => return Step::Yield(Err(e), Phase::Done),
                 }
@@ -218,14 +226,20 @@ async fn file_id(path: &std::path::Path) -> Option<FileId> {
 /// Whether a followed file was rotated.
 enum Rotation {
     No,
-    /// With the rotated copy opened where the follower had got to (and
-    /// which file it is), when it holds what was not read yet.
-    Yes(Option<(tokio::fs::File, FileId)>),
+    Yes {
+        /// The rotated copy opened where the follower had got to, when it
+        /// holds what was not read yet; the live file is then read from 0.
+        missed: Option<tokio::fs::File>,
+        /// Otherwise, where to go on in the live file (where it now is).
+        live_pos: u64,
+        /// The copy `.1` the follower now knows of.
+        copy: Option<FileId>,
+    },
 }
 
 /// Whether the live file was rotated since the follower read it up to
 /// `pos`, knowing the copy `known` (see the module's comment). When it was,
-/// the live file is moved to its start.
+/// the live file is moved to where the follower goes on in it.
 async fn rotated_since(
     live: &mut tokio::fs::File,
     path: &std::path::Path,
@@ -235,30 +249,46 @@ async fn rotated_since(
     let live_len = live.metadata().await?.len();
     let first = rotate::numbered(path, 1);
     let copy = file_id(&first).await;
-    let rotated = match copy {
+    let copy_len = match copy {
         Some(id) if Some(id) != known => {
-            // A new copy; once the live file is shorter than it, the live
-            // file has been truncated (before that, the copy is being made).
+            // A new copy; once the live file is shorter than it, its start
+            // has been removed (before that, the copy is being made).
             let copy_len = tokio::fs::metadata(&first).await.map_or(0, |m| m.len());
-            live_len < copy_len
+            if live_len >= copy_len {
+                return Ok(Rotation::No);
+            }
+            Some(copy_len)
         }
-        Some(_) => false,
-        // No copies kept: a truncation shows as a shorter file.
-        None => live_len < pos,
+        Some(_) => return Ok(Rotation::No),
+        // No copies kept: a rotation shows as a file shorter than what was
+        // read; the follower starts it again (and may see again up to a
+        // block of what it had read, after a collapse).
+        None if live_len < pos => None,
+        None => return Ok(Rotation::No),
     };
-    if !rotated {
-        return Ok(Rotation::No);
-    }
-    live.seek(SeekFrom::Start(0)).await?;
-    let path = path.to_path_buf();
-    let missed = tokio::task::spawn_blocking(move || rotate::missed_before_rotation(&path, pos))
-        .await
-        .map_err(io::Error::other)??;
-    // Without a copy to read from, the follower goes on at the live file's start.
-    Ok(Rotation::Yes(match (missed, copy) {
-        (Some(file), Some(id)) => Some((tokio::fs::File::from_std(file), id)),
+    // The copy holds the live file's first `copy_len` bytes as they were:
+    // the follower reads on in it, or, when it had read past them (a
+    // collapse removes whole blocks only), in the live file where they end.
+    let live_pos = match copy_len {
+        Some(copy_len) if pos > copy_len => pos.saturating_sub(copy_len),
+        _ => 0,
+    };
+    live.seek(SeekFrom::Start(live_pos)).await?;
+    let missed = match copy_len {
+        Some(copy_len) if pos < copy_len => {
+            let path = path.to_path_buf();
+            tokio::task::spawn_blocking(move || rotate::missed_before_rotation(&path, pos))
+                .await
+                .map_err(io::Error::other)??
+                .map(tokio::fs::File::from_std)
+        }
         _ => None,
-    }))
+    };
+    Ok(Rotation::Yes {
+        missed,
+        live_pos,
+        copy,
+    })
 }
 
 #[cfg(test)]
@@ -357,5 +387,43 @@ mod tests {
                 .all(|c| c.as_ref().expect("chunk").len() <= CHUNK)
         );
         assert_eq!(text(&chunks), line.repeat(3000));
+    }
+
+    #[tokio::test]
+    async fn following_goes_on_across_a_collapse_without_losing_or_repeating_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("i.log");
+        let mut writer = super::rotate::open_log(&path).expect("open");
+        let line = |i: usize| format!("line {i:05} {}\n", "y".repeat(50));
+        let mut all = String::new();
+        for i in 0..300 {
+            writer.write_all(line(i).as_bytes()).expect("write");
+            all.push_str(&line(i));
+        }
+        let running = Arc::new(AtomicBool::new(true));
+        let flag = running.clone();
+        let mut followed = Box::pin(stream(path.clone(), None, true, move || {
+            flag.load(Ordering::SeqCst)
+        }));
+        let mut got = Vec::new();
+        while got.len() < all.len() {
+            let chunk = followed.next().await.expect("a chunk").expect("read");
+            got.extend_from_slice(&chunk);
+        }
+        let rotated = super::rotate::rotate(&path, 2).expect("rotate");
+        assert!(
+            matches!(rotated, super::rotate::Rotated::Collapsed(_)),
+            "this test needs a file system that collapses ranges (ext4, XFS): {rotated:?}"
+        );
+        for i in 300..320 {
+            writer.write_all(line(i).as_bytes()).expect("write");
+            all.push_str(&line(i));
+        }
+        running.store(false, Ordering::SeqCst);
+        let rest: Vec<_> = tokio::time::timeout(Duration::from_secs(5), followed.collect())
+            .await
+            .expect("the stream ends once the instance stopped");
+        got.extend_from_slice(text(&rest).as_bytes());
+        assert_eq!(String::from_utf8_lossy(&got), all);
     }
 }

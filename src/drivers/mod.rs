@@ -18,7 +18,7 @@
 //! - [`environ`]: the environment an instance gets (an allowlist of the
 //!   daemon's, never cutover's own secrets).
 //! - [`logs`]: reading the end of an instance's log file; [`follow`]: streaming it;
-//!   [`rotate`]: rotating it by size (copy, then truncate) and its permissions.
+//!   [`rotate`]: rotating it by size in place (copy, then collapse or truncate) and its permissions.
 //!
 //! The process driver reads `/proc`, so it works on Linux only.
 

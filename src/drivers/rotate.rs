@@ -5,18 +5,31 @@
 //! An instance writes its stdout and stderr straight to its log file, on a
 //! descriptor it owns (opened `O_APPEND`), so it keeps logging whether the
 //! daemon runs, restarts or is replaced; nothing is piped through the
-//! daemon. Rotation is therefore *copy, then truncate* (logrotate's
-//! `copytruncate`): the daemon shifts `INSTANCE.log.1` … `.N-1` up by one
-//! (dropping `.N`), copies the live file into `INSTANCE.log.1`, copies again
-//! what was appended meanwhile, and truncates the live file to zero; the
-//! instance's next write (`O_APPEND`) lands at its new start. What the
-//! instance writes between the last copy pass and the truncation — a window
-//! of one system call — is lost; nothing else is.
+//! daemon. Rotation therefore works on the file in place: the daemon shifts
+//! `INSTANCE.log.1` … `.N-1` up by one (dropping `.N`) and copies the start
+//! of the live file into a new `INSTANCE.log.1`; then
+//!
+//! - where the file system can remove a range from the start of a file
+//!   (`fallocate(FALLOC_FL_COLLAPSE_RANGE)`: ext4, XFS), it copies the
+//!   file's whole blocks and removes exactly those: nothing is lost, and
+//!   what the instance writes meanwhile stays in the live file (whose first
+//!   line may then be the end of the copy's last one);
+//! - elsewhere (tmpfs, btrfs, NFS, or a file smaller than a block) it copies
+//!   all of it, copies again what was appended meanwhile, and truncates it
+//!   to zero (logrotate's `copytruncate`). What the instance writes between
+//!   the last copy pass and the truncation — a window of one system call —
+//!   is lost; nothing else is.
+//!
+//! Either way the instance's next write (`O_APPEND`) lands at the live
+//! file's new end.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{FallocateFlags, fallocate};
 
 use crate::config::LogsConfig;
 
@@ -104,12 +117,37 @@ pub fn rotate_if_larger(path: &Path, limits: LogsConfig) -> io::Result<bool> {
     Ok(true)
 }
 
+/// How a rotation emptied the live file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotated {
+    /// Its first `n` bytes (whole blocks) were removed: nothing was lost.
+    Collapsed(u64),
+    /// It was truncated to zero after its copy.
+    Truncated,
+}
+
 /// Rotates the log at `path` now: `.N` is dropped, `.1` … `.N-1` become
-/// `.2` … `.N`, the live file is copied to `.1` and truncated. With `keep`
-/// 0, it is only truncated.
-pub fn rotate(path: &Path, keep: u32) -> io::Result<()> {
+/// `.2` … `.N`, the start of the live file is copied to `.1` and removed
+/// from it (see the module's comment). With `keep` 0, nothing is copied.
+pub fn rotate(path: &Path, keep: u32) -> io::Result<Rotated> {
+    rotate_with(path, keep, true)
+}
+
+/// [`rotate`], trying to collapse the copied range only with `collapse`
+/// (tests use `false` for the copy-then-truncate path on any file system).
+pub(crate) fn rotate_with(path: &Path, keep: u32, collapse: bool) -> io::Result<Rotated> {
+    use std::os::unix::fs::MetadataExt;
     // Opened first, so that the truncation is one call after the last copy.
     let live = OpenOptions::new().write(true).open(path)?;
+    let meta = live.metadata()?;
+    // Whole blocks, and never up to the end: a collapse may not reach it.
+    let block = meta.blksize().max(1);
+    let mut cut = meta.len().saturating_div(block).saturating_mul(block);
+    if cut == meta.len() {
+        cut = cut.saturating_sub(block);
+    }
+    let collapse = collapse && cut > 0;
+    let mut copy = None;
     if keep > 0 {
         remove_if_present(&numbered(path, keep))?;
         for n in (1..keep).rev() {
@@ -120,18 +158,38 @@ pub fn rotate(path: &Path, keep: u32) -> io::Result<()> {
             }
         }
         let first = numbered(path, 1);
-        let mut copy = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(FILE_MODE)
             .open(&first)?;
-        restrict_open(&copy, FILE_MODE)?;
+        restrict_open(&file, FILE_MODE)?;
         let mut source = File::open(path)?;
-        copy_caught_up(&mut source, &mut copy)?;
+        if collapse {
+            io::copy(&mut (&mut source).take(cut), &mut file)?;
+        }
+        copy = Some((source, file));
+    }
+    if collapse {
+        match collapse_start(&live, cut) {
+            Ok(()) => return Ok(Rotated::Collapsed(cut)),
+            // Not supported here: copy the rest, then truncate.
+            Err(Errno::EOPNOTSUPP | Errno::EINVAL | Errno::ENOSYS) => {}
+            Err(errno) => return Err(io::Error::from(errno)),
+        }
+    }
+    if let Some((mut source, mut file)) = copy {
+        copy_caught_up(&mut source, &mut file)?;
     }
     live.set_len(0)?;
-    Ok(())
+    Ok(Rotated::Truncated)
+}
+
+/// Removes the first `len` bytes of `file` (a multiple of its block size).
+fn collapse_start(file: &File, len: u64) -> Result<(), Errno> {
+    let len = i64::try_from(len).map_err(|_| Errno::EINVAL)?;
+    fallocate(file, FallocateFlags::FALLOC_FL_COLLAPSE_RANGE, 0, len)
 }
 
 /// Copies `source` from its position to its end, then what was appended to
@@ -195,7 +253,6 @@ pub(crate) fn missed_before_rotation(path: &Path, offset: u64) -> io::Result<Opt
 /// bytes (the rest is left). For tests and small reads only.
 #[cfg(test)]
 fn read_all(file: &mut File, max: u64) -> io::Result<Vec<u8>> {
-    use std::io::Read as _;
     let mut out = Vec::new();
     file.take(max).read_to_end(&mut out)?;
     Ok(out)
@@ -248,53 +305,72 @@ mod tests {
         assert_eq!(tighten(&dir.path().join("missing")).expect("missing"), 0);
     }
 
-    #[test]
-    fn rotation_keeps_n_files_and_loses_nothing_between_writes() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("i.log");
-        // The instance's descriptor: O_APPEND, kept open across rotations.
+    /// Writes 200 lines through an `O_APPEND` descriptor kept open, rotating
+    /// (`collapse` or not) whenever the log outgrows 1 KiB, keeping 3 files;
+    /// returns everything written and the files' contents, oldest first.
+    fn write_and_rotate(dir: &Path, collapse: bool) -> (String, String, Vec<Rotated>, PathBuf) {
+        let path = dir.join("i.log");
         let mut writer = open_log(&path).expect("open");
-        let limits = LogsConfig {
-            max_size: 1024,
-            max_files: 3,
-        };
-        let mut written = Vec::new();
-        let mut rotations = 0;
-        for i in 0..200 {
+        let mut written = String::new();
+        let mut rotations = Vec::new();
+        for i in 0..2000 {
             let line = format!("line {i:04} {}\n", "x".repeat(40));
             writer.write_all(line.as_bytes()).expect("write");
-            written.push(line);
-            if rotate_if_larger(&path, limits).expect("rotate") {
-                rotations += 1;
-                assert_eq!(fs::metadata(&path).expect("stat").len(), 0);
+            written.push_str(&line);
+            if fs::metadata(&path).expect("stat").len() > 8 * 1024 {
+                rotations.push(rotate_with(&path, 3, collapse).expect("rotate"));
             }
         }
-        assert!(rotations > 5, "{rotations} rotations");
         assert!(numbered(&path, 3).exists());
         assert!(!numbered(&path, 4).exists(), "only 3 rotated files kept");
         for n in 1..=3 {
             assert_eq!(mode(&numbered(&path, n)), 0o640);
         }
-        // The newest lines, in order, across .3, .2, .1 and the live file.
         let mut kept = String::new();
         for n in (1..=3).rev() {
             kept.push_str(&fs::read_to_string(numbered(&path, n)).expect("read"));
         }
         kept.push_str(&fs::read_to_string(&path).expect("read"));
-        let all = written.concat();
-        assert!(
-            all.ends_with(&kept),
-            "the kept files are the end of what was written"
-        );
-        assert!(kept.len() > 3 * 1024, "{} bytes kept", kept.len());
-        // The writer goes on at the start of the truncated file, no hole.
+        // The writer goes on at the live file's end, no hole.
         writer.write_all(b"after\n").expect("write");
         let live = fs::read(&path).expect("read");
         assert!(!live.contains(&0), "no sparse hole of zeros");
+        (written, kept, rotations, path)
     }
 
     #[test]
-    fn keeping_no_files_only_truncates() {
+    fn copy_then_truncate_keeps_n_files_of_the_newest_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (written, kept, rotations, _) = write_and_rotate(dir.path(), false);
+        assert!(rotations.len() > 5, "{} rotations", rotations.len());
+        assert!(rotations.iter().all(|r| *r == Rotated::Truncated));
+        assert!(
+            written.ends_with(&kept),
+            "the kept files are the end of what was written"
+        );
+        assert!(kept.len() > 3 * 8 * 1024, "{} bytes kept", kept.len());
+    }
+
+    #[test]
+    fn collapsing_keeps_n_files_and_every_byte_since_the_oldest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (written, kept, rotations, path) = write_and_rotate(dir.path(), true);
+        assert!(rotations.len() > 5, "{} rotations", rotations.len());
+        assert!(
+            rotations
+                .iter()
+                .all(|r| matches!(r, Rotated::Collapsed(n) if n % 4096 == 0)),
+            "this test needs a file system that collapses ranges (ext4, XFS): {rotations:?}"
+        );
+        assert!(written.ends_with(&kept));
+        // Nothing lost: the files hold every byte from the oldest kept on,
+        // and the live file only what is left after whole blocks.
+        let live = fs::metadata(&path).expect("stat").len();
+        assert!(live < 8 * 1024 + 4096, "{live}");
+    }
+
+    #[test]
+    fn keeping_no_files_keeps_only_the_live_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("i.log");
         fs::write(&path, vec![b'a'; 5000]).expect("write");
@@ -303,7 +379,8 @@ mod tests {
             max_files: 0,
         };
         assert!(rotate_if_larger(&path, limits).expect("rotate"));
-        assert_eq!(fs::metadata(&path).expect("stat").len(), 0);
+        // Collapsed to what is left after whole blocks (or truncated).
+        assert!(fs::metadata(&path).expect("stat").len() < 4096);
         assert!(!numbered(&path, 1).exists());
         assert!(!rotate_if_larger(&path, limits).expect("small"));
         assert!(!rotate_if_larger(&dir.path().join("gone.log"), limits).expect("missing"));

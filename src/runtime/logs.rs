@@ -3,8 +3,8 @@
 //! 0750 (folders) and 0640 (files) is taken away under `.cutover/logs`
 //! (logs an older cutover created 0644 in 0755 folders); then every
 //! [`INTERVAL`] the log of each live instance is rotated when it is larger
-//! than its service's `logs.max_size` (`drivers::rotate`: copy, then
-//! truncate, so the instance keeps writing to its own descriptor whether
+//! than its service's `logs.max_size` (`drivers::rotate`: copied, then
+//! removed in place, so the instance keeps writing to its own descriptor whether
 //! the daemon runs or not). A check is one `stat` per instance.
 //!
 //! Instances that run while no daemon does are not rotated until a daemon
