@@ -67,20 +67,21 @@ impl Daemon {
             let outcomes = tokio::task::spawn_blocking(move || {
                 due.into_iter()
                     .map(|(id, handle, limits)| {
+                        let started = std::time::Instant::now();
                         let outcome = driver.rotate_log(&handle, limits);
-                        (id, handle.log_source(), outcome)
+                        (id, handle.log_source(), outcome, started.elapsed())
                     })
                     .collect::<Vec<_>>()
             })
             .await;
             let Ok(outcomes) = outcomes else { continue };
-            for (id, source, outcome) in outcomes {
+            for (id, source, outcome, took) in outcomes {
                 let path = PathBuf::from(&source);
                 match outcome {
                     Ok(true) => {
                         failing.remove(&path);
                         metrics::counter!("cutover_instance_log_rotations_total").increment(1);
-                        tracing::debug!(instance = %id, log = %source, "instance log rotated");
+                        tracing::debug!(instance = %id, log = %source, ?took, "instance log rotated");
                     }
                     Ok(false) => {
                         failing.remove(&path);
