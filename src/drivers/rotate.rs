@@ -142,7 +142,11 @@ pub(crate) fn rotate_with(path: &Path, keep: u32, collapse: bool) -> io::Result<
     let meta = live.metadata()?;
     // Whole blocks, and never up to the end: a collapse may not reach it.
     let block = meta.blksize().max(1);
-    let mut cut = meta.len().saturating_div(block).saturating_mul(block);
+    let mut cut = meta
+        .len()
+        .checked_div(block)
+        .unwrap_or(0)
+        .saturating_mul(block);
     if cut == meta.len() {
         cut = cut.saturating_sub(block);
     }
