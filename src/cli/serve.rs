@@ -370,6 +370,7 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
     }
 
     let mut tasks = JoinSet::new();
+    tasks.spawn(daemon.clone().keep_logs(stop.clone()));
     let mut proxies = Vec::new();
     for (env, listener, redirect) in proxy_listeners {
         let addr = listener

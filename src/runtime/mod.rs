@@ -12,7 +12,8 @@
 //! (the releases running in an environment and how commands reach them),
 //! `environment.rs` (one environment's live instances and its proxy table),
 //! `start.rs` (starting a service's instances: all at once, or workers one
-//! at a time), `retire.rs` (draining and stopping), `adopt.rs` (start-up:
+//! at a time), `retire.rs` (draining and stopping), `logs.rs` (instance
+//! logs kept private and rotated), `adopt.rs` (start-up:
 //! adoption and restoring releases), `schema.rs` and `backup.rs` (the
 //! database steps), `preflight.rs` (what a deploy checks first), `error.rs`.
 //! Every instance is started, checked and stopped through [`Drivers`], so none
@@ -32,6 +33,7 @@ mod environment;
 mod error;
 mod executor;
 mod journal;
+mod logs;
 mod plan;
 mod preflight;
 mod retire;

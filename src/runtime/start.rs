@@ -25,7 +25,8 @@ use crate::config::{ServiceConfig, ServiceKind};
 use crate::drivers::{InstanceSpec, check, health};
 use crate::store::{InstanceRecord, InstanceState};
 
-/// Lines of a failing instance's output shown with the failure.
+/// Lines of a failing instance's output shown with the failure (the
+/// drivers cap what they quote at 20 lines and 4 KiB).
 const LOG_TAIL_LINES: usize = 15;
 
 /// Starts every replica of one service at `version` and waits until all are
@@ -258,8 +259,10 @@ async fn start_one(
         instance_id: instance_id.clone(),
         command: sc.command.clone(),
         env: sc.env.clone(),
+        inherit_env: sc.inherit_env,
+        logs: sc.logs,
         workdir: config.base_dir.clone(),
-        log_dir: config.base_dir.join(".cutover").join("logs"),
+        log_dir: super::logs::log_dir(config),
     };
     // Recorded before it starts, so that no crash or store failure can leave
     // an instance the daemon does not know about (the handle follows).
@@ -364,6 +367,11 @@ async fn healthy(daemon: &Daemon, id: i64, inst: &LiveInstance, took: Duration) 
 /// end of its output; returns the reason.
 async fn failed(daemon: &Daemon, id: i64, inst: &LiveInstance, why: &str) -> String {
     let exit = daemon.driver.exit_status(&inst.handle);
+    // Capped by the driver (20 lines, 4 KiB). Roles (a later issue): a
+    // viewer token must see this event's `log_tail` and the quoted lines in
+    // its message redacted; the hook is where events are turned into
+    // `api::wire::Event` for an answer, not here (the stored event keeps
+    // them for operators).
     let tail = daemon.driver.tail(&inst.handle, LOG_TAIL_LINES).await;
     let mut reason = format!("{} did not become healthy: {why}", inst.id);
     if let Some(exit) = exit {

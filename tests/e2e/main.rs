@@ -17,6 +17,8 @@ mod docker;
 mod edge;
 mod hostile_api;
 mod hostile_config;
+mod instance_env;
+mod instance_logs;
 mod lifecycle;
 mod lock;
 mod migrate;

@@ -5,7 +5,9 @@
 //! misbehave so that rollouts have something to detect: fail its health check,
 //! answer 5xx at a given rate, or add latency. `/sleep?ms=N` holds a request open
 //! for N milliseconds (draining tests); `/headers` echoes the request headers it
-//! received (what the proxy passed on). On SIGTERM or SIGINT it stops accepting,
+//! received (what the proxy passed on); `/env` answers its environment, one
+//! `NAME=value` a line (what cutover passed on); `/log?lines=N&bytes=B`
+//! writes N lines of about B bytes each to stdout (log rotation tests). On SIGTERM or SIGINT it stops accepting,
 //! finishes the requests it has, and exits 0.
 //!
 //! Every knob is a flag and an environment variable, so a deploy can set it per
@@ -195,6 +197,41 @@ async fn handle(
                 lines.push('\n');
             }
             text(StatusCode::OK, lines)
+        }
+        // The environment the instance got, sorted, one `NAME=value` a line.
+        "/env" => {
+            let mut vars: Vec<String> = std::env::vars_os()
+                .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+                .collect();
+            vars.sort();
+            let mut body = vars.join("\n");
+            body.push('\n');
+            text(StatusCode::OK, body)
+        }
+        // Output for the log file: `lines` lines of about `bytes` bytes.
+        "/log" => {
+            use std::io::Write;
+            let lines = query_u64(req.uri().query(), "lines")
+                .unwrap_or(1)
+                .min(1_000_000);
+            let bytes = query_u64(req.uri().query(), "bytes")
+                .unwrap_or(80)
+                .clamp(20, 65_536);
+            let filler = "x".repeat(usize::try_from(bytes).unwrap_or(80).saturating_sub(20));
+            let mut out = std::io::stdout().lock();
+            let mut failed = false;
+            for i in 0..lines {
+                failed |= writeln!(out, "log line {i:08} {filler}").is_err();
+            }
+            failed |= out.flush().is_err();
+            if failed {
+                text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot write to stdout\n",
+                )
+            } else {
+                text(StatusCode::OK, format!("wrote {lines} lines\n"))
+            }
         }
         "/sleep" => {
             let ms = query_u64(req.uri().query(), "ms").unwrap_or(1000);
