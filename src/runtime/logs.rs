@@ -59,6 +59,10 @@ impl Daemon {
                 () = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            if self.is_quiesced() {
+                // Handing over: the new daemon rotates; two would race.
+                continue;
+            }
             let due = self.log_checks();
             if due.is_empty() {
                 continue;
