@@ -116,6 +116,13 @@ pub struct Update<'a> {
 }
 
 impl Update<'_> {
+    /// The table as this batch has changed it so far (at first, the current
+    /// one): read-modify-write under the writer lock, so a change computed
+    /// from it cannot lose a concurrent writer's change.
+    pub fn table(&self) -> &RouteTable {
+        &self.table
+    }
+
     /// Declares a service or changes its spec (keeps its weights and instances).
     pub fn set_service(&mut self, name: &str, spec: ServiceSpec) -> Result<&mut Self, TableError> {
         self.table = self
