@@ -219,6 +219,7 @@ pub async fn start_with(config: Config, adopt_orphans: bool) -> Result<RunningDa
         .recover()
         .await
         .map_err(|e| CliError::new(exit::FAILURE, format!("recovering state: {e}")))?;
+    daemon.supervise();
     if !report.adopted.is_empty() || !report.stopped.is_empty() || !report.interrupted.is_empty() {
         tracing::info!(
             adopted = report.adopted.len(),

@@ -401,8 +401,14 @@ impl Executor {
 }
 
 /// Starts an executor for `release` in the background; `start` feeds `Start`.
-pub(crate) fn spawn(executor: Executor, start: bool) -> ReleaseHandle {
+/// Supervision of the environment is paused first (a replacement it is
+/// starting is stopped), and stays paused while the release's rollout runs
+/// (`supervise.rs`): the release sees a live set no one else changes.
+pub(crate) async fn spawn(executor: Executor, start: bool) -> ReleaseHandle {
+    let env = executor.env.clone();
+    let paused = env.supervision.pause().await;
     let (handle, control, done) = executor.register();
+    drop(paused);
     tokio::spawn(executor.run(start, control, done));
     handle
 }
