@@ -12,7 +12,7 @@
 //! client ─► server.rs (accept, cap, TLS, timers, HTTP/1.1 + HTTP/2, redirect, shutdown)
 //!             ├► certs.rs   certificates by SNI, TLS-ALPN-01 answers
 //!             └► forward.rs (route, choose, clean headers, send, retry,
-//!                            400/404/408/413/502/504)
+//!                            400/404/408/413/502/503/504)
 //!                  ├► acme_http01.rs    pending ACME HTTP-01 answers, before routing
 //!                  ├► host.rs           one host: missing / repeated / mismatched → 400
 //!                  ├► table.rs          routes, services, tracks, weights (immutable)
