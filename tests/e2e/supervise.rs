@@ -95,7 +95,7 @@ fn raw_get(port: u16, path: &str, auth: Option<&str>) -> (u16, Vec<(String, Stri
 
 /// The environment's events (`GET /v1/events`), oldest first, as `(kind,
 /// message)`.
-fn env_events(app: &TestApp) -> Vec<(String, String)> {
+pub fn env_events(app: &TestApp) -> Vec<(String, String)> {
     let token = std::fs::read_to_string(app.path().join(".cutover").join("api.token"))
         .expect("read the API token");
     let (status, _, body) = raw_get(
@@ -125,7 +125,7 @@ fn env_events(app: &TestApp) -> Vec<(String, String)> {
     events
 }
 
-fn has(events: &[(String, String)], kind: &str, mentions: &str) -> bool {
+pub fn has(events: &[(String, String)], kind: &str, mentions: &str) -> bool {
     events
         .iter()
         .any(|(k, m)| k == kind && m.contains(mentions))
