@@ -1,6 +1,6 @@
 //! Supervision between deploys: a serving instance that exits or turns
-//! unhealthy leaves the table and is replaced (process instances and
-//! workers), a service with no instance left is answered 503 with
+//! unhealthy leaves the table and is replaced (process instances, started or
+//! adopted after a restart, and workers; `docker.rs` has containers), a service with no instance left is answered 503 with
 //! `Retry-After` at once, and supervision never restarts an instance of a
 //! release that does not serve, nor fights a deploy that starts while a
 //! replacement is starting.
@@ -189,6 +189,22 @@ async fn kill_9_of_one_of_two_instances_under_load_fails_no_request_and_it_is_ba
     assert!(has(&events, "instance_recovered", &victim), "{events:#?}");
     assert_eq!(app.running_version("v1"), 2);
     eprintln!("kill -9 → replacement serving: {back:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_instance_that_exits_is_replaced_too() {
+    let app = TestApp::deployed("10m", &["v1"]);
+    // After a restart the instances are not the daemon's children.
+    app.kill_daemon();
+    app.serve();
+    let before = instances(&app);
+    let (victim, _, port) = before[0].clone();
+    kill_9(pid_on_port(&app, port.expect("an address")));
+    wait_two_serving_without(&app, std::slice::from_ref(&victim), Duration::from_secs(10));
+    let events = env_events(&app);
+    assert!(has(&events, "instance_exited", &victim), "{events:#?}");
+    assert!(has(&events, "instance_recovered", &victim), "{events:#?}");
+    assert_eq!(app.running_version("v1"), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
