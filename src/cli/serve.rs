@@ -89,6 +89,7 @@ impl RunningDaemon {
     /// the next daemon to adopt.
     pub async fn finish(mut self, stop_instances: bool) {
         self.daemon.quiesce();
+        self.daemon.stop_supervision().await;
         self.control.stop();
         self.stop.cancel();
         while self.tasks.join_next().await.is_some() {}
@@ -359,6 +360,7 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
         .recover_from(takeover)
         .await
         .map_err(|e| CliError::new(exit::FAILURE, format!("recovering state: {e}")))?;
+    daemon.supervise();
     if !report.adopted.is_empty() || !report.stopped.is_empty() || !report.interrupted.is_empty() {
         tracing::info!(
             adopted = report.adopted.len(),

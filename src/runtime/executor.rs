@@ -408,13 +408,19 @@ impl Executor {
 }
 
 /// Starts an executor for `release` in the background; `start` feeds `Start`.
-/// Starts `executor` on its own task. When the daemon is quiesced (it hands
-/// over to a new daemon, or stops), the task ends where it is, as if the
-/// daemon had crashed: what it saved is what the next daemon restores.
-pub(crate) fn spawn(executor: Executor, start: bool) -> ReleaseHandle {
+/// Supervision of the environment is paused first (a replacement it is
+/// starting is stopped), and stays paused while the release's rollout runs
+/// (`supervise.rs`): the release sees a live set no one else changes. When
+/// the daemon is quiesced (it hands over to a new daemon, or stops), the
+/// task ends where it is, as if the daemon had crashed: what it saved is
+/// what the next daemon restores.
+pub(crate) async fn spawn(executor: Executor, start: bool) -> ReleaseHandle {
+    let env = executor.env.clone();
+    let paused = env.supervision.pause().await;
     let (handle, control, done) = executor.register();
+    drop(paused);
     let quiesced = executor.daemon.quiesced();
-    let (env, id) = (executor.env.clone(), executor.id);
+    let id = executor.id;
     if quiesced.is_cancelled() {
         env.releases.unregister(id);
         return handle;

@@ -27,5 +27,6 @@ mod rollback;
 mod schema_deploy;
 mod services;
 mod state_store;
+mod supervise;
 mod token;
 mod workers;
