@@ -198,6 +198,22 @@ impl ApiClient {
             .await
     }
 
+    /// `GET /v1/deployments/{id}?seen=N&wait_ms=M`: answers once the
+    /// deployment has more than `seen` events or has ended, or after `wait`
+    /// (at once from a daemon that does not know the parameters).
+    pub async fn deployment_news(
+        &self,
+        id: i64,
+        seen: usize,
+        wait: Duration,
+    ) -> Result<DeploymentDetail, ClientError> {
+        let path = format!(
+            "/v1/deployments/{id}?seen={seen}&wait_ms={}",
+            wait.as_millis()
+        );
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
     /// `GET /v1/deployments?environment=…&limit=…`, newest first.
     pub async fn deployments(
         &self,

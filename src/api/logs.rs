@@ -109,8 +109,14 @@ pub async fn logs(
         .into_response())
 }
 
+/// The most bytes of a line [`prefixed`] holds while waiting for its end: a
+/// longer line is passed on in pieces of this size, each on a line of its
+/// own, so that an instance writing without newlines cannot make the
+/// daemon buffer its whole output.
+const MAX_PARTIAL: usize = 64 * 1024;
+
 /// Starts every line of `stream` with `prefix` (a partial last line is held
-/// until it is complete, or the stream ends).
+/// until it is complete, the stream ends, or it reaches [`MAX_PARTIAL`]).
 fn prefixed(stream: LogStream, prefix: String) -> LogStream {
     let state = (stream, Vec::<u8>::new(), false);
     Box::pin(futures_util::stream::unfold(
@@ -127,6 +133,11 @@ fn prefixed(stream: LogStream, prefix: String) -> LogStream {
                             partial.extend_from_slice(&chunk);
                             let Some(last_newline) = partial.iter().rposition(|b| *b == b'\n')
                             else {
+                                if partial.len() >= MAX_PARTIAL {
+                                    partial.push(b'\n');
+                                    let out = with_prefix(&partial, &prefix);
+                                    return Some((Ok(out), (stream, Vec::new(), false)));
+                                }
                                 continue;
                             };
                             let rest = partial.split_off(last_newline + 1);
@@ -177,5 +188,24 @@ mod tests {
             .map(|b| String::from_utf8_lossy(b).into_owned())
             .collect();
         assert_eq!(text, "a | one\na | two\na | three\n");
+    }
+
+    #[tokio::test]
+    async fn a_line_without_end_is_passed_on_in_pieces() {
+        let chunk = Bytes::from(vec![b'x'; 40 * 1024]);
+        let chunks: Vec<Result<Bytes, crate::drivers::DriverError>> =
+            (0..10).map(|_| Ok(chunk.clone())).collect();
+        let stream: LogStream = Box::pin(futures_util::stream::iter(chunks));
+        let out: Vec<Bytes> = prefixed(stream, "a | ".into())
+            .map(|c| c.expect("chunk"))
+            .collect()
+            .await;
+        assert!(out.len() >= 5, "{} pieces", out.len());
+        assert!(out.iter().all(|b| b.len() <= MAX_PARTIAL + 40 * 1024 + 8));
+        let total: usize = out
+            .iter()
+            .map(|b| b.iter().filter(|c| **c == b'x').count())
+            .sum();
+        assert_eq!(total, 400 * 1024, "nothing lost");
     }
 }

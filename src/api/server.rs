@@ -8,6 +8,7 @@
 //! token, on `[server] metrics_listen`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
@@ -19,6 +20,7 @@ use axum::{Json, Router};
 use super::extract::{self, Json as JsonBody, Path, Query};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
 
 use super::token;
 use super::wire::{
@@ -49,6 +51,9 @@ pub struct ApiState {
     pub metrics_need_token: bool,
     /// The daemon process's upgrade, reload and stop, once it serves.
     pub lifecycle: super::daemon::LifecycleSlot,
+    /// Cancelled when the daemon stops: a long-poll answers at once then,
+    /// so it never holds up the API's graceful shutdown.
+    pub stop: CancellationToken,
 }
 
 /// The API's router.
@@ -358,17 +363,61 @@ async fn list_environment_events(
     Ok(Json(list.into_iter().map(EnvironmentEvent::from).collect()))
 }
 
+/// Longest a `GET /v1/deployments/{id}?wait_ms=…` waits for news (the CLI's
+/// calls time out after 30 s).
+const MAX_DEPLOYMENT_WAIT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Deserialize)]
+struct DeploymentQuery {
+    /// How many of the deployment's events the caller has seen already.
+    seen: Option<usize>,
+    /// Wait up to this long (at most [`MAX_DEPLOYMENT_WAIT`]) for news.
+    wait_ms: Option<u64>,
+}
+
+/// `GET /v1/deployments/{id}[?seen=N&wait_ms=M]`: the deployment and its
+/// events. With `wait_ms`, a long-poll: while the deployment runs and has no
+/// more than `seen` events (0 if not given), the answer waits until it has
+/// a new event or ends, or `wait_ms` passes (then it is the same as before),
+/// so a follower sees each change as it is saved without polling on a timer.
 async fn get_deployment(
     State(state): State<ApiState>,
     Path(id): Path<i64>,
+    Query(q): Query<DeploymentQuery>,
 ) -> Result<Json<DeploymentDetail>, ApiError> {
     let store = state.daemon.store();
-    let deployment = store
-        .deployment(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no deployment {id}")))?;
-    let events = store.events(id).await?;
-    Ok(Json(DeploymentDetail::from_store(deployment, events)))
+    let wait = q
+        .wait_ms
+        .map_or(Duration::ZERO, Duration::from_millis)
+        .min(MAX_DEPLOYMENT_WAIT);
+    let deadline = tokio::time::Instant::now() + wait;
+    let seen = q.seen.unwrap_or(0);
+    // Subscribed before each read: a change saved in between is not missed.
+    let mut changes = store.watch_deployments();
+    loop {
+        changes.mark_unchanged();
+        let deployment = store
+            .deployment(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no deployment {id}")))?;
+        let events = store.events(id).await?;
+        let news =
+            deployment.state != crate::store::DeploymentState::Running || events.len() > seen;
+        if news || wait.is_zero() {
+            return Ok(Json(DeploymentDetail::from_store(deployment, events)));
+        }
+        tokio::select! {
+            changed = tokio::time::timeout_at(deadline, changes.changed()) => {
+                if matches!(changed, Ok(Ok(()))) {
+                    continue;
+                }
+            }
+            () = state.stop.cancelled() => {}
+        }
+        // Timed out, the daemon is stopping (or the store is gone): what
+        // there is now.
+        return Ok(Json(DeploymentDetail::from_store(deployment, events)));
+    }
 }
 
 async fn create_deployment(

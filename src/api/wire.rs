@@ -501,7 +501,7 @@ pub struct EnvironmentStatus {
     /// Instances the daemon runs for this environment.
     pub instances: Vec<InstanceView>,
     /// The latest events of the environment outside deployments (its
-    /// certificates), newest first.
+    /// certificates, the supervision of its instances), newest first.
     #[serde(default)]
     pub edge_events: Vec<EnvironmentEvent>,
 }

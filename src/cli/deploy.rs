@@ -15,8 +15,13 @@ use crate::api::wire::{
 };
 use crate::exit::{self, CliError};
 
-/// How often the CLI asks for news.
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long one request for news may wait at the daemon (a long-poll: it
+/// answers as soon as there is an event or the deployment ends).
+const NEWS_WAIT: Duration = Duration::from_secs(10);
+
+/// The least time between two requests that brought nothing new: only a
+/// daemon that does not wait (an older version) answers that fast.
+const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// `cutover deploy VERSION [--env E]`.
 pub async fn deploy(
@@ -98,7 +103,9 @@ pub async fn steer(
     Ok(())
 }
 
-/// Polls the deployment until it ends, printing each new event.
+/// Follows the deployment until it ends, printing each new event: each
+/// request waits at the daemon until there is news, so the end is seen as
+/// soon as it is saved.
 pub async fn follow(
     client: &ApiClient,
     id: i64,
@@ -116,7 +123,8 @@ pub async fn follow(
     });
     let mut shown = 0;
     loop {
-        let detail = client.deployment(id).await?;
+        let asked = Instant::now();
+        let detail = client.deployment_news(id, shown, NEWS_WAIT).await?;
         for ev in detail.events.iter().skip(shown) {
             if !quiet {
                 let line = format!(
@@ -136,6 +144,7 @@ pub async fn follow(
                 }
             }
         }
+        let news = detail.events.len() > shown;
         shown = detail.events.len();
         if detail.deployment.state != DeploymentState::Running {
             if let Some(pb) = spinner {
@@ -143,7 +152,9 @@ pub async fn follow(
             }
             return Ok(detail);
         }
-        tokio::time::sleep(POLL_INTERVAL).await;
+        if !news {
+            tokio::time::sleep(MIN_POLL_INTERVAL.saturating_sub(asked.elapsed())).await;
+        }
     }
 }
 

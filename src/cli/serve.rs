@@ -89,6 +89,7 @@ impl RunningDaemon {
     /// the next daemon to adopt.
     pub async fn finish(mut self, stop_instances: bool) {
         self.daemon.quiesce();
+        self.daemon.stop_supervision().await;
         self.control.stop();
         self.stop.cancel();
         while self.tasks.join_next().await.is_some() {}
@@ -360,6 +361,7 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
         .recover_from(takeover)
         .await
         .map_err(|e| CliError::new(exit::FAILURE, format!("recovering state: {e}")))?;
+    daemon.supervise();
     if !report.adopted.is_empty() || !report.stopped.is_empty() || !report.interrupted.is_empty() {
         tracing::info!(
             adopted = report.adopted.len(),
@@ -371,6 +373,7 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
     }
 
     let mut tasks = JoinSet::new();
+    tasks.spawn(daemon.clone().keep_logs(stop.clone()));
     let mut proxies = Vec::new();
     for (env, listener, redirect) in proxy_listeners {
         let addr = listener
@@ -414,6 +417,7 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
         metrics: metrics.clone(),
         metrics_need_token: exposure != ApiExposure::Loopback,
         lifecycle: lifecycle_slot.clone(),
+        stop: stop.clone(),
     };
     let has_tls = api_tls.is_some();
     if let (Some((store, _)), Some(files)) = (&api_tls, daemon.config().server.tls.clone()) {

@@ -74,7 +74,7 @@ pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
         }
         for ev in &env.edge_events {
             println!(
-                "  edge      {} {} {}",
+                "  event     {} {} {}",
                 ev.at,
                 ev.kind,
                 printable(&ev.message)

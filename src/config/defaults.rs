@@ -54,6 +54,11 @@ pub const BACKUP_DIR: &str = ".cutover/backups";
 /// `[database.NAME] backup.keep_last`: backups `cutover backup prune` keeps at least.
 pub const BACKUP_KEEP_LAST: u32 = 30;
 
+/// `[logs] max_size`: an instance's log file is rotated once larger (10 MiB).
+pub const LOG_MAX_SIZE: u64 = 10 * 1024 * 1024;
+/// `[logs] max_files`: rotated log files kept beside the live one.
+pub const LOG_MAX_FILES: u32 = 5;
+
 /// `[environment.NAME] tls.acme.directory`: Let's Encrypt's production directory.
 pub const ACME_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
 /// `[environment.NAME] tls.acme.renew_before`: renewal starts this long before expiry.

@@ -19,6 +19,15 @@ pub const MAX_CONFIG_BYTES: u64 = 1024 * KIB;
 /// with its source, and thousands would take minutes to draw.
 pub const MAX_PROBLEMS: usize = 50;
 
+/// The largest `[logs] max_files`: rotated files kept per instance.
+pub const MAX_LOG_FILES: u32 = 100;
+
+/// The smallest `[logs] max_size`: 1 KiB (smaller would rotate on every line).
+pub const MIN_LOG_SIZE: u64 = KIB;
+
+/// The largest `[logs] max_size`: 1 TiB.
+pub const MAX_LOG_SIZE: u64 = KIB * KIB * KIB * KIB;
+
 /// The longest app, service, environment or database name, in characters.
 pub const MAX_NAME_LEN: usize = 64;
 

@@ -31,6 +31,7 @@ mod order;
 mod problem;
 mod raw;
 mod recipient;
+mod redact;
 mod render;
 mod resolve;
 mod scalars;
@@ -45,21 +46,23 @@ mod error_tests;
 #[cfg(test)]
 mod limit_tests;
 #[cfg(test)]
+mod logs_env_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
 
 pub use self::container::DockerConfig;
 pub use self::error::ConfigError;
-pub use self::model::redact_url;
 pub use self::model::{
     AcmeChallenge, AcmeConfig, AnalysisConfig, ApiExposure, AppConfig, BackupConfig, Config,
     DatabaseConfig, DriverKind, EnvTlsConfig, EnvironmentConfig, HealthConfig, InconclusivePolicy,
-    LimitsConfig, RestartPolicy, RolloutConfig, Secret, ServerConfig, ServiceConfig, ServiceKind,
-    StateConfig, Strategy, TlsFilesConfig, TrackOverrideConfig,
+    LimitsConfig, LogsConfig, RestartPolicy, RolloutConfig, Secret, ServerConfig, ServiceConfig,
+    ServiceKind, StateConfig, Strategy, TlsFilesConfig, TrackOverrideConfig,
 };
 pub use self::problem::Problem;
 pub use self::recipient::{Recipient, RecipientError, parse_recipient};
+pub use self::redact::{REDACTED, is_secret_name, redact_url, redact_urls_in};
 pub use self::render::render;
 pub use self::schema::json_schema;
 

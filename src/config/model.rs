@@ -14,6 +14,7 @@ use serde::{Serialize, Serializer};
 
 use super::defaults;
 use super::error::ConfigError;
+use super::redact::{REDACTED, redact_url, redact_urls_in};
 
 /// A whole `cutover.toml`, resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -264,7 +265,9 @@ impl Default for LimitsConfig {
 pub struct StateConfig {
     /// A database URL. A `sqlite://` URL always carries an absolute path
     /// (`sqlite:///abs/dir/.cutover/state.db`) or is an in-memory database;
-    /// `postgres://` URLs are passed through unchanged.
+    /// `postgres://` URLs are passed through unchanged. May hold a password:
+    /// serialized (`check --json`) without it.
+    #[serde(serialize_with = "serialize_redacted_url")]
     pub url: String,
     /// `[state] backup = { … }`: backups of the store itself (`cutover backup
     /// create --state`); `None` without it.
@@ -335,9 +338,18 @@ pub struct ServiceConfig {
     pub driver: DriverKind,
     /// Program and arguments, `${VAR}` expanded. `{port}` and `{version}` are
     /// left in place for the driver to fill. Never empty for the process driver.
+    /// Serialized with the passwords of URLs in it redacted.
+    #[serde(serialize_with = "serialize_redacted_command")]
     pub command: Vec<String>,
-    /// Extra environment for every instance, `${VAR}` expanded.
+    /// Extra environment for every instance, `${VAR}` expanded. Serialized
+    /// with every value as `***`.
+    #[serde(serialize_with = "serialize_redacted_env")]
     pub env: BTreeMap<String, String>,
+    /// process driver: instances get the daemon's whole environment (less
+    /// cutover's own variables) instead of the allowlist.
+    pub inherit_env: bool,
+    /// When this service's instance logs are rotated.
+    pub logs: LogsConfig,
     /// Instances per release, 1 to 64.
     pub replicas: u32,
     /// How instances are health-checked.
@@ -367,6 +379,27 @@ pub struct ServiceConfig {
     pub allowed_upgrades: Vec<String>,
 }
 
+/// `[logs]`, or a service's `logs = { … }`: when an instance's log file is
+/// rotated (process driver) and the container's json-file log options
+/// (docker driver).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LogsConfig {
+    /// Rotate once the log is larger than this many bytes. At least 1 KiB.
+    #[serde(serialize_with = "serialize_size")]
+    pub max_size: u64,
+    /// Rotated files kept beside the live one (`.1` … `.N`); 0 keeps none.
+    pub max_files: u32,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        Self {
+            max_size: defaults::LOG_MAX_SIZE,
+            max_files: defaults::LOG_MAX_FILES,
+        }
+    }
+}
+
 /// `health = { … }` of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HealthConfig {
@@ -387,6 +420,7 @@ pub struct HealthConfig {
     pub start_timeout: Duration,
     /// Workers: a command whose exit status 0 means healthy; empty when not
     /// written (a worker is then healthy while it runs).
+    #[serde(serialize_with = "serialize_redacted_command")]
     pub command: Vec<String>,
 }
 
@@ -690,24 +724,30 @@ impl DatabaseConfig {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((credentials, host)) => match credentials.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
-
 fn serialize_redacted_url<S: Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&redact_url(url))
+}
+
+/// A command with the URLs in its words redacted ([`redact_urls_in`]).
+fn serialize_redacted_command<S: Serializer>(
+    command: &[String],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(command.iter().map(|word| redact_urls_in(word)))
+}
+
+/// An `env` table with every value shown as `***`: the names are useful,
+/// the values may be secrets.
+fn serialize_redacted_env<S: Serializer>(
+    env: &BTreeMap<String, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(env.keys().map(|k| (k, REDACTED)))
+}
+
+/// Sizes serialize as the config file writes them: "10m", "1g".
+fn serialize_size<S: Serializer>(bytes: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&defaults::size_text(*bytes))
 }
 
 /// Durations serialize as the config file writes them: "30s", "10m", "1h 30m".

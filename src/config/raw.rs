@@ -61,6 +61,34 @@ pub(crate) struct RawConfig {
         extend("propertyNames" = name_schema())
     )]
     pub database: Option<BTreeMap<Name, Spanned<RawDatabase>>>,
+
+    /// When the process driver rotates instance log files
+    /// (`.cutover/logs/ENV/SERVICE/INSTANCE.log`), for every service that
+    /// sets no `logs` of its own; for the docker driver, the container's
+    /// json-file log options.
+    #[schemars(with = "Option<RawLogs>")]
+    pub logs: Option<Spanned<RawLogs>>,
+}
+
+/// `[logs]`, or a service's `logs = { … }`: log rotation by size.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Logs")]
+pub(crate) struct RawLogs {
+    /// Rotate an instance's log once it is larger than this: bytes, or a
+    /// number with `k`, `m` or `g` (`"10MiB"`, `"10m"`).
+    #[schemars(
+        with = "Option<RawSize>",
+        extend("default" = defaults::size_text(defaults::LOG_MAX_SIZE))
+    )]
+    pub max_size: Option<Spanned<RawSize>>,
+    /// Rotated files kept beside the live one (`INSTANCE.log.1` … `.N`);
+    /// 0 keeps none (the log is emptied when it is full).
+    #[schemars(
+        with = "Option<RawCount>",
+        extend("default" = defaults::LOG_MAX_FILES, "minimum" = 0, "maximum" = limits::MAX_LOG_FILES)
+    )]
+    pub max_files: Option<Spanned<RawCount>>,
 }
 
 /// `[app]`.
@@ -177,9 +205,21 @@ pub(crate) struct RawService {
     pub pull: Option<Spanned<bool>>,
 
     /// Extra environment variables for every instance. `${VAR}` is expanded in values.
+    /// `cutover check` shows their names, never their values.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub env: BTreeMap<Name, Spanned<String>>,
+
+    /// process only: give instances the daemon's whole environment (except
+    /// cutover's own `CUTOVER_*` variables and systemd's `LISTEN_*` and
+    /// `NOTIFY_SOCKET`) instead of only `PATH`, `HOME`, `LANG`, `LC_*`, `TZ`
+    /// and this service's `env`.
+    #[schemars(with = "Option<bool>", extend("default" = false))]
+    pub inherit_env: Option<Spanned<bool>>,
+
+    /// Log rotation of this service's instances; keys left out come from `[logs]`.
+    #[schemars(with = "Option<RawLogs>")]
+    pub logs: Option<Spanned<RawLogs>>,
 
     /// Instances per release, 1 to 64.
     #[schemars(

@@ -5,8 +5,10 @@ use std::fmt::Write;
 use super::defaults::{duration_text, size_text};
 use super::limits::MAX_NAME_LEN;
 use super::model::{
-    ApiExposure, Config, EnvironmentConfig, LimitsConfig, ServiceConfig, ServiceKind, Strategy,
+    ApiExposure, Config, EnvironmentConfig, LimitsConfig, LogsConfig, ServiceConfig, ServiceKind,
+    Strategy,
 };
+use super::redact::{redact_url, redact_urls_in};
 
 impl Config {
     /// What the config describes, for people: the app, each service (kind,
@@ -37,7 +39,7 @@ impl Config {
         if let Some(metrics) = self.server.metrics_listen {
             writeln!(out, "  metrics      {metrics} (/metrics, no token)")?;
         }
-        writeln!(out, "  state        {}", self.state.url)?;
+        writeln!(out, "  state        {}", redact_url(&self.state.url))?;
 
         writeln!(out, "services ({})", self.services.len())?;
         let width = column_width(self.services.keys());
@@ -65,6 +67,25 @@ impl Config {
             }
             if !service.command.is_empty() {
                 writeln!(out, "  {:width$}  $ {}", "", shell_words(&service.command))?;
+            }
+            if !service.env.is_empty() || service.inherit_env {
+                // Names only: the values may be secrets.
+                let names: Vec<&str> = service.env.keys().map(String::as_str).collect();
+                let inherit = if service.inherit_env {
+                    " (and the daemon's environment: inherit_env)"
+                } else {
+                    ""
+                };
+                writeln!(out, "  {:width$}  env {}{inherit}", "", names.join(", "))?;
+            }
+            if service.logs != LogsConfig::default() {
+                writeln!(
+                    out,
+                    "  {:width$}  logs rotated at {}, {} kept",
+                    "",
+                    size_text(service.logs.max_size),
+                    service.logs.max_files
+                )?;
             }
         }
 
@@ -195,17 +216,19 @@ fn column_width<'a>(names: impl Iterator<Item = &'a String>) -> usize {
         .min(MAX_NAME_LEN)
 }
 
-/// The command as one would type it: arguments with spaces or quotes are quoted.
+/// The command as one would type it: arguments with spaces or quotes are
+/// quoted, passwords in URLs are `***`.
 fn shell_words(command: &[String]) -> String {
     command
         .iter()
+        .map(|word| redact_urls_in(word))
         .map(|word| {
             let plain = !word.is_empty()
                 && word
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+{}".contains(c));
             if plain {
-                word.clone()
+                word
             } else {
                 format!("'{}'", word.replace('\'', r"'\''"))
             }

@@ -116,6 +116,8 @@ fn full_example_parses_to_its_values() {
             .map(str::to_owned)
             .to_vec(),
         env: BTreeMap::from([("RUST_LOG".to_owned(), "info".to_owned())]),
+        inherit_env: false,
+        logs: LogsConfig::default(),
         replicas: 2,
         health: HealthConfig {
             path: "/healthz".to_owned(),

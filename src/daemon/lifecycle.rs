@@ -167,6 +167,7 @@ impl Lifecycle {
         }
         // From here the new daemon adopts: nothing here may change the world.
         self.daemon.quiesce();
+        self.daemon.pause_supervision().await;
         self.control.stop();
         let outcome = match successor.go().await {
             Ok(()) => successor.ready().await,

@@ -77,15 +77,19 @@ pub async fn wait_worker_ready(
 }
 
 /// Runs a health command as a local process in `workdir`, with the
-/// instance's id and port in its environment; `Ok` on exit status 0 within
-/// `timeout`.
+/// environment of the instance (process `pid`; the daemon's allowlist when
+/// it cannot be read), and the instance's id and port; `Ok` on exit status
+/// 0 within `timeout`.
 pub(super) async fn run_local(
     command: &[String],
     workdir: &Path,
-    instance_id: &str,
+    instance: (&str, i32),
     addr: SocketAddr,
     timeout: Duration,
 ) -> Result<(), String> {
+    let (instance_id, pid) = instance;
+    let env = super::environ::of_process(pid)
+        .unwrap_or_else(|| super::environ::from_daemon(std::env::vars_os(), false));
     let Some((program, args)) = command.split_first() else {
         return Err("the health command is empty".to_owned());
     };
@@ -97,6 +101,8 @@ pub(super) async fn run_local(
     let child = tokio::process::Command::new(&program)
         .args(args)
         .current_dir(workdir)
+        .env_clear()
+        .envs(env)
         .env("CUTOVER_INSTANCE", instance_id)
         .env("PORT", addr.port().to_string())
         .stdin(Stdio::null())

@@ -13,8 +13,13 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use super::docker::{DockerDriver, ImageToCheck, docker_host};
-use super::{DriverError, Handle, InstanceSpec, ProcessDriver, StopOutcome, follow, logs};
-use crate::config::DockerConfig;
+use super::{DriverError, Handle, InstanceSpec, ProcessDriver, StopOutcome, follow, logs, rotate};
+use crate::config::{DockerConfig, LogsConfig};
+
+/// The most lines of an instance's output [`Drivers::tail`] quotes.
+pub const QUOTED_LINES: usize = 20;
+/// The most bytes of an instance's output [`Drivers::tail`] quotes.
+pub const QUOTED_BYTES: usize = 4 * 1024;
 
 /// A stream of an instance's output.
 pub type LogStream = Pin<Box<dyn Stream<Item = Result<Bytes, DriverError>> + Send>>;
@@ -120,12 +125,48 @@ impl Drivers {
         }
     }
 
-    /// The last `lines` lines of the instance's output; empty when unreadable.
+    /// The last `lines` lines of the instance's output, to quote in an
+    /// event or a message: at most [`QUOTED_LINES`] lines and
+    /// [`QUOTED_BYTES`] bytes (a longer line keeps its end); empty when
+    /// unreadable.
     pub async fn tail(&self, handle: &Handle, lines: usize) -> Vec<String> {
-        match handle {
-            Handle::Process(h) => logs::tail(&h.log_path, lines).unwrap_or_default(),
+        let lines = lines.min(QUOTED_LINES);
+        let all = match handle {
+            Handle::Process(h) => {
+                let max = u64::try_from(QUOTED_BYTES).unwrap_or(u64::MAX);
+                logs::tail_capped(&h.log_path, lines, max).unwrap_or_default()
+            }
             Handle::Docker(h) => self.docker.tail(h, lines).await,
+        };
+        logs::cap_lines(all, lines, QUOTED_BYTES)
+    }
+
+    /// Rotates the instance's log file when it is larger than
+    /// `limits.max_size` (process driver; see `rotate.rs`). Containers' logs
+    /// are rotated by the engine (json-file `max-size` / `max-file`, set when
+    /// the container is created), so nothing is done for them. Returns
+    /// whether a file was rotated. Blocking file I/O: call it off the async
+    /// threads.
+    pub fn rotate_log(&self, handle: &Handle, limits: LogsConfig) -> Result<bool, DriverError> {
+        match handle {
+            Handle::Process(h) => {
+                rotate::rotate_if_larger(&h.log_path, limits).map_err(|error| DriverError::Log {
+                    path: h.log_path.clone(),
+                    error,
+                })
+            }
+            Handle::Docker(_) => Ok(false),
         }
+    }
+
+    /// Takes every permission beyond 0750 (folders) and 0640 (files) away
+    /// under the log directory `log_dir` (logs an older cutover created
+    /// wider). Returns how many were changed.
+    pub fn tighten_logs(&self, log_dir: &Path) -> Result<usize, DriverError> {
+        rotate::tighten(log_dir).map_err(|error| DriverError::Log {
+            path: log_dir.to_path_buf(),
+            error,
+        })
     }
 
     /// The instance's output: the last `tail` lines (or all), then with
@@ -221,8 +262,8 @@ impl Drivers {
     }
 
     /// Runs a worker's health command for the instance: a local process
-    /// (working directory `workdir`, with `CUTOVER_INSTANCE` and `PORT` of the
-    /// instance) or an exec in the container. `Ok` on exit status 0.
+    /// (working directory `workdir`, with the instance's environment and its
+    /// `CUTOVER_INSTANCE` and `PORT`) or an exec in the container. `Ok` on exit status 0.
     pub async fn run_check(
         &self,
         handle: &Handle,
@@ -232,7 +273,8 @@ impl Drivers {
     ) -> Result<(), String> {
         match handle {
             Handle::Process(h) => {
-                super::check::run_local(command, workdir, &h.instance_id, h.addr, timeout).await
+                let instance = (h.instance_id.as_str(), h.pid);
+                super::check::run_local(command, workdir, instance, h.addr, timeout).await
             }
             Handle::Docker(h) => self.docker.exec_check(h, command, timeout).await,
         }

@@ -15,7 +15,10 @@
 //! - [`check`]: when a new worker is ready (its health command, or still running).
 //! - `orphans.rs`: finding an app's running instances by the drivers' own
 //!   marks, when the state store that recorded them is lost.
-//! - [`logs`]: reading the end of an instance's log file; [`follow`]: streaming it.
+//! - [`environ`]: the environment an instance gets (an allowlist of the
+//!   daemon's, never cutover's own secrets).
+//! - [`logs`]: reading the end of an instance's log file; [`follow`]: streaming it;
+//!   [`rotate`]: rotating it by size in place (copy, then collapse or truncate) and its permissions.
 //!
 //! The process driver reads `/proc`, so it works on Linux only.
 
@@ -36,6 +39,7 @@ use serde::{Deserialize, Serialize};
 pub mod check;
 pub mod docker;
 mod driver;
+pub mod environ;
 pub mod follow;
 mod handle;
 pub mod health;
@@ -43,6 +47,7 @@ pub mod logs;
 mod orphans;
 pub mod process;
 mod procfs;
+pub mod rotate;
 
 #[cfg(test)]
 mod tests;
@@ -86,6 +91,12 @@ pub struct InstanceSpec {
     pub command: Vec<String>,
     /// Extra environment variables (placeholders are replaced in the values too).
     pub env: BTreeMap<String, String>,
+    /// process driver: start from the daemon's whole environment (less
+    /// cutover's own variables, see `environ.rs`) instead of the allowlist.
+    pub inherit_env: bool,
+    /// When the instance's log is rotated (process driver) and the
+    /// container's json-file log options (docker driver).
+    pub logs: crate::config::LogsConfig,
     /// Working directory; a relative program path (`./bin/web`) is resolved
     /// against it.
     pub workdir: PathBuf,

@@ -1,8 +1,10 @@
 //! The process driver: runs instances of a service as local processes.
 //!
 //! Each instance gets a free loopback port, its own process group (so a stop
-//! reaches everything it spawned), stdin from `/dev/null` and its stdout and
-//! stderr appended to a log file. Instances are not killed when the daemon
+//! reaches everything it spawned), stdin from `/dev/null`, its stdout and
+//! stderr appended to a log file it owns (0640 in 0750 folders; rotated by
+//! the daemon, see `rotate.rs`), and an allowlist of the daemon's
+//! environment (`environ.rs`), not all of it. Instances are not killed when the daemon
 //! exits: a restarted daemon re-adopts them from their persisted
 //! [`InstanceHandle`]. A handle carries the process's start time from
 //! `/proc/<pid>/stat`, and nothing is ever signalled unless that still matches,
@@ -12,7 +14,6 @@
 //! records how they exited ([`ProcessDriver::exit_status`]).
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::process::ExitStatusExt;
@@ -27,7 +28,10 @@ use nix::unistd::Pid;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{DriverError, InstanceHandle, InstanceSpec, SpawnProblem, StopOutcome, procfs};
+use super::{
+    DriverError, InstanceHandle, InstanceSpec, SpawnProblem, StopOutcome, environ, procfs, rotate,
+};
+use crate::config::redact_urls_in;
 
 /// How often a stop checks whether a process has exited.
 const POLL: Duration = Duration::from_millis(50);
@@ -57,8 +61,11 @@ impl ProcessDriver {
 
     /// Starts an instance: picks a free loopback port, fills in the command's
     /// `{port}` and `{version}` placeholders, and runs it in its own process group
-    /// with `PORT`, `CUTOVER_VERSION`, `CUTOVER_INSTANCE`, `CUTOVER_SERVICE`,
-    /// `CUTOVER_ENVIRONMENT`, `CUTOVER_APP` and the spec's variables set.
+    /// with the allowlist of the daemon's environment (`environ.rs`; all of it
+    /// but cutover's own with `inherit_env`), the spec's variables, and
+    /// `PORT`, `CUTOVER_VERSION`, `CUTOVER_INSTANCE`, `CUTOVER_SERVICE`,
+    /// `CUTOVER_ENVIRONMENT`, `CUTOVER_APP` set. Its output goes to its log
+    /// file (0640), after a header line whose URLs have no password.
     ///
     /// Returns as soon as the process is running; whether it serves is for
     /// [`super::health::wait_healthy`] to find out.
@@ -80,10 +87,11 @@ impl ProcessDriver {
         let log = open_log(&log_path)?;
         let mut header = &log;
         // The header only helps a reader of the log; failing to write it is not
-        // a reason to refuse the start.
+        // a reason to refuse the start. Passwords in URLs are not written.
+        let shown: Vec<String> = argv.iter().map(|word| redact_urls_in(word)).collect();
         let _ = writeln!(
             header,
-            "--- cutover {}: starting {} ({} {} in {}) on port {port}: {argv:?}",
+            "--- cutover {}: starting {} ({} {} in {}) on port {port}: {shown:?}",
             jiff::Timestamp::now(),
             spec.instance_id,
             spec.service,
@@ -98,9 +106,10 @@ impl ProcessDriver {
         let mut cmd = tokio::process::Command::new(&program);
         cmd.args(args)
             .current_dir(&workdir)
+            .env_clear()
+            .envs(environ::from_daemon(std::env::vars_os(), spec.inherit_env))
             .envs(
-                spec.env
-                    .iter()
+                environ::from_service(&spec.env)
                     .map(|(k, v)| (k, substitute(v, port, &spec.version))),
             )
             .env("PORT", port.to_string())
@@ -460,18 +469,10 @@ fn log_path(spec: &InstanceSpec) -> PathBuf {
 }
 
 fn open_log(path: &Path) -> Result<std::fs::File, DriverError> {
-    let err = |error| DriverError::Log {
+    rotate::open_log(path).map_err(|error| DriverError::Log {
         path: path.to_path_buf(),
         error,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(err)
+    })
 }
 
 /// Turns a spawn failure into an error that says which file was tried and why

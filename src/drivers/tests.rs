@@ -118,6 +118,8 @@ impl Fixture {
             instance_id: instance_id.to_owned(),
             command: command.iter().map(|s| (*s).to_owned()).collect(),
             env: Default::default(),
+            inherit_env: false,
+            logs: Default::default(),
             workdir: self.workdir(),
             log_dir: self.log_dir(),
         }
@@ -328,6 +330,67 @@ exit 0"#,
         // The driver's own header line comes first.
         let first = logs::tail(&h.log_path, 7).expect("the log is readable");
         assert!(first[0].starts_with("--- cutover "), "header: {}", first[0]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_gets_the_allowlist_and_its_log_header_no_password() {
+    let fx = Fixture::new();
+    bounded(async {
+        let mut spec = fx.spec(
+            "env-1",
+            &[
+                "/usr/bin/env",
+                "DATABASE_URL=postgres://app:hunter2@db/app?sslmode=require",
+            ],
+        );
+        spec.env.insert("FROM_CONFIG".to_owned(), "yes".to_owned());
+        spec.env.insert("LISTEN_FDS".to_owned(), "3".to_owned());
+        let h = fx.start(&spec).await;
+        eventually("env exits", || fx.driver.exit_status("env-1").is_some()).await;
+        let text = log_text(&h);
+        let (header, output) = text.split_once('\n').expect("a header line");
+        assert!(header.starts_with("--- cutover "), "{header}");
+        assert!(!header.contains("hunter2"), "{header}");
+        assert!(
+            header.contains("postgres://app:***@db/app?sslmode=require"),
+            "{header}"
+        );
+        let mut names: Vec<&str> = output
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+            .collect();
+        names.sort_unstable();
+        let set_by_cutover = [
+            "CUTOVER_APP",
+            "CUTOVER_ENVIRONMENT",
+            "CUTOVER_INSTANCE",
+            "CUTOVER_SERVICE",
+            "CUTOVER_VERSION",
+            "DATABASE_URL",
+            "FROM_CONFIG",
+            "PORT",
+        ];
+        for name in &names {
+            assert!(
+                set_by_cutover.contains(name)
+                    || ["PATH", "HOME", "LANG", "TZ"].contains(name)
+                    || name.starts_with("LC_"),
+                "{name} reached the instance: {names:?}"
+            );
+        }
+        for name in set_by_cutover {
+            assert!(names.contains(&name), "{name} missing: {names:?}");
+        }
+        assert_eq!(
+            std::fs::metadata(&h.log_path)
+                .expect("stat")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o640
+        );
     })
     .await;
 }

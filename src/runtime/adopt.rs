@@ -395,7 +395,8 @@ impl Daemon {
                 executor::spawn(
                     Executor::new(self.clone(), env, dep.id, holder, release),
                     false,
-                );
+                )
+                .await;
                 report.resumed.push(dep.id);
             }
             Err(reason) => {

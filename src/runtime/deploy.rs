@@ -134,7 +134,7 @@ pub async fn begin_deploy(
         // The release before this one ends its window first (old release
         // retired, contract migrations run): releases never overlap.
         env.releases.end_windows_and_wait(id).await;
-        executor::spawn(executor, true);
+        executor::spawn(executor, true).await;
     });
     Ok((name, id))
 }

@@ -1,8 +1,11 @@
 //! One environment at run time: its proxy, the instances the daemon runs for it
 //! (by release), the releases being carried out in it (their control
-//! channels, see `control.rs`), and the one operation that changes who serves:
+//! channels, see `control.rs`), its supervision between deploys (see
+//! `supervise.rs`), and the one operation that changes who serves:
 //! `switch_to`, which puts a release's instances on every service's stable
-//! track in a single table swap.
+//! track in a single table swap. Supervision takes one failed instance out of
+//! the table, or puts one replacement back, with `remove_from_table` /
+//! `add_to_stable`.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -39,6 +42,8 @@ pub struct EnvRuntime {
     live: Mutex<BTreeMap<String, LiveInstance>>,
     /// The releases being carried out here, by deployment id.
     pub(crate) releases: super::control::Releases,
+    /// Supervision of the serving instances between deploys.
+    pub(crate) supervision: super::supervise::Supervision,
 }
 
 /// The proxy settings of one environment: its limits, whom it trusts, HSTS.
@@ -94,6 +99,7 @@ impl EnvRuntime {
             proxy,
             live: Mutex::new(BTreeMap::new()),
             releases: super::control::Releases::default(),
+            supervision: super::supervise::Supervision::default(),
         })
     }
 
@@ -222,6 +228,63 @@ impl EnvRuntime {
                 Ok(())
             })
             .map_err(|e: cutover_proxy::TableError| DeployError::Internal(e.to_string()))
+    }
+
+    /// Takes instance `id` off whichever track of `service` it is on, in one
+    /// read-modify-write of the table (the weights stay). Returns whether it
+    /// was there.
+    pub(crate) fn remove_from_table(&self, service: &str, id: &str) -> Result<bool, DeployError> {
+        let mut removed = false;
+        self.proxy
+            .update(|u| {
+                let Some(view) = u.table().service(service) else {
+                    return Ok(());
+                };
+                for (track, list) in [(Track::Stable, view.stable), (Track::Canary, view.canary)] {
+                    if list.iter().any(|i| i.id.as_str() == id) {
+                        let kept = list.into_iter().filter(|i| i.id.as_str() != id).collect();
+                        u.set_instances(service, track, kept)?;
+                        removed = true;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e: cutover_proxy::TableError| DeployError::Internal(e.to_string()))?;
+        Ok(removed)
+    }
+
+    /// Adds `instance` to its service's stable track (beside the instances
+    /// there), in one read-modify-write of the table; nothing when it is on a
+    /// track already or is not an HTTP instance.
+    pub(crate) fn add_to_stable(&self, instance: &LiveInstance) -> Result<(), DeployError> {
+        let Some(addr) = instance.handle.addr() else {
+            return Ok(());
+        };
+        if instance.kind != ServiceKind::Http {
+            return Ok(());
+        }
+        let service = instance.service.as_str();
+        self.proxy
+            .update(|u| {
+                let Some(view) = u.table().service(service) else {
+                    return Ok(());
+                };
+                let id = instance.id.as_str();
+                if view
+                    .stable
+                    .iter()
+                    .chain(&view.canary)
+                    .any(|i| i.id.as_str() == id)
+                {
+                    return Ok(());
+                }
+                let mut stable = view.stable;
+                stable.push(Instance::new(id, addr));
+                u.set_instances(service, Track::Stable, stable)?;
+                Ok(())
+            })
+            .map_err(|e: cutover_proxy::TableError| DeployError::Internal(e.to_string()))?;
+        Ok(())
     }
 
     /// Ids of the instances on any track of the proxy right now.

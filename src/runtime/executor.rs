@@ -292,28 +292,35 @@ impl Executor {
     async fn probe_warm(&mut self, version: &str) -> bool {
         let daemon = self.daemon.clone();
         let warm = self.env.of_version(version);
-        let mut healthy = Vec::new();
-        for inst in warm {
-            let ok = daemon.driver.is_running(&inst.handle)
-                && match (inst.kind, inst.handle.addr()) {
-                    (crate::config::ServiceKind::Http, None) => false,
-                    (crate::config::ServiceKind::Http, Some(addr)) => {
-                        let path = daemon
-                            .config
-                            .services
-                            .get(&inst.service)
-                            .map(|s| s.health.path.clone())
-                            .unwrap_or_else(|| "/health".into());
-                        crate::drivers::health::probe(addr, &path, WARM_PROBE_TIMEOUT)
-                            .await
-                            .is_ok()
+        // One health request to each instance, all at once: the rollback
+        // waits for the slowest, not for their sum.
+        let checks = warm.iter().map(|inst| {
+            let daemon = &daemon;
+            async move {
+                daemon.driver.is_running(&inst.handle)
+                    && match (inst.kind, inst.handle.addr()) {
+                        (crate::config::ServiceKind::Http, None) => false,
+                        (crate::config::ServiceKind::Http, Some(addr)) => {
+                            let path = daemon
+                                .config
+                                .services
+                                .get(&inst.service)
+                                .map(|s| s.health.path.clone())
+                                .unwrap_or_else(|| "/health".into());
+                            crate::drivers::health::probe(addr, &path, WARM_PROBE_TIMEOUT)
+                                .await
+                                .is_ok()
+                        }
+                        (crate::config::ServiceKind::Worker, _) => true,
                     }
-                    (crate::config::ServiceKind::Worker, _) => true,
-                };
-            if ok {
-                healthy.push(inst);
             }
-        }
+        });
+        let passed = futures_util::future::join_all(checks).await;
+        let healthy: Vec<_> = warm
+            .into_iter()
+            .zip(passed)
+            .filter_map(|(inst, ok)| ok.then_some(inst))
+            .collect();
         let complete = daemon
             .config
             .services
@@ -401,13 +408,19 @@ impl Executor {
 }
 
 /// Starts an executor for `release` in the background; `start` feeds `Start`.
-/// Starts `executor` on its own task. When the daemon is quiesced (it hands
-/// over to a new daemon, or stops), the task ends where it is, as if the
-/// daemon had crashed: what it saved is what the next daemon restores.
-pub(crate) fn spawn(executor: Executor, start: bool) -> ReleaseHandle {
+/// Supervision of the environment is paused first (a replacement it is
+/// starting is stopped), and stays paused while the release's rollout runs
+/// (`supervise.rs`): the release sees a live set no one else changes. When
+/// the daemon is quiesced (it hands over to a new daemon, or stops), the
+/// task ends where it is, as if the daemon had crashed: what it saved is
+/// what the next daemon restores.
+pub(crate) async fn spawn(executor: Executor, start: bool) -> ReleaseHandle {
+    let env = executor.env.clone();
+    let paused = env.supervision.pause().await;
     let (handle, control, done) = executor.register();
+    drop(paused);
     let quiesced = executor.daemon.quiesced();
-    let (env, id) = (executor.env.clone(), executor.id);
+    let id = executor.id;
     if quiesced.is_cancelled() {
         env.releases.unregister(id);
         return handle;

@@ -49,8 +49,8 @@ pub(crate) trait ReleaseStore: Send + Sync {
     /// Whether deployment `id` is still running (not concluded).
     fn is_running(&self, id: i64) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Records how deployment `id` ended, then releases `holder`'s lock of
-    /// `environment`.
+    /// Records how deployment `id` ended and releases `holder`'s lock of
+    /// `environment`, both or neither.
     fn conclude(
         &self,
         id: i64,
@@ -100,8 +100,8 @@ impl ReleaseStore for Store {
         environment: &str,
         holder: &str,
     ) -> Result<(), StoreError> {
-        self.finish_deployment(id, state, reason).await?;
-        self.unlock(environment, holder).await.map(drop)
+        self.conclude_deployment(id, state, reason, environment, holder)
+            .await
     }
 }
 

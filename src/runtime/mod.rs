@@ -12,9 +12,12 @@
 //! (the releases running in an environment and how commands reach them),
 //! `environment.rs` (one environment's live instances and its proxy table),
 //! `start.rs` (starting a service's instances: all at once, or workers one
-//! at a time), `retire.rs` (draining and stopping), `adopt.rs` (start-up:
-//! adoption and restoring releases), `schema.rs` and `backup.rs` (the
-//! database steps), `preflight.rs` (what a deploy checks first), `error.rs`.
+//! at a time), `retire.rs` (draining and stopping), `logs.rs` (instance
+//! logs kept private and rotated), `adopt.rs` (start-up: adoption and
+//! restoring releases), `supervise.rs` (watching the serving instances
+//! between deploys and replacing those that fail), `schema.rs` and
+//! `backup.rs` (the database steps), `preflight.rs` (what a deploy checks
+//! first), `error.rs`.
 //! Every instance is started, checked and stopped through [`Drivers`], so none
 //! of these files knows which driver runs it.
 
@@ -32,12 +35,14 @@ mod environment;
 mod error;
 mod executor;
 mod journal;
+mod logs;
 mod plan;
 mod preflight;
 mod retire;
 pub mod rollback;
 mod schema;
 mod start;
+pub mod supervise;
 mod traffic;
 
 use std::collections::BTreeMap;
@@ -149,6 +154,8 @@ impl Daemon {
     /// Stops every instance the daemon runs (drained first), for a clean exit.
     /// The serving release is remembered, and started again on the next start.
     pub async fn stop_all_instances(&self) {
+        // Nothing may start a replacement behind the stop.
+        self.stop_supervision().await;
         for env in self.environments.values() {
             let all = env.take_all();
             retire::retire_now(self, env, all, "daemon stopping").await;

@@ -83,7 +83,7 @@ pub async fn begin_rollback(
             },
         );
         let release = Release::new(release_plan, &has_previous);
-        executor::spawn(Executor::new(d, env, id, holder, release), true);
+        executor::spawn(Executor::new(d, env, id, holder, release), true).await;
     });
     Ok((name, id))
 }
@@ -127,7 +127,8 @@ pub(crate) async fn restart_serving(
     let handle = executor::spawn(
         Executor::new(daemon.clone(), env.clone(), id, holder.to_owned(), release),
         true,
-    );
+    )
+    .await;
     handle.wait_done().await;
     Ok(())
 }

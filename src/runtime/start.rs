@@ -25,7 +25,8 @@ use crate::config::{ServiceConfig, ServiceKind};
 use crate::drivers::{InstanceSpec, check, health};
 use crate::store::{InstanceRecord, InstanceState};
 
-/// Lines of a failing instance's output shown with the failure.
+/// Lines of a failing instance's output shown with the failure (the
+/// drivers cap what they quote at 20 lines and 4 KiB).
 const LOG_TAIL_LINES: usize = 15;
 
 /// Starts every replica of one service at `version` and waits until all are
@@ -245,6 +246,36 @@ async fn start_one(
     svc: &str,
     n: u32,
 ) -> Result<LiveInstance, String> {
+    let live = launch(daemon, env, version, svc, n).await?;
+    let addr = live.handle.addr();
+    let place = addr.map(|a| format!(" on {a}")).unwrap_or_default();
+    event(
+        daemon,
+        id,
+        EventKind::InstanceStarted,
+        &format!("{} started{place} ({})", live.id, live.handle.describe()),
+        json!({
+            "instance": live.id,
+            "addr": addr.map(|a| a.to_string()),
+            "driver": live.handle.driver_name(),
+            "handle": live.handle.to_json(),
+        }),
+    )
+    .await;
+    Ok(live)
+}
+
+/// Starts replica `n` of `svc` at `version`: recorded in the store before it
+/// starts (then with its handle), and in the environment's live set (not
+/// the proxy's table) once it runs. Also how supervision starts a
+/// replacement (`supervise.rs`), which records its own events.
+pub(crate) async fn launch(
+    daemon: &Daemon,
+    env: &EnvRuntime,
+    version: &str,
+    svc: &str,
+    n: u32,
+) -> Result<LiveInstance, String> {
     let config = &daemon.config;
     let Some(sc) = config.services.get(svc) else {
         return Err(format!("no service named {svc}"));
@@ -258,8 +289,10 @@ async fn start_one(
         instance_id: instance_id.clone(),
         command: sc.command.clone(),
         env: sc.env.clone(),
+        inherit_env: sc.inherit_env,
+        logs: sc.logs,
         workdir: config.base_dir.clone(),
-        log_dir: config.base_dir.join(".cutover").join("logs"),
+        log_dir: super::logs::log_dir(config),
     };
     // Recorded before it starts, so that no crash or store failure can leave
     // an instance the daemon does not know about (the handle follows).
@@ -298,27 +331,12 @@ async fn start_one(
         ));
     }
     env.add([live.clone()]);
-    let addr = live.handle.addr();
-    let place = addr.map(|a| format!(" on {a}")).unwrap_or_default();
-    event(
-        daemon,
-        id,
-        EventKind::InstanceStarted,
-        &format!("{instance_id} started{place} ({})", live.handle.describe()),
-        json!({
-            "instance": instance_id,
-            "addr": addr.map(|a| a.to_string()),
-            "driver": live.handle.driver_name(),
-            "handle": live.handle.to_json(),
-        }),
-    )
-    .await;
     Ok(live)
 }
 
 /// Waits until one instance is ready: HTTP health for `http` services; for
 /// workers, their health command or still running after `healthy` intervals.
-async fn wait_ready(
+pub(crate) async fn wait_ready(
     daemon: &Daemon,
     inst: &LiveInstance,
     sc: &ServiceConfig,
@@ -363,9 +381,39 @@ async fn healthy(daemon: &Daemon, id: i64, inst: &LiveInstance, took: Duration) 
 /// Records why an instance did not become ready, with how it ended and the
 /// end of its output; returns the reason.
 async fn failed(daemon: &Daemon, id: i64, inst: &LiveInstance, why: &str) -> String {
+    let (reason, tail) = explain_failure(
+        daemon,
+        inst,
+        &format!("{} did not become healthy: {why}", inst.id),
+    )
+    .await;
+    let source = inst.handle.log_source();
+    event(
+        daemon,
+        id,
+        EventKind::InstanceFailed,
+        &reason,
+        json!({ "instance": inst.id, "log": source, "log_tail": tail }),
+    )
+    .await;
+    reason
+}
+
+/// `what` went wrong with `inst`: adds how it ended, if it did, and the last
+/// lines of its output; returns the text and those lines.
+pub(crate) async fn explain_failure(
+    daemon: &Daemon,
+    inst: &LiveInstance,
+    what: &str,
+) -> (String, Vec<String>) {
     let exit = daemon.driver.exit_status(&inst.handle);
+    // Capped by the driver (20 lines, 4 KiB). Roles (a later issue): a
+    // viewer token must see this event's `log_tail` and the quoted lines in
+    // its message redacted; the hook is where events are turned into
+    // `api::wire::Event` for an answer, not here (the stored event keeps
+    // them for operators).
     let tail = daemon.driver.tail(&inst.handle, LOG_TAIL_LINES).await;
-    let mut reason = format!("{} did not become healthy: {why}", inst.id);
+    let mut reason = what.to_owned();
     if let Some(exit) = exit {
         reason.push_str(&format!(" (ended: {exit})"));
     }
@@ -379,15 +427,7 @@ async fn failed(daemon: &Daemon, id: i64, inst: &LiveInstance, why: &str) -> Str
                 .join("\n")
         ));
     }
-    event(
-        daemon,
-        id,
-        EventKind::InstanceFailed,
-        &reason,
-        json!({ "instance": inst.id, "log": source, "log_tail": tail }),
-    )
-    .await;
-    reason
+    (reason, tail)
 }
 
 /// Stops instances that never entered the proxy's table (no drain needed).

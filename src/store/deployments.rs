@@ -157,6 +157,17 @@ impl TryFrom<EventRow> for Event {
     }
 }
 
+/// Ends deployment `$1` in state `$2` with reason `$4`, stamping `$3` (kept
+/// when it already ended in that state).
+const FINISH_DEPLOYMENT: &str = "UPDATE deployments
+     SET finished_at = CASE
+             WHEN state = $2 AND finished_at IS NOT NULL THEN finished_at
+             ELSE $3
+         END,
+         state = $2,
+         reason = $4
+     WHERE id = $1";
+
 /// The one row an `INSERT … RETURNING` gives.
 fn first_row<T>(rows: Vec<T>) -> Result<T, StoreError> {
     rows.into_iter()
@@ -191,7 +202,9 @@ impl Store {
         // to its end, and only then reports a failed commit (a full disk).
         .fetch_all(&self.pool)
         .await?;
-        first_row(id)
+        let id = first_row(id)?;
+        self.deployments_changed();
+        Ok(id)
     }
 
     /// Appends an event, stamped now, to the history of a deployment.
@@ -227,6 +240,7 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         };
+        self.deployments_changed();
         Ok(Event {
             id,
             deployment_id,
@@ -252,26 +266,61 @@ impl Store {
         let (now, _) = codec::now();
         let finished_at = (state != DeploymentState::Running).then_some(now);
         let mut writer = self.writer().await?;
-        let done = sqlx::query(
-            "UPDATE deployments
-             SET finished_at = CASE
-                     WHEN state = $2 AND finished_at IS NOT NULL THEN finished_at
-                     ELSE $3
-                 END,
-                 state = $2,
-                 reason = $4
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(state.as_str())
-        .bind(finished_at)
-        .bind(reason)
-        .execute(writer.conn())
-        .await;
+        let done = sqlx::query(FINISH_DEPLOYMENT)
+            .bind(id)
+            .bind(state.as_str())
+            .bind(finished_at)
+            .bind(reason)
+            .execute(writer.conn())
+            .await;
         let done = writer.check(done)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("deployment", id));
         }
+        self.deployments_changed();
+        Ok(())
+    }
+
+    /// [`Store::finish_deployment`] and then releases `holder`'s lock of
+    /// `environment` (if it holds it), in one transaction: whoever sees the
+    /// deployment ended also finds the lock free (a `cutover deploy` right
+    /// after `cutover rollback` returns is not refused), and the lock is
+    /// never released without the outcome.
+    pub async fn conclude_deployment(
+        &self,
+        id: i64,
+        state: DeploymentState,
+        reason: Option<&str>,
+        environment: &str,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        let (now, _) = codec::now();
+        let finished_at = (state != DeploymentState::Running).then_some(now);
+        let mut writer = self.writer().await?;
+        let written = async {
+            let mut tx = sqlx::Connection::begin(writer.conn()).await?;
+            let done = sqlx::query(FINISH_DEPLOYMENT)
+                .bind(id)
+                .bind(state.as_str())
+                .bind(finished_at)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            sqlx::query("DELETE FROM locks WHERE environment = $1 AND holder = $2")
+                .bind(environment)
+                .bind(holder)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await.map(|()| true)
+        }
+        .await;
+        if !writer.check(written)? {
+            return Err(StoreError::not_found("deployment", id));
+        }
+        self.deployments_changed();
         Ok(())
     }
 

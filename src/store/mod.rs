@@ -19,6 +19,13 @@
 //! opening, whether the file is there at all, so that `cutover serve` can
 //! refuse to start with an empty store while instances still run.
 //!
+//! Each change to a deployment or its history made through a [`Store`]
+//! (created, an event added, finished) bumps a counter that
+//! [`Store::watch_deployments`] hands out, so the API can answer a
+//! long-poll as soon as there is news instead of being polled on a timer.
+//! Writes by another process on the same file are not seen there: a waiter
+//! reads the store again when its wait times out.
+//!
 //! A PostgreSQL backend with the same API is planned, so the SQL uses `$n`
 //! parameters, `ON CONFLICT` and `RETURNING`, which both databases accept.
 
@@ -36,12 +43,14 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use tokio::sync::watch;
 
 pub use deployments::{Deployment, DeploymentKind, DeploymentState, Event, NewDeployment};
 pub use environment_events::EnvironmentEvent;
@@ -85,10 +94,13 @@ impl StoreFile {
     }
 }
 
-/// A handle on the state store. Clones share one connection pool.
+/// A handle on the state store. Clones share one connection pool (and one
+/// change counter, see [`Store::watch_deployments`]).
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Bumped after every committed change to a deployment or its events.
+    deployment_changes: Arc<watch::Sender<u64>>,
 }
 
 impl Store {
@@ -253,7 +265,24 @@ impl Store {
             .map_err(open_error)?;
         tx.commit().await.map_err(open_error)?;
 
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            deployment_changes: Arc::new(watch::channel(0).0),
+        })
+    }
+
+    /// A receiver that sees a change whenever a deployment is created or
+    /// finished or an event is added to one, through this store (any clone
+    /// of it). Subscribe *before* reading, then wait for `changed()`: a
+    /// change committed in between is not missed.
+    pub fn watch_deployments(&self) -> watch::Receiver<u64> {
+        self.deployment_changes.subscribe()
+    }
+
+    /// Tells the watchers of [`Store::watch_deployments`]: after a commit.
+    fn deployments_changed(&self) {
+        self.deployment_changes
+            .send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// A connection for one write. A write that fails (a full disk) may

@@ -418,6 +418,14 @@ rollback_window = "{rollback_window}"
 }
 
 /// How many of `events` are of `kind`.
+/// Polls `cond` every 50 ms until it holds; fails naming `what` after `limit`.
+pub fn wait_until(limit: Duration, what: &str, cond: impl FnMut() -> bool) {
+    Wait::up_to(limit)
+        .every(Duration::from_millis(50))
+        .until(cond)
+        .unwrap_or_else(|e| panic!("waiting until {what}: {e}"));
+}
+
 pub fn count(events: &[(String, String)], kind: &str) -> usize {
     events.iter().filter(|(k, _)| k == kind).count()
 }

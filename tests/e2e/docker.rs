@@ -3,7 +3,8 @@
 //! rollback, a canary of failing containers, abort, a failing health check, a
 //! container that dies mid-canary), adoption after
 //! `kill -9` of the daemon with strays removed, the preflight checks, worker
-//! containers rolled one at a time, and `cutover logs`.
+//! containers rolled one at a time, `cutover logs`, and supervision between
+//! deploys (a killed container replaced, started or adopted).
 //!
 //! The images (`hello:v1`, `hello:bad`, …) are built by `scripts/test-images`,
 //! which `scripts/test` runs first; a test fails, saying so, when one is
@@ -19,6 +20,7 @@ use std::time::Duration;
 use cutover_kit::wait::Wait;
 
 use crate::common::{TestApp, count as kinds, fetch, more_requests, ok, stderr, stdout};
+use crate::supervise::{env_events, has};
 use crate::workers::assert_rolled_one_at_a_time;
 
 /// A scratch app whose services run in containers; removes its containers
@@ -542,5 +544,68 @@ async fn a_lost_store_with_containers_running_is_refused_and_adopt_orphans_takes
         app.running(&["cutover.release=v1"]),
         before,
         "the same containers serve again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_container_is_replaced_whether_started_or_adopted() {
+    let app = DockerApp::new(WEB, &["hello:v1"]);
+    app.serve_and_deploy(&["v1"]);
+    let recovered = |app: &DockerApp| {
+        env_events(app)
+            .iter()
+            .filter(|(k, _)| k == "instance_recovered")
+            .count()
+    };
+    let replaced = |app: &DockerApp, victim: &str, recoveries: usize| {
+        Wait::up_to(Duration::from_secs(20))
+            .every(Duration::from_millis(100))
+            .until(|| {
+                let now = app.running(&["cutover.release=v1"]);
+                now.len() == 2 && !now.iter().any(|c| c == victim) && recovered(app) >= recoveries
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the killed container was not replaced ({e}): {:#?}\n{}",
+                    env_events(app),
+                    app.daemon_log()
+                )
+            });
+    };
+
+    // Started by this daemon, under load: no failed request.
+    let load = app.load(4);
+    more_requests(&load, 10).await;
+    let victim = app.running(&["cutover.release=v1"])[0].clone();
+    assert!(
+        Command::new("docker")
+            .args(["kill", &victim])
+            .output()
+            .expect("docker kill")
+            .status
+            .success()
+    );
+    replaced(&app, &victim, 1);
+    more_requests(&load, 10).await;
+    let report = load.stop().await.expect("stop the load");
+    assert_eq!(report.failed(), 0, "{:?}", report.tally());
+    assert!(has(&env_events(&app), "instance_exited", "exited"));
+
+    // Adopted after a restart of the daemon: watched all the same.
+    app.kill_daemon();
+    app.serve();
+    let victim = app.running(&["cutover.release=v1"])[0].clone();
+    assert!(
+        Command::new("docker")
+            .args(["kill", &victim])
+            .output()
+            .expect("docker kill")
+            .status
+            .success()
+    );
+    replaced(&app, &victim, 2);
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v1")
     );
 }

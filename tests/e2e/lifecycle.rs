@@ -7,17 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cutover_kit::wait::Wait;
-
-use crate::common::{Release, TestApp, Tmpfs, fetch, ok, stdout};
-
-/// Polls `cond` every 100 ms until it holds; fails naming `what` after `limit`.
-fn wait_until(limit: Duration, what: &str, cond: impl FnMut() -> bool) {
-    Wait::up_to(limit)
-        .every(Duration::from_millis(100))
-        .until(cond)
-        .unwrap_or_else(|e| panic!("waiting until {what}: {e}"));
-}
+use crate::common::{Release, TestApp, Tmpfs, fetch, ok, stdout, wait_until};
 
 fn has_event(app: &TestApp, kind: &str) -> bool {
     app.last_events().iter().any(|(k, _)| k == kind)

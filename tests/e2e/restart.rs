@@ -8,16 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use cutover_kit::wait::Wait;
-
-use crate::common::{Release, TestApp, count, fetch, ok, stderr, stdout};
-
-fn wait_until(limit: Duration, what: &str, cond: impl FnMut() -> bool) {
-    Wait::up_to(limit)
-        .every(Duration::from_millis(50))
-        .until(cond)
-        .unwrap_or_else(|e| panic!("waiting until {what}: {e}"));
-}
+use crate::common::{Release, TestApp, count, fetch, ok, stderr, stdout, wait_until};
 
 fn pids(app: &TestApp) -> Vec<i32> {
     let mut pids: Vec<i32> = app.instance_pids().into_iter().map(|(p, _)| p).collect();

@@ -775,7 +775,8 @@ impl Release {
                     until: now.after(window),
                 };
                 self.persist(Some(version));
-                self.action(ReleaseAction::Conclude(outcome));
+                // Before the conclusion: whoever follows the deployment
+                // until it ends sees it.
                 if let Some(previous) = warm {
                     self.event(
                         EventKind::Warm,
@@ -786,6 +787,7 @@ impl Release {
                         ),
                     );
                 }
+                self.action(ReleaseAction::Conclude(outcome));
             }
             _ if self.plan.kind == ReleaseKind::Restart => {
                 // The same version again: nothing was replaced.

@@ -2,8 +2,10 @@
 //! the request's one host, route it to a service, choose track and instance,
 //! clean its headers, send it upstream on a pooled connection, retry an
 //! idempotent body-less request once on another instance, and turn failures
-//! into the proxy's own answers (400 / 404 / 408 / 413 / 502 / 504) that name
-//! the request id.
+//! into the proxy's own answers (400 / 404 / 408 / 413 / 502 / 503 / 504) that
+//! name the request id. A service with no instance on either track is answered
+//! 503 with `Retry-After` at once (its instances are down or being replaced);
+//! an instance that fails is 502 or 504.
 //!
 //! A failure is charged to the instance only when it is the instance's: a
 //! request whose body the client broke, cut short, sent too slowly or made too
@@ -41,6 +43,10 @@ pub(crate) type UpstreamBody = Either<ClientBody, Empty<Bytes>>;
 /// The pooled HTTP/1.1 client to upstreams.
 pub(crate) type UpstreamClient = Client<HttpConnector, UpstreamBody>;
 
+/// `Retry-After` of a 503 for a service with no instance: a restarted
+/// instance is usually back within a second or two.
+const RETRY_AFTER_SECONDS: &str = "1";
+
 /// Why the proxy answered by itself.
 #[derive(Debug, Clone, Copy)]
 enum ProxyFailure {
@@ -61,10 +67,10 @@ impl ProxyFailure {
     fn status(self) -> StatusCode {
         match self {
             ProxyFailure::NoRoute => StatusCode::NOT_FOUND,
-            ProxyFailure::NoInstance
-            | ProxyFailure::Connect
-            | ProxyFailure::Upstream
-            | ProxyFailure::UnaskedUpgrade => StatusCode::BAD_GATEWAY,
+            ProxyFailure::NoInstance => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyFailure::Connect | ProxyFailure::Upstream | ProxyFailure::UnaskedUpgrade => {
+                StatusCode::BAD_GATEWAY
+            }
             ProxyFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyFailure::BadHost(_)
             | ProxyFailure::Client(ClientFaultKind::BadBody | ClientFaultKind::UpgradeRefused) => {
@@ -92,7 +98,7 @@ impl ProxyFailure {
     fn explain(self) -> Cow<'static, str> {
         Cow::Borrowed(match self {
             ProxyFailure::NoRoute => "no route for this host and path",
-            ProxyFailure::NoInstance => "no healthy instance",
+            ProxyFailure::NoInstance => "no healthy instance; retry shortly",
             ProxyFailure::Connect => "could not connect to an instance",
             ProxyFailure::Upstream => "the instance closed the connection without answering",
             ProxyFailure::Timeout => "the instance did not answer in time",
@@ -478,5 +484,13 @@ fn local_response(
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     headers::set_request_id(h, request_id);
+    if matches!(kind, ProxyFailure::NoInstance) {
+        // Answered at once, never held: the client (or a CDN in front) comes
+        // back when the runtime has put an instance in the table again.
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
+    }
     resp
 }

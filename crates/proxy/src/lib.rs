@@ -12,7 +12,7 @@
 //! client ─► server.rs (accept, cap, TLS, timers, HTTP/1.1 + HTTP/2, redirect, shutdown)
 //!             ├► certs.rs   certificates by SNI, TLS-ALPN-01 answers
 //!             └► forward.rs (route, choose, clean headers, send, retry,
-//!                            400/404/408/413/502/504)
+//!                            400/404/408/413/502/503/504)
 //!                  ├► acme_http01.rs    pending ACME HTTP-01 answers, before routing
 //!                  ├► host.rs           one host: missing / repeated / mismatched → 400
 //!                  ├► table.rs          routes, services, tracks, weights (immutable)
@@ -116,6 +116,13 @@ pub struct Update<'a> {
 }
 
 impl Update<'_> {
+    /// The table as this batch has changed it so far (at first, the current
+    /// one): read-modify-write under the writer lock, so a change computed
+    /// from it cannot lose a concurrent writer's change.
+    pub fn table(&self) -> &RouteTable {
+        &self.table
+    }
+
     /// Declares a service or changes its spec (keeps its weights and instances).
     pub fn set_service(&mut self, name: &str, spec: ServiceSpec) -> Result<&mut Self, TableError> {
         self.table = self

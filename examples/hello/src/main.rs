@@ -2,10 +2,13 @@
 //! and its benchmarks.
 //!
 //! It answers its version on `/`, has a `/health` endpoint, and can be told to
-//! misbehave so that rollouts have something to detect: fail its health check,
-//! answer 5xx at a given rate, or add latency. `/sleep?ms=N` holds a request open
+//! misbehave so that rollouts have something to detect: fail its health check
+//! (from the start, or while a given file exists), answer 5xx at a given rate,
+//! or add latency. `/sleep?ms=N` holds a request open
 //! for N milliseconds (draining tests); `/headers` echoes the request headers it
-//! received (what the proxy passed on). On SIGTERM or SIGINT it stops accepting,
+//! received (what the proxy passed on); `/env` answers its environment, one
+//! `NAME=value` a line (what cutover passed on); `/log?lines=N&bytes=B`
+//! writes N lines of about B bytes each to stdout (log rotation tests). On SIGTERM or SIGINT it stops accepting,
 //! finishes the requests it has, and exits 0.
 //!
 //! Every knob is a flag and an environment variable, so a deploy can set it per
@@ -52,6 +55,10 @@ struct Args {
     /// Answer 503 on /health.
     #[arg(long, env = "HELLO_FAIL_HEALTH")]
     fail_health: bool,
+    /// Answer 503 on /health while this file exists (an instance that turns
+    /// unhealthy while it serves, and recovers when the file is removed).
+    #[arg(long, env = "HELLO_FAIL_HEALTH_WHEN")]
+    fail_health_when: Option<std::path::PathBuf>,
     /// Fraction (0.0 to 1.0) of requests to `/` answered with 500.
     #[arg(long, env = "HELLO_ERROR_RATE", default_value_t = 0.0)]
     error_rate: f64,
@@ -78,6 +85,7 @@ struct App {
     version: String,
     body: Bytes,
     fail_health: bool,
+    fail_health_when: Option<std::path::PathBuf>,
     error_rate: f64,
     errors_from: std::time::Instant,
     latency: Duration,
@@ -123,6 +131,7 @@ async fn run(args: Args) -> std::io::Result<()> {
         body: Bytes::from(format!("hello from {}\n", args.version)),
         version: args.version,
         fail_health: args.fail_health,
+        fail_health_when: args.fail_health_when,
         error_rate: args.error_rate,
         errors_from: std::time::Instant::now() + Duration::from_millis(args.errors_after_ms),
         latency: Duration::from_millis(args.latency_ms),
@@ -182,7 +191,11 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let response = match req.uri().path() {
-        "/health" if app.fail_health => text(StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n"),
+        "/health"
+            if app.fail_health || app.fail_health_when.as_deref().is_some_and(|p| p.exists()) =>
+        {
+            text(StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n")
+        }
         "/health" => text(StatusCode::OK, "ok\n"),
         // The request's headers as the app received them, one `name: value` a
         // line (what cutover's proxy passes on; see docs/proxy.md).
@@ -195,6 +208,41 @@ async fn handle(
                 lines.push('\n');
             }
             text(StatusCode::OK, lines)
+        }
+        // The environment the instance got, sorted, one `NAME=value` a line.
+        "/env" => {
+            let mut vars: Vec<String> = std::env::vars_os()
+                .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+                .collect();
+            vars.sort();
+            let mut body = vars.join("\n");
+            body.push('\n');
+            text(StatusCode::OK, body)
+        }
+        // Output for the log file: `lines` lines of about `bytes` bytes.
+        "/log" => {
+            use std::io::Write;
+            let lines = query_u64(req.uri().query(), "lines")
+                .unwrap_or(1)
+                .min(1_000_000);
+            let bytes = query_u64(req.uri().query(), "bytes")
+                .unwrap_or(80)
+                .clamp(20, 65_536);
+            let filler = "x".repeat(usize::try_from(bytes).unwrap_or(80).saturating_sub(20));
+            let mut out = std::io::stdout().lock();
+            let mut failed = false;
+            for i in 0..lines {
+                failed |= writeln!(out, "log line {i:08} {filler}").is_err();
+            }
+            failed |= out.flush().is_err();
+            if failed {
+                text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot write to stdout\n",
+                )
+            } else {
+                text(StatusCode::OK, format!("wrote {lines} lines\n"))
+            }
         }
         "/sleep" => {
             let ms = query_u64(req.uri().query(), "ms").unwrap_or(1000);

@@ -163,7 +163,7 @@ impl Resolver<'_> {
         match state_url::resolve(&expanded, self.cx.base_dir) {
             Ok(url) => url,
             Err(reason) => {
-                let shown = crate::config::model::redact_url(&expanded);
+                let shown = crate::config::redact_url(&expanded);
                 self.report(
                     Finding::new(
                         url.span(),

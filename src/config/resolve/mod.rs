@@ -25,7 +25,8 @@ use serde_spanned::Spanned;
 use super::defaults;
 use super::expand::Lookup;
 use super::model::{
-    AppConfig, DatabaseConfig, EnvironmentConfig, ServerConfig, ServiceConfig, StateConfig,
+    AppConfig, DatabaseConfig, EnvironmentConfig, LogsConfig, ServerConfig, ServiceConfig,
+    StateConfig,
 };
 use super::problem::Finding;
 use super::raw::{RawApp, RawConfig};
@@ -100,7 +101,8 @@ pub(crate) fn resolve(raw: RawConfig, cx: Context<'_>) -> (Sections, Vec<Finding
         .as_ref()
         .and_then(|s| s.get_ref().backup.as_ref())
         .map(|b| resolver.backup(defaults::STATE_BACKUP_NAME, b));
-    let services = resolver.services(&raw.service.unwrap_or_default());
+    let logs = resolver.logs(raw.logs.as_ref(), LogsConfig::default());
+    let services = resolver.services(&raw.service.unwrap_or_default(), logs);
     let environments = resolver.environments(&raw.environment.unwrap_or_default());
     let databases = resolver.databases(&raw.database.unwrap_or_default());
     let Resolver {

@@ -6,15 +6,16 @@ use std::collections::BTreeMap;
 use serde_spanned::Spanned;
 
 use super::Resolver;
-use crate::config::model::{DriverKind, HealthConfig, ServiceConfig, ServiceKind};
+use crate::config::model::{DriverKind, HealthConfig, LogsConfig, ServiceConfig, ServiceKind};
 use crate::config::problem::Finding;
-use crate::config::raw::{Name, RawHealth, RawService};
+use crate::config::raw::{Name, RawHealth, RawLogs, RawService};
 use crate::config::{defaults, limits};
 
 impl Resolver<'_> {
     pub(super) fn services(
         &mut self,
         services: &BTreeMap<Name, Spanned<RawService>>,
+        logs: LogsConfig,
     ) -> BTreeMap<String, ServiceConfig> {
         if services.is_empty() {
             self.report(
@@ -29,13 +30,18 @@ impl Resolver<'_> {
             .iter()
             .map(|(name, service)| {
                 self.name(name, "service name");
-                let resolved = self.service(name.get_ref(), service);
+                let resolved = self.service(name.get_ref(), service, logs);
                 (name.get_ref().clone(), resolved)
             })
             .collect()
     }
 
-    pub(super) fn service(&mut self, name: &str, service: &Spanned<RawService>) -> ServiceConfig {
+    pub(super) fn service(
+        &mut self,
+        name: &str,
+        service: &Spanned<RawService>,
+        logs: LogsConfig,
+    ) -> ServiceConfig {
         let raw = service.get_ref();
         let kind = match &raw.kind {
             Some(kind) => kind.get_ref().parse().unwrap_or_else(|help| {
@@ -81,6 +87,22 @@ impl Resolver<'_> {
         };
         let command = self.command(name, service, driver);
         let env = self.env(&raw.env);
+        let inherit_env = match &raw.inherit_env {
+            Some(inherit) if driver == DriverKind::Docker => {
+                self.report(
+                    Finding::new(
+                        inherit.span(),
+                        "`inherit_env` applies only to the process driver",
+                        format!("`{name}` uses the docker driver"),
+                    )
+                    .help("remove it: a container gets only its `env` and cutover's variables"),
+                );
+                false
+            }
+            Some(inherit) => *inherit.get_ref(),
+            None => false,
+        };
+        let logs = self.logs(raw.logs.as_ref(), logs);
         let replicas = self.count(
             raw.replicas.as_ref(),
             "replicas",
@@ -190,6 +212,8 @@ impl Resolver<'_> {
             driver,
             command,
             env,
+            inherit_env,
+            logs,
             replicas,
             health,
             drain_timeout,
@@ -250,6 +274,50 @@ impl Resolver<'_> {
             Some(_) => {}
         }
         items.iter().filter_map(|item| self.expand(item)).collect()
+    }
+
+    /// `[logs]` or a service's `logs = { … }`: each key left out is taken
+    /// from `inherited` (the defaults, or `[logs]` for a service).
+    pub(super) fn logs(
+        &mut self,
+        logs: Option<&Spanned<RawLogs>>,
+        inherited: LogsConfig,
+    ) -> LogsConfig {
+        let Some(logs) = logs else {
+            return inherited;
+        };
+        let raw = logs.get_ref();
+        let max_size = match &raw.max_size {
+            Some(size) => match self.size(size, "logs.max_size", limits::MAX_LOG_SIZE) {
+                Some(bytes) if bytes < limits::MIN_LOG_SIZE => {
+                    self.report(
+                        Finding::new(
+                            size.span(),
+                            format!(
+                                "`logs.max_size` must be at least {}",
+                                defaults::size_text(limits::MIN_LOG_SIZE)
+                            ),
+                            "too small",
+                        )
+                        .help(r#"expected a size such as "10MiB" (the default) or "100k""#),
+                    );
+                    inherited.max_size
+                }
+                Some(bytes) => bytes,
+                None => inherited.max_size,
+            },
+            None => inherited.max_size,
+        };
+        let max_files = self.count(
+            raw.max_files.as_ref(),
+            "logs.max_files",
+            inherited.max_files,
+            0..=limits::MAX_LOG_FILES,
+        );
+        LogsConfig {
+            max_size,
+            max_files,
+        }
     }
 
     pub(super) fn env(

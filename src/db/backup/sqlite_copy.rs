@@ -1,4 +1,4 @@
-//! The only `unsafe` in cutover: SQLite's online backup API
+//! One of the two places with `unsafe` in cutover (the other is `daemon/fds.rs`): SQLite's online backup API
 //! (`sqlite3_backup_init/step/finish`) and `sqlite3_serialize`, called on the
 //! `libsqlite3-sys` that sqlx links, through sqlx's raw connection handle.
 //!

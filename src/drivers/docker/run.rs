@@ -2,7 +2,8 @@
 //!
 //! A container gets the instance's labels, its environment (the service's
 //! `env`, `PORT` set to the container's port, and the `CUTOVER_*` variables),
-//! its volumes and limits, the service's stop signal, and its port published
+//! its volumes and limits, the service's stop signal, json-file logs rotated
+//! as `[logs]` says, and its port published
 //! on 127.0.0.1 at a port the engine picks (so two instances never race for
 //! one). Stopping asks the engine to send the stop signal, wait the grace,
 //! then SIGKILL; the container is then removed.
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, PortBinding};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, RemoveContainerOptionsBuilder,
     StopContainerOptionsBuilder,
@@ -229,9 +230,28 @@ fn create_body(spec: &InstanceSpec, settings: &DockerConfig, image: &str) -> Con
             binds: (!settings.volumes.is_empty()).then(|| settings.volumes.clone()),
             memory: settings.memory_bytes,
             nano_cpus: settings.nano_cpus,
+            log_config: Some(log_config(spec.logs)),
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// The container's log settings from `[logs]`: the json-file driver (what
+/// `cutover logs` reads through the engine), rotated by the engine at
+/// `max_size` bytes, keeping `max_files` rotated files beside the live one
+/// (Docker's `max-file` counts the live one too). The size is written in
+/// bytes: Docker reads `k`/`m` as powers of 1000, the config as 1024.
+pub(super) fn log_config(logs: crate::config::LogsConfig) -> HostConfigLogConfig {
+    HostConfigLogConfig {
+        typ: Some("json-file".to_owned()),
+        config: Some(HashMap::from([
+            ("max-size".to_owned(), logs.max_size.to_string()),
+            (
+                "max-file".to_owned(),
+                logs.max_files.saturating_add(1).to_string(),
+            ),
+        ])),
     }
 }
 

@@ -63,6 +63,8 @@ impl Scope {
             instance_id: instance.into(),
             command: Vec::new(),
             env: BTreeMap::from([("GREETING".to_owned(), "on {port} at {version}".to_owned())]),
+            inherit_env: false,
+            logs: Default::default(),
             workdir: std::env::temp_dir(),
             log_dir: std::env::temp_dir(),
         }
@@ -168,6 +170,12 @@ async fn starts_a_labelled_container_on_loopback_and_stops_and_removes_it() {
             "67108864 500000000"
         );
         assert_eq!(inspect("{{.Config.StopSignal}}"), "SIGTERM");
+        // `[logs]` (the defaults here): the engine rotates at 10 MiB and
+        // keeps 5 rotated files beside the live one.
+        assert_eq!(
+            inspect("{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config \"max-size\"}} {{index .HostConfig.LogConfig.Config \"max-file\"}}"),
+            "json-file 10485760 6"
+        );
 
         let found = driver
             .labelled(&scope.app, "staging")
@@ -501,4 +509,18 @@ fn names_and_root_users() {
     assert!(preflight::runs_as_root("0:0"));
     assert!(!preflight::runs_as_root("65534"));
     assert!(!preflight::runs_as_root("app:app"));
+}
+
+#[test]
+fn containers_log_to_json_file_rotated_as_logs_says() {
+    let config = super::run::log_config(crate::config::LogsConfig {
+        max_size: 64 * 1024,
+        max_files: 2,
+    });
+    assert_eq!(config.typ.as_deref(), Some("json-file"));
+    let options = config.config.expect("options");
+    // Bytes: Docker reads "64k" as 64 000.
+    assert_eq!(options["max-size"], "65536");
+    // Docker's max-file counts the live file too.
+    assert_eq!(options["max-file"], "3");
 }

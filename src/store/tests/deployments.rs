@@ -274,3 +274,88 @@ async fn a_bad_value_read_back_is_corruption() -> TestResult {
     assert!(err.to_string().contains("events.data"), "{err}");
     Ok(())
 }
+
+#[tokio::test]
+async fn watchers_see_each_change_to_a_deployment_and_its_events() -> TestResult {
+    let (_dir, store) = temp_store().await?;
+    // Any clone of the store tells the same watchers.
+    let mut changes = store.clone().watch_deployments();
+    let id = create(&store, "production", "v2").await?;
+    assert!(changes.has_changed()?, "creating a deployment is a change");
+    changes.mark_unchanged();
+    store
+        .add_event(id, EventKind::Started, "started", json!({}))
+        .await?;
+    assert!(changes.has_changed()?, "an event is a change");
+    changes.mark_unchanged();
+    store
+        .finish_deployment(id, DeploymentState::Succeeded, None)
+        .await?;
+    assert!(changes.has_changed()?, "finishing is a change");
+    changes.mark_unchanged();
+    // A failed write tells nobody.
+    assert!(matches!(
+        store
+            .add_event(id + 1, EventKind::Started, "nobody", json!({}))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(!changes.has_changed()?);
+    Ok(())
+}
+
+#[tokio::test]
+async fn concluding_ends_the_deployment_and_frees_its_lock_together() -> TestResult {
+    let (_dir, store) = temp_store().await?;
+    store
+        .try_lock("production", "alice@host", "rollback to v1")
+        .await?;
+    let id = create(&store, "production", "v1").await?;
+    let mut changes = store.watch_deployments();
+    changes.mark_unchanged();
+    store
+        .conclude_deployment(
+            id,
+            DeploymentState::Succeeded,
+            None,
+            "production",
+            "alice@host",
+        )
+        .await?;
+    assert!(changes.has_changed()?);
+    let done = store.deployment(id).await?.ok_or("not recorded")?;
+    assert_eq!(done.state, DeploymentState::Succeeded);
+    assert!(done.finished_at.is_some());
+    assert_eq!(store.lock("production").await?, None);
+
+    // Another holder's lock is left alone; an unknown deployment is an
+    // error and frees nothing.
+    store
+        .try_lock("production", "bob@other", "deploy v3")
+        .await?;
+    store
+        .conclude_deployment(
+            id,
+            DeploymentState::Succeeded,
+            None,
+            "production",
+            "alice@host",
+        )
+        .await?;
+    assert!(store.lock("production").await?.is_some());
+    let unknown = store
+        .conclude_deployment(
+            id + 1,
+            DeploymentState::Failed,
+            None,
+            "production",
+            "bob@other",
+        )
+        .await;
+    assert!(
+        matches!(unknown, Err(StoreError::NotFound { .. })),
+        "{unknown:?}"
+    );
+    assert!(store.lock("production").await?.is_some());
+    Ok(())
+}

@@ -1,5 +1,6 @@
 //! What the proxy answers when upstreams fail: 502 / 504 naming the request
-//! id, suspect marks, and the one retry of idempotent requests.
+//! id, 503 with `Retry-After` when a service has no instance, suspect marks,
+//! and the one retry of idempotent requests.
 
 use std::time::Duration;
 
@@ -41,10 +42,17 @@ async fn upstream_down_gives_502_naming_the_request_id() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_healthy_instance_gives_502() {
+async fn no_instance_gives_503_with_retry_after_at_once() {
     let p = TestProxy::start(ProxyConfig::default(), ServiceSpec::default()).await;
+    let started = std::time::Instant::now();
     let got = get(&client(), &p.url("/")).await;
-    assert_eq!(got.status, 502);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(got.status, 503);
+    assert_eq!(got.headers["retry-after"], "1");
     assert!(got.body.contains("no healthy instance"), "{}", got.body);
     assert!(
         got.body
