@@ -1,14 +1,22 @@
-//! Shared set-up for the benchmark binaries `bench-proxy` and `bench-switch`.
+//! Shared set-up for the benchmark binaries: the in-process proxy of
+//! `bench-proxy` and `bench-switch` (here), the scratch app run through the
+//! real daemon by `bench-rollback` and `bench-rollback-warm` ([`scratch`]),
+//! and the Markdown results helpers ([`report`]).
 //!
-//! These are not tests: the scripts `bench/proxy` and `bench/switch` start them,
-//! put load on them with wrk and compare against nginx and HAProxy. See
+//! These are not tests: the scripts `bench/proxy` and `bench/switch` start
+//! the first two, put load on them with wrk and compare against nginx and
+//! HAProxy; `bench/rollback` and `bench/rollback-warm` run the others. See
 //! `bench/README.md`.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, anyhow, ensure};
 use cutover_proxy::{Instance, Proxy, ProxyConfig, Route, ServiceSpec, Track};
+
+pub mod report;
+pub mod scratch;
 
 /// The one service every benchmark routes all hosts and paths to.
 pub const SERVICE: &str = "app";
@@ -88,4 +96,33 @@ pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
             _ = term.recv() => {}
         }
     })
+}
+
+/// The `main` of a benchmark that judges its own results: runs `bench` on a
+/// [`runtime`] of `threads` workers until it ends or SIGINT/SIGTERM arrives.
+/// Exit status 0 when it returns `Ok(true)` (pass), 1 on `Ok(false)` (the
+/// runs completed but did not pass), 2 when it could not run (the error goes
+/// to stderr after `name: `).
+pub fn judged_main(
+    name: &str,
+    threads: usize,
+    bench: impl Future<Output = Result<bool>>,
+) -> ExitCode {
+    let outcome = runtime(threads).and_then(|rt| {
+        rt.block_on(async {
+            let signal = shutdown_signal()?;
+            tokio::select! {
+                done = bench => done,
+                () = signal => Err(anyhow!("interrupted")),
+            }
+        })
+    });
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -29,18 +29,17 @@
 //! benchmark could not run.
 
 use std::fmt::Write as _;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Output, Stdio};
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, anyhow, ensure};
 use clap::Parser;
-use cutover_bench::{runtime, shutdown_signal};
-use cutover_kit::wait::Wait;
-use cutover_kit::{http, ports};
-use nix::sys::signal::{Signal, kill};
+use cutover_bench::judged_main;
+use cutover_bench::report::{Spread, read_machine, write_section};
+use cutover_bench::scratch::{Scratch, Setup, text};
+use cutover_kit::http;
 use nix::unistd::Pid;
 
 /// The two releases the runs roll between.
@@ -93,36 +92,20 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let outcome = runtime(args.threads).and_then(|rt| {
-        rt.block_on(async {
-            let signal = shutdown_signal()?;
-            tokio::select! {
-                done = run(&args) => done,
-                () = signal => Err(anyhow!("interrupted")),
-            }
-        })
-    });
-    match outcome {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("bench-rollback-warm: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    judged_main("bench-rollback-warm", args.threads, run(&args))
 }
 
 async fn run(args: &Args) -> Result<bool> {
     ensure!(args.runs >= 1, "--runs must be at least 1");
     ensure!(args.poll_us >= 1, "--poll-us must be at least 1");
     let started = Instant::now();
-    let mut app = App::new(args)?;
+    let mut app = Scratch::new(&setup(args), config_toml)?;
     for v in VERSIONS {
-        app.release(v)?;
+        app.release(v, "")?;
     }
     app.serve().await?;
     for v in VERSIONS {
-        let out = app.cli(&["deploy", v]).await?;
+        let out = app.cli(&["deploy", v], Some(CLI_TIMEOUT)).await?;
         ensure!(
             out.status.success(),
             "`cutover deploy {v}` failed ({:?}):\n{}{}",
@@ -159,24 +142,20 @@ async fn run(args: &Args) -> Result<bool> {
     let summary = Summary::new(&runs, args.goal_ms);
     print!("{}", summary.text());
     if let Some(out) = &args.out {
-        let machine = match &args.machine {
-            Some(p) => std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?,
-            None => String::new(),
-        };
+        let machine = read_machine(args.machine.as_deref())?;
         let section = markdown(args, &app, &runs, &summary, &machine, polls, started);
-        write_section(out, &section)?;
+        write_section(out, SECTION, &section)?;
     }
     Ok(summary.pass)
 }
 
 /// One `cutover rollback`, from `from` (serving) to `to` (warm).
-async fn one_run(app: &App, poller: &Poller, n: u32, to: &str, from: &str) -> Result<Run> {
-    let pids_before = app.hello_pids();
+async fn one_run(app: &Scratch, poller: &Poller, n: u32, to: &str, from: &str) -> Result<Run> {
+    let pids_before = hello_pids(app);
     let failed_before = poller.failed();
     let t0 = Instant::now();
     let t0_wall = wall_ms();
-    let out = app.cli(&["rollback"]).await?;
+    let out = app.cli(&["rollback"], Some(CLI_TIMEOUT)).await?;
     let cli = t0.elapsed();
     let cli_end = Instant::now();
     let mut problems = Vec::new();
@@ -213,10 +192,10 @@ async fn one_run(app: &App, poller: &Poller, n: u32, to: &str, from: &str) -> Re
     if failed > 0 {
         problems.push(format!("{failed} requests through the proxy failed"));
     }
-    if app.hello_pids() != pids_before {
+    if hello_pids(app) != pids_before {
         problems.push("instances were started or stopped: the rollback was not warm".into());
     }
-    let (started, switched) = app.event_times().await?;
+    let (started, switched) = event_times(app).await?;
     Ok(Run {
         n,
         to: to.to_owned(),
@@ -228,271 +207,47 @@ async fn one_run(app: &App, poller: &Poller, n: u32, to: &str, from: &str) -> Re
     })
 }
 
-/// The scratch app and its daemon. Dropping it stops the daemon and kills
-/// whatever still runs in the app's directory.
-struct App {
-    dir: PathBuf,
-    config: PathBuf,
-    config_text: String,
-    cutover: PathBuf,
-    hello: PathBuf,
-    api_port: u16,
-    proxy_port: u16,
-    daemon: Option<std::process::Child>,
-    // Last, so that it is removed after `drop` has stopped everything.
-    _scratch: Option<tempfile::TempDir>,
-}
-
-impl App {
-    fn new(args: &Args) -> Result<App> {
-        let exe_dir = std::env::current_exe()
-            .context("cannot find this program's path")?
-            .parent()
-            .map(Path::to_path_buf)
-            .context("this program's path has no directory")?;
-        let resolve = |given: &Option<PathBuf>, name: &str| -> Result<PathBuf> {
-            let p = given.clone().unwrap_or_else(|| exe_dir.join(name));
-            ensure!(
-                p.is_file(),
-                "no {name} binary at {} (build it with `cargo build --release -p cutover -p hello`)",
-                p.display()
-            );
-            // Absolute: both run with the app's directory as their working directory.
-            p.canonicalize()
-                .with_context(|| format!("cannot resolve {}", p.display()))
-        };
-        let cutover = resolve(&args.cutover, "cutover")?;
-        let hello = resolve(&args.hello, "hello")?;
-        let (dir, scratch) = match &args.dir {
-            Some(d) => {
-                std::fs::create_dir_all(d)
-                    .with_context(|| format!("cannot create {}", d.display()))?;
-                let empty = std::fs::read_dir(d)
-                    .with_context(|| format!("cannot read {}", d.display()))?
-                    .next()
-                    .is_none();
-                ensure!(empty, "--dir {} is not empty", d.display());
-                (d.clone(), None)
-            }
-            None => {
-                let t = tempfile::Builder::new()
-                    .prefix("cutover-bench-rollback-warm-")
-                    .tempdir()
-                    .context("cannot create a temporary directory")?;
-                (t.path().to_path_buf(), Some(t))
-            }
-        };
-        let dir = dir
-            .canonicalize()
-            .with_context(|| format!("cannot resolve {}", dir.display()))?;
-        let free = ports::free_ports(2)?;
-        let [api_port, proxy_port] = free[..] else {
-            bail!("asked for 2 free ports, got {free:?}");
-        };
-        let config_text = config_toml(api_port, proxy_port);
-        let config = dir.join("cutover.toml");
-        std::fs::write(&config, &config_text)
-            .with_context(|| format!("cannot write {}", config.display()))?;
-        Ok(App {
-            dir,
-            config,
-            config_text,
-            cutover,
-            hello,
-            api_port,
-            proxy_port,
-            daemon: None,
-            _scratch: scratch,
-        })
-    }
-
-    /// `releases/<version>/hello`: the example app.
-    fn release(&self, version: &str) -> Result<()> {
-        let hello = self.hello.display().to_string();
-        ensure!(
-            !hello.contains('\''),
-            "the hello path {hello} contains a single quote"
-        );
-        let dir = self.dir.join("releases").join(version);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = dir.join("hello");
-        std::fs::write(&path, format!("#!/bin/sh\nexec '{hello}' \"$@\"\n"))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-            .with_context(|| format!("cannot make {} executable", path.display()))
-    }
-
-    /// Starts `cutover serve` and waits until its API accepts connections.
-    async fn serve(&mut self) -> Result<()> {
-        let log = std::fs::File::create(self.dir.join("daemon.log"))
-            .context("cannot create daemon.log")?;
-        let child = std::process::Command::new(&self.cutover)
-            .arg("-c")
-            .arg(&self.config)
-            .arg("serve")
-            .current_dir(&self.dir)
-            .env("NO_COLOR", "1")
-            .env_remove("CUTOVER_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().context("cannot share daemon.log")?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {} serve", self.cutover.display()))?;
-        let daemon = self.daemon.insert(child);
-        let api_port = self.api_port;
-        // Some(Ok): listening; Some(Err): the daemon exited first.
-        let up = Wait::up_to(Duration::from_secs(20))
-            .until_some_async(|| {
-                let exited = daemon.try_wait();
-                async move {
-                    if tokio::net::TcpStream::connect(("127.0.0.1", api_port))
-                        .await
-                        .is_ok()
-                    {
-                        return Some(Ok(()));
-                    }
-                    match exited {
-                        Ok(None) => None,
-                        Ok(Some(status)) => Some(Err(anyhow!("the daemon exited ({status})"))),
-                        Err(e) => Some(Err(anyhow!("cannot wait for the daemon: {e}"))),
-                    }
-                }
-            })
-            .await;
-        match up {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.context(format!(
-                "before listening:\n{}",
-                text(&self.daemon_log_tail())
-            ))),
-            Err(_) => bail!(
-                "the daemon did not listen on 127.0.0.1:{} within 20 s:\n{}",
-                self.api_port,
-                text(&self.daemon_log_tail())
-            ),
-        }
-    }
-
-    /// Runs the CLI against this app (within [`CLI_TIMEOUT`]).
-    async fn cli(&self, args: &[&str]) -> Result<Output> {
-        let run = tokio::process::Command::new(&self.cutover)
-            .arg("-c")
-            .arg(&self.config)
-            .args(args)
-            .current_dir(&self.dir)
-            .env("NO_COLOR", "1")
-            .env_remove("CUTOVER_TOKEN")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        tokio::time::timeout(CLI_TIMEOUT, run)
-            .await
-            .map_err(|_| {
-                anyhow!(
-                    "`cutover {}` did not finish within {} s",
-                    args.join(" "),
-                    CLI_TIMEOUT.as_secs()
-                )
-            })?
-            .with_context(|| format!("cannot run cutover {}", args.join(" ")))
-    }
-
-    /// The newest deployment's `started` and `switched` events, in
-    /// milliseconds since the epoch.
-    async fn event_times(&self) -> Result<(Option<f64>, Option<f64>)> {
-        let out = self
-            .cli(&["history", "--json", "--limit", "1", "--events"])
-            .await?;
-        ensure!(
-            out.status.success(),
-            "`cutover history` failed: {}",
-            text(&out.stderr)
-        );
-        let list: serde_json::Value =
-            serde_json::from_slice(&out.stdout).context("`cutover history --json` is not JSON")?;
-        let events = list[0]["events"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let at = |kind: &str| {
-            events
-                .iter()
-                .find(|e| e["kind"].as_str() == Some(kind))
-                .and_then(|e| e["at"].as_str())
-                .and_then(|at| at.parse::<jiff::Timestamp>().ok())
-                .map(|t| t.as_millisecond() as f64)
-        };
-        Ok((at("started"), at("switched")))
-    }
-
-    fn proxy_url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.proxy_port)
-    }
-
-    /// The pids of the processes whose working directory is the app's
-    /// directory, other than the daemon: its instances (and their shells).
-    fn hello_pids(&self) -> Vec<i32> {
-        let daemon = self.daemon.as_ref().map(std::process::Child::id);
-        let mut found: Vec<i32> = app_pids(&self.dir)
-            .into_iter()
-            .filter(|p| u32::try_from(*p).ok() != daemon)
-            .collect();
-        found.sort_unstable();
-        found
-    }
-
-    fn daemon_log_tail(&self) -> Vec<u8> {
-        let log = std::fs::read(self.dir.join("daemon.log")).unwrap_or_default();
-        let lines: Vec<&[u8]> = log.split(|b| *b == b'\n').collect();
-        lines[lines.len().saturating_sub(30)..].join(&b'\n')
+/// Setting up the scratch app for `args`.
+fn setup(args: &Args) -> Setup<'_> {
+    Setup {
+        name: "bench-rollback-warm",
+        cutover: args.cutover.as_deref(),
+        hello: args.hello.as_deref(),
+        dir: args.dir.as_deref(),
     }
 }
 
-impl Drop for App {
-    fn drop(&mut self) {
-        if let Some(mut daemon) = self.daemon.take() {
-            // SIGTERM: the daemon drains and stops its instances.
-            if let Ok(pid) = i32::try_from(daemon.id()) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                match daemon.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if Instant::now() >= deadline => {
-                        eprintln!(
-                            "bench-rollback-warm: the daemon did not stop within 20 s; killing it"
-                        );
-                        let _ = daemon.kill();
-                        let _ = daemon.wait();
-                        break;
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-                }
-            }
-        }
-        // Whatever survived: no orphans.
-        for pid in app_pids(&self.dir) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-    }
-}
-
-/// Live processes whose working directory is `dir`.
-fn app_pids(dir: &Path) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
+/// The newest deployment's `started` and `switched` events, in
+/// milliseconds since the epoch.
+async fn event_times(app: &Scratch) -> Result<(Option<f64>, Option<f64>)> {
+    let list = app.history(Some(CLI_TIMEOUT)).await?;
+    let events = list[0]["events"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let at = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e["kind"].as_str() == Some(kind))
+            .and_then(|e| e["at"].as_str())
+            .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_millisecond() as f64)
     };
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            let pid = entry.file_name().to_string_lossy().parse::<i32>().ok()?;
-            let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            (cwd == dir && !stat.contains(") Z ")).then_some(pid)
-        })
-        .collect()
+    Ok((at("started"), at("switched")))
+}
+
+/// The pids of the processes whose working directory is the app's
+/// directory, other than the daemon: its instances (and their shells).
+fn hello_pids(app: &Scratch) -> Vec<i32> {
+    let daemon = app.daemon_id();
+    let mut found: Vec<i32> = app
+        .pids()
+        .into_iter()
+        .map(Pid::as_raw)
+        .filter(|p| u32::try_from(*p).ok() != daemon)
+        .collect();
+    found.sort_unstable();
+    found
 }
 
 fn config_toml(api_port: u16, proxy_port: u16) -> String {
@@ -680,34 +435,6 @@ fn wall_ms() -> f64 {
         .unwrap_or_default()
 }
 
-/// Min, median and max of some figures.
-#[derive(Debug, Clone, Copy)]
-struct Spread {
-    min: f64,
-    median: f64,
-    max: f64,
-}
-
-impl Spread {
-    fn of(mut xs: Vec<f64>) -> Option<Spread> {
-        if xs.is_empty() {
-            return None;
-        }
-        xs.sort_by(f64::total_cmp);
-        let n = xs.len();
-        let median = if n % 2 == 1 {
-            xs[n / 2]
-        } else {
-            (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-        };
-        Some(Spread {
-            min: xs[0],
-            median,
-            max: xs[n - 1],
-        })
-    }
-}
-
 struct Summary {
     runs: usize,
     valid: usize,
@@ -801,7 +528,7 @@ impl Summary {
 
 fn markdown(
     args: &Args,
-    app: &App,
+    app: &Scratch,
     runs: &[Run],
     s: &Summary,
     machine: &str,
@@ -885,100 +612,4 @@ fn markdown(
         app.config_text
     );
     md
-}
-
-/// Puts `section` (starting with [`SECTION`]) into the Markdown file `out`:
-/// in place of the section of that name if there is one (up to the next
-/// heading of the same level), at the end if not; a missing file is created.
-fn write_section(out: &Path, section: &str) -> Result<()> {
-    let old = match std::fs::read_to_string(out) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", out.display())),
-    };
-    let text = splice_section(&old, section);
-    if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))
-}
-
-fn splice_section(old: &str, section: &str) -> String {
-    let section = format!("{}\n", section.trim_end());
-    let lines: Vec<&str> = old.lines().collect();
-    let Some(start) = lines.iter().position(|l| l.trim_end() == SECTION) else {
-        let old = old.trim_end();
-        if old.is_empty() {
-            return section;
-        }
-        return format!("{old}\n\n{section}");
-    };
-    // The next heading of level 1 or 2, outside code blocks (a TOML comment
-    // in one starts with `# ` too).
-    let mut fenced = false;
-    let end = lines[start + 1..]
-        .iter()
-        .position(|l| {
-            if l.trim_start().starts_with("```") {
-                fenced = !fenced;
-            }
-            !fenced && (l.starts_with("## ") || l.starts_with("# "))
-        })
-        .map_or(lines.len(), |i| start + 1 + i);
-    let mut text = lines[..start].join("\n");
-    if !text.is_empty() {
-        text.push('\n');
-    }
-    text.push_str(&section);
-    if end < lines.len() {
-        text.push('\n');
-        text.push_str(&lines[end..].join("\n"));
-        text.push('\n');
-    }
-    text
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_file_without_the_section_gets_it_at_the_end() {
-        let got = splice_section(
-            "# Upgrade\n\n## bench/upgrade\n\nfigures\n",
-            "## Warm rollback\n\nnew\n",
-        );
-        assert_eq!(
-            got,
-            "# Upgrade\n\n## bench/upgrade\n\nfigures\n\n## Warm rollback\n\nnew\n"
-        );
-    }
-
-    #[test]
-    fn the_section_is_replaced_and_what_follows_it_kept() {
-        let old = "# Upgrade\n\n## Warm rollback\n\nold\nold\n\n## After\n\nkept\n";
-        let got = splice_section(old, "## Warm rollback\n\nnew\n");
-        assert_eq!(
-            got,
-            "# Upgrade\n\n## Warm rollback\n\nnew\n\n## After\n\nkept\n"
-        );
-    }
-
-    #[test]
-    fn a_comment_in_a_code_block_does_not_end_the_section() {
-        let old = "# U\n\n## Warm rollback\n\n```toml\n# comment\n```\n\n## After\n";
-        let got = splice_section(old, "## Warm rollback\n\nnew\n");
-        assert_eq!(got, "# U\n\n## Warm rollback\n\nnew\n\n## After\n");
-    }
-
-    #[test]
-    fn a_missing_file_gets_the_section_alone() {
-        let got = splice_section("", "## Warm rollback\n\nnew\n");
-        assert_eq!(got, "## Warm rollback\n\nnew\n");
-    }
 }

@@ -24,19 +24,18 @@
 //! not run.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Output, Stdio};
+use std::process::{ExitCode, Output};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
-use cutover_bench::{runtime, shutdown_signal};
+use cutover_bench::judged_main;
+use cutover_bench::report::{Spread, read_machine};
+use cutover_bench::scratch::{Scratch, Setup, text, write_file};
+use cutover_kit::http;
 use cutover_kit::load::Load;
 use cutover_kit::wait::Wait;
-use cutover_kit::{http, ports};
-use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 /// The stable release every run rolls back to.
@@ -100,23 +99,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let outcome = runtime(args.threads).and_then(|rt| {
-        rt.block_on(async {
-            let signal = shutdown_signal()?;
-            tokio::select! {
-                done = run(&args) => done,
-                () = signal => Err(anyhow!("interrupted")),
-            }
-        })
-    });
-    match outcome {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("bench-rollback: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    judged_main("bench-rollback", args.threads, run(&args))
 }
 
 async fn run(args: &Args) -> Result<bool> {
@@ -132,21 +115,21 @@ async fn run(args: &Args) -> Result<bool> {
     let started = Instant::now();
     let mut app = App::new(args)?;
     app.release(STABLE, None)?;
-    app.serve().await?;
+    app.scratch.serve().await?;
     let (out, _) = app.deploy(STABLE).await?;
     if out.status.code() != Some(0) {
         bail!(
             "deploying {STABLE} failed ({:?}):\n{}{}\n{}",
             out.status.code(),
             text(&out.stdout),
-            text(&app.daemon_log_tail()),
+            text(&app.scratch.daemon_log_tail()),
             text(&out.stderr)
         );
     }
     app.expect_stable().await?;
     println!(
         "bench-rollback: daemon on 127.0.0.1:{}, proxy on 127.0.0.1:{}, {STABLE} serving; {} runs, {} requests/s from {} keep-alive clients",
-        app.api_port, app.proxy_port, args.runs, args.rate, args.clients
+        app.scratch.api_port, app.scratch.proxy_port, args.runs, args.rate, args.clients
     );
 
     let mut runs = Vec::new();
@@ -158,11 +141,7 @@ async fn run(args: &Args) -> Result<bool> {
     let summary = Summary::new(&runs, args.goal_ms);
     print!("{}", summary.text(args));
     if let Some(out) = &args.out {
-        let machine = match &args.machine {
-            Some(p) => std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?,
-            None => String::new(),
-        };
+        let machine = read_machine(args.machine.as_deref())?;
         let md = markdown(args, &app, &runs, &summary, &machine, started.elapsed());
         write_file(out, &md)?;
     }
@@ -173,7 +152,7 @@ async fn run(args: &Args) -> Result<bool> {
 async fn one_run(app: &App, args: &Args, n: u32) -> Result<Run> {
     let version = format!("v{}", n + 1);
     app.release(&version, Some(args))?;
-    let load = Load::builder(&app.proxy_url())
+    let load = Load::builder(&app.scratch.proxy_url())
         .clients(args.clients as usize)
         .rate(args.rate)
         .timeout(REQUEST_TIMEOUT)
@@ -196,7 +175,7 @@ async fn one_run(app: &App, args: &Args, n: u32) -> Result<Run> {
             out.status.code(),
             text(&out.stdout),
             text(&out.stderr),
-            text(&app.daemon_log_tail())
+            text(&app.scratch.daemon_log_tail())
         );
     }
     let deployment = app.last_deployment().await?;
@@ -209,106 +188,40 @@ async fn one_run(app: &App, args: &Args, n: u32) -> Result<Run> {
     Ok(run)
 }
 
-/// The scratch app and its daemon. Dropping it stops the daemon and kills
-/// whatever still runs in the app's directory.
+/// The scratch app and its daemon, and the moment the load's times are
+/// measured from.
 struct App {
-    dir: PathBuf,
-    config: PathBuf,
-    config_text: String,
-    cutover: PathBuf,
-    hello: PathBuf,
-    api_port: u16,
-    proxy_port: u16,
+    scratch: Scratch,
     /// Times of the load are measured from here; `anchor_wall` is the same
     /// moment on the wall clock (the daemon's events carry wall-clock times).
     anchor: Instant,
     anchor_wall_ms: f64,
-    daemon: Option<std::process::Child>,
-    // Last, so that it is removed after `drop` has stopped everything.
-    _scratch: Option<tempfile::TempDir>,
 }
 
 impl App {
     fn new(args: &Args) -> Result<App> {
-        let exe_dir = std::env::current_exe()
-            .context("cannot find this program's path")?
-            .parent()
-            .map(Path::to_path_buf)
-            .context("this program's path has no directory")?;
-        let cutover = args
-            .cutover
-            .clone()
-            .unwrap_or_else(|| exe_dir.join("cutover"));
-        let hello = args.hello.clone().unwrap_or_else(|| exe_dir.join("hello"));
-        for (what, p) in [("cutover", &cutover), ("hello", &hello)] {
-            ensure!(
-                p.is_file(),
-                "no {what} binary at {} (build it with `cargo build --release -p cutover -p hello`)",
-                p.display()
-            );
-        }
-        // Absolute: both run with the app's directory as their working directory.
-        let cutover = cutover
-            .canonicalize()
-            .with_context(|| format!("cannot resolve {}", cutover.display()))?;
-        let hello = hello
-            .canonicalize()
-            .with_context(|| format!("cannot resolve {}", hello.display()))?;
-        let (dir, scratch) = match &args.dir {
-            Some(d) => {
-                std::fs::create_dir_all(d)
-                    .with_context(|| format!("cannot create {}", d.display()))?;
-                let empty = std::fs::read_dir(d)
-                    .with_context(|| format!("cannot read {}", d.display()))?
-                    .next()
-                    .is_none();
-                ensure!(empty, "--dir {} is not empty", d.display());
-                (d.clone(), None)
-            }
-            None => {
-                let t = tempfile::Builder::new()
-                    .prefix("cutover-bench-rollback-")
-                    .tempdir()
-                    .context("cannot create a temporary directory")?;
-                (t.path().to_path_buf(), Some(t))
-            }
-        };
-        let dir = dir
-            .canonicalize()
-            .with_context(|| format!("cannot resolve {}", dir.display()))?;
-        let free = ports::free_ports(2)?;
-        let [api_port, proxy_port] = free[..] else {
-            bail!("asked for 2 free ports, got {free:?}");
-        };
-        let config_text = config_toml(api_port, proxy_port);
-        let config = dir.join("cutover.toml");
-        write_file(&config, &config_text)?;
+        let scratch = Scratch::new(
+            &Setup {
+                name: "bench-rollback",
+                cutover: args.cutover.as_deref(),
+                hello: args.hello.as_deref(),
+                dir: args.dir.as_deref(),
+            },
+            config_toml,
+        )?;
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .context("the clock is before 1970")?;
         Ok(App {
-            dir,
-            config,
-            config_text,
-            cutover,
-            hello,
-            api_port,
-            proxy_port,
+            scratch,
             anchor: Instant::now(),
             anchor_wall_ms: wall.as_secs_f64() * 1000.0,
-            daemon: None,
-            _scratch: scratch,
         })
     }
 
     /// `releases/<version>/hello`: the example app, good (`bad` = None) or
     /// turning bad `--errors-after-ms` after it starts.
     fn release(&self, version: &str, bad: Option<&Args>) -> Result<()> {
-        let hello = self.hello.display().to_string();
-        ensure!(
-            !hello.contains('\''),
-            "the hello path {hello} contains a single quote"
-        );
         let flags = match bad {
             None => String::new(),
             Some(a) => format!(
@@ -316,109 +229,22 @@ impl App {
                 a.error_rate, a.errors_after_ms
             ),
         };
-        let dir = self.dir.join("releases").join(version);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = dir.join("hello");
-        write_file(&path, &format!("#!/bin/sh\nexec '{hello}' {flags}\"$@\"\n"))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-            .with_context(|| format!("cannot make {} executable", path.display()))?;
-        Ok(())
-    }
-
-    /// Starts `cutover serve` and waits until its API accepts connections.
-    async fn serve(&mut self) -> Result<()> {
-        let log = std::fs::File::create(self.dir.join("daemon.log"))
-            .context("cannot create daemon.log")?;
-        let child = std::process::Command::new(&self.cutover)
-            .arg("-c")
-            .arg(&self.config)
-            .arg("serve")
-            .current_dir(&self.dir)
-            .env("NO_COLOR", "1")
-            .env_remove("CUTOVER_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().context("cannot share daemon.log")?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {} serve", self.cutover.display()))?;
-        let daemon = self.daemon.insert(child);
-        let api_port = self.api_port;
-        // Some(Ok): listening; Some(Err): the daemon exited first.
-        let up = Wait::up_to(Duration::from_secs(20))
-            .until_some_async(|| {
-                let exited = daemon.try_wait();
-                async move {
-                    if tokio::net::TcpStream::connect(("127.0.0.1", api_port))
-                        .await
-                        .is_ok()
-                    {
-                        return Some(Ok(()));
-                    }
-                    match exited {
-                        Ok(None) => None,
-                        Ok(Some(status)) => Some(Err(anyhow!("the daemon exited ({status})"))),
-                        Err(e) => Some(Err(anyhow!("cannot wait for the daemon: {e}"))),
-                    }
-                }
-            })
-            .await;
-        match up {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.context(format!(
-                "before listening:\n{}",
-                text(&self.daemon_log_tail())
-            ))),
-            Err(_) => bail!(
-                "the daemon did not listen on 127.0.0.1:{} within 20 s:\n{}",
-                self.api_port,
-                text(&self.daemon_log_tail())
-            ),
-        }
-    }
-
-    /// Runs the CLI against this app.
-    async fn cli(&self, args: &[&str]) -> Result<Output> {
-        tokio::process::Command::new(&self.cutover)
-            .arg("-c")
-            .arg(&self.config)
-            .args(args)
-            .current_dir(&self.dir)
-            .env("NO_COLOR", "1")
-            .env_remove("CUTOVER_TOKEN")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .with_context(|| format!("cannot run cutover {}", args.join(" ")))
+        self.scratch.release(version, &flags)
     }
 
     /// `cutover deploy VERSION`: its output and how long it took.
     async fn deploy(&self, version: &str) -> Result<(Output, Duration)> {
         let t = Instant::now();
-        let out = tokio::time::timeout(DEPLOY_TIMEOUT, self.cli(&["deploy", version]))
-            .await
-            .map_err(|_| {
-                anyhow!(
-                    "`cutover deploy {version}` did not finish within {} s",
-                    DEPLOY_TIMEOUT.as_secs()
-                )
-            })??;
+        let out = self
+            .scratch
+            .cli(&["deploy", version], Some(DEPLOY_TIMEOUT))
+            .await?;
         Ok((out, t.elapsed()))
     }
 
     /// The newest deployment with its events (`history --json --events`).
     async fn last_deployment(&self) -> Result<serde_json::Value> {
-        let out = self
-            .cli(&["history", "--json", "--limit", "1", "--events"])
-            .await?;
-        ensure!(
-            out.status.success(),
-            "`cutover history` failed: {}",
-            text(&out.stderr)
-        );
-        let list: serde_json::Value =
-            serde_json::from_slice(&out.stdout).context("`cutover history --json` is not JSON")?;
+        let list = self.scratch.history(None).await?;
         list.get(0)
             .cloned()
             .context("`cutover history` lists no deployment")
@@ -427,7 +253,7 @@ impl App {
     /// A few requests through the proxy, all answered 200 by the stable release.
     async fn expect_stable(&self) -> Result<()> {
         let client = http::client();
-        let uri = http::uri(&self.proxy_url())?;
+        let uri = http::uri(&self.scratch.proxy_url())?;
         for _ in 0..5 {
             let reply = http::get(&client, uri.clone()).await?;
             ensure!(
@@ -444,10 +270,10 @@ impl App {
     async fn wait_gone(&self, version: &str) -> Result<()> {
         let gone = Wait::up_to(GONE_TIMEOUT)
             .every(Duration::from_millis(100))
-            .until_async(|| async move { self.pids(Some(version)).is_empty() })
+            .until_async(|| async move { self.pids(version).is_empty() })
             .await;
         if gone.is_err() {
-            let left = self.pids(Some(version));
+            let left = self.pids(version);
             bail!(
                 "{} instance(s) of {version} still run {} s after its rollback (pids {left:?})",
                 left.len(),
@@ -457,88 +283,28 @@ impl App {
         Ok(())
     }
 
-    fn proxy_url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.proxy_port)
-    }
-
-    /// Processes whose working directory is the app's directory: with
-    /// `Some(version)`, the `hello` instances of that version; with `None`,
-    /// all of them (the daemon and every instance).
-    fn pids(&self, version: Option<&str>) -> Vec<Pid> {
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return Vec::new();
-        };
-        let mut found = Vec::new();
-        for entry in entries.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            if std::fs::read_link(entry.path().join("cwd")).ok().as_deref() != Some(&self.dir) {
-                continue;
-            }
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            if stat.contains(") Z ") {
-                continue;
-            }
-            if let Some(version) = version {
-                let raw = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-                let argv: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
-                let is_hello = argv.first().is_some_and(|a0| {
-                    Path::new(&*String::from_utf8_lossy(a0))
-                        .file_name()
-                        .is_some_and(|n| n == "hello")
-                });
-                let of_version = argv
-                    .windows(2)
-                    .any(|w| w[0] == b"--version" && w[1] == version.as_bytes());
-                if !(is_hello && of_version) {
-                    continue;
-                }
-            }
-            found.push(Pid::from_raw(pid));
-        }
+    /// The `hello` instances of `version` in the app's directory.
+    fn pids(&self, version: &str) -> Vec<Pid> {
+        let mut found = self.scratch.pids();
+        found.retain(|pid| {
+            let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let argv: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+            let is_hello = argv.first().is_some_and(|a0| {
+                Path::new(&*String::from_utf8_lossy(a0))
+                    .file_name()
+                    .is_some_and(|n| n == "hello")
+            });
+            let of_version = argv
+                .windows(2)
+                .any(|w| w[0] == b"--version" && w[1] == version.as_bytes());
+            is_hello && of_version
+        });
         found
-    }
-
-    fn daemon_log_tail(&self) -> Vec<u8> {
-        let log = std::fs::read(self.dir.join("daemon.log")).unwrap_or_default();
-        let lines: Vec<&[u8]> = log.split(|b| *b == b'\n').collect();
-        lines[lines.len().saturating_sub(30)..].join(&b'\n')
     }
 
     /// A time of the load (since the anchor) as milliseconds since the epoch.
     fn wall_ms(&self, since_anchor: Duration) -> f64 {
         self.anchor_wall_ms + since_anchor.as_secs_f64() * 1000.0
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        if let Some(mut daemon) = self.daemon.take() {
-            // SIGTERM: the daemon drains and stops its instances.
-            if let Ok(pid) = i32::try_from(daemon.id()) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                match daemon.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if Instant::now() >= deadline => {
-                        eprintln!(
-                            "bench-rollback: the daemon did not stop within 20 s; killing it"
-                        );
-                        let _ = daemon.kill();
-                        let _ = daemon.wait();
-                        break;
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-                }
-            }
-        }
-        // Whatever survived: no orphans.
-        for pid in self.pids(None) {
-            let _ = kill(pid, Signal::SIGKILL);
-        }
     }
 }
 
@@ -569,17 +335,6 @@ analysis = {{ max_error_rate = 0.01, min_requests = 50 }}
 listen = "127.0.0.1:{proxy_port}"
 "#
     )
-}
-
-fn write_file(path: &Path, contents: &str) -> Result<()> {
-    let mut f =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(contents.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Who answered a request.
@@ -770,34 +525,6 @@ impl Run {
 
 fn secs(x: Option<f64>) -> String {
     x.map_or_else(|| "    -  ".to_owned(), |v| format!("{v:.3} s"))
-}
-
-/// Min, median and max of some figures.
-#[derive(Debug, Clone, Copy)]
-struct Spread {
-    min: f64,
-    median: f64,
-    max: f64,
-}
-
-impl Spread {
-    fn of(mut xs: Vec<f64>) -> Option<Spread> {
-        if xs.is_empty() {
-            return None;
-        }
-        xs.sort_by(f64::total_cmp);
-        let n = xs.len();
-        let median = if n % 2 == 1 {
-            xs[n / 2]
-        } else {
-            (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-        };
-        Some(Spread {
-            min: xs[0],
-            median,
-            max: xs[n - 1],
-        })
-    }
 }
 
 struct Summary {
@@ -1054,7 +781,7 @@ fn markdown(
     let _ = writeln!(
         md,
         "<details><summary>cutover.toml</summary>\n\n```toml\n{}```\n\n</details>",
-        app.config_text
+        app.scratch.config_text
     );
     md
 }
