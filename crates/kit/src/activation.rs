@@ -259,9 +259,11 @@ mod tests {
         let loopback: SocketAddr = "127.0.0.1:0".parse().expect("addr");
         let a = sockets.bind("api", loopback).expect("bind api");
         let b = sockets.bind("env-production", loopback).expect("bind env");
-        // The child reports what it got, then accepts one connection on fd 4
+        // The child reports what it got (its signal mask last, by exec:
+        // the shell blocks signals while it waits for a command it forked),
+        // then accepts one connection on fd 4
         // and answers on it, so the socket at 4 is b's.
-        let script = r#"echo "$LISTEN_FDS $LISTEN_FDNAMES $LISTEN_PID $$"; ls -l /proc/$$/fd/3 /proc/$$/fd/4 | grep -c socket; grep SigBlk /proc/$$/status"#;
+        let script = r#"echo "$LISTEN_FDS $LISTEN_FDNAMES $LISTEN_PID $$"; ls -l /proc/$$/fd/3 /proc/$$/fd/4 | grep -c socket; exec grep SigBlk /proc/self/status"#;
         // A holder that blocks a signal (to sigwait for it) starts children
         // with nothing blocked.
         let mut usr1 = nix::sys::signal::SigSet::empty();
