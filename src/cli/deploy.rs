@@ -22,6 +22,10 @@ const NEWS_WAIT: Duration = Duration::from_secs(10);
 /// The least time between two requests that brought nothing new: only a
 /// daemon that does not wait (an older version) answers that fast.
 const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long a follower keeps asking a daemon that does not answer (one
+/// handing over to a new daemon, or restarted by systemd) before giving up;
+/// the deployment itself goes on either way.
+const RECONNECT_WAIT: Duration = Duration::from_secs(30);
 
 /// `cutover deploy VERSION [--env E]`.
 pub async fn deploy(
@@ -122,9 +126,24 @@ pub async fn follow(
         pb
     });
     let mut shown = 0;
+    // Since when the daemon has not answered (it may be handing over to a
+    // new one, or restarting): the deployment goes on, so keep asking.
+    let mut lost_since: Option<Instant> = None;
     loop {
         let asked = Instant::now();
-        let detail = client.deployment_news(id, shown, NEWS_WAIT).await?;
+        let detail = match client.deployment_news(id, shown, NEWS_WAIT).await {
+            Ok(detail) => {
+                lost_since = None;
+                detail
+            }
+            Err(crate::api::client::ClientError::Unreachable { .. })
+                if lost_since.get_or_insert(asked).elapsed() < RECONNECT_WAIT =>
+            {
+                tokio::time::sleep(MIN_POLL_INTERVAL).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         for ev in detail.events.iter().skip(shown) {
             if !quiet {
                 let line = format!(

@@ -171,7 +171,8 @@ analysis = { max_error_rate = 0.02, min_requests = 1 }
     assert_eq!(web["canary_percent"], 20.0, "{web}");
     ok(&app, &app.cli(&["promote", "--full"]));
     app.wait_for_state("succeeded");
-    let _ = deploy.join();
+    // The CLI that followed the deployment from the old daemon saw it end.
+    ok(&app, &deploy.join().expect("join the deploy"));
     let report = load.stop().await.expect("stop the load");
     assert_eq!(report.failed(), 0, "requests failed across the upgrade");
     let events = app.last_events();
@@ -272,4 +273,33 @@ async fn down_stops_the_instances_and_the_daemon() {
         app.running_version("v1") == 2
     });
     assert!(Path::new(&app.path().join(".cutover/state.db.lock")).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_follower_waits_for_a_restarted_daemon() {
+    let app = TestApp::new("10m");
+    app.append_config(
+        r#"
+[service.web.rollout]
+strategy = "canary"
+steps = [20, 100]
+step_duration = "60s"
+"#,
+    );
+    app.release("v1", Release::Good);
+    app.release("v2", Release::Good);
+    app.serve_and_deploy(&["v1"]);
+    let deploy = app.cli_background(&["deploy", "v2"]);
+    app.wait_for_event("v2", "step");
+    // SIGTERM mid-canary; the next daemon rolls it back (on_daemon_restart's
+    // default), and the CLI that was following says so instead of giving up.
+    app.stop_daemon();
+    std::thread::sleep(Duration::from_millis(500));
+    app.serve();
+    let out = deploy.join().expect("join the deploy");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v1")
+    );
 }
