@@ -443,13 +443,27 @@ impl Drop for TestApp {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
-        // Whatever survived (a test that failed half-way): no orphans.
-        for (pid, _) in self.instance_pids() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        // Whatever survived (a test that failed half-way, or a daemon that
+        // exited leaving its instances): no orphans. Each instance's whole
+        // process group goes (a start script's children too), and the scan
+        // is repeated, since an instance whose start was under way when its
+        // daemon exited may only now have come up.
+        let ours = nix::unistd::getpgrp();
+        let _ = Wait::up_to(Duration::from_secs(5))
+            .every(Duration::from_millis(100))
+            .until(|| {
+                let left = self.instance_pids();
+                for (pid, _) in &left {
+                    let pid = nix::unistd::Pid::from_raw(*pid);
+                    if let Ok(group) = nix::unistd::getpgid(Some(pid))
+                        && group != ours
+                    {
+                        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                    }
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+                left.is_empty()
+            });
     }
 }
 
