@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -327,11 +327,6 @@ pub fn pass_to(command: &mut std::process::Command, fds: &[(&str, RawFd)]) {
             Ok(())
         });
     }
-}
-
-/// The raw number of a descriptor this process keeps open.
-pub fn raw(fd: &impl AsRawFd) -> RawFd {
-    fd.as_raw_fd()
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 //! the accept loops do) and the state store's lock.
 
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -227,10 +226,5 @@ impl Lifecycle {
                 tracing::warn!("cannot record the settings pending after a reload: {e}");
             }
         }
-    }
-
-    /// The lock file, if the store is a file.
-    pub fn lock_path(&self) -> Option<PathBuf> {
-        self.lock.as_ref().map(|l| l.path().to_path_buf())
     }
 }

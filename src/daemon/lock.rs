@@ -157,14 +157,6 @@ pub fn is_held(db: &Path) -> bool {
     }
 }
 
-/// The pid the lock file of the store at `db` names, if any.
-pub fn holder_pid(db: &Path) -> Option<u32> {
-    let text = std::fs::read_to_string(lock_path(db)).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("pid "))
-        .and_then(|p| p.trim().parse().ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,7 +167,11 @@ mod tests {
         let db = dir.path().join("state.db");
         let first = DaemonLock::acquire(&db).expect("must succeed");
         assert_eq!(first.path(), dir.path().join("state.db.lock"));
-        assert_eq!(holder_pid(&db), Some(std::process::id()));
+        let written = std::fs::read_to_string(first.path()).expect("the lock file");
+        assert!(
+            written.starts_with(&format!("pid {}\nstarted 20", std::process::id())),
+            "{written}"
+        );
         let err = DaemonLock::acquire(&db).expect_err("must fail");
         let text = err.to_string();
         assert!(matches!(err, LockError::Held { .. }), "{text}");

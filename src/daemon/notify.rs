@@ -76,11 +76,6 @@ pub fn stopping() {
     log_failure("stopping", send("STOPPING=1"));
 }
 
-/// A free-form status line shown by `systemctl status` (`STATUS=`).
-pub fn status(status: &str) {
-    log_failure("status", send(&format!("STATUS={}", one_line(status))));
-}
-
 /// Sends `state` (newline-separated `KEY=VALUE` assignments) to
 /// `$NOTIFY_SOCKET`, or does nothing without it.
 pub fn send(state: &str) -> Result<Notified, NotifyError> {
