@@ -423,11 +423,19 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
     if let (Some((store, _)), Some(files)) = (&api_tls, daemon.config().server.tls.clone()) {
         tasks.spawn(tls::keep_fresh(store.clone(), files, stop.clone()));
     }
+    let into_std = |l: TcpListener| {
+        l.into_std()
+            .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))
+    };
+    let metrics = match metrics_listener {
+        Some(l) => Some((into_std(l)?, metrics_app(metrics))),
+        None => None,
+    };
     let control = Arc::new(Control {
-        api: api_listener,
+        api: into_std(api_listener)?,
         api_router: app(state),
         api_tls: api_tls.map(|(_, config)| config),
-        metrics: metrics_listener.map(|l| (l, metrics_app(metrics))),
+        metrics,
         stop: Mutex::new(CancellationToken::new()),
         tasks: TaskTracker::new(),
     });
@@ -497,10 +505,10 @@ impl Sockets {
 /// The API's and metrics' accept loops, which a hand-over stops (and starts
 /// again if it fails) on the same sockets.
 struct Control {
-    api: TcpListener,
+    api: std::net::TcpListener,
     api_router: axum::Router,
     api_tls: Option<Arc<cutover_proxy::rustls::ServerConfig>>,
-    metrics: Option<(TcpListener, axum::Router)>,
+    metrics: Option<(std::net::TcpListener, axum::Router)>,
     stop: Mutex<CancellationToken>,
     tasks: TaskTracker,
 }
@@ -523,12 +531,8 @@ impl Control {
 }
 
 /// A second accept loop on the socket `listener` accepts on.
-fn same_socket(listener: &TcpListener) -> std::io::Result<TcpListener> {
-    use std::os::fd::AsFd;
-    let fd = listener.as_fd().try_clone_to_owned()?;
-    let std = std::net::TcpListener::from(fd);
-    std.set_nonblocking(true)?;
-    TcpListener::from_std(std)
+fn same_socket(listener: &std::net::TcpListener) -> std::io::Result<TcpListener> {
+    TcpListener::from_std(listener.try_clone()?)
 }
 
 impl ControlListeners for Arc<Control> {
