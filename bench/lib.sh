@@ -170,12 +170,14 @@ print(rps, lat(50), lat(99), reqs, sock, non2xx)
 EOF
 }
 
-# cpu_secs PID: CPU seconds (user + system) used so far by PID and its direct children
-# (nginx's worker is a child of its master).
+# cpu_secs PID [self]: CPU seconds (user + system) used so far by PID and its direct
+# children (nginx's worker is a child of its master); with "self", by PID alone (the
+# cutover daemon, whose children are the app's instances).
 cpu_secs() {
-    python3 - "$1" <<'EOF'
+    python3 - "$1" "${2:-}" <<'EOF'
 import os, sys
 root = sys.argv[1]
+alone = sys.argv[2] == "self"
 tck = os.sysconf("SC_CLK_TCK")
 total = 0
 for d in os.listdir("/proc"):
@@ -186,7 +188,7 @@ for d in os.listdir("/proc"):
     except OSError:
         continue
     f = stat[stat.rindex(")") + 2:].split()
-    if d == root or f[1] == root:  # f[1] is the ppid
+    if d == root or (f[1] == root and not alone):  # f[1] is the ppid
         total += int(f[11]) + int(f[12])  # utime, stime
 print("%.2f" % (total / tck))
 EOF
