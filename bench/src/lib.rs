@@ -47,8 +47,17 @@ pub fn check_loopback(what: &str, addr: SocketAddr) -> Result<()> {
 /// Installs a Prometheus recorder first, as the daemon does, so the benchmark
 /// pays for the metrics the product records on every request.
 pub fn proxy(stable: &[SocketAddr], canary: &[SocketAddr]) -> Result<Proxy> {
+    proxy_with(ProxyConfig::default(), stable, canary)
+}
+
+/// [`proxy`] with the given settings.
+pub fn proxy_with(
+    config: ProxyConfig,
+    stable: &[SocketAddr],
+    canary: &[SocketAddr],
+) -> Result<Proxy> {
     install_metrics()?;
-    let proxy = Proxy::new(ProxyConfig::default());
+    let proxy = Proxy::new(config);
     proxy.set_service(SERVICE, ServiceSpec::default())?;
     proxy.set_routes(vec![Route::any(SERVICE)])?;
     proxy.set_instances(SERVICE, Track::Stable, instances("stable", stable))?;

@@ -2,6 +2,12 @@
 //! given upstream(s) as its stable track, until SIGINT or SIGTERM. With
 //! `--tls-listen`, the same proxy also serves HTTPS there with the given
 //! certificate (the TLS rows of `bench/proxy`). Driven by `bench/proxy`.
+//!
+//! `--runtime multi` (the default) serves on one tokio multi-thread runtime
+//! with `--threads` workers, as the daemon does; `--runtime per-core` starts
+//! `--threads` threads, each with its own current-thread runtime and its own
+//! `SO_REUSEPORT` listener(s) on the same address (the kernel spreads new
+//! connections over them).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,11 +15,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use cutover_bench::{check_loopback, proxy, runtime, shutdown_signal};
-use cutover_proxy::{Certificates, ListenerSpec};
+use cutover_bench::{check_loopback, proxy_with, runtime, shutdown_signal};
+use cutover_proxy::{Certificates, ListenerSpec, Proxy, ProxyConfig};
+
+/// The same allocator as the `cutover` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Run cutover's proxy in front of the given upstream(s) for benchmarking.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(about)]
 struct Args {
     /// Address to listen on (loopback only).
@@ -22,9 +32,15 @@ struct Args {
     /// Upstream address for the stable track; repeat for several instances.
     #[arg(long, required = true)]
     upstream: Vec<SocketAddr>,
-    /// Tokio worker threads.
+    /// Tokio worker threads (multi), or threads with a runtime each (per-core).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// How the proxy's threads are laid out.
+    #[arg(long, value_enum, default_value_t = Layout::Multi)]
+    runtime: Layout,
+    /// Most client connections open at once (the proxy's `max_connections`).
+    #[arg(long)]
+    max_connections: Option<usize>,
     /// Also serve HTTPS on this address (loopback only); needs --tls-cert and --tls-key.
     #[arg(long, requires_all = ["tls_cert", "tls_key"])]
     tls_listen: Option<SocketAddr>,
@@ -36,6 +52,15 @@ struct Args {
     tls_key: Option<PathBuf>,
 }
 
+/// Runtime layout of the proxy's threads.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// One tokio multi-thread runtime (work stealing), as in `cutover serve`.
+    Multi,
+    /// One current-thread runtime per thread, each with its own listeners.
+    PerCore,
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     check_loopback("--listen", args.listen)?;
@@ -45,41 +70,97 @@ fn main() -> Result<()> {
     for up in &args.upstream {
         check_loopback("--upstream", *up)?;
     }
-    runtime(args.threads)?.block_on(run(args))
+    let mut config = ProxyConfig::default();
+    if let Some(max) = args.max_connections {
+        config.max_connections = max;
+    }
+    match args.runtime {
+        Layout::Multi => runtime(args.threads)?.block_on(async {
+            let proxy = proxy_with(config, &args.upstream, &[])?;
+            let stop = stop_on_signal()?;
+            // Serve on worker threads, not on the thread that called block_on.
+            let served = tokio::spawn(serve(proxy, args, stop));
+            served.await.context("proxy task panicked")?
+        }),
+        Layout::PerCore => per_core(config, args),
+    }
 }
 
-async fn run(args: Args) -> Result<()> {
-    let proxy = proxy(&args.upstream, &[])?;
+/// A receiver that turns true at SIGINT or SIGTERM.
+fn stop_on_signal() -> Result<tokio::sync::watch::Receiver<bool>> {
     let shutdown = shutdown_signal()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    Ok(stop_rx)
+}
+
+/// `--threads` threads, each serving its own listeners on a current-thread runtime.
+fn per_core(config: ProxyConfig, args: Args) -> Result<()> {
+    anyhow::ensure!(args.threads >= 1, "--threads must be at least 1");
+    let main = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    let (proxy, stop) = main.block_on(async {
+        let proxy = proxy_with(config, &args.upstream, &[])?;
+        anyhow::Ok((proxy, stop_on_signal()?))
+    })?;
+    let threads: Vec<_> = (0..args.threads)
+        .map(|i| {
+            let (proxy, args, stop) = (proxy.clone(), args.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name(format!("proxy-{i}"))
+                .spawn(move || -> Result<()> {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .context("cannot start the tokio runtime")?
+                        .block_on(serve(proxy, args, stop))
+                })
+                .context("cannot start a proxy thread")
+        })
+        .collect::<Result<_>>()?;
+    // The main runtime keeps running the signal handler until every thread ends.
+    main.block_on(async {
+        let mut stop = stop.clone();
+        let _ = stop.wait_for(|s| *s).await;
+    });
+    for t in threads {
+        t.join()
+            .map_err(|_| anyhow::anyhow!("a proxy thread panicked"))??;
+    }
+    eprintln!("bench-proxy: stopped");
+    Ok(())
+}
+
+/// Serves the listeners of `args` until `stop` turns true.
+async fn serve(proxy: Proxy, args: Args, stop: tokio::sync::watch::Receiver<bool>) -> Result<()> {
     let stopped = move || {
-        let mut rx = stop_rx.clone();
+        let mut rx = stop.clone();
         async move {
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
-
+    let reuseport = args.runtime == Layout::PerCore;
     let mut servers = tokio::task::JoinSet::new();
-    let listener = bind(args.listen).await?;
+    let listener = bind(args.listen, reuseport)?;
     if let (Some(addr), Some(cert), Some(key)) = (args.tls_listen, &args.tls_cert, &args.tls_key) {
         let certificates = Certificates::new();
         let loaded = cutover_proxy::certs::load_pem_files(cert, key)?;
         certificates.set("bench", Arc::new(loaded))?;
-        let tls_listener = bind(addr).await?;
+        let tls_listener = bind(addr, reuseport)?;
         let spec = ListenerSpec::tls(certificates.server_config());
         let (proxy, stop) = (proxy.clone(), stopped());
         servers.spawn(async move { proxy.serve_with(tls_listener, spec, stop).await });
         eprintln!("bench-proxy: HTTPS on {addr}");
     }
     eprintln!(
-        "bench-proxy: listening on {} -> {:?} ({} worker thread(s))",
-        args.listen, args.upstream, args.threads
+        "bench-proxy: listening on {} -> {:?} ({} thread(s), {:?} runtime)",
+        args.listen, args.upstream, args.threads, args.runtime
     );
-    // Serve on worker threads, not on the thread that called block_on.
     let stop = stopped();
     servers.spawn(async move { proxy.serve(listener, stop).await });
     while let Some(served) = servers.join_next().await {
@@ -89,8 +170,19 @@ async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr)
-        .await
+/// A listener as the proxy's own `bind_listener` makes it, plus
+/// `SO_REUSEPORT` when several runtimes listen on the same address.
+fn bind(addr: SocketAddr, reuseport: bool) -> Result<tokio::net::TcpListener> {
+    let socket =
+        tokio::net::TcpSocket::new_v4().with_context(|| format!("cannot listen on {addr}"))?;
+    socket.set_reuseaddr(true)?;
+    if reuseport {
+        socket.set_reuseport(true)?;
+    }
+    socket
+        .bind(addr)
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    socket
+        .listen(cutover_proxy::LISTEN_BACKLOG)
         .with_context(|| format!("cannot listen on {addr}"))
 }

@@ -293,10 +293,12 @@ impl Listener {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let streams = Arc::new(Streams::default());
-        let ctx = ListenerCtx {
+        // Shared by the connection's requests: one reference count per
+        // request instead of one per field.
+        let ctx = Arc::new(ListenerCtx {
             slot: Some(slot),
             ..self.ctx.clone()
-        };
+        });
         let listener = self.clone();
         let conn_streams = streams.clone();
         let service = service_fn(move |req: Request<Incoming>| {
