@@ -7,11 +7,6 @@ use clap::Parser;
 use cutover::cli::{self, Cli};
 use cutover::exit;
 
-/// mimalloc instead of glibc's malloc: the proxy allocates and frees a few
-/// small buffers per request; `bench/results/proxy.md` lists what it measured.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -18,10 +18,6 @@ use clap::Parser;
 use cutover_bench::{check_loopback, proxy_with, runtime, shutdown_signal};
 use cutover_proxy::{Certificates, ListenerSpec, Proxy, ProxyConfig};
 
-/// The same allocator as the `cutover` binary.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Run cutover's proxy in front of the given upstream(s) for benchmarking.
 #[derive(Parser, Debug, Clone)]
 #[command(about)]
