@@ -128,7 +128,6 @@ fn per_core(config: ProxyConfig, args: Args) -> Result<()> {
         t.join()
             .map_err(|_| anyhow::anyhow!("a proxy thread panicked"))??;
     }
-    eprintln!("bench-proxy: stopped");
     Ok(())
 }
 
@@ -166,19 +165,13 @@ async fn serve(proxy: Proxy, args: Args, stop: tokio::sync::watch::Receiver<bool
     Ok(())
 }
 
-/// A listener as the proxy's own `bind_listener` makes it, plus
+/// The proxy's own listener (`SO_REUSEADDR`, its backlog), with
 /// `SO_REUSEPORT` when several runtimes listen on the same address.
 fn bind(addr: SocketAddr, reuseport: bool) -> Result<tokio::net::TcpListener> {
-    let socket =
-        tokio::net::TcpSocket::new_v4().with_context(|| format!("cannot listen on {addr}"))?;
-    socket.set_reuseaddr(true)?;
-    if reuseport {
-        socket.set_reuseport(true)?;
-    }
-    socket
-        .bind(addr)
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    socket
-        .listen(cutover_proxy::LISTEN_BACKLOG)
-        .with_context(|| format!("cannot listen on {addr}"))
+    let bound = if reuseport {
+        cutover_proxy::bind_listener_reuse_port(addr)
+    } else {
+        cutover_proxy::bind_listener(addr)
+    };
+    bound.with_context(|| format!("cannot listen on {addr}"))
 }

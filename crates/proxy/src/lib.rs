@@ -68,7 +68,9 @@ pub use instance::{DrainOutcome, InFlight};
 pub use limits::raise_nofile_limit;
 pub use observe::{Observation, SLOT_WIDTH, StatusClasses};
 pub use rustls;
-pub use server::{LISTEN_BACKLOG, ListenerRole, ListenerSpec, bind_listener};
+pub use server::{
+    LISTEN_BACKLOG, ListenerRole, ListenerSpec, bind_listener, bind_listener_reuse_port,
+};
 pub use table::{
     Instance, InstanceId, Route, RouteTable, ServiceSpec, ServiceView, TOTAL_WEIGHT_BP, TableError,
     Track, Weights,

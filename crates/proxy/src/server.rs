@@ -67,12 +67,25 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 /// A TCP listener for [`crate::Proxy::serve_with`]: `SO_REUSEADDR`, and a
 /// backlog of [`LISTEN_BACKLOG`].
 pub fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    bind(addr, false)
+}
+
+/// [`bind_listener`] with `SO_REUSEPORT` too, for several listeners on one
+/// address (one per runtime; the kernel spreads new connections over them).
+pub fn bind_listener_reuse_port(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    bind(addr, true)
+}
+
+fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
 }
