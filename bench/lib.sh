@@ -170,6 +170,24 @@ print(rps, lat(50), lat(99), reqs, sock, non2xx)
 EOF
 }
 
+# dir_pids DIR: the pids of the processes whose working directory is DIR. The daemon of a
+# scratch app and its instances run in the app's directory, which is how exit traps find
+# them whatever the daemon did.
+dir_pids() {
+    local want d
+    want=$(realpath "$1" 2>/dev/null) || return 0
+    for d in /proc/[0-9]*; do
+        [[ $(readlink "$d/cwd" 2>/dev/null) == "$want" ]] && echo "${d#/proc/}"
+    done
+    return 0
+}
+
+# kill_dir DIR: SIGKILL every process that runs in DIR (see dir_pids).
+kill_dir() {
+    local pid
+    for pid in $(dir_pids "$1"); do kill -KILL "$pid" 2>/dev/null || true; done
+}
+
 # cpu_secs PID [self]: CPU seconds (user + system) used so far by PID and its direct
 # children (nginx's worker is a child of its master); with "self", by PID alone (the
 # cutover daemon, whose children are the app's instances).
