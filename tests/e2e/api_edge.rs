@@ -496,8 +496,9 @@ fn the_api_certificate_is_read_again_on_change_and_on_sighup() {
     std::fs::copy(app.path().join("third.pem"), app.path().join("third.ca")).expect("copy");
     std::fs::rename(app.path().join("third.key"), app.path().join("api.key")).expect("key");
     std::fs::rename(app.path().join("third.pem"), app.path().join("api.pem")).expect("cert");
+    let old_daemon = daemon_pid(&app);
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon_pid(&app)),
+        nix::unistd::Pid::from_raw(old_daemon),
         nix::sys::signal::Signal::SIGHUP,
     )
     .expect("SIGHUP");
@@ -508,6 +509,16 @@ fn the_api_certificate_is_read_again_on_change_and_on_sighup() {
                 .contains("reloaded the API's certificate (SIGHUP)")
         })
         .unwrap_or_else(|e| panic!("{e}:\n{}", app.daemon_log()));
-    // The daemon is still serving after SIGHUP.
-    assert!(app.cli(&["status"]).status.success());
+    // SIGHUP also hands the daemon over to one that reads the config again;
+    // once that one holds the store, it serves the API with the new file.
+    Wait::up_to(Duration::from_secs(30))
+        .until(|| app.lock_holder().is_some_and(|p| p != old_daemon) && !TestApp::alive(old_daemon))
+        .unwrap_or_else(|e| panic!("no new daemon took over ({e}):\n{}", app.daemon_log()));
+    let status = app.cli(&["status"]);
+    assert!(
+        status.status.success(),
+        "{}\n{}",
+        stderr(&status),
+        app.daemon_log()
+    );
 }
