@@ -28,6 +28,12 @@ pub const BACKUP_INVALID: u8 = 7;
 /// Another daemon serves the same state store (`cutover serve` refused to
 /// start; the message names its pid and start time).
 pub const ALREADY_RUNNING: u8 = 8;
+/// The daemon refused the API token: none, wrong, revoked or expired (401
+/// `unauthorized`), or its role may not do this (403 `forbidden`).
+pub const DENIED: u8 = 10;
+/// `cutover audit verify`: the audit log's hash chain is broken (the
+/// message names the first row that does not fit).
+pub const AUDIT_BROKEN: u8 = 11;
 
 /// The exit code for an error the daemon answered with.
 pub fn for_error_code(code: ErrorCode) -> u8 {
@@ -38,8 +44,8 @@ pub fn for_error_code(code: ErrorCode) -> u8 {
         | ErrorCode::UnsupportedMediaType => USAGE,
         ErrorCode::PreflightFailed => DEPLOY_FAILED,
         ErrorCode::Locked => LOCKED,
-        ErrorCode::Unauthorized
-        | ErrorCode::NotFound
+        ErrorCode::Unauthorized | ErrorCode::Forbidden => DENIED,
+        ErrorCode::NotFound
         | ErrorCode::MethodNotAllowed
         | ErrorCode::Store
         | ErrorCode::Internal
@@ -71,7 +77,8 @@ impl CliError {
     /// The `error` of the JSON a `--json` command prints on stdout when it
     /// fails: the daemon's [`ErrorCode`] when it answered with the error,
     /// else the name of the exit code (`usage`, `deploy_failed`, `locked`,
-    /// `unreachable`, `drift`, `backup_invalid`, `already_running`, `failure`).
+    /// `unreachable`, `drift`, `backup_invalid`, `already_running`, `denied`,
+    /// `audit_broken`, `failure`).
     pub fn error_name(&self) -> &'static str {
         if let Some(code) = self.api_code {
             return code.as_str();
@@ -84,6 +91,8 @@ impl CliError {
             DRIFT => "drift",
             BACKUP_INVALID => "backup_invalid",
             ALREADY_RUNNING => "already_running",
+            DENIED => "denied",
+            AUDIT_BROKEN => "audit_broken",
             _ => "failure",
         }
     }
@@ -136,7 +145,8 @@ mod tests {
             table,
             [
                 (ErrorCode::BadRequest, USAGE),
-                (ErrorCode::Unauthorized, FAILURE),
+                (ErrorCode::Unauthorized, DENIED),
+                (ErrorCode::Forbidden, DENIED),
                 (ErrorCode::NotFound, FAILURE),
                 (ErrorCode::MethodNotAllowed, FAILURE),
                 (ErrorCode::Locked, LOCKED),
@@ -162,9 +172,12 @@ mod tests {
                 LOCKED,
                 UNREACHABLE,
                 DRIFT,
-                BACKUP_INVALID
+                BACKUP_INVALID,
+                ALREADY_RUNNING,
+                DENIED,
+                AUDIT_BROKEN
             ],
-            [0, 1, 2, 3, 4, 5, 6, 7]
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11]
         );
     }
 
@@ -203,6 +216,8 @@ mod tests {
             UNREACHABLE,
             DRIFT,
             BACKUP_INVALID,
+            DENIED,
+            AUDIT_BROKEN,
             FAILURE,
         ]
         .into_iter()
@@ -217,6 +232,8 @@ mod tests {
                 "unreachable",
                 "drift",
                 "backup_invalid",
+                "denied",
+                "audit_broken",
                 "failure"
             ]
         );

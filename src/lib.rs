@@ -5,7 +5,8 @@
 //! `store` keeps releases, deployments, events, locks and instances in SQLite;
 //! `db` migrates the application's own databases;
 //! `drivers` start, health-check and stop instances; `runtime` carries out
-//! deployments; `api` is the daemon's HTTP API and its client; `cli` is the
+//! deployments; `identity` says who a caller is and what their role may do
+//! (the audit log lives in `store`); `api` is the daemon's HTTP API and its client; `cli` is the
 //! command line.
 
 pub mod api;
@@ -16,6 +17,7 @@ pub mod db;
 pub mod drivers;
 pub mod edge;
 pub mod exit;
+pub mod identity;
 pub mod label;
 pub mod runtime;
 pub mod store;

@@ -1,13 +1,17 @@
 //! The daemon's HTTP API: the JSON types and error codes both sides share
 //! (`wire.rs`), the server (`server.rs`), the streamed instance output
-//! (`logs.rs`), the client the CLI uses (`client.rs`), the bearer token
-//! that guards it (`token.rs`), HTTPS for an API off loopback (`tls.rs`) and
-//! the daemon's own upgrade, reload and stop (`daemon.rs`).
+//! (`logs.rs`), the client the CLI uses (`client.rs`), the bootstrap bearer
+//! token (`token.rs`), who a token is and what its role may call
+//! (`auth.rs`), named tokens (`tokens.rs`), the audit log (`audit.rs`),
+//! HTTPS for an API off loopback (`tls.rs`) and the daemon's own upgrade,
+//! reload and stop (`daemon.rs`).
 //!
 //! Every route lives under `/v1`. Errors are JSON `{ "error": CODE, "message": … }`
 //! where CODE is a [`wire::ErrorCode`]: one HTTP status per code on the server,
 //! one exit code per code in the CLI (see `crate::exit`).
 
+pub mod audit;
+pub mod auth;
 pub mod client;
 pub mod daemon;
 pub mod extract;
@@ -15,4 +19,5 @@ pub mod logs;
 pub mod server;
 pub mod tls;
 pub mod token;
+pub mod tokens;
 pub mod wire;

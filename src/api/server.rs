@@ -2,19 +2,22 @@
 //! in-process; `cutover serve` binds it to `server.listen` (loopback by default).
 //!
 //! Routes: `GET /healthz` is open; everything under `/v1` needs
-//! `Authorization: Bearer <token>`. `GET /metrics` is open on a loopback API
-//! and needs the token too on an API off loopback (issue 15 brings a
-//! viewer-only role for scrapers); [`metrics_app`] serves it alone, without a
-//! token, on `[server] metrics_listen`.
+//! `Authorization: Bearer <token>` whose role allows the route
+//! (`auth.rs`: the token check and the one table of what each route needs).
+//! `GET /metrics` is open on a loopback API and needs a valid token (any
+//! role) on an API off loopback; [`metrics_app`] serves it alone, without a
+//! token, on `[server] metrics_listen`. "Who" in the history and the audit
+//! log is the caller's token name; a `requested_by` a client sends is
+//! ignored.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 
 use super::extract::{self, Json as JsonBody, Path, Query};
@@ -22,12 +25,13 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use super::token;
+use super::auth::{self, require_token};
 use super::wire::{
     Accepted, ApiErrorBody, DeployRequest, Deployment, DeploymentDetail, EnvironmentEvent,
     EnvironmentStatus, ErrorCode, InstanceView, OpenFileLimit, RollbackRequest,
     RolloutCommandRequest, StatusResponse, TrafficView,
 };
+use crate::identity::Caller;
 use crate::label;
 use crate::runtime::{Daemon, DeployError, deploy, rollback};
 use crate::store::StoreError;
@@ -43,7 +47,7 @@ const STATUS_EDGE_EVENTS: u32 = 5;
 pub struct ApiState {
     /// The runtime.
     pub daemon: Arc<Daemon>,
-    /// The bearer token.
+    /// The bootstrap admin's token (the token file).
     pub token: Arc<str>,
     /// Prometheus exposition of the process's metrics.
     pub metrics: Option<PrometheusHandle>,
@@ -70,6 +74,12 @@ pub fn app(state: ApiState) -> Router {
         .route("/logs", get(super::logs::logs))
         .route("/events", get(list_environment_events))
         .route("/daemon/{action}", post(super::daemon::action))
+        .route(
+            "/tokens",
+            get(super::tokens::list).post(super::tokens::create),
+        )
+        .route("/tokens/{name}", delete(super::tokens::revoke))
+        .route("/audit", get(super::audit::list))
         .method_not_allowed_fallback(extract::method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let metrics_route = if state.metrics_need_token {
@@ -96,23 +106,6 @@ pub fn metrics_app(metrics: Option<PrometheusHandle>) -> Router {
             async move { render_metrics(metrics.as_ref()) }
         }),
     )
-}
-
-async fn require_token(State(state): State<ApiState>, req: Request, next: Next) -> Response {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(t) if token::matches(t, &state.token) => next.run(req).await,
-        _ => ApiError::new(
-            ErrorCode::Unauthorized,
-            "missing or wrong API token (Authorization: Bearer …)",
-        )
-        .into_response(),
-    }
 }
 
 /// An error answer: a code (which decides the HTTP status) and a message.
@@ -171,11 +164,13 @@ impl From<&DeployError> for ErrorCode {
     }
 }
 
-/// A held lock is `locked`; every other store failure is `store`.
+/// A held lock is `locked`, a write against the store's rules `refused`;
+/// every other store failure is `store`.
 impl From<&StoreError> for ErrorCode {
     fn from(e: &StoreError) -> Self {
         match e {
             StoreError::LockHeld { .. } => ErrorCode::Locked,
+            StoreError::Conflict(_) => ErrorCode::Refused,
             _ => ErrorCode::Store,
         }
     }
@@ -422,17 +417,27 @@ async fn get_deployment(
 
 async fn create_deployment(
     State(state): State<ApiState>,
+    caller: Caller,
     JsonBody(req): JsonBody<DeployRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    let requested_by = label::clean_text(&req.requested_by);
     let (environment, deployment_id) = deploy::begin_deploy(
         &state.daemon,
         req.environment.as_deref(),
         &req.version,
-        &requested_by,
+        &caller.name,
         req.service.as_deref(),
     )
     .await?;
+    auth::record(
+        &state,
+        caller
+            .audit("deploy")
+            .environment(&environment)
+            .deployment(deployment_id)
+            .target(&req.version)
+            .details(serde_json::json!({ "service": req.service })),
+    )
+    .await;
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
@@ -444,11 +449,19 @@ async fn create_deployment(
 
 async fn create_rollback(
     State(state): State<ApiState>,
+    caller: Caller,
     JsonBody(req): JsonBody<RollbackRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    let requested_by = label::clean_text(&req.requested_by);
     let (environment, deployment_id) =
-        rollback::begin_rollback(&state.daemon, req.environment.as_deref(), &requested_by).await?;
+        rollback::begin_rollback(&state.daemon, req.environment.as_deref(), &caller.name).await?;
+    auth::record(
+        &state,
+        caller
+            .audit("rollback")
+            .environment(&environment)
+            .deployment(deployment_id),
+    )
+    .await;
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
@@ -460,12 +473,14 @@ async fn create_rollback(
 
 async fn rollout_command(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(command): Path<String>,
     JsonBody(req): JsonBody<RolloutCommandRequest>,
 ) -> Result<Json<Accepted>, ApiError> {
     use cutover_core::Command;
-    let requested_by = label::clean_text(&req.requested_by);
-    let command = match command.as_str() {
+    let requested_by = &caller.name;
+    let name = command;
+    let command = match name.as_str() {
         "pause" => Command::Pause,
         "resume" => Command::Resume,
         "promote" => Command::Promote { full: req.full },
@@ -484,10 +499,24 @@ async fn rollout_command(
         }
     };
     tracing::info!(by = ?requested_by, ?command, "operator command");
+    let details = match &command {
+        Command::Promote { full } => serde_json::json!({ "full": full }),
+        Command::Abort { reason } => serde_json::json!({ "reason": reason }),
+        _ => serde_json::json!({}),
+    };
     let (environment, deployment_id) = state
         .daemon
         .command(req.environment.as_deref(), command)
         .await?;
+    auth::record(
+        &state,
+        caller
+            .audit(&label::clean_text(&name))
+            .environment(&environment)
+            .deployment(deployment_id)
+            .details(details),
+    )
+    .await;
     Ok(Json(Accepted {
         deployment_id,
         environment,

@@ -29,8 +29,12 @@ pub enum ErrorCode {
     /// to roll back to), or it cannot be read (a body that is not JSON or
     /// lacks a field, a bad query string or path parameter).
     BadRequest,
-    /// `unauthorized` (401): missing or wrong API token.
+    /// `unauthorized` (401): missing or wrong API token, or a named token
+    /// that was revoked or has expired (the message says which).
     Unauthorized,
+    /// `forbidden` (403): the token's role may not do this (the message
+    /// names the roles that may).
+    Forbidden,
     /// `not_found` (404): nothing matches (no such deployment, no running
     /// instance, no such rollout command, no such route).
     NotFound,
@@ -59,9 +63,10 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::Locked,
@@ -79,6 +84,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::PayloadTooLarge => "payload_too_large",
@@ -97,6 +103,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -115,6 +122,7 @@ impl ErrorCode {
         match status {
             StatusCode::BAD_REQUEST => ErrorCode::BadRequest,
             StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+            StatusCode::FORBIDDEN => ErrorCode::Forbidden,
             StatusCode::NOT_FOUND => ErrorCode::NotFound,
             StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
             StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
@@ -149,9 +157,11 @@ pub struct DeployRequest {
     /// `+`, not starting with `-` (`crate::label::check_version`); any other
     /// is answered 400 `bad_request`.
     pub version: String,
-    /// Who asks (user@host), for the lock and the history. Stored cleaned:
-    /// controls to `?`, at most 200 characters (`crate::label::clean_text`).
-    pub requested_by: String,
+    /// Ignored, kept so that older clients' requests still read: who asks
+    /// is the name of the request's API token, never a value the client
+    /// sends (docs/security.md, "Roles and tokens").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
     /// Roll only this service (default: every service of the release).
     #[serde(default)]
     pub service: Option<String>,
@@ -165,11 +175,13 @@ pub struct RolloutCommandRequest {
     /// With `promote`: straight to 100 %.
     #[serde(default)]
     pub full: bool,
-    /// With `abort`: why, for the history (cleaned like `requested_by`).
+    /// With `abort`: why, for the history (cleaned: controls to `?`, at
+    /// most 200 characters, `crate::label::clean_text`).
     #[serde(default)]
     pub reason: Option<String>,
-    /// Who asks (cleaned: controls to `?`, at most 200 characters).
-    pub requested_by: String,
+    /// Ignored (see [`DeployRequest::requested_by`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
 }
 
 /// `POST /v1/rollback`: back to the previous release.
@@ -177,8 +189,9 @@ pub struct RolloutCommandRequest {
 pub struct RollbackRequest {
     /// Environment name; may be omitted when there is one.
     pub environment: Option<String>,
-    /// Who asks.
-    pub requested_by: String,
+    /// Ignored (see [`DeployRequest::requested_by`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
 }
 
 /// `GET /v1/logs`: which output to read (sent as the query string).
@@ -309,7 +322,8 @@ pub struct Deployment {
     pub state: DeploymentState,
     /// Why it ended as it did, if said.
     pub reason: Option<String>,
-    /// Who asked for it.
+    /// Who asked for it: the name of the API token the request came with
+    /// (`admin` for the token file).
     pub requested_by: String,
     /// When it was created.
     pub started_at: Timestamp,
@@ -545,6 +559,139 @@ pub struct OpenFileLimit {
     pub hard: u64,
 }
 
+/// `POST /v1/tokens`: make a named token (admin only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenCreateRequest {
+    /// Its name: 1 to 64 letters, digits, `.`, `_` or `-`; never one used
+    /// before, never `admin`.
+    pub name: String,
+    /// `viewer`, `deployer`, `approver` or `admin`.
+    pub role: String,
+    /// How long it works, e.g. `90d` or `12h` (default: until revoked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<String>,
+}
+
+/// A named token, as `GET /v1/tokens` lists it: never the token itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// Its name.
+    pub name: String,
+    /// Its role.
+    pub role: String,
+    /// `active`, `expired` or `revoked`.
+    pub state: String,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// Who made it.
+    pub created_by: String,
+    /// When it stops working, if ever.
+    pub expires_at: Option<Timestamp>,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+    /// When it was last used (to the minute).
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl TokenInfo {
+    /// A stored token's view at `now`.
+    pub fn from_store(t: store::TokenRecord, now: Timestamp) -> TokenInfo {
+        let state = if t.revoked_at.is_some() {
+            "revoked"
+        } else if t.expires_at.is_some_and(|e| e <= now) {
+            "expired"
+        } else {
+            "active"
+        };
+        TokenInfo {
+            name: t.name,
+            role: t.role,
+            state: state.into(),
+            created_at: t.created_at,
+            created_by: t.created_by,
+            expires_at: t.expires_at,
+            revoked_at: t.revoked_at,
+            last_used_at: t.last_used_at,
+        }
+    }
+}
+
+/// The answer of `POST /v1/tokens`: the token's details and, this once,
+/// the token. The only answer of the API that holds a secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    /// The token's details.
+    #[serde(flatten)]
+    pub info: TokenInfo,
+    /// The token: shown now and never again (the daemon keeps only its hash).
+    pub token: String,
+}
+
+/// One row of the audit log (`GET /v1/audit`, `cutover audit export`):
+/// the stored row with its hash and the previous row's hash, so anyone can
+/// recompute the chain (docs/security.md, "Audit log").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRow {
+    /// Its number: 1, 2, 3, … without gaps.
+    pub id: i64,
+    /// When it was written.
+    pub at: Timestamp,
+    /// Who: a token's name, `admin` (the token file) or `local:<user>`.
+    pub who: String,
+    /// Their role, or `local`.
+    pub role: String,
+    /// What was done, e.g. `deploy`, `token_revoke`, `migrate_up`.
+    pub action: String,
+    /// The environment, if one.
+    pub environment: Option<String>,
+    /// The deployment, if one.
+    pub deployment_id: Option<i64>,
+    /// What else it concerns (a token's name, a database, a backup id).
+    pub target: Option<String>,
+    /// Details (a JSON object).
+    pub details: serde_json::Value,
+    /// The previous row's hash (64 zeros for the first row).
+    pub prev_hash: String,
+    /// This row's hash.
+    pub hash: String,
+}
+
+impl From<store::AuditRecord> for AuditRow {
+    fn from(r: store::AuditRecord) -> Self {
+        AuditRow {
+            id: r.id,
+            at: r.at,
+            who: r.who,
+            role: r.role,
+            action: r.action,
+            environment: r.environment,
+            deployment_id: r.deployment_id,
+            target: r.target,
+            details: r.details,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+impl From<AuditRow> for store::AuditRecord {
+    fn from(r: AuditRow) -> Self {
+        store::AuditRecord {
+            id: r.id,
+            at: r.at,
+            who: r.who,
+            role: r.role,
+            action: r.action,
+            environment: r.environment,
+            deployment_id: r.deployment_id,
+            target: r.target,
+            details: r.details,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -642,6 +789,7 @@ mod tests {
             [
                 "bad_request",
                 "unauthorized",
+                "forbidden",
                 "not_found",
                 "method_not_allowed",
                 "locked",
@@ -678,6 +826,7 @@ mod tests {
             [
                 (ErrorCode::BadRequest, 400),
                 (ErrorCode::Unauthorized, 401),
+                (ErrorCode::Forbidden, 403),
                 (ErrorCode::NotFound, 404),
                 (ErrorCode::MethodNotAllowed, 405),
                 (ErrorCode::Locked, 409),
@@ -697,6 +846,7 @@ mod tests {
         let table = [
             (400, ErrorCode::BadRequest),
             (401, ErrorCode::Unauthorized),
+            (403, ErrorCode::Forbidden),
             (404, ErrorCode::NotFound),
             (409, ErrorCode::Locked),
             (405, ErrorCode::MethodNotAllowed),
@@ -907,7 +1057,7 @@ mod tests {
         let deploy = DeployRequest {
             environment: Some("production".into()),
             version: "v2".into(),
-            requested_by: "alice@host".into(),
+            requested_by: None,
             service: None,
         };
         assert_eq!(
@@ -915,7 +1065,6 @@ mod tests {
             json!({
                 "environment": "production",
                 "version": "v2",
-                "requested_by": "alice@host",
                 "service": null,
             })
         );
@@ -923,7 +1072,7 @@ mod tests {
             environment: None,
             full: true,
             reason: Some("looks wrong".into()),
-            requested_by: "alice@host".into(),
+            requested_by: None,
         };
         assert_eq!(
             to_json(&command),
@@ -931,17 +1080,13 @@ mod tests {
                 "environment": null,
                 "full": true,
                 "reason": "looks wrong",
-                "requested_by": "alice@host",
             })
         );
         let rollback = RollbackRequest {
             environment: None,
-            requested_by: "alice@host".into(),
+            requested_by: None,
         };
-        assert_eq!(
-            to_json(&rollback),
-            json!({ "environment": null, "requested_by": "alice@host" })
-        );
+        assert_eq!(to_json(&rollback), json!({ "environment": null }));
         // Older clients leave out the fields that have defaults.
         let old: DeployRequest = serde_json::from_value(json!({
             "environment": null, "version": "v2", "requested_by": "bob@host",
@@ -953,5 +1098,69 @@ mod tests {
         }))
         .expect("deserializes");
         assert!(!old.full && old.reason.is_none());
+    }
+
+    #[test]
+    fn token_and_audit_json() {
+        let record = store::TokenRecord {
+            name: "ci".into(),
+            role: "deployer".into(),
+            created_at: at(1_714_564_800),
+            created_by: "admin".into(),
+            expires_at: Some(at(1_714_564_900)),
+            revoked_at: None,
+            last_used_at: None,
+        };
+        let created = TokenCreated {
+            info: TokenInfo::from_store(record.clone(), at(1_714_564_850)),
+            token: "cutover_abc".into(),
+        };
+        pin(
+            &created,
+            json!({
+                "name": "ci",
+                "role": "deployer",
+                "state": "active",
+                "created_at": "2024-05-01T12:00:00Z",
+                "created_by": "admin",
+                "expires_at": "2024-05-01T12:01:40Z",
+                "revoked_at": null,
+                "last_used_at": null,
+                "token": "cutover_abc",
+            }),
+        );
+        assert_eq!(
+            TokenInfo::from_store(record, at(1_714_564_900)).state,
+            "expired"
+        );
+        let row = AuditRow::from(store::AuditRecord {
+            id: 1,
+            at: at(1_714_564_800),
+            who: "ci".into(),
+            role: "deployer".into(),
+            action: "deploy".into(),
+            environment: Some("production".into()),
+            deployment_id: Some(7),
+            target: Some("v2".into()),
+            details: json!({ "service": null }),
+            prev_hash: store::GENESIS.into(),
+            hash: "ab".into(),
+        });
+        pin(
+            &row,
+            json!({
+                "id": 1,
+                "at": "2024-05-01T12:00:00Z",
+                "who": "ci",
+                "role": "deployer",
+                "action": "deploy",
+                "environment": "production",
+                "deployment_id": 7,
+                "target": "v2",
+                "details": { "service": null },
+                "prev_hash": store::GENESIS,
+                "hash": "ab",
+            }),
+        );
     }
 }

@@ -118,7 +118,7 @@ async fn deploy_version(
         .deploy(&DeployRequest {
             environment: None,
             version: version.to_owned(),
-            requested_by: output::requested_by(),
+            requested_by: None,
             service: None,
         })
         .await?;

@@ -41,7 +41,7 @@ pub async fn deploy(
         .deploy(&DeployRequest {
             environment: environment.map(str::to_owned),
             version: version.to_owned(),
-            requested_by: output::requested_by(),
+            requested_by: None,
             service: service.map(str::to_owned),
         })
         .await?;
@@ -62,7 +62,7 @@ pub async fn rollback(path: &Path, environment: Option<&str>, json: bool) -> Res
     let accepted = client
         .rollback(&RollbackRequest {
             environment: environment.map(str::to_owned),
-            requested_by: output::requested_by(),
+            requested_by: None,
         })
         .await?;
     if !json {
@@ -93,7 +93,7 @@ pub async fn steer(
                 environment: environment.map(str::to_owned),
                 full,
                 reason,
-                requested_by: output::requested_by(),
+                requested_by: None,
             },
         )
         .await?;

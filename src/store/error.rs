@@ -85,6 +85,11 @@ pub enum StoreError {
     /// enumeration value, a time out of range, invalid JSON.
     #[error("the state store holds a bad value: {0}")]
     Corrupt(String),
+
+    /// The write would break a rule of the store (a token name that exists
+    /// or existed, a token already revoked); says what to do.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl StoreError {

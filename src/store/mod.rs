@@ -10,8 +10,9 @@
 //!
 //! Each concept lives in its own file and adds its methods to [`Store`]:
 //! `releases`, `deployments` (with their events), `locks`, `environments`
-//! (what serves where), `environment_events` (outside deployments) and
-//! `instances`. `codec` says how values are stored.
+//! (what serves where), `environment_events` (outside deployments),
+//! `instances`, `tokens` (named API tokens, hashed) and `audit` (the
+//! tamper-evident audit log, [`Store::append_audit`]). `codec` says how values are stored.
 //!
 //! Opening refuses a store it cannot trust: SQLite's `PRAGMA quick_check`
 //! must pass ([`StoreError::Damaged`]) and the schema must be one this binary
@@ -29,6 +30,7 @@
 //! A PostgreSQL backend with the same API is planned, so the SQL uses `$n`
 //! parameters, `ON CONFLICT` and `RETURNING`, which both databases accept.
 
+mod audit;
 mod codec;
 mod deployments;
 mod environment_events;
@@ -38,6 +40,7 @@ mod instances;
 mod locks;
 mod releases;
 mod rollouts;
+mod tokens;
 #[cfg(test)]
 mod tests;
 
@@ -52,6 +55,7 @@ use sqlx::sqlite::{
 };
 use tokio::sync::watch;
 
+pub use audit::{AuditEntry, AuditRecord, ChainBreak, GENESIS, canonical_json, row_hash, verify_chain};
 pub use deployments::{Deployment, DeploymentKind, DeploymentState, Event, NewDeployment};
 pub use environment_events::EnvironmentEvent;
 pub use environments::Serving;
@@ -59,6 +63,7 @@ pub use error::StoreError;
 pub use instances::{InstanceRecord, InstanceState};
 pub use locks::Lock;
 pub use releases::Release;
+pub use tokens::{NewToken, TokenRecord, needs_touch};
 
 /// The schema migrations, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/state");
