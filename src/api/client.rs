@@ -17,9 +17,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::wire::{
-    Accepted, ApiErrorBody, DaemonAnswer, DeployRequest, Deployment, DeploymentDetail,
+    Accepted, ApiErrorBody, AuditRow, DaemonAnswer, DeployRequest, Deployment, DeploymentDetail,
     EnvironmentEvent, ErrorCode, LogsRequest, RollbackRequest, RolloutCommandRequest,
-    StatusResponse,
+    StatusResponse, TokenCreateRequest, TokenCreated, TokenInfo,
 };
 
 /// Longest wait for one API call.
@@ -240,6 +240,51 @@ impl ApiClient {
             percent_encode(environment)
         );
         self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `POST /v1/tokens`: makes a named token; the answer holds it, once.
+    pub async fn token_create(&self, req: &TokenCreateRequest) -> Result<TokenCreated, ClientError> {
+        self.call(Method::POST, "/v1/tokens", Some(req)).await
+    }
+
+    /// `GET /v1/tokens`: every named token, without its secret.
+    pub async fn tokens(&self) -> Result<Vec<TokenInfo>, ClientError> {
+        self.call(Method::GET, "/v1/tokens", None::<&()>).await
+    }
+
+    /// `DELETE /v1/tokens/{name}`.
+    pub async fn token_revoke(&self, name: &str) -> Result<TokenInfo, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/v1/tokens/{}", percent_encode(name)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /v1/audit?since=…&limit=…`: the newest `limit` rows written at
+    /// `since` or later, oldest first.
+    pub async fn audit(
+        &self,
+        since: Option<jiff::Timestamp>,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, ClientError> {
+        let mut path = format!("/v1/audit?limit={limit}");
+        if let Some(since) = since {
+            path.push_str(&format!("&since={}", percent_encode(&since.to_string())));
+        }
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `GET /v1/audit?after=ID&limit=…`: the rows after id `after`, oldest
+    /// first (a page of the whole log).
+    pub async fn audit_after(&self, after: i64, limit: u32) -> Result<Vec<AuditRow>, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/audit?after={after}&limit={limit}"),
+            None::<&()>,
+        )
+        .await
     }
 
     /// `GET /v1/logs?…`: a service's output as it arrives; `write` gets each

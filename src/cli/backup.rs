@@ -151,6 +151,14 @@ pub async fn run(
                 .restore(&id, to.as_deref(), force, &identities)
                 .await
                 .map_err(cli_error)?;
+            let entry = super::audit::local_entry("backup_restore")
+                .target(&restored.id)
+                .details(serde_json::json!({
+                    "database": name,
+                    "into": restored.target,
+                    "safety_backup": restored.safety_backup,
+                }));
+            super::audit::record_local(&config, entry).await;
             if json {
                 output::print_json(&restored)
             } else {

@@ -89,6 +89,10 @@ pub async fn run(
         .database(db)
         .map_err(|e| CliError::new(exit::USAGE, output::render_config_error(e)))?;
     let migrator = Migrator::new(name, database).map_err(cli_error)?;
+    let audited = Audited {
+        config: &config,
+        database: name,
+    };
     let actor = Actor {
         applied_by: output::requested_by(),
         release: None,
@@ -100,11 +104,34 @@ pub async fn run(
         }
         MigrateCommand::Up { to, phase, release } => {
             let actor = Actor { release, ..actor };
-            up(&migrator, to, phase.map(Phase::from), &actor, json).await
+            up(&migrator, to, phase.map(Phase::from), &actor, &audited, json).await
         }
-        MigrateCommand::Down { to } => down(&migrator, to, &actor, json).await,
+        MigrateCommand::Down { to } => down(&migrator, to, &actor, &audited, json).await,
         MigrateCommand::Lint => lint(&migrator, database.is_postgres(), json),
-        MigrateCommand::Baseline { up_to } => baseline(&migrator, up_to, &actor, json).await,
+        MigrateCommand::Baseline { up_to } => {
+            baseline(&migrator, up_to, &actor, &audited, json).await
+        }
+    }
+}
+
+/// Where a change to the database is audited: the config's state store,
+/// as `local:<OS user>` (`cli::audit::record_local`).
+struct Audited<'a> {
+    config: &'a crate::config::Config,
+    database: &'a str,
+}
+
+impl Audited<'_> {
+    /// Records `action` with the versions it applied or reverted (nothing
+    /// when there are none: nothing changed) and the error it ended with.
+    async fn record(&self, action: &str, versions: Vec<u64>, error: Option<String>) {
+        if versions.is_empty() {
+            return;
+        }
+        let entry = super::audit::local_entry(action)
+            .target(self.database)
+            .details(serde_json::json!({ "versions": versions, "error": error }));
+        super::audit::record_local(self.config, entry).await;
     }
 }
 
@@ -285,6 +312,7 @@ async fn up(
     to: Option<u64>,
     phase: Option<Phase>,
     actor: &Actor,
+    audited: &Audited<'_>,
     json: bool,
 ) -> Result<(), CliError> {
     let mut progress = Progress {
@@ -298,6 +326,13 @@ async fn up(
         Ok(report) => (report.stopped, None),
         Err(error) => (None, Some(error)),
     };
+    audited
+        .record(
+            "migrate_up",
+            progress.done.iter().map(|d| d.version).collect(),
+            error.as_ref().map(ToString::to_string),
+        )
+        .await;
     if json {
         output::print_json(&RunReport {
             database: migrator.name(),
@@ -322,7 +357,13 @@ async fn up(
     error.map_or(Ok(()), |error| Err(cli_error(error)))
 }
 
-async fn down(migrator: &Migrator, to: u64, actor: &Actor, json: bool) -> Result<(), CliError> {
+async fn down(
+    migrator: &Migrator,
+    to: u64,
+    actor: &Actor,
+    audited: &Audited<'_>,
+    json: bool,
+) -> Result<(), CliError> {
     let mut progress = Progress {
         json,
         done: Vec::new(),
@@ -331,6 +372,13 @@ async fn down(migrator: &Migrator, to: u64, actor: &Actor, json: bool) -> Result
         .down(to, actor, &mut |event| progress.event(event))
         .await;
     let error = result.err();
+    audited
+        .record(
+            "migrate_down",
+            progress.done.iter().map(|d| d.version).collect(),
+            error.as_ref().map(ToString::to_string),
+        )
+        .await;
     if json {
         output::print_json(&RunReport {
             database: migrator.name(),
@@ -425,6 +473,7 @@ async fn baseline(
     migrator: &Migrator,
     version: u64,
     actor: &Actor,
+    audited: &Audited<'_>,
     json: bool,
 ) -> Result<(), CliError> {
     let adopted = migrator
@@ -435,6 +484,16 @@ async fn baseline(
         })
         .await
         .map_err(cli_error)?;
+    audited
+        .record(
+            "migrate_baseline",
+            adopted
+                .iter()
+                .filter_map(|a| u64::try_from(a.version).ok())
+                .collect(),
+            None,
+        )
+        .await;
     if json {
         return output::print_json(&serde_json::json!({
             "database": migrator.name(),

@@ -2,6 +2,7 @@
 //! (kamal-proxy style). Commands other than `serve`, `check`, `schema`,
 //! `migrate` and `demo` talk to the daemon over its API.
 
+mod audit;
 mod backup;
 mod check;
 mod daemon;
@@ -14,6 +15,7 @@ mod preflight;
 pub mod serve;
 mod status;
 pub mod systemd;
+mod token;
 
 use std::path::PathBuf;
 
@@ -197,6 +199,29 @@ pub enum Command {
         #[command(subcommand)]
         command: backup::BackupCommand,
     },
+    /// Named API tokens (admin only): create one with a role (its token is
+    /// printed once), list them (never the token), revoke one.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
+    /// The tamper-evident audit log: who changed what, when. Lists the
+    /// newest rows (any role); `verify` recomputes the hash chain (exit 11
+    /// when broken); `export` writes JSON lines for a SIEM.
+    #[command(args_conflicts_with_subcommands = true)]
+    Audit {
+        /// Only rows since TIME: RFC 3339 (2026-12-04T09:00:00Z) or how long
+        /// ago (90m, 2h, 7d).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// At most N rows (the newest; at most 1000).
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        limit: u32,
+        /// verify or export (default: list).
+        #[command(subcommand)]
+        command: Option<audit::AuditCommand>,
+    },
     /// Is this host ready to deploy? Config, databases, backup folder and
     /// disk space, pg_dump/pg_restore, deployment locks, open-file limit.
     /// Each failing check says what to do; exit 1 when one fails.
@@ -367,6 +392,20 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             };
             backup::run(&cli.config, target, command, json).await
         }
+        Command::Token { command } => token::run(&cli.config, command, json).await,
+        Command::Audit {
+            since,
+            limit,
+            command,
+        } => match command {
+            None => audit::list(&cli.config, since.as_deref(), limit, json).await,
+            Some(audit::AuditCommand::Verify { store }) => {
+                audit::verify(&cli.config, store, json).await
+            }
+            Some(audit::AuditCommand::Export { output, store }) => {
+                audit::export(&cli.config, output.as_deref(), store).await
+            }
+        },
         Command::Preflight => preflight::run(&cli.config, json).await,
         Command::Check => check::check(&cli.config, json),
         Command::Schema => check::schema(),

@@ -1,5 +1,6 @@
 //! Tests of the state store, against real SQLite files in temporary directories.
 
+mod audit;
 mod deployments;
 mod environment_events;
 mod environments;
@@ -7,6 +8,7 @@ mod instances;
 mod locks;
 mod open;
 mod releases;
+mod tokens;
 
 use std::path::Path;
 
