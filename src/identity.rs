@@ -163,11 +163,13 @@ impl Caller {
 /// A caller lacks a permission.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "token {name:?} (role {role}) may not {what}: that needs the {permission} permission, which the {roles} \
-     role{s} have; ask an admin for a token with one of them (`cutover token create NAME --role ROLE`)",
+    "token {name:?} (role {role}) may not {what}: that needs the {permission} permission, which {roles}; ask \
+     an admin for such a token (`cutover token create NAME --role ROLE`)",
     permission = permission.as_str(),
-    roles = permission.roles().join(" and "),
-    s = if permission.roles().len() == 1 { "" } else { "s" }
+    roles = match permission.roles().as_slice() {
+        [one] => format!("only the {one} role has"),
+        many => format!("the {} roles have", many.join(" and ")),
+    }
 )]
 pub struct Denied {
     /// The caller's name.

@@ -8,7 +8,7 @@
 //! (`caller: Caller`), for the history, the audit log, and checks inside a
 //! handler (`caller.require(Permission::Admin, "…")?`).
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, OriginalUri, Request, State};
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use axum::middleware::Next;
@@ -92,8 +92,13 @@ pub async fn require_token(State(state): State<ApiState>, mut req: Request, next
         Ok(caller) => caller,
         Err(e) => return e.into_response(),
     };
-    let what = format!("{} {}", req.method(), req.uri().path());
-    let needed = permission_for(req.method(), req.uri().path());
+    // Inside `/v1`'s router the URI has lost its prefix; the original has it.
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().path().to_owned(), |u| u.0.path().to_owned());
+    let what = format!("{} {path}", req.method());
+    let needed = permission_for(req.method(), &path);
     if let Err(denied) = caller.require(needed, &what) {
         tracing::warn!(caller = %caller.name, role = %caller.role, %what, "refused: role lacks permission");
         return ApiError::from(denied).into_response();

@@ -315,6 +315,72 @@ rollback_window = "{rollback_window}"
         command
     }
 
+    /// Makes a named token with `role` (`viewer`, `deployer`, `approver`,
+    /// `admin`) through `cutover token create`, as the admin (the token
+    /// file), and returns the token.
+    pub fn token(&self, name: &str, role: &str) -> String {
+        self.token_with(name, role, &[])
+    }
+
+    /// [`TestApp::token`] with more arguments (e.g. `["--expires", "5s"]`).
+    pub fn token_with(&self, name: &str, role: &str, more: &[&str]) -> String {
+        let mut args = vec!["token", "create", name, "--role", role];
+        args.extend_from_slice(more);
+        let out = self.cli(&args);
+        ok(self, &out);
+        let token = stdout(&out).trim().to_owned();
+        assert!(token.starts_with("cutover_"), "no token printed: {out:?}");
+        token
+    }
+
+    /// Runs the CLI with `CUTOVER_TOKEN=token` (instead of the token file).
+    pub fn cli_with_token(&self, token: &str, args: &[&str]) -> Output {
+        let mut command = self.command(args);
+        command.env("CUTOVER_TOKEN", token);
+        command.output().expect("run cutover")
+    }
+
+    /// One HTTP request to the API with `token` (none: no `Authorization`)
+    /// and a JSON `body`; returns the status and the JSON answer (`null`
+    /// when the answer is not JSON). For routes the CLI has no command for.
+    pub fn api_call(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        use std::io::Read;
+        let mut stream =
+            std::net::TcpStream::connect(("127.0.0.1", self.api_port)).expect("connect to the API");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let body = body.unwrap_or("");
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n{auth}Content-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.api_port,
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let (head, rest) = text
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {head:?}"));
+        (status, serde_json::from_str(rest).unwrap_or(serde_json::Value::Null))
+    }
+
     pub fn proxy_url(&self) -> String {
         format!("http://127.0.0.1:{}/", self.proxy_port)
     }

@@ -4,6 +4,7 @@
 
 mod acme;
 mod api_edge;
+mod audit;
 mod backup;
 mod backup_deploy;
 mod canary;
@@ -23,6 +24,7 @@ mod lifecycle;
 mod lock;
 mod migrate;
 mod restart;
+mod roles;
 mod rollback;
 mod schema_deploy;
 mod services;
