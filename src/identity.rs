@@ -206,8 +206,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
     let good_chars = name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if name.is_empty() || name.len() > MAX_NAME_LEN || !good_chars || name.starts_with(['-', '.'])
-    {
+    if name.is_empty() || name.len() > MAX_NAME_LEN || !good_chars || name.starts_with(['-', '.']) {
         return Err(format!(
             "token name {:?} is not valid: use 1 to {MAX_NAME_LEN} letters, digits, '.', '_' or '-', \
              not starting with '-' or '.'",

@@ -46,7 +46,8 @@ pub fn config(data: &[u8]) {
 
 /// The API's JSON request bodies, as the server reads them (`serde_json`
 /// into the wire types), then what the server does with their text first:
-/// `label::clean_text` of who asks and why, `label::check_version` of the
+/// `label::clean_text` of why (who asks is the token's name, not read from
+/// the body), `label::check_version` of the
 /// version, and the cleaned rejection message when the body is refused.
 pub fn api_bodies(data: &[u8]) {
     let said = |err: serde_json::Error| {
@@ -54,7 +55,6 @@ pub fn api_bodies(data: &[u8]) {
     };
     match serde_json::from_slice::<DeployRequest>(data) {
         Ok(req) => {
-            let _ = cutover::label::clean_text(&req.requested_by);
             let _ = cutover::label::check_version(&req.version);
             round_trip(&req);
         }
@@ -62,7 +62,6 @@ pub fn api_bodies(data: &[u8]) {
     }
     match serde_json::from_slice::<RolloutCommandRequest>(data) {
         Ok(req) => {
-            let _ = cutover::label::clean_text(&req.requested_by);
             if let Some(reason) = &req.reason {
                 let _ = cutover::label::clean_text(reason);
             }
@@ -72,7 +71,6 @@ pub fn api_bodies(data: &[u8]) {
     }
     match serde_json::from_slice::<RollbackRequest>(data) {
         Ok(req) => {
-            let _ = cutover::label::clean_text(&req.requested_by);
             round_trip(&req);
         }
         Err(err) => said(err),

@@ -71,7 +71,11 @@ pub fn permission_for(method: &Method, path: &str) -> Permission {
 }
 
 /// The middleware on every route that needs a token.
-pub async fn require_token(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
+pub async fn require_token(
+    State(state): State<ApiState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -213,15 +217,15 @@ mod tests {
             ("GET", "/v1/something-new", Permission::Read),
             ("POST", "/v1/something-new", Permission::Admin),
             ("DELETE", "/v1/tokens", Permission::Admin),
-            ("POST", "/v1/deployments/12/approve/extra", Permission::Admin),
+            (
+                "POST",
+                "/v1/deployments/12/approve/extra",
+                Permission::Admin,
+            ),
         ];
         for (method, path, permission) in cases {
             let method = Method::from_bytes(method.as_bytes()).expect("method");
-            assert_eq!(
-                permission_for(&method, path),
-                permission,
-                "{method} {path}"
-            );
+            assert_eq!(permission_for(&method, path), permission, "{method} {path}");
         }
     }
 }

@@ -243,7 +243,10 @@ impl ApiClient {
     }
 
     /// `POST /v1/tokens`: makes a named token; the answer holds it, once.
-    pub async fn token_create(&self, req: &TokenCreateRequest) -> Result<TokenCreated, ClientError> {
+    pub async fn token_create(
+        &self,
+        req: &TokenCreateRequest,
+    ) -> Result<TokenCreated, ClientError> {
         self.call(Method::POST, "/v1/tokens", Some(req)).await
     }
 

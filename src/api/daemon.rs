@@ -13,8 +13,8 @@ use super::auth;
 use super::extract::Path;
 use super::server::{ApiError, ApiState};
 use super::wire::{DaemonAnswer, ErrorCode};
-use crate::identity::Caller;
 use crate::daemon::lifecycle::{HandoverReport, Lifecycle, ReloadError};
+use crate::identity::Caller;
 
 /// Where the handlers find the daemon's lifecycle (set once it serves).
 pub type LifecycleSlot = Arc<OnceLock<Arc<Lifecycle>>>;
@@ -41,9 +41,8 @@ pub async fn action(
             let done = lifecycle.upgrade().await;
             let outcome = if done.is_ok() { "upgraded" } else { "failed" };
             auth::record(&state, audit(outcome)).await;
-            done.map(|r| answer("upgraded", r)).map_err(|e| {
-                ApiError::internal(format!("{e}; the running daemon keeps serving"))
-            })?
+            done.map(|r| answer("upgraded", r))
+                .map_err(|e| ApiError::internal(format!("{e}; the running daemon keeps serving")))?
         }
         "reload" => {
             let done = lifecycle.reload().await;

@@ -1,8 +1,9 @@
 //! The API's bearer token: made by the daemon on first start, stored beside the
 //! state (`.cutover/api.token`, mode 0600), read by the CLI from the same place
-//! or from `CUTOVER_TOKEN`. Every API route but `/healthz` and `/metrics`
-//! requires it; comparison is constant-time. (Roles come with the operations
-//! issue; today the one token is the admin token.)
+//! or from `CUTOVER_TOKEN`. It is the bootstrap admin credential: the caller
+//! named `admin` with the admin role (`crate::identity`); named tokens with
+//! other roles are made with `cutover token create` (`tokens.rs`, checked by
+//! `auth.rs`). Comparison with this token is constant-time.
 //!
 //! The daemon refuses to start on a token file it cannot trust: empty or
 //! shorter than 32 bytes (an empty token would let an empty `Bearer` in), a

@@ -64,7 +64,10 @@ pub async fn list(
         return output::print_json(&rows);
     }
     if rows.is_empty() {
-        println!("no audit rows{}", if since.is_some() { " since then" } else { "" });
+        println!(
+            "no audit rows{}",
+            if since.is_some() { " since then" } else { "" }
+        );
     }
     for r in &rows {
         let mut line = format!(

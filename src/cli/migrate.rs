@@ -104,7 +104,15 @@ pub async fn run(
         }
         MigrateCommand::Up { to, phase, release } => {
             let actor = Actor { release, ..actor };
-            up(&migrator, to, phase.map(Phase::from), &actor, &audited, json).await
+            up(
+                &migrator,
+                to,
+                phase.map(Phase::from),
+                &actor,
+                &audited,
+                json,
+            )
+            .await
         }
         MigrateCommand::Down { to } => down(&migrator, to, &actor, &audited, json).await,
         MigrateCommand::Lint => lint(&migrator, database.is_postgres(), json),

@@ -283,7 +283,10 @@ pub fn verify_chain<'a>(
         let expected = last_id.saturating_add(1);
         if row.id != expected {
             let why = if row.id > expected.saturating_add(1) {
-                format!("rows {expected} to {} are missing", row.id.saturating_sub(1))
+                format!(
+                    "rows {expected} to {} are missing",
+                    row.id.saturating_sub(1)
+                )
             } else if row.id > expected {
                 format!("row {expected} is missing")
             } else {
@@ -335,8 +338,8 @@ impl AuditRow {
     /// The record; details that are not JSON are kept as a JSON string (so
     /// the row still reads, and fails verification, rather than hiding).
     fn into_record(self) -> Result<AuditRecord, StoreError> {
-        let details = serde_json::from_str(&self.details)
-            .unwrap_or(serde_json::Value::String(self.details));
+        let details =
+            serde_json::from_str(&self.details).unwrap_or(serde_json::Value::String(self.details));
         Ok(AuditRecord {
             id: self.id,
             at: codec::timestamp(self.at, "audit_log.at")?,
@@ -390,9 +393,13 @@ impl Store {
                 &prev_hash,
             );
             let row = sqlx::query_as::<_, AuditRow>(concat!(
-                "INSERT INTO audit_log (", audit_columns!(), ")
+                "INSERT INTO audit_log (",
+                audit_columns!(),
+                ")
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                 RETURNING ", audit_columns!(), ""
+                 RETURNING ",
+                audit_columns!(),
+                ""
             ))
             .bind(id)
             .bind(now)
@@ -428,7 +435,9 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         sqlx::query_as::<_, AuditRow>(concat!(
-            "SELECT ", audit_columns!(), " FROM audit_log WHERE id > $1 AND at >= $2 ORDER BY id LIMIT $3"
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE id > $1 AND at >= $2 ORDER BY id LIMIT $3"
         ))
         .bind(after)
         .bind(since.map_or(i64::MIN, codec::millis))
@@ -447,7 +456,9 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         let mut rows = sqlx::query_as::<_, AuditRow>(concat!(
-            "SELECT ", audit_columns!(), " FROM audit_log WHERE at >= $1 ORDER BY id DESC LIMIT $2"
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE at >= $1 ORDER BY id DESC LIMIT $2"
         ))
         .bind(since.map_or(i64::MIN, codec::millis))
         .bind(i64::from(limit))

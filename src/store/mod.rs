@@ -40,9 +40,9 @@ mod instances;
 mod locks;
 mod releases;
 mod rollouts;
-mod tokens;
 #[cfg(test)]
 mod tests;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -55,7 +55,9 @@ use sqlx::sqlite::{
 };
 use tokio::sync::watch;
 
-pub use audit::{AuditEntry, AuditRecord, ChainBreak, GENESIS, canonical_json, row_hash, verify_chain};
+pub use audit::{
+    AuditEntry, AuditRecord, ChainBreak, GENESIS, canonical_json, row_hash, verify_chain,
+};
 pub use deployments::{Deployment, DeploymentKind, DeploymentState, Event, NewDeployment};
 pub use environment_events::EnvironmentEvent;
 pub use environments::Serving;

@@ -57,9 +57,8 @@ impl TryFrom<TokenRow> for TokenRecord {
     type Error = StoreError;
 
     fn try_from(row: TokenRow) -> Result<TokenRecord, StoreError> {
-        let opt = |ms: Option<i64>, column: &str| {
-            ms.map(|ms| codec::timestamp(ms, column)).transpose()
-        };
+        let opt =
+            |ms: Option<i64>, column: &str| ms.map(|ms| codec::timestamp(ms, column)).transpose();
         Ok(TokenRecord {
             name: row.name,
             role: row.role,
@@ -91,7 +90,9 @@ impl Store {
             "INSERT INTO api_tokens (name, hash, role, created_at, created_by, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (name) DO NOTHING
-             RETURNING ", token_columns!(), ""
+             RETURNING ",
+            token_columns!(),
+            ""
         ))
         .bind(token.name)
         .bind(token.hash)
@@ -115,7 +116,9 @@ impl Store {
     /// Every named token, oldest first.
     pub async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         sqlx::query_as::<_, TokenRow>(concat!(
-            "SELECT ", token_columns!(), " FROM api_tokens ORDER BY created_at, name"
+            "SELECT ",
+            token_columns!(),
+            " FROM api_tokens ORDER BY created_at, name"
         ))
         .fetch_all(&self.pool)
         .await?
@@ -128,7 +131,9 @@ impl Store {
     /// the caller decides, and says which).
     pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
         sqlx::query_as::<_, TokenRow>(concat!(
-            "SELECT ", token_columns!(), " FROM api_tokens WHERE hash = $1"
+            "SELECT ",
+            token_columns!(),
+            " FROM api_tokens WHERE hash = $1"
         ))
         .bind(hash)
         .fetch_optional(&self.pool)
@@ -145,7 +150,9 @@ impl Store {
         let mut writer = self.writer().await?;
         let result = sqlx::query_as::<_, TokenRow>(concat!(
             "UPDATE api_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL
-             RETURNING ", token_columns!(), ""
+             RETURNING ",
+            token_columns!(),
+            ""
         ))
         .bind(name)
         .bind(now)

@@ -230,6 +230,13 @@ fn the_api_over_tls_answers_curl_and_the_cli() {
     assert_eq!(code(&["-H", &bearer, &format!("{base}/v1/status")]), "200");
     assert_eq!(code(&[&format!("{base}/metrics")]), "401");
     assert_eq!(code(&["-H", &bearer, &format!("{base}/metrics")]), "200");
+    // Any valid token will do for /metrics: a scraper's viewer token.
+    let scraper = format!(
+        "Authorization: Bearer {}",
+        app.token("prometheus", "viewer")
+    );
+    assert_eq!(code(&["-H", &scraper, &format!("{base}/metrics")]), "200");
+    assert_eq!(code(&["-H", &scraper, &format!("{base}/v1/tokens")]), "403");
 
     // The CLI reads the config and trusts exactly that certificate.
     let status = app.cli(&["status", "--json"]);

@@ -44,7 +44,12 @@ fn verify_passes_on_a_real_history_and_names_the_row_edited_by_hand() {
     let log = rows(&app);
     let summary: Vec<(&str, &str)> = log
         .iter()
-        .map(|r| (r["action"].as_str().unwrap_or(""), r["who"].as_str().unwrap_or("")))
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap_or(""),
+                r["who"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
     assert_eq!(
         summary,
@@ -70,11 +75,18 @@ fn verify_passes_on_a_real_history_and_names_the_row_edited_by_hand() {
     let viewer = app.token("auditor", "viewer");
     let out = app.cli_with_token(&viewer, &["audit", "verify"]);
     ok(&app, &out);
-    assert!(stdout(&out).contains("audit log intact: 7 rows"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("audit log intact: 7 rows"),
+        "{}",
+        stdout(&out)
+    );
     let out = app.cli(&["--json", "audit", "verify", "--store"]);
     ok(&app, &out);
     let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!((verdict["intact"].as_bool(), verdict["rows"].as_u64()), (Some(true), Some(7)));
+    assert_eq!(
+        (verdict["intact"].as_bool(), verdict["rows"].as_u64()),
+        (Some(true), Some(7))
+    );
 
     // Export: one JSON object per line, each chained to the one before.
     let file = app.path().join("audit.jsonl");

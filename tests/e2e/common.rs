@@ -378,7 +378,10 @@ rollback_window = "{rollback_window}"
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("no status in {head:?}"));
-        (status, serde_json::from_str(rest).unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            serde_json::from_str(rest).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     pub fn proxy_url(&self) -> String {

@@ -146,7 +146,11 @@ fn allowed_uses_work_and_who_is_always_the_tokens_name() {
     for token in [&viewer, &approver] {
         let out = app.cli_with_token(token, &["deploy", "v2"]);
         assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
-        assert!(stderr(&out).contains("deployer and admin"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("deployer and admin"),
+            "{}",
+            stderr(&out)
+        );
         let out = app.cli_with_token(token, &["--json", "rollback"]);
         assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
         let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON error");
@@ -187,15 +191,24 @@ fn allowed_uses_work_and_who_is_always_the_tokens_name() {
     let out = app.cli(&["--json", "token", "list"]);
     ok(&app, &out);
     let text = stdout(&out);
-    assert!(!text.contains(&deployer) && !text.contains("cutover_"), "{text}");
+    assert!(
+        !text.contains(&deployer) && !text.contains("cutover_"),
+        "{text}"
+    );
     let list: serde_json::Value = serde_json::from_str(&text).expect("token list");
     let ci = list
         .as_array()
         .and_then(|l| l.iter().find(|t| t["name"] == "ci"))
         .expect("ci is listed");
-    assert_eq!((ci["role"].as_str(), ci["state"].as_str()), (Some("deployer"), Some("active")));
+    assert_eq!(
+        (ci["role"].as_str(), ci["state"].as_str()),
+        (Some("deployer"), Some("active"))
+    );
     assert!(ci["last_used_at"].is_string(), "{ci}");
-    assert!(!app.daemon_log().contains(&deployer), "a token reached the log");
+    assert!(
+        !app.daemon_log().contains(&deployer),
+        "a token reached the log"
+    );
 }
 
 #[test]
@@ -218,9 +231,15 @@ fn a_revoked_or_expired_token_is_refused_saying_which() {
         stderr(&out)
     );
     let (status, body) = app.api_call(Some(&viewer), "GET", "/v1/status", None);
-    assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("unauthorized"))
+    );
     // Revoked twice is refused; the name is never given out again.
-    assert_eq!(app.cli(&["token", "revoke", "grafana"]).status.code(), Some(2));
+    assert_eq!(
+        app.cli(&["token", "revoke", "grafana"]).status.code(),
+        Some(2)
+    );
     let out = app.cli(&["token", "create", "grafana", "--role", "viewer"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("never reused"), "{}", stderr(&out));
@@ -245,7 +264,12 @@ fn a_revoked_or_expired_token_is_refused_saying_which() {
         .as_array()
         .expect("list")
         .iter()
-        .map(|t| (t["name"].as_str().unwrap_or(""), t["state"].as_str().unwrap_or("")))
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap_or(""),
+                t["state"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
     assert_eq!(states, [("grafana", "revoked"), ("brief", "expired")]);
 }

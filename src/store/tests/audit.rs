@@ -75,7 +75,11 @@ async fn concurrent_writers_on_one_file_never_fork_the_chain() -> TestResult {
     let cli = Store::open(&url).await?;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..40 {
-        let store = if i % 2 == 0 { daemon.clone() } else { cli.clone() };
+        let store = if i % 2 == 0 {
+            daemon.clone()
+        } else {
+            cli.clone()
+        };
         tasks.spawn(async move { store.append_audit(entry(i)).await });
     }
     while let Some(done) = tasks.join_next().await {
@@ -100,7 +104,10 @@ async fn an_edited_removed_or_rehashed_row_is_named() -> TestResult {
         .await?;
     let rows = store.audit(0, None, 100).await?;
     let broken = verify_chain(&rows, None).expect_err("an edited row breaks the chain");
-    assert!(matches!(broken, ChainBreak::Altered { id: 3, .. }), "{broken:?}");
+    assert!(
+        matches!(broken, ChainBreak::Altered { id: 3, .. }),
+        "{broken:?}"
+    );
     assert!(broken.to_string().contains("audit row 3"), "{broken}");
 
     // Re-hashed too: row 3 fits its own hash, row 4 no longer follows it.
@@ -112,7 +119,14 @@ async fn an_edited_removed_or_rehashed_row_is_named() -> TestResult {
     let rows = store.audit(0, None, 100).await?;
     let broken = verify_chain(&rows, None).expect_err("row 4 does not follow");
     assert!(
-        matches!(broken, ChainBreak::Unlinked { id: 4, previous: 3, .. }),
+        matches!(
+            broken,
+            ChainBreak::Unlinked {
+                id: 4,
+                previous: 3,
+                ..
+            }
+        ),
         "{broken:?}"
     );
 
@@ -134,8 +148,7 @@ async fn an_edited_removed_or_rehashed_row_is_named() -> TestResult {
         .await?;
     let rows = store.audit(0, None, 100).await?;
     assert_eq!(
-        verify_chain(&rows[2..], Some((rows[1].id, rows[1].hash.as_str())))
-            .map_err(|b| b.row()),
+        verify_chain(&rows[2..], Some((rows[1].id, rows[1].hash.as_str()))).map_err(|b| b.row()),
         Err(4)
     );
     Ok(())
