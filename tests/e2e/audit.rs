@@ -3,8 +3,8 @@
 //! `audit verify` (through the API and straight from the store file, while
 //! the daemon serves) passes, `audit export` writes chained JSON lines, and
 //! after one row is edited with the `sqlite3` shell, `verify` exits 11
-//! naming that row. A `migrate up` run from the CLI is recorded as
-//! `local:<user>`.
+//! naming that row. `migrate up/down` and `backup restore` run from the CLI
+//! are recorded as `local:<user>`.
 
 use std::process::Command;
 
@@ -134,15 +134,20 @@ fn verify_passes_on_a_real_history_and_names_the_row_edited_by_hand() {
 }
 
 #[test]
-fn a_migration_run_from_the_cli_is_audited_as_the_local_user() {
+fn migrations_and_a_restore_run_from_the_cli_are_audited_as_the_local_user() {
     let app = TestApp::new("10m");
-    app.append_config(
+    let key = app.path().join("key.txt");
+    let out = app.cli(&["backup", "keygen", "-o", key.to_str().expect("utf-8")]);
+    ok(&app, &out);
+    let recipient = stdout(&out).trim().to_owned();
+    app.append_config(&format!(
         r#"
 [database.main]
 url = "sqlite://data/app.db"
 migrations = "migrations"
-"#,
-    );
+backup = {{ recipients = ["{recipient}"] }}
+"#
+    ));
     std::fs::create_dir_all(app.path().join("migrations")).expect("migrations");
     std::fs::write(
         app.path().join("migrations/0001_users.sql"),
@@ -152,6 +157,20 @@ migrations = "migrations"
     app.serve();
 
     ok(&app, &app.cli(&["migrate", "up"]));
+    let out = app.cli(&["--json", "backup", "create"]);
+    ok(&app, &out);
+    let backup: serde_json::Value = serde_json::from_slice(&out.stdout).expect("manifest");
+    let id = backup["id"].as_str().expect("an id").to_owned();
+    let out = app.cli(&[
+        "backup",
+        "restore",
+        &id,
+        "--to",
+        "sqlite://data/restored.db",
+        "--identity",
+        key.to_str().expect("utf-8"),
+    ]);
+    ok(&app, &out);
     ok(&app, &app.cli(&["migrate", "down", "--to", "0"]));
     // Nothing to apply: nothing changed, nothing recorded.
     ok(&app, &app.cli(&["migrate", "down", "--to", "0"]));
@@ -175,10 +194,13 @@ migrations = "migrations"
         summary,
         [
             ("migrate_up", who.as_str(), "local"),
+            ("backup_restore", who.as_str(), "local"),
             ("migrate_down", who.as_str(), "local"),
         ]
     );
     assert_eq!(log[0]["target"], "main");
     assert_eq!(log[0]["details"]["versions"], serde_json::json!([1]));
+    assert_eq!(log[1]["target"], id.as_str());
+    assert_eq!(log[1]["details"]["database"], "main");
     ok(&app, &app.cli(&["audit", "verify"]));
 }
