@@ -204,3 +204,32 @@ backup = {{ recipients = ["{recipient}"] }}
     assert_eq!(log[1]["details"]["database"], "main");
     ok(&app, &app.cli(&["audit", "verify"]));
 }
+
+#[test]
+fn the_daemons_upgrade_and_reload_are_audited_with_their_outcome() {
+    let app = TestApp::new("10m");
+    app.release("v1", Release::Good);
+    app.serve_and_deploy(&["v1"]);
+    ok(&app, &app.cli(&["upgrade"]));
+    ok(&app, &app.cli(&["reload"]));
+    let log = rows(&app);
+    let summary: Vec<(&str, &str, &str)> = log
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap_or(""),
+                r["who"].as_str().unwrap_or(""),
+                r["details"]["outcome"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("deploy", "admin", ""),
+            ("daemon_upgrade", "admin", "upgraded"),
+            ("daemon_reload", "admin", "reloaded"),
+        ]
+    );
+    ok(&app, &app.cli(&["audit", "verify"]));
+}
