@@ -295,3 +295,20 @@ pub async fn record_local(config: &Config, entry: AuditEntry) {
 pub fn local_entry(action: &str) -> AuditEntry {
     AuditEntry::new(&identity::local_name(), identity::LOCAL_ROLE, action)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_is_a_time_or_how_long_ago() {
+        let at = parse_since("2026-12-04T09:00:00Z").expect("a time");
+        assert_eq!(at.to_string(), "2026-12-04T09:00:00Z");
+        let ago = parse_since("2h").expect("a duration");
+        let expected = jiff::Timestamp::now().as_second() - 7200;
+        assert!((ago.as_second() - expected).abs() <= 5, "{ago}");
+        let err = parse_since("yesterday").expect_err("neither");
+        assert_eq!(err.code, exit::USAGE);
+        assert!(err.message.contains("90m, 2h, 7d"), "{}", err.message);
+    }
+}
