@@ -161,12 +161,13 @@ backup = {{ recipients = ["{recipient}"] }}
     ok(&app, &out);
     let backup: serde_json::Value = serde_json::from_slice(&out.stdout).expect("manifest");
     let id = backup["id"].as_str().expect("an id").to_owned();
+    let restored = format!("sqlite://{}", app.path().join("data/restored.db").display());
     let out = app.cli(&[
         "backup",
         "restore",
         &id,
         "--to",
-        "sqlite://data/restored.db",
+        &restored,
         "--identity",
         key.to_str().expect("utf-8"),
     ]);

@@ -192,7 +192,7 @@ fn every_api_rejection_is_the_json_error_shape() {
     assert!(m.contains("README"), "{m}");
     assert_error(
         "missing field",
-        &post("application/json", r#"{"version":"v1"}"#),
+        &post("application/json", r#"{"environment":"production"}"#),
         400,
         "bad_request",
     );
