@@ -210,7 +210,10 @@ mod tests {
         let json = Some("application/json");
         let cases = [
             (post_body(json, "{not json"), (400, "bad_request")),
-            (post_body(json, r#"{"version":"v1"}"#), (400, "bad_request")),
+            (
+                post_body(json, r#"{"environment":"x"}"#),
+                (400, "bad_request"),
+            ),
             (
                 post_body(None, r#"{"version":"v1","requested_by":"x"}"#),
                 (415, "unsupported_media_type"),
