@@ -104,6 +104,19 @@ fn verify_passes_on_a_real_history_and_names_the_row_edited_by_hand() {
     }
     assert_eq!(lines[6]["hash"], verdict["last_hash"]);
 
+    // --since: how long ago, or a time; --limit keeps the newest.
+    let count = |args: &[&str]| {
+        let out = app.cli(&[&["--json", "audit"][..], args].concat());
+        ok(&app, &out);
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        list.as_array().map(Vec::len).unwrap_or(0)
+    };
+    assert_eq!(count(&["--since", "1h"]), 7);
+    assert_eq!(count(&["--since", "2999-01-01T00:00:00Z"]), 0);
+    assert_eq!(count(&["--limit", "2"]), 2);
+    let out = app.cli(&["audit", "--since", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
     // Someone with write access to the file changes who deployed v2.
     sqlite3(&app, "UPDATE audit_log SET who = 'alice' WHERE id = 3");
     for args in [&["audit", "verify"][..], &["audit", "verify", "--store"]] {
