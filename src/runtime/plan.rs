@@ -78,7 +78,7 @@ pub(crate) fn rollout_plan(
         if only_service.is_some_and(|only| only != name) {
             continue;
         }
-        let Some(sc) = config.services.get(&name) else {
+        let Some(sc) = config.service_in(&env.name, &name) else {
             continue;
         };
         let warm =
@@ -137,12 +137,13 @@ fn canary_spec(r: &crate::config::RolloutConfig) -> CanarySpec {
     }
 }
 
-/// Whether a plan saved by an earlier daemon still fits `config`: every
-/// service still exists, and a canary's steps are the ones configured. The
-/// error names what differs.
-pub(crate) fn fits_config(plan: &ReleasePlan, config: &Config) -> Result<(), Mismatch> {
+/// Whether a plan saved by an earlier daemon for environment `env` still
+/// fits `config`: every service still exists, a canary's steps are the ones
+/// configured, and every database of its contract migrations is still one of
+/// the environment's. The error names what differs.
+pub(crate) fn fits_config(plan: &ReleasePlan, config: &Config, env: &str) -> Result<(), Mismatch> {
     for sp in &plan.rollout.services {
-        let Some(sc) = config.services.get(&sp.name) else {
+        let Some(sc) = config.service_in(env, &sp.name) else {
             return Err(Mismatch(format!(
                 "service {} of the saved release is not in the config any more (renamed or removed?); \
                  the config has {}",
@@ -165,9 +166,9 @@ pub(crate) fn fits_config(plan: &ReleasePlan, config: &Config) -> Result<(), Mis
         }
     }
     for target in &plan.contract {
-        if !config.databases.contains_key(&target.database) {
+        if !config.databases_in(env).contains_key(&target.database) {
             return Err(Mismatch(format!(
-                "database {} of the saved release's contract migrations is not in the config any more",
+                "database {} of the saved release's contract migrations is not a database of environment {env} in the config any more",
                 target.database
             )));
         }
