@@ -75,10 +75,19 @@ fn shared_databases(sections: &Sections, findings: &mut Vec<Finding>) {
         let Some(first) = places.first() else {
             continue;
         };
-        let names = and_list(&environments);
+        let names = if environments.len() > 4 {
+            let more = environments.len() - 3;
+            format!(
+                "{} and {more} more",
+                and_list(&environments[..3]).replacen(" and ", ", ", 1)
+            )
+        } else {
+            and_list(&environments)
+        };
         let database = &first.database;
         let example = environments
             .iter()
+            .take(2)
             .map(|env| {
                 format!("    [environment.{env}.database.{database}]\n    url = \"…{env}…\"")
             })

@@ -42,6 +42,8 @@ mod summary;
 mod toml_error;
 
 #[cfg(test)]
+mod environment_tests;
+#[cfg(test)]
 mod error_tests;
 #[cfg(test)]
 mod limit_tests;
