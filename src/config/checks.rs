@@ -92,10 +92,7 @@ fn shared_databases(sections: &Sections, findings: &mut Vec<Finding>) {
                 format!("    [environment.{env}.database.{database}]\n    url = \"…{env}…\"")
             })
             .collect::<Vec<_>>()
-            .join(
-                "
-",
-            );
+            .join("\n\n");
         let label = if places.iter().all(|p| p.url == first.url) {
             format!("used by {names}")
         } else {
