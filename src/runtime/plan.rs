@@ -175,3 +175,70 @@ pub(crate) fn fits_config(plan: &ReleasePlan, config: &Config, env: &str) -> Res
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use cutover_core::{
+        ContractTarget, Plan, ReleaseKind, ReleasePlan, RestartPolicy, ServicePlan,
+    };
+
+    use super::{fits_config, millis};
+
+    const CONFIG: &str = r#"
+[app]
+name = "shop"
+
+[service.web]
+command = ["./web", "--port", "{port}"]
+
+[environment.staging]
+listen = "127.0.0.1:18081"
+
+[environment.staging.database.cache]
+url = "sqlite://staging-cache.db"
+
+[environment.production]
+listen = "127.0.0.1:18080"
+"#;
+
+    fn plan(service: &str, database: &str) -> ReleasePlan {
+        ReleasePlan {
+            kind: ReleaseKind::Deploy,
+            rollout: Plan {
+                version: "v2".into(),
+                previous_version: Some("v1".into()),
+                services: vec![ServicePlan {
+                    name: service.into(),
+                    strategy: cutover_core::Strategy::BlueGreen,
+                }],
+                on_restart: RestartPolicy::Rollback,
+            },
+            backup: false,
+            migrate: true,
+            rollback_window: millis(std::time::Duration::from_secs(60)),
+            contract: vec![ContractTarget {
+                database: database.into(),
+                upto: 2,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_saved_plan_fits_only_the_databases_of_its_environment() {
+        let config = crate::config::parse(CONFIG, std::path::Path::new("/srv/shop/cutover.toml"))
+            .expect("valid config");
+        assert!(fits_config(&plan("web", "cache"), &config, "staging").is_ok());
+        // production has no database `cache`: a plan saved for it does not fit.
+        let mismatch = fits_config(&plan("web", "cache"), &config, "production")
+            .expect_err("cache is staging's");
+        assert!(
+            mismatch.0.contains("environment production"),
+            "{}",
+            mismatch.0
+        );
+        // A service gone from the config is still detected.
+        let mismatch =
+            fits_config(&plan("api", "cache"), &config, "staging").expect_err("no service api");
+        assert!(mismatch.0.contains("service api"), "{}", mismatch.0);
+    }
+}
