@@ -60,6 +60,15 @@ fn service_overrides_replace_replicas_and_merge_env_and_health() {
     let config = valid(&format!(
         "{TWO}\n[environment.staging.service.web]\nreplicas = 1\nenv = {{ RUST_LOG = \"debug\", EXTRA = \"1\" }}\nhealth = {{ start_timeout = \"5m\" }}\n"
     ));
+    let summary = config.summary();
+    assert!(
+        summary.contains("service web: 1 replica, env EXTRA, RUST_LOG, health"),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains("debug"),
+        "env values are never shown: {summary}"
+    );
     let staging = config.service_in("staging", "web").expect("web in staging");
     assert_eq!(staging.replicas, 1);
     assert_eq!(
@@ -286,7 +295,12 @@ fn each_environment_gets_its_own_url_and_backup_folder() {
         json.contains("postgres://shop:***@db.local/shop_staging"),
         "{json}"
     );
-    assert!(!config.summary().contains("s3cret"));
+    let summary = config.summary();
+    assert!(!summary.contains("s3cret"), "{summary}");
+    assert!(
+        summary.contains("database main: postgres://shop:***@db.local/shop_staging  backups /srv/shop/.cutover/backups/staging"),
+        "{summary}"
+    );
 }
 
 #[test]
