@@ -198,3 +198,68 @@ fn one_database_for_two_environments_is_refused_until_shared() {
     ok(&app, &app.cli(&["migrate", "up"]));
     assert_eq!(migrated(&app.path().join("production.db")), Some(vec![1]));
 }
+
+/// `backup create -e ENV` backs up that environment's database into its own
+/// folder; `list` per environment sees only its own backups.
+#[test]
+fn backups_are_per_environment() {
+    let (app, _) = two_environments();
+    let key = app.path().join("key.txt");
+    let out = app.cli(&["backup", "keygen", "-o", &key.display().to_string()]);
+    ok(&app, &out);
+    let recipient = stdout(&out).trim().to_owned();
+    let config = std::fs::read_to_string(app.config()).expect("read config");
+    std::fs::write(
+        app.config(),
+        config.replace(
+            "migrations = \"migrations\"\n",
+            &format!(
+                "migrations = \"migrations\"\nbackup = {{ recipients = [\"{recipient}\"] }}\n"
+            ),
+        ),
+    )
+    .expect("write config");
+    ok(&app, &app.cli(&["migrate", "up", "-e", "staging"]));
+    ok(&app, &app.cli(&["migrate", "up", "-e", "production"]));
+
+    ok(&app, &app.cli(&["backup", "create", "-e", "staging"]));
+    let count = |env: &str| {
+        let out = app.cli(&["backup", "list", "-e", env, "--json"]);
+        ok(&app, &out);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("list json");
+        json.as_array().map_or(0, Vec::len)
+    };
+    assert_eq!(count("staging"), 1);
+    assert_eq!(
+        count("production"),
+        0,
+        "staging's backup is not production's"
+    );
+    let in_folder = |env: &str| {
+        std::fs::read_dir(app.path().join(".cutover/backups").join(env))
+            .map(|dir| {
+                dir.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "age"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!((in_folder("staging"), in_folder("production")), (1, 0));
+
+    // Without -e: which one? The error lists the environments.
+    let out = app.cli(&["backup", "list"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("`production`") && err.contains("`staging`"),
+        "{err}"
+    );
+    // An unknown environment says what there is.
+    let out = app.cli(&["preflight", "-e", "prod"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("did you mean `production`?"),
+        "{}",
+        stderr(&out)
+    );
+}
