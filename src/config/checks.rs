@@ -52,7 +52,10 @@ fn shared_databases(sections: &Sections, findings: &mut Vec<Finding>) {
         if database.url.is_empty() || database.url.contains(":memory:") {
             continue;
         }
-        by_url.entry(database.url.as_str()).or_default().push(place);
+        by_url
+            .entry(same_database(&database.url))
+            .or_default()
+            .push(place);
     }
     for (url, places) in by_url {
         let mut environments: Vec<&str> = places.iter().map(|p| p.environment.as_str()).collect();
@@ -118,6 +121,15 @@ fn shared_databases(sections: &Sections, findings: &mut Vec<Finding>) {
             }
         }
         findings.push(finding);
+    }
+}
+
+/// What identifies the database a URL names: a SQLite file's URL without
+/// its options (`?mode=rwc`), any other URL as written.
+fn same_database(url: &str) -> &str {
+    match url.split_once('?') {
+        Some((file, _)) if url.starts_with("sqlite:") => file,
+        _ => url,
     }
 }
 

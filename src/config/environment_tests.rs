@@ -179,7 +179,7 @@ fn two_environments_on_one_database_url_are_refused_naming_both() {
 #[test]
 fn two_environments_writing_the_same_url_are_refused_at_both_places() {
     let source = format!(
-        "{TWO}\n[environment.staging.database.main]\nurl = \"sqlite://app.db\"\n\n[environment.production.database.main]\nurl = \"sqlite://./app.db\"\n"
+        "{TWO}\n[environment.staging.database.main]\nurl = \"sqlite://app.db\"\n\n[environment.production.database.main]\nurl = \"sqlite://./app.db?mode=rwc\"\n"
     );
     let (rendered, err) = invalid(&source);
     assert_eq!(err.problems().len(), 1, "{rendered}");
