@@ -16,13 +16,13 @@ use std::collections::BTreeMap;
 use serde_spanned::Spanned;
 
 use super::{DatabasePlace, Resolver};
-use crate::config::defaults;
 use crate::config::model::{DatabaseConfig, ServiceConfig};
 use crate::config::problem::Finding;
 use crate::config::raw::{
     Name, RawBackup, RawDatabase, RawEnvironment, RawHealth, RawService, RawServiceOverride,
 };
 use crate::config::suggest;
+use crate::config::{defaults, limits};
 
 /// The top-level services and databases, as written and resolved.
 pub(super) struct Base<'r> {
@@ -122,6 +122,10 @@ impl Resolver<'_> {
         base: &Base<'_>,
     ) -> BTreeMap<String, DatabaseConfig> {
         let own = raw.database.as_ref();
+        if let Some(own) = own {
+            let spans = own.keys().map(Spanned::span).collect();
+            self.at_most(spans, "database", limits::MAX_DATABASES);
+        }
         let mut databases = BTreeMap::new();
         for (name, top) in base.raw_databases {
             let name = name.get_ref();
