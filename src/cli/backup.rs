@@ -19,8 +19,14 @@ use crate::store::{Store, StoreError, StoreFile};
 /// What `cutover backup` works on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// `--db NAME` (or the only database).
-    Database(Option<String>),
+    /// `--db NAME` (or the only database) of `-e ENV` (see
+    /// `Config::database_for`).
+    Database {
+        /// `-e ENV`.
+        environment: Option<String>,
+        /// `--db NAME`.
+        name: Option<String>,
+    },
     /// `--state`: the state store.
     State,
 }
@@ -98,9 +104,12 @@ pub async fn run(
     let config = output::load_config(path)?;
     let state_database;
     let (name, database) = match &target {
-        Target::Database(db) => config
-            .database(db.as_deref())
-            .map_err(|e| CliError::new(exit::USAGE, output::render_config_error(e)))?,
+        Target::Database { environment, name } => {
+            let (_, name, database) = config
+                .database_for(environment.as_deref(), name.as_deref())
+                .map_err(|e| CliError::new(exit::USAGE, output::render_config_error(e)))?;
+            (name, database)
+        }
         Target::State => {
             state_database = state_as_database(&config)?;
             (defaults::STATE_BACKUP_NAME, &state_database)
@@ -215,6 +224,7 @@ fn state_as_database(config: &Config) -> Result<DatabaseConfig, CliError> {
         lock_wait: std::time::Duration::from_secs(5),
         retries: 0,
         backup: Some(backup),
+        shared: false,
     })
 }
 

@@ -1,5 +1,6 @@
 //! `cutover migrate status|plan|up|down|lint|baseline`: the schema
-//! migrations of a `[database.NAME]`. Text for people, `--json` for scripts;
+//! migrations of a `[database.NAME]`, in the version of environment `-e`
+//! (its own `url`). Text for people, `--json` for scripts;
 //! exit codes in `crate::exit` (drift has its own).
 
 use std::path::Path;
@@ -77,16 +78,18 @@ impl From<PhaseArg> for Phase {
     }
 }
 
-/// Runs one `cutover migrate` command on database `db` of the config at `path`.
+/// Runs one `cutover migrate` command on database `db` of environment
+/// `environment` (see `Config::database_for`) of the config at `path`.
 pub async fn run(
     path: &Path,
+    environment: Option<&str>,
     db: Option<&str>,
     command: MigrateCommand,
     json: bool,
 ) -> Result<(), CliError> {
     let config = output::load_config(path)?;
-    let (name, database) = config
-        .database(db)
+    let (_, name, database) = config
+        .database_for(environment, db)
         .map_err(|e| CliError::new(exit::USAGE, output::render_config_error(e)))?;
     let migrator = Migrator::new(name, database).map_err(cli_error)?;
     let audited = Audited {

@@ -163,6 +163,10 @@ pub enum Command {
         /// The database (may be omitted when the config has only one).
         #[arg(long, global = true, value_name = "NAME")]
         db: Option<String>,
+        /// The environment whose version of the database to use (may be
+        /// omitted when every environment uses the same database).
+        #[arg(long = "env", short = 'e', global = true, value_name = "ENV")]
+        environment: Option<String>,
         /// What to do.
         #[command(subcommand)]
         command: migrate::MigrateCommand,
@@ -192,6 +196,16 @@ pub enum Command {
         /// The database (may be omitted when the config has only one).
         #[arg(long, global = true, value_name = "NAME", conflicts_with = "state")]
         db: Option<String>,
+        /// The environment whose version of the database to use (may be
+        /// omitted when every environment uses the same database).
+        #[arg(
+            long = "env",
+            short = 'e',
+            global = true,
+            value_name = "ENV",
+            conflicts_with = "state"
+        )]
+        environment: Option<String>,
         /// cutover's own state store instead of a database (`[state] backup`).
         #[arg(long, global = true)]
         state: bool,
@@ -225,7 +239,12 @@ pub enum Command {
     /// Is this host ready to deploy? Config, databases, backup folder and
     /// disk space, pg_dump/pg_restore, deployment locks, open-file limit.
     /// Each failing check says what to do; exit 1 when one fails.
-    Preflight,
+    Preflight {
+        /// Only this environment's databases and lock (default: every
+        /// environment's).
+        #[arg(long = "env", short = 'e', value_name = "ENV")]
+        environment: Option<String>,
+    },
     /// Validate the config file and summarise it.
     Check,
     /// Print the JSON Schema of the config file.
@@ -363,8 +382,19 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             limit,
             events,
         } => status::history(&cli.config, environment.as_deref(), limit, events, json).await,
-        Command::Migrate { db, command } => {
-            migrate::run(&cli.config, db.as_deref(), command, json).await
+        Command::Migrate {
+            db,
+            environment,
+            command,
+        } => {
+            migrate::run(
+                &cli.config,
+                environment.as_deref(),
+                db.as_deref(),
+                command,
+                json,
+            )
+            .await
         }
         Command::Logs {
             service,
@@ -385,10 +415,18 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             };
             logs::logs(&cli.config, request).await
         }
-        Command::Backup { db, state, command } => {
+        Command::Backup {
+            db,
+            environment,
+            state,
+            command,
+        } => {
             let target = match state {
                 true => backup::Target::State,
-                false => backup::Target::Database(db),
+                false => backup::Target::Database {
+                    environment,
+                    name: db,
+                },
             };
             backup::run(&cli.config, target, command, json).await
         }
@@ -406,7 +444,9 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 audit::export(&cli.config, output.as_deref(), store).await
             }
         },
-        Command::Preflight => preflight::run(&cli.config, json).await,
+        Command::Preflight { environment } => {
+            preflight::run(&cli.config, environment.as_deref(), json).await
+        }
         Command::Check => check::check(&cli.config, json),
         Command::Schema => check::schema(),
         Command::Systemd {

@@ -9,18 +9,25 @@
 //! check says it is this CLI's limit and what a daemon started from this
 //! shell would raise it to.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr as _;
 
 use super::output;
 use crate::api::wire::OpenFileLimit;
+use crate::config::DatabaseConfig;
 use crate::db::preflight::{self, Check};
 use crate::exit::{self, CliError};
 use crate::store::Store;
 
 /// Runs every check and prints them.
-pub async fn run(path: &Path, json: bool) -> Result<(), CliError> {
+pub async fn run(path: &Path, environment: Option<&str>, json: bool) -> Result<(), CliError> {
     let config = output::load_config(path)?;
+    if let Some(environment) = environment {
+        config
+            .environment(Some(environment))
+            .map_err(|e| CliError::new(exit::USAGE, output::render_config_error(e)))?;
+    }
     let mut checks = vec![Check {
         name: "config valid".into(),
         ok: true,
@@ -28,9 +35,9 @@ pub async fn run(path: &Path, json: bool) -> Result<(), CliError> {
         detail: config.path.display().to_string(),
         fix: None,
     }];
-    checks.extend(preflight::run(&config, false).await);
+    checks.extend(preflight::run(&databases(&config, environment), false).await);
     daemon_open_files(&config, &mut checks).await;
-    checks.extend(locks(&config).await);
+    checks.extend(locks(&config, environment).await);
     if json {
         output::print_json(&checks)?;
     } else {
@@ -117,9 +124,41 @@ fn daemon_limit_check(limit: OpenFileLimit) -> Check {
     }
 }
 
-/// Whether each environment's deployment lock is free (no state store yet:
-/// free).
-async fn locks(config: &crate::config::Config) -> Vec<Check> {
+/// The databases to check: those of `environment`, or of every environment,
+/// each version once (named `DB (ENV)` where environments differ).
+fn databases(
+    config: &crate::config::Config,
+    environment: Option<&str>,
+) -> BTreeMap<String, DatabaseConfig> {
+    let mut out: BTreeMap<String, DatabaseConfig> = BTreeMap::new();
+    if let Some(environment) = environment {
+        return config.databases_in(environment).clone();
+    }
+    let mut versions: BTreeMap<&str, Vec<(&str, &DatabaseConfig)>> = BTreeMap::new();
+    for (env, environment) in &config.environments {
+        for (name, database) in &environment.databases {
+            versions.entry(name).or_default().push((env, database));
+        }
+    }
+    for (name, mut all) in versions {
+        let first_url = all.first().map(|(_, d)| d.url.clone());
+        let one = all.iter().all(|(_, d)| Some(&d.url) == first_url.as_ref());
+        all.dedup_by(|a, b| a.1.url == b.1.url);
+        for (env, database) in all {
+            let key = if one {
+                name.to_owned()
+            } else {
+                format!("{name} ({env})")
+            };
+            out.insert(key, database.clone());
+        }
+    }
+    out
+}
+
+/// Whether each environment's deployment lock (or only `only`'s) is free (no
+/// state store yet: free).
+async fn locks(config: &crate::config::Config, only: Option<&str>) -> Vec<Check> {
     let exists = sqlx::sqlite::SqliteConnectOptions::from_str(&config.state.url)
         .is_ok_and(|options| options.get_filename().is_file());
     if !exists {
@@ -145,6 +184,9 @@ async fn locks(config: &crate::config::Config) -> Vec<Check> {
     };
     let mut checks = Vec::new();
     for name in config.environments.keys() {
+        if only.is_some_and(|only| only != name) {
+            continue;
+        }
         let check = match store.lock(name).await {
             Ok(None) => Check {
                 name: format!("deployment lock of {name} free"),

@@ -19,7 +19,175 @@ pub(crate) fn check(sections: &Sections) -> Vec<Finding> {
     extra_listeners(sections, &mut findings);
     routes(sections, &mut findings);
     after(sections, &mut findings);
+    shared_databases(sections, &mut findings);
+    shared_backup_dirs(sections, &mut findings);
     findings
+}
+
+/// "`a`, `b` and `c`".
+fn and_list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        Some((last, _)) => last.clone(),
+        None => String::new(),
+    }
+}
+
+/// Two environments must not migrate or back up the same database (one
+/// URL) unless every one of them says `shared = true`: a deploy to staging
+/// would otherwise change production's schema.
+fn shared_databases(sections: &Sections, findings: &mut Vec<Finding>) {
+    // URL → the (environment, database, place) that use it, in file order.
+    let mut by_url: std::collections::BTreeMap<&str, Vec<&super::resolve::DatabasePlace>> =
+        std::collections::BTreeMap::new();
+    for place in &sections.places.databases {
+        let Some(database) = sections
+            .environments
+            .get(&place.environment)
+            .and_then(|environment| environment.databases.get(&place.database))
+        else {
+            continue;
+        };
+        if database.url.is_empty() || database.url.contains(":memory:") {
+            continue;
+        }
+        by_url
+            .entry(same_database(&database.url))
+            .or_default()
+            .push(place);
+    }
+    for (url, places) in by_url {
+        let mut environments: Vec<&str> = places.iter().map(|p| p.environment.as_str()).collect();
+        environments.dedup();
+        if environments.len() < 2 {
+            continue;
+        }
+        let all_shared = places.iter().all(|place| {
+            sections
+                .environments
+                .get(&place.environment)
+                .and_then(|environment| environment.databases.get(&place.database))
+                .is_some_and(|database| database.shared)
+        });
+        if all_shared {
+            continue;
+        }
+        let mut places = places.clone();
+        places.sort_by_key(|place| (place.url.start, place.environment.clone()));
+        let Some(first) = places.first() else {
+            continue;
+        };
+        let names = if environments.len() > 4 {
+            let more = environments.len() - 3;
+            format!(
+                "{} and {more} more",
+                and_list(&environments[..3]).replacen(" and ", ", ", 1)
+            )
+        } else {
+            and_list(&environments)
+        };
+        let database = &first.database;
+        let example = environments
+            .iter()
+            .take(2)
+            .map(|env| {
+                format!("    [environment.{env}.database.{database}]\n    url = \"…{env}…\"")
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        let label = if places.iter().all(|p| p.url == first.url) {
+            format!("used by {names}")
+        } else {
+            format!("used by `{}`", first.environment)
+        };
+        let mut finding = Finding::new(
+            first.url.clone(),
+            format!(
+                "environments {names} would migrate and back up the same database `{database}` ({})",
+                super::redact_url(url)
+            ),
+            label,
+        )
+        .help(format!(
+            "a deploy to one environment would change the other's database: give each environment its own url,\n\n{example}\n\nor, if they really share this one database, say so with shared = true in [database.{database}]"
+        ));
+        for place in places.iter().skip(1) {
+            if place.url != first.url {
+                finding = finding.also(
+                    place.url.clone(),
+                    format!("used by `{}`", place.environment),
+                );
+            }
+        }
+        findings.push(finding);
+    }
+}
+
+/// What identifies the database a URL names: a SQLite file's URL without
+/// its options (`?mode=rwc`), any other URL as written.
+fn same_database(url: &str) -> &str {
+    match url.split_once('?') {
+        Some((file, _)) if url.starts_with("sqlite:") => file,
+        _ => url,
+    }
+}
+
+/// Two environments' backups of different databases under one name must not
+/// go into one folder (`list`, `prune` and `restore` would mix them).
+fn shared_backup_dirs(sections: &Sections, findings: &mut Vec<Finding>) {
+    let places = &sections.places.databases;
+    for (i, place) in places.iter().enumerate() {
+        let Some(span) = &place.backup_dir else {
+            continue;
+        };
+        let get = |p: &super::resolve::DatabasePlace| {
+            sections
+                .environments
+                .get(&p.environment)
+                .and_then(|environment| environment.databases.get(&p.database))
+        };
+        let Some(database) = get(place) else { continue };
+        let Some(dir) = database.backup.as_ref().map(|b| &b.dir) else {
+            continue;
+        };
+        let clash = places.iter().enumerate().find(|(j, other)| {
+            *j != i
+                && other.environment != place.environment
+                && other.database == place.database
+                && get(other).is_some_and(|o| {
+                    o.url != database.url && o.backup.as_ref().map(|b| &b.dir) == Some(dir)
+                })
+        });
+        if let Some((j, other)) = clash {
+            // Report once, at the later of two written folders.
+            if other.backup_dir.is_some() && j > i {
+                continue;
+            }
+            let mut finding = Finding::new(
+                span.clone(),
+                format!(
+                    "environments `{}` and `{}` back up different databases `{}` into the same folder {}",
+                    other.environment,
+                    place.environment,
+                    place.database,
+                    dir.display()
+                ),
+                format!("`{}`'s backups", place.environment),
+            )
+            .help(format!(
+                "their backups would mix (list, prune and restore could pick the other environment's): give each environment its own backup.dir, e.g. backup = {{ dir = \".cutover/backups/{}\" }}",
+                place.environment
+            ));
+            if let Some(other_span) = &other.backup_dir {
+                finding = finding.also(
+                    other_span.clone(),
+                    format!("`{}`'s backups", other.environment),
+                );
+            }
+            findings.push(finding);
+        }
+    }
 }
 
 /// Environments need listeners of their own, apart from the daemon's.

@@ -114,6 +114,22 @@ pub enum ConfigError {
         /// Lists them.
         hint: String,
     },
+
+    /// No environment was named and the environments use different versions
+    /// of the database.
+    #[error(
+        "choose an environment with `--env NAME`: database `{name}` differs between {}",
+        list(environments)
+    )]
+    #[diagnostic(help("{hint}"))]
+    DatabaseEnvironmentRequired {
+        /// The database.
+        name: String,
+        /// The environments that have it.
+        environments: Vec<String>,
+        /// Says how to choose.
+        hint: String,
+    },
 }
 
 impl ConfigError {
@@ -176,6 +192,20 @@ impl ConfigError {
             format!("pass one of: {}", list(&known))
         };
         Self::DatabaseRequired { known, hint: help }
+    }
+}
+
+impl ConfigError {
+    pub(crate) fn database_environment_required(name: &str, environments: Vec<String>) -> Self {
+        let hint = format!(
+            "each environment has its own `{name}` (its own url or backup folder): pass -e with one of {}",
+            list(&environments)
+        );
+        Self::DatabaseEnvironmentRequired {
+            name: name.to_owned(),
+            environments,
+            hint,
+        }
     }
 }
 

@@ -366,7 +366,8 @@ fn at_most_256_services_and_64_environments() {
         "{rendered}"
     );
 
-    let mut source = config("", "", "");
+    // One database for all of them, said so: only the count is refused.
+    let mut source = config("", "", "shared = true");
     for i in 0..limits::MAX_ENVIRONMENTS {
         source.push_str(&format!(
             "[environment.e{i}]\nlisten = \"127.0.0.1:{}\"\n",

@@ -42,6 +42,8 @@ mod summary;
 mod toml_error;
 
 #[cfg(test)]
+mod environment_tests;
+#[cfg(test)]
 mod error_tests;
 #[cfg(test)]
 mod limit_tests;
@@ -167,6 +169,10 @@ pub(crate) fn parse_inner(
     let text: std::sync::Arc<str> = std::sync::Arc::from(source);
     let fail = |findings: Vec<problem::Finding>| {
         let mut findings = findings;
+        // A value shared by several environments is resolved once for each:
+        // its problem is reported once.
+        let mut seen = std::collections::HashSet::new();
+        findings.retain(|f| seen.insert((f.span.start, f.span.end, f.message.clone())));
         findings.sort_by_key(|finding| (finding.span.start, finding.span.end));
         if findings.len() > limits::MAX_PROBLEMS {
             let more = findings.len() - limits::MAX_PROBLEMS;

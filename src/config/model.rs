@@ -634,6 +634,18 @@ pub struct EnvironmentConfig {
     pub track_override: Option<TrackOverrideConfig>,
     /// Connection and request limits of the proxy.
     pub limits: LimitsConfig,
+    /// The settings every service has in this environment: the service's
+    /// `[service.NAME]` with this environment's
+    /// `[environment.ENV.service.NAME]` applied (`replicas` replaced, `env`
+    /// and `health` merged, this environment's values winning). Filled by the
+    /// loader for every service; empty only in an `EnvironmentConfig::new`.
+    /// Read it through [`Config::service_in`] / [`Config::services_in`].
+    pub services: BTreeMap<String, ServiceConfig>,
+    /// The databases a deploy to this environment migrates and backs up:
+    /// each top-level `[database.DB]` with this environment's
+    /// `[environment.ENV.database.DB]` merged over it, and the environment's
+    /// own databases. Read it through [`Config::databases_in`].
+    pub databases: BTreeMap<String, DatabaseConfig>,
 }
 
 impl EnvironmentConfig {
@@ -649,6 +661,8 @@ impl EnvironmentConfig {
             trusted_proxies: Vec::new(),
             track_override: None,
             limits: LimitsConfig::default(),
+            services: BTreeMap::new(),
+            databases: BTreeMap::new(),
         }
     }
 
@@ -690,6 +704,9 @@ pub struct DatabaseConfig {
     pub retries: u32,
     /// `backup = { … }`; `None` when the table has no `backup`.
     pub backup: Option<BackupConfig>,
+    /// `shared = true`: several environments may use this same database
+    /// (same URL); otherwise the loader refuses two environments on one URL.
+    pub shared: bool,
 }
 
 /// `[database.NAME] backup = { … }`.
@@ -800,21 +817,87 @@ impl Config {
     /// `None` is allowed only when the file defines exactly one database;
     /// every error lists the names there are.
     pub fn database(&self, name: Option<&str>) -> Result<(&str, &DatabaseConfig), ConfigError> {
-        let known = || self.databases.keys().cloned().collect::<Vec<_>>();
-        match name {
-            Some(name) => self
-                .databases
-                .get_key_value(name)
-                .map(|(name, database)| (name.as_str(), database))
-                .ok_or_else(|| ConfigError::unknown_database(name, known())),
-            None => {
-                let mut all = self.databases.iter();
-                match (all.next(), all.next()) {
-                    (Some((name, database)), None) => Ok((name.as_str(), database)),
-                    _ => Err(ConfigError::database_required(known())),
-                }
+        pick_database(&self.databases, name)
+    }
+
+    /// The settings of service `name` in environment `env`: its
+    /// `[service.NAME]` with the environment's overrides applied. An unknown
+    /// environment gets the service as written.
+    pub fn service_in(&self, env: &str, name: &str) -> Option<&ServiceConfig> {
+        self.services_in(env).get(name)
+    }
+
+    /// Every service's settings in environment `env` (see
+    /// [`EnvironmentConfig::services`]); the services as written for an
+    /// unknown environment.
+    pub fn services_in(&self, env: &str) -> &BTreeMap<String, ServiceConfig> {
+        match self.environments.get(env) {
+            Some(environment) if !environment.services.is_empty() => &environment.services,
+            _ => &self.services,
+        }
+    }
+
+    /// The databases a deploy to `env` migrates and backs up (see
+    /// [`EnvironmentConfig::databases`]); the top-level ones for an unknown
+    /// environment.
+    pub fn databases_in(&self, env: &str) -> &BTreeMap<String, DatabaseConfig> {
+        match self.environments.get(env) {
+            Some(environment) => &environment.databases,
+            None => &self.databases,
+        }
+    }
+
+    /// The database a local command (`cutover migrate`, `cutover backup`)
+    /// acts on: database `name` (or the only one) of environment `env`. With
+    /// no `env`, every environment that has the database must use the same
+    /// one (same URL and backup folder), else the error lists the
+    /// environments to choose from. Returns the environment (when one was
+    /// chosen or there is only one), the database's name and its settings.
+    pub fn database_for(
+        &self,
+        env: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<(Option<&str>, &str, &DatabaseConfig), ConfigError> {
+        if let Some(env) = env {
+            let (env, environment) = self.environment(Some(env))?;
+            let (name, database) = pick_database(&environment.databases, name)?;
+            return Ok((Some(env), name, database));
+        }
+        // Every database name any environment has, for `--db` and its errors.
+        let mut all: BTreeMap<&str, Vec<(&str, &DatabaseConfig)>> = BTreeMap::new();
+        for (env, environment) in &self.environments {
+            for (db, database) in &environment.databases {
+                all.entry(db.as_str())
+                    .or_default()
+                    .push((env.as_str(), database));
             }
         }
+        let known = || all.keys().map(|k| (*k).to_owned()).collect::<Vec<_>>();
+        let (name, versions) = match name {
+            Some(name) => all
+                .get_key_value(name)
+                .ok_or_else(|| ConfigError::unknown_database(name, known()))?,
+            None => {
+                let mut names = all.iter();
+                match (names.next(), names.next()) {
+                    (Some(only), None) => only,
+                    _ => return Err(ConfigError::database_required(known())),
+                }
+            }
+        };
+        let Some(&(first_env, first)) = versions.first() else {
+            return Err(ConfigError::database_required(known()));
+        };
+        let same = versions.iter().all(|(_, database)| {
+            database.url == first.url
+                && database.backup.as_ref().map(|b| &b.dir) == first.backup.as_ref().map(|b| &b.dir)
+        });
+        if !same {
+            let envs = versions.iter().map(|(env, _)| (*env).to_owned()).collect();
+            return Err(ConfigError::database_environment_required(name, envs));
+        }
+        let env = (self.environments.len() == 1).then_some(first_env);
+        Ok((env, name, first))
     }
 
     /// The services that receive traffic through the proxy, by name.
@@ -823,5 +906,26 @@ impl Config {
             .iter()
             .filter(|(_, service)| service.kind == ServiceKind::Http)
             .map(|(name, service)| (name.as_str(), service))
+    }
+}
+
+/// Database `name` of `databases`, or the only one.
+fn pick_database<'a>(
+    databases: &'a BTreeMap<String, DatabaseConfig>,
+    name: Option<&str>,
+) -> Result<(&'a str, &'a DatabaseConfig), ConfigError> {
+    let known = || databases.keys().cloned().collect::<Vec<_>>();
+    match name {
+        Some(name) => databases
+            .get_key_value(name)
+            .map(|(name, database)| (name.as_str(), database))
+            .ok_or_else(|| ConfigError::unknown_database(name, known())),
+        None => {
+            let mut all = databases.iter();
+            match (all.next(), all.next()) {
+                (Some((name, database)), None) => Ok((name.as_str(), database)),
+                _ => Err(ConfigError::database_required(known())),
+            }
+        }
     }
 }

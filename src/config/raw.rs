@@ -292,7 +292,7 @@ pub(crate) struct RawResources {
 }
 
 /// `health = { … }` of a service.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Health")]
 pub(crate) struct RawHealth {
@@ -467,6 +467,53 @@ pub(crate) struct RawEnvironment {
     /// Limits of this environment's proxy.
     #[schemars(with = "Option<RawLimits>")]
     pub limits: Option<Spanned<RawLimits>>,
+
+    /// This environment's settings of services, by service name
+    /// (`[environment.NAME.service.SERVICE]`): `replicas` replaces the
+    /// service's, `env` and `health` keys are merged over the service's (a
+    /// value written here wins).
+    #[schemars(
+        with = "Option<BTreeMap<String, RawServiceOverride>>",
+        extend("propertyNames" = name_schema())
+    )]
+    pub service: Option<BTreeMap<Name, Spanned<RawServiceOverride>>>,
+
+    /// This environment's databases, by name (`[environment.NAME.database.DB]`):
+    /// keys written here are merged over a top-level `[database.DB]` of the
+    /// same name (typically only `url`, and `backup.dir`), or, without one,
+    /// are a whole database of this environment (then `url` is required).
+    #[schemars(
+        with = "Option<BTreeMap<String, serde_json::Value>>",
+        extend(
+            "propertyNames" = name_schema(),
+            "additionalProperties" = serde_json::json!({ "$ref": "#/$defs/EnvironmentDatabase" })
+        )
+    )]
+    pub database: Option<BTreeMap<Name, Spanned<RawDatabase>>>,
+}
+
+/// `[environment.NAME.service.SERVICE]`: what this environment changes of a service.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "ServiceOverride")]
+pub(crate) struct RawServiceOverride {
+    /// Instances per release in this environment, 1 to 64 (replaces the service's).
+    #[schemars(
+        with = "Option<RawCount>",
+        extend("minimum" = 1, "maximum" = defaults::MAX_REPLICAS)
+    )]
+    pub replicas: Option<Spanned<RawCount>>,
+
+    /// Environment variables of this environment's instances, merged over the
+    /// service's `env` (a name written here wins). `${VAR}` is expanded in values.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub env: BTreeMap<Name, Spanned<String>>,
+
+    /// Health-check settings of this environment's instances, merged key by
+    /// key over the service's `health`.
+    #[schemars(with = "Option<RawHealth>")]
+    pub health: Option<Spanned<RawHealth>>,
 }
 
 /// `[environment.NAME] tls = { … }`: at least one certificate source.
@@ -586,7 +633,7 @@ pub(crate) struct RawLimits {
 }
 
 /// `[database.NAME]`: one of the application's databases and its migrations.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Database")]
 pub(crate) struct RawDatabase {
@@ -631,10 +678,16 @@ pub(crate) struct RawDatabase {
     /// is taken before every deploy.
     #[schemars(with = "Option<RawBackup>")]
     pub backup: Option<Spanned<RawBackup>>,
+
+    /// Several environments really use this one database (same `url`): allow
+    /// it. Without it, two environments whose `url` is the same are an error,
+    /// because a deploy to one would migrate the other's database.
+    #[schemars(with = "Option<bool>", extend("default" = false))]
+    pub shared: Option<Spanned<bool>>,
 }
 
 /// `[database.NAME] backup = { … }`: zstd-compressed, age-encrypted backups.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Backup")]
 pub(crate) struct RawBackup {

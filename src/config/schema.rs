@@ -10,7 +10,32 @@ use super::raw::RawConfig;
 pub fn json_schema() -> Value {
     let mut schema = schemars::schema_for!(RawConfig).to_value();
     remove_null(&mut schema);
+    add_environment_database(&mut schema);
     schema
+}
+
+/// `[environment.NAME.database.DB]` has the keys of `[database.DB]`, none
+/// required (they are merged over a top-level `[database.DB]`; a database of
+/// the environment alone needs `url`, which `cutover check` says).
+fn add_environment_database(schema: &mut Value) {
+    let Some(defs) = schema.get_mut("$defs").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let Some(Value::Object(database)) = defs.get("Database") else {
+        return;
+    };
+    let mut database = database.clone();
+    database.remove("required");
+    database.insert(
+        "description".to_owned(),
+        Value::String(
+            "`[environment.NAME.database.DB]`: this environment's version of database DB: keys \
+             merged over a top-level `[database.DB]` (typically `url` and `backup.dir`), or a whole \
+             database of this environment (then `url` is required)."
+                .to_owned(),
+        ),
+    );
+    defs.insert("EnvironmentDatabase".to_owned(), Value::Object(database));
 }
 
 /// TOML has no null: an omitted key is how a value is left out. schemars

@@ -101,6 +101,9 @@ impl Config {
             for line in edge_lines(environment) {
                 writeln!(out, "  {:width$}  {line}", "")?;
             }
+            for line in self.environment_lines(environment) {
+                writeln!(out, "  {:width$}  {line}", "")?;
+            }
         }
 
         if !self.databases.is_empty() {
@@ -116,6 +119,57 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// What `environment` runs differently from the services and databases
+    /// as written: its overrides and its own databases (URLs without
+    /// passwords, `env` names without values), one line each.
+    fn environment_lines(&self, environment: &EnvironmentConfig) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (name, service) in &environment.services {
+            let Some(base) = self.services.get(name) else {
+                continue;
+            };
+            let mut changes = Vec::new();
+            if service.replicas != base.replicas {
+                changes.push(match service.replicas {
+                    1 => "1 replica".to_owned(),
+                    n => format!("{n} replicas"),
+                });
+            }
+            if service.env != base.env {
+                let names: Vec<&str> = service
+                    .env
+                    .iter()
+                    .filter(|(k, v)| base.env.get(*k) != Some(*v))
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                changes.push(format!("env {}", names.join(", ")));
+            }
+            if service.health != base.health {
+                changes.push("health".to_owned());
+            }
+            if !changes.is_empty() {
+                lines.push(format!("service {name}: {}", changes.join(", ")));
+            }
+        }
+        for (name, database) in &environment.databases {
+            if self.databases.get(name) != Some(database) {
+                let backups = database
+                    .backup
+                    .as_ref()
+                    .map(|b| format!("  backups {}", b.dir.display()))
+                    .unwrap_or_default();
+                lines.push(format!(
+                    "database {name}: {}{}{backups}",
+                    database.display_url(),
+                    if database.shared { " (shared)" } else { "" }
+                ));
+            }
+        }
+        lines
     }
 }
 

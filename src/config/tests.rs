@@ -167,6 +167,8 @@ fn full_example_parses_to_its_values() {
         config.environments["production"],
         EnvironmentConfig {
             rollback_window: Duration::from_secs(3600),
+            services: config.services.clone(),
+            databases: config.databases.clone(),
             ..EnvironmentConfig::new(addr("127.0.0.1:8080"))
         }
     );
@@ -498,6 +500,7 @@ fn databases_resolve_urls_folders_and_defaults() {
             lock_wait: Duration::from_secs(10),
             retries: 5,
             backup: None,
+            shared: false,
         }
     );
     assert!(main.is_postgres());
@@ -514,6 +517,7 @@ fn databases_resolve_urls_folders_and_defaults() {
             lock_wait: Duration::from_secs(30),
             retries: 3,
             backup: None,
+            shared: false,
         }
     );
     assert!(!cache.is_postgres());
@@ -986,6 +990,8 @@ fn edge_keys_resolve_to_their_values() {
                 idle_timeout: Duration::from_secs(30),
                 max_request_body: 1024 * 1024 * 1024,
             },
+            services: config.services.clone(),
+            databases: BTreeMap::new(),
         }
     );
     assert_eq!(production.max_request_body(web), 10 * 1024 * 1024);
@@ -1017,7 +1023,13 @@ fn edge_defaults_are_closed() {
     assert_eq!(config.server, ServerConfig::default());
     assert_eq!(config.server.exposure(), ApiExposure::Loopback);
     let production = &config.environments["production"];
-    assert_eq!(production, &EnvironmentConfig::new(addr("127.0.0.1:8080")));
+    assert_eq!(
+        production,
+        &EnvironmentConfig {
+            services: config.services.clone(),
+            ..EnvironmentConfig::new(addr("127.0.0.1:8080"))
+        }
+    );
     assert_eq!(production.track_override, None);
     assert!(production.trusted_proxies.is_empty());
     assert_eq!(
@@ -1165,6 +1177,7 @@ fn the_complete_example_of_the_reference_is_valid() {
         .expect("docs/config.md starts with a toml example");
     let lookup = |name: &str| match name {
         "DATABASE_URL" => Ok("postgres://shop@db.local/shop".to_owned()),
+        "STAGING_DATABASE_URL" => Ok("postgres://shop@db.local/shop_staging".to_owned()),
         "CUTOVER_TRACK_SECRET" => Ok("a-secret-of-at-least-16-bytes".to_owned()),
         _ => Err(VarError::NotPresent),
     };
@@ -1173,6 +1186,23 @@ fn the_complete_example_of_the_reference_is_valid() {
     let production = &config.environments["production"];
     assert!(production.tls.is_some());
     assert_eq!(production.limits, LimitsConfig::default());
+    // Each environment its own database and settings.
+    assert_eq!(
+        config.databases_in("staging")["main"].url,
+        "postgres://shop@db.local/shop_staging"
+    );
+    assert_eq!(
+        config.databases_in("production")["main"].url,
+        "postgres://shop@db.local/shop"
+    );
+    assert_eq!(
+        config.service_in("staging", "web").map(|s| s.replicas),
+        Some(1)
+    );
+    assert_eq!(
+        config.service_in("production", "web").map(|s| s.replicas),
+        Some(2)
+    );
 }
 
 #[test]

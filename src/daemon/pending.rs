@@ -42,6 +42,31 @@ pub fn pending_until_deploy(running: &Config, next: &Config) -> Vec<String> {
             ));
         }
     }
+    // An environment's own `env` and `replicas` ([environment.E.service.S]).
+    for env in next.environments.keys() {
+        for (name, new) in next.services_in(env) {
+            let (Some(old), Some(old_base), Some(new_base)) = (
+                running.service_in(env, name),
+                running.services.get(name),
+                next.services.get(name),
+            ) else {
+                continue;
+            };
+            let mut changed = Vec::new();
+            if old.env != new.env && old_base.env == new_base.env {
+                changed.push("env");
+            }
+            if old.replicas != new.replicas && old_base.replicas == new_base.replicas {
+                changed.push("replicas");
+            }
+            if !changed.is_empty() {
+                pending.push(format!(
+                    "service {name} in environment {env}: {} changed; the running instances keep the old setting until the next deploy to {env}",
+                    changed.join(", ")
+                ));
+            }
+        }
+    }
     for name in running.services.keys() {
         if !next.services.contains_key(name) {
             pending.push(format!(

@@ -11,7 +11,9 @@ use std::str::FromStr as _;
 use serde::Serialize;
 use sqlx::Connection as _;
 
-use crate::config::{Config, DatabaseConfig};
+use std::collections::BTreeMap;
+
+use crate::config::DatabaseConfig;
 use crate::db::backup::keys;
 
 /// The open-file limit below which the proxy may run out of sockets.
@@ -70,9 +72,9 @@ impl Check {
 
 /// The checks of every database (`backups_only`: only those with a
 /// `backup` table), and the open-file limit.
-pub async fn run(config: &Config, backups_only: bool) -> Vec<Check> {
+pub async fn run(databases: &BTreeMap<String, DatabaseConfig>, backups_only: bool) -> Vec<Check> {
     let mut checks = vec![open_files()];
-    for (name, database) in &config.databases {
+    for (name, database) in databases {
         if backups_only && database.backup.is_none() {
             continue;
         }

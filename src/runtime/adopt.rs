@@ -120,7 +120,7 @@ impl Daemon {
                 continue;
             };
             let parsed = parse_saved(plan, state, env).and_then(|(plan, state)| {
-                super::plan::fits_config(&plan, &self.config)
+                super::plan::fits_config(&plan, &self.config, &deployment.environment)
                     .map(|()| (plan, state))
                     .map_err(|m| m.0)
             });
@@ -217,7 +217,7 @@ impl Daemon {
                     orphan.version,
                     orphan.handle.describe()
                 );
-                let why = match (&chosen, self.config.services.get(&orphan.service)) {
+                let why = match (&chosen, self.config.service_in(&env.name, &orphan.service)) {
                     (_, None) => Some(format!(
                         "service {} is not in the config any more",
                         orphan.service
@@ -258,8 +258,7 @@ impl Daemon {
                     Some(why) => {
                         let grace = self
                             .config
-                            .services
-                            .get(&orphan.service)
+                            .service_in(&env.name, &orphan.service)
                             .map(|s| s.stop_timeout)
                             .unwrap_or(Duration::from_secs(10));
                         let why = match self.driver.stop(&orphan.handle, grace).await {
@@ -434,7 +433,7 @@ impl Daemon {
         for record in self.store.instances(Some(&env.name)).await? {
             let handle = Handle::from_json(&record.driver, &record.handle);
             saw_docker |= record.driver == "docker";
-            let service = self.config.services.get(&record.service);
+            let service = self.config.service_in(&env.name, &record.service);
             let wanted_release = Some(&record.version) == current.as_ref()
                 || Some(&record.version) == previous.as_ref()
                 || wanted.contains(&record.version);
@@ -549,8 +548,7 @@ impl Daemon {
         let adopted: Vec<String> = env.instances().into_iter().map(|i| i.id).collect();
         let grace_of = |service: &str| {
             self.config
-                .services
-                .get(service)
+                .service_in(&env.name, service)
                 .map(|s| s.stop_timeout)
                 .unwrap_or(Duration::from_secs(10))
         };

@@ -1,5 +1,5 @@
 //! The backup step of a deployment: before expand migrations, every
-//! `[database.NAME]` with `backup.before_deploy = true` is backed up (and
+//! database of the environment (`Config::databases_in`) with `backup.before_deploy = true` is backed up (and
 //! verified when `verify = true`). A failed backup ends the deployment
 //! before anything changes; each backup's id is an event in the
 //! deployment's history.
@@ -13,11 +13,12 @@ use crate::db::backup::{Backups, Trigger};
 /// Backs up the databases that ask for it; the ids taken, or why not.
 pub(crate) async fn before_deploy(
     daemon: &Daemon,
+    env: &str,
     deployment_id: i64,
     version: &str,
 ) -> Result<Vec<String>, String> {
     let mut taken = Vec::new();
-    for (name, database) in &daemon.config.databases {
+    for (name, database) in daemon.config.databases_in(env) {
         if !database.backup.as_ref().is_some_and(|b| b.before_deploy) {
             continue;
         }

@@ -56,16 +56,16 @@ pub async fn begin_deploy(
             env.name
         )));
     }
-    let contract = check_databases(daemon).await?;
+    let contract = check_databases(daemon, &env.name).await?;
     let old_version = serving.as_ref().map(|s| s.current.clone());
     let extras = Extras {
         kind: ReleaseKind::Deploy,
         backup: daemon
             .config
-            .databases
+            .databases_in(&env.name)
             .values()
             .any(|d| d.backup.as_ref().is_some_and(|b| b.before_deploy)),
-        migrate: !daemon.config.databases.is_empty(),
+        migrate: !daemon.config.databases_in(&env.name).is_empty(),
         contract,
     };
     let (release_plan, has_previous) = plan::release_plan(
@@ -143,12 +143,14 @@ pub async fn begin_deploy(
 /// when backups are taken; the contract migrations the deploy will run.
 async fn check_databases(
     daemon: &Daemon,
+    env: &str,
 ) -> Result<Vec<cutover_core::ContractTarget>, DeployError> {
-    if daemon.config.databases.is_empty() {
+    let databases = daemon.config.databases_in(env);
+    if databases.is_empty() {
         return Ok(Vec::new());
     }
     // Read once: the lint and the contract targets both come from it.
-    let statuses = schema::statuses(daemon).await.map_err(|e| {
+    let statuses = schema::statuses(daemon, env).await.map_err(|e| {
         DeployError::BadRequest(format!("cannot check the pending migrations: {e}"))
     })?;
     let blocking = schema::lint_pending(&statuses);
@@ -159,8 +161,8 @@ async fn check_databases(
             blocking.join("\n  ")
         )));
     }
-    if daemon.config.databases.values().any(|d| d.backup.is_some()) {
-        let failed: Vec<String> = crate::db::preflight::run(&daemon.config, true)
+    if databases.values().any(|d| d.backup.is_some()) {
+        let failed: Vec<String> = crate::db::preflight::run(databases, true)
             .await
             .into_iter()
             .filter(|check| !check.ok)

@@ -187,14 +187,25 @@ impl Executor {
             ),
             ReleaseAction::Rollout(action) => self.traffic(action).await.map(ReleaseInput::Rollout),
             ReleaseAction::Backup => {
-                let result = super::backup::before_deploy(&self.daemon, self.id, &self.version())
-                    .await
-                    .map(drop);
+                let result = super::backup::before_deploy(
+                    &self.daemon,
+                    &self.env.name,
+                    self.id,
+                    &self.version(),
+                )
+                .await
+                .map(drop);
                 Some(ReleaseInput::BackupDone(result))
             }
             ReleaseAction::Expand => {
-                let result =
-                    schema::expand(&self.daemon, self.id, &self.version(), &self.holder).await;
+                let result = schema::expand(
+                    &self.daemon,
+                    &self.env.name,
+                    self.id,
+                    &self.version(),
+                    &self.holder,
+                )
+                .await;
                 Some(ReleaseInput::ExpandDone(result))
             }
             ReleaseAction::ProbeWarm { version } => {
@@ -216,8 +227,14 @@ impl Executor {
             }
             ReleaseAction::Contract => {
                 let targets = self.release.plan().contract.clone();
-                let result =
-                    schema::contract(&self.daemon, self.id, &self.version(), &targets).await;
+                let result = schema::contract(
+                    &self.daemon,
+                    &self.env.name,
+                    self.id,
+                    &self.version(),
+                    &targets,
+                )
+                .await;
                 Some(ReleaseInput::ContractDone(result))
             }
         }
@@ -246,8 +263,7 @@ impl Executor {
                     let is_worker = self
                         .daemon
                         .config
-                        .services
-                        .get(svc.as_str())
+                        .service_in(&self.env.name, svc.as_str())
                         .is_some_and(|c| c.kind == crate::config::ServiceKind::Worker);
                     let (mut exists, mut runs) = (false, false);
                     for i in all.iter().filter(|i| &i.service == *svc && i.version == k) {
@@ -294,8 +310,9 @@ impl Executor {
         let warm = self.env.of_version(version);
         // One health request to each instance, all at once: the rollback
         // waits for the slowest, not for their sum.
+        let env_name = self.env.name.clone();
         let checks = warm.iter().map(|inst| {
-            let daemon = &daemon;
+            let (daemon, env_name) = (&daemon, &env_name);
             async move {
                 daemon.driver.is_running(&inst.handle)
                     && match (inst.kind, inst.handle.addr()) {
@@ -303,8 +320,7 @@ impl Executor {
                         (crate::config::ServiceKind::Http, Some(addr)) => {
                             let path = daemon
                                 .config
-                                .services
-                                .get(&inst.service)
+                                .service_in(env_name, &inst.service)
                                 .map(|s| s.health.path.clone())
                                 .unwrap_or_else(|| "/health".into());
                             crate::drivers::health::probe(addr, &path, WARM_PROBE_TIMEOUT)

@@ -111,8 +111,7 @@ impl Daemon {
                 }
                 let limits = self
                     .config
-                    .services
-                    .get(&inst.service)
+                    .service_in(&env.name, &inst.service)
                     .map(|s| s.logs)
                     .unwrap_or_default();
                 due.push((inst.id, inst.handle, limits));

@@ -78,7 +78,7 @@ pub(crate) fn rollout_plan(
         if only_service.is_some_and(|only| only != name) {
             continue;
         }
-        let Some(sc) = config.services.get(&name) else {
+        let Some(sc) = config.service_in(&env.name, &name) else {
             continue;
         };
         let warm =
@@ -137,12 +137,13 @@ fn canary_spec(r: &crate::config::RolloutConfig) -> CanarySpec {
     }
 }
 
-/// Whether a plan saved by an earlier daemon still fits `config`: every
-/// service still exists, and a canary's steps are the ones configured. The
-/// error names what differs.
-pub(crate) fn fits_config(plan: &ReleasePlan, config: &Config) -> Result<(), Mismatch> {
+/// Whether a plan saved by an earlier daemon for environment `env` still
+/// fits `config`: every service still exists, a canary's steps are the ones
+/// configured, and every database of its contract migrations is still one of
+/// the environment's. The error names what differs.
+pub(crate) fn fits_config(plan: &ReleasePlan, config: &Config, env: &str) -> Result<(), Mismatch> {
     for sp in &plan.rollout.services {
-        let Some(sc) = config.services.get(&sp.name) else {
+        let Some(sc) = config.service_in(env, &sp.name) else {
             return Err(Mismatch(format!(
                 "service {} of the saved release is not in the config any more (renamed or removed?); \
                  the config has {}",
@@ -165,12 +166,79 @@ pub(crate) fn fits_config(plan: &ReleasePlan, config: &Config) -> Result<(), Mis
         }
     }
     for target in &plan.contract {
-        if !config.databases.contains_key(&target.database) {
+        if !config.databases_in(env).contains_key(&target.database) {
             return Err(Mismatch(format!(
-                "database {} of the saved release's contract migrations is not in the config any more",
+                "database {} of the saved release's contract migrations is not a database of environment {env} in the config any more",
                 target.database
             )));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use cutover_core::{
+        ContractTarget, Plan, ReleaseKind, ReleasePlan, RestartPolicy, ServicePlan,
+    };
+
+    use super::{fits_config, millis};
+
+    const CONFIG: &str = r#"
+[app]
+name = "shop"
+
+[service.web]
+command = ["./web", "--port", "{port}"]
+
+[environment.staging]
+listen = "127.0.0.1:18081"
+
+[environment.staging.database.cache]
+url = "sqlite://staging-cache.db"
+
+[environment.production]
+listen = "127.0.0.1:18080"
+"#;
+
+    fn plan(service: &str, database: &str) -> ReleasePlan {
+        ReleasePlan {
+            kind: ReleaseKind::Deploy,
+            rollout: Plan {
+                version: "v2".into(),
+                previous_version: Some("v1".into()),
+                services: vec![ServicePlan {
+                    name: service.into(),
+                    strategy: cutover_core::Strategy::BlueGreen,
+                }],
+                on_restart: RestartPolicy::Rollback,
+            },
+            backup: false,
+            migrate: true,
+            rollback_window: millis(std::time::Duration::from_secs(60)),
+            contract: vec![ContractTarget {
+                database: database.into(),
+                upto: 2,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_saved_plan_fits_only_the_databases_of_its_environment() {
+        let config = crate::config::parse(CONFIG, std::path::Path::new("/srv/shop/cutover.toml"))
+            .expect("valid config");
+        assert!(fits_config(&plan("web", "cache"), &config, "staging").is_ok());
+        // production has no database `cache`: a plan saved for it does not fit.
+        let mismatch = fits_config(&plan("web", "cache"), &config, "production")
+            .expect_err("cache is staging's");
+        assert!(
+            mismatch.0.contains("environment production"),
+            "{}",
+            mismatch.0
+        );
+        // A service gone from the config is still detected.
+        let mismatch =
+            fits_config(&plan("api", "cache"), &config, "staging").expect_err("no service api");
+        assert!(mismatch.0.contains("service api"), "{}", mismatch.0);
+    }
 }

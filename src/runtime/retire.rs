@@ -41,8 +41,7 @@ pub(crate) async fn retire_now(
     for inst in instances {
         let (drain_timeout, stop_timeout) = daemon
             .config
-            .services
-            .get(&inst.service)
+            .service_in(&env.name, &inst.service)
             .map(|s| (s.drain_timeout, s.stop_timeout))
             .unwrap_or((Duration::from_secs(30), Duration::from_secs(10)));
         let proxy = env.proxy.clone();

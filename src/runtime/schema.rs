@@ -1,7 +1,8 @@
 //! Schema changes around a deployment, in the zero-downtime order:
 //!
-//! 1. before anything changes, the pending migrations of every
-//!    `[database.NAME]` are linted; an error blocks the deploy (unless the
+//! 1. before anything changes, the pending migrations of every database
+//!    of the environment (`Config::databases_in`: its own version of each
+//!    `[database.NAME]`) are linted; an error blocks the deploy (unless the
 //!    file allows it with a reasoned `-- cutover:allow`);
 //! 2. pending **expand** migrations run before the new release starts, while
 //!    the old one keeps serving against the expanded schema; a failure ends
@@ -49,9 +50,9 @@ pub(crate) fn lint_pending(statuses: &[DatabaseStatus]) -> Vec<String> {
 }
 
 /// Every `[database.NAME]`'s migrator and where its migrations stand.
-pub(crate) async fn statuses(daemon: &Daemon) -> Result<Vec<DatabaseStatus>, String> {
+pub(crate) async fn statuses(daemon: &Daemon, env: &str) -> Result<Vec<DatabaseStatus>, String> {
     let mut all = Vec::new();
-    for (name, db) in &daemon.config.databases {
+    for (name, db) in daemon.config.databases_in(env) {
         let migrator = Migrator::new(name, db).map_err(|e| format!("database {name}: {e}"))?;
         let status = migrator
             .status()
@@ -87,6 +88,7 @@ pub(crate) fn contract_targets(statuses: &[DatabaseStatus]) -> Vec<ContractTarge
 /// Runs the pending expand migrations of every database.
 pub(crate) async fn expand(
     daemon: &Daemon,
+    env: &str,
     deployment_id: i64,
     version: &str,
     requested_by: &str,
@@ -95,7 +97,7 @@ pub(crate) async fn expand(
         applied_by: requested_by.to_owned(),
         release: Some(version.to_owned()),
     };
-    for (name, db) in &daemon.config.databases {
+    for (name, db) in daemon.config.databases_in(env) {
         let migrator = Migrator::new(name, db).map_err(|e| format!("database {name}: {e}"))?;
         let report = run_up(
             daemon,
@@ -131,6 +133,7 @@ pub(crate) async fn expand(
 /// database is tried, the first failure is the answer.
 pub(crate) async fn contract(
     daemon: &Daemon,
+    env: &str,
     deployment_id: i64,
     version: &str,
     targets: &[ContractTarget],
@@ -142,7 +145,7 @@ pub(crate) async fn contract(
     let mut failures = Vec::new();
     for target in targets {
         let name = &target.database;
-        let Some(db) = daemon.config.databases.get(name) else {
+        let Some(db) = daemon.config.databases_in(env).get(name) else {
             failures.push(format!("database {name} is not in the config any more"));
             continue;
         };

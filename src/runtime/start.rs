@@ -41,7 +41,7 @@ pub(crate) async fn start_service(
     svc: &str,
     cancel: &CancellationToken,
 ) -> Result<Vec<LiveInstance>, String> {
-    let Some(sc) = daemon.config.services.get(svc) else {
+    let Some(sc) = daemon.config.service_in(&env.name, svc) else {
         return Err(format!("no service named {svc}"));
     };
     if sc.kind == ServiceKind::Worker {
@@ -120,7 +120,7 @@ pub(crate) async fn start_workers(
     mut old: Vec<LiveInstance>,
     cancel: &CancellationToken,
 ) -> Result<Vec<LiveInstance>, String> {
-    let Some(sc) = daemon.config.services.get(svc) else {
+    let Some(sc) = daemon.config.service_in(&env.name, svc) else {
         return Err(format!("no service named {svc}"));
     };
     let mut ready = Vec::new();
@@ -175,7 +175,7 @@ pub(crate) async fn restore_workers(
     version: &str,
     previous: &str,
 ) {
-    let Some(sc) = daemon.config.services.get(svc) else {
+    let Some(sc) = daemon.config.service_in(&env.name, svc) else {
         return;
     };
     let of = |v: &str| -> Vec<LiveInstance> {
@@ -277,7 +277,7 @@ pub(crate) async fn launch(
     n: u32,
 ) -> Result<LiveInstance, String> {
     let config = &daemon.config;
-    let Some(sc) = config.services.get(svc) else {
+    let Some(sc) = config.service_in(&env.name, svc) else {
         return Err(format!("no service named {svc}"));
     };
     let instance_id = format!("{}-{svc}-{version}-{n}-{:04x}", env.name, fastrand::u16(..));
@@ -435,8 +435,7 @@ pub(crate) async fn stop_unrouted(daemon: &Daemon, env: &EnvRuntime, instances: 
     for inst in instances {
         let grace = daemon
             .config
-            .services
-            .get(&inst.service)
+            .service_in(&env.name, &inst.service)
             .map(|s| s.stop_timeout)
             .unwrap_or(Duration::from_secs(10));
         if let Err(e) = daemon.driver.stop(&inst.handle, grace).await {

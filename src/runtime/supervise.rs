@@ -399,8 +399,7 @@ fn discover(daemon: &Daemon, env: &EnvRuntime, state: &mut State) {
         let monitor = match (inst.kind, inst.handle.addr()) {
             (ServiceKind::Http, Some(addr)) => daemon
                 .config
-                .services
-                .get(&inst.service)
+                .service_in(&env.name, &inst.service)
                 .map(|sc| Monitor::spawn(addr, super::health_check(sc))),
             _ => None,
         };
@@ -469,8 +468,7 @@ async fn fail(
         Failure::Unhealthy(last) => {
             let count = daemon
                 .config
-                .services
-                .get(&inst.service)
+                .service_in(&env.name, &inst.service)
                 .map_or(1, |s| s.health.unhealthy);
             (
                 kinds::INSTANCE_UNHEALTHY,
@@ -628,7 +626,7 @@ impl Job {
             n,
             ..
         } = &self.slot;
-        let Some(sc) = daemon.config.services.get(service) else {
+        let Some(sc) = daemon.config.service_in(&env.name, service) else {
             return Err(format!("no service named {service}"));
         };
         if self.cancel.is_cancelled() {

@@ -51,8 +51,7 @@ impl Executor {
                 let is_worker = self
                     .daemon
                     .config
-                    .services
-                    .get(&service)
+                    .service_in(&self.env.name, &service)
                     .is_some_and(|s| s.kind == ServiceKind::Worker);
                 if is_worker && let Some(previous) = self.old_version() {
                     // Workers were replaced one by one: put the previous ones
@@ -152,21 +151,21 @@ impl Executor {
         self.stop_starts(|s| s == service).await;
         let (old, existing) = self.instances_of(&service);
         if !old.is_empty() {
-            let (daemon, svc, tx, old) = (
+            let (daemon, env_name, svc, tx, old) = (
                 self.daemon.clone(),
+                self.env.name.clone(),
                 service.clone(),
                 self.answers_tx.clone(),
                 old.clone(),
             );
             self.monitors.push(tokio::spawn(async move {
-                watch_stable(&daemon, &svc, old, tx).await;
+                watch_stable(&daemon, &env_name, &svc, old, tx).await;
             }));
         }
         let (replicas, kind) = self
             .daemon
             .config
-            .services
-            .get(&service)
+            .service_in(&self.env.name, &service)
             .map(|s| (s.replicas as usize, s.kind))
             .unwrap_or((1, ServiceKind::Http));
         let (daemon, env, id, version, tx) = (
@@ -202,7 +201,7 @@ impl Executor {
                     }));
                     tokio::select! {
                         _ = stop.cancelled() => {}
-                        _ = watch_health(&daemon, &svc, instances, tx) => {}
+                        _ = watch_health(&daemon, &env.name, &svc, instances, tx) => {}
                     }
                 }
                 Err(reason) => {
@@ -220,11 +219,12 @@ impl Executor {
 /// Watches new instances; the first that turns unhealthy is reported.
 async fn watch_health(
     daemon: &Daemon,
+    env: &str,
     service: &str,
     instances: Vec<LiveInstance>,
     tx: mpsc::UnboundedSender<cutover_core::ReleaseInput>,
 ) {
-    let Some(sc) = daemon.config.services.get(service) else {
+    let Some(sc) = daemon.config.service_in(env, service) else {
         return;
     };
     if sc.kind != ServiceKind::Http {
@@ -258,11 +258,12 @@ async fn watch_health(
 /// nothing). The same probes as every other health check (`GroupMonitor`).
 async fn watch_stable(
     daemon: &Daemon,
+    env: &str,
     service: &str,
     old: Vec<LiveInstance>,
     tx: mpsc::UnboundedSender<cutover_core::ReleaseInput>,
 ) {
-    let Some(sc) = daemon.config.services.get(service) else {
+    let Some(sc) = daemon.config.service_in(env, service) else {
         return;
     };
     if sc.kind != ServiceKind::Http {

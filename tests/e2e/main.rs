@@ -16,6 +16,7 @@ mod demo;
 mod deploy;
 mod docker;
 mod edge;
+mod environments;
 mod hostile_api;
 mod hostile_config;
 mod instance_env;

@@ -33,7 +33,11 @@ impl Resolver<'_> {
             .collect()
     }
 
-    fn database(&mut self, name: &str, database: &Spanned<RawDatabase>) -> DatabaseConfig {
+    pub(super) fn database(
+        &mut self,
+        name: &str,
+        database: &Spanned<RawDatabase>,
+    ) -> DatabaseConfig {
         let raw = database.get_ref();
         let url = match &raw.url {
             Some(url) => self.database_url(name, url),
@@ -88,6 +92,7 @@ impl Resolver<'_> {
                 0..=defaults::MAX_MIGRATE_RETRIES,
             ),
             backup: raw.backup.as_ref().map(|backup| self.backup(name, backup)),
+            shared: raw.shared.as_ref().is_some_and(|shared| *shared.get_ref()),
         }
     }
 

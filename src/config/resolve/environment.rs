@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde_spanned::Spanned;
 
 use super::Resolver;
+use super::overrides::Base;
 use crate::config::defaults;
 use crate::config::limits;
 use crate::config::model::EnvironmentConfig;
@@ -17,6 +18,7 @@ impl Resolver<'_> {
     pub(super) fn environments(
         &mut self,
         environments: &BTreeMap<Name, Spanned<RawEnvironment>>,
+        base: &Base<'_>,
     ) -> BTreeMap<String, EnvironmentConfig> {
         if environments.is_empty() {
             self.report(
@@ -31,7 +33,11 @@ impl Resolver<'_> {
             .iter()
             .map(|(name, environment)| {
                 self.name(name, "environment name");
-                let resolved = self.environment(name.get_ref(), environment);
+                let mut resolved = self.environment(name.get_ref(), environment);
+                resolved.services =
+                    self.environment_services(name.get_ref(), environment.get_ref(), base);
+                resolved.databases =
+                    self.environment_databases(name.get_ref(), environment.get_ref(), base);
                 (name.get_ref().clone(), resolved)
             })
             .collect()
@@ -134,6 +140,8 @@ impl Resolver<'_> {
             trusted_proxies,
             track_override,
             limits,
+            services: BTreeMap::new(),
+            databases: BTreeMap::new(),
         }
     }
 }

@@ -12,6 +12,7 @@ mod database;
 mod docker;
 mod edge;
 mod environment;
+mod overrides;
 mod rollout;
 mod service;
 mod values;
@@ -73,6 +74,19 @@ pub(crate) struct Places {
     pub redirect_listen: BTreeMap<String, Range<usize>>,
     /// Every file the config names (certificates, keys, CAs), for `load_checked`.
     pub files: Vec<FilePlace>,
+    /// Every database of every environment, with where its URL was written.
+    pub databases: Vec<DatabasePlace>,
+}
+
+/// One database of one environment, and where its settings were written.
+#[derive(Debug, Clone)]
+pub(crate) struct DatabasePlace {
+    pub environment: String,
+    pub database: String,
+    /// The `url` it uses (the environment's, else the top-level one).
+    pub url: Range<usize>,
+    /// The environment's `backup.dir`, if it wrote one.
+    pub backup_dir: Option<Range<usize>>,
 }
 
 /// A file named in the config, and where.
@@ -102,9 +116,19 @@ pub(crate) fn resolve(raw: RawConfig, cx: Context<'_>) -> (Sections, Vec<Finding
         .and_then(|s| s.get_ref().backup.as_ref())
         .map(|b| resolver.backup(defaults::STATE_BACKUP_NAME, b));
     let logs = resolver.logs(raw.logs.as_ref(), LogsConfig::default());
-    let services = resolver.services(&raw.service.unwrap_or_default(), logs);
-    let environments = resolver.environments(&raw.environment.unwrap_or_default());
-    let databases = resolver.databases(&raw.database.unwrap_or_default());
+    let raw_services = raw.service.unwrap_or_default();
+    let services = resolver.services(&raw_services, logs);
+    let raw_databases = raw.database.unwrap_or_default();
+    let databases = resolver.databases(&raw_databases);
+    let raw_environments = raw.environment.unwrap_or_default();
+    let base = overrides::Base {
+        raw_services: &raw_services,
+        services: &services,
+        raw_databases: &raw_databases,
+        databases: &databases,
+        environments: raw_environments.len(),
+    };
+    let environments = resolver.environments(&raw_environments, &base);
     let Resolver {
         findings, places, ..
     } = resolver;
