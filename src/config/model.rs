@@ -377,6 +377,9 @@ pub struct ServiceConfig {
     /// `Upgrade` protocols tunnelled to the app, lowercase (default
     /// `["websocket"]`; never `h2c`).
     pub allowed_upgrades: Vec<String>,
+    /// Files of the release, as written (relative to the config file,
+    /// `{version}` left in place): hashed into the release's digest.
+    pub artifacts: Vec<String>,
 }
 
 /// `[logs]`, or a service's `logs = { … }`: when an instance's log file is
@@ -634,6 +637,13 @@ pub struct EnvironmentConfig {
     pub track_override: Option<TrackOverrideConfig>,
     /// Connection and request limits of the proxy.
     pub limits: LimitsConfig,
+    /// The environment a release must have run in first; `None`: any release.
+    pub promote_from: Option<String>,
+    /// How long it must have served there (only with `promote_from`).
+    #[serde(serialize_with = "serialize_duration")]
+    pub soak: Duration,
+    /// When deploys are allowed; empty: always.
+    pub deploy_windows: Vec<super::window::DeployWindow>,
 }
 
 impl EnvironmentConfig {
@@ -649,6 +659,9 @@ impl EnvironmentConfig {
             trusted_proxies: Vec::new(),
             track_override: None,
             limits: LimitsConfig::default(),
+            promote_from: None,
+            soak: Duration::ZERO,
+            deploy_windows: Vec::new(),
         }
     }
 

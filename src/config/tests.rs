@@ -154,6 +154,7 @@ fn full_example_parses_to_its_values() {
         docker: None,
         max_request_body: None,
         allowed_upgrades: vec!["websocket".to_owned()],
+        artifacts: Vec::new(),
     };
     assert_eq!(web, &expected_web);
 
@@ -986,6 +987,9 @@ fn edge_keys_resolve_to_their_values() {
                 idle_timeout: Duration::from_secs(30),
                 max_request_body: 1024 * 1024 * 1024,
             },
+            promote_from: None,
+            soak: Duration::ZERO,
+            deploy_windows: Vec::new(),
         }
     );
     assert_eq!(production.max_request_body(web), 10 * 1024 * 1024);

@@ -10,8 +10,9 @@
 //!
 //! Each concept lives in its own file and adds its methods to [`Store`]:
 //! `releases`, `deployments` (with their events), `locks`, `environments`
-//! (what serves where), `environment_events` (outside deployments) and
-//! `instances`. `codec` says how values are stored.
+//! (what serves where), `environment_events` (outside deployments),
+//! `instances`, `release_digests` (what each deployment released) and
+//! `operator_locks` (`cutover lock`). `codec` says how values are stored.
 //!
 //! Opening refuses a store it cannot trust: SQLite's `PRAGMA quick_check`
 //! must pass ([`StoreError::Damaged`]) and the schema must be one this binary
@@ -36,6 +37,8 @@ mod environments;
 mod error;
 mod instances;
 mod locks;
+mod operator_locks;
+mod release_digests;
 mod releases;
 mod rollouts;
 #[cfg(test)]
@@ -58,6 +61,8 @@ pub use environments::Serving;
 pub use error::StoreError;
 pub use instances::{InstanceRecord, InstanceState};
 pub use locks::Lock;
+pub use operator_locks::OperatorLock;
+pub use release_digests::ReleaseDigest;
 pub use releases::Release;
 
 /// The schema migrations, embedded at compile time.

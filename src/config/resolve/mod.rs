@@ -73,6 +73,8 @@ pub(crate) struct Places {
     pub redirect_listen: BTreeMap<String, Range<usize>>,
     /// Every file the config names (certificates, keys, CAs), for `load_checked`.
     pub files: Vec<FilePlace>,
+    /// `promote_from` of each environment that has one: the name and where.
+    pub promote_from: BTreeMap<String, (String, Range<usize>)>,
 }
 
 /// A file named in the config, and where.
