@@ -153,6 +153,34 @@ fn cut(text: &str, max_chars: usize) -> String {
     }
 }
 
+/// An instant a client gives (`cutover lock --until`): RFC 3339
+/// (`2026-12-04T18:00:00Z`, `2026-12-04T19:00:00+01:00`) or a duration
+/// from `now` (`2h`, `30m`, `1d 4h`). It must be after `now`.
+pub fn parse_until(text: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp, String> {
+    let text = text.trim();
+    let at = match text.parse::<jiff::Timestamp>() {
+        Ok(at) => at,
+        Err(_) => {
+            let duration = humantime::parse_duration(text).map_err(|_| {
+                format!(
+                    "`{}` is neither an RFC 3339 time (2026-12-04T18:00:00Z) nor a duration (2h, 30m)",
+                    printable(text)
+                )
+            })?;
+            let span = jiff::SignedDuration::try_from(duration)
+                .map_err(|_| format!("`{}` is too long", printable(text)))?;
+            now.checked_add(span)
+                .map_err(|_| format!("`{}` is too long", printable(text)))?
+        }
+    };
+    if at <= now {
+        return Err(format!(
+            "{at:.0} is not in the future: give a later time, or a duration such as 2h"
+        ));
+    }
+    Ok(at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

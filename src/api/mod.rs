@@ -11,6 +11,7 @@
 pub mod client;
 pub mod daemon;
 pub mod extract;
+pub mod gates;
 pub mod logs;
 pub mod server;
 pub mod tls;

@@ -14,7 +14,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 
 use super::extract::{self, Json as JsonBody, Path, Query};
@@ -29,7 +29,7 @@ use super::wire::{
     RolloutCommandRequest, StatusResponse, TrafficView,
 };
 use crate::label;
-use crate::runtime::{Daemon, DeployError, deploy, rollback};
+use crate::runtime::{Daemon, DeployError, deploy, gates, rollback};
 use crate::store::StoreError;
 
 /// Most deployments one history call returns.
@@ -68,6 +68,9 @@ pub fn app(state: ApiState) -> Router {
         .route("/rollback", post(create_rollback))
         .route("/rollout/{command}", post(rollout_command))
         .route("/logs", get(super::logs::logs))
+        .route("/releases", get(super::gates::releases))
+        .route("/locks", post(super::gates::lock))
+        .route("/locks/{environment}", delete(super::gates::unlock))
         .route("/events", get(list_environment_events))
         .route("/daemon/{action}", post(super::daemon::action))
         .method_not_allowed_fallback(extract::method_not_allowed)
@@ -164,6 +167,9 @@ impl From<&DeployError> for ErrorCode {
             DeployError::BadRequest(_) => ErrorCode::BadRequest,
             DeployError::Locked(_) => ErrorCode::Locked,
             DeployError::Refused(_) => ErrorCode::Refused,
+            DeployError::EnvironmentLocked(_) => ErrorCode::Locked,
+            DeployError::PromotionRequired(_) => ErrorCode::PromotionRequired,
+            DeployError::OutsideWindow(_) => ErrorCode::OutsideWindow,
             DeployError::Preflight(_) => ErrorCode::PreflightFailed,
             DeployError::Store(e) => ErrorCode::from(e),
             DeployError::Internal(_) => ErrorCode::Internal,
@@ -282,6 +288,11 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
             previous: serving.as_ref().and_then(|s| s.previous.clone()),
             since: serving.as_ref().map(|s| s.since),
             lock: lock.map(Into::into),
+            operator_lock: daemon
+                .store()
+                .operator_lock_of(env.name())
+                .await?
+                .map(Into::into),
             held: env.releases.held(),
             needs_operator: env
                 .releases
@@ -431,6 +442,10 @@ async fn create_deployment(
         &req.version,
         &requested_by,
         req.service.as_deref(),
+        &gates::Overrides {
+            skip_promotion_check: req.skip_promotion_check,
+            reason: req.reason.as_deref().map(label::clean_text),
+        },
     )
     .await?;
     Ok((

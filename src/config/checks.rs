@@ -323,7 +323,9 @@ fn promotion(sections: &Sections, findings: &mut Vec<Finding>) {
                 .collect::<Vec<_>>()
                 .join(", ");
             let help = if others.is_empty() {
-                format!("`{name}` is the only environment: add the one releases run in first, or remove `promote_from`")
+                format!(
+                    "`{name}` is the only environment: add the one releases run in first, or remove `promote_from`"
+                )
             } else if let Some(close) = suggest::closest(from, others.iter().copied()) {
                 format!("did you mean `{close}`? other environments: {list}")
             } else {

@@ -130,7 +130,9 @@ impl DeployWindow {
                 if let Some(opens) = opens
                     && opens.timestamp() > at
                     && self.contains(opens.timestamp())
-                    && best.as_ref().is_none_or(|b| opens.timestamp() < b.timestamp())
+                    && best
+                        .as_ref()
+                        .is_none_or(|b| opens.timestamp() < b.timestamp())
                 {
                     best = Some(opens);
                 }
@@ -167,10 +169,9 @@ fn weekday_index(date: Date) -> usize {
 
 fn day(name: &str) -> Result<usize, String> {
     let lower = name.to_ascii_lowercase();
-    DAY_NAMES
-        .iter()
-        .position(|d| lower == *d)
-        .ok_or_else(|| format!("`{name}` is not a day: expected Mon, Tue, Wed, Thu, Fri, Sat or Sun"))
+    DAY_NAMES.iter().position(|d| lower == *d).ok_or_else(|| {
+        format!("`{name}` is not a day: expected Mon, Tue, Wed, Thu, Fri, Sat or Sun")
+    })
 }
 
 fn parse_days(text: &str) -> Result<[bool; 7], String> {
@@ -212,9 +213,9 @@ fn parse_time(text: &str, end: bool) -> Result<u16, String> {
 }
 
 fn parse_hours(text: &str) -> Result<(u16, u16), String> {
-    let (start, end) = text
-        .split_once('-')
-        .ok_or_else(|| format!("`{text}` is not a span of hours: expected HH:MM-HH:MM, e.g. 09:00-16:00"))?;
+    let (start, end) = text.split_once('-').ok_or_else(|| {
+        format!("`{text}` is not a span of hours: expected HH:MM-HH:MM, e.g. 09:00-16:00")
+    })?;
     let start = parse_time(start, false)?;
     let end = parse_time(end, true)?;
     if start == end {
