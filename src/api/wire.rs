@@ -1103,6 +1103,8 @@ mod tests {
             version: "v2".into(),
             requested_by: "alice@host".into(),
             service: None,
+            skip_promotion_check: true,
+            reason: Some("hotfix".into()),
         };
         assert_eq!(
             to_json(&deploy),
@@ -1111,6 +1113,8 @@ mod tests {
                 "version": "v2",
                 "requested_by": "alice@host",
                 "service": null,
+                "skip_promotion_check": true,
+                "reason": "hotfix",
             })
         );
         let command = RolloutCommandRequest {

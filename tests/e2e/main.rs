@@ -15,6 +15,7 @@ mod demo;
 mod deploy;
 mod docker;
 mod edge;
+mod gates;
 mod hostile_api;
 mod hostile_config;
 mod instance_env;
