@@ -1235,3 +1235,52 @@ fn api_exposure_follows_the_address_tls_and_allow_plaintext() {
         );
     }
 }
+
+#[test]
+fn promotion_windows_and_artifacts_resolve_and_are_in_the_schema() {
+    let config = valid(
+        r#"
+[app]
+name = "hello"
+
+[service.web]
+command = ["./bin/hello"]
+artifacts = ["dist/app-{version}.tar.gz", "dist/assets-{version}.zip"]
+
+[environment.production]
+listen = "127.0.0.1:8080"
+promote_from = "staging"
+soak = "30m"
+deploy_windows = ["Mon-Thu 09:00-16:00 Europe/Berlin", "Fri 09:00-12:00 Europe/Berlin"]
+
+[environment.staging]
+listen = "127.0.0.1:8081"
+"#,
+    );
+    assert_eq!(
+        config.services["web"].artifacts,
+        ["dist/app-{version}.tar.gz", "dist/assets-{version}.zip"]
+    );
+    let production = &config.environments["production"];
+    assert_eq!(production.promote_from.as_deref(), Some("staging"));
+    assert_eq!(production.soak, Duration::from_secs(1800));
+    assert_eq!(production.deploy_windows.len(), 2);
+    assert_eq!(
+        production.deploy_windows[0].to_string(),
+        "Mon-Thu 09:00-16:00 Europe/Berlin"
+    );
+    let staging = &config.environments["staging"];
+    assert_eq!(staging.promote_from, None);
+    assert!(staging.deploy_windows.is_empty());
+
+    let schema = json_schema();
+    let environment = &schema["$defs"]["Environment"]["properties"];
+    for key in ["promote_from", "soak", "deploy_windows"] {
+        assert!(environment.get(key).is_some(), "environment {key} missing");
+    }
+    assert_eq!(environment["deploy_windows"]["type"], "array");
+    assert_eq!(
+        schema["$defs"]["Service"]["properties"]["artifacts"]["type"],
+        "array"
+    );
+}
