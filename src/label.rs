@@ -186,6 +186,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn until_is_a_future_time_or_a_duration_from_now() {
+        let now: jiff::Timestamp = "2026-12-04T10:00:00Z".parse().expect("time");
+        assert_eq!(
+            parse_until("2h", now).map(|t| t.to_string()),
+            Ok("2026-12-04T12:00:00Z".to_owned())
+        );
+        assert_eq!(
+            parse_until("2026-12-04T19:00:00+01:00", now).map(|t| t.to_string()),
+            Ok("2026-12-04T18:00:00Z".to_owned())
+        );
+        assert!(
+            parse_until("2026-12-04T09:00:00Z", now)
+                .is_err_and(|e| e.contains("not in the future"))
+        );
+        assert!(
+            parse_until("tomorrow", now).is_err_and(|e| e.contains("neither an RFC 3339 time"))
+        );
+        assert!(parse_until("0s", now).is_err());
+    }
+
+    #[test]
     fn version_labels_of_the_pattern_pass() {
         for ok in [
             "v1",

@@ -1064,7 +1064,11 @@ fn promote_from_must_name_another_environment() {
         "{unknown}"
     );
     assert!(unknown.contains("did you mean `staging`?"), "{unknown}");
-    let itself = one_problem(&with_environments("promote_from = \"production\"", ""), 9, 16);
+    let itself = one_problem(
+        &with_environments("promote_from = \"production\"", ""),
+        9,
+        16,
+    );
     assert!(itself.contains("promotes from itself"), "{itself}");
 }
 

@@ -44,12 +44,21 @@ fn refused(app: &TestApp, args: &[&str], code: i32, needle: &str) {
         "{args:?} was not refused with {code}: {err}\n{}",
         stdout(&out)
     );
-    assert!(err.contains(needle), "{args:?}: expected {needle:?} in: {err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: expected {needle:?} in: {err}"
+    );
 }
 
 fn events_of(app: &TestApp, environment: &str) -> Vec<(String, String)> {
     let out = app.cli(&[
-        "history", "--json", "--limit", "1", "--events", "-e", environment,
+        "history",
+        "--json",
+        "--limit",
+        "1",
+        "--events",
+        "-e",
+        environment,
     ]);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("history json");
     list[0]["events"]
@@ -102,7 +111,11 @@ fn production_takes_only_what_soaked_in_staging_with_the_same_digest() {
     assert!(production["serving"].is_null(), "{production}");
     // Once soaked, accepted (each refused try changes nothing).
     Wait::up_to(Duration::from_secs(20))
-        .until(|| app.cli(&["deploy", "v1", "-e", "production"]).status.success())
+        .until(|| {
+            app.cli(&["deploy", "v1", "-e", "production"])
+                .status
+                .success()
+        })
         .unwrap_or_else(|e| panic!("v1 never went to production ({e}):\n{}", app.daemon_log()));
     let events = events_of(&app, "production");
     assert!(
@@ -148,7 +161,10 @@ fn production_takes_only_what_soaked_in_staging_with_the_same_digest() {
         .iter()
         .find(|(k, _)| k == "override")
         .unwrap_or_else(|| panic!("no override event: {events:?}"));
-    assert!(message.contains("overrode the promotion check"), "{message}");
+    assert!(
+        message.contains("overrode the promotion check"),
+        "{message}"
+    );
     assert!(message.contains("hotfix approved by bob"), "{message}");
     assert!(message.contains('@'), "who is not named: {message}");
 
@@ -200,7 +216,13 @@ fn a_lock_refuses_deploys_until_unlocked_or_expired_and_rollback_still_works() {
 
     ok(
         &app,
-        &app.cli(&["lock", "-e", "production", "--reason", "database maintenance"]),
+        &app.cli(&[
+            "lock",
+            "-e",
+            "production",
+            "--reason",
+            "database maintenance",
+        ]),
     );
     refused(&app, &["deploy", "v3"], 4, "database maintenance");
     refused(&app, &["deploy", "v3"], 4, "locked by");
@@ -211,7 +233,10 @@ fn a_lock_refuses_deploys_until_unlocked_or_expired_and_rollback_still_works() {
         "database maintenance"
     );
     let text = stdout(&app.cli(&["status"]));
-    assert!(text.contains("LOCKED") && text.contains("database maintenance"), "{text}");
+    assert!(
+        text.contains("LOCKED") && text.contains("database maintenance"),
+        "{text}"
+    );
     // Rollback is an emergency action: allowed under a lock.
     ok(&app, &app.cli(&["rollback"]));
     ok(&app, &app.cli(&["unlock", "-e", "production"]));

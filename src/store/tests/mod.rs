@@ -3,6 +3,7 @@
 mod deployments;
 mod environment_events;
 mod environments;
+mod gates;
 mod instances;
 mod locks;
 mod open;
