@@ -1095,7 +1095,7 @@ fn soak_needs_promote_from_and_windows_must_parse() {
             "",
         ),
         9,
-        57,
+        56,
     );
     assert!(
         window.contains("`Mon-Fry 09:00-16:00 UTC` is not a deploy window"),
