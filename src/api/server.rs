@@ -550,6 +550,24 @@ mod tests {
                 "nothing to pause".to_owned(),
             ),
             (
+                DeployError::EnvironmentLocked("production is locked by alice".into()),
+                409,
+                "locked",
+                "production is locked by alice".to_owned(),
+            ),
+            (
+                DeployError::PromotionRequired("v2 soaked 12m of 30m in staging".into()),
+                409,
+                "promotion_required",
+                "v2 soaked 12m of 30m in staging".to_owned(),
+            ),
+            (
+                DeployError::OutsideWindow("production is outside its deploy windows".into()),
+                409,
+                "outside_window",
+                "production is outside its deploy windows".to_owned(),
+            ),
+            (
                 DeployError::Preflight("image hello:v9 is missing".into()),
                 422,
                 "preflight_failed",
