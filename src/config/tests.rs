@@ -1269,6 +1269,17 @@ listen = "127.0.0.1:8081"
         production.deploy_windows[0].to_string(),
         "Mon-Thu 09:00-16:00 Europe/Berlin"
     );
+    let summary = config.summary();
+    assert!(
+        summary.contains("promotes from staging after a soak of 30m"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(
+            "deploy windows Mon-Thu 09:00-16:00 Europe/Berlin, Fri 09:00-12:00 Europe/Berlin"
+        ),
+        "{summary}"
+    );
     let staging = &config.environments["staging"];
     assert_eq!(staging.promote_from, None);
     assert!(staging.deploy_windows.is_empty());
