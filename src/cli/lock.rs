@@ -41,7 +41,7 @@ pub async fn lock(
     }
     let until = lock
         .until
-        .map(|u| format!(" until {u}"))
+        .map(|u| format!(" until {u:.0}"))
         .unwrap_or_else(|| " until `cutover unlock`".to_owned());
     println!(
         "{} is locked{until}: {} (deploys are refused; rollback and abort still work)",
@@ -100,9 +100,9 @@ pub async fn releases(path: &Path, environment: Option<&str>, json: bool) -> Res
         println!("{}  {digests}", release.version);
         for run in &release.runs {
             let served = match (run.from, run.to) {
-                (Some(from), Some(to)) => format!("served {from} → {to}"),
-                (Some(from), None) if run.serving => format!("serving since {from}"),
-                (Some(from), None) => format!("served from {from}"),
+                (Some(from), Some(to)) => format!("served {from:.0} → {to:.0}"),
+                (Some(from), None) if run.serving => format!("serving since {from:.0}"),
+                (Some(from), None) => format!("served from {from:.0}"),
                 (None, _) => "never served".to_owned(),
             };
             let digest = run

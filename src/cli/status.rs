@@ -38,11 +38,11 @@ pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
         }
         if let Some(lock) = &env.operator_lock {
             println!(
-                "  LOCKED    by {} since {}{}: {} (cutover unlock -e {})",
+                "  LOCKED    by {} since {:.0}{}: {} (cutover unlock -e {})",
                 printable(&lock.locked_by),
                 lock.since,
                 lock.until
-                    .map(|u| format!(" until {u}"))
+                    .map(|u| format!(" until {u:.0}"))
                     .unwrap_or_default(),
                 printable(&lock.reason),
                 env.name

@@ -86,9 +86,16 @@ pub(crate) fn served(run: &Run, now: Timestamp) -> Duration {
     Duration::try_from(to.duration_since(from)).unwrap_or(Duration::ZERO)
 }
 
-/// A duration for messages: whole seconds (`12m 3s`, `4s`).
+/// A duration for messages: whole seconds under an hour (`12m 3s`, `4s`),
+/// whole minutes from an hour on (`1day 4h 26m`).
 pub(crate) fn human(d: Duration) -> String {
-    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    let secs = d.as_secs();
+    let secs = if secs >= 3600 {
+        secs.saturating_sub(secs % 60)
+    } else {
+        secs
+    };
+    humantime::format_duration(Duration::from_secs(secs)).to_string()
 }
 
 /// What a production deploy of `version` with `identity` needs from
@@ -459,6 +466,13 @@ mod tests {
             at(5000),
         );
         assert!(err.expect_err("no digest").contains("no recorded digest"));
+    }
+
+    #[test]
+    fn durations_in_messages_drop_seconds_from_an_hour_on() {
+        assert_eq!(human(Duration::from_millis(4500)), "4s");
+        assert_eq!(human(Duration::from_secs(725)), "12m 5s");
+        assert_eq!(human(Duration::from_secs(101_189)), "1day 4h 6m");
     }
 
     #[test]
