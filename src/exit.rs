@@ -28,6 +28,9 @@ pub const BACKUP_INVALID: u8 = 7;
 /// Another daemon serves the same state store (`cutover serve` refused to
 /// start; the message names its pid and start time).
 pub const ALREADY_RUNNING: u8 = 8;
+/// The environment promotes from another one, and the release has not run
+/// there as it must (`promote_from`, `soak`); nothing was changed.
+pub const NOT_PROMOTED: u8 = 9;
 /// The daemon refused the API token: none, wrong, revoked or expired (401
 /// `unauthorized`), or its role may not do this (403 `forbidden`).
 pub const DENIED: u8 = 10;
@@ -43,7 +46,8 @@ pub fn for_error_code(code: ErrorCode) -> u8 {
         | ErrorCode::PayloadTooLarge
         | ErrorCode::UnsupportedMediaType => USAGE,
         ErrorCode::PreflightFailed => DEPLOY_FAILED,
-        ErrorCode::Locked => LOCKED,
+        ErrorCode::Locked | ErrorCode::OutsideWindow => LOCKED,
+        ErrorCode::PromotionRequired => NOT_PROMOTED,
         ErrorCode::Unauthorized | ErrorCode::Forbidden => DENIED,
         ErrorCode::NotFound
         | ErrorCode::MethodNotAllowed
@@ -77,8 +81,8 @@ impl CliError {
     /// The `error` of the JSON a `--json` command prints on stdout when it
     /// fails: the daemon's [`ErrorCode`] when it answered with the error,
     /// else the name of the exit code (`usage`, `deploy_failed`, `locked`,
-    /// `unreachable`, `drift`, `backup_invalid`, `already_running`, `denied`,
-    /// `audit_broken`, `failure`).
+    /// `unreachable`, `drift`, `backup_invalid`, `already_running`,
+    /// `not_promoted`, `denied`, `audit_broken`, `failure`).
     pub fn error_name(&self) -> &'static str {
         if let Some(code) = self.api_code {
             return code.as_str();
@@ -91,6 +95,7 @@ impl CliError {
             DRIFT => "drift",
             BACKUP_INVALID => "backup_invalid",
             ALREADY_RUNNING => "already_running",
+            NOT_PROMOTED => "not_promoted",
             DENIED => "denied",
             AUDIT_BROKEN => "audit_broken",
             _ => "failure",
@@ -154,6 +159,8 @@ mod tests {
                 (ErrorCode::PreflightFailed, DEPLOY_FAILED),
                 (ErrorCode::PayloadTooLarge, USAGE),
                 (ErrorCode::UnsupportedMediaType, USAGE),
+                (ErrorCode::PromotionRequired, NOT_PROMOTED),
+                (ErrorCode::OutsideWindow, LOCKED),
                 (ErrorCode::Store, FAILURE),
                 (ErrorCode::Internal, FAILURE),
                 (ErrorCode::Unknown, FAILURE),
@@ -174,10 +181,11 @@ mod tests {
                 DRIFT,
                 BACKUP_INVALID,
                 ALREADY_RUNNING,
+                NOT_PROMOTED,
                 DENIED,
                 AUDIT_BROKEN
             ],
-            [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11]
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
         );
     }
 

@@ -153,9 +153,58 @@ fn cut(text: &str, max_chars: usize) -> String {
     }
 }
 
+/// An instant a client gives (`cutover lock --until`): RFC 3339
+/// (`2026-12-04T18:00:00Z`, `2026-12-04T19:00:00+01:00`) or a duration
+/// from `now` (`2h`, `30m`, `1d 4h`). It must be after `now`.
+pub fn parse_until(text: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp, String> {
+    let text = text.trim();
+    let at = match text.parse::<jiff::Timestamp>() {
+        Ok(at) => at,
+        Err(_) => {
+            let duration = humantime::parse_duration(text).map_err(|_| {
+                format!(
+                    "`{}` is neither an RFC 3339 time (2026-12-04T18:00:00Z) nor a duration (2h, 30m)",
+                    printable(text)
+                )
+            })?;
+            let span = jiff::SignedDuration::try_from(duration)
+                .map_err(|_| format!("`{}` is too long", printable(text)))?;
+            now.checked_add(span)
+                .map_err(|_| format!("`{}` is too long", printable(text)))?
+        }
+    };
+    if at <= now {
+        return Err(format!(
+            "{at:.0} is not in the future: give a later time, or a duration such as 2h"
+        ));
+    }
+    Ok(at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn until_is_a_future_time_or_a_duration_from_now() {
+        let now: jiff::Timestamp = "2026-12-04T10:00:00Z".parse().expect("time");
+        assert_eq!(
+            parse_until("2h", now).map(|t| t.to_string()),
+            Ok("2026-12-04T12:00:00Z".to_owned())
+        );
+        assert_eq!(
+            parse_until("2026-12-04T19:00:00+01:00", now).map(|t| t.to_string()),
+            Ok("2026-12-04T18:00:00Z".to_owned())
+        );
+        assert!(
+            parse_until("2026-12-04T09:00:00Z", now)
+                .is_err_and(|e| e.contains("not in the future"))
+        );
+        assert!(
+            parse_until("tomorrow", now).is_err_and(|e| e.contains("neither an RFC 3339 time"))
+        );
+        assert!(parse_until("0s", now).is_err());
+    }
 
     #[test]
     fn version_labels_of_the_pattern_pass() {

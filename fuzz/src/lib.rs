@@ -10,7 +10,9 @@
 
 use std::path::Path;
 
-use cutover::api::wire::{DeployRequest, LogsRequest, RollbackRequest, RolloutCommandRequest};
+use cutover::api::wire::{
+    DeployRequest, LockRequest, LogsRequest, RollbackRequest, RolloutCommandRequest,
+};
 use cutover::config::limits::MAX_CONFIG_BYTES;
 use cutover::db::backup::Manifest;
 use cutover::db::migrate::{files, lint, statements};
@@ -56,6 +58,20 @@ pub fn api_bodies(data: &[u8]) {
     match serde_json::from_slice::<DeployRequest>(data) {
         Ok(req) => {
             let _ = cutover::label::check_version(&req.version);
+            if let Some(reason) = &req.reason {
+                let _ = cutover::label::clean_text(reason);
+            }
+            round_trip(&req);
+        }
+        Err(err) => said(err),
+    }
+    match serde_json::from_slice::<LockRequest>(data) {
+        Ok(req) => {
+            let _ = cutover::label::clean_text(&req.requested_by);
+            let _ = cutover::label::clean_text(&req.reason);
+            if let Some(until) = &req.until {
+                let _ = cutover::label::parse_until(until, jiff::Timestamp::UNIX_EPOCH);
+            }
             round_trip(&req);
         }
         Err(err) => said(err),

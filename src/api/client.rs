@@ -167,6 +167,41 @@ impl ApiClient {
         self.call(Method::POST, "/v1/deployments", Some(req)).await
     }
 
+    /// `GET /v1/releases[?environment=…]`: versions, digests, where each ran.
+    pub async fn releases(
+        &self,
+        environment: Option<&str>,
+    ) -> Result<Vec<crate::api::wire::ReleaseView>, ClientError> {
+        let mut path = "/v1/releases".to_owned();
+        if let Some(env) = environment {
+            path.push_str("?environment=");
+            path.push_str(&percent_encode(env));
+        }
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `POST /v1/locks`: lock an environment against deploys.
+    pub async fn lock(
+        &self,
+        req: &crate::api::wire::LockRequest,
+    ) -> Result<crate::api::wire::OperatorLock, ClientError> {
+        self.call(Method::POST, "/v1/locks", Some(req)).await
+    }
+
+    /// `DELETE /v1/locks/{environment}`: remove an environment's lock.
+    pub async fn unlock(
+        &self,
+        environment: &str,
+        requested_by: &str,
+    ) -> Result<crate::api::wire::Unlocked, ClientError> {
+        let path = format!(
+            "/v1/locks/{}?requested_by={}",
+            percent_encode(environment),
+            percent_encode(requested_by)
+        );
+        self.call(Method::DELETE, &path, None::<&()>).await
+    }
+
     /// `POST /v1/daemon/{action}`: `upgrade`, `reload` or `down`.
     pub async fn daemon_action(&self, action: &str) -> Result<DaemonAnswer, ClientError> {
         self.call(

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod client;
 pub mod daemon;
 pub mod extract;
+pub mod gates;
 pub mod logs;
 pub mod server;
 pub mod tls;

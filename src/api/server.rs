@@ -33,7 +33,7 @@ use super::wire::{
 };
 use crate::identity::Caller;
 use crate::label;
-use crate::runtime::{Daemon, DeployError, deploy, rollback};
+use crate::runtime::{Daemon, DeployError, deploy, gates, rollback};
 use crate::store::StoreError;
 
 /// Most deployments one history call returns.
@@ -72,6 +72,9 @@ pub fn app(state: ApiState) -> Router {
         .route("/rollback", post(create_rollback))
         .route("/rollout/{command}", post(rollout_command))
         .route("/logs", get(super::logs::logs))
+        .route("/releases", get(super::gates::releases))
+        .route("/locks", post(super::gates::lock))
+        .route("/locks/{environment}", delete(super::gates::unlock))
         .route("/events", get(list_environment_events))
         .route("/daemon/{action}", post(super::daemon::action))
         .route(
@@ -157,6 +160,9 @@ impl From<&DeployError> for ErrorCode {
             DeployError::BadRequest(_) => ErrorCode::BadRequest,
             DeployError::Locked(_) => ErrorCode::Locked,
             DeployError::Refused(_) => ErrorCode::Refused,
+            DeployError::EnvironmentLocked(_) => ErrorCode::Locked,
+            DeployError::PromotionRequired(_) => ErrorCode::PromotionRequired,
+            DeployError::OutsideWindow(_) => ErrorCode::OutsideWindow,
             DeployError::Preflight(_) => ErrorCode::PreflightFailed,
             DeployError::Store(e) => ErrorCode::from(e),
             DeployError::Internal(_) => ErrorCode::Internal,
@@ -277,6 +283,11 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
             previous: serving.as_ref().and_then(|s| s.previous.clone()),
             since: serving.as_ref().map(|s| s.since),
             lock: lock.map(Into::into),
+            operator_lock: daemon
+                .store()
+                .operator_lock_of(env.name())
+                .await?
+                .map(Into::into),
             held: env.releases.held(),
             needs_operator: env
                 .releases
@@ -426,6 +437,10 @@ async fn create_deployment(
         &req.version,
         &caller.name,
         req.service.as_deref(),
+        &gates::Overrides {
+            skip_promotion_check: req.skip_promotion_check,
+            reason: req.reason.as_deref().map(label::clean_text),
+        },
     )
     .await?;
     auth::record(
@@ -562,6 +577,24 @@ mod tests {
                 409,
                 "refused",
                 "nothing to pause".to_owned(),
+            ),
+            (
+                DeployError::EnvironmentLocked("production is locked by alice".into()),
+                409,
+                "locked",
+                "production is locked by alice".to_owned(),
+            ),
+            (
+                DeployError::PromotionRequired("v2 soaked 12m of 30m in staging".into()),
+                409,
+                "promotion_required",
+                "v2 soaked 12m of 30m in staging".to_owned(),
+            ),
+            (
+                DeployError::OutsideWindow("production is outside its deploy windows".into()),
+                409,
+                "outside_window",
+                "production is outside its deploy windows".to_owned(),
             ),
             (
                 DeployError::Preflight("image hello:v9 is missing".into()),

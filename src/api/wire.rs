@@ -52,6 +52,13 @@ pub enum ErrorCode {
     /// `unsupported_media_type` (415): a body that is not sent as
     /// `Content-Type: application/json`.
     UnsupportedMediaType,
+    /// `promotion_required` (409): the environment promotes from another
+    /// one, and the release has not run there as it must (not at all, not
+    /// for the soak time, rolled back, or with other artifacts).
+    PromotionRequired,
+    /// `outside_window` (409): the environment is outside every one of its
+    /// deploy windows; the message says when the next one opens.
+    OutsideWindow,
     /// `store` (500): the daemon's state store failed.
     Store,
     /// `internal` (500): a bug or an impossible state on the daemon's side.
@@ -63,7 +70,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -74,6 +81,8 @@ impl ErrorCode {
         ErrorCode::PreflightFailed,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
+        ErrorCode::PromotionRequired,
+        ErrorCode::OutsideWindow,
         ErrorCode::Store,
         ErrorCode::Internal,
         ErrorCode::Unknown,
@@ -92,6 +101,8 @@ impl ErrorCode {
             ErrorCode::Locked => "locked",
             ErrorCode::Refused => "refused",
             ErrorCode::PreflightFailed => "preflight_failed",
+            ErrorCode::PromotionRequired => "promotion_required",
+            ErrorCode::OutsideWindow => "outside_window",
             ErrorCode::Store => "store",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
@@ -108,7 +119,10 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::Locked | ErrorCode::Refused => StatusCode::CONFLICT,
+            ErrorCode::Locked
+            | ErrorCode::Refused
+            | ErrorCode::PromotionRequired
+            | ErrorCode::OutsideWindow => StatusCode::CONFLICT,
             ErrorCode::PreflightFailed => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::Store | ErrorCode::Internal | ErrorCode::Unknown => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -165,6 +179,107 @@ pub struct DeployRequest {
     /// Roll only this service (default: every service of the release).
     #[serde(default)]
     pub service: Option<String>,
+    /// Deploy even though the release has not run where the environment
+    /// promotes from as it must (admin; needs `reason`; recorded).
+    #[serde(default)]
+    pub skip_promotion_check: bool,
+    /// Why a check is overridden (`skip_promotion_check`, or deploying
+    /// outside the deploy windows); cleaned like `requested_by`.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/locks`: lock an environment against deploys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockRequest {
+    /// Environment name; may be omitted when there is one.
+    pub environment: Option<String>,
+    /// Why (required, not blank; cleaned like `requested_by`).
+    pub reason: String,
+    /// Until when: RFC 3339 (`2026-12-04T18:00:00Z`) or a duration from
+    /// now (`2h`, `30m`); absent: until `DELETE /v1/locks/{environment}`.
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Who asks (cleaned: controls to `?`, at most 200 characters).
+    pub requested_by: String,
+}
+
+/// An operator's lock of an environment (`cutover lock`): deploys to it are
+/// refused while it holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatorLock {
+    /// The environment it locks.
+    pub environment: String,
+    /// Why.
+    pub reason: String,
+    /// Who took it.
+    pub locked_by: String,
+    /// Since when.
+    pub since: Timestamp,
+    /// Until when; absent: until `cutover unlock`.
+    #[serde(default)]
+    pub until: Option<Timestamp>,
+}
+
+impl From<store::OperatorLock> for OperatorLock {
+    fn from(l: store::OperatorLock) -> Self {
+        OperatorLock {
+            environment: l.environment,
+            reason: l.reason,
+            locked_by: l.locked_by,
+            since: l.since,
+            until: l.until,
+        }
+    }
+}
+
+/// The answer of `DELETE /v1/locks/{environment}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unlocked {
+    /// The environment.
+    pub environment: String,
+    /// The lock that was removed; absent when none held.
+    #[serde(default)]
+    pub removed: Option<OperatorLock>,
+}
+
+/// `GET /v1/releases`: one version and where it has run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseView {
+    /// The version label.
+    pub version: String,
+    /// The release digests it was deployed with, oldest first (more than
+    /// one when the same label was built twice).
+    pub digests: Vec<String>,
+    /// Each deploy of it, oldest first.
+    pub runs: Vec<ReleaseRun>,
+}
+
+/// One deploy of a version to an environment, and how long it served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseRun {
+    /// The environment.
+    pub environment: String,
+    /// The deployment.
+    pub deployment_id: i64,
+    /// The release digest deployed; absent for deployments made before
+    /// digests were recorded.
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// How the deployment ended (`running`, `succeeded`, `failed`,
+    /// `rolled_back`, `interrupted`).
+    pub outcome: DeploymentState,
+    /// When it started serving all traffic; absent if it never did.
+    #[serde(default)]
+    pub from: Option<Timestamp>,
+    /// When it stopped serving; absent while it serves (or never did).
+    #[serde(default)]
+    pub to: Option<Timestamp>,
+    /// Whether it serves the environment now.
+    pub serving: bool,
+    /// Whether it was rolled back (by its own deployment or a later
+    /// `cutover rollback`).
+    pub rolled_back: bool,
 }
 
 /// `POST /v1/rollout/{pause|resume|promote|abort}`: steer the running rollout.
@@ -502,6 +617,9 @@ pub struct EnvironmentStatus {
     pub since: Option<Timestamp>,
     /// The deployment lock, if held.
     pub lock: Option<Lock>,
+    /// An operator's lock (`cutover lock`), if one holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_lock: Option<OperatorLock>,
     /// `held: cannot write the state store: …` while a release of this
     /// environment waits for the store to take its state.
     #[serde(default)]
@@ -797,6 +915,8 @@ mod tests {
                 "preflight_failed",
                 "payload_too_large",
                 "unsupported_media_type",
+                "promotion_required",
+                "outside_window",
                 "store",
                 "internal",
                 "unknown",
@@ -834,6 +954,8 @@ mod tests {
                 (ErrorCode::PreflightFailed, 422),
                 (ErrorCode::PayloadTooLarge, 413),
                 (ErrorCode::UnsupportedMediaType, 415),
+                (ErrorCode::PromotionRequired, 409),
+                (ErrorCode::OutsideWindow, 409),
                 (ErrorCode::Store, 500),
                 (ErrorCode::Internal, 500),
                 (ErrorCode::Unknown, 500),
@@ -932,6 +1054,77 @@ mod tests {
     }
 
     #[test]
+    fn operator_lock_and_release_json() {
+        let lock = OperatorLock::from(store::OperatorLock {
+            environment: "production".into(),
+            reason: "freeze for the audit".into(),
+            locked_by: "alice@host".into(),
+            since: at(1_714_564_800),
+            until: Some(at(1_714_572_000)),
+        });
+        pin(
+            &lock,
+            json!({
+                "environment": "production",
+                "reason": "freeze for the audit",
+                "locked_by": "alice@host",
+                "since": "2024-05-01T12:00:00Z",
+                "until": "2024-05-01T14:00:00Z",
+            }),
+        );
+        pin(
+            &Unlocked {
+                environment: "production".into(),
+                removed: None,
+            },
+            json!({ "environment": "production", "removed": null }),
+        );
+        let request: LockRequest = serde_json::from_value(json!({
+            "environment": "production",
+            "reason": "freeze",
+            "requested_by": "alice@host",
+        }))
+        .expect("a lock request");
+        assert_eq!(request.until, None);
+        let deploy: DeployRequest = serde_json::from_value(
+            json!({ "version": "v2", "environment": null, "requested_by": "a" }),
+        )
+        .expect("an older client's deploy request");
+        assert!(!deploy.skip_promotion_check);
+        assert_eq!(deploy.reason, None);
+        pin(
+            &ReleaseView {
+                version: "v2".into(),
+                digests: vec!["ab12".into()],
+                runs: vec![ReleaseRun {
+                    environment: "staging".into(),
+                    deployment_id: 3,
+                    digest: Some("ab12".into()),
+                    outcome: DeploymentState::Succeeded,
+                    from: Some(at(1_714_564_800)),
+                    to: None,
+                    serving: true,
+                    rolled_back: false,
+                }],
+            },
+            json!({
+                "version": "v2",
+                "digests": ["ab12"],
+                "runs": [{
+                    "environment": "staging",
+                    "deployment_id": 3,
+                    "digest": "ab12",
+                    "outcome": "succeeded",
+                    "from": "2024-05-01T12:00:00Z",
+                    "to": null,
+                    "serving": true,
+                    "rolled_back": false,
+                }],
+            }),
+        );
+    }
+
+    #[test]
     fn status_json() {
         let lock = store::Lock {
             environment: "production".into(),
@@ -959,6 +1152,7 @@ mod tests {
                 previous: None,
                 since: Some(at(1_714_564_700)),
                 lock: Some(lock.into()),
+                operator_lock: None,
                 held: Some("held: cannot write the state store: disk full".into()),
                 needs_operator: None,
                 traffic: vec![TrafficView {
@@ -1059,6 +1253,8 @@ mod tests {
             version: "v2".into(),
             requested_by: None,
             service: None,
+            skip_promotion_check: true,
+            reason: Some("hotfix".into()),
         };
         assert_eq!(
             to_json(&deploy),
@@ -1066,6 +1262,8 @@ mod tests {
                 "environment": "production",
                 "version": "v2",
                 "service": null,
+                "skip_promotion_check": true,
+                "reason": "hotfix",
             })
         );
         let command = RolloutCommandRequest {

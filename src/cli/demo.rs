@@ -120,6 +120,8 @@ async fn deploy_version(
             version: version.to_owned(),
             requested_by: None,
             service: None,
+            skip_promotion_check: false,
+            reason: None,
         })
         .await?;
     let detail = deploy::follow(client, accepted.deployment_id, false).await?;

@@ -27,22 +27,36 @@ const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// the deployment itself goes on either way.
 const RECONNECT_WAIT: Duration = Duration::from_secs(30);
 
+/// What `cutover deploy` was told besides the version.
+#[derive(Debug, Default)]
+pub struct DeployOptions<'a> {
+    /// `--env`.
+    pub environment: Option<&'a str>,
+    /// `--service`.
+    pub service: Option<&'a str>,
+    /// `--skip-promotion-check`.
+    pub skip_promotion_check: bool,
+    /// `--reason`.
+    pub reason: Option<String>,
+}
+
 /// `cutover deploy VERSION [--env E]`.
 pub async fn deploy(
     path: &Path,
     version: &str,
-    environment: Option<&str>,
-    service: Option<&str>,
+    options: DeployOptions<'_>,
     json: bool,
 ) -> Result<(), CliError> {
     let config = output::load_config(path)?;
     let client = output::client(&config)?;
     let accepted = client
         .deploy(&DeployRequest {
-            environment: environment.map(str::to_owned),
+            environment: options.environment.map(str::to_owned),
             version: version.to_owned(),
             requested_by: None,
-            service: service.map(str::to_owned),
+            service: options.service.map(str::to_owned),
+            skip_promotion_check: options.skip_promotion_check,
+            reason: options.reason,
         })
         .await?;
     if !json {

@@ -8,6 +8,7 @@ mod check;
 mod daemon;
 mod demo;
 mod deploy;
+mod lock;
 mod logs;
 mod migrate;
 mod output;
@@ -92,7 +93,10 @@ pub enum Command {
     /// traffic in one step, keep the old release warm for rollback.
     ///
     /// Exits 0 only when VERSION serves all traffic; 3 when it failed and the
-    /// previous release still serves; 4 when another deployment holds the lock.
+    /// previous release still serves; 4 when another deployment holds the
+    /// lock, an operator locked the environment, or it is outside its deploy
+    /// windows; 9 when the environment promotes from another one and VERSION
+    /// has not run there as it must.
     Deploy {
         /// Version label, substituted for {version} in the service's command:
         /// 1 to 128 letters, digits, '.', '_', '+' or '-', not starting with '-'.
@@ -104,6 +108,42 @@ pub enum Command {
         /// Roll only this service (default: every service, in `after` order).
         #[arg(long)]
         service: Option<String>,
+        /// Deploy although the release has not run where the environment
+        /// promotes from as it must (admin only; needs --reason; recorded).
+        #[arg(long, requires = "reason")]
+        skip_promotion_check: bool,
+        /// Why a check is overridden: with --skip-promotion-check, or to
+        /// deploy outside the environment's deploy windows (admin only;
+        /// recorded in the deployment's history).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Lock an environment against deploys, with a reason (rollback and
+    /// abort stay allowed). Replaces a lock that holds.
+    Lock {
+        /// Environment (may be omitted when the config has only one).
+        #[arg(long = "env", short = 'e')]
+        environment: Option<String>,
+        /// Why: shown to whoever tries to deploy.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// Until when: RFC 3339 (2026-12-04T18:00:00Z) or a duration from
+        /// now (2h, 30m). Without it, until `cutover unlock`.
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+    },
+    /// Remove an environment's lock.
+    Unlock {
+        /// Environment (may be omitted when the config has only one).
+        #[arg(long = "env", short = 'e')]
+        environment: Option<String>,
+    },
+    /// Releases deployed, newest first: their digests and where each has
+    /// run (environment, when it served, outcome, rolled back or not).
+    Releases {
+        /// Only this environment.
+        #[arg(long = "env", short = 'e')]
+        environment: Option<String>,
     },
     /// Hold the running canary at its current step (fast failure checks go on).
     Pause {
@@ -315,16 +355,33 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             release,
             environment,
             service,
+            skip_promotion_check,
+            reason,
         } => {
             check_label(&release)?;
             deploy::deploy(
                 &cli.config,
                 &release,
-                environment.as_deref(),
-                service.as_deref(),
+                deploy::DeployOptions {
+                    environment: environment.as_deref(),
+                    service: service.as_deref(),
+                    skip_promotion_check,
+                    reason,
+                },
                 json,
             )
             .await
+        }
+        Command::Lock {
+            environment,
+            reason,
+            until,
+        } => lock::lock(&cli.config, environment.as_deref(), reason, until, json).await,
+        Command::Unlock { environment } => {
+            lock::unlock(&cli.config, environment.as_deref(), json).await
+        }
+        Command::Releases { environment } => {
+            lock::releases(&cli.config, environment.as_deref(), json).await
         }
         Command::Pause { environment } => {
             deploy::steer(

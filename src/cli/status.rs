@@ -36,6 +36,18 @@ pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
                 lock.since
             );
         }
+        if let Some(lock) = &env.operator_lock {
+            println!(
+                "  LOCKED    by {} since {:.0}{}: {} (cutover unlock -e {})",
+                printable(&lock.locked_by),
+                lock.since,
+                lock.until
+                    .map(|u| format!(" until {u:.0}"))
+                    .unwrap_or_default(),
+                printable(&lock.reason),
+                env.name
+            );
+        }
         if let Some(held) = &env.held {
             println!("  {held}");
         }

@@ -21,6 +21,7 @@ pub(crate) fn check(sections: &Sections) -> Vec<Finding> {
     after(sections, &mut findings);
     shared_databases(sections, &mut findings);
     shared_backup_dirs(sections, &mut findings);
+    promotion(sections, &mut findings);
     findings
 }
 
@@ -460,6 +461,103 @@ fn after(sections: &Sections, findings: &mut Vec<Finding>) {
             finding = finding.also(span.clone(), waits(from, to));
         }
         findings.push(finding);
+    }
+}
+
+/// `promote_from` names another environment, and following it never comes
+/// back to where it started.
+fn promotion(sections: &Sections, findings: &mut Vec<Finding>) {
+    let written = &sections.places.promote_from;
+    for (name, (from, span)) in written {
+        if from == name {
+            findings.push(
+                Finding::new(
+                    span.clone(),
+                    format!("environment `{name}` promotes from itself"),
+                    "itself",
+                )
+                .help("promote_from names the environment a release must have run in first: name another one, e.g. \"staging\""),
+            );
+        } else if !sections.environments.contains_key(from) {
+            let others: Vec<&str> = sections
+                .environments
+                .keys()
+                .map(String::as_str)
+                .filter(|known| known != name)
+                .collect();
+            let list = others
+                .iter()
+                .map(|known| format!("`{known}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let help = if others.is_empty() {
+                format!(
+                    "`{name}` is the only environment: add the one releases run in first, or remove `promote_from`"
+                )
+            } else if let Some(close) = suggest::closest(from, others.iter().copied()) {
+                format!("did you mean `{close}`? other environments: {list}")
+            } else {
+                format!("expected the name of another environment: {list}")
+            };
+            findings.push(
+                Finding::new(
+                    span.clone(),
+                    format!("`promote_from` names an unknown environment `{from}`"),
+                    "no such environment",
+                )
+                .help(help),
+            );
+        }
+    }
+    // Each environment has at most one `promote_from`: a cycle is a walk
+    // that comes back. Report each cycle once, at its entry written last.
+    let mut reported: Vec<String> = Vec::new();
+    for start in written.keys() {
+        let mut path = vec![start.as_str()];
+        let mut at = start.as_str();
+        while let Some((next, _)) = written.get(at) {
+            if next == at || !sections.environments.contains_key(next) {
+                break;
+            }
+            if let Some(i) = path.iter().position(|p| *p == next.as_str()) {
+                let mut cycle: Vec<&str> = path[i..].to_vec();
+                let mut key = cycle.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+                key.sort();
+                let key = key.join("\u{0}");
+                if !reported.contains(&key) {
+                    reported.push(key);
+                    let Some(&last) = cycle
+                        .iter()
+                        .max_by_key(|env| written.get(**env).map_or(0, |(_, s)| s.start))
+                    else {
+                        break;
+                    };
+                    let pos = cycle.iter().position(|e| *e == last).unwrap_or(0);
+                    cycle.rotate_left(pos);
+                    let mut names = cycle.clone();
+                    names.push(cycle[0]);
+                    let waits = |env: &str| {
+                        let (from, span) = &written[env];
+                        (span.clone(), format!("`{env}` promotes from `{from}`"))
+                    };
+                    let (span, label) = waits(cycle[0]);
+                    let mut finding = Finding::new(
+                        span,
+                        format!("`promote_from` forms a cycle: {}", names.join(" → ")),
+                        label,
+                    )
+                    .help("no release could ever reach an environment in a cycle: remove one of these `promote_from`");
+                    for env in &cycle[1..] {
+                        let (span, label) = waits(env);
+                        finding = finding.also(span, label);
+                    }
+                    findings.push(finding);
+                }
+                break;
+            }
+            path.push(next.as_str());
+            at = next.as_str();
+        }
     }
 }
 

@@ -1047,3 +1047,63 @@ fn unknown_tls_key_suggests_the_right_one() {
     let rendered = one_problem_at(&source, "certs");
     assert!(rendered.contains("certificates"), "{rendered}");
 }
+
+/// A valid file with two environments and `production_keys` /
+/// `staging_keys` added to each.
+fn with_environments(production_keys: &str, staging_keys: &str) -> String {
+    format!(
+        "[app]\nname = \"hello\"\n\n[service.web]\ncommand = [\"./bin/hello\"]\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n{production_keys}\n\n[environment.staging]\nlisten = \"127.0.0.1:8081\"\n{staging_keys}\n"
+    )
+}
+
+#[test]
+fn promote_from_must_name_another_environment() {
+    let unknown = one_problem(&with_environments("promote_from = \"stagign\"", ""), 9, 16);
+    assert!(
+        unknown.contains("`promote_from` names an unknown environment `stagign`"),
+        "{unknown}"
+    );
+    assert!(unknown.contains("did you mean `staging`?"), "{unknown}");
+    let itself = one_problem(
+        &with_environments("promote_from = \"production\"", ""),
+        9,
+        16,
+    );
+    assert!(itself.contains("promotes from itself"), "{itself}");
+}
+
+#[test]
+fn promote_from_cycles_are_refused_once() {
+    let source = with_environments(
+        "promote_from = \"staging\"",
+        "promote_from = \"production\"",
+    );
+    let rendered = one_problem(&source, 13, 16);
+    assert!(
+        rendered.contains("`promote_from` forms a cycle: staging → production → staging"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn soak_needs_promote_from_and_windows_must_parse() {
+    let soak = one_problem(&with_environments("soak = \"30m\"", ""), 9, 8);
+    assert!(soak.contains("`soak` needs `promote_from`"), "{soak}");
+    let window = one_problem(
+        &with_environments(
+            "deploy_windows = [\"Mon-Thu 09:00-16:00 Europe/Berlin\", \"Mon-Fry 09:00-16:00 UTC\"]",
+            "",
+        ),
+        9,
+        56,
+    );
+    assert!(
+        window.contains("`Mon-Fry 09:00-16:00 UTC` is not a deploy window"),
+        "{window}"
+    );
+    assert!(window.contains("`Fry` is not a day"), "{window}");
+    let empty = one_problem(&with_environments("deploy_windows = []", ""), 9, 18);
+    assert!(empty.contains("`deploy_windows` is empty"), "{empty}");
+    let artifact = one_problem(&with_service_keys("artifacts = [\"\"]"), 6, 14);
+    assert!(artifact.contains("an artifact path is empty"), "{artifact}");
+}

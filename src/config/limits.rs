@@ -37,6 +37,12 @@ pub const MAX_SERVICES: usize = 256;
 /// The most `[environment.NAME]` tables: every one has its own proxy listener.
 pub const MAX_ENVIRONMENTS: usize = 64;
 
+/// The most files in one service's `artifacts`.
+pub const MAX_ARTIFACTS: usize = 64;
+
+/// The most entries in one environment's `deploy_windows`.
+pub const MAX_DEPLOY_WINDOWS: usize = 32;
+
 /// The most `[database.NAME]` tables.
 pub const MAX_DATABASES: usize = 64;
 

@@ -40,6 +40,7 @@ mod state_url;
 mod suggest;
 mod summary;
 mod toml_error;
+pub mod window;
 
 #[cfg(test)]
 mod environment_tests;

@@ -377,6 +377,9 @@ pub struct ServiceConfig {
     /// `Upgrade` protocols tunnelled to the app, lowercase (default
     /// `["websocket"]`; never `h2c`).
     pub allowed_upgrades: Vec<String>,
+    /// Files of the release, as written (relative to the config file,
+    /// `{version}` left in place): hashed into the release's digest.
+    pub artifacts: Vec<String>,
 }
 
 /// `[logs]`, or a service's `logs = { … }`: when an instance's log file is
@@ -646,6 +649,13 @@ pub struct EnvironmentConfig {
     /// `[environment.ENV.database.DB]` merged over it, and the environment's
     /// own databases. Read it through [`Config::databases_in`].
     pub databases: BTreeMap<String, DatabaseConfig>,
+    /// The environment a release must have run in first; `None`: any release.
+    pub promote_from: Option<String>,
+    /// How long it must have served there (only with `promote_from`).
+    #[serde(serialize_with = "serialize_duration")]
+    pub soak: Duration,
+    /// When deploys are allowed; empty: always.
+    pub deploy_windows: Vec<super::window::DeployWindow>,
 }
 
 impl EnvironmentConfig {
@@ -663,6 +673,9 @@ impl EnvironmentConfig {
             limits: LimitsConfig::default(),
             services: BTreeMap::new(),
             databases: BTreeMap::new(),
+            promote_from: None,
+            soak: Duration::ZERO,
+            deploy_windows: Vec::new(),
         }
     }
 

@@ -204,6 +204,13 @@ pub(crate) struct RawService {
     #[schemars(with = "Option<bool>", extend("default" = false))]
     pub pull: Option<Spanned<bool>>,
 
+    /// Files that are part of the release, relative to the config file, with
+    /// `{version}` filled in (`["dist/app-{version}.tar.gz"]`): their sha256
+    /// is part of the release's digest, and a deploy fails before anything
+    /// changes when one is missing.
+    #[schemars(with = "Option<Vec<String>>", extend("examples" = [["dist/app-{version}.tar.gz"]]))]
+    pub artifacts: Option<Spanned<Vec<Spanned<String>>>>,
+
     /// Extra environment variables for every instance. `${VAR}` is expanded in values.
     /// `cutover check` shows their names, never their values.
     #[serde(default)]
@@ -490,6 +497,26 @@ pub(crate) struct RawEnvironment {
         )
     )]
     pub database: Option<BTreeMap<Name, Spanned<RawDatabase>>>,
+
+    /// Another environment a release must have run in first: a deploy here
+    /// accepts only a version that succeeded there with the same release
+    /// digest and served there for `soak` without a rollback.
+    #[schemars(with = "Option<String>", extend("examples" = ["staging"]))]
+    pub promote_from: Option<Spanned<String>>,
+
+    /// With `promote_from`: how long the release must have served in that
+    /// environment before it may be deployed here.
+    #[schemars(with = "Option<RawDuration>", extend("default" = "0s", "examples" = ["30m"]))]
+    pub soak: Option<Spanned<RawDuration>>,
+
+    /// When deploys are allowed: `"DAYS HH:MM-HH:MM TIME_ZONE"` (days as
+    /// ranges or lists, `Mon-Thu`, `Mon,Wed`; an IANA time zone). Outside
+    /// every window only an admin with `--reason` may deploy. Unset: always.
+    #[schemars(
+        with = "Option<Vec<String>>",
+        extend("examples" = [["Mon-Thu 09:00-16:00 Europe/Berlin"]])
+    )]
+    pub deploy_windows: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[environment.NAME.service.SERVICE]`: what this environment changes of a service.

@@ -98,7 +98,10 @@ impl Config {
                 environment.listen,
                 humantime::format_duration(environment.rollback_window)
             )?;
-            for line in edge_lines(environment) {
+            for line in edge_lines(environment)
+                .into_iter()
+                .chain(gate_lines(environment))
+            {
                 writeln!(out, "  {:width$}  {line}", "")?;
             }
             for line in self.environment_lines(environment) {
@@ -171,6 +174,27 @@ impl Config {
         }
         lines
     }
+}
+
+/// What gates a deploy to the environment, when anything does: promotion
+/// and deploy windows.
+fn gate_lines(environment: &EnvironmentConfig) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(from) = &environment.promote_from {
+        lines.push(format!(
+            "promotes from {from} after a soak of {}",
+            humantime::format_duration(environment.soak)
+        ));
+    }
+    if !environment.deploy_windows.is_empty() {
+        let list: Vec<String> = environment
+            .deploy_windows
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        lines.push(format!("deploy windows {}", list.join(", ")));
+    }
+    lines
 }
 
 /// The edge settings of an environment that differ from the defaults, one

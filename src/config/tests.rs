@@ -154,6 +154,7 @@ fn full_example_parses_to_its_values() {
         docker: None,
         max_request_body: None,
         allowed_upgrades: vec!["websocket".to_owned()],
+        artifacts: Vec::new(),
     };
     assert_eq!(web, &expected_web);
 
@@ -992,6 +993,9 @@ fn edge_keys_resolve_to_their_values() {
             },
             services: config.services.clone(),
             databases: BTreeMap::new(),
+            promote_from: None,
+            soak: Duration::ZERO,
+            deploy_windows: Vec::new(),
         }
     );
     assert_eq!(production.max_request_body(web), 10 * 1024 * 1024);
@@ -1260,4 +1264,64 @@ fn api_exposure_follows_the_address_tls_and_allow_plaintext() {
             "{open}"
         );
     }
+}
+
+#[test]
+fn promotion_windows_and_artifacts_resolve_and_are_in_the_schema() {
+    let config = valid(
+        r#"
+[app]
+name = "hello"
+
+[service.web]
+command = ["./bin/hello"]
+artifacts = ["dist/app-{version}.tar.gz", "dist/assets-{version}.zip"]
+
+[environment.production]
+listen = "127.0.0.1:8080"
+promote_from = "staging"
+soak = "30m"
+deploy_windows = ["Mon-Thu 09:00-16:00 Europe/Berlin", "Fri 09:00-12:00 Europe/Berlin"]
+
+[environment.staging]
+listen = "127.0.0.1:8081"
+"#,
+    );
+    assert_eq!(
+        config.services["web"].artifacts,
+        ["dist/app-{version}.tar.gz", "dist/assets-{version}.zip"]
+    );
+    let production = &config.environments["production"];
+    assert_eq!(production.promote_from.as_deref(), Some("staging"));
+    assert_eq!(production.soak, Duration::from_secs(1800));
+    assert_eq!(production.deploy_windows.len(), 2);
+    assert_eq!(
+        production.deploy_windows[0].to_string(),
+        "Mon-Thu 09:00-16:00 Europe/Berlin"
+    );
+    let summary = config.summary();
+    assert!(
+        summary.contains("promotes from staging after a soak of 30m"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(
+            "deploy windows Mon-Thu 09:00-16:00 Europe/Berlin, Fri 09:00-12:00 Europe/Berlin"
+        ),
+        "{summary}"
+    );
+    let staging = &config.environments["staging"];
+    assert_eq!(staging.promote_from, None);
+    assert!(staging.deploy_windows.is_empty());
+
+    let schema = json_schema();
+    let environment = &schema["$defs"]["Environment"]["properties"];
+    for key in ["promote_from", "soak", "deploy_windows"] {
+        assert!(environment.get(key).is_some(), "environment {key} missing");
+    }
+    assert_eq!(environment["deploy_windows"]["type"], "array");
+    assert_eq!(
+        schema["$defs"]["Service"]["properties"]["artifacts"]["type"],
+        "array"
+    );
 }

@@ -12,6 +12,8 @@
 //! - [`health`]: HTTP health probes, waiting for an instance to become healthy,
 //!   and background monitors for a serving instance ([`Monitor`]) and for a
 //!   group of instances ([`GroupMonitor`]: healthy while any one answers).
+//! - [`identity`]: what a release of a service is (its program's sha256,
+//!   or its image's id), for the release digest ([`Drivers::identify`]).
 //! - [`check`]: when a new worker is ready (its health command, or still running).
 //! - `orphans.rs`: finding an app's running instances by the drivers' own
 //!   marks, when the state store that recorded them is lost.
@@ -43,6 +45,7 @@ pub mod environ;
 pub mod follow;
 mod handle;
 pub mod health;
+pub mod identity;
 pub mod logs;
 mod orphans;
 pub mod process;
@@ -56,6 +59,7 @@ pub use docker::DockerDriver;
 pub use driver::{Drivers, LogStream, PreflightFindings, ServiceToCheck};
 pub use handle::Handle;
 pub use health::{GroupMonitor, HealthCheck, HealthFailure, Monitor, MonitorState, ProbeError};
+pub use identity::{IdentityPart, ServiceToIdentify};
 pub use orphans::FoundInstance;
 pub use process::ProcessDriver;
 

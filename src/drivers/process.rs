@@ -452,7 +452,7 @@ fn substitute(item: &str, port: u16, version: &str) -> String {
 
 /// A program path with a `/` is a file: relative ones are taken from the
 /// working directory. A bare name is looked up on `PATH`.
-fn resolve_program(written: &str, workdir: &Path) -> PathBuf {
+pub(super) fn resolve_program(written: &str, workdir: &Path) -> PathBuf {
     let path = Path::new(written);
     if written.contains('/') && path.is_relative() {
         workdir.join(path)

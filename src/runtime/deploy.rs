@@ -4,7 +4,11 @@
 //! machine (`cutover_core::Release`) carried out by an executor in the
 //! background: backup → expand → rollout → warm window → retire → contract.
 //!
-//! A failed check is an error for the caller with nothing changed. Releases
+//! Before those: an operator's lock and the deploy windows (`gates.rs`);
+//! after the driver preflight, the release's identity (`identity.rs`) and,
+//! where the environment promotes from another, the promotion check
+//! (`promotion.rs`). A failed check is an error for the caller with nothing
+//! changed. Releases
 //! of one environment never overlap: a deploy first ends the rollback window
 //! of the release before it and waits until that one has retired its old
 //! release and run its contract migrations.
@@ -17,8 +21,9 @@ use cutover_core::{Release, ReleaseKind};
 use serde_json::json;
 
 use super::executor::{self, Executor};
+use super::gates::{self, Overrides};
 use super::plan::{self, Extras};
-use super::{Daemon, DeployError, schema};
+use super::{Daemon, DeployError, identity, promotion, schema};
 use crate::store::{DeploymentKind, NewDeployment};
 
 /// Starts a deployment of `version`; returns the environment and the
@@ -29,9 +34,25 @@ pub async fn begin_deploy(
     version: &str,
     requested_by: &str,
     only_service: Option<&str>,
+    overrides: &Overrides,
 ) -> Result<(String, i64), DeployError> {
     check_version(version)?;
     let env = daemon.environment(environment)?.clone();
+    gates::check_lock(daemon, &env).await?;
+    let mut overridden = Vec::new();
+    overridden.extend(gates::check_window(
+        &env,
+        jiff::Timestamp::now(),
+        overrides,
+        requested_by,
+    )?);
+    let skip_reason = match overrides.skip_promotion_check {
+        true => Some(
+            gates::reason_for(overrides, "--skip-promotion-check")
+                .map_err(DeployError::BadRequest)?,
+        ),
+        false => None,
+    };
     if let Some(svc) = only_service
         && !daemon.config.services.contains_key(svc)
     {
@@ -93,6 +114,24 @@ pub async fn begin_deploy(
         .map(|s| s.name.clone())
         .collect();
     let checked = super::preflight::check(daemon, version, &names).await?;
+    let identity = identity::identify(daemon, version, &names).await?;
+    let mut promotion_line = None;
+    if let Some(from) = &env.config().promote_from {
+        let soak = env.config().soak;
+        let checked = promotion::require(daemon, version, from, soak, &identity).await;
+        match (checked, skip_reason) {
+            (Ok(line), _) => promotion_line = Some(line),
+            (Err(DeployError::PromotionRequired(refusal)), Some(reason)) => {
+                gates::override_allowed(requested_by)?;
+                overridden.push(gates::Overridden {
+                    check: "promotion check",
+                    refusal,
+                    reason,
+                });
+            }
+            (Err(e), _) => return Err(e),
+        }
+    }
     let id = create(
         daemon,
         &env.name,
@@ -115,6 +154,13 @@ pub async fn begin_deploy(
         json!({ "version": version, "services": names }),
     )
     .await;
+    record_identity(daemon, id, &env.name, version, &identity).await;
+    if let Some(line) = &promotion_line {
+        event(daemon, id, EventKind::Preflight, line, json!({})).await;
+    }
+    for o in &overridden {
+        gates::record_override(daemon, id, requested_by, o).await;
+    }
     if let Some(summary) = &checked.summary {
         event(daemon, id, EventKind::Preflight, summary, json!({})).await;
     }
@@ -137,6 +183,42 @@ pub async fn begin_deploy(
         executor::spawn(executor, true).await;
     });
     Ok((name, id))
+}
+
+/// Stores the release's digest with the deployment (what promotion compares)
+/// and says it in the history.
+async fn record_identity(
+    daemon: &Daemon,
+    id: i64,
+    environment: &str,
+    version: &str,
+    identity: &identity::ReleaseIdentity,
+) {
+    let services = identity.services_json();
+    if let Err(e) = daemon
+        .store
+        .record_release_digest(id, environment, version, &identity.digest, &services)
+        .await
+    {
+        daemon.log_store_error("cannot record the release digest", &e);
+    }
+    let list: Vec<String> = identity
+        .services
+        .iter()
+        .map(|(name, s)| format!("{name} {}", identity::short(&s.digest)))
+        .collect();
+    event(
+        daemon,
+        id,
+        EventKind::Digest,
+        &format!(
+            "release digest sha256 {} ({})",
+            identity.digest,
+            list.join(", ")
+        ),
+        json!({ "digest": identity.digest, "services": services }),
+    )
+    .await;
 }
 
 /// The database checks of a deploy: pending migrations linted, preflight

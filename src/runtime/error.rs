@@ -19,6 +19,16 @@ pub enum DeployError {
     /// An operator command that does not apply now.
     #[error("{0}")]
     Refused(String),
+    /// An operator locked the environment (`cutover lock`).
+    #[error("{0}")]
+    EnvironmentLocked(String),
+    /// The environment promotes from another one, and the release has not
+    /// run there as it must (the message says what is missing).
+    #[error("{0}")]
+    PromotionRequired(String),
+    /// Outside every deploy window of the environment.
+    #[error("{0}")]
+    OutsideWindow(String),
     /// The store failed.
     #[error("state store: {0}")]
     Store(StoreError),

@@ -17,7 +17,9 @@
 //! restoring releases), `supervise.rs` (watching the serving instances
 //! between deploys and replacing those that fail), `schema.rs` and
 //! `backup.rs` (the database steps), `preflight.rs` (what a deploy checks
-//! first), `error.rs`.
+//! first), `gates.rs` (operator locks, deploy windows, overrides),
+//! `identity.rs` (a release's digest), `promotion.rs` (whether a release
+//! ran where it must first), `error.rs`.
 //! Every instance is started, checked and stopped through [`Drivers`], so none
 //! of these files knows which driver runs it.
 
@@ -34,10 +36,13 @@ pub mod deploy;
 mod environment;
 mod error;
 mod executor;
+pub mod gates;
+mod identity;
 mod journal;
 mod logs;
 mod plan;
 mod preflight;
+pub(crate) mod promotion;
 mod retire;
 pub mod rollback;
 mod schema;

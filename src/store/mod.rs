@@ -13,6 +13,8 @@
 //! (what serves where), `environment_events` (outside deployments),
 //! `instances`, `tokens` (named API tokens, hashed) and `audit` (the
 //! tamper-evident audit log, [`Store::append_audit`]). `codec` says how values are stored.
+//! `instances`, `release_digests` (what each deployment released) and
+//! `operator_locks` (`cutover lock`). `codec` says how values are stored.
 //!
 //! Opening refuses a store it cannot trust: SQLite's `PRAGMA quick_check`
 //! must pass ([`StoreError::Damaged`]) and the schema must be one this binary
@@ -38,6 +40,8 @@ mod environments;
 mod error;
 mod instances;
 mod locks;
+mod operator_locks;
+mod release_digests;
 mod releases;
 mod rollouts;
 #[cfg(test)]
@@ -64,6 +68,8 @@ pub use environments::Serving;
 pub use error::StoreError;
 pub use instances::{InstanceRecord, InstanceState};
 pub use locks::Lock;
+pub use operator_locks::OperatorLock;
+pub use release_digests::ReleaseDigest;
 pub use releases::Release;
 pub use tokens::{NewToken, TokenRecord, needs_touch};
 

@@ -17,6 +17,7 @@ mod deploy;
 mod docker;
 mod edge;
 mod environments;
+mod gates;
 mod hostile_api;
 mod hostile_config;
 mod instance_env;

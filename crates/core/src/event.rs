@@ -100,6 +100,10 @@ event_kinds! {
     NeedsOperator = "needs_operator",
     /// An operator ended a deployment that could not be restored.
     EndedByOperator = "ended_by_operator",
+    /// What the release is: its digest and the services' digests.
+    Digest = "digest",
+    /// A check was overridden (promotion, deploy window): who and why.
+    Override = "override",
 }
 
 impl std::fmt::Display for EventKind {

@@ -13,6 +13,7 @@ use crate::config::limits;
 use crate::config::model::EnvironmentConfig;
 use crate::config::problem::Finding;
 use crate::config::raw::{Name, RawEnvironment};
+use crate::config::window::{DeployWindow, WINDOW_EXPECTED};
 
 impl Resolver<'_> {
     pub(super) fn environments(
@@ -126,6 +127,7 @@ impl Resolver<'_> {
             .as_ref()
             .and_then(|table| self.track_override(table));
         let limits = self.limits(raw.limits.as_ref());
+        let (promote_from, soak, deploy_windows) = self.gates(name, environment);
         EnvironmentConfig {
             listen: listen.unwrap_or(defaults::SERVER_LISTEN),
             rollback_window: self.duration(
@@ -142,6 +144,68 @@ impl Resolver<'_> {
             limits,
             services: BTreeMap::new(),
             databases: BTreeMap::new(),
+            promote_from,
+            soak,
+            deploy_windows,
         }
+    }
+
+    /// `promote_from`, `soak` and `deploy_windows`, each checked on its own
+    /// (whether `promote_from` names another environment, without a cycle,
+    /// is for `checks`).
+    fn gates(
+        &mut self,
+        name: &str,
+        environment: &Spanned<RawEnvironment>,
+    ) -> (Option<String>, std::time::Duration, Vec<DeployWindow>) {
+        let raw = environment.get_ref();
+        let promote_from = raw.promote_from.as_ref().map(|from| {
+            self.places
+                .promote_from
+                .insert(name.to_owned(), (from.get_ref().clone(), from.span()));
+            from.get_ref().clone()
+        });
+        let soak = match (&raw.soak, &promote_from) {
+            (Some(soak), None) => {
+                self.report(
+                    Finding::new(
+                        soak.span(),
+                        format!("`soak` needs `promote_from` in environment `{name}`"),
+                        "no promote_from here",
+                    )
+                    .help(r#"soak is how long a release must have served in the environment named by promote_from: add promote_from = "staging", or remove `soak`"#),
+                );
+                std::time::Duration::ZERO
+            }
+            (soak, _) => self.duration(soak.as_ref(), "soak", std::time::Duration::ZERO, false),
+        };
+        let mut windows = Vec::new();
+        if let Some(list) = &raw.deploy_windows {
+            let spans = list.get_ref().iter().map(Spanned::span).collect();
+            self.at_most(spans, "deploy window", limits::MAX_DEPLOY_WINDOWS);
+            for item in list.get_ref() {
+                match DeployWindow::parse(item.get_ref()) {
+                    Ok(window) => windows.push(window),
+                    Err(reason) => self.report(
+                        Finding::new(
+                            item.span(),
+                            format!(
+                                "`{}` is not a deploy window",
+                                limits::elide(item.get_ref(), 60)
+                            ),
+                            reason,
+                        )
+                        .help(format!("expected {WINDOW_EXPECTED}")),
+                    ),
+                }
+            }
+            if list.get_ref().is_empty() {
+                self.report(
+                    Finding::new(list.span(), "`deploy_windows` is empty", "no window")
+                        .help("an empty list would refuse every deploy: list at least one window, or remove the key to allow deploys at any time"),
+                );
+            }
+        }
+        (promote_from, soak, windows)
     }
 }

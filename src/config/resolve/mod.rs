@@ -76,6 +76,9 @@ pub(crate) struct Places {
     pub files: Vec<FilePlace>,
     /// Every database of every environment, with where its URL was written.
     pub databases: Vec<DatabasePlace>,
+
+    /// `promote_from` of each environment that has one: the name and where.
+    pub promote_from: BTreeMap<String, (String, Range<usize>)>,
 }
 
 /// One database of one environment, and where its settings were written.

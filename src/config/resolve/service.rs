@@ -207,6 +207,8 @@ impl Resolver<'_> {
             self.places.routes.insert(name.to_owned(), place);
         }
 
+        let artifacts = self.artifacts(raw.artifacts.as_ref());
+
         ServiceConfig {
             kind,
             driver,
@@ -225,7 +227,32 @@ impl Resolver<'_> {
             docker,
             max_request_body,
             allowed_upgrades,
+            artifacts,
         }
+    }
+
+    /// `artifacts = [...]`: non-empty paths, at most
+    /// [`limits::MAX_ARTIFACTS`] of them, `${VAR}` expanded.
+    fn artifacts(&mut self, list: Option<&Spanned<Vec<Spanned<String>>>>) -> Vec<String> {
+        let Some(list) = list else {
+            return Vec::new();
+        };
+        let spans = list.get_ref().iter().map(Spanned::span).collect();
+        self.at_most(spans, "artifact", limits::MAX_ARTIFACTS);
+        let mut artifacts = Vec::new();
+        for item in list.get_ref() {
+            if item.get_ref().trim().is_empty() {
+                self.report(
+                    Finding::new(item.span(), "an artifact path is empty", "empty")
+                        .help(r#"write the file's path relative to the config file, e.g. "dist/app-{version}.tar.gz""#),
+                );
+                continue;
+            }
+            if let Some(path) = self.expand(item) {
+                artifacts.push(path);
+            }
+        }
+        artifacts
     }
 
     pub(super) fn command(

@@ -82,3 +82,20 @@ pub(super) fn runs_as_root(user: &str) -> bool {
     let who = user.split(':').next().unwrap_or_default().trim();
     who.is_empty() || who == "root" || who == "0"
 }
+
+impl DockerDriver {
+    /// The engine's id of `image` (`sha256:…`, the digest of the image's
+    /// configuration, which names its layers): what a release of a container
+    /// service is, whatever tag it was built or pulled under.
+    pub async fn image_id(&self, image: &str) -> Result<String, DockerError> {
+        let docker = self.client().await?;
+        let inspected = docker
+            .inspect_image(image)
+            .await
+            .map_err(|e| self.api_error(format!("inspecting image {image}"), &e))?;
+        inspected.id.ok_or_else(|| DockerError::Api {
+            what: format!("inspecting image {image}"),
+            reason: "the engine gave no image id".into(),
+        })
+    }
+}

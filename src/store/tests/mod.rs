@@ -4,6 +4,7 @@ mod audit;
 mod deployments;
 mod environment_events;
 mod environments;
+mod gates;
 mod instances;
 mod locks;
 mod open;
