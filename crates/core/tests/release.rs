@@ -31,6 +31,7 @@ fn plan(kind: ReleaseKind, window: u64, migrate: bool) -> ReleasePlan {
         } else {
             Vec::new()
         },
+        approval: None,
     }
 }
 
@@ -394,6 +395,7 @@ fn state(phase: Phase, outcome: Option<Outcome>) -> ReleaseState {
         rollout: None,
         outcome,
         superseded: false,
+        approvals: None,
     }
 }
 
