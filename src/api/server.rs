@@ -24,11 +24,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::token;
 use super::wire::{
-    Accepted, ApiErrorBody, DeployRequest, Deployment, DeploymentDetail, EnvironmentEvent,
+    Accepted, ApiErrorBody, ApproveRequest, DecisionAnswer, RejectRequest, DeployRequest, Deployment, DeploymentDetail, EnvironmentEvent,
     EnvironmentStatus, ErrorCode, InstanceView, OpenFileLimit, RollbackRequest,
     RolloutCommandRequest, StatusResponse, TrafficView,
 };
 use crate::label;
+use crate::runtime::approval::{Decided, Decision};
 use crate::runtime::{Daemon, DeployError, deploy, rollback};
 use crate::store::StoreError;
 
@@ -65,6 +66,8 @@ pub fn app(state: ApiState) -> Router {
             get(list_deployments).post(create_deployment),
         )
         .route("/deployments/{id}", get(get_deployment))
+        .route("/deployments/{id}/approve", post(approve_deployment))
+        .route("/deployments/{id}/reject", post(reject_deployment))
         .route("/rollback", post(create_rollback))
         .route("/rollout/{command}", post(rollout_command))
         .route("/logs", get(super::logs::logs))
@@ -440,6 +443,80 @@ async fn create_deployment(
             environment,
         }),
     ))
+}
+
+/// Who calls, as the handlers record it and as four eyes compares it: the
+/// client-sent `requested_by`, cleaned (one place, so that its source can
+/// become the API token's name).
+fn caller(sent: &str) -> String {
+    label::clean_text(sent)
+}
+
+/// `POST /v1/deployments/{id}/approve {comment}`.
+async fn approve_deployment(
+    State(state): State<ApiState>,
+    Path(id): Path<i64>,
+    JsonBody(req): JsonBody<ApproveRequest>,
+) -> Result<Json<DecisionAnswer>, ApiError> {
+    let decision = Decision::Approve {
+        by: caller(&req.requested_by),
+        comment: req
+            .comment
+            .as_deref()
+            .map(label::clean_text)
+            .filter(|c| !c.trim().is_empty()),
+    };
+    decide(&state, id, decision).await
+}
+
+/// `POST /v1/deployments/{id}/reject {reason}`.
+async fn reject_deployment(
+    State(state): State<ApiState>,
+    Path(id): Path<i64>,
+    JsonBody(req): JsonBody<RejectRequest>,
+) -> Result<Json<DecisionAnswer>, ApiError> {
+    let reason = label::clean_text(&req.reason);
+    if reason.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "a rejection needs a reason: --reason \"…\"",
+        ));
+    }
+    let decision = Decision::Reject {
+        by: caller(&req.requested_by),
+        reason,
+    };
+    decide(&state, id, decision).await
+}
+
+async fn decide(
+    state: &ApiState,
+    id: i64,
+    decision: Decision,
+) -> Result<Json<DecisionAnswer>, ApiError> {
+    let deployment = state
+        .daemon
+        .store()
+        .deployment(id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no deployment {id}; `cutover history` lists them"
+            ))
+        })?;
+    tracing::info!(deployment = id, ?decision, "approval decision");
+    let decided = state.daemon.decide(&deployment, decision).await?;
+    let (outcome, approvals, required) = match decided {
+        Decided::Approved { have, need } => ("approved", have, need),
+        Decided::Waiting { have, need } => ("waiting", have, need),
+        Decided::Rejected => ("rejected", 0, 0),
+    };
+    Ok(Json(DecisionAnswer {
+        deployment_id: id,
+        environment: deployment.environment,
+        outcome: outcome.into(),
+        approvals,
+        required,
+    }))
 }
 
 async fn create_rollback(

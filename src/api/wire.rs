@@ -172,6 +172,43 @@ pub struct RolloutCommandRequest {
     pub requested_by: String,
 }
 
+/// `POST /v1/deployments/{id}/approve`: approve a deployment that awaits
+/// approval (never by whoever asked for it: four eyes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApproveRequest {
+    /// What the approver says, for the history (cleaned like `requested_by`).
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// Who approves (cleaned: controls to `?`, at most 200 characters).
+    pub requested_by: String,
+}
+
+/// `POST /v1/deployments/{id}/reject`: reject a deployment that awaits
+/// approval; it ends with nothing started.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RejectRequest {
+    /// Why, for the history (required; cleaned like `requested_by`).
+    pub reason: String,
+    /// Who rejects.
+    pub requested_by: String,
+}
+
+/// The answer to an approval or a rejection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionAnswer {
+    /// The deployment.
+    pub deployment_id: i64,
+    /// Its environment.
+    pub environment: String,
+    /// `approved` (enough approvals: it goes on), `waiting` (more are
+    /// needed) or `rejected` (it ends, nothing started).
+    pub outcome: String,
+    /// Approvals given so far.
+    pub approvals: u32,
+    /// Approvals needed.
+    pub required: u32,
+}
+
 /// `POST /v1/rollback`: back to the previous release.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RollbackRequest {
@@ -249,12 +286,16 @@ impl From<store::DeploymentKind> for DeploymentKind {
     }
 }
 
-/// Where a deployment stands. Every state but `Running` is final.
+/// Where a deployment stands. Every state but `Running` and
+/// `AwaitingApproval` is final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeploymentState {
     /// `running`: in progress.
     Running,
+    /// `awaiting_approval`: waiting for approvals (`cutover approve ID`);
+    /// nothing has changed yet.
+    AwaitingApproval,
     /// `succeeded`: the new version serves all traffic.
     Succeeded,
     /// `failed`: stopped by an error; nothing was rolled back.
@@ -270,6 +311,7 @@ impl DeploymentState {
     pub fn as_str(self) -> &'static str {
         match self {
             DeploymentState::Running => "running",
+            DeploymentState::AwaitingApproval => "awaiting_approval",
             DeploymentState::Succeeded => "succeeded",
             DeploymentState::Failed => "failed",
             DeploymentState::RolledBack => "rolled_back",
@@ -326,7 +368,11 @@ impl From<store::Deployment> for Deployment {
             previous_version: d.previous_version,
             strategy: d.strategy,
             kind: d.kind.into(),
-            state: d.state.into(),
+            state: if d.awaiting_approval {
+                DeploymentState::AwaitingApproval
+            } else {
+                d.state.into()
+            },
             reason: d.reason,
             requested_by: d.requested_by,
             started_at: d.started_at,
@@ -568,6 +614,7 @@ mod tests {
             requested_by: "alice@host".into(),
             started_at: at(1_714_564_800),
             finished_at: Some(at(1_714_564_830)),
+            awaiting_approval: false,
         }
     }
 
@@ -743,7 +790,14 @@ mod tests {
         expected["previous_version"] = json!(null);
         expected["reason"] = json!(null);
         expected["finished_at"] = json!(null);
-        pin(&Deployment::from(running), expected);
+        pin(&Deployment::from(running.clone()), expected.clone());
+        // A running deployment whose release waits for approvals.
+        let awaiting = store::Deployment {
+            awaiting_approval: true,
+            ..running
+        };
+        expected["state"] = json!("awaiting_approval");
+        pin(&Deployment::from(awaiting), expected);
     }
 
     #[test]

@@ -13,13 +13,14 @@ use cutover_core::EventKind;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cutover_core::{Release, ReleaseKind};
+use cutover_core::{ApprovalPolicy, Release, ReleaseKind};
 use serde_json::json;
 
 use super::executor::{self, Executor};
 use super::plan::{self, Extras};
 use super::{Daemon, DeployError, schema};
-use crate::store::{DeploymentKind, NewDeployment};
+use crate::config::ApprovalAt;
+use crate::store::{DeploymentKind, NewDeployment, StoreError};
 
 /// Starts a deployment of `version`; returns the environment and the
 /// deployment id at once. The work goes on in the background.
@@ -68,7 +69,7 @@ pub async fn begin_deploy(
         migrate: !daemon.config.databases.is_empty(),
         contract,
     };
-    let (release_plan, has_previous) = plan::release_plan(
+    let (mut release_plan, has_previous) = plan::release_plan(
         daemon,
         &env,
         version,
@@ -76,6 +77,16 @@ pub async fn begin_deploy(
         only_service,
         extras,
     );
+    // `[environment.NAME] approvals`: the deployer is who may not approve.
+    release_plan.approval = env.config.approvals.as_ref().map(|a| ApprovalPolicy {
+        required: a.required,
+        expires: plan::millis(a.expires),
+        at: match a.at {
+            ApprovalAt::Start => cutover_core::ApprovalAt::Start,
+            ApprovalAt::Switch => cutover_core::ApprovalAt::Switch,
+        },
+        requested_by: requested_by.to_owned(),
+    });
     let strategy = if release_plan
         .rollout
         .services
@@ -193,7 +204,9 @@ pub(crate) async fn create(
         ));
     }
     let holder = deployment.requested_by.clone();
-    daemon.store.try_lock(environment, &holder, purpose).await?;
+    if let Err(e) = daemon.store.try_lock(environment, &holder, purpose).await {
+        return Err(naming_an_awaited_approval(daemon, environment, e).await.into());
+    }
     let created = async {
         if deployment.kind == DeploymentKind::Deploy {
             daemon
@@ -214,6 +227,43 @@ pub(crate) async fn create(
             let _ = daemon.store.unlock(environment, &holder).await;
             Err(e.into())
         }
+    }
+}
+
+/// A held lock whose deployment awaits approval says so, with its id and
+/// the commands that decide it.
+async fn naming_an_awaited_approval(
+    daemon: &Daemon,
+    environment: &str,
+    error: StoreError,
+) -> StoreError {
+    let StoreError::LockHeld {
+        environment: env,
+        holder,
+        purpose,
+        since,
+    } = error
+    else {
+        return error;
+    };
+    let awaiting = daemon
+        .store
+        .deployments(Some(environment), 20)
+        .await
+        .ok()
+        .and_then(|list| list.into_iter().find(|d| d.awaiting_approval));
+    let purpose = match awaiting {
+        Some(d) => format!(
+            "{purpose}; deployment {id} awaits approval: `cutover approve {id}` or `cutover reject {id} --reason …` decides it",
+            id = d.id
+        ),
+        None => purpose,
+    };
+    StoreError::LockHeld {
+        environment: env,
+        holder,
+        purpose,
+        since,
     }
 }
 

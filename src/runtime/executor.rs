@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::control::{Control, ReleaseHandle};
 use super::environment::EnvRuntime;
 use super::journal::Journal;
-use super::{Daemon, retire, schema};
+use super::{Daemon, approval, retire, schema};
 use crate::store::{InstanceState, Store};
 
 /// Timeout of the single probe that checks a warm release before a rollback.
@@ -60,6 +60,7 @@ pub(crate) struct Executor {
     /// The release's store writes and their policy on failure.
     journal: Journal<Store>,
     concluded: Arc<AtomicBool>,
+    awaiting: Arc<AtomicBool>,
 }
 
 impl Executor {
@@ -72,6 +73,7 @@ impl Executor {
     ) -> Executor {
         let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         let concluded = Arc::new(AtomicBool::new(release.is_concluded()));
+        let awaiting = Arc::new(AtomicBool::new(release.awaiting_approval().is_some()));
         let (daemon_store, env_name, holder_name) =
             (daemon.store.clone(), env.name.clone(), holder.clone());
         Executor {
@@ -86,6 +88,7 @@ impl Executor {
             monitors: Vec::new(),
             journal: Journal::new(daemon_store, id, &env_name, &holder_name),
             concluded,
+            awaiting,
         }
     }
 
@@ -107,6 +110,7 @@ impl Executor {
             id: self.id,
             tx,
             concluded: self.concluded.clone(),
+            awaiting: self.awaiting.clone(),
             held: self.journal.held_cell(),
             done: done_rx,
         };
@@ -129,13 +133,15 @@ impl Executor {
             let wake = self.drain().await;
             self.concluded
                 .store(self.release.is_concluded(), Ordering::SeqCst);
+            self.awaiting
+                .store(self.release.awaiting_approval().is_some(), Ordering::SeqCst);
             if self.release.is_done() {
                 break;
             }
             let sleep = wake.map(|t| Duration::from_millis(t.since(now()).0));
             tokio::select! {
                 Some(input) = self.answers_rx.recv() => self.release.handle_input(now(), input),
-                Some(message) = control.recv() => self.control(message),
+                Some(message) = control.recv() => self.control(message).await,
                 _ = tokio::time::sleep(sleep.unwrap_or_default()), if sleep.is_some() => {
                     self.release.handle_input(now(), ReleaseInput::Tick);
                 }
@@ -146,7 +152,7 @@ impl Executor {
         let _ = done.send(true);
     }
 
-    fn control(&mut self, message: Control) {
+    async fn control(&mut self, message: Control) {
         match message {
             Control::Rollout { command, reply } => {
                 let result = self.release.command(now(), command).map_err(|r| r.0);
@@ -157,6 +163,21 @@ impl Executor {
             }
             Control::Supersede { reply } => {
                 let result = self.release.supersede(now()).map_err(|r| r.0);
+                let _ = reply.send(result);
+            }
+            Control::Decide { decision, reply } => {
+                let result = approval::take(&mut self.release, now(), &decision);
+                if let Ok(decided) = result {
+                    approval::record_decision(&mut self.journal, self.id, &decision, decided)
+                        .await;
+                    if let approval::Decided::Approved { .. } = decided {
+                        // From here the release changes the environment:
+                        // supervision stops any replacement under way and
+                        // stays idle while this release rolls.
+                        self.awaiting.store(false, Ordering::SeqCst);
+                        drop(self.env.supervision.pause().await);
+                    }
+                }
                 let _ = reply.send(result);
             }
         }

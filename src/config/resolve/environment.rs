@@ -9,9 +9,9 @@ use serde_spanned::Spanned;
 use super::Resolver;
 use crate::config::defaults;
 use crate::config::limits;
-use crate::config::model::EnvironmentConfig;
+use crate::config::model::{ApprovalsConfig, EnvironmentConfig};
 use crate::config::problem::Finding;
-use crate::config::raw::{Name, RawEnvironment};
+use crate::config::raw::{Name, RawApprovals, RawEnvironment};
 
 impl Resolver<'_> {
     pub(super) fn environments(
@@ -120,6 +120,10 @@ impl Resolver<'_> {
             .as_ref()
             .and_then(|table| self.track_override(table));
         let limits = self.limits(raw.limits.as_ref());
+        let approvals = raw
+            .approvals
+            .as_ref()
+            .map(|a| self.approvals(a.get_ref()));
         EnvironmentConfig {
             listen: listen.unwrap_or(defaults::SERVER_LISTEN),
             rollback_window: self.duration(
@@ -134,6 +138,38 @@ impl Resolver<'_> {
             trusted_proxies,
             track_override,
             limits,
+            approvals,
+        }
+    }
+
+    /// `approvals = { required, expires, at }`: at least one approver, a
+    /// deadline greater than zero.
+    fn approvals(&mut self, raw: &RawApprovals) -> ApprovalsConfig {
+        ApprovalsConfig {
+            required: self.count(
+                raw.required.as_ref(),
+                "approvals.required",
+                defaults::APPROVALS_REQUIRED,
+                1..=limits::MAX_APPROVALS,
+            ),
+            expires: self.duration(
+                raw.expires.as_ref(),
+                "approvals.expires",
+                defaults::APPROVAL_EXPIRES,
+                true,
+            ),
+            at: raw
+                .at
+                .as_ref()
+                .and_then(|written| {
+                    self.choice(
+                        written.span(),
+                        &written.get_ref().0,
+                        "`approvals.at`",
+                        written.get_ref().parse(),
+                    )
+                })
+                .unwrap_or_default(),
         }
     }
 }
