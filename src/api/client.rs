@@ -17,7 +17,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::wire::{
-    Accepted, ApiErrorBody, DaemonAnswer, DeployRequest, Deployment, DeploymentDetail,
+    Accepted, ApiErrorBody, ApproveRequest, DaemonAnswer, DecisionAnswer, DeployRequest,
+    Deployment, DeploymentDetail, RejectRequest,
     EnvironmentEvent, ErrorCode, LogsRequest, RollbackRequest, RolloutCommandRequest,
     StatusResponse,
 };
@@ -190,6 +191,30 @@ impl ApiClient {
     ) -> Result<Accepted, ClientError> {
         self.call(Method::POST, &format!("/v1/rollout/{command}"), Some(req))
             .await
+    }
+
+    /// `POST /v1/deployments/{id}/approve`.
+    pub async fn approve(
+        &self,
+        id: i64,
+        req: &ApproveRequest,
+    ) -> Result<DecisionAnswer, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/deployments/{id}/approve"),
+            Some(req),
+        )
+        .await
+    }
+
+    /// `POST /v1/deployments/{id}/reject`.
+    pub async fn reject(&self, id: i64, req: &RejectRequest) -> Result<DecisionAnswer, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/deployments/{id}/reject"),
+            Some(req),
+        )
+        .await
     }
 
     /// `GET /v1/deployments/{id}`.

@@ -2,6 +2,7 @@
 //! (kamal-proxy style). Commands other than `serve`, `check`, `schema`,
 //! `migrate` and `demo` talk to the daemon over its API.
 
+mod approve;
 mod backup;
 mod check;
 mod daemon;
@@ -102,6 +103,28 @@ pub enum Command {
         /// Roll only this service (default: every service, in `after` order).
         #[arg(long)]
         service: Option<String>,
+        /// Return at once with the deployment's id (and, with --json, its
+        /// status) instead of following it to its end.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Approve a deployment that awaits approval (never your own: four eyes).
+    Approve {
+        /// The deployment's id (`cutover history` lists them).
+        #[arg(value_name = "ID")]
+        id: i64,
+        /// What you checked, for the history.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject a deployment that awaits approval: it ends, nothing is started.
+    Reject {
+        /// The deployment's id (`cutover history` lists them).
+        #[arg(value_name = "ID")]
+        id: i64,
+        /// Why, for the history.
+        #[arg(long, required = true)]
+        reason: String,
     },
     /// Hold the running canary at its current step (fast failure checks go on).
     Pause {
@@ -271,6 +294,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             release,
             environment,
             service,
+            no_wait,
         } => {
             check_label(&release)?;
             deploy::deploy(
@@ -278,10 +302,13 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 &release,
                 environment.as_deref(),
                 service.as_deref(),
+                no_wait,
                 json,
             )
             .await
         }
+        Command::Approve { id, comment } => approve::approve(&cli.config, id, comment, json).await,
+        Command::Reject { id, reason } => approve::reject(&cli.config, id, reason, json).await,
         Command::Pause { environment } => {
             deploy::steer(
                 &cli.config,
