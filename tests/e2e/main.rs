@@ -4,6 +4,7 @@
 
 mod acme;
 mod api_edge;
+mod approvals;
 mod backup;
 mod backup_deploy;
 mod canary;
