@@ -18,9 +18,8 @@ use serde::de::DeserializeOwned;
 
 use super::wire::{
     Accepted, ApiErrorBody, ApproveRequest, DaemonAnswer, DecisionAnswer, DeployRequest,
-    Deployment, DeploymentDetail, RejectRequest,
-    EnvironmentEvent, ErrorCode, LogsRequest, RollbackRequest, RolloutCommandRequest,
-    StatusResponse,
+    Deployment, DeploymentDetail, EnvironmentEvent, ErrorCode, LogsRequest, RejectRequest,
+    RollbackRequest, RolloutCommandRequest, StatusResponse,
 };
 
 /// Longest wait for one API call.
@@ -208,7 +207,11 @@ impl ApiClient {
     }
 
     /// `POST /v1/deployments/{id}/reject`.
-    pub async fn reject(&self, id: i64, req: &RejectRequest) -> Result<DecisionAnswer, ClientError> {
+    pub async fn reject(
+        &self,
+        id: i64,
+        req: &RejectRequest,
+    ) -> Result<DecisionAnswer, ClientError> {
         self.call(
             Method::POST,
             &format!("/v1/deployments/{id}/reject"),

@@ -24,9 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::token;
 use super::wire::{
-    Accepted, ApiErrorBody, ApproveRequest, DecisionAnswer, RejectRequest, DeployRequest, Deployment, DeploymentDetail, EnvironmentEvent,
-    EnvironmentStatus, ErrorCode, InstanceView, OpenFileLimit, RollbackRequest,
-    RolloutCommandRequest, StatusResponse, TrafficView,
+    Accepted, ApiErrorBody, ApproveRequest, DecisionAnswer, DeployRequest, Deployment,
+    DeploymentDetail, EnvironmentEvent, EnvironmentStatus, ErrorCode, InstanceView, OpenFileLimit,
+    RejectRequest, RollbackRequest, RolloutCommandRequest, StatusResponse, TrafficView,
 };
 use crate::label;
 use crate::runtime::approval::{Decided, Decision};
@@ -493,16 +493,9 @@ async fn decide(
     id: i64,
     decision: Decision,
 ) -> Result<Json<DecisionAnswer>, ApiError> {
-    let deployment = state
-        .daemon
-        .store()
-        .deployment(id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no deployment {id}; `cutover history` lists them"
-            ))
-        })?;
+    let deployment = state.daemon.store().deployment(id).await?.ok_or_else(|| {
+        ApiError::not_found(format!("no deployment {id}; `cutover history` lists them"))
+    })?;
     tracing::info!(deployment = id, ?decision, "approval decision");
     let decided = state.daemon.decide(&deployment, decision).await?;
     let (outcome, approvals, required) = match decided {

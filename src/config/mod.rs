@@ -56,10 +56,10 @@ pub use self::container::DockerConfig;
 pub use self::error::ConfigError;
 pub use self::model::{
     AcmeChallenge, AcmeConfig, AnalysisConfig, ApiExposure, AppConfig, ApprovalAt, ApprovalsConfig,
-    BackupConfig, Config,
-    DatabaseConfig, DriverKind, EnvTlsConfig, EnvironmentConfig, HealthConfig, InconclusivePolicy,
-    LimitsConfig, LogsConfig, RestartPolicy, RolloutConfig, Secret, ServerConfig, ServiceConfig,
-    ServiceKind, StateConfig, Strategy, TlsFilesConfig, TrackOverrideConfig,
+    BackupConfig, Config, DatabaseConfig, DriverKind, EnvTlsConfig, EnvironmentConfig,
+    HealthConfig, InconclusivePolicy, LimitsConfig, LogsConfig, RestartPolicy, RolloutConfig,
+    Secret, ServerConfig, ServiceConfig, ServiceKind, StateConfig, Strategy, TlsFilesConfig,
+    TrackOverrideConfig,
 };
 pub use self::problem::Problem;
 pub use self::recipient::{Recipient, RecipientError, parse_recipient};

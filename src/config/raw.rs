@@ -16,8 +16,8 @@ use serde_spanned::Spanned;
 use super::defaults::{self, duration_text};
 use super::limits;
 use super::scalars::{
-    RawAcmeChallenge, RawAddress, RawApprovalAt, RawCount, RawDriverKind, RawDuration, RawInconclusivePolicy,
-    RawNumber, RawRestartPolicy, RawServiceKind, RawSize, RawStrategy,
+    RawAcmeChallenge, RawAddress, RawApprovalAt, RawCount, RawDriverKind, RawDuration,
+    RawInconclusivePolicy, RawNumber, RawRestartPolicy, RawServiceKind, RawSize, RawStrategy,
 };
 
 /// A name written as a table key (`[service.NAME]`), with its span.

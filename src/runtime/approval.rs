@@ -130,9 +130,7 @@ pub(crate) fn take(
 ) -> Result<Decided, String> {
     match decision {
         Decision::Approve { by, comment } => {
-            let need = release
-                .awaiting_approval()
-                .map_or(1, |a| a.required);
+            let need = release.awaiting_approval().map_or(1, |a| a.required);
             match release.approve(now, by, comment.as_deref()) {
                 Ok(Progress::Approved) => Ok(Decided::Approved { have: need, need }),
                 Ok(Progress::Waiting { have, need }) => Ok(Decided::Waiting { have, need }),

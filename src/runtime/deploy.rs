@@ -205,7 +205,9 @@ pub(crate) async fn create(
     }
     let holder = deployment.requested_by.clone();
     if let Err(e) = daemon.store.try_lock(environment, &holder, purpose).await {
-        return Err(naming_an_awaited_approval(daemon, environment, e).await.into());
+        return Err(naming_an_awaited_approval(daemon, environment, e)
+            .await
+            .into());
     }
     let created = async {
         if deployment.kind == DeploymentKind::Deploy {

@@ -168,8 +168,7 @@ impl Executor {
             Control::Decide { decision, reply } => {
                 let result = approval::take(&mut self.release, now(), &decision);
                 if let Ok(decided) = result {
-                    approval::record_decision(&mut self.journal, self.id, &decision, decided)
-                        .await;
+                    approval::record_decision(&mut self.journal, self.id, &decision, decided).await;
                     if let approval::Decided::Approved { .. } = decided {
                         // From here the release changes the environment:
                         // supervision stops any replacement under way and

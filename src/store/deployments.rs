@@ -345,14 +345,12 @@ impl Store {
 
     /// The deployment `id`, if it exists.
     pub async fn deployment(&self, id: i64) -> Result<Option<Deployment>, StoreError> {
-        sqlx::query_as::<_, DeploymentRow>(
-            concat!(deployment_select!(), " WHERE d.id = $1"),
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(Deployment::try_from)
-        .transpose()
+        sqlx::query_as::<_, DeploymentRow>(concat!(deployment_select!(), " WHERE d.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(Deployment::try_from)
+            .transpose()
     }
 
     /// The latest `limit` deployments, of one environment or of all, newest first.
@@ -364,21 +362,20 @@ impl Store {
         let limit = i64::from(limit);
         let rows = match environment {
             Some(environment) => {
-                sqlx::query_as::<_, DeploymentRow>(
-                    concat!(
-                        deployment_select!(),
-                        " WHERE d.environment = $1 ORDER BY d.id DESC LIMIT $2"
-                    ),
-                )
+                sqlx::query_as::<_, DeploymentRow>(concat!(
+                    deployment_select!(),
+                    " WHERE d.environment = $1 ORDER BY d.id DESC LIMIT $2"
+                ))
                 .bind(environment)
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?
             }
             None => {
-                sqlx::query_as::<_, DeploymentRow>(
-                    concat!(deployment_select!(), " ORDER BY d.id DESC LIMIT $1"),
-                )
+                sqlx::query_as::<_, DeploymentRow>(concat!(
+                    deployment_select!(),
+                    " ORDER BY d.id DESC LIMIT $1"
+                ))
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?
@@ -405,12 +402,10 @@ impl Store {
     /// Every deployment still `running`, oldest first: after a restart, the
     /// ones the previous daemon left unfinished.
     pub async fn running_deployments(&self) -> Result<Vec<Deployment>, StoreError> {
-        let rows = sqlx::query_as::<_, DeploymentRow>(
-            concat!(
-                deployment_select!(),
-                " WHERE d.state = 'running' ORDER BY d.id"
-            ),
-        )
+        let rows = sqlx::query_as::<_, DeploymentRow>(concat!(
+            deployment_select!(),
+            " WHERE d.state = 'running' ORDER BY d.id"
+        ))
         .fetch_all(&self.pool)
         .await?;
         deployments_from(rows)

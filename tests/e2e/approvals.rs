@@ -69,23 +69,34 @@ async fn the_deployers_own_approval_is_refused_and_another_approvers_runs_the_ro
     assert_eq!(app.last_deployment()["state"], "awaiting_approval");
     assert_eq!(app.running_version("v2"), 0);
 
-    let approved = app.cli_as("bob", &["approve", &id_text, "--comment", "staging looked fine"]);
+    let approved = app.cli_as(
+        "bob",
+        &["approve", &id_text, "--comment", "staging looked fine"],
+    );
     ok(&app, &approved);
-    assert!(stdout(&approved).contains("it goes on"), "{}", stdout(&approved));
+    assert!(
+        stdout(&approved).contains("it goes on"),
+        "{}",
+        stdout(&approved)
+    );
     app.wait_for_state("succeeded");
     assert!(serves(&app, "v2").await, "v2 does not serve after approval");
     let events = app.last_events();
     assert_eq!(count(&events, "awaiting_approval"), 1, "{events:#?}");
     assert!(
-        events
-            .iter()
-            .any(|(k, m)| k == "approved" && m.contains("bob@") && m.contains("staging looked fine")),
+        events.iter().any(|(k, m)| k == "approved"
+            && m.contains("bob@")
+            && m.contains("staging looked fine")),
         "{events:#?}"
     );
     // Once decided, another approval is refused with its state.
     let again = app.cli_as("carol", &["approve", &id_text]);
     assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
-    assert!(stderr(&again).contains("not awaiting approval"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("not awaiting approval"),
+        "{}",
+        stderr(&again)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +109,10 @@ async fn a_rejection_ends_the_waiting_deploy_with_nothing_started() {
             d["version"] == "v2" && d["state"] == "awaiting_approval"
         })
         .unwrap_or_else(|e| panic!("the deploy never awaited approval ({e})"));
-    let id = app.last_deployment()["id"].as_i64().expect("id").to_string();
+    let id = app.last_deployment()["id"]
+        .as_i64()
+        .expect("id")
+        .to_string();
     // A rejection needs a reason.
     let bare = app.cli_as("bob", &["reject", &id]);
     assert_eq!(bare.status.code(), Some(2), "{}", stderr(&bare));

@@ -177,10 +177,18 @@ mod tests {
     #[test]
     fn the_deployer_cannot_approve_their_own_deployment() {
         let mut g = gate(1);
-        let refused = g.approve(Millis(600), "alice@a", None).unwrap_err();
-        assert!(refused.0.contains("another approver must approve"), "{refused}");
+        let refused = g
+            .approve(Millis(600), "alice@a", None)
+            .expect_err("refused");
+        assert!(
+            refused.0.contains("another approver must approve"),
+            "{refused}"
+        );
         assert!(!g.is_met());
-        assert_eq!(g.approve(Millis(600), "bob@b", Some("ok")), Ok(Progress::Approved));
+        assert_eq!(
+            g.approve(Millis(600), "bob@b", Some("ok")),
+            Ok(Progress::Approved)
+        );
         assert!(g.is_met());
     }
 
@@ -192,7 +200,10 @@ mod tests {
             Ok(Progress::Waiting { have: 1, need: 2 })
         );
         assert!(g.approve(Millis(601), "bob@b", None).is_err());
-        assert_eq!(g.approve(Millis(602), "carol@c", None), Ok(Progress::Approved));
+        assert_eq!(
+            g.approve(Millis(602), "carol@c", None),
+            Ok(Progress::Approved)
+        );
     }
 
     #[test]

@@ -516,20 +516,28 @@ fn nothing_starts_until_someone_other_than_the_deployer_approves() {
     assert!(drain(&mut r, 2_000_000, saved).is_empty());
     let own = r
         .approve(Millis(2_000_000), "alice@laptop", None)
-        .unwrap_err();
+        .expect_err("refused");
     assert!(own.0.contains("another approver must approve"), "{own}");
     assert!(drain(&mut r, 2_000_000, saved).is_empty());
     assert_eq!(
         r.approve(Millis(2_000_001), "bob@desk", Some("checked staging")),
         Ok(cutover_core::Progress::Approved)
     );
-    assert_eq!(drain(&mut r, 2_000_001, saved), ["persist:backup", "backup"]);
+    assert_eq!(
+        drain(&mut r, 2_000_001, saved),
+        ["persist:backup", "backup"]
+    );
     let given = &r.state().approvals.as_ref().expect("approvals").given;
     assert_eq!(given[0].by, "bob@desk");
     assert_eq!(given[0].comment.as_deref(), Some("checked staging"));
     // Once approved, approving again is refused with the state.
-    let late = r.approve(Millis(2_000_002), "carol@x", None).unwrap_err();
-    assert!(late.0.contains("not awaiting approval (backing up)"), "{late}");
+    let late = r
+        .approve(Millis(2_000_002), "carol@x", None)
+        .expect_err("refused");
+    assert!(
+        late.0.contains("not awaiting approval (backing up)"),
+        "{late}"
+    );
 }
 
 #[test]
@@ -559,7 +567,10 @@ fn a_rejection_ends_the_deployment_with_nothing_started() {
     );
     match &r.state().outcome {
         Some(Outcome::NotStarted { reason }) => {
-            assert!(reason.contains("rejected by bob@desk: not during the sale"), "{reason}")
+            assert!(
+                reason.contains("rejected by bob@desk: not during the sale"),
+                "{reason}"
+            )
         }
         other => panic!("{other:?}"),
     }
@@ -573,7 +584,11 @@ fn an_approval_that_expires_ends_the_deployment() {
     r.handle_input(Millis(3_601_000), ReleaseInput::Tick);
     assert_eq!(
         drain(&mut r, 3_601_000, saved),
-        ["event:approval_expired", "persist:done", "conclude:not_started"]
+        [
+            "event:approval_expired",
+            "persist:done",
+            "conclude:not_started"
+        ]
     );
     match &r.state().outcome {
         Some(Outcome::NotStarted { reason }) => {
@@ -600,19 +615,27 @@ fn a_restored_release_still_awaits_approval_with_the_same_deadline() {
         }
     );
     assert_eq!(back.awaiting_approval().map(|a| a.have()), Some(1));
-    assert_eq!(back.poll_output(), ReleaseOutput::Timeout(Millis(3_601_000)));
+    assert_eq!(
+        back.poll_output(),
+        ReleaseOutput::Timeout(Millis(3_601_000))
+    );
     assert!(back.approve(Millis(900_001), "bob@desk", None).is_err());
     assert_eq!(
         back.approve(Millis(900_002), "carol@desk", None),
         Ok(cutover_core::Progress::Approved)
     );
-    assert_eq!(drain(&mut back, 900_002, saved), ["persist:backup", "backup"]);
+    assert_eq!(
+        drain(&mut back, 900_002, saved),
+        ["persist:backup", "backup"]
+    );
 }
 
 #[test]
 fn an_abort_while_awaiting_approval_ends_it_and_other_commands_are_refused() {
     let mut r = awaiting(1);
-    let refused = r.command(Millis(2_000), Command::Pause).unwrap_err();
+    let refused = r
+        .command(Millis(2_000), Command::Pause)
+        .expect_err("refused");
     assert!(refused.0.contains("awaiting approval"), "{refused}");
     r.command(
         Millis(2_000),

@@ -8,8 +8,8 @@
 //! expire). Same seed, same schedule, same run.
 
 use cutover_core::{
-    ApprovalAt, ApprovalPolicy, CanarySpec, Command, ContractTarget, InconclusivePolicy, Millis, Phase, Plan, ReleaseKind,
-    ReleasePlan, RestartPolicy, ServicePlan, Strategy, Thresholds,
+    ApprovalAt, ApprovalPolicy, CanarySpec, Command, ContractTarget, InconclusivePolicy, Millis,
+    Phase, Plan, ReleaseKind, ReleasePlan, RestartPolicy, ServicePlan, Strategy, Thresholds,
 };
 use fastrand::Rng;
 

@@ -941,7 +941,8 @@ impl Sim {
         let (what, result) = match &op {
             ApprovalOp::Approve(by) => (
                 format!("approve by {by}"),
-                m.approve(now, by, Some("looks good")).map(|p| format!("{p:?}")),
+                m.approve(now, by, Some("looks good"))
+                    .map(|p| format!("{p:?}")),
             ),
             ApprovalOp::Reject(by) => (
                 format!("reject by {by}"),

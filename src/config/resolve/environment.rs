@@ -120,10 +120,7 @@ impl Resolver<'_> {
             .as_ref()
             .and_then(|table| self.track_override(table));
         let limits = self.limits(raw.limits.as_ref());
-        let approvals = raw
-            .approvals
-            .as_ref()
-            .map(|a| self.approvals(a.get_ref()));
+        let approvals = raw.approvals.as_ref().map(|a| self.approvals(a.get_ref()));
         EnvironmentConfig {
             listen: listen.unwrap_or(defaults::SERVER_LISTEN),
             rollback_window: self.duration(
