@@ -24,9 +24,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::token;
 use super::wire::{
-    Accepted, ApiErrorBody, ApproveRequest, DecisionAnswer, DeployRequest, Deployment,
-    DeploymentDetail, EnvironmentEvent, EnvironmentStatus, ErrorCode, InstanceView, OpenFileLimit,
-    RejectRequest, RollbackRequest, RolloutCommandRequest, StatusResponse, TrafficView,
+    Accepted, ApiErrorBody, ApproveRequest, AwaitingApprovalView, DecisionAnswer, DeployRequest,
+    Deployment, DeploymentDetail, EnvironmentEvent, EnvironmentStatus, ErrorCode, InstanceView,
+    OpenFileLimit, RejectRequest, RollbackRequest, RolloutCommandRequest, StatusResponse,
+    TrafficView,
 };
 use crate::label;
 use crate::runtime::approval::{Decided, Decision};
@@ -290,6 +291,17 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
                 .releases
                 .stuck()
                 .map(|s| format!("deployment {}: {}", s.id, s.reason)),
+            awaiting_approval: daemon
+                .store()
+                .deployments(Some(env.name()), 20)
+                .await?
+                .into_iter()
+                .find(|d| d.awaiting_approval)
+                .map(|d| AwaitingApprovalView {
+                    deployment_id: d.id,
+                    version: d.version,
+                    requested_by: d.requested_by,
+                }),
             traffic,
             instances,
             edge_events: daemon

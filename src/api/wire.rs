@@ -542,6 +542,9 @@ pub struct EnvironmentStatus {
     /// saved state could not be restored), if one does.
     #[serde(default)]
     pub needs_operator: Option<String>,
+    /// The deployment of this environment that awaits approval, if one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_approval: Option<AwaitingApprovalView>,
     /// How each HTTP service's traffic is split right now.
     pub traffic: Vec<TrafficView>,
     /// Instances the daemon runs for this environment.
@@ -550,6 +553,17 @@ pub struct EnvironmentStatus {
     /// certificates, the supervision of its instances), newest first.
     #[serde(default)]
     pub edge_events: Vec<EnvironmentEvent>,
+}
+
+/// A deployment that awaits approval, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AwaitingApprovalView {
+    /// The deployment (`cutover approve ID`).
+    pub deployment_id: i64,
+    /// The version it brings.
+    pub version: String,
+    /// Who asked for it (who may not approve it).
+    pub requested_by: String,
 }
 
 /// One service's split, as the proxy's table has it now.
@@ -865,6 +879,7 @@ mod tests {
                 lock: Some(lock.into()),
                 held: Some("held: cannot write the state store: disk full".into()),
                 needs_operator: None,
+                awaiting_approval: None,
                 traffic: vec![TrafficView {
                     service: "web".into(),
                     stable_percent: 90.0,

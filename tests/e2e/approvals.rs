@@ -48,6 +48,13 @@ async fn the_deployers_own_approval_is_refused_and_another_approvers_runs_the_ro
     let id = deploy_no_wait(&app, "alice", "v2");
     let id_text = id.to_string();
     assert_eq!(app.last_deployment()["state"], "awaiting_approval");
+    let status = stdout(&app.cli(&["status"]));
+    assert!(
+        status.contains(&format!(
+            "awaiting  approval of deployment {id} (v2, asked by alice@"
+        )),
+        "{status}"
+    );
     assert_eq!(app.running_version("v2"), 0, "v2 started before approval");
     assert!(serves(&app, "v1").await);
 
