@@ -1258,6 +1258,13 @@ fn approvals_take_their_defaults_and_may_sit_at_the_switch() {
             at: ApprovalAt::Switch,
         })
     );
+    assert!(
+        config
+            .summary()
+            .contains("approvals 2 within 30m, at the switch"),
+        "{}",
+        config.summary()
+    );
     assert_eq!(valid(MINIMAL).environments["production"].approvals, None);
 }
 
