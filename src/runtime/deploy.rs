@@ -141,10 +141,15 @@ pub async fn begin_deploy(
         requested_by.to_owned(),
         release,
     );
+    let gated = executor::gated(&executor.release);
     tokio::spawn(async move {
         // The release before this one ends its window first (old release
-        // retired, contract migrations run): releases never overlap.
-        env.releases.end_windows_and_wait(id).await;
+        // retired, contract migrations run): releases never overlap. One
+        // behind an approval gate does that once approved, when it is
+        // about to act (the executor's `clear_way`).
+        if !gated {
+            env.releases.end_windows_and_wait(id).await;
+        }
         executor::spawn(executor, true).await;
     });
     Ok((name, id))

@@ -28,6 +28,19 @@ use crate::store::{InstanceState, Store};
 /// Timeout of the single probe that checks a warm release before a rollback.
 const WARM_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Whether `release` waits (or will wait, once started) for approvals
+/// before it changes anything.
+pub(crate) fn gated(release: &Release) -> bool {
+    release.awaiting_approval().is_some()
+        || (release.state().phase == cutover_core::Phase::Pending
+            && release.plan().kind == cutover_core::ReleaseKind::Deploy
+            && release
+                .plan()
+                .approval
+                .as_ref()
+                .is_some_and(|a| a.at == cutover_core::ApprovalAt::Start))
+}
+
 /// Wall-clock milliseconds since the Unix epoch: the core's `now`.
 pub(crate) fn now() -> Millis {
     let ms = SystemTime::now()
@@ -61,6 +74,10 @@ pub(crate) struct Executor {
     journal: Journal<Store>,
     concluded: Arc<AtomicBool>,
     awaiting: Arc<AtomicBool>,
+    /// A release behind an approval gate ends the rollback windows of the
+    /// releases before it only once it acts (approved): a rejected or
+    /// expired one leaves them as they were.
+    clear_way: bool,
 }
 
 impl Executor {
@@ -74,6 +91,7 @@ impl Executor {
         let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         let concluded = Arc::new(AtomicBool::new(release.is_concluded()));
         let awaiting = Arc::new(AtomicBool::new(release.awaiting_approval().is_some()));
+        let clear_way = gated(&release);
         let (daemon_store, env_name, holder_name) =
             (daemon.store.clone(), env.name.clone(), holder.clone());
         Executor {
@@ -89,6 +107,7 @@ impl Executor {
             journal: Journal::new(daemon_store, id, &env_name, &holder_name),
             concluded,
             awaiting,
+            clear_way,
         }
     }
 
@@ -187,6 +206,17 @@ impl Executor {
         loop {
             match self.release.poll_output() {
                 ReleaseOutput::Action(action) => {
+                    if self.clear_way
+                        && !matches!(
+                            action,
+                            ReleaseAction::Persist { .. } | ReleaseAction::Conclude(_)
+                        )
+                    {
+                        // Approved: releases of one environment never
+                        // overlap (see `deploy::begin_deploy`).
+                        self.clear_way = false;
+                        self.env.releases.end_windows_and_wait(self.id).await;
+                    }
                     if let Some(input) = self.act(action).await {
                         self.release.handle_input(now(), input);
                     }

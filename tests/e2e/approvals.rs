@@ -12,7 +12,7 @@ use crate::common::{Release, TestApp, count, fetch, ok, stderr, stdout};
 /// An app whose production needs one approval within `expires`, with v1
 /// deployed (approved by bob) and releases v2 and v3 ready.
 fn gated(expires: &str) -> TestApp {
-    let app = TestApp::new("10s");
+    let app = TestApp::new("10m");
     app.append_config(&format!(
         "approvals = {{ required = 1, expires = \"{expires}\" }}\n"
     ));
@@ -104,16 +104,32 @@ async fn the_deployers_own_approval_is_refused_and_another_approvers_runs_the_ro
         "{}",
         stderr(&again)
     );
+
+    // The next approved deploy ends v2's rollback window only once approved
+    // (releases never overlap): v1 stays warm while v3 waits.
+    assert!(app.running_version("v1") > 0, "v1 is not warm");
+    let id = deploy_no_wait(&app, "alice", "v3").to_string();
+    assert!(app.running_version("v1") > 0, "v1 retired before approval");
+    ok(&app, &app.cli_as("bob", &["approve", &id]));
+    app.wait_for_state("succeeded");
+    app.wait_gone("v1");
+    assert!(serves(&app, "v3").await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejection_ends_the_waiting_deploy_with_nothing_started() {
     let app = gated("1h");
-    let waiting = app.cli_background(&["deploy", "v2"]);
+    // v2 serves, v1 stays warm for its rollback window.
+    let id = deploy_no_wait(&app, "alice", "v2");
+    ok(&app, &app.cli_as("bob", &["approve", &id.to_string()]));
+    app.wait_for_state("succeeded");
+    assert!(app.running_version("v1") > 0, "v1 is not warm");
+
+    let waiting = app.cli_background(&["deploy", "v3"]);
     Wait::up_to(Duration::from_secs(20))
         .until(|| {
             let d = app.last_deployment();
-            d["version"] == "v2" && d["state"] == "awaiting_approval"
+            d["version"] == "v3" && d["state"] == "awaiting_approval"
         })
         .unwrap_or_else(|e| panic!("the deploy never awaited approval ({e})"));
     let id = app.last_deployment()["id"]
@@ -136,12 +152,14 @@ async fn a_rejection_ends_the_waiting_deploy_with_nothing_started() {
     assert!(err.contains("not during the sale"), "{err}");
     let d = app.last_deployment();
     assert_eq!(d["state"], "failed", "{d}");
-    assert_eq!(app.running_version("v2"), 0, "v2 was started");
-    assert!(serves(&app, "v1").await);
+    assert_eq!(app.running_version("v3"), 0, "v3 was started");
+    assert!(serves(&app, "v2").await);
+    // Nothing changed: the rollback window of v2's deploy is untouched.
+    assert!(app.running_version("v1") > 0, "v1 was retired");
     assert!(count(&app.last_events(), "rejected") == 1);
-    // The lock is free again.
-    let next = app.cli_as("alice", &["deploy", "v3", "--no-wait"]);
-    ok(&app, &next);
+    // The lock is free again: a rollback is still one switch to v1.
+    ok(&app, &app.cli(&["rollback"]));
+    assert!(serves(&app, "v1").await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
