@@ -7,7 +7,8 @@
 //! A failed check is an error for the caller with nothing changed. Releases
 //! of one environment never overlap: a deploy first ends the rollback window
 //! of the release before it and waits until that one has retired its old
-//! release and run its contract migrations.
+//! release and run its contract migrations (a deploy behind an approval gate
+//! does so once approved, so that waiting for approval changes nothing).
 
 use cutover_core::EventKind;
 use std::sync::Arc;
