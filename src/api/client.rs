@@ -17,9 +17,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::wire::{
-    Accepted, ApiErrorBody, AuditRow, DaemonAnswer, DeployRequest, Deployment, DeploymentDetail,
-    EnvironmentEvent, ErrorCode, LogsRequest, RollbackRequest, RolloutCommandRequest,
-    StatusResponse, TokenCreateRequest, TokenCreated, TokenInfo,
+    Accepted, ApiErrorBody, ApproveRequest, AuditRow, DaemonAnswer, DecisionAnswer, DeployRequest,
+    Deployment, DeploymentDetail, EnvironmentEvent, ErrorCode, LogsRequest, RejectRequest,
+    RollbackRequest, RolloutCommandRequest, StatusResponse, TokenCreateRequest, TokenCreated,
+    TokenInfo,
 };
 
 /// Longest wait for one API call.
@@ -192,13 +193,8 @@ impl ApiClient {
     pub async fn unlock(
         &self,
         environment: &str,
-        requested_by: &str,
     ) -> Result<crate::api::wire::Unlocked, ClientError> {
-        let path = format!(
-            "/v1/locks/{}?requested_by={}",
-            percent_encode(environment),
-            percent_encode(requested_by)
-        );
+        let path = format!("/v1/locks/{}", percent_encode(environment));
         self.call(Method::DELETE, &path, None::<&()>).await
     }
 
@@ -225,6 +221,34 @@ impl ApiClient {
     ) -> Result<Accepted, ClientError> {
         self.call(Method::POST, &format!("/v1/rollout/{command}"), Some(req))
             .await
+    }
+
+    /// `POST /v1/deployments/{id}/approve`.
+    pub async fn approve(
+        &self,
+        id: i64,
+        req: &ApproveRequest,
+    ) -> Result<DecisionAnswer, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/deployments/{id}/approve"),
+            Some(req),
+        )
+        .await
+    }
+
+    /// `POST /v1/deployments/{id}/reject`.
+    pub async fn reject(
+        &self,
+        id: i64,
+        req: &RejectRequest,
+    ) -> Result<DecisionAnswer, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/deployments/{id}/reject"),
+            Some(req),
+        )
+        .await
     }
 
     /// `GET /v1/deployments/{id}`.

@@ -2,8 +2,8 @@
 //! version, its digests and where it has run), `POST /v1/locks` and
 //! `DELETE /v1/locks/{environment}` (an operator's lock of an environment).
 //!
-//! Who locks is the caller's name as the other handlers have it (today the
-//! client's `requested_by`, cleaned with `label::clean_text`).
+//! Who locks is the caller: the API token's name, never a value the client
+//! sends. Locks and unlocks are written to the audit log.
 
 use std::collections::BTreeMap;
 
@@ -12,9 +12,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
+use super::auth;
 use super::extract::{Json as JsonBody, Path, Query};
 use super::server::{ApiError, ApiState};
 use super::wire::{DeploymentState, LockRequest, OperatorLock, ReleaseRun, ReleaseView, Unlocked};
+use crate::identity::Caller;
 use crate::label;
 use crate::runtime::promotion;
 
@@ -112,9 +114,10 @@ pub(crate) async fn releases(
 /// that holds). Rollback and abort stay allowed.
 pub(crate) async fn lock(
     State(state): State<ApiState>,
+    caller: Caller,
     JsonBody(req): JsonBody<LockRequest>,
 ) -> Result<(StatusCode, Json<OperatorLock>), ApiError> {
-    let requested_by = label::clean_text(&req.requested_by);
+    let requested_by = caller.name.clone();
     let env = state.daemon.environment(req.environment.as_deref())?;
     let reason = label::clean_text(req.reason.trim());
     if reason.is_empty() {
@@ -134,25 +137,29 @@ pub(crate) async fn lock(
         .operator_lock(env.name(), &reason, &requested_by, until)
         .await?;
     tracing::info!(environment = env.name(), by = ?requested_by, reason = ?reason, "environment locked");
+    auth::record(
+        &state,
+        caller
+            .audit("lock")
+            .environment(env.name())
+            .details(serde_json::json!({ "reason": reason, "until": req.until })),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(lock.into())))
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct UnlockQuery {
-    requested_by: Option<String>,
-}
-
-/// `DELETE /v1/locks/{environment}[?requested_by=…]`: remove the lock (a
-/// lock that does not hold is not an error: `removed` is absent).
+/// `DELETE /v1/locks/{environment}`: remove the lock (a lock that does not
+/// hold is not an error: `removed` is absent).
 pub(crate) async fn unlock(
     State(state): State<ApiState>,
+    caller: Caller,
     Path(environment): Path<String>,
-    Query(q): Query<UnlockQuery>,
 ) -> Result<Json<Unlocked>, ApiError> {
-    let requested_by = label::clean_text(q.requested_by.as_deref().unwrap_or("unknown"));
+    let requested_by = caller.name.clone();
     let env = state.daemon.environment(Some(&environment))?;
     let removed = state.daemon.store().operator_unlock(env.name()).await?;
     tracing::info!(environment = env.name(), by = ?requested_by, "environment unlocked");
+    auth::record(&state, caller.audit("unlock").environment(env.name())).await;
     Ok(Json(Unlocked {
         environment: env.name().to_owned(),
         removed: removed.map(Into::into),

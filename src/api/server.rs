@@ -27,12 +27,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{self, require_token};
 use super::wire::{
-    Accepted, ApiErrorBody, DeployRequest, Deployment, DeploymentDetail, EnvironmentEvent,
-    EnvironmentStatus, ErrorCode, InstanceView, OpenFileLimit, RollbackRequest,
-    RolloutCommandRequest, StatusResponse, TrafficView,
+    Accepted, ApiErrorBody, ApproveRequest, AwaitingApprovalView, DecisionAnswer, DeployRequest,
+    Deployment, DeploymentDetail, EnvironmentEvent, EnvironmentStatus, ErrorCode, InstanceView,
+    OpenFileLimit, RejectRequest, RollbackRequest, RolloutCommandRequest, StatusResponse,
+    TrafficView,
 };
 use crate::identity::Caller;
 use crate::label;
+use crate::runtime::approval::{Decided, Decision};
 use crate::runtime::{Daemon, DeployError, deploy, gates, rollback};
 use crate::store::StoreError;
 
@@ -69,6 +71,8 @@ pub fn app(state: ApiState) -> Router {
             get(list_deployments).post(create_deployment),
         )
         .route("/deployments/{id}", get(get_deployment))
+        .route("/deployments/{id}/approve", post(approve_deployment))
+        .route("/deployments/{id}/reject", post(reject_deployment))
         .route("/rollback", post(create_rollback))
         .route("/rollout/{command}", post(rollout_command))
         .route("/logs", get(super::logs::logs))
@@ -163,6 +167,7 @@ impl From<&DeployError> for ErrorCode {
             DeployError::EnvironmentLocked(_) => ErrorCode::Locked,
             DeployError::PromotionRequired(_) => ErrorCode::PromotionRequired,
             DeployError::OutsideWindow(_) => ErrorCode::OutsideWindow,
+            DeployError::Forbidden(_) => ErrorCode::Forbidden,
             DeployError::Preflight(_) => ErrorCode::PreflightFailed,
             DeployError::Store(e) => ErrorCode::from(e),
             DeployError::Internal(_) => ErrorCode::Internal,
@@ -293,6 +298,17 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
                 .releases
                 .stuck()
                 .map(|s| format!("deployment {}: {}", s.id, s.reason)),
+            awaiting_approval: daemon
+                .store()
+                .deployments(Some(env.name()), 20)
+                .await?
+                .into_iter()
+                .find(|d| d.awaiting_approval)
+                .map(|d| AwaitingApprovalView {
+                    deployment_id: d.id,
+                    version: d.version,
+                    requested_by: d.requested_by,
+                }),
             traffic,
             instances,
             edge_events: daemon
@@ -440,6 +456,7 @@ async fn create_deployment(
         &gates::Overrides {
             skip_promotion_check: req.skip_promotion_check,
             reason: req.reason.as_deref().map(label::clean_text),
+            caller_is_admin: caller.may(crate::identity::Permission::Admin),
         },
     )
     .await?;
@@ -460,6 +477,87 @@ async fn create_deployment(
             environment,
         }),
     ))
+}
+
+/// `POST /v1/deployments/{id}/approve {comment}`. Who approves is the API
+/// token's name, never a value the client sends; four eyes compares it with
+/// the deployer's (also a token's name).
+async fn approve_deployment(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    JsonBody(req): JsonBody<ApproveRequest>,
+) -> Result<Json<DecisionAnswer>, ApiError> {
+    let comment = req
+        .comment
+        .as_deref()
+        .map(label::clean_text)
+        .filter(|c| !c.trim().is_empty());
+    let decision = Decision::Approve {
+        by: caller.name.clone(),
+        comment: comment.clone(),
+    };
+    let answer = Json(decide(&state, id, decision).await?);
+    auth::record(
+        &state,
+        caller
+            .audit("approve")
+            .environment(&answer.environment)
+            .deployment(id)
+            .details(serde_json::json!({ "comment": comment, "outcome": answer.outcome })),
+    )
+    .await;
+    Ok(answer)
+}
+
+/// `POST /v1/deployments/{id}/reject {reason}`.
+async fn reject_deployment(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    JsonBody(req): JsonBody<RejectRequest>,
+) -> Result<Json<DecisionAnswer>, ApiError> {
+    let reason = label::clean_text(&req.reason);
+    if reason.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "a rejection needs a reason: --reason \"…\"",
+        ));
+    }
+    let decision = Decision::Reject {
+        by: caller.name.clone(),
+        reason: reason.clone(),
+    };
+    let answer = Json(decide(&state, id, decision).await?);
+    auth::record(
+        &state,
+        caller
+            .audit("reject")
+            .environment(&answer.environment)
+            .deployment(id)
+            .details(serde_json::json!({ "reason": reason })),
+    )
+    .await;
+    Ok(answer)
+}
+
+async fn decide(state: &ApiState, id: i64, decision: Decision) -> Result<DecisionAnswer, ApiError> {
+    let deployment = state.daemon.store().deployment(id).await?.ok_or_else(|| {
+        ApiError::not_found(format!("no deployment {id}; `cutover history` lists them"))
+    })?;
+    tracing::info!(deployment = id, ?decision, "approval decision");
+    let decided = state.daemon.decide(&deployment, decision).await?;
+    let (outcome, approvals, required) = match decided {
+        Decided::Approved { have, need } => ("approved", have, need),
+        Decided::Waiting { have, need } => ("waiting", have, need),
+        Decided::Rejected => ("rejected", 0, 0),
+    };
+    Ok(DecisionAnswer {
+        deployment_id: id,
+        environment: deployment.environment,
+        outcome: outcome.into(),
+        approvals,
+        required,
+    })
 }
 
 async fn create_rollback(

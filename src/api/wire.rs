@@ -200,8 +200,9 @@ pub struct LockRequest {
     /// now (`2h`, `30m`); absent: until `DELETE /v1/locks/{environment}`.
     #[serde(default)]
     pub until: Option<String>,
-    /// Who asks (cleaned: controls to `?`, at most 200 characters).
-    pub requested_by: String,
+    /// Ignored: who locks is the API token's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
 }
 
 /// An operator's lock of an environment (`cutover lock`): deploys to it are
@@ -299,6 +300,46 @@ pub struct RolloutCommandRequest {
     pub requested_by: Option<String>,
 }
 
+/// `POST /v1/deployments/{id}/approve`: approve a deployment that awaits
+/// approval (never by whoever asked for it: four eyes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApproveRequest {
+    /// What the approver says, for the history (cleaned like `requested_by`).
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// Ignored: who approves is the API token's name (kept so that older
+    /// clients that send it are still understood).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+}
+
+/// `POST /v1/deployments/{id}/reject`: reject a deployment that awaits
+/// approval; it ends with nothing started.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RejectRequest {
+    /// Why, for the history (required; cleaned like `requested_by`).
+    pub reason: String,
+    /// Ignored: who rejects is the API token's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+}
+
+/// The answer to an approval or a rejection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionAnswer {
+    /// The deployment.
+    pub deployment_id: i64,
+    /// Its environment.
+    pub environment: String,
+    /// `approved` (enough approvals: it goes on), `waiting` (more are
+    /// needed) or `rejected` (it ends, nothing started).
+    pub outcome: String,
+    /// Approvals given so far.
+    pub approvals: u32,
+    /// Approvals needed.
+    pub required: u32,
+}
+
 /// `POST /v1/rollback`: back to the previous release.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RollbackRequest {
@@ -377,12 +418,16 @@ impl From<store::DeploymentKind> for DeploymentKind {
     }
 }
 
-/// Where a deployment stands. Every state but `Running` is final.
+/// Where a deployment stands. Every state but `Running` and
+/// `AwaitingApproval` is final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeploymentState {
     /// `running`: in progress.
     Running,
+    /// `awaiting_approval`: waiting for approvals (`cutover approve ID`);
+    /// nothing has changed yet.
+    AwaitingApproval,
     /// `succeeded`: the new version serves all traffic.
     Succeeded,
     /// `failed`: stopped by an error; nothing was rolled back.
@@ -398,6 +443,7 @@ impl DeploymentState {
     pub fn as_str(self) -> &'static str {
         match self {
             DeploymentState::Running => "running",
+            DeploymentState::AwaitingApproval => "awaiting_approval",
             DeploymentState::Succeeded => "succeeded",
             DeploymentState::Failed => "failed",
             DeploymentState::RolledBack => "rolled_back",
@@ -455,7 +501,11 @@ impl From<store::Deployment> for Deployment {
             previous_version: d.previous_version,
             strategy: d.strategy,
             kind: d.kind.into(),
-            state: d.state.into(),
+            state: if d.awaiting_approval {
+                DeploymentState::AwaitingApproval
+            } else {
+                d.state.into()
+            },
             reason: d.reason,
             requested_by: d.requested_by,
             started_at: d.started_at,
@@ -628,6 +678,9 @@ pub struct EnvironmentStatus {
     /// saved state could not be restored), if one does.
     #[serde(default)]
     pub needs_operator: Option<String>,
+    /// The deployment of this environment that awaits approval, if one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_approval: Option<AwaitingApprovalView>,
     /// How each HTTP service's traffic is split right now.
     pub traffic: Vec<TrafficView>,
     /// Instances the daemon runs for this environment.
@@ -636,6 +689,17 @@ pub struct EnvironmentStatus {
     /// certificates, the supervision of its instances), newest first.
     #[serde(default)]
     pub edge_events: Vec<EnvironmentEvent>,
+}
+
+/// A deployment that awaits approval, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AwaitingApprovalView {
+    /// The deployment (`cutover approve ID`).
+    pub deployment_id: i64,
+    /// The version it brings.
+    pub version: String,
+    /// Who asked for it (who may not approve it).
+    pub requested_by: String,
 }
 
 /// One service's split, as the proxy's table has it now.
@@ -833,6 +897,7 @@ mod tests {
             requested_by: "alice@host".into(),
             started_at: at(1_714_564_800),
             finished_at: Some(at(1_714_564_830)),
+            awaiting_approval: false,
         }
     }
 
@@ -1015,7 +1080,14 @@ mod tests {
         expected["previous_version"] = json!(null);
         expected["reason"] = json!(null);
         expected["finished_at"] = json!(null);
-        pin(&Deployment::from(running), expected);
+        pin(&Deployment::from(running.clone()), expected.clone());
+        // A running deployment whose release waits for approvals.
+        let awaiting = store::Deployment {
+            awaiting_approval: true,
+            ..running
+        };
+        expected["state"] = json!("awaiting_approval");
+        pin(&Deployment::from(awaiting), expected);
     }
 
     #[test]
@@ -1155,6 +1227,7 @@ mod tests {
                 operator_lock: None,
                 held: Some("held: cannot write the state store: disk full".into()),
                 needs_operator: None,
+                awaiting_approval: None,
                 traffic: vec![TrafficView {
                     service: "web".into(),
                     stable_percent: 90.0,

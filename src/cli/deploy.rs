@@ -38,6 +38,8 @@ pub struct DeployOptions<'a> {
     pub skip_promotion_check: bool,
     /// `--reason`.
     pub reason: Option<String>,
+    /// `--no-wait`.
+    pub no_wait: bool,
 }
 
 /// `cutover deploy VERSION [--env E]`.
@@ -65,8 +67,49 @@ pub async fn deploy(
             accepted.environment, accepted.deployment_id
         );
     }
+    if options.no_wait {
+        let gated = config
+            .environments
+            .get(&accepted.environment)
+            .and_then(|e| e.approvals.as_ref())
+            .is_some_and(|a| a.at == crate::config::ApprovalAt::Start);
+        return started(&client, accepted.deployment_id, gated, json).await;
+    }
     let detail = follow(&client, accepted.deployment_id, json).await?;
     conclude(detail, json)
+}
+
+/// How long `deploy --no-wait` waits for a gated deployment to be saved
+/// as awaiting approval (the release before it may end its window first).
+const GATE_WAIT: Duration = Duration::from_secs(30);
+
+/// `deploy --no-wait`: the id, and the status once it is known (for an
+/// environment with approvals, once the deployment awaits them).
+async fn started(client: &ApiClient, id: i64, gated: bool, json: bool) -> Result<(), CliError> {
+    let since = Instant::now();
+    let mut seen = 0;
+    let mut detail = client.deployment(id).await?;
+    while gated
+        && detail.deployment.state == DeploymentState::Running
+        && since.elapsed() < GATE_WAIT
+    {
+        seen = detail.events.len().max(seen);
+        detail = client.deployment_news(id, seen, NEWS_WAIT).await?;
+    }
+    let status = detail.deployment.state;
+    if json {
+        return output::print_json(&serde_json::json!({ "id": id, "status": status }));
+    }
+    match status {
+        DeploymentState::AwaitingApproval => println!(
+            "deployment {id} awaits approval: another approver runs `cutover approve {id}` (or `cutover reject {id} --reason \"…\"`)"
+        ),
+        other => println!(
+            "deployment {id}: {}; follow it with `cutover history --events`",
+            other.as_str()
+        ),
+    }
+    Ok(())
 }
 
 /// `cutover rollback [--env E]`.
@@ -140,6 +183,7 @@ pub async fn follow(
         pb
     });
     let mut shown = 0;
+    let mut told_awaiting = false;
     // Since when the daemon has not answered (it may be handing over to a
     // new one, or restarting): the deployment goes on, so keep asking.
     let mut lost_since: Option<Instant> = None;
@@ -179,7 +223,18 @@ pub async fn follow(
         }
         let news = detail.events.len() > shown;
         shown = detail.events.len();
-        if detail.deployment.state != DeploymentState::Running {
+        let state = detail.deployment.state;
+        if state == DeploymentState::AwaitingApproval && !told_awaiting && !quiet {
+            told_awaiting = true;
+            let line = format!(
+                "Deployment {id} awaits approval: another approver runs `cutover approve {id}` (or `cutover reject {id} --reason \"…\"`). Waiting; Ctrl-C stops waiting, not the deployment."
+            );
+            match &spinner {
+                Some(pb) => pb.println(line),
+                None => eprintln!("{line}"),
+            }
+        }
+        if state != DeploymentState::Running && state != DeploymentState::AwaitingApproval {
             if let Some(pb) = spinner {
                 pb.finish_and_clear();
             }
@@ -225,6 +280,8 @@ fn conclude(detail: DeploymentDetail, json: bool) -> Result<(), CliError> {
                 .unwrap_or_default();
             let what = if d.state == DeploymentState::RolledBack {
                 "was rolled back"
+            } else if reason.starts_with("rejected by") || reason.starts_with("approval expired") {
+                "was not approved"
             } else {
                 "failed"
             };

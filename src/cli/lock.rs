@@ -33,7 +33,7 @@ pub async fn lock(
             environment: environment.map(str::to_owned),
             reason,
             until,
-            requested_by: output::requested_by(),
+            requested_by: None,
         })
         .await?;
     if json {
@@ -59,7 +59,7 @@ pub async fn unlock(path: &Path, environment: Option<&str>, json: bool) -> Resul
         .map_err(|e| CliError::new(exit::USAGE, e.to_string()))?;
     let name = name.to_owned();
     let client = output::client(&config)?;
-    let answer = client.unlock(&name, &output::requested_by()).await?;
+    let answer = client.unlock(&name).await?;
     if json {
         return output::print_json(&answer);
     }

@@ -2,6 +2,7 @@
 //! (kamal-proxy style). Commands other than `serve`, `check`, `schema`,
 //! `migrate` and `demo` talk to the daemon over its API.
 
+mod approve;
 mod audit;
 mod backup;
 mod check;
@@ -117,6 +118,10 @@ pub enum Command {
         /// recorded in the deployment's history).
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+        /// Return at once with the deployment's id (and, with --json, its
+        /// status) instead of following it to its end.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Lock an environment against deploys, with a reason (rollback and
     /// abort stay allowed). Replaces a lock that holds.
@@ -144,6 +149,24 @@ pub enum Command {
         /// Only this environment.
         #[arg(long = "env", short = 'e')]
         environment: Option<String>,
+    },
+    /// Approve a deployment that awaits approval (never your own: four eyes).
+    Approve {
+        /// The deployment's id (`cutover history` lists them).
+        #[arg(value_name = "ID")]
+        id: i64,
+        /// What you checked, for the history.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject a deployment that awaits approval: it ends, nothing is started.
+    Reject {
+        /// The deployment's id (`cutover history` lists them).
+        #[arg(value_name = "ID")]
+        id: i64,
+        /// Why, for the history.
+        #[arg(long, required = true)]
+        reason: String,
     },
     /// Hold the running canary at its current step (fast failure checks go on).
     Pause {
@@ -357,6 +380,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             service,
             skip_promotion_check,
             reason,
+            no_wait,
         } => {
             check_label(&release)?;
             deploy::deploy(
@@ -367,6 +391,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                     service: service.as_deref(),
                     skip_promotion_check,
                     reason,
+                    no_wait,
                 },
                 json,
             )
@@ -383,6 +408,8 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Releases { environment } => {
             lock::releases(&cli.config, environment.as_deref(), json).await
         }
+        Command::Approve { id, comment } => approve::approve(&cli.config, id, comment, json).await,
+        Command::Reject { id, reason } => approve::reject(&cli.config, id, reason, json).await,
         Command::Pause { environment } => {
             deploy::steer(
                 &cli.config,

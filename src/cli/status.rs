@@ -48,6 +48,14 @@ pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
                 env.name
             );
         }
+        if let Some(a) = &env.awaiting_approval {
+            println!(
+                "  awaiting  approval of deployment {id} ({}, asked by {}): `cutover approve {id}` or `cutover reject {id} --reason …`",
+                printable(&a.version),
+                printable(&a.requested_by),
+                id = a.deployment_id
+            );
+        }
         if let Some(held) = &env.held {
             println!("  {held}");
         }

@@ -35,6 +35,10 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// `path_prefix`: the route prefix of an http service.
 pub const PATH_PREFIX: &str = "/";
+/// `approvals.expires`: how long a deployment waits for its approvals.
+pub const APPROVAL_EXPIRES: Duration = Duration::from_secs(60 * 60);
+/// `approvals.required`: distinct approvers a deployment needs.
+pub const APPROVALS_REQUIRED: u32 = 1;
 /// `rollback_window`: how long the previous release stays warm.
 pub const ROLLBACK_WINDOW: Duration = Duration::from_secs(10 * 60);
 /// `[database.NAME] migrations`: the migrations folder, relative to the config file.

@@ -75,6 +75,9 @@ pub const MAX_HEALTH_CHECKS: u32 = 100;
 /// The largest `backup.keep_last`.
 pub const MAX_KEEP_LAST: u32 = 10_000;
 
+/// The largest `approvals.required`.
+pub const MAX_APPROVALS: u32 = 10;
+
 /// The largest `rollout.max_inconclusive`.
 pub const MAX_INCONCLUSIVE: u32 = 100;
 

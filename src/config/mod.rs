@@ -58,10 +58,11 @@ use std::path::{Path, PathBuf};
 pub use self::container::DockerConfig;
 pub use self::error::ConfigError;
 pub use self::model::{
-    AcmeChallenge, AcmeConfig, AnalysisConfig, ApiExposure, AppConfig, BackupConfig, Config,
-    DatabaseConfig, DriverKind, EnvTlsConfig, EnvironmentConfig, HealthConfig, InconclusivePolicy,
-    LimitsConfig, LogsConfig, RestartPolicy, RolloutConfig, Secret, ServerConfig, ServiceConfig,
-    ServiceKind, StateConfig, Strategy, TlsFilesConfig, TrackOverrideConfig,
+    AcmeChallenge, AcmeConfig, AnalysisConfig, ApiExposure, AppConfig, ApprovalAt, ApprovalsConfig,
+    BackupConfig, Config, DatabaseConfig, DriverKind, EnvTlsConfig, EnvironmentConfig,
+    HealthConfig, InconclusivePolicy, LimitsConfig, LogsConfig, RestartPolicy, RolloutConfig,
+    Secret, ServerConfig, ServiceConfig, ServiceKind, StateConfig, Strategy, TlsFilesConfig,
+    TrackOverrideConfig,
 };
 pub use self::problem::Problem;
 pub use self::recipient::{Recipient, RecipientError, parse_recipient};

@@ -656,6 +656,41 @@ pub struct EnvironmentConfig {
     pub soak: Duration,
     /// When deploys are allowed; empty: always.
     pub deploy_windows: Vec<super::window::DeployWindow>,
+    /// The approval gate of deploys to this environment; `None`: no approvals.
+    pub approvals: Option<ApprovalsConfig>,
+}
+
+/// `[environment.NAME] approvals = { … }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovalsConfig {
+    /// Distinct approvers needed (1 to 10), none of them the deployer.
+    pub required: u32,
+    /// How long a deployment waits for them.
+    #[serde(serialize_with = "serialize_duration")]
+    pub expires: Duration,
+    /// Where the deployment waits.
+    pub at: ApprovalAt,
+}
+
+/// Where a deployment waits for its approvals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalAt {
+    /// Before anything changes (before the backup).
+    #[default]
+    Start,
+    /// The new release started and healthy, before traffic moves.
+    Switch,
+}
+
+impl ApprovalAt {
+    /// The name used in `cutover.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Switch => "switch",
+        }
+    }
 }
 
 impl EnvironmentConfig {
@@ -676,6 +711,7 @@ impl EnvironmentConfig {
             promote_from: None,
             soak: Duration::ZERO,
             deploy_windows: Vec::new(),
+            approvals: None,
         }
     }
 

@@ -16,8 +16,8 @@ use serde_spanned::Spanned;
 use super::defaults::{self, duration_text};
 use super::limits;
 use super::scalars::{
-    RawAcmeChallenge, RawAddress, RawCount, RawDriverKind, RawDuration, RawInconclusivePolicy,
-    RawNumber, RawRestartPolicy, RawServiceKind, RawSize, RawStrategy,
+    RawAcmeChallenge, RawAddress, RawApprovalAt, RawCount, RawDriverKind, RawDuration,
+    RawInconclusivePolicy, RawNumber, RawRestartPolicy, RawServiceKind, RawSize, RawStrategy,
 };
 
 /// A name written as a table key (`[service.NAME]`), with its span.
@@ -517,6 +517,34 @@ pub(crate) struct RawEnvironment {
         extend("examples" = [["Mon-Thu 09:00-16:00 Europe/Berlin"]])
     )]
     pub deploy_windows: Option<Spanned<Vec<Spanned<String>>>>,
+
+    /// Deploys to this environment wait for approvals by someone other than
+    /// the deployer (four eyes): `cutover approve ID` / `cutover reject ID`.
+    #[schemars(with = "Option<RawApprovals>")]
+    pub approvals: Option<Spanned<RawApprovals>>,
+}
+
+/// `approvals = { required, expires, at }`: the approval gate of an environment.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Approvals")]
+pub(crate) struct RawApprovals {
+    /// Distinct approvers needed, none of them the deployer.
+    #[schemars(
+        with = "Option<u32>",
+        extend("default" = defaults::APPROVALS_REQUIRED, "minimum" = 1, "maximum" = limits::MAX_APPROVALS)
+    )]
+    pub required: Option<Spanned<RawCount>>,
+    /// How long a deployment waits for them; then it ends with nothing started.
+    #[schemars(
+        with = "Option<RawDuration>",
+        extend("default" = duration_text(defaults::APPROVAL_EXPIRES))
+    )]
+    pub expires: Option<Spanned<RawDuration>>,
+    /// Where the deployment waits: `start` (before anything changes) or
+    /// `switch` (started and healthy, before traffic moves).
+    #[schemars(with = "Option<RawApprovalAt>", extend("default" = "start"))]
+    pub at: Option<Spanned<RawApprovalAt>>,
 }
 
 /// `[environment.NAME.service.SERVICE]`: what this environment changes of a service.

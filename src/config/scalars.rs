@@ -15,7 +15,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 use super::model::{
-    AcmeChallenge, DriverKind, InconclusivePolicy, RestartPolicy, ServiceKind, Strategy,
+    AcmeChallenge, ApprovalAt, DriverKind, InconclusivePolicy, RestartPolicy, ServiceKind, Strategy,
 };
 use super::suggest;
 
@@ -148,6 +148,27 @@ text_value!(
         "description": "What a restarted daemon does with a canary rollout it finds half-done."
     })
 );
+
+text_value!(
+    /// `approvals.at` as written.
+    RawApprovalAt,
+    r#""start" or "switch""#,
+    json_schema!({
+        "type": "string",
+        "enum": ["start", "switch"],
+        "description": "Where a deployment waits for its approvals: `start` (before anything changes) or `switch` (the new release started and healthy, before traffic moves)."
+    })
+);
+
+impl RawApprovalAt {
+    /// Where the gate sits, or the help line for an unknown value.
+    pub(crate) fn parse(&self) -> Result<ApprovalAt, String> {
+        const ALL: [ApprovalAt; 2] = [ApprovalAt::Start, ApprovalAt::Switch];
+        ALL.into_iter()
+            .find(|at| at.as_str() == self.0)
+            .ok_or_else(|| expected(&self.0, ALL.map(ApprovalAt::as_str)))
+    }
+}
 
 impl RawDuration {
     /// The duration, or a short reason the text is not one.

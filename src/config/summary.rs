@@ -107,6 +107,16 @@ impl Config {
             for line in self.environment_lines(environment) {
                 writeln!(out, "  {:width$}  {line}", "")?;
             }
+            if let Some(a) = &environment.approvals {
+                writeln!(
+                    out,
+                    "  {:width$}  approvals {} within {}, at the {}",
+                    "",
+                    a.required,
+                    humantime::format_duration(a.expires),
+                    a.at.as_str()
+                )?;
+            }
         }
 
         if !self.databases.is_empty() {

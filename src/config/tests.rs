@@ -996,6 +996,7 @@ fn edge_keys_resolve_to_their_values() {
             promote_from: None,
             soak: Duration::ZERO,
             deploy_windows: Vec::new(),
+            approvals: None,
         }
     );
     assert_eq!(production.max_request_body(web), 10 * 1024 * 1024);
@@ -1324,4 +1325,66 @@ listen = "127.0.0.1:8081"
         schema["$defs"]["Service"]["properties"]["artifacts"]["type"],
         "array"
     );
+}
+
+fn approvals_of(line: &str) -> Result<Config, ConfigError> {
+    parse_at(&format!("{MINIMAL}{line}\n"), "/srv/hello/cutover.toml")
+}
+
+#[test]
+fn approvals_take_their_defaults_and_may_sit_at_the_switch() {
+    let config = approvals_of("approvals = {}").expect("valid");
+    assert_eq!(
+        config.environments["production"].approvals,
+        Some(ApprovalsConfig {
+            required: 1,
+            expires: Duration::from_secs(3600),
+            at: ApprovalAt::Start,
+        })
+    );
+    let config = approvals_of(r#"approvals = { required = 2, expires = "30m", at = "switch" }"#)
+        .expect("valid");
+    assert_eq!(
+        config.environments["production"].approvals,
+        Some(ApprovalsConfig {
+            required: 2,
+            expires: Duration::from_secs(1800),
+            at: ApprovalAt::Switch,
+        })
+    );
+    assert!(
+        config
+            .summary()
+            .contains("approvals 2 within 30m, at the switch"),
+        "{}",
+        config.summary()
+    );
+    assert_eq!(valid(MINIMAL).environments["production"].approvals, None);
+}
+
+#[test]
+fn approvals_need_an_approver_a_deadline_and_a_known_place() {
+    for (line, says) in [
+        ("approvals = { required = 0 }", "approvals.required"),
+        ("approvals = { required = 11 }", "approvals.required"),
+        (r#"approvals = { expires = "0s" }"#, "approvals.expires"),
+        (r#"approvals = { at = "deploy" }"#, "approvals.at"),
+        ("approvals = { needed = 1 }", "needed"),
+    ] {
+        let err = approvals_of(line).expect_err(line);
+        let text = render(&err);
+        assert!(text.contains(says), "{line}: {text}");
+    }
+}
+
+#[test]
+fn json_schema_describes_approvals() {
+    let schema = json_schema();
+    let defs = &schema["$defs"];
+    assert!(defs["Environment"]["properties"].get("approvals").is_some());
+    let approvals = &defs["Approvals"]["properties"];
+    assert_eq!(approvals["required"]["default"], 1);
+    assert_eq!(approvals["required"]["minimum"], 1);
+    assert_eq!(approvals["expires"]["default"], "1h");
+    assert_eq!(approvals["at"]["default"], "start");
 }

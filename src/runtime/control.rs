@@ -28,6 +28,11 @@ pub(crate) enum Control {
     Supersede {
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// An approver's decision, for a release awaiting approval.
+    Decide {
+        decision: super::approval::Decision,
+        reply: oneshot::Sender<Result<super::approval::Decided, String>>,
+    },
 }
 
 /// A running release, as the rest of the daemon sees it.
@@ -37,6 +42,8 @@ pub(crate) struct ReleaseHandle {
     pub(crate) tx: mpsc::Sender<Control>,
     /// True once its deployment concluded (outcome recorded, lock freed).
     pub(crate) concluded: Arc<AtomicBool>,
+    /// True while it waits for approvals (nothing of it runs yet).
+    pub(crate) awaiting: Arc<AtomicBool>,
     /// Why it holds, while it cannot write the state store.
     pub(crate) held: Arc<Mutex<Option<String>>>,
     /// Becomes true when the executor has ended.
@@ -53,6 +60,10 @@ impl ReleaseHandle {
 
     pub(crate) fn is_concluded(&self) -> bool {
         self.concluded.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn is_awaiting(&self) -> bool {
+        self.awaiting.load(Ordering::SeqCst)
     }
 
     pub(crate) fn held(&self) -> Option<String> {
@@ -99,6 +110,13 @@ impl Releases {
             .rev()
             .find(|h| !h.is_concluded())
             .cloned()
+    }
+
+    /// The release that changes the environment now: [`Releases::rolling`]
+    /// unless it still waits for approvals (then nothing of it runs, and
+    /// the serving release is supervised as usual).
+    pub(crate) fn changing(&self) -> Option<ReleaseHandle> {
+        self.rolling().filter(|h| !h.is_awaiting())
     }
 
     /// Why a release of this environment holds, if one does.

@@ -11,20 +11,22 @@
 //! changed. Releases
 //! of one environment never overlap: a deploy first ends the rollback window
 //! of the release before it and waits until that one has retired its old
-//! release and run its contract migrations.
+//! release and run its contract migrations (a deploy behind an approval gate
+//! does so once approved, so that waiting for approval changes nothing).
 
 use cutover_core::EventKind;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cutover_core::{Release, ReleaseKind};
+use cutover_core::{ApprovalPolicy, Release, ReleaseKind};
 use serde_json::json;
 
 use super::executor::{self, Executor};
 use super::gates::{self, Overrides};
 use super::plan::{self, Extras};
 use super::{Daemon, DeployError, identity, promotion, schema};
-use crate::store::{DeploymentKind, NewDeployment};
+use crate::config::ApprovalAt;
+use crate::store::{DeploymentKind, NewDeployment, StoreError};
 
 /// Starts a deployment of `version`; returns the environment and the
 /// deployment id at once. The work goes on in the background.
@@ -89,7 +91,7 @@ pub async fn begin_deploy(
         migrate: !daemon.config.databases_in(&env.name).is_empty(),
         contract,
     };
-    let (release_plan, has_previous) = plan::release_plan(
+    let (mut release_plan, has_previous) = plan::release_plan(
         daemon,
         &env,
         version,
@@ -97,6 +99,16 @@ pub async fn begin_deploy(
         only_service,
         extras,
     );
+    // `[environment.NAME] approvals`: the deployer is who may not approve.
+    release_plan.approval = env.config.approvals.as_ref().map(|a| ApprovalPolicy {
+        required: a.required,
+        expires: plan::millis(a.expires),
+        at: match a.at {
+            ApprovalAt::Start => cutover_core::ApprovalAt::Start,
+            ApprovalAt::Switch => cutover_core::ApprovalAt::Switch,
+        },
+        requested_by: requested_by.to_owned(),
+    });
     let strategy = if release_plan
         .rollout
         .services
@@ -122,7 +134,7 @@ pub async fn begin_deploy(
         match (checked, skip_reason) {
             (Ok(line), _) => promotion_line = Some(line),
             (Err(DeployError::PromotionRequired(refusal)), Some(reason)) => {
-                gates::override_allowed(requested_by)?;
+                gates::override_allowed(requested_by, overrides)?;
                 overridden.push(gates::Overridden {
                     check: "promotion check",
                     refusal,
@@ -176,10 +188,15 @@ pub async fn begin_deploy(
         requested_by.to_owned(),
         release,
     );
+    let gated = executor::gated(&executor.release);
     tokio::spawn(async move {
         // The release before this one ends its window first (old release
-        // retired, contract migrations run): releases never overlap.
-        env.releases.end_windows_and_wait(id).await;
+        // retired, contract migrations run): releases never overlap. One
+        // behind an approval gate does that once approved, when it is
+        // about to act (the executor's `clear_way`).
+        if !gated {
+            env.releases.end_windows_and_wait(id).await;
+        }
         executor::spawn(executor, true).await;
     });
     Ok((name, id))
@@ -277,7 +294,11 @@ pub(crate) async fn create(
         ));
     }
     let holder = deployment.requested_by.clone();
-    daemon.store.try_lock(environment, &holder, purpose).await?;
+    if let Err(e) = daemon.store.try_lock(environment, &holder, purpose).await {
+        return Err(naming_an_awaited_approval(daemon, environment, e)
+            .await
+            .into());
+    }
     let created = async {
         if deployment.kind == DeploymentKind::Deploy {
             daemon
@@ -298,6 +319,43 @@ pub(crate) async fn create(
             let _ = daemon.store.unlock(environment, &holder).await;
             Err(e.into())
         }
+    }
+}
+
+/// A held lock whose deployment awaits approval says so, with its id and
+/// the commands that decide it.
+async fn naming_an_awaited_approval(
+    daemon: &Daemon,
+    environment: &str,
+    error: StoreError,
+) -> StoreError {
+    let StoreError::LockHeld {
+        environment: env,
+        holder,
+        purpose,
+        since,
+    } = error
+    else {
+        return error;
+    };
+    let awaiting = daemon
+        .store
+        .deployments(Some(environment), 20)
+        .await
+        .ok()
+        .and_then(|list| list.into_iter().find(|d| d.awaiting_approval));
+    let purpose = match awaiting {
+        Some(d) => format!(
+            "{purpose}; deployment {id} awaits approval: `cutover approve {id}` or `cutover reject {id} --reason …` decides it",
+            id = d.id
+        ),
+        None => purpose,
+    };
+    StoreError::LockHeld {
+        environment: env,
+        holder,
+        purpose,
+        since,
     }
 }
 

@@ -29,6 +29,9 @@ pub enum DeployError {
     /// Outside every deploy window of the environment.
     #[error("{0}")]
     OutsideWindow(String),
+    /// The caller's role may not do this (an override by a non-admin).
+    #[error("{0}")]
+    Forbidden(String),
     /// The store failed.
     #[error("state store: {0}")]
     Store(StoreError),

@@ -22,11 +22,24 @@ use tokio_util::sync::CancellationToken;
 use super::control::{Control, ReleaseHandle};
 use super::environment::EnvRuntime;
 use super::journal::Journal;
-use super::{Daemon, retire, schema};
+use super::{Daemon, approval, retire, schema};
 use crate::store::{InstanceState, Store};
 
 /// Timeout of the single probe that checks a warm release before a rollback.
 const WARM_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Whether `release` waits (or will wait, once started) for approvals
+/// before it changes anything.
+pub(crate) fn gated(release: &Release) -> bool {
+    release.awaiting_approval().is_some()
+        || (release.state().phase == cutover_core::Phase::Pending
+            && release.plan().kind == cutover_core::ReleaseKind::Deploy
+            && release
+                .plan()
+                .approval
+                .as_ref()
+                .is_some_and(|a| a.at == cutover_core::ApprovalAt::Start))
+}
 
 /// Wall-clock milliseconds since the Unix epoch: the core's `now`.
 pub(crate) fn now() -> Millis {
@@ -60,6 +73,11 @@ pub(crate) struct Executor {
     /// The release's store writes and their policy on failure.
     journal: Journal<Store>,
     concluded: Arc<AtomicBool>,
+    awaiting: Arc<AtomicBool>,
+    /// A release behind an approval gate ends the rollback windows of the
+    /// releases before it only once it acts (approved): a rejected or
+    /// expired one leaves them as they were.
+    clear_way: bool,
 }
 
 impl Executor {
@@ -72,6 +90,8 @@ impl Executor {
     ) -> Executor {
         let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         let concluded = Arc::new(AtomicBool::new(release.is_concluded()));
+        let awaiting = Arc::new(AtomicBool::new(release.awaiting_approval().is_some()));
+        let clear_way = gated(&release);
         let (daemon_store, env_name, holder_name) =
             (daemon.store.clone(), env.name.clone(), holder.clone());
         Executor {
@@ -86,6 +106,8 @@ impl Executor {
             monitors: Vec::new(),
             journal: Journal::new(daemon_store, id, &env_name, &holder_name),
             concluded,
+            awaiting,
+            clear_way,
         }
     }
 
@@ -107,6 +129,7 @@ impl Executor {
             id: self.id,
             tx,
             concluded: self.concluded.clone(),
+            awaiting: self.awaiting.clone(),
             held: self.journal.held_cell(),
             done: done_rx,
         };
@@ -129,13 +152,15 @@ impl Executor {
             let wake = self.drain().await;
             self.concluded
                 .store(self.release.is_concluded(), Ordering::SeqCst);
+            self.awaiting
+                .store(self.release.awaiting_approval().is_some(), Ordering::SeqCst);
             if self.release.is_done() {
                 break;
             }
             let sleep = wake.map(|t| Duration::from_millis(t.since(now()).0));
             tokio::select! {
                 Some(input) = self.answers_rx.recv() => self.release.handle_input(now(), input),
-                Some(message) = control.recv() => self.control(message),
+                Some(message) = control.recv() => self.control(message).await,
                 _ = tokio::time::sleep(sleep.unwrap_or_default()), if sleep.is_some() => {
                     self.release.handle_input(now(), ReleaseInput::Tick);
                 }
@@ -146,7 +171,7 @@ impl Executor {
         let _ = done.send(true);
     }
 
-    fn control(&mut self, message: Control) {
+    async fn control(&mut self, message: Control) {
         match message {
             Control::Rollout { command, reply } => {
                 let result = self.release.command(now(), command).map_err(|r| r.0);
@@ -159,6 +184,20 @@ impl Executor {
                 let result = self.release.supersede(now()).map_err(|r| r.0);
                 let _ = reply.send(result);
             }
+            Control::Decide { decision, reply } => {
+                let result = approval::take(&mut self.release, now(), &decision);
+                if let Ok(decided) = result {
+                    approval::record_decision(&mut self.journal, self.id, &decision, decided).await;
+                    if let approval::Decided::Approved { .. } = decided {
+                        // From here the release changes the environment:
+                        // supervision stops any replacement under way and
+                        // stays idle while this release rolls.
+                        self.awaiting.store(false, Ordering::SeqCst);
+                        drop(self.env.supervision.pause().await);
+                    }
+                }
+                let _ = reply.send(result);
+            }
         }
     }
 
@@ -167,6 +206,17 @@ impl Executor {
         loop {
             match self.release.poll_output() {
                 ReleaseOutput::Action(action) => {
+                    if self.clear_way
+                        && !matches!(
+                            action,
+                            ReleaseAction::Persist { .. } | ReleaseAction::Conclude(_)
+                        )
+                    {
+                        // Approved: releases of one environment never
+                        // overlap (see `deploy::begin_deploy`).
+                        self.clear_way = false;
+                        self.env.releases.end_windows_and_wait(self.id).await;
+                    }
                     if let Some(input) = self.act(action).await {
                         self.release.handle_input(now(), input);
                     }

@@ -25,6 +25,8 @@ pub struct Overrides {
     pub skip_promotion_check: bool,
     /// Why; needed by every override (cleaned client text).
     pub reason: Option<String>,
+    /// Whether the caller's role may override a check (admin).
+    pub caller_is_admin: bool,
 }
 
 /// One check a deploy overrode, to record once the deployment exists.
@@ -38,13 +40,16 @@ pub(crate) struct Overridden {
     pub reason: String,
 }
 
-/// Whether `caller` may override a check (skip the promotion check, deploy
-/// outside a window): the admin check. Every override goes through here.
-/// Callers are not told apart yet: every caller of the API holds the one
-/// admin token, so every caller is allowed.
-pub(crate) fn override_allowed(caller: &str) -> Result<(), DeployError> {
-    let _ = caller;
-    Ok(())
+/// Whether the caller may override a check (skip the promotion check, deploy
+/// outside a window): admins only. Every override goes through here.
+pub(crate) fn override_allowed(caller: &str, overrides: &Overrides) -> Result<(), DeployError> {
+    if overrides.caller_is_admin {
+        return Ok(());
+    }
+    Err(DeployError::Forbidden(format!(
+        "{caller} may not override a deploy's checks: only an admin token may \
+         (cutover token create NAME --role admin); nothing was changed"
+    )))
 }
 
 /// Records that deployment `deployment_id` overrode a check: who, which
@@ -56,6 +61,19 @@ pub(crate) async fn record_override(
     caller: &str,
     overridden: &Overridden,
 ) {
+    let entry = crate::store::AuditEntry::new(caller, "admin", "override")
+        .deployment(deployment_id)
+        .details(json!({
+            "check": overridden.check,
+            "refusal": overridden.refusal,
+            "reason": overridden.reason,
+        }));
+    if let Err(e) = daemon.store().append_audit(entry).await {
+        tracing::error!(
+            deployment = deployment_id,
+            "the override could not be written to the audit log: {e}"
+        );
+    }
     event(
         daemon,
         deployment_id,
@@ -135,7 +153,7 @@ pub(crate) fn check_window(
             "{refusal}; nothing was changed. Deploy then, or (admin) deploy now with --reason \"…\""
         )));
     };
-    override_allowed(caller)?;
+    override_allowed(caller, overrides)?;
     Ok(Some(Overridden {
         check: "deploy window",
         refusal,
@@ -154,6 +172,7 @@ mod tests {
         let blank = Overrides {
             skip_promotion_check: true,
             reason: Some("  ".into()),
+            caller_is_admin: true,
         };
         assert_eq!(
             reason_for(&blank, "skipping the promotion check"),
@@ -165,6 +184,7 @@ mod tests {
         let given = Overrides {
             skip_promotion_check: true,
             reason: Some(" hotfix ".into()),
+            caller_is_admin: true,
         };
         assert_eq!(reason_for(&given, "x"), Ok("hotfix".into()));
         assert!(override_allowed("alice@host").is_ok());

@@ -394,6 +394,7 @@ mod tests {
             migrate: false,
             rollback_window: Millis(0),
             contract: Vec::new(),
+            approval: None,
         }
     }
 
@@ -403,6 +404,7 @@ mod tests {
             rollout: None,
             outcome: None,
             superseded: false,
+            approvals: None,
         }
     }
 

@@ -4,7 +4,8 @@
 //! remembers them.
 //!
 //! Files: `deploy.rs` / `rollback.rs` (the entry points: checks, lock, a
-//! release machine started), `plan.rs` (config → release plan, and whether a
+//! release machine started), `approval.rs` (approve and reject reach a
+//! release awaiting approval; every decision recorded in one place), `plan.rs` (config → release plan, and whether a
 //! saved plan still fits the config), `executor.rs` (the loop around one
 //! `Release`: retire, backup, migrations, switches), `journal.rs` (its
 //! store writes and what happens when they fail), `traffic.rs` (the
@@ -30,6 +31,7 @@
 #![cfg_attr(not(test), warn(clippy::arithmetic_side_effects))]
 
 mod adopt;
+pub mod approval;
 mod backup;
 mod control;
 pub mod deploy;

@@ -54,6 +54,7 @@ pub(crate) fn release_plan(
             migrate: extras.migrate,
             rollback_window: millis(env.config.rollback_window),
             contract: extras.contract,
+            approval: None,
         },
         has_previous,
     )

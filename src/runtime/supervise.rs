@@ -299,7 +299,7 @@ fn replica_of(id: &str) -> u32 {
 
 /// Whether supervision may act in `env` now.
 fn active(env: &EnvRuntime) -> bool {
-    env.releases.rolling().is_none() && env.releases.stuck().is_none()
+    env.releases.changing().is_none() && env.releases.stuck().is_none()
 }
 
 async fn run(daemon: Arc<Daemon>, env: Arc<EnvRuntime>) {

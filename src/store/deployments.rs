@@ -75,6 +75,9 @@ pub struct Deployment {
     pub started_at: Timestamp,
     /// When it reached a final state; `None` while running.
     pub finished_at: Option<Timestamp>,
+    /// Running, and its release waits for approvals (its saved phase).
+    #[serde(default)]
+    pub awaiting_approval: bool,
 }
 
 /// One entry of a deployment's history.
@@ -94,6 +97,20 @@ pub struct Event {
     pub data: serde_json::Value,
 }
 
+/// The columns of a [`Deployment`], from `deployments d` joined with its
+/// release's saved state (`rollouts r`): whether a running deployment awaits
+/// approval is what its release last saved (the release machine's phase).
+macro_rules! deployment_select {
+    () => {
+        "SELECT d.id, d.environment, d.version, d.previous_version, d.strategy, d.kind,
+                d.state, d.reason, d.requested_by, d.started_at, d.finished_at,
+                (d.state = 'running'
+                 AND json_extract(r.state, '$.phase.phase') = 'awaiting_approval')
+                    AS awaiting_approval
+         FROM deployments d LEFT JOIN rollouts r ON r.deployment_id = d.id"
+    };
+}
+
 #[derive(sqlx::FromRow)]
 struct DeploymentRow {
     id: i64,
@@ -107,6 +124,7 @@ struct DeploymentRow {
     requested_by: String,
     started_at: i64,
     finished_at: Option<i64>,
+    awaiting_approval: Option<bool>,
 }
 
 impl TryFrom<DeploymentRow> for Deployment {
@@ -128,6 +146,7 @@ impl TryFrom<DeploymentRow> for Deployment {
                 .finished_at
                 .map(|ms| codec::timestamp(ms, "deployments.finished_at"))
                 .transpose()?,
+            awaiting_approval: row.awaiting_approval.unwrap_or(false),
         })
     }
 }
@@ -326,16 +345,12 @@ impl Store {
 
     /// The deployment `id`, if it exists.
     pub async fn deployment(&self, id: i64) -> Result<Option<Deployment>, StoreError> {
-        sqlx::query_as::<_, DeploymentRow>(
-            "SELECT id, environment, version, previous_version, strategy, kind, state,
-                    reason, requested_by, started_at, finished_at
-             FROM deployments WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(Deployment::try_from)
-        .transpose()
+        sqlx::query_as::<_, DeploymentRow>(concat!(deployment_select!(), " WHERE d.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(Deployment::try_from)
+            .transpose()
     }
 
     /// The latest `limit` deployments, of one environment or of all, newest first.
@@ -347,24 +362,20 @@ impl Store {
         let limit = i64::from(limit);
         let rows = match environment {
             Some(environment) => {
-                sqlx::query_as::<_, DeploymentRow>(
-                    "SELECT id, environment, version, previous_version, strategy, kind, state,
-                            reason, requested_by, started_at, finished_at
-                     FROM deployments WHERE environment = $1
-                     ORDER BY id DESC LIMIT $2",
-                )
+                sqlx::query_as::<_, DeploymentRow>(concat!(
+                    deployment_select!(),
+                    " WHERE d.environment = $1 ORDER BY d.id DESC LIMIT $2"
+                ))
                 .bind(environment)
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?
             }
             None => {
-                sqlx::query_as::<_, DeploymentRow>(
-                    "SELECT id, environment, version, previous_version, strategy, kind, state,
-                            reason, requested_by, started_at, finished_at
-                     FROM deployments
-                     ORDER BY id DESC LIMIT $1",
-                )
+                sqlx::query_as::<_, DeploymentRow>(concat!(
+                    deployment_select!(),
+                    " ORDER BY d.id DESC LIMIT $1"
+                ))
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?
@@ -391,12 +402,10 @@ impl Store {
     /// Every deployment still `running`, oldest first: after a restart, the
     /// ones the previous daemon left unfinished.
     pub async fn running_deployments(&self) -> Result<Vec<Deployment>, StoreError> {
-        let rows = sqlx::query_as::<_, DeploymentRow>(
-            "SELECT id, environment, version, previous_version, strategy, kind, state,
-                    reason, requested_by, started_at, finished_at
-             FROM deployments WHERE state = 'running'
-             ORDER BY id",
-        )
+        let rows = sqlx::query_as::<_, DeploymentRow>(concat!(
+            deployment_select!(),
+            " WHERE d.state = 'running' ORDER BY d.id"
+        ))
         .fetch_all(&self.pool)
         .await?;
         deployments_from(rows)

@@ -304,6 +304,18 @@ rollback_window = "{rollback_window}"
         self.command(args).output().expect("run cutover")
     }
 
+    /// Runs the CLI as the person `who`: the one helper the approval tests
+    /// act as two people through. Today it sets the `$USER` the client sends
+    /// as `requested_by` (`user@host`); with per-role tokens it will use
+    /// `who`'s token instead.
+    pub fn cli_as(&self, who: &str, args: &[&str]) -> Output {
+        self.command(args)
+            .env("USER", who)
+            .env("LOGNAME", who)
+            .output()
+            .expect("run cutover")
+    }
+
     /// `cutover -c CONFIG ARGS…` with colours off.
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cutover"));

@@ -4,6 +4,7 @@
 
 mod acme;
 mod api_edge;
+mod approvals;
 mod audit;
 mod backup;
 mod backup_deploy;

@@ -30,6 +30,14 @@ macro_rules! event_kinds {
 event_kinds! {
     /// A deploy or rollback began.
     Started = "started",
+    /// The deployment waits for approvals; nothing has changed.
+    AwaitingApproval = "awaiting_approval",
+    /// Someone approved the deployment.
+    Approved = "approved",
+    /// Someone rejected the deployment: it ends with nothing started.
+    Rejected = "rejected",
+    /// Not enough approvals before the deadline: it ends with nothing started.
+    ApprovalExpired = "approval_expired",
     /// What the checks before the deploy found.
     Preflight = "preflight",
     /// Something worth knowing that does not stop the deploy.

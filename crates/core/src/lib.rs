@@ -8,6 +8,8 @@
 //! wants to be woken. Everything it decides can therefore be tested by a
 //! simulation with a fake clock and a scripted world (`crates/sim`).
 //!
+//! - `approval.rs`: four eyes: the approvals a deployment needs, who gave
+//!   them, until when (used by the release's approval gate).
 //! - `event.rs`: the kinds of history events.
 //! - `plan.rs`: what to roll (services, strategies, thresholds, policies).
 //! - `release.rs`: the whole life of a release (backup, expand, rollout,
@@ -17,6 +19,7 @@
 //! - `time.rs`: milliseconds handed in by the caller.
 
 pub mod analysis;
+pub mod approval;
 pub mod event;
 pub mod plan;
 pub mod release;
@@ -24,6 +27,7 @@ pub mod rollout;
 pub mod time;
 
 pub use analysis::{Figures, Stats, Verdict};
+pub use approval::{Approval, ApprovalAt, ApprovalPolicy, Approvals, Progress};
 pub use event::EventKind;
 pub use plan::{
     CanarySpec, InconclusivePolicy, Plan, RestartPolicy, ServicePlan, Strategy, Thresholds,

@@ -6,7 +6,7 @@
 //! it:
 //!
 //! ```text
-//! deploy:   backup → expand → rollout → warm window → retire old → contract → done
+//! deploy:   [awaiting approval →] backup → expand → rollout → warm window → retire old → contract → done
 //! rollback: probe the previous release → one switch (warm)     → warm window → retire → done
 //!                                      → blue-green start (cold) ↗
 //! failed:   rollout rolled back → retire what the new release started → done
@@ -33,6 +33,12 @@
 //!   with its outcome) and decides what an interrupted rollout does; it never
 //!   needs the history or a message.
 //!
+//! A deploy whose plan has `approval` at the start first waits in
+//! [`Phase::AwaitingApproval`] (persisted, with its deadline and the
+//! approvals given): [`Release::approve`] by enough distinct approvers other
+//! than the deployer lets it go on; [`Release::reject`], the deadline or an
+//! abort ends it with nothing started.
+//!
 //! The old release is only retired after the new one was saved as serving
 //! (the `Persist` that carries `serving`), and contract migrations only run
 //! after that retire, for a deploy that succeeded.
@@ -41,6 +47,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use crate::approval::{ApprovalAt, ApprovalPolicy, Approvals, Progress};
 use crate::event::EventKind;
 use crate::plan::{Plan, RestartPolicy};
 use crate::rollout::{self, Action, Command, Event, Input, Mismatch, Outcome, Output, Refused};
@@ -83,6 +90,9 @@ pub struct ReleasePlan {
     /// gone: per database, up to which version (fixed when the deploy began).
     #[serde(default)]
     pub contract: Vec<ContractTarget>,
+    /// Approvals the deployment needs (`[environment.NAME] approvals`).
+    #[serde(default)]
+    pub approval: Option<ApprovalPolicy>,
 }
 
 /// Contract migrations of one database, up to a version.
@@ -120,6 +130,12 @@ impl ReleasePlan {
 pub enum Phase {
     /// Not started.
     Pending,
+    /// Waiting for approvals (see [`ReleaseState::approvals`]); nothing has
+    /// changed. Ends at `until` when not approved by then.
+    AwaitingApproval {
+        /// The deadline.
+        until: Millis,
+    },
     /// Backing up the databases; the old release serves.
     Backup,
     /// Running expand migrations; the old release serves.
@@ -162,6 +178,9 @@ pub struct ReleaseState {
     /// A newer release took over during the warm window.
     #[serde(default)]
     pub superseded: bool,
+    /// The approvals given, while (and after) the release waited for them.
+    #[serde(default)]
+    pub approvals: Option<Approvals>,
 }
 
 /// What the runtime must do.
@@ -293,6 +312,7 @@ impl Release {
                 rollout: None,
                 outcome: None,
                 superseded: false,
+                approvals: None,
             },
             rollout: Some(rollout),
             rollout_wake: None,
@@ -329,6 +349,15 @@ impl Release {
         let policy = r.plan.rollout.on_restart;
         match r.state.phase.clone() {
             Phase::Pending => r.rollout = Some(r.unstarted_rollout()),
+            Phase::AwaitingApproval { .. } => {
+                // Waits on, with the saved deadline (a `Tick` past it ends it).
+                r.rollout = Some(r.unstarted_rollout());
+                if r.state.approvals.is_none() {
+                    return Err(Mismatch(
+                        "the saved state awaits approval but holds no approvals".into(),
+                    ));
+                }
+            }
             Phase::Backup | Phase::Expand => {
                 let what = if r.state.phase == Phase::Backup {
                     "the backup"
@@ -489,6 +518,9 @@ impl Release {
         }
         match (self.state.phase.clone(), input) {
             (Phase::Pending, ReleaseInput::Start) => self.begin(now),
+            (Phase::AwaitingApproval { until }, ReleaseInput::Tick) if now >= until => {
+                self.expire()
+            }
             (Phase::Backup, ReleaseInput::BackupDone(result)) => match result {
                 Ok(()) => self.after_backup(now),
                 Err(reason) => self.not_started(format!(
@@ -514,7 +546,11 @@ impl Release {
             // rollout must start knowing it (a rollback must not go back to
             // an old release without a healthy instance).
             (
-                Phase::Pending | Phase::Backup | Phase::Expand | Phase::ProbeWarm,
+                Phase::Pending
+                | Phase::AwaitingApproval { .. }
+                | Phase::Backup
+                | Phase::Expand
+                | Phase::ProbeWarm,
                 ReleaseInput::Rollout(input @ Input::StableHealth { .. }),
             ) => self.feed(now, input),
             (Phase::Warm { until }, ReleaseInput::Tick) if now >= until => {
@@ -559,8 +595,14 @@ impl Release {
                 self.pump(now);
                 Ok(())
             }
-            (Phase::Pending | Phase::Backup | Phase::Expand | Phase::ProbeWarm, _) => match command
-            {
+            (
+                Phase::Pending
+                | Phase::AwaitingApproval { .. }
+                | Phase::Backup
+                | Phase::Expand
+                | Phase::ProbeWarm,
+                _,
+            ) => match command {
                 Command::Abort { reason } => {
                     self.not_started(format!("aborted: {reason}"));
                     Ok(())
@@ -573,6 +615,59 @@ impl Release {
             },
             _ => Err(Refused("the rollout is already over".into())),
         }
+    }
+
+    /// The approvals, while the release waits for them.
+    pub fn awaiting_approval(&self) -> Option<&Approvals> {
+        match self.state.phase {
+            Phase::AwaitingApproval { .. } => self.state.approvals.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// `by` approves (four eyes: never the deployer). With enough distinct
+    /// approvers the release goes on (backup, expand, rollout); the approval
+    /// is saved either way. Refused when the release does not await
+    /// approval, after the deadline, for the deployer, and for a second
+    /// approval by the same person. The caller records the decision.
+    pub fn approve(
+        &mut self,
+        now: Millis,
+        by: &str,
+        comment: Option<&str>,
+    ) -> Result<Progress, Refused> {
+        let Phase::AwaitingApproval { .. } = self.state.phase else {
+            return Err(self.not_awaiting());
+        };
+        let Some(approvals) = self.state.approvals.as_mut() else {
+            return Err(self.not_awaiting());
+        };
+        let progress = approvals.approve(now, by, comment)?;
+        match progress {
+            Progress::Approved => self.after_approval(now),
+            Progress::Waiting { .. } => self.persist(None),
+        }
+        Ok(progress)
+    }
+
+    /// `by` rejects: the deployment ends with nothing started. Refused when
+    /// the release does not await approval. The caller records the decision.
+    pub fn reject(&mut self, _now: Millis, by: &str, reason: &str) -> Result<(), Refused> {
+        let Phase::AwaitingApproval { .. } = self.state.phase else {
+            return Err(self.not_awaiting());
+        };
+        self.not_started(format!(
+            "rejected by {by}: {reason}; nothing was started and the serving release is unchanged"
+        ));
+        Ok(())
+    }
+
+    fn not_awaiting(&self) -> Refused {
+        Refused(format!(
+            "deployment of {} is not awaiting approval ({})",
+            self.plan.version(),
+            self.phase_name()
+        ))
     }
 
     /// A newer deploy wants the environment: end the rollback window now
@@ -622,6 +717,50 @@ impl Release {
     // ---- stages ---------------------------------------------------------------
 
     fn begin(&mut self, now: Millis) {
+        if let Some(policy) = self.plan.approval.clone()
+            && policy.at == ApprovalAt::Start
+            && self.plan.kind == ReleaseKind::Deploy
+        {
+            let approvals = Approvals::new(&policy, now);
+            self.state.phase = Phase::AwaitingApproval {
+                until: approvals.until,
+            };
+            self.state.approvals = Some(approvals);
+            self.persist(None);
+            self.event(
+                EventKind::AwaitingApproval,
+                None,
+                format!(
+                    "awaiting approval: {} approval(s) by someone other than {} within {}; nothing starts until then",
+                    policy.required.max(1),
+                    policy.requested_by,
+                    fmt_window(policy.expires)
+                ),
+            );
+            return;
+        }
+        self.after_approval(now);
+    }
+
+    /// The deadline passed without enough approvals.
+    fn expire(&mut self) {
+        let (have, need) = self
+            .state
+            .approvals
+            .as_ref()
+            .map_or((0, 1), |a| (a.have(), a.required));
+        self.event(
+            EventKind::ApprovalExpired,
+            None,
+            format!("approval expired with {have} of {need} approval(s)"),
+        );
+        self.not_started(format!(
+            "approval expired ({have} of {need} approval(s) given): nothing was started and the serving release is unchanged; deploy again to ask anew"
+        ));
+    }
+
+    /// What a deploy does once it may (approved, or no approval needed).
+    fn after_approval(&mut self, now: Millis) {
         match self.plan.kind {
             ReleaseKind::Rollback => {
                 self.state.phase = Phase::ProbeWarm;
@@ -906,7 +1045,7 @@ impl Release {
     fn next_wakeup(&self) -> Option<Millis> {
         match &self.state.phase {
             Phase::Rolling => self.rollout_wake,
-            Phase::Warm { until } => Some(*until),
+            Phase::Warm { until } | Phase::AwaitingApproval { until } => Some(*until),
             _ => None,
         }
     }
@@ -914,6 +1053,7 @@ impl Release {
     fn phase_name(&self) -> &'static str {
         match self.state.phase {
             Phase::Pending => "not started",
+            Phase::AwaitingApproval { .. } => "awaiting approval",
             Phase::Backup => "backing up",
             Phase::Expand => "running expand migrations",
             Phase::ProbeWarm => "checking the previous release",

@@ -31,6 +31,7 @@ fn plan(kind: ReleaseKind, window: u64, migrate: bool) -> ReleasePlan {
         } else {
             Vec::new()
         },
+        approval: None,
     }
 }
 
@@ -86,6 +87,7 @@ fn name(a: &ReleaseAction) -> String {
 fn phase(p: &Phase) -> &'static str {
     match p {
         Phase::Pending => "pending",
+        Phase::AwaitingApproval { .. } => "awaiting_approval",
         Phase::Backup => "backup",
         Phase::Expand => "expand",
         Phase::ProbeWarm => "probe",
@@ -394,6 +396,7 @@ fn state(phase: Phase, outcome: Option<Outcome>) -> ReleaseState {
         rollout: None,
         outcome,
         superseded: false,
+        approvals: None,
     }
 }
 
@@ -474,4 +477,186 @@ fn a_saved_state_that_does_not_fit_the_plan_is_an_error_naming_it() {
         err.0.contains("1 services") && err.0.contains("web, api"),
         "{err}"
     );
+}
+
+// ---- the approval gate ------------------------------------------------------
+
+fn gated(required: u32) -> ReleasePlan {
+    let mut p = plan(ReleaseKind::Deploy, 60_000, true);
+    p.approval = Some(cutover_core::ApprovalPolicy {
+        required,
+        expires: Millis(3_600_000),
+        at: cutover_core::ApprovalAt::Start,
+        requested_by: "alice@laptop".into(),
+    });
+    p
+}
+
+fn awaiting(required: u32) -> Release {
+    let mut r = Release::new(gated(required), &[true]);
+    r.handle_input(Millis(1_000), ReleaseInput::Start);
+    assert_eq!(
+        drain(&mut r, 1_000, saved),
+        ["persist:awaiting_approval", "event:awaiting_approval"]
+    );
+    assert_eq!(
+        r.state().phase,
+        Phase::AwaitingApproval {
+            until: Millis(3_601_000)
+        }
+    );
+    r
+}
+
+#[test]
+fn nothing_starts_until_someone_other_than_the_deployer_approves() {
+    let mut r = awaiting(1);
+    // Time passes, nothing happens before the deadline.
+    r.handle_input(Millis(2_000_000), ReleaseInput::Tick);
+    assert!(drain(&mut r, 2_000_000, saved).is_empty());
+    let own = r
+        .approve(Millis(2_000_000), "alice@laptop", None)
+        .expect_err("refused");
+    assert!(own.0.contains("another approver must approve"), "{own}");
+    assert!(drain(&mut r, 2_000_000, saved).is_empty());
+    assert_eq!(
+        r.approve(Millis(2_000_001), "bob@desk", Some("checked staging")),
+        Ok(cutover_core::Progress::Approved)
+    );
+    assert_eq!(
+        drain(&mut r, 2_000_001, saved),
+        ["persist:backup", "backup"]
+    );
+    let given = &r.state().approvals.as_ref().expect("approvals").given;
+    assert_eq!(given[0].by, "bob@desk");
+    assert_eq!(given[0].comment.as_deref(), Some("checked staging"));
+    // Once approved, approving again is refused with the state.
+    let late = r
+        .approve(Millis(2_000_002), "carol@x", None)
+        .expect_err("refused");
+    assert!(
+        late.0.contains("not awaiting approval (backing up)"),
+        "{late}"
+    );
+}
+
+#[test]
+fn two_approvals_need_two_distinct_approvers_and_the_first_is_saved() {
+    let mut r = awaiting(2);
+    assert_eq!(
+        r.approve(Millis(2_000), "bob@desk", None),
+        Ok(cutover_core::Progress::Waiting { have: 1, need: 2 })
+    );
+    assert_eq!(drain(&mut r, 2_000, saved), ["persist:awaiting_approval"]);
+    assert!(r.approve(Millis(3_000), "bob@desk", None).is_err());
+    assert_eq!(
+        r.approve(Millis(4_000), "carol@desk", None),
+        Ok(cutover_core::Progress::Approved)
+    );
+    assert_eq!(drain(&mut r, 4_000, saved), ["persist:backup", "backup"]);
+}
+
+#[test]
+fn a_rejection_ends_the_deployment_with_nothing_started() {
+    let mut r = awaiting(1);
+    r.reject(Millis(5_000), "bob@desk", "not during the sale")
+        .expect("reject");
+    assert_eq!(
+        drain(&mut r, 5_000, saved),
+        ["persist:done", "conclude:not_started"]
+    );
+    match &r.state().outcome {
+        Some(Outcome::NotStarted { reason }) => {
+            assert!(
+                reason.contains("rejected by bob@desk: not during the sale"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(r.is_done());
+}
+
+#[test]
+fn an_approval_that_expires_ends_the_deployment() {
+    let mut r = awaiting(1);
+    assert_eq!(r.poll_output(), ReleaseOutput::Timeout(Millis(3_601_000)));
+    r.handle_input(Millis(3_601_000), ReleaseInput::Tick);
+    assert_eq!(
+        drain(&mut r, 3_601_000, saved),
+        [
+            "event:approval_expired",
+            "persist:done",
+            "conclude:not_started"
+        ]
+    );
+    match &r.state().outcome {
+        Some(Outcome::NotStarted { reason }) => {
+            assert!(reason.starts_with("approval expired"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(r.approve(Millis(3_601_001), "bob@desk", None).is_err());
+}
+
+#[test]
+fn a_restored_release_still_awaits_approval_with_the_same_deadline() {
+    let mut r = awaiting(2);
+    r.approve(Millis(2_000), "bob@desk", None).expect("first");
+    drain(&mut r, 2_000, saved);
+    let json = serde_json::to_string(r.state()).expect("json");
+    let state: ReleaseState = serde_json::from_str(&json).expect("back");
+    let mut back = Release::restore(gated(2), state, Millis(900_000), &[]).expect("restore");
+    assert!(drain(&mut back, 900_000, saved).is_empty());
+    assert_eq!(
+        back.state().phase,
+        Phase::AwaitingApproval {
+            until: Millis(3_601_000)
+        }
+    );
+    assert_eq!(back.awaiting_approval().map(|a| a.have()), Some(1));
+    assert_eq!(
+        back.poll_output(),
+        ReleaseOutput::Timeout(Millis(3_601_000))
+    );
+    assert!(back.approve(Millis(900_001), "bob@desk", None).is_err());
+    assert_eq!(
+        back.approve(Millis(900_002), "carol@desk", None),
+        Ok(cutover_core::Progress::Approved)
+    );
+    assert_eq!(
+        drain(&mut back, 900_002, saved),
+        ["persist:backup", "backup"]
+    );
+}
+
+#[test]
+fn an_abort_while_awaiting_approval_ends_it_and_other_commands_are_refused() {
+    let mut r = awaiting(1);
+    let refused = r
+        .command(Millis(2_000), Command::Pause)
+        .expect_err("refused");
+    assert!(refused.0.contains("awaiting approval"), "{refused}");
+    r.command(
+        Millis(2_000),
+        Command::Abort {
+            reason: "wrong version".into(),
+        },
+    )
+    .expect("abort");
+    assert_eq!(
+        drain(&mut r, 2_000, saved),
+        ["persist:done", "conclude:not_started"]
+    );
+}
+
+#[test]
+fn a_gate_at_the_switch_does_not_hold_the_start() {
+    let mut p = gated(1);
+    if let Some(a) = p.approval.as_mut() {
+        a.at = cutover_core::ApprovalAt::Switch;
+    }
+    let mut r = Release::new(p, &[true]);
+    r.handle_input(Millis(1_000), ReleaseInput::Start);
+    assert_eq!(drain(&mut r, 1_000, saved), ["persist:backup", "backup"]);
 }

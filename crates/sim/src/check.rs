@@ -494,7 +494,11 @@ impl Checker {
                     || (matches!(i, Input::StableHealth { .. })
                         && matches!(
                             phase,
-                            Phase::Pending | Phase::Backup | Phase::Expand | Phase::ProbeWarm
+                            Phase::Pending
+                                | Phase::AwaitingApproval { .. }
+                                | Phase::Backup
+                                | Phase::Expand
+                                | Phase::ProbeWarm
                         )) =>
             {
                 let finished = m.rollout().is_none_or(|o| o.is_finished());
@@ -591,6 +595,34 @@ impl Checker {
             return Ok(());
         }
         let saved_phase = r.saved_phase().map(PhaseKind::of);
+        // (g) Nothing starts before the required approvals: every action
+        // that changes the world comes after a save with the gate met.
+        let changes_world = matches!(
+            action,
+            ReleaseAction::Backup
+                | ReleaseAction::Expand
+                | ReleaseAction::SwitchTo { .. }
+                | ReleaseAction::Contract
+                | ReleaseAction::Rollout(Action::StartInstances { .. })
+        );
+        if changes_world
+            && r.plan.kind == ReleaseKind::Deploy
+            && r.plan
+                .approval
+                .as_ref()
+                .is_some_and(|a| a.at == cutover_core::ApprovalAt::Start)
+        {
+            let met = r
+                .saved
+                .as_ref()
+                .and_then(|s| s.approvals.as_ref())
+                .is_some_and(cutover_core::Approvals::is_met);
+            must!(
+                met,
+                "(g) {action:?} before the deploy was saved with its approvals ({:?})",
+                r.saved.as_ref().and_then(|s| s.approvals.as_ref())
+            );
+        }
         match action {
             ReleaseAction::Persist { state, serving } => {
                 r.unsaved = Some((state.clone(), serving.clone()));
@@ -1031,7 +1063,11 @@ impl Checker {
         {
             let early = matches!(
                 end.before.phase,
-                Phase::Pending | Phase::Backup | Phase::Expand | Phase::ProbeWarm
+                Phase::Pending
+                    | Phase::AwaitingApproval { .. }
+                    | Phase::Backup
+                    | Phase::Expand
+                    | Phase::ProbeWarm
             );
             match (command, result) {
                 (Command::Abort { .. }, Ok(())) => must!(

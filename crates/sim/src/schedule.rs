@@ -3,11 +3,13 @@
 //! migrations, rollback window), each service's world (instances, traffic,
 //! how good the new release is), the faults with their times, and the life
 //! around the rollout (store outages, crashes in given phases, operator
-//! commands during the window). Same seed, same schedule, same run.
+//! commands during the window), and, for some seeds, an approval gate with
+//! what approvers do (approve, approve their own deployment, reject, let it
+//! expire). Same seed, same schedule, same run.
 
 use cutover_core::{
-    CanarySpec, Command, ContractTarget, InconclusivePolicy, Millis, Phase, Plan, ReleaseKind,
-    ReleasePlan, RestartPolicy, ServicePlan, Strategy, Thresholds,
+    ApprovalAt, ApprovalPolicy, CanarySpec, Command, ContractTarget, InconclusivePolicy, Millis,
+    Phase, Plan, ReleaseKind, ReleasePlan, RestartPolicy, ServicePlan, Strategy, Thresholds,
 };
 use fastrand::Rng;
 
@@ -81,6 +83,8 @@ pub enum WindowOp {
 pub enum PhaseKind {
     /// Not started.
     Pending,
+    /// Waiting for approvals.
+    AwaitingApproval,
     /// Backing up.
     Backup,
     /// Expand migrations.
@@ -104,6 +108,7 @@ impl PhaseKind {
     pub fn of(phase: &Phase) -> PhaseKind {
         match phase {
             Phase::Pending => PhaseKind::Pending,
+            Phase::AwaitingApproval { .. } => PhaseKind::AwaitingApproval,
             Phase::Backup => PhaseKind::Backup,
             Phase::Expand => PhaseKind::Expand,
             Phase::ProbeWarm => PhaseKind::ProbeWarm,
@@ -119,6 +124,7 @@ impl PhaseKind {
     pub fn name(self) -> &'static str {
         match self {
             PhaseKind::Pending => "pending",
+            PhaseKind::AwaitingApproval => "awaiting-approval",
             PhaseKind::Backup => "backup",
             PhaseKind::Expand => "expand",
             PhaseKind::ProbeWarm => "probe-warm",
@@ -216,7 +222,23 @@ pub struct Life {
     pub outages: Vec<Outage>,
     /// Probability that a save is answered in a later step (else at once).
     pub slow_saves: f64,
+    /// The deploy's approval gate, if it has one.
+    pub approval: Option<ApprovalPolicy>,
+    /// What approvers do, this long after the deploy began.
+    pub approval_ops: Vec<(Millis, ApprovalOp)>,
 }
+
+/// What an approver does to a deployment awaiting approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalOp {
+    /// `cutover approve` by this person.
+    Approve(String),
+    /// `cutover reject` by this person.
+    Reject(String),
+}
+
+/// Who asks for the deploy in the simulation.
+pub const DEPLOYER: &str = "dana@ci";
 
 /// Everything one run is made of.
 #[derive(Debug, Clone)]
@@ -278,7 +300,14 @@ impl Schedule {
         };
         let mut faults = faults(&mut rng, n, horizon);
         let operator_patience = Millis(rng.u64(5_000..=300_000));
-        let life = life(&mut rng, n, horizon);
+        let mut life = life(&mut rng, n, horizon);
+        // From a seed of its own, so that schedules without a gate stay
+        // what they were (the constant is one that gives none of the
+        // fixed seeds of `tests/sim.rs` a gate).
+        let mut gate_rng = Rng::with_seed(seed ^ 0x0a99_1014);
+        if maybe(&mut gate_rng, 0.15) {
+            approval_gate(&mut gate_rng, &mut life);
+        }
         if maybe(&mut rng, 0.1) {
             let op = if rng.bool() {
                 WindowOp::Rollback
@@ -320,6 +349,7 @@ impl Schedule {
             } else {
                 Vec::new()
             },
+            approval: self.life.approval.clone(),
         }
     }
 
@@ -346,7 +376,65 @@ impl Schedule {
             migrate: false,
             rollback_window: self.life.rollback_plan_window,
             contract: Vec::new(),
+            approval: None,
         }
+    }
+
+    /// The schedule of `seed` with an approval gate on its deploy, always.
+    pub fn with_approval(seed: u64) -> Schedule {
+        let mut s = Schedule::random(seed);
+        if s.life.approval.is_none() {
+            let mut gate_rng = Rng::with_seed(seed ^ 0x0a99_0fe6);
+            approval_gate(&mut gate_rng, &mut s.life);
+        }
+        s
+    }
+}
+
+/// An approval gate at the start, and what approvers do: approve (perhaps
+/// the deployer first, which must be refused; perhaps two needed), reject,
+/// or nothing (it expires); sometimes the daemon dies while it waits.
+fn approval_gate(rng: &mut Rng, life: &mut Life) {
+    let required = pick(rng, &[1, 1, 1, 2]);
+    let expires = Millis(pick(rng, &[3_000, 30_000, 600_000, 3_600_000]));
+    life.approval = Some(ApprovalPolicy {
+        required,
+        expires,
+        at: ApprovalAt::Start,
+        requested_by: DEPLOYER.into(),
+    });
+    let within = |rng: &mut Rng| Millis(rng.u64(0..=expires.0 * 12 / 10));
+    let mut ops = Vec::new();
+    match rng.u8(0..10) {
+        // Approved (sometimes too late), perhaps after the deployer tried.
+        0..=5 => {
+            if maybe(rng, 0.4) {
+                ops.push((within(rng), ApprovalOp::Approve(DEPLOYER.into())));
+            }
+            for i in 0..required {
+                ops.push((within(rng), ApprovalOp::Approve(format!("approver{i}@ops"))));
+                if maybe(rng, 0.2) {
+                    // The same person twice: counted once.
+                    ops.push((within(rng), ApprovalOp::Approve(format!("approver{i}@ops"))));
+                }
+            }
+        }
+        6..=7 => ops.push((within(rng), ApprovalOp::Reject("approver9@ops".into()))),
+        _ => {} // nobody: it expires
+    }
+    ops.sort_by_key(|(t, _)| *t);
+    life.approval_ops = ops;
+    if maybe(rng, 0.4) {
+        life.phase_crashes.push(PhaseCrash {
+            at: PhaseTag {
+                rollback: false,
+                phase: PhaseKind::AwaitingApproval,
+            },
+            delay: Millis(rng.u64(0..=expires.0)),
+            mid_drain: None,
+            downtime: Millis(rng.u64(0..=60_000)),
+            table_lost: rng.bool(),
+        });
     }
 }
 
@@ -500,6 +588,8 @@ fn life(rng: &mut Rng, n: usize, horizon: Millis) -> Life {
         phase_crashes,
         outages,
         slow_saves: pick(rng, &[0.0, 0.0, 0.1, 0.5]),
+        approval: None,
+        approval_ops: Vec::new(),
     }
 }
 

@@ -31,7 +31,9 @@ use cutover_core::{
 use fastrand::Rng;
 
 use crate::check::{Checker, StepEnd, StepKind, Which};
-use crate::schedule::{Fault, Outage, PhaseKind, PhaseTag, Schedule, WindowOp};
+use crate::schedule::{
+    ApprovalOp, DEPLOYER, Fault, Outage, PhaseKind, PhaseTag, Schedule, WindowOp,
+};
 use crate::table::{Release, Route};
 use crate::traffic::Owed;
 use crate::world::{Instances, World};
@@ -188,6 +190,8 @@ enum Due {
     Fault(Fault),
     /// An operator's window command.
     WindowOp(WindowOp),
+    /// An approver approves or rejects the deploy.
+    Approval(ApprovalOp),
     /// A crash scheduled when a phase was reached.
     PhaseCrash(usize),
     /// The operator, tired of waiting, acts on a paused rollout.
@@ -211,6 +215,7 @@ enum Feed {
     SaveAnswer,
     Command(Command),
     Window(WindowOp),
+    Approval(ApprovalOp),
     Restored,
 }
 
@@ -334,6 +339,9 @@ impl Sim {
         for (t, f) in sim.schedule.faults.clone() {
             sim.at(t, Due::Fault(f));
         }
+        for (t, op) in sim.schedule.life.approval_ops.clone() {
+            sim.at(t, Due::Approval(op));
+        }
         sim
     }
 
@@ -397,6 +405,10 @@ impl Sim {
         let outcome = self.outcomes[0]
             .clone()
             .ok_or_else(|| self.fail("the deploy never concluded".into()))?;
+        if matches!(&outcome, Outcome::NotStarted { reason } if reason.starts_with("approval expired"))
+        {
+            self.features.insert("approval:expired");
+        }
         if self.checker.waived_held > 0 {
             self.features.insert("limit:decided-before-hold");
         }
@@ -567,6 +579,14 @@ impl Sim {
                     return Ok(());
                 }
                 self.feed(self.active, Feed::Window(op))
+            }
+            Due::Approval(op) => {
+                if !self.up {
+                    self.log(format!("approver: {op:?} (daemon down, not delivered)"));
+                    self.commands_refused += 1;
+                    return Ok(());
+                }
+                self.feed(Which::Deploy, Feed::Approval(op))
             }
             Due::PhaseCrash(i) => {
                 let Some(pc) = self.schedule.life.phase_crashes.get(i).copied() else {
@@ -830,6 +850,7 @@ impl Sim {
                 window = Some((op, accepted));
                 line
             }
+            Feed::Approval(op) => self.approval(which, op, &before)?,
             Feed::Restored => format!("→ {} restored", which.name()),
         };
         self.log(line);
@@ -901,6 +922,66 @@ impl Sim {
         }
         self.after_step();
         Ok(())
+    }
+
+    /// An approver's decision on `which`; the log line. The deployer's own
+    /// approval must be refused, and an approval must only be taken while
+    /// the release awaits approval.
+    fn approval(
+        &mut self,
+        which: Which,
+        op: ApprovalOp,
+        before: &ReleaseState,
+    ) -> Result<String, Failure> {
+        let now = self.world.now;
+        let awaiting = matches!(before.phase, Phase::AwaitingApproval { until } if now < until);
+        let Some(m) = self.machines[which.index()].as_mut() else {
+            return Ok("approver: no release".into());
+        };
+        let (what, result) = match &op {
+            ApprovalOp::Approve(by) => (
+                format!("approve by {by}"),
+                m.approve(now, by, Some("looks good"))
+                    .map(|p| format!("{p:?}")),
+            ),
+            ApprovalOp::Reject(by) => (
+                format!("reject by {by}"),
+                m.reject(now, by, "not now").map(|()| "rejected".to_owned()),
+            ),
+        };
+        match (&op, &result) {
+            (ApprovalOp::Approve(by), Ok(_)) if by == DEPLOYER => {
+                return Err(self.fail("four eyes: the deployer's own approval was taken".into()));
+            }
+            (ApprovalOp::Approve(by), Err(_)) if by == DEPLOYER => {
+                self.features.insert("approval:own-refused");
+            }
+            (_, Ok(_)) if !awaiting => {
+                return Err(self.fail(format!(
+                    "{what} taken while the deploy is {:?}",
+                    before.phase
+                )));
+            }
+            (ApprovalOp::Approve(_), Ok(p)) => {
+                self.features.insert(if p == "Approved" {
+                    "approval:approved"
+                } else {
+                    "approval:partial"
+                });
+            }
+            (ApprovalOp::Reject(_), Ok(_)) => {
+                self.features.insert("approval:rejected");
+            }
+            (_, Err(_)) => {}
+        }
+        match &result {
+            Ok(_) => self.commands_accepted += 1,
+            Err(_) => self.commands_refused += 1,
+        }
+        Ok(match result {
+            Ok(r) => format!("→ approver: {what}: {r}"),
+            Err(refused) => format!("→ approver: {what}: refused ({refused})"),
+        })
     }
 
     /// An operator's window command for `which`: `Some(accepted)` when the
@@ -1475,6 +1556,7 @@ impl Sim {
                 .map_or(PhaseKind::Pending, |s| PhaseKind::of(&s.phase));
             self.features.insert(match phase {
                 PhaseKind::Pending => "crash:pending",
+                PhaseKind::AwaitingApproval => "crash:awaiting-approval",
                 PhaseKind::Backup => "crash:backup",
                 PhaseKind::Expand => "crash:expand",
                 PhaseKind::ProbeWarm => "crash:probe-warm",
@@ -1587,6 +1669,20 @@ impl Sim {
                 }
                 let m = Machine::restore(plan, state.clone(), now, &gone)
                     .map_err(|Mismatch(e)| self.fail(format!("Release::restore refused: {e}")))?;
+                // A restored machine still awaits, with the same deadline
+                // and the approvals given.
+                if let Phase::AwaitingApproval { until } = state.phase {
+                    self.features.insert("restore:awaiting-approval");
+                    let same = m.state().phase == Phase::AwaitingApproval { until }
+                        && m.awaiting_approval() == state.approvals.as_ref();
+                    if !same {
+                        return Err(self.fail(format!(
+                            "restored from awaiting approval until {until}, the deploy is {:?} with {:?}",
+                            m.state().phase,
+                            m.awaiting_approval()
+                        )));
+                    }
+                }
                 self.machines[0] = Some(m);
                 if let Err(e) = self.checker.restored(Which::Deploy, &state) {
                     return Err(self.fail(e));

@@ -278,3 +278,36 @@ fn a_seed_replays_exactly() {
         assert_eq!(key(&a), key(&b), "seed {seed}");
     }
 }
+
+/// Deploys behind an approval gate (`Schedule::with_approval`): approved
+/// (also after the deployer's own approval, refused), rejected, expired, and
+/// the daemon dying while the deploy awaits approval. The checker's (g) says
+/// nothing starts before the approvals; the restore checks that a restored
+/// deploy still awaits, with the same deadline.
+#[test]
+fn approval_schedules() {
+    let mut totals = Totals::default();
+    for seed in 0..1_500 {
+        let schedule = cutover_sim::Schedule::with_approval(seed);
+        match Sim::with_schedule(schedule).drive() {
+            Ok(report) => totals.add(&report),
+            Err(failure) => panic!("{failure}"),
+        }
+    }
+    for feature in [
+        "approval:approved",
+        "approval:partial",
+        "approval:own-refused",
+        "approval:rejected",
+        "approval:expired",
+        "crash:awaiting-approval",
+        "restore:awaiting-approval",
+    ] {
+        assert!(
+            totals.features.get(feature).is_some_and(|n| *n > 0),
+            "no approval schedule went through {feature}: {}",
+            totals.coverage()
+        );
+    }
+    assert!(totals.succeeded > 0 && totals.not_started > 0, "{totals}");
+}

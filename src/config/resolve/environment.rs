@@ -10,9 +10,9 @@ use super::Resolver;
 use super::overrides::Base;
 use crate::config::defaults;
 use crate::config::limits;
-use crate::config::model::EnvironmentConfig;
+use crate::config::model::{ApprovalsConfig, EnvironmentConfig};
 use crate::config::problem::Finding;
-use crate::config::raw::{Name, RawEnvironment};
+use crate::config::raw::{Name, RawApprovals, RawEnvironment};
 use crate::config::window::{DeployWindow, WINDOW_EXPECTED};
 
 impl Resolver<'_> {
@@ -128,6 +128,7 @@ impl Resolver<'_> {
             .and_then(|table| self.track_override(table));
         let limits = self.limits(raw.limits.as_ref());
         let (promote_from, soak, deploy_windows) = self.gates(name, environment);
+        let approvals = raw.approvals.as_ref().map(|a| self.approvals(a.get_ref()));
         EnvironmentConfig {
             listen: listen.unwrap_or(defaults::SERVER_LISTEN),
             rollback_window: self.duration(
@@ -147,6 +148,38 @@ impl Resolver<'_> {
             promote_from,
             soak,
             deploy_windows,
+            approvals,
+        }
+    }
+
+    /// `approvals = { required, expires, at }`: at least one approver, a
+    /// deadline greater than zero.
+    fn approvals(&mut self, raw: &RawApprovals) -> ApprovalsConfig {
+        ApprovalsConfig {
+            required: self.count(
+                raw.required.as_ref(),
+                "approvals.required",
+                defaults::APPROVALS_REQUIRED,
+                1..=limits::MAX_APPROVALS,
+            ),
+            expires: self.duration(
+                raw.expires.as_ref(),
+                "approvals.expires",
+                defaults::APPROVAL_EXPIRES,
+                true,
+            ),
+            at: raw
+                .at
+                .as_ref()
+                .and_then(|written| {
+                    self.choice(
+                        written.span(),
+                        &written.get_ref().0,
+                        "`approvals.at`",
+                        written.get_ref().parse(),
+                    )
+                })
+                .unwrap_or_default(),
         }
     }
 

@@ -104,7 +104,7 @@ impl Resolver<'_> {
     }
 
     /// One of a few words; `None` (and a finding) for an unknown one.
-    fn choice<T>(
+    pub(super) fn choice<T>(
         &mut self,
         span: Range<usize>,
         text: &str,

@@ -311,6 +311,7 @@ pub fn deploy(services: Vec<ServicePlan>, backup: bool, migrate: bool) -> Releas
         } else {
             Vec::new()
         },
+        approval: None,
     }
 }
 
@@ -326,6 +327,7 @@ pub fn rollback(names: &[&str]) -> ReleasePlan {
         migrate: false,
         rollback_window: Millis(60_000),
         contract: Vec::new(),
+        approval: None,
     }
 }
 
