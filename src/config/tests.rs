@@ -141,6 +141,7 @@ fn full_example_parses_to_its_values() {
             max_inconclusive: 5,
             on_inconclusive: InconclusivePolicy::Pause,
             on_daemon_restart: RestartPolicy::Resume,
+            switch: crate::config::SwitchMode::Auto,
             analysis: AnalysisConfig {
                 max_error_rate: Some(0.01),
                 max_p95: Some(Duration::from_millis(500)),
@@ -210,6 +211,7 @@ fn omitted_keys_take_their_defaults() {
             max_inconclusive: 3,
             on_inconclusive: InconclusivePolicy::Fail,
             on_daemon_restart: RestartPolicy::Rollback,
+            switch: crate::config::SwitchMode::Auto,
             analysis: AnalysisConfig {
                 max_error_rate: None,
                 max_p95: None,
@@ -951,6 +953,7 @@ fn edge_keys_resolve_to_their_values() {
             listen: addr("0.0.0.0:443"),
             rollback_window: Duration::from_secs(600),
             redirect_listen: Some(addr("0.0.0.0:80")),
+            preview_listen: None,
             hsts: Some(Duration::from_secs(365 * 24 * 3600)),
             tls: Some(EnvTlsConfig {
                 files: vec![

@@ -14,12 +14,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cutover_core::{EventKind, Millis, Release, ReleaseAction, ReleaseInput, ReleaseOutput};
+use cutover_core::{
+    EventKind, Millis, Release, ReleaseAction, ReleaseInput, ReleaseOutput, Stage,
+};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::control::{Control, ReleaseHandle};
+use super::control::{AwaitingSwitch, Control, ReleaseHandle};
 use super::environment::EnvRuntime;
 use super::journal::Journal;
 use super::{Daemon, retire, schema};
@@ -60,6 +62,8 @@ pub(crate) struct Executor {
     /// The release's store writes and their policy on failure.
     journal: Journal<Store>,
     concluded: Arc<AtomicBool>,
+    /// Which service awaits the switch (for status and `cutover switch`).
+    awaiting_switch: Arc<std::sync::Mutex<Option<AwaitingSwitch>>>,
 }
 
 impl Executor {
@@ -86,6 +90,7 @@ impl Executor {
             monitors: Vec::new(),
             journal: Journal::new(daemon_store, id, &env_name, &holder_name),
             concluded,
+            awaiting_switch: Arc::default(),
         }
     }
 
@@ -108,6 +113,7 @@ impl Executor {
             tx,
             concluded: self.concluded.clone(),
             held: self.journal.held_cell(),
+            awaiting_switch: self.awaiting_switch.clone(),
             done: done_rx,
         };
         self.env.releases.register(handle.clone());
@@ -129,6 +135,7 @@ impl Executor {
             let wake = self.drain().await;
             self.concluded
                 .store(self.release.is_concluded(), Ordering::SeqCst);
+            self.after_drain();
             if self.release.is_done() {
                 break;
             }
@@ -142,8 +149,50 @@ impl Executor {
             }
         }
         self.stop_tasks().await;
+        *self
+            .awaiting_switch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
         self.env.releases.unregister(self.id);
         let _ = done.send(true);
+    }
+
+    /// What the rest of the daemon reads from the machine after a drain:
+    /// which service awaits the switch, and the preview's pins (a service
+    /// whose new instances are healthy — awaiting the switch, at a step,
+    /// promoted — shows this release on the preview; one sent back does not).
+    fn after_drain(&mut self) {
+        let rollout = self.release.rollout();
+        let awaiting = rollout
+            .and_then(|r| r.awaiting_switch())
+            .map(|service| AwaitingSwitch {
+                deployment: self.id,
+                version: self.version(),
+                service: service.to_owned(),
+            });
+        *self
+            .awaiting_switch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = awaiting;
+        if let Some(r) = rollout {
+            let pins: Vec<(String, bool)> = r
+                .plan()
+                .services
+                .iter()
+                .zip(&r.state().services)
+                .map(|(plan, state)| {
+                    let shown = matches!(
+                        state.stage,
+                        Stage::AwaitingSwitch
+                            | Stage::Stepping { .. }
+                            | Stage::Promoted
+                            | Stage::KeptNew
+                    );
+                    (plan.name.clone(), shown)
+                })
+                .collect();
+            self.env.pin_preview(&self.version(), &pins);
+        }
     }
 
     fn control(&mut self, message: Control) {
@@ -359,6 +408,8 @@ impl Executor {
     /// One table swap to `version`'s instances.
     async fn switch_to(&mut self, version: &str) {
         let instances = self.env.of_version(version);
+        // The whole environment goes to one release: so does its preview.
+        self.env.clear_preview_pins();
         match self.env.switch_to(&instances) {
             Ok(generation) => {
                 self.journal

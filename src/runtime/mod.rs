@@ -164,6 +164,8 @@ impl Daemon {
 
     /// Sends an operator command to the rollout running in `environment`.
     /// `abort` also ends a deployment a restarted daemon could not restore.
+    /// `switch` releases a rollout that awaits it (and is the command an
+    /// approval at the switch sends too).
     pub async fn command(
         self: &Arc<Self>,
         environment: Option<&str>,
@@ -180,10 +182,17 @@ impl Daemon {
                 "the deployment in {name} needs an operator: end it with `cutover abort` or `cutover rollback`"
             )));
         }
-        let handle = env
-            .releases
-            .rolling()
-            .ok_or_else(|| DeployError::BadRequest(format!("no rollout is running in {name}")))?;
+        let switch = command == cutover_core::Command::Switch;
+        let handle = env.releases.rolling().ok_or_else(|| {
+            if switch {
+                // Nothing to release: say so with the state, not as a bad request.
+                DeployError::Refused(format!(
+                    "nothing awaits the switch in {name}: no rollout is running (`cutover status` shows what serves)"
+                ))
+            } else {
+                DeployError::BadRequest(format!("no rollout is running in {name}"))
+            }
+        })?;
         let (reply, answer) = tokio::sync::oneshot::channel();
         handle
             .tx
@@ -194,6 +203,10 @@ impl Daemon {
             })?;
         match answer.await {
             Ok(Ok(())) => Ok((name, handle.id)),
+            Ok(Err(refused)) if switch => Err(DeployError::Refused(format!(
+                "{name}, deployment {}: {refused}",
+                handle.id
+            ))),
             Ok(Err(refused)) => Err(DeployError::Refused(refused)),
             Err(_) => Err(DeployError::BadRequest(format!(
                 "the rollout in {name} has just ended"

@@ -100,6 +100,10 @@ pub(crate) fn rollout_plan(
         services.push(ServicePlan {
             name: name.clone(),
             strategy,
+            // Only a deploy waits for the switch: a rollback or a restart
+            // brings back what served.
+            manual_switch: !force_blue_green
+                && sc.rollout.switch == crate::config::SwitchMode::Manual,
         });
         has_previous.push(warm);
     }

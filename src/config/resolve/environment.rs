@@ -74,6 +74,13 @@ impl Resolver<'_> {
                 .insert(name.to_owned(), spanned.span());
             Some(address)
         });
+        let preview_listen = raw.preview_listen.as_ref().and_then(|spanned| {
+            let address = self.address(spanned, "preview_listen")?;
+            self.places
+                .preview_listen
+                .insert(name.to_owned(), spanned.span());
+            Some(address)
+        });
         let hsts = raw
             .hsts
             .as_ref()
@@ -129,6 +136,7 @@ impl Resolver<'_> {
                 false,
             ),
             redirect_listen,
+            preview_listen,
             hsts,
             tls,
             trusted_proxies,
