@@ -402,25 +402,33 @@ impl Rollout {
         // awaited): its rollback sets every table it changed, after that
         // persist.
         // A rollout that awaits the switch moved no traffic to the service it
-        // holds: whatever the policy, it holds again (its starts re-issued,
-        // so instances that died with the daemon are started again). Only an
+        // holds: whatever the policy, it holds again. Its instances may have
+        // died with the daemon: it is starting again (saved so), and awaits
+        // the switch once they are healthy — a switch before that is refused,
+        // so traffic never moves to instances that are not up. Only an
         // operator's switch or abort moves it on.
         let awaiting = r.state.services.get(current).map(|s| &s.stage)
             == Some(&Stage::AwaitingSwitch);
-        let resume = (policy == RestartPolicy::Resume || awaiting) && lost.is_none();
-        if resume {
-            r.reapply(now, true);
-        }
         if awaiting && lost.is_none() {
+            // The tables first, as saved (they need no new save)…
+            r.reapply(now, false);
+            // …then starting again, saved before the start is re-issued.
+            r.state.services[current].stage = Stage::Starting;
+            r.persist();
+            r.action(Action::StartInstances { service: name.clone() });
             r.event(
                 EventKind::AwaitingSwitch,
                 Some(&name),
                 format!(
-                    "the daemon restarted; {name} of {} still awaits the switch (no traffic moved): `cutover switch` moves traffic to it, `cutover abort` stops it",
+                    "the daemon restarted; {name} of {} still awaits the switch (no traffic moved; its instances are checked and started again if gone): `cutover switch` moves traffic to it once they are healthy, `cutover abort` stops it",
                     r.plan.version
                 ),
             );
             return r;
+        }
+        let resume = policy == RestartPolicy::Resume && lost.is_none();
+        if resume {
+            r.reapply(now, true);
         }
         match (policy, lost) {
             (_, Some(service)) => r.rollback(
