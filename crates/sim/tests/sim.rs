@@ -8,7 +8,7 @@ use cutover_sim::{RunConfig, Sim, Totals, run_many, run_seed};
 /// this test says which to re-pick). The first six fail without a fix of the
 /// core (see `crates/core/tests/regressions.rs`); the others were picked for
 /// what they go through.
-const FIXED_SEEDS: [(u64, &[&str]); 25] = [
+const FIXED_SEEDS: [(u64, &[&str]); 27] = [
     // A rollback restored while it probed the warm release goes cold (its
     // rollout was missing); the deploy re-superseded after a crash in the
     // drain that superseded it.
