@@ -17,13 +17,18 @@ use crate::common::{Release, TestApp, fetch, more_requests, ok, stderr, stdout, 
 /// v1 deployed (the first deploy holds too, and is switched by hand here),
 /// v2 ready to deploy. Returns the app and the preview's URL.
 fn gated_app() -> (TestApp, String) {
+    gated_app_with("switch = \"manual\"\n")
+}
+
+/// [`gated_app`] with this `[service.web.rollout]` table.
+fn gated_app_with(rollout: &str) -> (TestApp, String) {
     let app = TestApp::new("10m");
     app.release("v1", Release::Good);
     app.release("v2", Release::Good);
     let preview = ports::free_ports(1).expect("a free port")[0];
     // The config ends with [environment.production]: the key goes there.
     app.append_config(&format!(
-        "preview_listen = \"127.0.0.1:{preview}\"\n\n[service.web.rollout]\nswitch = \"manual\"\n"
+        "preview_listen = \"127.0.0.1:{preview}\"\n\n[service.web.rollout]\n{rollout}"
     ));
     app.serve();
     let out = app.cli(&["deploy", "v1"]);
@@ -223,4 +228,34 @@ async fn a_daemon_killed_while_held_still_holds_after_its_restart_and_switch_wor
     let report = load.stop().await.expect("stop the load");
     assert_eq!(report.failed(), 0, "{:?}", report.tally().by_version());
     all_from(&app.proxy_url(), "v2", 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_on_the_preview_never_count_in_the_canary_analysis() {
+    // A canary that needs 50 requests in its step and fails without them.
+    let (app, preview) = gated_app_with(
+        "strategy = \"canary\"\nsteps = [50, 100]\nstep_duration = \"3s\"\ncheck_interval = \"500ms\"\n\
+         max_inconclusive = 0\non_inconclusive = \"fail\"\nswitch = \"manual\"\n\
+         analysis = { max_error_rate = 0.5, min_requests = 50 }\n",
+    );
+    deploy_held(&app, "v2").await;
+    ok(&app, &app.cli(&["switch"]));
+    app.wait_for_event("v2", "step");
+    // Only the preview gets requests during the step: hundreds of them, on
+    // the canary's own instances.
+    let hits = bodies(&preview, 300).await;
+    assert!(
+        hits.iter().all(|b| b.as_deref() == Some("hello from v2")),
+        "{hits:?}"
+    );
+    app.wait_for_state("rolled_back");
+    let events = app.last_events();
+    let analysis = events
+        .iter()
+        .find(|(k, _)| k == "analysis")
+        .unwrap_or_else(|| panic!("no analysis: {events:#?}"));
+    assert!(
+        analysis.1.contains("canary had 0 requests"),
+        "the preview's requests were counted: {analysis:?}"
+    );
 }
