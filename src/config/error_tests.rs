@@ -1047,3 +1047,16 @@ fn unknown_tls_key_suggests_the_right_one() {
     let rendered = one_problem_at(&source, "certs");
     assert!(rendered.contains("certificates"), "{rendered}");
 }
+
+#[test]
+fn preview_listen_on_the_environments_own_listener() {
+    let source = with_environment_keys("preview_listen = \"127.0.0.1:8443\"");
+    let (line, column) = place_of(&source, "preview_listen");
+    insta::assert_snapshot!(one_problem(&source, line, column + "preview_listen = ".len()));
+}
+
+#[test]
+fn unknown_switch_mode() {
+    let source = "[app]\nname = \"hello\"\n\n[service.web]\ncommand = [\"./web\"]\nrollout = { switch = \"manually\" }\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n";
+    insta::assert_snapshot!(one_problem_at(source, "\"manually\""));
+}

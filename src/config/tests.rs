@@ -1234,3 +1234,33 @@ fn api_exposure_follows_the_address_tls_and_allow_plaintext() {
         );
     }
 }
+
+#[test]
+fn switch_is_auto_by_default_and_manual_when_asked() {
+    assert_eq!(rollout_of("").switch, crate::config::SwitchMode::Auto);
+    assert_eq!(
+        rollout_of("switch = \"manual\"").switch,
+        crate::config::SwitchMode::Manual
+    );
+}
+
+#[test]
+fn preview_listen_is_read_and_in_the_schema() {
+    let source = MINIMAL.replace(
+        "[environment.production]\n",
+        "[environment.production]\npreview_listen = \"127.0.0.1:8081\"\n",
+    );
+    assert_ne!(source, MINIMAL, "MINIMAL has an [environment.production] table");
+    let config = valid(&source);
+    assert_eq!(
+        config.environments["production"].preview_listen,
+        Some(addr("127.0.0.1:8081"))
+    );
+    let schema = json_schema();
+    let defs = &schema["$defs"];
+    assert!(defs["Environment"]["properties"].get("preview_listen").is_some());
+    assert_eq!(
+        defs["Rollout"]["properties"]["switch"]["default"],
+        serde_json::json!("auto")
+    );
+}
