@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::token;
 use super::wire::{
-    Accepted, ApiErrorBody, AwaitingSwitchView, DeployRequest, Deployment, DeploymentDetail, EnvironmentEvent,
-    EnvironmentStatus, ErrorCode, InstanceView, OpenFileLimit, RollbackRequest,
+    Accepted, ApiErrorBody, AwaitingSwitchView, DeployRequest, Deployment, DeploymentDetail,
+    EnvironmentEvent, EnvironmentStatus, ErrorCode, InstanceView, OpenFileLimit, RollbackRequest,
     RolloutCommandRequest, StatusResponse, TrafficView,
 };
 use crate::label;
@@ -279,14 +279,11 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
             name: env.name().to_owned(),
             listen: env.config().listen.to_string(),
             preview_listen: env.config().preview_listen.map(|a| a.to_string()),
-            awaiting_switch: env
-                .releases
-                .awaiting_switch()
-                .map(|a| AwaitingSwitchView {
-                    deployment_id: a.deployment,
-                    version: a.version,
-                    service: a.service,
-                }),
+            awaiting_switch: env.releases.awaiting_switch().map(|a| AwaitingSwitchView {
+                deployment_id: a.deployment,
+                version: a.version,
+                service: a.service,
+            }),
             serving: serving.as_ref().map(|s| s.current.clone()),
             previous: serving.as_ref().and_then(|s| s.previous.clone()),
             since: serving.as_ref().map(|s| s.since),

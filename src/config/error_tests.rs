@@ -1052,7 +1052,11 @@ fn unknown_tls_key_suggests_the_right_one() {
 fn preview_listen_on_the_environments_own_listener() {
     let source = with_environment_keys("preview_listen = \"127.0.0.1:8443\"");
     let (line, column) = place_of(&source, "preview_listen");
-    insta::assert_snapshot!(one_problem(&source, line, column + "preview_listen = ".len()));
+    insta::assert_snapshot!(one_problem(
+        &source,
+        line,
+        column + "preview_listen = ".len()
+    ));
 }
 
 #[test]

@@ -15,8 +15,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 use super::model::{
-    AcmeChallenge, DriverKind, InconclusivePolicy, RestartPolicy, ServiceKind, Strategy,
-    SwitchMode,
+    AcmeChallenge, DriverKind, InconclusivePolicy, RestartPolicy, ServiceKind, Strategy, SwitchMode,
 };
 use super::suggest;
 

@@ -1250,7 +1250,10 @@ fn preview_listen_is_read_and_in_the_schema() {
         "[environment.production]\n",
         "[environment.production]\npreview_listen = \"127.0.0.1:8081\"\n",
     );
-    assert_ne!(source, MINIMAL, "MINIMAL has an [environment.production] table");
+    assert_ne!(
+        source, MINIMAL,
+        "MINIMAL has an [environment.production] table"
+    );
     let config = valid(&source);
     assert_eq!(
         config.environments["production"].preview_listen,
@@ -1258,7 +1261,11 @@ fn preview_listen_is_read_and_in_the_schema() {
     );
     let schema = json_schema();
     let defs = &schema["$defs"];
-    assert!(defs["Environment"]["properties"].get("preview_listen").is_some());
+    assert!(
+        defs["Environment"]["properties"]
+            .get("preview_listen")
+            .is_some()
+    );
     assert_eq!(
         defs["Rollout"]["properties"]["switch"]["default"],
         serde_json::json!("auto")

@@ -430,9 +430,7 @@ impl EnvRuntime {
                 .map(|version| {
                     live.iter()
                         .filter(|i| {
-                            &i.service == &svc
-                                && &i.version == version
-                                && i.kind == ServiceKind::Http
+                            i.service == svc && &i.version == version && i.kind == ServiceKind::Http
                         })
                         .filter_map(|i| Some(Instance::new(i.id.as_str(), i.handle.addr()?)))
                         .collect()

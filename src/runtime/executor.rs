@@ -14,9 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cutover_core::{
-    EventKind, Millis, Release, ReleaseAction, ReleaseInput, ReleaseOutput, Stage,
-};
+use cutover_core::{EventKind, Millis, Release, ReleaseAction, ReleaseInput, ReleaseOutput, Stage};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

@@ -90,9 +90,11 @@ async fn deploy_held(app: &TestApp, version: &str) {
 
 /// Waits until the status says `version` awaits the switch.
 fn wait_held(app: &TestApp, version: &str) {
-    wait_until(Duration::from_secs(30), "the rollout awaits the switch", || {
-        status(app)["awaiting_switch"]["version"] == version
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "the rollout awaits the switch",
+        || status(app)["awaiting_switch"]["version"] == version,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,8 +112,15 @@ async fn held_release_answers_on_the_preview_and_switch_moves_traffic_without_a_
     let env = status(&app);
     assert_eq!(env["awaiting_switch"]["version"], "v2", "{env}");
     assert_eq!(env["awaiting_switch"]["service"], "web", "{env}");
-    assert_eq!(env["preview_listen"], preview.trim_start_matches("http://").trim_end_matches('/'));
-    assert_eq!(env["traffic"][0]["stable_versions"], serde_json::json!(["v1"]), "{env}");
+    assert_eq!(
+        env["preview_listen"],
+        preview.trim_start_matches("http://").trim_end_matches('/')
+    );
+    assert_eq!(
+        env["traffic"][0]["stable_versions"],
+        serde_json::json!(["v1"]),
+        "{env}"
+    );
     assert_eq!(env["traffic"][0]["canary_percent"], 0.0, "{env}");
     let human = stdout(&app.cli(&["status"]));
     assert!(
@@ -128,7 +137,11 @@ async fn held_release_answers_on_the_preview_and_switch_moves_traffic_without_a_
     let report = load.stop().await.expect("stop the load");
     assert_eq!(report.failed(), 0, "requests failed around the switch");
     let tally = report.tally();
-    assert!(tally.ok("v1") > 0 && tally.ok("v2") > 0, "{:?}", tally.by_version());
+    assert!(
+        tally.ok("v1") > 0 && tally.ok("v2") > 0,
+        "{:?}",
+        tally.by_version()
+    );
     for client in report.bodies() {
         let first_v2 = client
             .iter()
@@ -161,7 +174,10 @@ async fn abort_while_held_stops_the_new_release_before_any_user_reaches_it() {
     deploy_held(&app, "v2").await;
     all_from(&preview, "v2", 20).await;
     more_requests(&load, 10).await;
-    ok(&app, &app.cli(&["abort", "--reason", "the smoke test failed"]));
+    ok(
+        &app,
+        &app.cli(&["abort", "--reason", "the smoke test failed"]),
+    );
     app.wait_for_state("rolled_back");
     app.wait_gone("v2");
     more_requests(&load, 10).await;
@@ -200,14 +216,17 @@ async fn a_daemon_killed_while_held_still_holds_after_its_restart_and_switch_wor
     app.serve();
     wait_held(&app, "v2");
     all_from(&app.proxy_url(), "v1", 30).await;
-    wait_until(Duration::from_secs(30), "the preview shows v2 again", || {
-        let url = preview.clone();
-        tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(async move {
-                fetch(&url).await.as_deref() == Some("hello from v2")
+    wait_until(
+        Duration::from_secs(30),
+        "the preview shows v2 again",
+        || {
+            let url = preview.clone();
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current()
+                    .block_on(async move { fetch(&url).await.as_deref() == Some("hello from v2") })
             })
-        })
-    });
+        },
+    );
     all_from(&preview, "v2", 20).await;
     assert_eq!(app.last_deployment()["state"], "running");
     let events = app.last_events();

@@ -407,15 +407,17 @@ impl Rollout {
         // the switch once they are healthy — a switch before that is refused,
         // so traffic never moves to instances that are not up. Only an
         // operator's switch or abort moves it on.
-        let awaiting = r.state.services.get(current).map(|s| &s.stage)
-            == Some(&Stage::AwaitingSwitch);
+        let awaiting =
+            r.state.services.get(current).map(|s| &s.stage) == Some(&Stage::AwaitingSwitch);
         if awaiting && lost.is_none() {
             // The tables first, as saved (they need no new save)…
             r.reapply(now, false);
             // …then starting again, saved before the start is re-issued.
             r.state.services[current].stage = Stage::Starting;
             r.persist();
-            r.action(Action::StartInstances { service: name.clone() });
+            r.action(Action::StartInstances {
+                service: name.clone(),
+            });
             r.event(
                 EventKind::AwaitingSwitch,
                 Some(&name),
@@ -1015,10 +1017,7 @@ impl Rollout {
         order.retain(|&i| {
             matches!(
                 self.state.services[i].stage,
-                Stage::Starting
-                    | Stage::AwaitingSwitch
-                    | Stage::Stepping { .. }
-                    | Stage::Promoted
+                Stage::Starting | Stage::AwaitingSwitch | Stage::Stepping { .. } | Stage::Promoted
             )
         });
         let mut kept = Vec::new();

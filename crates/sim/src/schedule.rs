@@ -294,7 +294,6 @@ impl Schedule {
         // seeds picked before the gate existed among them — is the one it
         // always was.
         let mut gate_rng = Rng::with_seed(seed ^ 0x5157_4954_4348_4741);
-        let mut plan_services = plan_services;
         if seed % 11 == 7 {
             for s in &mut plan_services {
                 s.manual_switch = maybe(&mut gate_rng, 0.7);

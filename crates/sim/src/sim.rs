@@ -1358,9 +1358,7 @@ impl Sim {
         let paused = m
             .rollout()
             .is_some_and(|r| r.state().status == Status::Paused);
-        let awaiting = m
-            .rollout()
-            .is_some_and(|r| r.awaiting_switch().is_some());
+        let awaiting = m.rollout().is_some_and(|r| r.awaiting_switch().is_some());
         if paused {
             if !self.unpause_pending {
                 self.unpause_pending = true;

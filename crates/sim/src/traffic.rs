@@ -746,8 +746,7 @@ impl Traffic {
                         matches!(
                             s.stage,
                             Stage::Starting | Stage::AwaitingSwitch | Stage::Stepping { .. }
-                        )
-                            || (!state.started && s.stage == Stage::Pending)
+                        ) || (!state.started && s.stage == Stage::Pending)
                     }
                 };
                 ensure!(
@@ -967,9 +966,7 @@ impl Traffic {
                     Command::Resume => after.status == Status::Running,
                     Command::Promote { .. } => after.status != Status::Paused,
                     Command::Switch => {
-                        awaiting(before)
-                            && !awaiting(after)
-                            && after.status != Status::Paused
+                        awaiting(before) && !awaiting(after) && after.status != Status::Paused
                     }
                     Command::Abort { .. } => {
                         after.status == Status::Finished
