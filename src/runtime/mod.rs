@@ -193,6 +193,11 @@ impl Daemon {
                 DeployError::BadRequest(format!("no rollout is running in {name}"))
             }
         })?;
+        if switch {
+            // One path for every switch, whoever sends it.
+            self.release_switch(&name, handle.id).await?;
+            return Ok((name, handle.id));
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         handle
             .tx
@@ -203,14 +208,51 @@ impl Daemon {
             })?;
         match answer.await {
             Ok(Ok(())) => Ok((name, handle.id)),
-            Ok(Err(refused)) if switch => Err(DeployError::Refused(format!(
-                "{name}, deployment {}: {refused}",
-                handle.id
-            ))),
             Ok(Err(refused)) => Err(DeployError::Refused(refused)),
             Err(_) => Err(DeployError::BadRequest(format!(
                 "the rollout in {name} has just ended"
             ))),
+        }
+    }
+
+    /// Releases the hold of deployment `deployment` in `environment`, if
+    /// its rollout awaits the switch: the same `Command::Switch` as `cutover
+    /// switch`, addressed to one deployment (for an approval given at the
+    /// switch). Refused, saying why, when that deployment does not await it.
+    pub async fn release_switch(
+        self: &Arc<Self>,
+        environment: &str,
+        deployment: i64,
+    ) -> Result<(), DeployError> {
+        let env = self.environment(Some(environment))?.clone();
+        let handle = env
+            .releases
+            .all()
+            .into_iter()
+            .find(|h| h.id == deployment)
+            .ok_or_else(|| {
+                DeployError::Refused(format!(
+                    "deployment {deployment} is not running in {environment}; nothing awaits the switch"
+                ))
+            })?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let command = cutover_core::Command::Switch;
+        let gone = || {
+            DeployError::Refused(format!(
+                "deployment {deployment} in {environment} has just ended"
+            ))
+        };
+        handle
+            .tx
+            .send(control::Control::Rollout { command, reply })
+            .await
+            .map_err(|_| gone())?;
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(refused)) => Err(DeployError::Refused(format!(
+                "{environment}, deployment {deployment}: {refused}"
+            ))),
+            Err(_) => Err(gone()),
         }
     }
 
