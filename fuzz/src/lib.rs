@@ -67,7 +67,6 @@ pub fn api_bodies(data: &[u8]) {
     }
     match serde_json::from_slice::<LockRequest>(data) {
         Ok(req) => {
-            let _ = cutover::label::clean_text(&req.requested_by);
             let _ = cutover::label::clean_text(&req.reason);
             if let Some(until) = &req.until {
                 let _ = cutover::label::parse_until(until, jiff::Timestamp::UNIX_EPOCH);

@@ -27,10 +27,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{self, require_token};
 use super::wire::{
-    Accepted, ApiErrorBody, ApproveRequest, AwaitingApprovalView, DecisionAnswer, DeployRequest,
-    Deployment, DeploymentDetail, EnvironmentEvent, EnvironmentStatus, ErrorCode, InstanceView,
-    OpenFileLimit, RejectRequest, RollbackRequest, RolloutCommandRequest, StatusResponse,
-    TrafficView,
+    Accepted, ApiErrorBody, ApproveRequest, AwaitingApprovalView, AwaitingSwitchView,
+    DecisionAnswer, DeployRequest, Deployment, DeploymentDetail, EnvironmentEvent,
+    EnvironmentStatus, ErrorCode, InstanceView, OpenFileLimit, RejectRequest, RollbackRequest,
+    RolloutCommandRequest, StatusResponse, TrafficView,
 };
 use crate::identity::Caller;
 use crate::label;
@@ -284,6 +284,12 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
         environments.push(EnvironmentStatus {
             name: env.name().to_owned(),
             listen: env.config().listen.to_string(),
+            preview_listen: env.config().preview_listen.map(|a| a.to_string()),
+            awaiting_switch: env.releases.awaiting_switch().map(|a| AwaitingSwitchView {
+                deployment_id: a.deployment,
+                version: a.version,
+                service: a.service,
+            }),
             serving: serving.as_ref().map(|s| s.current.clone()),
             previous: serving.as_ref().and_then(|s| s.previous.clone()),
             since: serving.as_ref().map(|s| s.since),
@@ -597,6 +603,7 @@ async fn rollout_command(
         "pause" => Command::Pause,
         "resume" => Command::Resume,
         "promote" => Command::Promote { full: req.full },
+        "switch" => Command::Switch,
         "abort" => Command::Abort {
             reason: req
                 .reason
@@ -606,7 +613,7 @@ async fn rollout_command(
         },
         other => {
             return Err(ApiError::not_found(format!(
-                "no rollout command {:?}: use pause, resume, promote or abort",
+                "no rollout command {:?}: use pause, resume, promote, switch or abort",
                 label::clean_text(other)
             )));
         }

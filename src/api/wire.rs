@@ -659,6 +659,13 @@ pub struct EnvironmentStatus {
     pub name: String,
     /// Where its proxy listens.
     pub listen: String,
+    /// Where its preview proxy listens (`preview_listen`), if configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_listen: Option<String>,
+    /// The deployment whose rollout holds before moving traffic
+    /// (`switch = "manual"`), until `cutover switch` or `cutover abort`.
+    #[serde(default)]
+    pub awaiting_switch: Option<AwaitingSwitchView>,
     /// Version serving all traffic, if any.
     pub serving: Option<String>,
     /// The version before it (warm while within the rollback window).
@@ -700,6 +707,17 @@ pub struct AwaitingApprovalView {
     pub version: String,
     /// Who asked for it (who may not approve it).
     pub requested_by: String,
+}
+
+/// A rollout that holds before moving traffic to a service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AwaitingSwitchView {
+    /// The deployment.
+    pub deployment_id: i64,
+    /// The version it brings (healthy, taking no public traffic).
+    pub version: String,
+    /// The service that waits.
+    pub service: String,
 }
 
 /// One service's split, as the proxy's table has it now.
@@ -1220,6 +1238,12 @@ mod tests {
             environments: vec![EnvironmentStatus {
                 name: "production".into(),
                 listen: "127.0.0.1:8080".into(),
+                preview_listen: Some("127.0.0.1:8081".into()),
+                awaiting_switch: Some(AwaitingSwitchView {
+                    deployment_id: 7,
+                    version: "v2".into(),
+                    service: "web".into(),
+                }),
                 serving: Some("v1".into()),
                 previous: None,
                 since: Some(at(1_714_564_700)),
@@ -1262,6 +1286,12 @@ mod tests {
                 "environments": [{
                     "name": "production",
                     "listen": "127.0.0.1:8080",
+                    "preview_listen": "127.0.0.1:8081",
+                    "awaiting_switch": {
+                        "deployment_id": 7,
+                        "version": "v2",
+                        "service": "web",
+                    },
                     "serving": "v1",
                     "previous": null,
                     "since": "2024-05-01T11:58:20Z",

@@ -76,6 +76,25 @@ pub async fn deploy(
         return started(&client, accepted.deployment_id, gated, json).await;
     }
     let detail = follow(&client, accepted.deployment_id, json).await?;
+    if detail.deployment.state == DeploymentState::Running {
+        // Only a hold ends the following early: the rollout awaits the switch.
+        let env = &detail.deployment.environment;
+        if json {
+            return output::print_json(&detail);
+        }
+        let preview = config
+            .environments
+            .get(env)
+            .and_then(|e| e.preview_listen)
+            .map(|a| format!("; it answers on the preview at http://{a}"))
+            .unwrap_or_default();
+        println!(
+            "{} is healthy in {env} and awaits the switch (deployment {}){preview}: \
+             `cutover switch -e {env}` moves traffic to it, `cutover abort -e {env}` stops it",
+            detail.deployment.version, detail.deployment.id
+        );
+        return Ok(());
+    }
     conclude(detail, json)
 }
 
@@ -132,7 +151,7 @@ pub async fn rollback(path: &Path, environment: Option<&str>, json: bool) -> Res
     conclude(detail, json)
 }
 
-/// `cutover pause|resume|promote|abort`: steer the running rollout.
+/// `cutover pause|resume|promote|switch|abort`: steer the running rollout.
 pub async fn steer(
     path: &Path,
     command: &str,
@@ -164,9 +183,10 @@ pub async fn steer(
     Ok(())
 }
 
-/// Follows the deployment until it ends, printing each new event: each
-/// request waits at the daemon until there is news, so the end is seen as
-/// soon as it is saved.
+/// Follows the deployment until it ends — or until its rollout awaits the
+/// switch (its latest event says so; the deployment is still running then) —
+/// printing each new event: each request waits at the daemon until there is
+/// news, so the end is seen as soon as it is saved.
 pub async fn follow(
     client: &ApiClient,
     id: i64,
@@ -234,7 +254,13 @@ pub async fn follow(
                 None => eprintln!("{line}"),
             }
         }
-        if state != DeploymentState::Running && state != DeploymentState::AwaitingApproval {
+        let awaits_switch = detail
+            .events
+            .last()
+            .is_some_and(|e| e.kind == cutover_core::EventKind::AwaitingSwitch.as_str());
+        if (state != DeploymentState::Running && state != DeploymentState::AwaitingApproval)
+            || awaits_switch
+        {
             if let Some(pb) = spinner {
                 pb.finish_and_clear();
             }

@@ -189,6 +189,13 @@ pub enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// Move traffic to a release that awaits the switch (`switch = "manual"`):
+    /// blue-green switches at once, a canary begins its steps.
+    Switch {
+        /// Environment (may be omitted when the config has only one).
+        #[arg(long = "env", short = 'e')]
+        environment: Option<String>,
+    },
     /// Roll the running deployment back now: traffic to the previous release
     /// in one switch, then the new instances are drained and stopped.
     Abort {
@@ -438,6 +445,17 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 "promote",
                 environment.as_deref(),
                 full,
+                None,
+                json,
+            )
+            .await
+        }
+        Command::Switch { environment } => {
+            deploy::steer(
+                &cli.config,
+                "switch",
+                environment.as_deref(),
+                false,
                 None,
                 json,
             )

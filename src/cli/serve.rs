@@ -303,7 +303,15 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
             }
             None => None,
         };
-        proxy_listeners.push((env.clone(), listener, redirect));
+        let preview = match env.config().preview_listen {
+            Some(addr) => {
+                let what = format!("environment {} (preview_listen)", env.name());
+                let name = format!("preview-{}", env.name());
+                Some(sockets.listen(&mut inherited, &name, addr, &what)?)
+            }
+            None => None,
+        };
+        proxy_listeners.push((env.clone(), listener, redirect, preview));
     }
     for unused in inherited.unused() {
         tracing::warn!(name = %unused, "an inherited socket matches no listener of the config; it is closed");
@@ -375,7 +383,7 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
     let mut tasks = JoinSet::new();
     tasks.spawn(daemon.clone().keep_logs(stop.clone()));
     let mut proxies = Vec::new();
-    for (env, listener, redirect) in proxy_listeners {
+    for (env, listener, redirect, preview) in proxy_listeners {
         let addr = listener
             .local_addr()
             .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?;
@@ -396,6 +404,22 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
                 https_port: addr.port(),
             };
             specs.push((redirect, ListenerSpec { tls: None, role }));
+        }
+        // The preview: its own proxy (own table, own observations), plain HTTP.
+        if let (Some(listener), Some(proxy)) = (preview, env.preview().cloned()) {
+            let stop = stop.clone();
+            let spec = ListenerSpec {
+                tls: None,
+                role: ListenerRole::Proxy,
+            };
+            tasks.spawn(async move {
+                if let Err(e) = proxy
+                    .serve_with(listener, spec, stop.cancelled_owned())
+                    .await
+                {
+                    tracing::error!(error = %e, "preview listener failed");
+                }
+            });
         }
         for (listener, spec) in specs {
             let proxy = env.proxy().clone();

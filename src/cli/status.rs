@@ -18,6 +18,9 @@ pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
     for env in &status.environments {
         println!();
         println!("environment {} on http://{}", env.name, env.listen);
+        if let Some(preview) = &env.preview_listen {
+            println!("  preview   http://{preview} (the newest release of each service)");
+        }
         match &env.serving {
             Some(v) => println!(
                 "  serving   {v}{}",
@@ -58,6 +61,13 @@ pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
         }
         if let Some(held) = &env.held {
             println!("  {held}");
+        }
+        if let Some(a) = &env.awaiting_switch {
+            println!(
+                "  awaiting switch: {} of {} is healthy and takes no traffic (deployment {}); \
+                 `cutover switch -e {}` moves traffic to it, `cutover abort -e {}` stops it",
+                a.service, a.version, a.deployment_id, env.name, env.name
+            );
         }
         if let Some(why) = &env.needs_operator {
             println!(

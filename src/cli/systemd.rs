@@ -2,7 +2,8 @@
 //! at hand: `NAME.service` (`Type=notify`, `KillMode=process`, reload by
 //! SIGHUP) and one socket unit per listener, `NAME-LISTENER.socket`, whose
 //! `FileDescriptorName=` is the name `cutover serve` looks the inherited
-//! descriptor up by (`api`, `metrics`, `env-ENV`, `redirect-ENV`). One unit
+//! descriptor up by (`api`, `metrics`, `env-ENV`, `redirect-ENV`,
+//! `preview-ENV`). One unit
 //! per listener because systemd gives one name to every descriptor of a
 //! socket unit. Printed, or written to `--out DIR`. Reference:
 //! docs/systemd.md.
@@ -43,7 +44,7 @@ pub struct Listener {
 
 /// Every listener of `config`, named as `cutover serve` looks inherited
 /// descriptors up: the API, `/metrics` if configured, then per environment
-/// its `listen` and its `redirect_listen` if any.
+/// its `listen`, its `redirect_listen` and its `preview_listen` if any.
 pub fn listeners(config: &Config) -> Vec<Listener> {
     let mut all = vec![Listener {
         name: API.to_owned(),
@@ -68,6 +69,13 @@ pub fn listeners(config: &Config) -> Vec<Listener> {
                 name: format!("redirect-{name}"),
                 addr,
                 what: format!("environment {name} (redirect_listen)"),
+            });
+        }
+        if let Some(addr) = env.preview_listen {
+            all.push(Listener {
+                name: format!("preview-{name}"),
+                addr,
+                what: format!("environment {name} (preview_listen)"),
             });
         }
     }

@@ -282,6 +282,20 @@ fn extra_listeners(sections: &Sections, findings: &mut Vec<Finding>) {
             ));
         }
     }
+    for (name, span) in &places.preview_listen {
+        if let Some(address) = sections
+            .environments
+            .get(name)
+            .and_then(|environment| environment.preview_listen)
+        {
+            extra.push((
+                format!("environment `{name}`'s preview_listen"),
+                "preview_listen",
+                address,
+                span,
+            ));
+        }
+    }
     if let (Some(span), Some(address)) = (&places.metrics_listen, sections.server.metrics_listen) {
         extra.push((
             "the metrics listener ([server] metrics_listen)".to_owned(),

@@ -1107,3 +1107,20 @@ fn soak_needs_promote_from_and_windows_must_parse() {
     let artifact = one_problem(&with_service_keys("artifacts = [\"\"]"), 6, 14);
     assert!(artifact.contains("an artifact path is empty"), "{artifact}");
 }
+
+#[test]
+fn preview_listen_on_the_environments_own_listener() {
+    let source = with_environment_keys("preview_listen = \"127.0.0.1:8443\"");
+    let (line, column) = place_of(&source, "preview_listen");
+    insta::assert_snapshot!(one_problem(
+        &source,
+        line,
+        column + "preview_listen = ".len()
+    ));
+}
+
+#[test]
+fn unknown_switch_mode() {
+    let source = "[app]\nname = \"hello\"\n\n[service.web]\ncommand = [\"./web\"]\nrollout = { switch = \"manually\" }\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n";
+    insta::assert_snapshot!(one_problem_at(source, "\"manually\""));
+}

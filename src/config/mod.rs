@@ -61,8 +61,8 @@ pub use self::model::{
     AcmeChallenge, AcmeConfig, AnalysisConfig, ApiExposure, AppConfig, ApprovalAt, ApprovalsConfig,
     BackupConfig, Config, DatabaseConfig, DriverKind, EnvTlsConfig, EnvironmentConfig,
     HealthConfig, InconclusivePolicy, LimitsConfig, LogsConfig, RestartPolicy, RolloutConfig,
-    Secret, ServerConfig, ServiceConfig, ServiceKind, StateConfig, Strategy, TlsFilesConfig,
-    TrackOverrideConfig,
+    Secret, ServerConfig, ServiceConfig, ServiceKind, StateConfig, Strategy, SwitchMode,
+    TlsFilesConfig, TrackOverrideConfig,
 };
 pub use self::problem::Problem;
 pub use self::recipient::{Recipient, RecipientError, parse_recipient};

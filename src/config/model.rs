@@ -496,6 +496,27 @@ impl fmt::Display for InconclusivePolicy {
     }
 }
 
+/// When traffic moves to a healthy new release: `[service.X.rollout] switch`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SwitchMode {
+    /// As soon as its instances are healthy.
+    #[default]
+    Auto,
+    /// After `cutover switch`: the rollout holds before any traffic moves.
+    Manual,
+}
+
+impl SwitchMode {
+    /// The name used in `cutover.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Manual => "manual",
+        }
+    }
+}
+
 /// What a restarted daemon does with a canary rollout it finds half-done.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -544,6 +565,9 @@ pub struct RolloutConfig {
     pub on_inconclusive: InconclusivePolicy,
     /// What a restarted daemon does with a canary it finds half-done.
     pub on_daemon_restart: RestartPolicy,
+    /// Whether traffic moves by itself once the new release is healthy, or
+    /// waits for `cutover switch`.
+    pub switch: SwitchMode,
     /// The thresholds each step is judged by.
     pub analysis: AnalysisConfig,
 }
@@ -559,6 +583,7 @@ impl Default for RolloutConfig {
             max_inconclusive: defaults::MAX_INCONCLUSIVE,
             on_inconclusive: InconclusivePolicy::Fail,
             on_daemon_restart: RestartPolicy::Rollback,
+            switch: SwitchMode::Auto,
             analysis: AnalysisConfig::default(),
         }
     }
@@ -624,6 +649,10 @@ pub struct EnvironmentConfig {
     /// A plain HTTP listener that redirects to HTTPS (308) and answers ACME
     /// HTTP-01. Only with `tls`.
     pub redirect_listen: Option<SocketAddr>,
+    /// A plain HTTP proxy listener that routes each service to its newest
+    /// release (the new instances while a rollout runs or awaits the
+    /// switch). Distinct from every other listener.
+    pub preview_listen: Option<SocketAddr>,
     /// `Strict-Transport-Security: max-age=…` on HTTPS answers. Only with `tls`.
     #[serde(serialize_with = "serialize_optional_duration")]
     pub hsts: Option<Duration>,
@@ -701,6 +730,7 @@ impl EnvironmentConfig {
             listen,
             rollback_window: defaults::ROLLBACK_WINDOW,
             redirect_listen: None,
+            preview_listen: None,
             hsts: None,
             tls: None,
             trusted_proxies: Vec::new(),

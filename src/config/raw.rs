@@ -18,6 +18,7 @@ use super::limits;
 use super::scalars::{
     RawAcmeChallenge, RawAddress, RawApprovalAt, RawCount, RawDriverKind, RawDuration,
     RawInconclusivePolicy, RawNumber, RawRestartPolicy, RawServiceKind, RawSize, RawStrategy,
+    RawSwitch,
 };
 
 /// A name written as a table key (`[service.NAME]`), with its span.
@@ -382,6 +383,13 @@ pub(crate) struct RawRollout {
     #[schemars(with = "Option<RawInconclusivePolicy>", extend("default" = "fail"))]
     pub on_inconclusive: Option<Spanned<RawInconclusivePolicy>>,
 
+    /// `manual`: start the new release, wait until it is healthy, and hold
+    /// before any traffic moves until `cutover switch` (no timeout; it
+    /// answers on the environment's `preview_listen` meanwhile). `auto`:
+    /// move traffic as soon as it is healthy.
+    #[schemars(with = "Option<RawSwitch>", extend("default" = "auto"))]
+    pub switch: Option<Spanned<RawSwitch>>,
+
     /// What a restarted daemon does with a canary it finds half-done: `rollback` or `resume`.
     #[schemars(with = "Option<RawRestartPolicy>", extend("default" = "rollback"))]
     pub on_daemon_restart: Option<Spanned<RawRestartPolicy>>,
@@ -448,6 +456,14 @@ pub(crate) struct RawEnvironment {
     /// answers ACME HTTP-01 challenges. Needs `tls`.
     #[schemars(with = "Option<RawAddress>")]
     pub redirect_listen: Option<Spanned<RawAddress>>,
+
+    /// A second proxy listener (plain HTTP, no TLS) that routes each service
+    /// to its newest release: the new instances while a rollout runs or
+    /// awaits the switch, else the serving ones. For smoke tests; its
+    /// requests never count in the canary analysis. Distinct from every
+    /// other listener; keep it on loopback or a private network.
+    #[schemars(with = "Option<RawAddress>", extend("examples" = ["127.0.0.1:8081"]))]
+    pub preview_listen: Option<Spanned<RawAddress>>,
 
     /// Send `Strict-Transport-Security` with this `max-age` on HTTPS answers
     /// (`"365d"`). Needs `tls`.

@@ -15,7 +15,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 use super::model::{
-    AcmeChallenge, ApprovalAt, DriverKind, InconclusivePolicy, RestartPolicy, ServiceKind, Strategy,
+    AcmeChallenge, ApprovalAt, DriverKind, InconclusivePolicy, RestartPolicy, ServiceKind,
+    Strategy, SwitchMode,
 };
 use super::suggest;
 
@@ -124,6 +125,17 @@ text_value!(
         "type": "string",
         "enum": ["fail", "pause"],
         "description": "What happens to a step that still has too few requests after `max_inconclusive` extensions."
+    })
+);
+
+text_value!(
+    /// `rollout.switch` as written.
+    RawSwitch,
+    r#""auto" or "manual""#,
+    json_schema!({
+        "type": "string",
+        "enum": ["auto", "manual"],
+        "description": "`auto` moves traffic once the new release is healthy; `manual` holds before any traffic moves until `cutover switch`."
     })
 );
 
@@ -250,6 +262,16 @@ impl RawInconclusivePolicy {
         ALL.into_iter()
             .find(|policy| policy.as_str() == self.0)
             .ok_or_else(|| expected(&self.0, ALL.map(InconclusivePolicy::as_str)))
+    }
+}
+
+impl RawSwitch {
+    /// The mode, or the help line for an unknown one.
+    pub(crate) fn parse(&self) -> Result<SwitchMode, String> {
+        const ALL: [SwitchMode; 2] = [SwitchMode::Auto, SwitchMode::Manual];
+        ALL.into_iter()
+            .find(|mode| mode.as_str() == self.0)
+            .ok_or_else(|| expected(&self.0, ALL.map(SwitchMode::as_str)))
     }
 }
 

@@ -141,6 +141,7 @@ fn full_example_parses_to_its_values() {
             max_inconclusive: 5,
             on_inconclusive: InconclusivePolicy::Pause,
             on_daemon_restart: RestartPolicy::Resume,
+            switch: crate::config::SwitchMode::Auto,
             analysis: AnalysisConfig {
                 max_error_rate: Some(0.01),
                 max_p95: Some(Duration::from_millis(500)),
@@ -213,6 +214,7 @@ fn omitted_keys_take_their_defaults() {
             max_inconclusive: 3,
             on_inconclusive: InconclusivePolicy::Fail,
             on_daemon_restart: RestartPolicy::Rollback,
+            switch: crate::config::SwitchMode::Auto,
             analysis: AnalysisConfig {
                 max_error_rate: None,
                 max_p95: None,
@@ -956,6 +958,7 @@ fn edge_keys_resolve_to_their_values() {
             listen: addr("0.0.0.0:443"),
             rollback_window: Duration::from_secs(600),
             redirect_listen: Some(addr("0.0.0.0:80")),
+            preview_listen: None,
             hsts: Some(Duration::from_secs(365 * 24 * 3600)),
             tls: Some(EnvTlsConfig {
                 files: vec![
@@ -1342,23 +1345,26 @@ fn approvals_take_their_defaults_and_may_sit_at_the_switch() {
             at: ApprovalAt::Start,
         })
     );
-    let config = approvals_of(r#"approvals = { required = 2, expires = "30m", at = "switch" }"#)
-        .expect("valid");
+    let config = approvals_of(r#"approvals = { required = 2, expires = "30m" }"#).expect("valid");
     assert_eq!(
         config.environments["production"].approvals,
         Some(ApprovalsConfig {
             required: 2,
             expires: Duration::from_secs(1800),
-            at: ApprovalAt::Switch,
+            at: ApprovalAt::Start,
         })
     );
     assert!(
-        config
-            .summary()
-            .contains("approvals 2 within 30m, at the switch"),
+        config.summary().contains("approvals 2 within 30m"),
         "{}",
         config.summary()
     );
+    // An approval at the switch is not wired to the switch gate yet: it is
+    // refused rather than silently deploying without an approval.
+    let refused = approvals_of(r#"approvals = { at = "switch" }"#)
+        .expect_err("at the switch is refused")
+        .to_string();
+    assert!(refused.contains("not available yet"), "{refused}");
     assert_eq!(valid(MINIMAL).environments["production"].approvals, None);
 }
 
@@ -1387,4 +1393,41 @@ fn json_schema_describes_approvals() {
     assert_eq!(approvals["required"]["minimum"], 1);
     assert_eq!(approvals["expires"]["default"], "1h");
     assert_eq!(approvals["at"]["default"], "start");
+}
+
+#[test]
+fn switch_is_auto_by_default_and_manual_when_asked() {
+    assert_eq!(rollout_of("").switch, crate::config::SwitchMode::Auto);
+    assert_eq!(
+        rollout_of("switch = \"manual\"").switch,
+        crate::config::SwitchMode::Manual
+    );
+}
+
+#[test]
+fn preview_listen_is_read_and_in_the_schema() {
+    let source = MINIMAL.replace(
+        "[environment.production]\n",
+        "[environment.production]\npreview_listen = \"127.0.0.1:8081\"\n",
+    );
+    assert_ne!(
+        source, MINIMAL,
+        "MINIMAL has an [environment.production] table"
+    );
+    let config = valid(&source);
+    assert_eq!(
+        config.environments["production"].preview_listen,
+        Some(addr("127.0.0.1:8081"))
+    );
+    let schema = json_schema();
+    let defs = &schema["$defs"];
+    assert!(
+        defs["Environment"]["properties"]
+            .get("preview_listen")
+            .is_some()
+    );
+    assert_eq!(
+        defs["Rollout"]["properties"]["switch"]["default"],
+        serde_json::json!("auto")
+    );
 }

@@ -1,7 +1,7 @@
 //! The releases being carried out in one environment and how to reach them:
 //! each running executor registers a [`ReleaseHandle`] (its control channel,
-//! whether its deployment has concluded, whether it holds, and a signal when
-//! it is done). Operator commands, a new deploy (which ends the previous
+//! whether its deployment has concluded, whether it holds, which service
+//! awaits the switch, and a signal when it is done). Operator commands, a new deploy (which ends the previous
 //! release's rollback window and waits for it) and a rollback (which
 //! supersedes the release in its window) go through here.
 //!
@@ -46,6 +46,8 @@ pub(crate) struct ReleaseHandle {
     pub(crate) awaiting: Arc<AtomicBool>,
     /// Why it holds, while it cannot write the state store.
     pub(crate) held: Arc<Mutex<Option<String>>>,
+    /// The service of its rollout that awaits `cutover switch`, if one does.
+    pub(crate) awaiting_switch: Arc<Mutex<Option<AwaitingSwitch>>>,
     /// Becomes true when the executor has ended.
     pub(crate) done: watch::Receiver<bool>,
 }
@@ -69,6 +71,21 @@ impl ReleaseHandle {
     pub(crate) fn held(&self) -> Option<String> {
         self.held.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
+
+    pub(crate) fn awaiting_switch(&self) -> Option<AwaitingSwitch> {
+        self.awaiting_switch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// A release whose rollout holds before moving traffic to a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AwaitingSwitch {
+    pub(crate) deployment: i64,
+    pub(crate) version: String,
+    pub(crate) service: String,
 }
 
 /// A deployment whose saved state could not be restored.
@@ -117,6 +134,13 @@ impl Releases {
     /// the serving release is supervised as usual).
     pub(crate) fn changing(&self) -> Option<ReleaseHandle> {
         self.rolling().filter(|h| !h.is_awaiting())
+    }
+
+    /// The release of this environment that awaits the switch, if one does.
+    pub(crate) fn awaiting_switch(&self) -> Option<AwaitingSwitch> {
+        self.running()
+            .values()
+            .find_map(ReleaseHandle::awaiting_switch)
     }
 
     /// Why a release of this environment holds, if one does.

@@ -6,6 +6,14 @@
 //! track in a single table swap. Supervision takes one failed instance out of
 //! the table, or puts one replacement back, with `remove_from_table` /
 //! `add_to_stable`.
+//!
+//! With `preview_listen`, also a second proxy, the *preview*: its own route
+//! table (and its own observations, which the canary analysis never reads)
+//! that sends each service to its newest release. A release pins a service
+//! to its version once the new instances are healthy (`pin_preview`); an
+//! unpinned service, or one whose pinned version has no live instance,
+//! follows the public table. It is brought up to date after every change of
+//! the public table or the pins (`sync_preview`).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -44,6 +52,12 @@ pub struct EnvRuntime {
     pub(crate) releases: super::control::Releases,
     /// Supervision of the serving instances between deploys.
     pub(crate) supervision: super::supervise::Supervision,
+    /// The preview proxy (`preview_listen`), if configured.
+    preview: Option<Proxy>,
+    /// Per service, the version the preview sends it to (see the module doc).
+    preview_pins: Mutex<BTreeMap<String, String>>,
+    /// Serialises computing and applying the preview table.
+    preview_sync: Mutex<()>,
 }
 
 /// The proxy settings of one environment: its limits, whom it trusts, HSTS.
@@ -75,12 +89,14 @@ impl EnvRuntime {
     ) -> Result<EnvRuntime, DeployError> {
         let proxy = Proxy::new(proxy_config(&env));
         let mut routes = Vec::new();
+        let mut specs = Vec::new();
         for (svc, sc) in config.http_services() {
             let spec = ServiceSpec {
                 allowed_upgrades: sc.allowed_upgrades.clone(),
                 max_request_body: sc.max_request_body,
                 ..ServiceSpec::default()
             };
+            specs.push((svc.to_owned(), spec.clone()));
             proxy
                 .set_service(svc, spec)
                 .map_err(|e| DeployError::Internal(e.to_string()))?;
@@ -91,9 +107,32 @@ impl EnvRuntime {
             });
         }
         proxy
-            .set_routes(routes)
+            .set_routes(routes.clone())
             .map_err(|e| DeployError::Internal(e.to_string()))?;
+        let preview = match env.preview_listen {
+            None => None,
+            Some(_) => {
+                // Plain HTTP; no HSTS, and nobody forces a track on it.
+                let preview = Proxy::new(ProxyConfig {
+                    hsts: None,
+                    track_override: None,
+                    ..proxy_config(&env)
+                });
+                for (svc, spec) in specs {
+                    preview
+                        .set_service(&svc, spec)
+                        .map_err(|e| DeployError::Internal(e.to_string()))?;
+                }
+                preview
+                    .set_routes(routes)
+                    .map_err(|e| DeployError::Internal(e.to_string()))?;
+                Some(preview)
+            }
+        };
         Ok(EnvRuntime {
+            preview,
+            preview_pins: Mutex::new(BTreeMap::new()),
+            preview_sync: Mutex::new(()),
             name: name.to_owned(),
             config: env,
             proxy,
@@ -164,6 +203,12 @@ impl EnvRuntime {
     /// with all weight on stable, in one table swap. Services without an
     /// instance in `instances` get an empty table (the caller checks first).
     pub(crate) fn switch_to(&self, instances: &[LiveInstance]) -> Result<u64, DeployError> {
+        let swapped = self.swap_to(instances);
+        self.sync_preview();
+        swapped
+    }
+
+    fn swap_to(&self, instances: &[LiveInstance]) -> Result<u64, DeployError> {
         let mut by_service: BTreeMap<String, Vec<Instance>> = self
             .proxy
             .table()
@@ -195,6 +240,18 @@ impl EnvRuntime {
     /// One service's tracks in one table swap: `stable` and `canary` instances,
     /// `canary_bp` basis points on canary.
     pub(crate) fn set_service_tracks(
+        &self,
+        service: &str,
+        stable: &[LiveInstance],
+        canary: &[LiveInstance],
+        canary_bp: u16,
+    ) -> Result<u64, DeployError> {
+        let set = self.set_tracks(service, stable, canary, canary_bp);
+        self.sync_preview();
+        set
+    }
+
+    fn set_tracks(
         &self,
         service: &str,
         stable: &[LiveInstance],
@@ -234,6 +291,12 @@ impl EnvRuntime {
     /// read-modify-write of the table (the weights stay). Returns whether it
     /// was there.
     pub(crate) fn remove_from_table(&self, service: &str, id: &str) -> Result<bool, DeployError> {
+        let removed = self.remove_from_public(service, id);
+        self.sync_preview();
+        removed
+    }
+
+    fn remove_from_public(&self, service: &str, id: &str) -> Result<bool, DeployError> {
         let mut removed = false;
         self.proxy
             .update(|u| {
@@ -257,6 +320,12 @@ impl EnvRuntime {
     /// there), in one read-modify-write of the table; nothing when it is on a
     /// track already or is not an HTTP instance.
     pub(crate) fn add_to_stable(&self, instance: &LiveInstance) -> Result<(), DeployError> {
+        let added = self.add_to_public_stable(instance);
+        self.sync_preview();
+        added
+    }
+
+    fn add_to_public_stable(&self, instance: &LiveInstance) -> Result<(), DeployError> {
         let Some(addr) = instance.handle.addr() else {
             return Ok(());
         };
@@ -297,5 +366,107 @@ impl EnvRuntime {
             .flat_map(|v| v.stable.into_iter().chain(v.canary))
             .map(|i| i.id.to_string())
             .collect()
+    }
+}
+
+impl EnvRuntime {
+    /// The preview proxy, when `preview_listen` is configured.
+    pub fn preview(&self) -> Option<&Proxy> {
+        self.preview.as_ref()
+    }
+
+    fn pins(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.preview_pins.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets which services the preview sends to `version` (`pinned`) and
+    /// unpins the others of `services` that were pinned to it; brings the
+    /// preview up to date when that changed anything.
+    pub(crate) fn pin_preview(&self, version: &str, services: &[(String, bool)]) {
+        if self.preview.is_none() {
+            return;
+        }
+        let changed = {
+            let mut pins = self.pins();
+            let mut changed = false;
+            for (service, pinned) in services {
+                let now = pins.get(service).map(String::as_str);
+                if *pinned && now != Some(version) {
+                    pins.insert(service.clone(), version.to_owned());
+                    changed = true;
+                } else if !*pinned && now == Some(version) {
+                    pins.remove(service);
+                    changed = true;
+                }
+            }
+            changed
+        };
+        if changed {
+            self.sync_preview();
+        }
+    }
+
+    /// Every service follows the public table again on the preview (a
+    /// switch of the whole environment to one release).
+    pub(crate) fn clear_preview_pins(&self) {
+        self.pins().clear();
+    }
+
+    /// Makes the preview's table what the pins, the live set and the public
+    /// table say: each service on its pinned version's live instances, else
+    /// on the instances its public table sends traffic to. One swap.
+    pub(crate) fn sync_preview(&self) {
+        let Some(preview) = &self.preview else {
+            return;
+        };
+        let _one_at_a_time = self.preview_sync.lock().unwrap_or_else(|p| p.into_inner());
+        let pins = self.pins().clone();
+        let live = self.instances();
+        let table = self.proxy.table();
+        let mut by_service: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
+        for svc in table.service_names() {
+            let pinned: Vec<Instance> = pins
+                .get(&svc)
+                .map(|version| {
+                    live.iter()
+                        .filter(|i| {
+                            i.service == svc && &i.version == version && i.kind == ServiceKind::Http
+                        })
+                        .filter_map(|i| Some(Instance::new(i.id.as_str(), i.handle.addr()?)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let list = if pinned.is_empty() {
+                table
+                    .service(&svc)
+                    .map(|v| {
+                        let mut list = Vec::new();
+                        if v.weights.stable_bp() > 0 {
+                            list.extend(v.stable);
+                        }
+                        if v.weights.canary_bp() > 0 {
+                            list.extend(v.canary);
+                        }
+                        list
+                    })
+                    .unwrap_or_default()
+            } else {
+                pinned
+            };
+            by_service.insert(svc, list);
+        }
+        let updated = preview.update(|u| {
+            for (svc, list) in by_service {
+                let svc = svc.as_str();
+                u.set_instances(svc, Track::Canary, Vec::new())?
+                    .set_instances(svc, Track::Stable, list)?
+                    .set_weights(svc, Weights::ALL_STABLE)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = updated {
+            let e: cutover_proxy::TableError = e;
+            tracing::error!(env = %self.name, error = %e, "cannot update the preview table");
+        }
     }
 }

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cutover_core::{EventKind, Millis, Release, ReleaseAction, ReleaseInput, ReleaseOutput};
+use cutover_core::{EventKind, Millis, Release, ReleaseAction, ReleaseInput, ReleaseOutput, Stage};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::control::{Control, ReleaseHandle};
+use super::control::{AwaitingSwitch, Control, ReleaseHandle};
 use super::environment::EnvRuntime;
 use super::journal::Journal;
 use super::{Daemon, approval, retire, schema};
@@ -78,6 +78,8 @@ pub(crate) struct Executor {
     /// releases before it only once it acts (approved): a rejected or
     /// expired one leaves them as they were.
     clear_way: bool,
+    /// Which service awaits the switch (for status and `cutover switch`).
+    awaiting_switch: Arc<std::sync::Mutex<Option<AwaitingSwitch>>>,
 }
 
 impl Executor {
@@ -108,6 +110,7 @@ impl Executor {
             concluded,
             awaiting,
             clear_way,
+            awaiting_switch: Arc::default(),
         }
     }
 
@@ -131,6 +134,7 @@ impl Executor {
             concluded: self.concluded.clone(),
             awaiting: self.awaiting.clone(),
             held: self.journal.held_cell(),
+            awaiting_switch: self.awaiting_switch.clone(),
             done: done_rx,
         };
         self.env.releases.register(handle.clone());
@@ -154,6 +158,7 @@ impl Executor {
                 .store(self.release.is_concluded(), Ordering::SeqCst);
             self.awaiting
                 .store(self.release.awaiting_approval().is_some(), Ordering::SeqCst);
+            self.after_drain();
             if self.release.is_done() {
                 break;
             }
@@ -167,8 +172,50 @@ impl Executor {
             }
         }
         self.stop_tasks().await;
+        *self
+            .awaiting_switch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
         self.env.releases.unregister(self.id);
         let _ = done.send(true);
+    }
+
+    /// What the rest of the daemon reads from the machine after a drain:
+    /// which service awaits the switch, and the preview's pins (a service
+    /// whose new instances are healthy — awaiting the switch, at a step,
+    /// promoted — shows this release on the preview; one sent back does not).
+    fn after_drain(&mut self) {
+        let rollout = self.release.rollout();
+        let awaiting = rollout
+            .and_then(|r| r.awaiting_switch())
+            .map(|service| AwaitingSwitch {
+                deployment: self.id,
+                version: self.version(),
+                service: service.to_owned(),
+            });
+        *self
+            .awaiting_switch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = awaiting;
+        if let Some(r) = rollout {
+            let pins: Vec<(String, bool)> = r
+                .plan()
+                .services
+                .iter()
+                .zip(&r.state().services)
+                .map(|(plan, state)| {
+                    let shown = matches!(
+                        state.stage,
+                        Stage::AwaitingSwitch
+                            | Stage::Stepping { .. }
+                            | Stage::Promoted
+                            | Stage::KeptNew
+                    );
+                    (plan.name.clone(), shown)
+                })
+                .collect();
+            self.env.pin_preview(&self.version(), &pins);
+        }
     }
 
     async fn control(&mut self, message: Control) {
@@ -425,6 +472,8 @@ impl Executor {
     /// One table swap to `version`'s instances.
     async fn switch_to(&mut self, version: &str) {
         let instances = self.env.of_version(version);
+        // The whole environment goes to one release: so does its preview.
+        self.env.clear_preview_pins();
         match self.env.switch_to(&instances) {
             Ok(generation) => {
                 self.journal

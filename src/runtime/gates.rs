@@ -187,6 +187,14 @@ mod tests {
             caller_is_admin: true,
         };
         assert_eq!(reason_for(&given, "x"), Ok("hotfix".into()));
-        assert!(override_allowed("alice@host").is_ok());
+        assert!(override_allowed("alice", &given).is_ok());
+        let not_admin = Overrides {
+            caller_is_admin: false,
+            ..given
+        };
+        assert!(matches!(
+            override_allowed("ci", &not_admin),
+            Err(DeployError::Forbidden(m)) if m.contains("only an admin")
+        ));
     }
 }

@@ -171,6 +171,8 @@ impl Daemon {
 
     /// Sends an operator command to the rollout running in `environment`.
     /// `abort` also ends a deployment a restarted daemon could not restore.
+    /// `switch` releases a rollout that awaits it (and is the command an
+    /// approval at the switch sends too).
     pub async fn command(
         self: &Arc<Self>,
         environment: Option<&str>,
@@ -187,10 +189,22 @@ impl Daemon {
                 "the deployment in {name} needs an operator: end it with `cutover abort` or `cutover rollback`"
             )));
         }
-        let handle = env
-            .releases
-            .rolling()
-            .ok_or_else(|| DeployError::BadRequest(format!("no rollout is running in {name}")))?;
+        let switch = command == cutover_core::Command::Switch;
+        let handle = env.releases.rolling().ok_or_else(|| {
+            if switch {
+                // Nothing to release: say so with the state, not as a bad request.
+                DeployError::Refused(format!(
+                    "nothing awaits the switch in {name}: no rollout is running (`cutover status` shows what serves)"
+                ))
+            } else {
+                DeployError::BadRequest(format!("no rollout is running in {name}"))
+            }
+        })?;
+        if switch {
+            // One path for every switch, whoever sends it.
+            self.release_switch(&name, handle.id).await?;
+            return Ok((name, handle.id));
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         handle
             .tx
@@ -205,6 +219,47 @@ impl Daemon {
             Err(_) => Err(DeployError::BadRequest(format!(
                 "the rollout in {name} has just ended"
             ))),
+        }
+    }
+
+    /// Releases the hold of deployment `deployment` in `environment`, if
+    /// its rollout awaits the switch: the same `Command::Switch` as `cutover
+    /// switch`, addressed to one deployment (for an approval given at the
+    /// switch). Refused, saying why, when that deployment does not await it.
+    pub async fn release_switch(
+        self: &Arc<Self>,
+        environment: &str,
+        deployment: i64,
+    ) -> Result<(), DeployError> {
+        let env = self.environment(Some(environment))?.clone();
+        let handle = env
+            .releases
+            .all()
+            .into_iter()
+            .find(|h| h.id == deployment)
+            .ok_or_else(|| {
+                DeployError::Refused(format!(
+                    "deployment {deployment} is not running in {environment}; nothing awaits the switch"
+                ))
+            })?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let command = cutover_core::Command::Switch;
+        let gone = || {
+            DeployError::Refused(format!(
+                "deployment {deployment} in {environment} has just ended"
+            ))
+        };
+        handle
+            .tx
+            .send(control::Control::Rollout { command, reply })
+            .await
+            .map_err(|_| gone())?;
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(refused)) => Err(DeployError::Refused(format!(
+                "{environment}, deployment {deployment}: {refused}"
+            ))),
+            Err(_) => Err(gone()),
         }
     }
 

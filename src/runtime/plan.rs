@@ -101,6 +101,10 @@ pub(crate) fn rollout_plan(
         services.push(ServicePlan {
             name: name.clone(),
             strategy,
+            // Only a deploy waits for the switch: a rollback or a restart
+            // brings back what served.
+            manual_switch: !force_blue_green
+                && sc.rollout.switch == crate::config::SwitchMode::Manual,
         });
         has_previous.push(warm);
     }
@@ -211,6 +215,7 @@ listen = "127.0.0.1:18080"
                 services: vec![ServicePlan {
                     name: service.into(),
                     strategy: cutover_core::Strategy::BlueGreen,
+                    manual_switch: false,
                 }],
                 on_restart: RestartPolicy::Rollback,
             },
@@ -221,6 +226,7 @@ listen = "127.0.0.1:18080"
                 database: database.into(),
                 upto: 2,
             }],
+            approval: None,
         }
     }
 

@@ -284,6 +284,7 @@ mod tests {
             state,
             reason: None,
             requested_by: "alice@host".into(),
+            awaiting_approval: false,
             started_at: at(0),
             finished_at: finished.map(at),
         }

@@ -15,7 +15,8 @@ use crate::store::InstanceState;
 
 /// Drain and stop `instances`, which the caller has already taken out of the
 /// environment's live set. Instances still in the proxy's table are removed
-/// from it first.
+/// from it first, and from the preview's (which follows the live set); each
+/// is drained on both.
 pub(crate) async fn retire_now(
     daemon: &Daemon,
     env: &EnvRuntime,
@@ -37,6 +38,7 @@ pub(crate) async fn retire_now(
             tracing::error!(env = %env.name, error = %e, "cannot remove instances from the table");
         }
     }
+    env.sync_preview();
     let mut tasks = tokio::task::JoinSet::new();
     for inst in instances {
         let (drain_timeout, stop_timeout) = daemon
@@ -45,6 +47,7 @@ pub(crate) async fn retire_now(
             .map(|s| (s.drain_timeout, s.stop_timeout))
             .unwrap_or((Duration::from_secs(30), Duration::from_secs(10)));
         let proxy = env.proxy.clone();
+        let preview = env.preview().cloned();
         let store = daemon.store.clone();
         let driver = daemon.driver.clone();
         let why = why.to_owned();
@@ -55,7 +58,15 @@ pub(crate) async fn retire_now(
             let id = InstanceId::from(inst.id.as_str());
             // The drain runs on its own task: whatever happens to it, the
             // instance is stopped below.
-            let drained = tokio::spawn(async move { proxy.drain(&id, drain_timeout).await }).await;
+            let drained = tokio::spawn(async move {
+                let public = proxy.drain(&id, drain_timeout).await;
+                if let Some(preview) = preview {
+                    // Its own requests (smoke tests) finish too.
+                    let _ = preview.drain(&id, drain_timeout).await;
+                }
+                public
+            })
+            .await;
             match drained {
                 Ok(DrainOutcome::TimedOut { left }) => {
                     tracing::warn!(instance = %inst.id, ?left, "drain timed out; stopping anyway")

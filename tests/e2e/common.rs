@@ -304,16 +304,21 @@ rollback_window = "{rollback_window}"
         self.command(args).output().expect("run cutover")
     }
 
-    /// Runs the CLI as the person `who`: the one helper the approval tests
-    /// act as two people through. Today it sets the `$USER` the client sends
-    /// as `requested_by` (`user@host`); with per-role tokens it will use
-    /// `who`'s token instead.
+    /// Runs the CLI as the person `who`: with an admin token named `who`
+    /// (made on first use, kept in the app's folder), so that "who" in the
+    /// history and in four eyes is `who` — an admin, the role that may do
+    /// everything but approve its own deployment.
     pub fn cli_as(&self, who: &str, args: &[&str]) -> Output {
-        self.command(args)
-            .env("USER", who)
-            .env("LOGNAME", who)
-            .output()
-            .expect("run cutover")
+        let kept = self.path().join(format!(".token-{who}"));
+        let token = match std::fs::read_to_string(&kept) {
+            Ok(token) => token,
+            Err(_) => {
+                let token = self.token(who, "admin");
+                std::fs::write(&kept, &token).expect("keep token");
+                token
+            }
+        };
+        self.cli_with_token(&token, args)
     }
 
     /// `cutover -c CONFIG ARGS…` with colours off.

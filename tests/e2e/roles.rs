@@ -20,6 +20,7 @@ struct Route {
 
 const ALL: &[&str] = &["viewer", "deployer", "approver", "admin"];
 const DEPLOYERS: &[&str] = &["deployer", "admin"];
+const APPROVERS: &[&str] = &["approver", "admin"];
 const ADMINS: &[&str] = &["admin"];
 
 /// Every route of the API today, with bodies that are refused by the
@@ -71,6 +72,32 @@ fn routes() -> Vec<Route> {
             ADMINS,
         ),
         r("DELETE", "/v1/tokens/nobody", None, ADMINS),
+        r("GET", "/v1/releases", None, ALL),
+        r(
+            "POST",
+            "/v1/rollout/switch",
+            Some(r#"{"environment":"nowhere"}"#),
+            DEPLOYERS,
+        ),
+        r(
+            "POST",
+            "/v1/deployments/999999/approve",
+            Some("{}"),
+            APPROVERS,
+        ),
+        r(
+            "POST",
+            "/v1/deployments/999999/reject",
+            Some(r#"{"reason":"no"}"#),
+            APPROVERS,
+        ),
+        r(
+            "POST",
+            "/v1/locks",
+            Some(r#"{"environment":"nowhere","reason":"x"}"#),
+            ADMINS,
+        ),
+        r("DELETE", "/v1/locks/nowhere", None, ADMINS),
         r("POST", "/v1/daemon/nothing", Some("{}"), ADMINS),
     ]
 }

@@ -66,6 +66,9 @@ event_kinds! {
     Switch = "switch",
     /// An environment switched to a release in one swap.
     Switched = "switched",
+    /// The new instances are healthy and take no traffic: the rollout waits
+    /// for `cutover switch` (or `abort`).
+    AwaitingSwitch = "awaiting_switch",
     /// A canary step began.
     Step = "step",
     /// A canary step was analysed.

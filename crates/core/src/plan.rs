@@ -26,6 +26,11 @@ pub struct ServicePlan {
     pub name: String,
     /// `blue-green` or `canary` with its steps.
     pub strategy: Strategy,
+    /// Hold once the new instances are healthy, before any traffic moves,
+    /// until [`crate::Command::Switch`] (`[service.X.rollout] switch =
+    /// "manual"`). Plans saved before this field existed switch by themselves.
+    #[serde(default)]
+    pub manual_switch: bool,
 }
 
 /// How traffic moves to the new release of a service.

@@ -1102,6 +1102,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Resume => "resume",
         Command::Promote { .. } => "promote",
         Command::Abort { .. } => "abort",
+        Command::Switch => "switch",
     }
 }
 

@@ -92,6 +92,10 @@ pub enum Command {
         /// Why, for the history.
         reason: String,
     },
+    /// Release a service that awaits the switch ([`Stage::AwaitingSwitch`]):
+    /// traffic moves as its strategy says (blue-green: all at once; canary:
+    /// its first step, then on). Refused when nothing awaits it.
+    Switch,
 }
 
 /// What the runtime must do.
@@ -223,6 +227,10 @@ pub enum Stage {
     Pending,
     /// New instances starting; the old release serves.
     Starting,
+    /// New instances up and healthy, taking no traffic (the old release
+    /// serves): held until [`Command::Switch`] (`switch = "manual"`). No
+    /// timeout; a restart holds again.
+    AwaitingSwitch,
     /// Canary at `steps[step]`.
     Stepping {
         /// Index into the steps.
@@ -393,6 +401,33 @@ impl Rollout {
         // instances that may be gone, while the rollback's own persist is
         // awaited): its rollback sets every table it changed, after that
         // persist.
+        // A rollout that awaits the switch moved no traffic to the service it
+        // holds: whatever the policy, it holds again. Its instances may have
+        // died with the daemon: it is starting again (saved so), and awaits
+        // the switch once they are healthy — a switch before that is refused,
+        // so traffic never moves to instances that are not up. Only an
+        // operator's switch or abort moves it on.
+        let awaiting =
+            r.state.services.get(current).map(|s| &s.stage) == Some(&Stage::AwaitingSwitch);
+        if awaiting && lost.is_none() {
+            // The tables first, as saved (they need no new save)…
+            r.reapply(now, false);
+            // …then starting again, saved before the start is re-issued.
+            r.state.services[current].stage = Stage::Starting;
+            r.persist();
+            r.action(Action::StartInstances {
+                service: name.clone(),
+            });
+            r.event(
+                EventKind::AwaitingSwitch,
+                Some(&name),
+                format!(
+                    "the daemon restarted; {name} of {} still awaits the switch (no traffic moved; its instances are checked and started again if gone): `cutover switch` moves traffic to it once they are healthy, `cutover abort` stops it",
+                    r.plan.version
+                ),
+            );
+            return r;
+        }
         let resume = policy == RestartPolicy::Resume && lost.is_none();
         if resume {
             r.reapply(now, true);
@@ -517,7 +552,10 @@ impl Rollout {
             Input::StartFailed { service, reason } => {
                 if let Some(i) = self.index(&service)
                     && i == self.state.current
-                    && self.state.services[i].stage == Stage::Starting
+                    && matches!(
+                        self.state.services[i].stage,
+                        Stage::Starting | Stage::AwaitingSwitch
+                    )
                 {
                     self.rollback(now, &service, format!("{service} did not start: {reason}"));
                 }
@@ -536,6 +574,19 @@ impl Rollout {
                         now,
                         &service,
                         format!("a new instance of {service} is unhealthy: {reason}"),
+                    );
+                } else if let Some(i) = self.index(&service)
+                    && i == self.state.current
+                    && self.state.services[i].stage == Stage::AwaitingSwitch
+                {
+                    // It would never be switched to: end it now, before
+                    // anyone runs `switch`.
+                    self.rollback(
+                        now,
+                        &service,
+                        format!(
+                            "a new instance of {service} became unhealthy while awaiting the switch: {reason}"
+                        ),
                     );
                 }
             }
@@ -604,7 +655,27 @@ impl Rollout {
                 self.event(EventKind::Resumed, Some(&name), format!("{name} resumed"));
                 Ok(())
             }
+            Command::Switch => {
+                if self.state.services[i].stage != Stage::AwaitingSwitch {
+                    return Err(Refused(format!(
+                        "nothing awaits the switch: {}",
+                        self.describe(i)
+                    )));
+                }
+                self.event(
+                    EventKind::Switch,
+                    Some(&name),
+                    format!("{name}: switch released by an operator"),
+                );
+                self.move_traffic(now, i);
+                Ok(())
+            }
             Command::Promote { full } => {
+                if self.state.services[i].stage == Stage::AwaitingSwitch {
+                    return Err(Refused(format!(
+                        "{name} awaits the switch and takes no traffic yet: run `cutover switch` to move traffic to it"
+                    )));
+                }
                 let Stage::Stepping { step, .. } = self.state.services[i].stage else {
                     return Err(Refused(format!(
                         "{name} is not at a canary step; nothing to promote"
@@ -657,6 +728,27 @@ impl Rollout {
         if i != self.state.current || self.state.services[i].stage != Stage::Starting {
             return;
         }
+        if self.plan.services[i].manual_switch {
+            self.state.services[i].stage = Stage::AwaitingSwitch;
+            self.persist();
+            self.event(
+                EventKind::AwaitingSwitch,
+                Some(service),
+                format!(
+                    "{service}: {} is healthy and takes no traffic yet; `cutover switch` moves traffic to it, `cutover abort` stops it",
+                    self.plan.version
+                ),
+            );
+            return;
+        }
+        self.move_traffic(now, i);
+    }
+
+    /// The new instances of service `i` are healthy and may take traffic:
+    /// a canary's first step, or the blue-green switch.
+    fn move_traffic(&mut self, now: Millis, i: usize) {
+        let service = self.name(i).to_owned();
+        let service = service.as_str();
         let canary = matches!(self.plan.services[i].strategy, Strategy::Canary(_))
             && self.state.services[i].stable_healthy;
         if canary {
@@ -925,7 +1017,7 @@ impl Rollout {
         order.retain(|&i| {
             matches!(
                 self.state.services[i].stage,
-                Stage::Starting | Stage::Stepping { .. } | Stage::Promoted
+                Stage::Starting | Stage::AwaitingSwitch | Stage::Stepping { .. } | Stage::Promoted
             )
         });
         let mut kept = Vec::new();
@@ -933,7 +1025,7 @@ impl Rollout {
             let s = &mut self.state.services[i];
             s.next_check = None;
             s.checking = false;
-            if s.stable_healthy || s.stage == Stage::Starting {
+            if s.stable_healthy || matches!(s.stage, Stage::Starting | Stage::AwaitingSwitch) {
                 s.stage = Stage::Reverted;
             } else {
                 s.stage = Stage::KeptNew;
@@ -1007,7 +1099,10 @@ impl Rollout {
             let name = self.name(i).to_owned();
             let action = match self.state.services[i].stage {
                 Stage::Pending => None,
-                Stage::Starting => (start && self.state.status != Status::Finished)
+                // Awaiting the switch: its instances again if they are gone,
+                // and no traffic.
+                Stage::Starting | Stage::AwaitingSwitch => (start
+                    && self.state.status != Status::Finished)
                     .then_some(Action::StartInstances { service: name }),
                 Stage::Stepping { .. } => Some(Action::SetCanaryWeight {
                     service: name,
@@ -1048,6 +1143,35 @@ impl Rollout {
             self.state.services[i].stage,
             Stage::Stepping { .. } | Stage::Promoted
         )
+    }
+
+    /// Where service `i` stands, for a refusal.
+    fn describe(&self, i: usize) -> String {
+        let name = self.name(i);
+        let version = &self.plan.version;
+        match &self.state.services[i].stage {
+            Stage::Pending => format!("{name} has not begun to roll to {version}"),
+            Stage::Starting => format!(
+                "{name}'s instances of {version} are still starting (the switch can be released once they are healthy)"
+            ),
+            Stage::AwaitingSwitch => format!("{name} of {version} awaits the switch"),
+            Stage::Stepping { step, .. } => format!(
+                "{name} is at canary step {} ({}% on {version}); traffic is already moving",
+                step + 1,
+                self.state.services[i].canary_bp / 100
+            ),
+            Stage::Promoted => format!("{name} serves {version} already"),
+            Stage::Reverted => format!("{name} went back to the previous release"),
+            Stage::KeptNew => format!("{name} kept {version}"),
+        }
+    }
+
+    /// The service that awaits the switch, if one does.
+    pub fn awaiting_switch(&self) -> Option<&str> {
+        let i = self.state.current;
+        (self.state.status != Status::Finished
+            && self.state.services.get(i)?.stage == Stage::AwaitingSwitch)
+            .then(|| self.name(i))
     }
 
     fn has_new_traffic_or_starting(&self, i: usize) -> bool {

@@ -17,6 +17,7 @@ fn plan(kind: ReleaseKind, window: u64, migrate: bool) -> ReleasePlan {
             services: vec![ServicePlan {
                 name: "web".into(),
                 strategy: Strategy::BlueGreen,
+                manual_switch: false,
             }],
             on_restart: RestartPolicy::Rollback,
         },
@@ -470,6 +471,7 @@ fn a_saved_state_that_does_not_fit_the_plan_is_an_error_naming_it() {
     p.rollout.services.push(ServicePlan {
         name: "api".into(),
         strategy: Strategy::BlueGreen,
+        manual_switch: false,
     });
     let err = Release::restore(p, r.state().clone(), Millis(1), &[])
         .expect_err("two services in the plan, one in the state");

@@ -255,6 +255,20 @@ pub struct Schedule {
     pub faults: Vec<(Millis, Fault)>,
     /// How long the operator leaves a paused rollout alone.
     pub operator_patience: Millis,
+    /// What the operator does with a rollout that awaits the switch.
+    pub gate: SwitchGate,
+}
+
+/// The operator at a gate before the switch (`manual_switch` services).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwitchGate {
+    /// How long the operator smoke-tests before deciding.
+    pub patience: Millis,
+    /// The operator aborts instead of switching.
+    pub abort: bool,
+    /// The daemon dies this long after the hold is first seen (before the
+    /// operator decides), for `downtime`, perhaps losing the table.
+    pub crash: Option<(Millis, Millis, bool)>,
 }
 
 fn pick<T: Copy>(rng: &mut Rng, items: &[T]) -> T {
@@ -285,6 +299,7 @@ impl Schedule {
             plan_services.push(ServicePlan {
                 name: (*name).to_owned(),
                 strategy,
+                manual_switch: false,
             });
             services.push(world);
         }
@@ -292,21 +307,46 @@ impl Schedule {
         for s in &mut services {
             spikes_and_quiet(&mut rng, horizon, &mut s.script);
         }
-        let plan = Plan {
-            version: "v2".into(),
-            previous_version: Some("v1".into()),
-            services: plan_services,
-            on_restart: pick(&mut rng, &[RestartPolicy::Resume, RestartPolicy::Rollback]),
-        };
+        let on_restart = pick(&mut rng, &[RestartPolicy::Resume, RestartPolicy::Rollback]);
         let mut faults = faults(&mut rng, n, horizon);
         let operator_patience = Millis(rng.u64(5_000..=300_000));
         let mut life = life(&mut rng, n, horizon);
         // From a seed of its own, so that schedules without a gate stay
         // what they were (the constant is one that gives none of the
         // fixed seeds of `tests/sim.rs` a gate).
-        let mut gate_rng = Rng::with_seed(seed ^ 0x0a99_1014);
-        if maybe(&mut gate_rng, 0.15) {
-            approval_gate(&mut gate_rng, &mut life);
+        let mut approval_rng = Rng::with_seed(seed ^ 0x0a99_1014);
+        if maybe(&mut approval_rng, 0.15) {
+            approval_gate(&mut approval_rng, &mut life);
+        }
+        // The gate before the switch draws from its own generator and is in
+        // one schedule of 11 (by seed), so every other schedule — the fixed
+        // seeds picked before the gate existed among them — is the one it
+        // always was.
+        let mut gate_rng = Rng::with_seed(seed ^ 0x5157_4954_4348_4741);
+        if seed % 11 == 7 {
+            for s in &mut plan_services {
+                s.manual_switch = maybe(&mut gate_rng, 0.7);
+            }
+        }
+        let patience = Millis(gate_rng.u64(1_000..=600_000));
+        let gate = SwitchGate {
+            patience,
+            abort: maybe(&mut gate_rng, 0.25),
+            crash: maybe(&mut gate_rng, 0.4).then(|| {
+                (
+                    Millis(gate_rng.u64(0..patience.0)),
+                    Millis(gate_rng.u64(0..=60_000)),
+                    gate_rng.bool(),
+                )
+            }),
+        };
+        if plan_services.iter().any(|s| s.manual_switch) && maybe(&mut gate_rng, 0.3) {
+            // A `switch` at a random time: mostly when nothing awaits it.
+            faults.push((
+                Millis(gate_rng.u64(1..horizon.0)),
+                Fault::Operator(Command::Switch),
+            ));
+            faults.sort_by_key(|(t, _)| *t);
         }
         if maybe(&mut rng, 0.1) {
             let op = if rng.bool() {
@@ -317,6 +357,12 @@ impl Schedule {
             faults.push((Millis(rng.u64(1..horizon.0)), Fault::Window(op)));
             faults.sort_by_key(|(t, _)| *t);
         }
+        let plan = Plan {
+            version: "v2".into(),
+            previous_version: Some("v1".into()),
+            services: plan_services,
+            on_restart,
+        };
         Schedule {
             seed,
             plan,
@@ -324,6 +370,7 @@ impl Schedule {
             services,
             faults,
             operator_patience,
+            gate,
         }
     }
 
@@ -368,6 +415,7 @@ impl Schedule {
                     .map(|s| ServicePlan {
                         name: s.name.clone(),
                         strategy: Strategy::BlueGreen,
+                        manual_switch: false,
                     })
                     .collect(),
                 on_restart: self.plan.on_restart,

@@ -196,6 +196,9 @@ enum Due {
     PhaseCrash(usize),
     /// The operator, tired of waiting, acts on a paused rollout.
     Unpause { episode: u32 },
+    /// The operator, done smoke-testing, switches (or aborts) a rollout
+    /// that awaits the switch; lost with the daemon (asked again after).
+    Gate { episode: u32 },
     /// The daemon is back.
     Restart,
 }
@@ -260,6 +263,9 @@ pub struct Sim {
     post_done_restart: bool,
     pause_episode: u32,
     unpause_pending: bool,
+    gate_episode: u32,
+    gate_pending: bool,
+    gate_crash_fired: bool,
     unpauses: u32,
     restarts: u64,
     commands_accepted: u64,
@@ -325,6 +331,9 @@ impl Sim {
             post_done_restart,
             pause_episode: 0,
             unpause_pending: false,
+            gate_episode: 0,
+            gate_pending: false,
+            gate_crash_fired: false,
             unpauses: 0,
             restarts: 0,
             commands_accepted: 0,
@@ -614,6 +623,25 @@ impl Sim {
                     _ => Command::Abort {
                         reason: "the operator gave up waiting".into(),
                     },
+                };
+                self.feed(self.active, Feed::Command(command))
+            }
+            Due::Gate { episode } => {
+                let awaiting = machine(&self.machines, self.active)
+                    .and_then(Machine::rollout)
+                    .is_some_and(|r| r.awaiting_switch().is_some());
+                if !awaiting || episode != self.gate_episode {
+                    return Ok(());
+                }
+                self.gate_pending = false;
+                let command = if self.schedule.gate.abort {
+                    self.features.insert("switch:aborted");
+                    Command::Abort {
+                        reason: "the smoke test on the preview failed".into(),
+                    }
+                } else {
+                    self.features.insert("switch:released");
+                    Command::Switch
                 };
                 self.feed(self.active, Feed::Command(command))
             }
@@ -1411,6 +1439,7 @@ impl Sim {
         let paused = m
             .rollout()
             .is_some_and(|r| r.state().status == Status::Paused);
+        let awaiting = m.rollout().is_some_and(|r| r.awaiting_switch().is_some());
         if paused {
             if !self.unpause_pending {
                 self.unpause_pending = true;
@@ -1421,6 +1450,32 @@ impl Sim {
             }
         } else {
             self.unpause_pending = false;
+        }
+        if awaiting {
+            self.features.insert("switch:held");
+            if self.restarts > 0 {
+                self.features.insert("switch:held-after-restart");
+            }
+            if !self.gate_pending {
+                self.gate_pending = true;
+                self.gate_episode += 1;
+                let episode = self.gate_episode;
+                let at = self.world.now.after(self.schedule.gate.patience);
+                self.at(at, Due::Gate { episode });
+                if let Some((delay, downtime, table_lost)) = self.schedule.gate.crash
+                    && !self.gate_crash_fired
+                {
+                    self.gate_crash_fired = true;
+                    let crash = Fault::DaemonCrash {
+                        mid_drain: None,
+                        downtime,
+                        table_lost,
+                    };
+                    self.at(self.world.now.after(delay), Due::Fault(crash));
+                }
+            }
+        } else {
+            self.gate_pending = false;
         }
         let now = self.world.now;
         if matches!(phase, Phase::Warm { .. }) && !self.window_seen[which.index()] {
@@ -1569,6 +1624,9 @@ impl Sim {
             if m.held().is_some() {
                 self.features.insert("crash:held");
             }
+            if m.rollout().is_some_and(|r| r.awaiting_switch().is_some()) {
+                self.features.insert("crash:awaiting-switch");
+            }
         }
         if which == Which::Rollback {
             self.features.insert("crash:rollback");
@@ -1579,6 +1637,7 @@ impl Sim {
         self.timeouts = [None, None];
         self.crash_armed = None;
         self.unpause_pending = false;
+        self.gate_pending = false;
         self.pending_save = None;
         self.begin_rollback_queued = false;
         self.queue.retain(|q| {

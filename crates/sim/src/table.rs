@@ -119,7 +119,9 @@ impl Route {
     /// What a persisted service state says its table entry is.
     pub fn of(state: &ServiceState) -> Route {
         match state.stage {
-            Stage::Pending | Stage::Starting | Stage::Reverted => Route::OLD,
+            Stage::Pending | Stage::Starting | Stage::AwaitingSwitch | Stage::Reverted => {
+                Route::OLD
+            }
             Stage::Stepping { .. } => Route::split(state.canary_bp),
             Stage::Promoted | Stage::KeptNew => Route::NEW,
         }

@@ -424,7 +424,7 @@ impl Traffic {
                 let stage = self.reference.as_ref().map(|r| &r.services[i].stage);
                 ensure!(
                     self,
-                    stage == Some(&Stage::Starting),
+                    matches!(stage, Some(Stage::Starting | Stage::AwaitingSwitch)),
                     "StartInstances {service} while the persisted stage is {stage:?}"
                 );
                 self.told_new_unhealthy[i] = false;
@@ -743,8 +743,10 @@ impl Traffic {
                     std::cmp::Ordering::Less => s.stage == Stage::Promoted,
                     std::cmp::Ordering::Greater => s.stage == Stage::Pending,
                     std::cmp::Ordering::Equal => {
-                        matches!(s.stage, Stage::Starting | Stage::Stepping { .. })
-                            || (!state.started && s.stage == Stage::Pending)
+                        matches!(
+                            s.stage,
+                            Stage::Starting | Stage::AwaitingSwitch | Stage::Stepping { .. }
+                        ) || (!state.started && s.stage == Stage::Pending)
                     }
                 };
                 ensure!(
@@ -796,6 +798,48 @@ impl Traffic {
                 state.status
             );
         }
+        // Awaiting the switch means held: no traffic on the new release of
+        // that service, and nothing but the operator's switch or abort (or a
+        // failure of the new release) moves it on.
+        for (i, s) in state.services.iter().enumerate() {
+            if s.stage == Stage::AwaitingSwitch && end.clean_after && end.owns_table {
+                ensure!(
+                    self,
+                    routes[i].new_bp() == 0,
+                    "{} awaits the switch, yet {} bp go to the new release",
+                    self.name(i),
+                    routes[i].new_bp()
+                );
+            }
+        }
+        let before_awaiting = end
+            .before
+            .services
+            .get(end.before.current)
+            .is_some_and(|s| s.stage == Stage::AwaitingSwitch);
+        let operator_releases = matches!(
+            end.kind,
+            StepKind::Command(Command::Switch | Command::Abort { .. }, Ok(()))
+        );
+        let failure = matches!(
+            end.kind,
+            StepKind::Input(Input::NewUnhealthy { .. } | Input::StartFailed { .. })
+        );
+        if before_awaiting
+            && end.clean_before
+            && !operator_releases
+            && !failure
+            && state.status != Status::Finished
+        {
+            ensure!(
+                self,
+                !self.drain.advanced
+                    && state.services.get(state.current).map(|s| &s.stage)
+                        == Some(&Stage::AwaitingSwitch),
+                "awaiting the switch, then {:?} moved the rollout on without an operator's switch",
+                end.kind
+            );
+        }
         // Operator commands.
         if let StepKind::Command(command, result) = &end.kind {
             self.command(command, result, end.before, state)?;
@@ -833,7 +877,11 @@ impl Traffic {
                 );
             }
         }
-        if state.status == Status::Running && end.clean_after {
+        let awaiting_now = state
+            .services
+            .get(state.current)
+            .is_some_and(|s| s.stage == Stage::AwaitingSwitch);
+        if state.status == Status::Running && end.clean_after && !awaiting_now {
             ensure!(
                 self,
                 !end.idle || end.answers_pending,
@@ -883,6 +931,12 @@ impl Traffic {
                 .get(s.current)
                 .is_some_and(|c| matches!(c.stage, Stage::Stepping { .. }))
         };
+        let awaiting = |s: &State| {
+            s.status != Status::Finished
+                && s.services
+                    .get(s.current)
+                    .is_some_and(|c| c.stage == Stage::AwaitingSwitch)
+        };
         let finished = before.status == Status::Finished;
         match result {
             Err(refused) => {
@@ -897,6 +951,7 @@ impl Traffic {
                         Command::Resume => before.status == Status::Paused,
                         Command::Promote { .. } => stepping(before),
                         Command::Abort { .. } => true,
+                        Command::Switch => awaiting(before),
                     };
                 ensure!(
                     self,
@@ -910,6 +965,9 @@ impl Traffic {
                     Command::Pause => after.status == Status::Paused,
                     Command::Resume => after.status == Status::Running,
                     Command::Promote { .. } => after.status != Status::Paused,
+                    Command::Switch => {
+                        awaiting(before) && !awaiting(after) && after.status != Status::Paused
+                    }
                     Command::Abort { .. } => {
                         after.status == Status::Finished
                             && matches!(

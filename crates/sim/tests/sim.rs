@@ -8,7 +8,7 @@ use cutover_sim::{RunConfig, Sim, Totals, run_many, run_seed};
 /// this test says which to re-pick). The first six fail without a fix of the
 /// core (see `crates/core/tests/regressions.rs`); the others were picked for
 /// what they go through.
-const FIXED_SEEDS: [(u64, &[&str]); 25] = [
+const FIXED_SEEDS: [(u64, &[&str]); 27] = [
     // A rollback restored while it probed the warm release goes cold (its
     // rollout was missing); the deploy re-superseded after a crash in the
     // drain that superseded it.
@@ -111,6 +111,28 @@ const FIXED_SEEDS: [(u64, &[&str]); 25] = [
     (65, &["backup-failed", "not-started"]),
     // A new instance crashes during the rollout.
     (167, &["new-unhealthy"]),
+    // A gate before the switch: the daemon dies while the deploy awaits the
+    // switch (its new instances gone, on_daemon_restart = "rollback"); it
+    // holds again after the restart, and the operator's switch succeeds.
+    (
+        249,
+        &[
+            "switch:held",
+            "crash:awaiting-switch",
+            "switch:held-after-restart",
+            "switch:released",
+            "gone",
+        ],
+    ),
+    // The same gate, aborted after a restart: rolled back, no traffic moved.
+    (
+        348,
+        &[
+            "crash:awaiting-switch",
+            "switch:held-after-restart",
+            "switch:aborted",
+        ],
+    ),
     // The fast check fails.
     (287, &["fast-check-failed"]),
     // An analysis fails.
@@ -219,6 +241,11 @@ fn not_vacuous(t: &Totals) {
         "store-held",
         "store-recovered",
         "superseded",
+        "switch:aborted",
+        "switch:held",
+        "switch:held-after-restart",
+        "switch:released",
+        "crash:awaiting-switch",
         "table-lost",
         "warm-rollback",
         "window-op-refused",

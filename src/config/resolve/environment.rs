@@ -8,6 +8,7 @@ use serde_spanned::Spanned;
 
 use super::Resolver;
 use super::overrides::Base;
+use crate::config::ApprovalAt;
 use crate::config::defaults;
 use crate::config::limits;
 use crate::config::model::{ApprovalsConfig, EnvironmentConfig};
@@ -81,6 +82,13 @@ impl Resolver<'_> {
                 .insert(name.to_owned(), spanned.span());
             Some(address)
         });
+        let preview_listen = raw.preview_listen.as_ref().and_then(|spanned| {
+            let address = self.address(spanned, "preview_listen")?;
+            self.places
+                .preview_listen
+                .insert(name.to_owned(), spanned.span());
+            Some(address)
+        });
         let hsts = raw
             .hsts
             .as_ref()
@@ -138,6 +146,7 @@ impl Resolver<'_> {
                 false,
             ),
             redirect_listen,
+            preview_listen,
             hsts,
             tls,
             trusted_proxies,
@@ -172,12 +181,27 @@ impl Resolver<'_> {
                 .at
                 .as_ref()
                 .and_then(|written| {
-                    self.choice(
+                    let at = self.choice(
                         written.span(),
                         &written.get_ref().0,
                         "`approvals.at`",
                         written.get_ref().parse(),
-                    )
+                    )?;
+                    if at == ApprovalAt::Switch {
+                        self.report(
+                            Finding::new(
+                                written.span(),
+                                "`approvals.at = \"switch\"` is not available yet",
+                                "an approval at the switch",
+                            )
+                            .help(
+                                "approve before the start (`at = \"start\"`, the default), and hold \
+                                 the traffic for a smoke test with `[service.NAME.rollout] switch = \
+                                 \"manual\"` and `cutover switch` (docs/environments.md)",
+                            ),
+                        );
+                    }
+                    Some(at)
                 })
                 .unwrap_or_default(),
         }

@@ -72,6 +72,8 @@ pub(crate) struct Places {
     pub metrics_listen: Option<Range<usize>>,
     /// `redirect_listen` of each environment that has one.
     pub redirect_listen: BTreeMap<String, Range<usize>>,
+    /// `preview_listen` of each environment that has one.
+    pub preview_listen: BTreeMap<String, Range<usize>>,
     /// Every file the config names (certificates, keys, CAs), for `load_checked`.
     pub files: Vec<FilePlace>,
     /// Every database of every environment, with where its URL was written.

@@ -89,6 +89,18 @@ impl Resolver<'_> {
                 )
             })
             .unwrap_or_default();
+        let switch = raw
+            .switch
+            .as_ref()
+            .and_then(|written| {
+                self.choice(
+                    written.span(),
+                    &written.get_ref().0,
+                    "`switch` mode",
+                    written.get_ref().parse(),
+                )
+            })
+            .unwrap_or_default();
         let analysis = self.analysis(raw.analysis.as_ref());
 
         RolloutConfig {
@@ -99,6 +111,7 @@ impl Resolver<'_> {
             max_inconclusive,
             on_inconclusive,
             on_daemon_restart,
+            switch,
             analysis,
         }
     }

@@ -46,6 +46,7 @@ pub fn canary(name: &str, steps: &[u8]) -> ServicePlan {
             on_inconclusive: InconclusivePolicy::Fail,
             thresholds: thresholds(),
         }),
+        manual_switch: false,
     }
 }
 
@@ -53,6 +54,7 @@ pub fn blue_green(name: &str) -> ServicePlan {
     ServicePlan {
         name: name.into(),
         strategy: Strategy::BlueGreen,
+        manual_switch: false,
     }
 }
 
