@@ -51,7 +51,7 @@ async fn the_deployers_own_approval_is_refused_and_another_approvers_runs_the_ro
     let status = stdout(&app.cli(&["status"]));
     assert!(
         status.contains(&format!(
-            "awaiting  approval of deployment {id} (v2, asked by alice@"
+            "awaiting  approval of deployment {id} (v2, asked by alice)"
         )),
         "{status}"
     );
@@ -92,7 +92,7 @@ async fn the_deployers_own_approval_is_refused_and_another_approvers_runs_the_ro
     assert_eq!(count(&events, "awaiting_approval"), 1, "{events:#?}");
     assert!(
         events.iter().any(|(k, m)| k == "approved"
-            && m.contains("bob@")
+            && m.contains("by bob")
             && m.contains("staging looked fine")),
         "{events:#?}"
     );
@@ -148,7 +148,7 @@ async fn a_rejection_ends_the_waiting_deploy_with_nothing_started() {
     let err = stderr(&out);
     assert!(err.contains("awaits approval"), "{err}");
     assert!(err.contains(&format!("cutover approve {id}")), "{err}");
-    assert!(err.contains("rejected by bob@"), "{err}");
+    assert!(err.contains("rejected by bob:"), "{err}");
     assert!(err.contains("not during the sale"), "{err}");
     let d = app.last_deployment();
     assert_eq!(d["state"], "failed", "{d}");
