@@ -126,7 +126,7 @@ const FIXED_SEEDS: [(u64, &[&str]); 27] = [
     ),
     // The same gate, aborted after a restart: rolled back, no traffic moved.
     (
-        348,
+        436,
         &[
             "crash:awaiting-switch",
             "switch:held-after-restart",
