@@ -71,8 +71,7 @@ pub async fn deploy(
         let gated = config
             .environments
             .get(&accepted.environment)
-            .and_then(|e| e.approvals.as_ref())
-            .is_some_and(|a| a.at == crate::config::ApprovalAt::Start);
+            .is_some_and(|e| e.approvals.is_some());
         return started(&client, accepted.deployment_id, gated, json).await;
     }
     let detail = follow(&client, accepted.deployment_id, json).await?;
@@ -258,8 +257,10 @@ pub async fn follow(
             .events
             .last()
             .is_some_and(|e| e.kind == cutover_core::EventKind::AwaitingSwitch.as_str());
+        // A hold for `cutover switch` ends the following; a hold for
+        // approvals (before the start or at the switch) waits on.
         if (state != DeploymentState::Running && state != DeploymentState::AwaitingApproval)
-            || awaits_switch
+            || (awaits_switch && state == DeploymentState::Running)
         {
             if let Some(pb) = spinner {
                 pb.finish_and_clear();

@@ -62,7 +62,22 @@ pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
         if let Some(held) = &env.held {
             println!("  {held}");
         }
-        if let Some(a) = &env.awaiting_switch {
+        let gate_at_switch = |id: i64| {
+            env.awaiting_approval
+                .as_ref()
+                .is_some_and(|g| g.deployment_id == id)
+        };
+        if let Some(a) = env
+            .awaiting_switch
+            .as_ref()
+            .filter(|a| gate_at_switch(a.deployment_id))
+        {
+            println!(
+                "  awaiting switch: {} of {} is healthy and takes no traffic (deployment {}); \
+                 another approver's `cutover approve {}` moves traffic to it, `cutover abort -e {}` stops it",
+                a.service, a.version, a.deployment_id, a.deployment_id, env.name
+            );
+        } else if let Some(a) = &env.awaiting_switch {
             println!(
                 "  awaiting switch: {} of {} is healthy and takes no traffic (deployment {}); \
                  `cutover switch -e {}` moves traffic to it, `cutover abort -e {}` stops it",

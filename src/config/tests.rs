@@ -1359,12 +1359,14 @@ fn approvals_take_their_defaults_and_may_sit_at_the_switch() {
         "{}",
         config.summary()
     );
-    // An approval at the switch is not wired to the switch gate yet: it is
-    // refused rather than silently deploying without an approval.
-    let refused = approvals_of(r#"approvals = { at = "switch" }"#)
-        .expect_err("at the switch is refused")
-        .to_string();
-    assert!(refused.contains("not available yet"), "{refused}");
+    let config = approvals_of(r#"approvals = { at = "switch" }"#).expect("valid");
+    assert_eq!(
+        config.environments["production"]
+            .approvals
+            .as_ref()
+            .map(|a| a.at),
+        Some(ApprovalAt::Switch)
+    );
     assert_eq!(valid(MINIMAL).environments["production"].approvals, None);
 }
 

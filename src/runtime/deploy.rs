@@ -109,6 +109,18 @@ pub async fn begin_deploy(
         },
         requested_by: requested_by.to_owned(),
     });
+    // `approvals = { at = "switch" }`: the first service holds at the switch
+    // (healthy, on the preview, no traffic) until approved; the others
+    // follow it as planned, since traffic has moved by then.
+    if env
+        .config
+        .approvals
+        .as_ref()
+        .is_some_and(|a| a.at == ApprovalAt::Switch)
+        && let Some(first) = release_plan.rollout.services.first_mut()
+    {
+        first.manual_switch = true;
+    }
     let strategy = if release_plan
         .rollout
         .services

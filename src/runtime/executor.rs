@@ -29,9 +29,10 @@ use crate::store::{InstanceState, Store};
 const WARM_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Whether `release` waits (or will wait, once started) for approvals
-/// before it changes anything.
+/// before it changes anything (a gate at the switch does not count: its
+/// release has started by then).
 pub(crate) fn gated(release: &Release) -> bool {
-    release.awaiting_approval().is_some()
+    awaits_before_start(release)
         || (release.state().phase == cutover_core::Phase::Pending
             && release.plan().kind == cutover_core::ReleaseKind::Deploy
             && release
@@ -39,6 +40,14 @@ pub(crate) fn gated(release: &Release) -> bool {
                 .approval
                 .as_ref()
                 .is_some_and(|a| a.at == cutover_core::ApprovalAt::Start))
+}
+
+/// Whether `release` holds before it started anything, for approvals.
+fn awaits_before_start(release: &Release) -> bool {
+    matches!(
+        release.state().phase,
+        cutover_core::Phase::AwaitingApproval { .. }
+    )
 }
 
 /// Wall-clock milliseconds since the Unix epoch: the core's `now`.
@@ -92,7 +101,7 @@ impl Executor {
     ) -> Executor {
         let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         let concluded = Arc::new(AtomicBool::new(release.is_concluded()));
-        let awaiting = Arc::new(AtomicBool::new(release.awaiting_approval().is_some()));
+        let awaiting = Arc::new(AtomicBool::new(awaits_before_start(&release)));
         let clear_way = gated(&release);
         let (daemon_store, env_name, holder_name) =
             (daemon.store.clone(), env.name.clone(), holder.clone());
@@ -157,7 +166,7 @@ impl Executor {
             self.concluded
                 .store(self.release.is_concluded(), Ordering::SeqCst);
             self.awaiting
-                .store(self.release.awaiting_approval().is_some(), Ordering::SeqCst);
+                .store(awaits_before_start(&self.release), Ordering::SeqCst);
             self.after_drain();
             if self.release.is_done() {
                 break;

@@ -105,7 +105,10 @@ macro_rules! deployment_select {
         "SELECT d.id, d.environment, d.version, d.previous_version, d.strategy, d.kind,
                 d.state, d.reason, d.requested_by, d.started_at, d.finished_at,
                 (d.state = 'running'
-                 AND json_extract(r.state, '$.phase.phase') = 'awaiting_approval')
+                 AND (json_extract(r.state, '$.phase.phase') = 'awaiting_approval'
+                      OR (json_extract(r.state, '$.phase.phase') = 'rolling'
+                          AND json_extract(r.state, '$.approvals.required')
+                              > json_array_length(r.state, '$.approvals.given'))))
                     AS awaiting_approval
          FROM deployments d LEFT JOIN rollouts r ON r.deployment_id = d.id"
     };

@@ -33,6 +33,7 @@ mod schema_deploy;
 mod services;
 mod state_store;
 mod supervise;
+mod switch_approval;
 mod switch_gate;
 mod systemd;
 mod token;

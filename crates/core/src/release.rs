@@ -540,6 +540,16 @@ impl Release {
                     self.roll(now);
                 }
             }
+            (Phase::Rolling, ReleaseInput::Tick)
+                if self.switch_gate_open()
+                    && self
+                        .state
+                        .approvals
+                        .as_ref()
+                        .is_some_and(|a| a.is_expired(now)) =>
+            {
+                self.expire_at_switch(now)
+            }
             (Phase::Rolling, ReleaseInput::Tick) => self.feed(now, Input::Tick),
             (Phase::Rolling, ReleaseInput::Rollout(input)) => self.feed(now, input),
             // The old release's health before the rollout begins: its
@@ -589,6 +599,17 @@ impl Release {
     /// An operator command for the rollout (pause, resume, promote, abort);
     /// refused when the rollout is over.
     pub fn command(&mut self, now: Millis, command: Command) -> Result<(), Refused> {
+        if command == Command::Switch && self.switch_gate_open() {
+            let (have, need) = self
+                .state
+                .approvals
+                .as_ref()
+                .map_or((0, 1), |a| (a.have(), a.required));
+            return Err(Refused(format!(
+                "{} awaits approval before the switch ({have} of {need} given): another approver's `cutover approve` moves the traffic (`cutover status` shows the deployment's id)",
+                self.plan.version()
+            )));
+        }
         match (&self.state.phase, self.rollout.as_mut()) {
             (Phase::Rolling, Some(r)) if !r.is_finished() => {
                 r.command(now, command)?;
@@ -621,8 +642,86 @@ impl Release {
     pub fn awaiting_approval(&self) -> Option<&Approvals> {
         match self.state.phase {
             Phase::AwaitingApproval { .. } => self.state.approvals.as_ref(),
+            _ if self.switch_gate_open() => self.state.approvals.as_ref(),
             _ => None,
         }
+    }
+
+    /// The gate of `approvals = { at = "switch" }`, if the plan has one:
+    /// only a deploy waits for it.
+    fn switch_gate(&self) -> Option<&ApprovalPolicy> {
+        self.plan
+            .approval
+            .as_ref()
+            .filter(|p| p.at == ApprovalAt::Switch && self.plan.kind == ReleaseKind::Deploy)
+    }
+
+    /// True while the rollout holds at the switch for approvals not yet
+    /// given (the gate opened when the new release was healthy).
+    fn switch_gate_open(&self) -> bool {
+        self.state.phase == Phase::Rolling
+            && self.switch_gate().is_some()
+            && self.state.approvals.as_ref().is_some_and(|a| !a.is_met())
+            && self
+                .rollout
+                .as_ref()
+                .is_some_and(|r| r.awaiting_switch().is_some())
+    }
+
+    /// The rollout reached the switch (`event` says so): with a gate at the
+    /// switch, the approvals' wait begins now (once: a restored release
+    /// keeps its deadline) and the event says what it waits for.
+    fn reach_switch_gate(&mut self, now: Millis, event: &mut Event) {
+        let Some(policy) = self.switch_gate().cloned() else {
+            return;
+        };
+        let service = event.service.clone().unwrap_or_default();
+        event.message = format!(
+            "{service}: {} is healthy and takes no traffic yet; it awaits approval before the switch, `cutover abort` stops it",
+            self.plan.version()
+        );
+        if self.state.approvals.is_some() {
+            return;
+        }
+        let approvals = Approvals::new(&policy, now);
+        self.state.approvals = Some(approvals);
+        // Saved before anyone reads the event: the deployment shows as
+        // awaiting approval from its first sight of the switch.
+        self.persist(None);
+        self.out.push_back(ReleaseOutput::Event(event.clone()));
+        event.kind = EventKind::AwaitingApproval;
+        event.message = format!(
+            "awaiting approval before the switch: {} approval(s) by someone other than {} within {}; until then no traffic moves",
+            policy.required.max(1),
+            policy.requested_by,
+            fmt_window(policy.expires)
+        );
+    }
+
+    /// The gate at the switch passed its deadline: the rollout is aborted
+    /// (the new release stops; no user ever saw it).
+    fn expire_at_switch(&mut self, now: Millis) {
+        let (have, need) = self
+            .state
+            .approvals
+            .as_ref()
+            .map_or((0, 1), |a| (a.have(), a.required));
+        self.event(
+            EventKind::ApprovalExpired,
+            None,
+            format!("approval expired with {have} of {need} approval(s)"),
+        );
+        if let Some(r) = self.rollout.as_mut() {
+            let _ = r.command(
+                now,
+                Command::Abort {
+                    reason: format!(
+                        "approval expired ({have} of {need} approval(s) given): no traffic moved; deploy again to ask anew"
+                    ),
+                },
+            );
+        }
+        self.pump(now);
     }
 
     /// `by` approves (four eyes: never the deployer). With enough distinct
@@ -636,14 +735,22 @@ impl Release {
         by: &str,
         comment: Option<&str>,
     ) -> Result<Progress, Refused> {
-        let Phase::AwaitingApproval { .. } = self.state.phase else {
+        let at_switch = self.switch_gate_open();
+        if !at_switch && !matches!(self.state.phase, Phase::AwaitingApproval { .. }) {
             return Err(self.not_awaiting());
-        };
+        }
         let Some(approvals) = self.state.approvals.as_mut() else {
             return Err(self.not_awaiting());
         };
         let progress = approvals.approve(now, by, comment)?;
         match progress {
+            Progress::Approved if at_switch => {
+                // The approvals are saved with the switch's own save.
+                if let Some(r) = self.rollout.as_mut() {
+                    r.command(now, Command::Switch)?;
+                }
+                self.pump(now);
+            }
             Progress::Approved => self.after_approval(now),
             Progress::Waiting { .. } => self.persist(None),
         }
@@ -652,7 +759,19 @@ impl Release {
 
     /// `by` rejects: the deployment ends with nothing started. Refused when
     /// the release does not await approval. The caller records the decision.
-    pub fn reject(&mut self, _now: Millis, by: &str, reason: &str) -> Result<(), Refused> {
+    pub fn reject(&mut self, now: Millis, by: &str, reason: &str) -> Result<(), Refused> {
+        if self.switch_gate_open() {
+            if let Some(r) = self.rollout.as_mut() {
+                r.command(
+                    now,
+                    Command::Abort {
+                        reason: format!("rejected by {by}: {reason}; no traffic moved"),
+                    },
+                )?;
+            }
+            self.pump(now);
+            return Ok(());
+        }
         let Phase::AwaitingApproval { .. } = self.state.phase else {
             return Err(self.not_awaiting());
         };
@@ -837,8 +956,11 @@ impl Release {
                     }
                 }
                 Output::Action(a) => self.action(ReleaseAction::Rollout(a)),
-                Output::Event(e) => {
+                Output::Event(mut e) => {
                     if self.state.phase == Phase::Rolling {
+                        if e.kind == EventKind::AwaitingSwitch {
+                            self.reach_switch_gate(now, &mut e);
+                        }
                         self.out.push_back(ReleaseOutput::Event(e));
                     }
                 }
@@ -1044,6 +1166,13 @@ impl Release {
 
     fn next_wakeup(&self) -> Option<Millis> {
         match &self.state.phase {
+            Phase::Rolling if self.switch_gate_open() => {
+                let until = self.state.approvals.as_ref().map(|a| a.until);
+                match (self.rollout_wake, until) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
             Phase::Rolling => self.rollout_wake,
             Phase::Warm { until } | Phase::AwaitingApproval { until } => Some(*until),
             _ => None,

@@ -662,3 +662,124 @@ fn a_gate_at_the_switch_does_not_hold_the_start() {
     r.handle_input(Millis(1_000), ReleaseInput::Start);
     assert_eq!(drain(&mut r, 1_000, saved), ["persist:backup", "backup"]);
 }
+
+// ---- the approval gate at the switch ----------------------------------------
+
+fn gated_at_switch() -> ReleasePlan {
+    let mut p = plan(ReleaseKind::Deploy, 60_000, false);
+    p.approval = Some(cutover_core::ApprovalPolicy {
+        required: 1,
+        expires: Millis(600_000),
+        at: cutover_core::ApprovalAt::Switch,
+        requested_by: "alice".into(),
+    });
+    // The runtime plans the first service to stop at the switch.
+    p.rollout.services[0].manual_switch = true;
+    p
+}
+
+/// A release whose new instances are healthy, held at the switch gate at 2_000.
+fn at_the_switch() -> Release {
+    let mut r = Release::new(gated_at_switch(), &[true]);
+    r.handle_input(Millis(1_000), ReleaseInput::Start);
+    let seen = drain(&mut r, 1_000, saved);
+    assert!(seen.contains(&"start:web".to_owned()), "{seen:?}");
+    assert!(r.awaiting_approval().is_none(), "nothing to approve yet");
+    r.handle_input(Millis(2_000), started());
+    let seen = drain(&mut r, 2_000, saved);
+    assert_eq!(
+        seen,
+        [
+            "persist:rolling",
+            "persist:rolling",
+            "event:awaiting_switch",
+            "event:awaiting_approval"
+        ]
+    );
+    assert_eq!(
+        r.awaiting_approval().map(|a| a.until),
+        Some(Millis(602_000))
+    );
+    r
+}
+
+#[test]
+fn a_gate_at_the_switch_holds_healthy_instances_until_another_person_approves() {
+    let mut r = at_the_switch();
+    // No traffic moves by itself, nor by a bare switch, nor by the deployer.
+    assert_eq!(r.poll_output(), ReleaseOutput::Timeout(Millis(602_000)));
+    r.handle_input(Millis(300_000), ReleaseInput::Tick);
+    assert!(drain(&mut r, 300_000, saved).is_empty());
+    let bare = r
+        .command(Millis(300_000), Command::Switch)
+        .expect_err("refused");
+    assert!(
+        bare.0.contains("awaits approval before the switch"),
+        "{bare}"
+    );
+    let own = r
+        .approve(Millis(300_000), "alice", None)
+        .expect_err("refused");
+    assert!(own.0.contains("another approver must approve"), "{own}");
+    assert!(drain(&mut r, 300_000, saved).is_empty());
+    // Another person's approval moves the traffic.
+    assert_eq!(
+        r.approve(Millis(300_001), "bob", Some("smoke-tested the preview")),
+        Ok(cutover_core::Progress::Approved)
+    );
+    let seen = drain(&mut r, 300_001, saved);
+    assert!(seen.contains(&"promote:web".to_owned()), "{seen:?}");
+    assert!(r.awaiting_approval().is_none());
+    let given = &r.state().approvals.as_ref().expect("approvals").given;
+    assert_eq!(given[0].by, "bob");
+}
+
+#[test]
+fn a_gate_at_the_switch_that_expires_or_is_rejected_aborts_with_no_traffic_moved() {
+    for reject in [false, true] {
+        let mut r = at_the_switch();
+        let now = if reject {
+            r.reject(Millis(10_000), "bob", "wrong build")
+                .expect("reject");
+            10_000
+        } else {
+            r.handle_input(Millis(602_000), ReleaseInput::Tick);
+            602_000
+        };
+        let seen = drain(&mut r, now, saved);
+        assert!(!seen.contains(&"promote:web".to_owned()), "{seen:?}");
+        assert!(seen.contains(&"revert:web".to_owned()), "{seen:?}");
+        assert_eq!(
+            seen.contains(&"event:approval_expired".to_owned()),
+            !reject,
+            "{seen:?}"
+        );
+        assert!(r.awaiting_approval().is_none());
+        assert!(r.approve(Millis(now + 1), "carol", None).is_err());
+    }
+}
+
+#[test]
+fn a_restored_release_at_the_switch_gate_still_awaits_with_the_same_deadline() {
+    let r = at_the_switch();
+    let json = serde_json::to_string(r.state()).expect("json");
+    let state: ReleaseState = serde_json::from_str(&json).expect("back");
+    let mut back =
+        Release::restore(gated_at_switch(), state, Millis(50_000), &[]).expect("restore");
+    // Its instances are started again; healthy, it holds at the gate again.
+    let seen = drain(&mut back, 50_000, saved);
+    assert!(seen.contains(&"start:web".to_owned()), "{seen:?}");
+    back.handle_input(Millis(51_000), started());
+    let seen = drain(&mut back, 51_000, saved);
+    assert!(!seen.contains(&"promote:web".to_owned()), "{seen:?}");
+    assert_eq!(
+        back.awaiting_approval().map(|a| a.until),
+        Some(Millis(602_000))
+    );
+    assert_eq!(
+        back.approve(Millis(52_000), "bob", None),
+        Ok(cutover_core::Progress::Approved)
+    );
+    let seen = drain(&mut back, 52_000, saved);
+    assert!(seen.contains(&"promote:web".to_owned()), "{seen:?}");
+}

@@ -623,6 +623,33 @@ impl Checker {
                 r.saved.as_ref().and_then(|s| s.approvals.as_ref())
             );
         }
+        // (g') With the gate at the switch, no traffic moves to the first
+        // service's new instances before a save with the approvals met.
+        if let ReleaseAction::Rollout(
+            Action::SetCanaryWeight { service, .. } | Action::Promote { service },
+        ) = action
+            && r.plan.kind == ReleaseKind::Deploy
+            && r.plan
+                .approval
+                .as_ref()
+                .is_some_and(|a| a.at == cutover_core::ApprovalAt::Switch)
+            && r.plan
+                .rollout
+                .services
+                .first()
+                .is_some_and(|s| &s.name == service)
+        {
+            let met = r
+                .saved
+                .as_ref()
+                .and_then(|s| s.approvals.as_ref())
+                .is_some_and(cutover_core::Approvals::is_met);
+            must!(
+                met,
+                "(g') traffic to {service} before the deploy was saved with its approvals at the switch ({:?})",
+                r.saved.as_ref().and_then(|s| s.approvals.as_ref())
+            );
+        }
         match action {
             ReleaseAction::Persist { state, serving } => {
                 r.unsaved = Some((state.clone(), serving.clone()));
@@ -1029,7 +1056,18 @@ impl Checker {
         if let Some(rollout) = m.rollout()
             && rollout.state().started
         {
+            // A switch refused by the release for its approval gate at the
+            // switch never reached the rollout.
+            let gate_at_switch = r
+                .plan
+                .approval
+                .as_ref()
+                .is_some_and(|a| a.at == cutover_core::ApprovalAt::Switch)
+                && end.before.approvals.as_ref().is_some_and(|a| !a.is_met());
             let kind = match &end.kind {
+                StepKind::Command(Command::Switch, Err(_)) if gate_at_switch => {
+                    traffic::StepKind::Other
+                }
                 StepKind::Input(ReleaseInput::Rollout(i)) => traffic::StepKind::Input(i),
                 StepKind::Command(c, res) if end.before.phase == Phase::Rolling => {
                     traffic::StepKind::Command(c, res)

@@ -437,6 +437,21 @@ impl Schedule {
         }
         s
     }
+
+    /// [`Schedule::with_approval`] with the gate at the switch
+    /// (`approvals = { at = "switch" }`): the deploy starts at once and its
+    /// first service holds, healthy and without traffic, for the approvals
+    /// (the runtime plans it with `manual_switch`).
+    pub fn with_approval_at_switch(seed: u64) -> Schedule {
+        let mut s = Schedule::with_approval(seed);
+        if let Some(a) = s.life.approval.as_mut() {
+            a.at = ApprovalAt::Switch;
+        }
+        if let Some(first) = s.plan.services.first_mut() {
+            first.manual_switch = true;
+        }
+        s
+    }
 }
 
 /// An approval gate at the start, and what approvers do: approve (perhaps

@@ -418,6 +418,10 @@ impl Sim {
         {
             self.features.insert("approval:expired");
         }
+        if matches!(&outcome, Outcome::RolledBack { reason, .. } | Outcome::Failed { reason, .. } if reason.contains("approval expired"))
+        {
+            self.features.insert("approval:expired-at-switch");
+        }
         if self.checker.waived_held > 0 {
             self.features.insert("limit:decided-before-hold");
         }
@@ -878,7 +882,30 @@ impl Sim {
                 window = Some((op, accepted));
                 line
             }
-            Feed::Approval(op) => self.approval(which, op, &before)?,
+            Feed::Approval(op) => {
+                // At the switch, a decision that ends the wait is, for the
+                // rollout, the operator's switch (approved) or abort.
+                let at_switch = before.phase == Phase::Rolling
+                    && self.machines[which.index()]
+                        .as_ref()
+                        .is_some_and(|m| m.awaiting_approval().is_some());
+                let rejecting = matches!(op, ApprovalOp::Reject(_));
+                let line = self.approval(which, op, &before)?;
+                let ended = self.machines[which.index()]
+                    .as_ref()
+                    .is_some_and(|m| m.awaiting_approval().is_none());
+                if at_switch && ended {
+                    let command = if rejecting {
+                        Command::Abort {
+                            reason: "rejected".into(),
+                        }
+                    } else {
+                        Command::Switch
+                    };
+                    result = Some((command, Ok(())));
+                }
+                line
+            }
             Feed::Restored => format!("→ {} restored", which.name()),
         };
         self.log(line);
@@ -962,10 +989,13 @@ impl Sim {
         before: &ReleaseState,
     ) -> Result<String, Failure> {
         let now = self.world.now;
-        let awaiting = matches!(before.phase, Phase::AwaitingApproval { until } if now < until);
         let Some(m) = self.machines[which.index()].as_mut() else {
             return Ok("approver: no release".into());
         };
+        // Before the start (the saved phase) or at the switch (the rollout
+        // holds with approvals open), and before the deadline.
+        let awaiting = matches!(before.phase, Phase::AwaitingApproval { until } if now < until)
+            || m.awaiting_approval().is_some_and(|a| now < a.until);
         let (what, result) = match &op {
             ApprovalOp::Approve(by) => (
                 format!("approve by {by}"),

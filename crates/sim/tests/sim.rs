@@ -338,3 +338,33 @@ fn approval_schedules() {
     }
     assert!(totals.succeeded > 0 && totals.not_started > 0, "{totals}");
 }
+
+/// Deploys with the approval gate at the switch
+/// (`Schedule::with_approval_at_switch`): the first service holds, healthy
+/// and without traffic, until approved (the checker's (g') says no traffic
+/// moves to it before a save with the approvals met), rejected or expired;
+/// the operator's bare `switch` meanwhile must be refused.
+#[test]
+fn approval_at_switch_schedules() {
+    let mut totals = Totals::default();
+    for seed in 0..1_000 {
+        let schedule = cutover_sim::Schedule::with_approval_at_switch(seed);
+        match Sim::with_schedule(schedule).drive() {
+            Ok(report) => totals.add(&report),
+            Err(failure) => panic!("{failure}"),
+        }
+    }
+    for feature in [
+        "approval:approved",
+        "approval:own-refused",
+        "approval:rejected",
+        "approval:expired-at-switch",
+    ] {
+        assert!(
+            totals.features.get(feature).is_some_and(|n| *n > 0),
+            "no approval-at-switch schedule went through {feature}: {}",
+            totals.coverage()
+        );
+    }
+    assert!(totals.succeeded > 0, "{totals}");
+}

@@ -8,7 +8,6 @@ use serde_spanned::Spanned;
 
 use super::Resolver;
 use super::overrides::Base;
-use crate::config::ApprovalAt;
 use crate::config::defaults;
 use crate::config::limits;
 use crate::config::model::{ApprovalsConfig, EnvironmentConfig};
@@ -181,27 +180,12 @@ impl Resolver<'_> {
                 .at
                 .as_ref()
                 .and_then(|written| {
-                    let at = self.choice(
+                    self.choice(
                         written.span(),
                         &written.get_ref().0,
                         "`approvals.at`",
                         written.get_ref().parse(),
-                    )?;
-                    if at == ApprovalAt::Switch {
-                        self.report(
-                            Finding::new(
-                                written.span(),
-                                "`approvals.at = \"switch\"` is not available yet",
-                                "an approval at the switch",
-                            )
-                            .help(
-                                "approve before the start (`at = \"start\"`, the default), and hold \
-                                 the traffic for a smoke test with `[service.NAME.rollout] switch = \
-                                 \"manual\"` and `cutover switch` (docs/environments.md)",
-                            ),
-                        );
-                    }
-                    Some(at)
+                    )
                 })
                 .unwrap_or_default(),
         }
