@@ -119,8 +119,9 @@ pub fn migration(data: &[u8]) {
     if let Some(down) = &migration.down {
         let _ = statements::split(down);
     }
-    let _ = lint::lint(&migration, false);
-    let _ = lint::lint(&migration, true);
+    let levels = lint::Levels::default();
+    let _ = lint::lint(&migration, false, &levels);
+    let _ = lint::lint(&migration, true, &levels);
 }
 
 /// A request the API read must encode and read back as the same JSON.

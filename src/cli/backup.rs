@@ -225,6 +225,7 @@ fn state_as_database(config: &Config) -> Result<DatabaseConfig, CliError> {
         retries: 0,
         backup: Some(backup),
         shared: false,
+        lint: Default::default(),
     })
 }
 

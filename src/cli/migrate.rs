@@ -429,6 +429,7 @@ fn lint(migrator: &Migrator, postgres: bool, json: bool) -> Result<(), CliError>
         findings: reports.iter().flat_map(|r| r.findings.clone()).collect(),
         allowed: reports.iter().flat_map(|r| r.allowed.clone()).collect(),
     };
+    let denied = reports.iter().map(|r| r.denied().count()).sum::<usize>();
     if json {
         output::print_json(&output)?;
     } else {
@@ -439,8 +440,12 @@ fn lint(migrator: &Migrator, postgres: bool, json: bool) -> Result<(), CliError>
             );
         }
         for found in &output.findings {
+            let level = match found.level {
+                migrate::lint::Level::Deny => "error",
+                migrate::lint::Level::Warn => "warning",
+            };
             println!(
-                "{}:{}:{}: {}: {}",
+                "{}:{}:{}: {level}: {}: {}",
                 found.file.display(),
                 found.line,
                 found.column,
@@ -464,18 +469,24 @@ fn lint(migrator: &Migrator, postgres: bool, json: bool) -> Result<(), CliError>
             1 => "1 file".to_owned(),
             n => format!("{n} files"),
         };
-        match output.findings.len() {
-            0 => println!("no problems in {files}"),
-            1 => println!("1 problem in {files}"),
-            n => println!("{n} problems in {files}"),
+        let warnings = output.findings.len() - denied;
+        let warned = match warnings {
+            0 => String::new(),
+            1 => " and 1 warning (style: it does not block a deploy)".to_owned(),
+            n => format!(" and {n} warnings (style: they do not block a deploy)"),
+        };
+        match denied {
+            0 => println!("no problems{warned} in {files}"),
+            1 => println!("1 problem{warned} in {files}"),
+            n => println!("{n} problems{warned} in {files}"),
         }
     }
-    if output.findings.is_empty() {
+    if denied == 0 {
         Ok(())
     } else {
         Err(CliError::new(
             exit::FAILURE,
-            format!("lint found {} problem(s)", output.findings.len()),
+            format!("lint found {denied} problem(s) that block a deploy"),
         ))
     }
 }

@@ -786,6 +786,21 @@ pub struct DatabaseConfig {
     /// `shared = true`: several environments may use this same database
     /// (same URL); otherwise the loader refuses two environments on one URL.
     pub shared: bool,
+    /// `lint = { deny, warn, off }`: migration lint rules moved between levels.
+    pub lint: LintLevels,
+}
+
+/// `[database.NAME] lint = { … }`: which migration lint rules block a deploy
+/// (`deny`), are only printed (`warn`), or are not checked (`off`). A rule
+/// not listed keeps its own level (style advice warns, the rest denies).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LintLevels {
+    /// Rules that block.
+    pub deny: Vec<String>,
+    /// Rules that are printed only.
+    pub warn: Vec<String>,
+    /// Rules not checked.
+    pub off: Vec<String>,
 }
 
 /// `[database.NAME] backup = { … }`.

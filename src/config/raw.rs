@@ -755,6 +755,29 @@ pub(crate) struct RawDatabase {
     /// because a deploy to one would migrate the other's database.
     #[schemars(with = "Option<bool>", extend("default" = false))]
     pub shared: Option<Spanned<bool>>,
+
+    /// Migration lint rules moved between levels: `deny` blocks a deploy,
+    /// `warn` is printed only, `off` is not checked. Unlisted rules keep
+    /// their level: style advice (prefer-bigint-over-int, prefer-identity,
+    /// prefer-text-field, …) warns, every other rule denies.
+    #[schemars(with = "Option<RawLint>")]
+    pub lint: Option<Spanned<RawLint>>,
+}
+
+/// `[database.NAME] lint = { deny = [...], warn = [...], off = [...] }`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Lint")]
+pub(crate) struct RawLint {
+    /// Rules that block a deploy (and make `cutover migrate lint` fail).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub deny: Option<Vec<Spanned<String>>>,
+    /// Rules that are printed as warnings and never block.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub warn: Option<Vec<Spanned<String>>>,
+    /// Rules that are not checked.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub off: Option<Vec<Spanned<String>>>,
 }
 
 /// `[database.NAME] backup = { … }`: zstd-compressed, age-encrypted backups.

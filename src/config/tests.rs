@@ -504,6 +504,7 @@ fn databases_resolve_urls_folders_and_defaults() {
             retries: 5,
             backup: None,
             shared: false,
+            lint: Default::default(),
         }
     );
     assert!(main.is_postgres());
@@ -521,6 +522,7 @@ fn databases_resolve_urls_folders_and_defaults() {
             retries: 3,
             backup: None,
             shared: false,
+            lint: Default::default(),
         }
     );
     assert!(!cache.is_postgres());
@@ -1432,4 +1434,41 @@ fn preview_listen_is_read_and_in_the_schema() {
         defs["Rollout"]["properties"]["switch"]["default"],
         serde_json::json!("auto")
     );
+}
+
+fn lint_of(line: &str) -> Result<Config, ConfigError> {
+    parse_at(
+        &format!("{MINIMAL}\n[database.main]\nurl = \"sqlite://app.db\"\n{line}\n"),
+        "/srv/hello/cutover.toml",
+    )
+}
+
+#[test]
+fn lint_levels_name_known_rules_once() {
+    let config = lint_of(
+        r#"lint = { deny = ["prefer-identity"], warn = ["require-concurrent-index-creation"], off = ["drop-in-expand"] }"#,
+    )
+    .expect("valid");
+    let lint = &config.databases["main"].lint;
+    assert_eq!(lint.deny, ["prefer-identity"]);
+    assert_eq!(lint.warn, ["require-concurrent-index-creation"]);
+    assert_eq!(lint.off, ["drop-in-expand"]);
+    assert_eq!(
+        lint_of("").expect("valid").databases["main"].lint,
+        crate::config::LintLevels::default()
+    );
+
+    let typo = lint_of(r#"lint = { warn = ["prefer-identiy"] }"#)
+        .expect_err("unknown rule")
+        .to_string();
+    assert!(typo.contains("`lint.warn` names no lint rule"), "{typo}");
+    let twice = lint_of(r#"lint = { warn = ["prefer-identity"], off = ["prefer-identity"] }"#)
+        .expect_err("listed twice")
+        .to_string();
+    assert!(
+        twice.contains("`prefer-identity` is in both `lint.warn` and `lint.off`"),
+        "{twice}"
+    );
+    let unknown_key = lint_of(r#"lint = { block = ["x"] }"#).expect_err("unknown key");
+    assert!(unknown_key.to_string().contains("block"), "{unknown_key}");
 }

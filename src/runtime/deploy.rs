@@ -79,7 +79,7 @@ pub async fn begin_deploy(
             env.name
         )));
     }
-    let contract = check_databases(daemon, &env.name).await?;
+    let (contract, lint_warnings) = check_databases(daemon, &env.name).await?;
     let old_version = serving.as_ref().map(|s| s.current.clone());
     let extras = Extras {
         kind: ReleaseKind::Deploy,
@@ -191,6 +191,10 @@ pub async fn begin_deploy(
     for warning in &checked.warnings {
         event(daemon, id, EventKind::Warning, warning, json!({})).await;
     }
+    for warning in &lint_warnings {
+        let message = format!("migration lint (warning, does not block): {warning}");
+        event(daemon, id, EventKind::Warning, &message, json!({})).await;
+    }
     let name = env.name.clone();
     let release = Release::new(release_plan, &has_previous);
     let executor = Executor::new(
@@ -251,25 +255,26 @@ async fn record_identity(
 }
 
 /// The database checks of a deploy: pending migrations linted, preflight
-/// when backups are taken; the contract migrations the deploy will run.
+/// when backups are taken; the contract migrations the deploy will run, and
+/// the lint's warnings (recorded once the deployment exists).
 async fn check_databases(
     daemon: &Daemon,
     env: &str,
-) -> Result<Vec<cutover_core::ContractTarget>, DeployError> {
+) -> Result<(Vec<cutover_core::ContractTarget>, Vec<String>), DeployError> {
     let databases = daemon.config.databases_in(env);
     if databases.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     // Read once: the lint and the contract targets both come from it.
     let statuses = schema::statuses(daemon, env).await.map_err(|e| {
         DeployError::BadRequest(format!("cannot check the pending migrations: {e}"))
     })?;
-    let blocking = schema::lint_pending(&statuses);
-    if !blocking.is_empty() {
+    let lint = schema::lint_pending(&statuses);
+    if !lint.denied.is_empty() {
         return Err(DeployError::BadRequest(format!(
-            "migration lint blocks the deploy:\n  {}\nfix the migration, or allow the rule in its file with a reason: \
-             -- cutover:allow RULE because …",
-            blocking.join("\n  ")
+            "migration lint blocks the deploy:\n  {}\nfix the migration, allow the rule in its file with a reason \
+             (-- cutover:allow RULE because …), or move the rule with `lint = {{ warn = [\"RULE\"] }}` on the database",
+            lint.denied.join("\n  ")
         )));
     }
     if databases.values().any(|d| d.backup.is_some()) {
@@ -289,7 +294,7 @@ async fn check_databases(
             )));
         }
     }
-    Ok(schema::contract_targets(&statuses))
+    Ok((schema::contract_targets(&statuses), lint.warnings))
 }
 
 /// Takes the environment's lock and records a new deployment (the release

@@ -24,29 +24,40 @@ use crate::db::migrate::{Actor, Event, Migrator, Phase};
 /// One `[database.NAME]`: its name, its migrator, where its migrations stand.
 pub(crate) type DatabaseStatus = (String, Migrator, crate::db::migrate::Status);
 
-/// Lint findings of pending migrations that block a deploy, one line each
-/// (`file:line:column rule: message`); empty when the deploy may go on.
-pub(crate) fn lint_pending(statuses: &[DatabaseStatus]) -> Vec<String> {
-    let mut blocking = Vec::new();
+/// What the lint says of the pending migrations, one line each
+/// (`file:line:column rule: message`).
+#[derive(Debug, Default)]
+pub(crate) struct PendingLint {
+    /// Findings that block the deploy.
+    pub(crate) denied: Vec<String>,
+    /// Findings that are only reported (style advice, or moved to `warn`).
+    pub(crate) warnings: Vec<String>,
+}
+
+/// Lints the pending migrations of every database.
+pub(crate) fn lint_pending(statuses: &[DatabaseStatus]) -> PendingLint {
+    let mut lint = PendingLint::default();
+    let line = |f: &crate::db::migrate::lint::Finding| {
+        format!(
+            "{}:{}:{} {}: {}",
+            f.file.display(),
+            f.line,
+            f.column,
+            f.rule,
+            f.message
+        )
+    };
     for (_, migrator, status) in statuses {
         let pending: Vec<u64> = status.pending.iter().map(|p| p.version).collect();
         for (migration, report) in migrator.migrations().iter().zip(migrator.lint()) {
             if !pending.contains(&migration.version) {
                 continue;
             }
-            for f in report.findings {
-                blocking.push(format!(
-                    "{}:{}:{} {}: {}",
-                    f.file.display(),
-                    f.line,
-                    f.column,
-                    f.rule,
-                    f.message
-                ));
-            }
+            lint.denied.extend(report.denied().map(line));
+            lint.warnings.extend(report.warnings().map(line));
         }
     }
-    blocking
+    lint
 }
 
 /// Every `[database.NAME]`'s migrator and where its migrations stand.

@@ -196,7 +196,7 @@ async fn waiting_contract_migrations_survive_a_daemon_crash() {
 /// The same order on PostgreSQL: a scratch database of the test's own.
 mod postgres {
     use super::migration;
-    use crate::common::{Release, TestApp};
+    use crate::common::{Release, TestApp, stderr};
     use crate::migrate::app::{Kind, MigrateApp};
 
     fn app_with_pg(rollback_window: &str) -> (TestApp, MigrateApp) {
@@ -226,6 +226,61 @@ mod postgres {
     fn expand_before_and_contract_after_on_postgres() {
         let (app, _db) = app_with_pg("1s");
         super::expand_then_contract(&app, CONTRACT);
+    }
+
+    /// A first migration with SERIAL deploys, its style advice recorded as
+    /// warnings; an index without CONCURRENTLY on a table that exists still
+    /// blocks, until the config moves the rule to `warn`.
+    #[test]
+    fn style_warns_danger_blocks_and_the_config_moves_a_rule() {
+        let db = MigrateApp::new(Kind::Postgres);
+        let app = TestApp::new("1s");
+        app.append_config(&format!(
+            "\n[database.main]\nurl = \"{}\"\nmigrations = \"migrations\"\n",
+            db.url
+        ));
+        std::fs::create_dir_all(app.path().join("migrations")).expect("migrations dir");
+        migration(
+            &app,
+            "0001_jobs.sql",
+            "CREATE TABLE jobs (id SERIAL PRIMARY KEY, name varchar(50));\nCREATE INDEX jobs_name ON jobs (name);\n",
+        );
+        app.release("v1", Release::Good);
+        app.release("v2", Release::Good);
+        app.serve_and_deploy(&["v1"]);
+        let events = app.last_events();
+        assert!(
+            events.iter().any(|(kind, message)| kind == "warning"
+                && message.contains("prefer-identity")
+                && message.contains("does not block")),
+            "{events:#?}"
+        );
+
+        migration(
+            &app,
+            "0002_index.sql",
+            "CREATE INDEX jobs_name2 ON jobs (name);\n",
+        );
+        let out = app.cli(&["deploy", "v2"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("require-concurrent-index-creation"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(app.running_version("v2"), 0);
+
+        // The config ends with [database.main]: the key goes there.
+        app.append_config("lint = { warn = [\"require-concurrent-index-creation\"] }\n");
+        app.stop_daemon();
+        app.serve();
+        app.deploy_ok("v2");
+        let events = app.last_events();
+        assert!(
+            events.iter().any(|(kind, message)| kind == "warning"
+                && message.contains("require-concurrent-index-creation")),
+            "{events:#?}"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Resolving `[database.NAME]` tables: the URL (with `${VAR}`, a relative
 //! SQLite path made absolute), the migrations folder, and the migrator's
-//! timeouts and retries.
+//! timeouts and retries, and its lint levels.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,12 +9,12 @@ use std::time::Duration;
 use serde_spanned::Spanned;
 
 use super::Resolver;
-use crate::config::model::{BackupConfig, DatabaseConfig};
+use crate::config::model::{BackupConfig, DatabaseConfig, LintLevels};
 use crate::config::problem::Finding;
-use crate::config::raw::{Name, RawBackup, RawDatabase};
+use crate::config::raw::{Name, RawBackup, RawDatabase, RawLint};
 use crate::config::recipient;
 use crate::config::state_url;
-use crate::config::{defaults, limits};
+use crate::config::{defaults, limits, suggest};
 
 impl Resolver<'_> {
     pub(super) fn databases(
@@ -93,6 +93,60 @@ impl Resolver<'_> {
             ),
             backup: raw.backup.as_ref().map(|backup| self.backup(name, backup)),
             shared: raw.shared.as_ref().is_some_and(|shared| *shared.get_ref()),
+            lint: raw
+                .lint
+                .as_ref()
+                .map(|lint| self.lint_levels(lint.get_ref()))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// `lint = { deny, warn, off }`: every name a known rule, each in one list.
+    fn lint_levels(&mut self, raw: &RawLint) -> LintLevels {
+        let known = crate::db::migrate::lint::rule_names();
+        let mut seen: Vec<(String, &'static str)> = Vec::new();
+        let mut level = |this: &mut Self,
+                         list: &Option<Vec<Spanned<String>>>,
+                         key: &'static str| {
+            let mut rules = Vec::new();
+            for rule in list.iter().flatten() {
+                let name = rule.get_ref();
+                if !known.iter().any(|k| k == name) {
+                    let close = suggest::closest(name, known.iter().map(String::as_str))
+                        .map(|c| format!("did you mean `{c}`? "))
+                        .unwrap_or_default();
+                    this.report(
+                        Finding::new(
+                            rule.span(),
+                            format!("`lint.{key}` names no lint rule: `{name}`"),
+                            "not a rule",
+                        )
+                        .help(format!(
+                            "{close}`cutover migrate lint` prints each finding's rule; docs/migrations.md lists them"
+                        )),
+                    );
+                    continue;
+                }
+                if let Some((_, other)) = seen.iter().find(|(n, _)| n == name) {
+                    this.report(
+                        Finding::new(
+                            rule.span(),
+                            format!("`{name}` is in both `lint.{other}` and `lint.{key}`"),
+                            "listed twice",
+                        )
+                        .help("keep it in one list: deny, warn or off"),
+                    );
+                    continue;
+                }
+                seen.push((name.clone(), key));
+                rules.push(name.clone());
+            }
+            rules
+        };
+        LintLevels {
+            deny: level(self, &raw.deny, "deny"),
+            warn: level(self, &raw.warn, "warn"),
+            off: level(self, &raw.off, "off"),
         }
     }
 

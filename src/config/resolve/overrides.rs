@@ -252,6 +252,7 @@ fn merge_database(base: &RawDatabase, over: &RawDatabase) -> RawDatabase {
         retries: over.retries.or(base.retries),
         backup,
         shared: over.shared.or(base.shared),
+        lint: over.lint.or(base.lint),
     }
 }
 

@@ -21,6 +21,13 @@
 //!
 //! A file may break a rule with `-- cutover:allow RULE because REASON`;
 //! naming a rule that does not exist is itself a finding.
+//!
+//! Each finding has a level. Rules about locks, table rewrites and data loss
+//! `deny` (they block a deploy); squawk's style advice ([`STYLE_RULES`]:
+//! prefer-bigint, prefer-identity, prefer-text, …) only `warn`. A database's
+//! `lint = { deny, warn, off }` moves rules between levels ([`Levels`]).
+//! Statements on a table created earlier in the same migration never trip a
+//! rule about locks or rewrites: nobody waits on a table nobody has seen.
 
 use std::path::PathBuf;
 
@@ -30,6 +37,58 @@ use squawk_syntax::SourceFile;
 use squawk_syntax::ast::{AstNode, Stmt};
 
 use super::files::{Migration, Phase};
+pub use crate::config::LintLevels as Levels;
+
+/// How much a finding weighs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Blocks a deploy; `migrate lint` exits non-zero.
+    Deny,
+    /// Printed (and recorded in the deploy's history); never blocks.
+    Warn,
+}
+
+/// squawk's advice about style rather than danger: warnings unless the
+/// config denies them.
+pub const STYLE_RULES: [Rule; 10] = [
+    Rule::PreferBigintOverInt,
+    Rule::PreferBigintOverSmallint,
+    Rule::PreferIdentity,
+    Rule::PreferTextField,
+    Rule::PreferTimestampTz,
+    Rule::PreferRobustStmts,
+    Rule::BanCharField,
+    Rule::RequireTableSchema,
+    Rule::IdentifierTooLong,
+    Rule::UnusedIgnore,
+];
+
+impl Levels {
+    /// The level of `rule`: what the config says, else style rules warn and
+    /// every other rule denies; `None` when the config turns it off.
+    pub fn of(&self, rule: &str) -> Option<Level> {
+        let listed = |list: &[String]| list.iter().any(|r| r == rule);
+        if listed(&self.off) {
+            None
+        } else if listed(&self.deny) {
+            Some(Level::Deny)
+        } else if listed(&self.warn) || STYLE_RULES.iter().any(|r| r.to_string() == rule) {
+            Some(Level::Warn)
+        } else {
+            Some(Level::Deny)
+        }
+    }
+}
+
+/// Every rule name a config or a `-- cutover:allow` may use: squawk's and
+/// cutover's.
+pub fn rule_names() -> Vec<String> {
+    enum_iterator::all::<Rule>()
+        .map(|rule| rule.to_string())
+        .chain(CUTOVER_RULES.iter().map(|(rule, _)| (*rule).to_owned()))
+        .collect()
+}
 
 /// cutover's own rules, with what each means.
 pub const CUTOVER_RULES: [(&str, &str); 4] = [
@@ -67,6 +126,8 @@ pub struct Finding {
     pub column: usize,
     /// The rule's name (squawk's, or one of [`CUTOVER_RULES`]).
     pub rule: String,
+    /// Whether it blocks a deploy.
+    pub level: Level,
     /// What is wrong.
     pub message: String,
     /// What to do instead.
@@ -89,15 +150,27 @@ pub struct Allowed {
 /// What linting one file found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
-    /// Problems, by line.
+    /// Problems, by line: both levels.
     pub findings: Vec<Finding>,
     /// Problems the file allows, by line.
     pub allowed: Vec<Allowed>,
 }
 
+impl Report {
+    /// The findings that block a deploy.
+    pub fn denied(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.level == Level::Deny)
+    }
+
+    /// The findings that are only printed.
+    pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.level == Level::Warn)
+    }
+}
+
 /// Lints the up part of `migration`, for PostgreSQL when `postgres`, else
-/// for SQLite.
-pub fn lint(migration: &Migration, postgres: bool) -> Report {
+/// for SQLite, with the rules at `levels`.
+pub fn lint(migration: &Migration, postgres: bool, levels: &Levels) -> Report {
     let sql = migration.up.sql.as_str();
     let parse = SourceFile::parse(sql);
     let at = |offset: usize| position(sql, offset);
@@ -108,10 +181,12 @@ pub fn lint(migration: &Migration, postgres: bool) -> Report {
             line,
             column,
             rule: rule.to_owned(),
+            level: Level::Deny,
             message,
             help,
         }
     };
+    let new_tables = NewTables::of(&parse.tree());
     let mut findings = Vec::new();
 
     if postgres {
@@ -136,6 +211,9 @@ pub fn lint(migration: &Migration, postgres: bool) -> Report {
     };
     linter.settings.assume_in_transaction = migration.transaction;
     for violation in linter.lint(&parse, sql) {
+        if new_tables.covers(offset(violation.text_range.start())) {
+            continue;
+        }
         if let Some(found) = phase_finding(&violation, migration.phase) {
             let (rule, message, help) = found;
             findings.push(finding(
@@ -192,6 +270,7 @@ pub fn lint(migration: &Migration, postgres: bool) -> Report {
                 line: allow.line,
                 column: 1,
                 rule: UNKNOWN_RULE.to_owned(),
+                level: Level::Deny,
                 message: format!("`-- cutover:allow {}` names no lint rule", allow.rule),
                 help: Some(
                     "use a rule name from `cutover migrate lint` output: a squawk rule, or drop-in-expand, rename-in-expand, ddl-with-data-update, needs-no-transaction"
@@ -201,7 +280,11 @@ pub fn lint(migration: &Migration, postgres: bool) -> Report {
         }
     }
     findings.sort_by_key(|found| (found.line, found.column));
-    for found in findings {
+    for mut found in findings {
+        let Some(level) = levels.of(&found.rule) else {
+            continue;
+        };
+        found.level = level;
         match migration
             .allows
             .iter()
@@ -217,6 +300,61 @@ pub fn lint(migration: &Migration, postgres: bool) -> Report {
         }
     }
     report
+}
+
+/// The tables a migration creates, each from the end of its `CREATE TABLE`
+/// on: a statement after it on one of them locks nothing anyone waits for.
+struct NewTables {
+    /// Every statement that alters or indexes a table: its range and table.
+    targets: Vec<(std::ops::Range<usize>, String)>,
+    /// Each created table and where its `CREATE TABLE` ends.
+    created: Vec<(String, usize)>,
+}
+
+impl NewTables {
+    fn of(file: &SourceFile) -> NewTables {
+        let mut targets = Vec::new();
+        let mut created = Vec::new();
+        for stmt in file.stmts() {
+            let range = stmt.syntax().text_range();
+            let range = offset(range.start())..offset(range.end());
+            let name = match &stmt {
+                Stmt::CreateTable(t) => {
+                    if let Some(name) = t.table_name().and_then(|n| n.path()) {
+                        created.push((table_name(&name.syntax().to_string()), range.end));
+                    }
+                    continue;
+                }
+                Stmt::AlterTable(a) => a.table_relation_name().map(|n| n.syntax().to_string()),
+                Stmt::CreateIndex(c) => c.table_relation_name().map(|n| n.syntax().to_string()),
+                _ => None,
+            };
+            if let Some(name) = name {
+                targets.push((range, table_name(&name)));
+            }
+        }
+        NewTables { targets, created }
+    }
+
+    /// Whether the statement at `at` works on a table this migration created
+    /// before it.
+    fn covers(&self, at: usize) -> bool {
+        self.targets
+            .iter()
+            .find(|(range, _)| range.contains(&at))
+            .is_some_and(|(range, table)| {
+                self.created
+                    .iter()
+                    .any(|(name, end)| name == table && *end <= range.start)
+            })
+    }
+}
+
+/// A table's name as written, compared without quotes, case, `ONLY` or schema.
+fn table_name(written: &str) -> String {
+    let name = written.trim().to_lowercase().replace('"', "");
+    let name = name.strip_prefix("only ").unwrap_or(&name).trim();
+    name.rsplit('.').next().unwrap_or(name).trim().to_owned()
 }
 
 /// squawk's rules about dropping and renaming, which the phase decides.
@@ -337,7 +475,7 @@ mod tests {
 
     fn rules_for(sql: &str, postgres: bool) -> Vec<String> {
         let migration = files::parse(Path::new("0002_test.sql"), sql).expect("valid file");
-        lint(&migration, postgres)
+        lint(&migration, postgres, &Levels::default())
             .findings
             .iter()
             .map(|found| format!("{}:{}", found.line, found.rule))
@@ -415,7 +553,7 @@ mod tests {
     fn ddl_and_data_updates_in_one_transaction_are_caught() {
         let sql = "ALTER TABLE users ADD COLUMN plan text;\n\nUPDATE users SET plan = 'free';\nDELETE FROM sessions;\n";
         let migration = files::parse(Path::new("0003_plan.sql"), sql).expect("valid");
-        let report = lint(&migration, true);
+        let report = lint(&migration, true, &Levels::default());
         let found: Vec<(usize, &str)> = report
             .findings
             .iter()
@@ -442,7 +580,7 @@ mod tests {
     fn findings_carry_file_line_and_column() {
         let sql = "-- cutover:phase expand\nCREATE TABLE t (id bigint PRIMARY KEY);\n\n  CREATE INDEX t_id ON t (id);\nCREATE INDEX u_email ON users (email);\n-- cutover:down\nDROP TABLE t;\n";
         let migration = files::parse(Path::new("migrations/0004_t.sql"), sql).expect("valid");
-        let report = lint(&migration, true);
+        let report = lint(&migration, true, &Levels::default());
         assert_eq!(report.findings.len(), 1, "{report:?}");
         let found = &report.findings[0];
         assert_eq!(found.file, Path::new("migrations/0004_t.sql"));
@@ -455,7 +593,7 @@ mod tests {
     fn allow_with_a_reason_moves_a_finding_aside() {
         let sql = "-- cutover:allow require-concurrent-index-creation because flags has 12 rows\nCREATE INDEX flags_name ON flags (name);\n";
         let migration = files::parse(Path::new("0005_flags.sql"), sql).expect("valid");
-        let report = lint(&migration, true);
+        let report = lint(&migration, true, &Levels::default());
         assert!(report.findings.is_empty(), "{report:?}");
         assert_eq!(report.allowed.len(), 1);
         assert_eq!(report.allowed[0].reason, "flags has 12 rows");
@@ -481,6 +619,110 @@ mod tests {
                 false
             ),
             ["2:ddl-with-data-update"]
+        );
+    }
+
+    /// `(line:rule, level)` of each finding with `levels`.
+    fn leveled(sql: &str, levels: &Levels) -> Vec<(String, Level)> {
+        let migration = files::parse(Path::new("0001_test.sql"), sql).expect("valid file");
+        lint(&migration, true, levels)
+            .findings
+            .iter()
+            .map(|f| (format!("{}:{}", f.line, f.rule), f.level))
+            .collect()
+    }
+
+    #[test]
+    fn style_advice_warns_and_never_denies() {
+        let found = leveled(
+            "CREATE TABLE jobs (id SERIAL PRIMARY KEY, name varchar(50), at timestamp);\n",
+            &Levels::default(),
+        );
+        assert!(!found.is_empty());
+        assert!(
+            found.iter().all(|(_, level)| *level == Level::Warn),
+            "{found:?}"
+        );
+        for rule in [
+            "prefer-identity",
+            "prefer-text-field",
+            "prefer-timestamp-tz",
+        ] {
+            assert!(
+                found.iter().any(|(f, _)| f == &format!("1:{rule}")),
+                "{rule}: {found:?}"
+            );
+        }
+        // Danger keeps its level.
+        assert_eq!(
+            leveled("CREATE INDEX i ON users (email);", &Levels::default()),
+            [(
+                "1:require-concurrent-index-creation".to_owned(),
+                Level::Deny
+            )]
+        );
+    }
+
+    #[test]
+    fn statements_on_a_table_created_earlier_in_the_migration_trip_no_lock_rule() {
+        let sql = "CREATE TABLE jobs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text);\n\
+                   CREATE INDEX jobs_name ON jobs (name);\n\
+                   ALTER TABLE jobs ADD COLUMN state text NOT NULL;\n\
+                   ALTER TABLE \"public\".\"JOBS\" ADD CONSTRAINT positive CHECK (id > 0);\n\
+                   ALTER TABLE jobs ALTER COLUMN name TYPE varchar(100);\n";
+        assert_eq!(rules(sql), Vec::<String>::new());
+        // The same statements on a table that exists already are caught;
+        // so is one before the table's CREATE.
+        let before = "ALTER TABLE jobs ADD COLUMN state text NOT NULL;\n\
+                      CREATE TABLE jobs (id bigint PRIMARY KEY);\n";
+        assert_eq!(rules(before), ["1:adding-required-field"]);
+        assert_eq!(
+            rules("ALTER TABLE users ADD COLUMN state text NOT NULL;"),
+            ["1:adding-required-field"]
+        );
+    }
+
+    #[test]
+    fn the_config_moves_rules_between_levels() {
+        let levels = Levels {
+            deny: vec!["prefer-identity".into()],
+            warn: vec!["require-concurrent-index-creation".into()],
+            off: vec!["prefer-text-field".into()],
+        };
+        let found = leveled(
+            "CREATE TABLE jobs (id SERIAL PRIMARY KEY, name varchar(50));\nCREATE INDEX i ON users (email);\n",
+            &levels,
+        );
+        assert!(
+            found.contains(&("1:prefer-identity".to_owned(), Level::Deny)),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&(
+                "2:require-concurrent-index-creation".to_owned(),
+                Level::Warn
+            )),
+            "{found:?}"
+        );
+        assert!(
+            !found.iter().any(|(f, _)| f.ends_with("prefer-text-field")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn every_style_rule_and_cutover_rule_is_a_known_name() {
+        let names = rule_names();
+        for rule in STYLE_RULES {
+            assert!(names.contains(&rule.to_string()), "{rule}");
+        }
+        for (rule, _) in CUTOVER_RULES {
+            assert!(names.iter().any(|n| n == rule), "{rule}");
+        }
+        assert!(
+            names
+                .iter()
+                .any(|n| n == "require-concurrent-index-creation")
         );
     }
 

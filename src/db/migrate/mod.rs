@@ -234,7 +234,7 @@ impl Migrator {
         let postgres = self.config.is_postgres();
         self.migrations
             .iter()
-            .map(|migration| lint::lint(migration, postgres))
+            .map(|migration| lint::lint(migration, postgres, &self.config.lint))
             .collect()
     }
 
