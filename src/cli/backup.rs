@@ -156,10 +156,28 @@ pub async fn run(
             identity,
         } => {
             let identities = identities(identity.as_deref())?;
+            // Into the database the config uses: hold its environments'
+            // deployment locks and its migrator lock meanwhile.
+            let live = matches!(target, Target::Database { .. }) && to.is_none();
+            let guard = match live {
+                true => Some(super::restore_guard::take(&config, name, database, &id).await?),
+                false => None,
+            };
             let restored = backups
                 .restore(&id, to.as_deref(), force, &identities)
                 .await
-                .map_err(cli_error)?;
+                .map_err(cli_error);
+            if let Some(guard) = guard {
+                guard.release().await;
+            }
+            let restored = restored?;
+            let differences = match live {
+                true => super::restore_guard::compare_migrations(name, database).await,
+                false => Vec::new(),
+            };
+            for line in &differences {
+                eprintln!("note: {line}");
+            }
             let entry = super::audit::local_entry("backup_restore")
                 .target(&restored.id)
                 .details(serde_json::json!({
@@ -309,9 +327,10 @@ pub fn cli_error(error: BackupError) -> CliError {
             exit::USAGE
         }
         BackupError::Refused(_) | BackupError::Mismatch(_) => exit::USAGE,
-        BackupError::Checksum { .. } | BackupError::Verify(_) | BackupError::Decrypt(_) => {
-            exit::BACKUP_INVALID
-        }
+        BackupError::Checksum { .. }
+        | BackupError::Verify(_)
+        | BackupError::Decrypt(_)
+        | BackupError::Untrusted { .. } => exit::BACKUP_INVALID,
         _ => exit::FAILURE,
     };
     CliError::new(code, error.to_string())

@@ -14,6 +14,7 @@ mod logs;
 mod migrate;
 mod output;
 mod preflight;
+mod restore_guard;
 pub mod serve;
 mod status;
 pub mod systemd;

@@ -1,5 +1,12 @@
 //! The manifest beside each backup (`ID.json`, never encrypted): what the
 //! backup is, where it came from, its checksum, and its verification.
+//!
+//! Anyone who can write to the backup folder can plant a manifest, so none
+//! is believed about where its data is: an id (from the command line or a
+//! manifest) is a plain name (`[A-Za-z0-9._-]`, no leading dot), and a
+//! manifest's `id` must be its own file's name and its `file` exactly
+//! `ID.age` beside it. Anything else is [`BackupError::Untrusted`], before a
+//! byte of the data file is read or any file is deleted.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,6 +64,16 @@ pub struct Verification {
     pub error: Option<String>,
 }
 
+/// Whether `name` is a plain file name cutover could have written: 1 to 200
+/// of `[A-Za-z0-9._-]`, not starting with a dot.
+pub fn is_plain_name(name: &str) -> bool {
+    (1..=200).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 impl Manifest {
     /// Path of the manifest of backup `id` in `dir`.
     pub fn path(dir: &Path, id: &str) -> PathBuf {
@@ -75,18 +92,45 @@ impl Manifest {
         std::fs::rename(&partial, &path).map_err(|e| io_error("rename", &path, e))
     }
 
-    /// Reads backup `id`'s manifest.
+    /// Reads backup `id`'s manifest, refusing one that is not what cutover
+    /// writes (see the module doc).
     pub fn load(dir: &Path, id: &str) -> Result<Manifest, BackupError> {
+        if !is_plain_name(id) {
+            return Err(BackupError::Untrusted {
+                path: format!("{id:?}"),
+                why: "a backup id is a plain name of letters, digits, '.', '_' and '-' (see `cutover backup list`)".into(),
+            });
+        }
         let path = Manifest::path(dir, id);
         if !path.is_file() {
             return Err(BackupError::NotFound(id.to_owned()));
         }
         let text = std::fs::read(&path).map_err(|e| io_error("read", &path, e))?;
-        serde_json::from_slice(&text)
-            .map_err(|e| BackupError::Io(format!("bad manifest {}: {e}", path.display())))
+        let manifest: Manifest = serde_json::from_slice(&text)
+            .map_err(|e| BackupError::Io(format!("bad manifest {}: {e}", path.display())))?;
+        let untrusted = |why: String| BackupError::Untrusted {
+            path: path.display().to_string(),
+            why,
+        };
+        if manifest.id != id {
+            return Err(untrusted(format!(
+                "it says its id is {:?}, but its file is named for {id:?}",
+                manifest.id
+            )));
+        }
+        if manifest.file != format!("{id}.age") {
+            return Err(untrusted(format!(
+                "its data file is {:?}, not {:?} beside it",
+                manifest.file,
+                format!("{id}.age")
+            )));
+        }
+        Ok(manifest)
     }
 
-    /// Every manifest in `dir` of `database`, oldest first.
+    /// Every manifest in `dir` of `database`, oldest first. An untrusted
+    /// manifest fails the whole list (so that `prune` deletes nothing while
+    /// one is there); one that is not JSON is skipped.
     pub fn list(dir: &Path, database: &str) -> Result<Vec<Manifest>, BackupError> {
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -96,14 +140,87 @@ impl Manifest {
         let mut all = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_suffix(".json")
-                && let Ok(manifest) = Manifest::load(dir, id)
-                && manifest.database == database
-            {
-                all.push(manifest);
+            let Some(id) = name.strip_suffix(".json") else {
+                continue;
+            };
+            match Manifest::load(dir, id) {
+                Ok(manifest) if manifest.database == database => all.push(manifest),
+                Ok(_) | Err(BackupError::Io(_)) => {}
+                Err(e) => return Err(e),
             }
         }
         all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_names_are_ids() {
+        for good in ["20261204T120000000Z-main-a1b2", "x", "a.b_c-d"] {
+            assert!(is_plain_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "..",
+            ".hidden",
+            "../x",
+            "a/b",
+            "a\\b",
+            "a b",
+            "é",
+            &"x".repeat(201),
+        ] {
+            assert!(!is_plain_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_manifest_must_name_itself_and_its_sibling() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let manifest = |id: &str, file: &str| Manifest {
+            id: id.into(),
+            database: "main".into(),
+            engine: "sqlite".into(),
+            source: "sqlite:///x".into(),
+            file: file.into(),
+            trigger: "manual".into(),
+            release: None,
+            deployment: None,
+            size: 1,
+            plain_size: 1,
+            sha256: "00".into(),
+            cutover_version: "0".into(),
+            created_at: "2026-12-04T12:00:00Z".into(),
+            verified_at: None,
+            verification: None,
+        };
+        manifest("good", "good.age").save(dir.path()).expect("save");
+        assert!(Manifest::load(dir.path(), "good").is_ok());
+        let write = |name: &str, m: Manifest| {
+            std::fs::write(
+                dir.path().join(format!("{name}.json")),
+                serde_json::to_vec(&m).expect("json"),
+            )
+            .expect("write")
+        };
+        write("away", manifest("away", "../../victim"));
+        write("liar", manifest("good", "good.age"));
+        for (id, says) in [("away", "not \"away.age\""), ("liar", "says its id is")] {
+            let err = Manifest::load(dir.path(), id).expect_err("untrusted");
+            assert!(matches!(err, BackupError::Untrusted { .. }), "{err}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
+        assert!(matches!(
+            Manifest::load(dir.path(), "../good"),
+            Err(BackupError::Untrusted { .. })
+        ));
+        assert!(matches!(
+            Manifest::list(dir.path(), "main"),
+            Err(BackupError::Untrusted { .. })
+        ));
     }
 }

@@ -65,6 +65,17 @@ pub enum BackupError {
     /// A SQLite backup restored into PostgreSQL, or the other way round.
     #[error("{0}")]
     Mismatch(String),
+    /// A manifest whose id or file name could reach outside its folder (or
+    /// is not the one cutover writes): refused, nothing read or deleted.
+    #[error(
+        "untrusted backup manifest {path}: {why}; cutover refuses it and deletes nothing (inspect the file, then remove it if you did not put it there)"
+    )]
+    Untrusted {
+        /// The manifest.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
     /// Restoring over a live database without `--force`.
     #[error(
         "{0} is a live database with tables; pass --force to replace it (a safety backup of it is taken first)"

@@ -40,7 +40,7 @@ use self::connection::Connection;
 pub use self::error::{Drift, MigrateError};
 pub use self::files::{Migration, Phase};
 pub use self::history::Applied;
-use self::lock::MigratorLock;
+pub(crate) use self::lock::MigratorLock;
 pub(crate) use self::sqlite::{connect as connect_sqlite, exists as sqlite_exists};
 use self::statements::Statement;
 use crate::config::DatabaseConfig;
@@ -470,6 +470,13 @@ impl Migrator {
         self.migrations
             .iter()
             .find(|migration| migration.version == version)
+    }
+
+    /// Takes this database's migrator lock for `holder` (waiting up to
+    /// `lock_wait`), for a command that must not run beside a migration
+    /// (`backup restore`). Release it with [`MigratorLock::release`].
+    pub(crate) async fn hold_lock(&self, holder: &str) -> Result<MigratorLock, MigrateError> {
+        MigratorLock::acquire(&self.name, &self.config, holder, &mut |_| {}).await
     }
 
     async fn lock(

@@ -7,3 +7,4 @@ mod app;
 mod disk_full;
 mod postgres;
 mod sqlite;
+mod trust;
