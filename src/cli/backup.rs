@@ -12,7 +12,7 @@ use clap::Subcommand;
 
 use super::output;
 use crate::config::{Config, DatabaseConfig, defaults};
-use crate::db::backup::{BackupError, Backups, Manifest, Trigger, keys};
+use crate::db::backup::{BackupError, Backups, Manifest, Trigger, keys, sign};
 use crate::exit::{self, CliError};
 use crate::store::{Store, StoreError, StoreFile};
 
@@ -46,6 +46,9 @@ pub enum BackupCommand {
         /// An age identity file (default: $CUTOVER_BACKUP_IDENTITY).
         #[arg(long, value_name = "FILE")]
         identity: Option<PathBuf>,
+        /// Verify it even if no key of `backup.signers` signed it.
+        #[arg(long)]
+        allow_unsigned: bool,
     },
     /// Restore a backup into the database (or `--to URL`). Refuses to
     /// replace a database with tables unless `--force`, and then takes a
@@ -59,6 +62,11 @@ pub enum BackupCommand {
         /// Replace a live database.
         #[arg(long)]
         force: bool,
+        /// Restore it even if no key of `backup.signers` signed it (a backup
+        /// you did not make could hold anything: for PostgreSQL, SQL that
+        /// `pg_restore` runs).
+        #[arg(long)]
+        allow_unsigned: bool,
         /// An age identity file (default: $CUTOVER_BACKUP_IDENTITY).
         #[arg(long, value_name = "FILE")]
         identity: Option<PathBuf>,
@@ -70,11 +78,17 @@ pub enum BackupCommand {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Write a new age identity (mode 0600) and print its recipient.
+    /// Write a new age identity (mode 0600) and print its recipient; with
+    /// `--signing`, a backup signing key (Ed25519) and its public key.
     Keygen {
-        /// Where to write the identity (never overwritten).
+        /// Where to write the key (never overwritten).
         #[arg(long, short = 'o', value_name = "FILE")]
         output: PathBuf,
+        /// A signing key for backups instead: keep it on the deploy host,
+        /// point CUTOVER_BACKUP_SIGNING_KEY at it, and list the printed
+        /// public key in `backup.signers`.
+        #[arg(long)]
+        signing: bool,
     },
 }
 
@@ -85,7 +99,29 @@ pub async fn run(
     command: BackupCommand,
     json: bool,
 ) -> Result<(), CliError> {
-    if let BackupCommand::Keygen { output: file } = &command {
+    if let BackupCommand::Keygen {
+        output: file,
+        signing: true,
+    } = &command
+    {
+        let public = sign::keygen(file).map_err(cli_error)?;
+        if json {
+            output::print_json(&serde_json::json!({
+                "signing_key_file": file,
+                "public_key": public,
+            }))?;
+        } else {
+            eprintln!(
+                "wrote a new backup signing key to {} (mode 0600): keep it on the deploy host, set {}={} where backups are made, and list the public key in backup.signers = [\"…\"]",
+                file.display(),
+                sign::SIGNING_KEY_ENV,
+                file.display()
+            );
+            println!("{public}");
+        }
+        return Ok(());
+    }
+    if let BackupCommand::Keygen { output: file, .. } = &command {
         let recipient = keys::keygen(file).map_err(cli_error)?;
         if json {
             output::print_json(&serde_json::json!({
@@ -144,9 +180,18 @@ pub async fn run(
                 Ok(())
             }
         }
-        BackupCommand::Verify { id, identity } => {
+        BackupCommand::Verify {
+            id,
+            identity,
+            allow_unsigned,
+        } => {
             let identities = identities(identity.as_deref())?;
-            let manifest = backups.verify(&id, &identities).await.map_err(cli_error)?;
+            let manifest = backups
+                .allowing_unsigned(allow_unsigned)
+                .verify(&id, &identities)
+                .await
+                .map_err(cli_error)?;
+            warn_unsigned(&manifest, allow_unsigned);
             print_one(&manifest, json)
         }
         BackupCommand::Restore {
@@ -154,7 +199,9 @@ pub async fn run(
             to,
             force,
             identity,
+            allow_unsigned,
         } => {
+            let backups = backups.allowing_unsigned(allow_unsigned);
             let identities = identities(identity.as_deref())?;
             // Into the database the config uses: hold its environments'
             // deployment locks and its migrator lock meanwhile.
@@ -320,6 +367,17 @@ fn print_one(manifest: &Manifest, json: bool) -> Result<(), CliError> {
     }
 }
 
+/// Says so when a backup taken with `--allow-unsigned` was not signed by
+/// a trusted key.
+fn warn_unsigned(manifest: &Manifest, allowed: bool) {
+    if allowed && manifest.signature.is_none() {
+        eprintln!(
+            "warning: backup {} is not signed; it was used because of --allow-unsigned",
+            manifest.id
+        );
+    }
+}
+
 /// The exit code of a backup error.
 pub fn cli_error(error: BackupError) -> CliError {
     let code = match &error {
@@ -330,7 +388,8 @@ pub fn cli_error(error: BackupError) -> CliError {
         BackupError::Checksum { .. }
         | BackupError::Verify(_)
         | BackupError::Decrypt(_)
-        | BackupError::Untrusted { .. } => exit::BACKUP_INVALID,
+        | BackupError::Untrusted { .. }
+        | BackupError::Unsigned { .. } => exit::BACKUP_INVALID,
         _ => exit::FAILURE,
     };
     CliError::new(code, error.to_string())

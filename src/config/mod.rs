@@ -65,7 +65,9 @@ pub use self::model::{
     SwitchMode, TlsFilesConfig, TrackOverrideConfig,
 };
 pub use self::problem::Problem;
-pub use self::recipient::{Recipient, RecipientError, parse_recipient};
+pub use self::recipient::{
+    Recipient, RecipientError, SIGNER_PREFIX, parse_recipient, parse_signer,
+};
 pub use self::redact::{REDACTED, is_secret_name, redact_url, redact_urls_in};
 pub use self::render::render;
 pub use self::schema::json_schema;

@@ -821,6 +821,8 @@ pub struct BackupConfig {
     pub keep_within: Option<Duration>,
     /// Verify each new backup right after it is made.
     pub verify: bool,
+    /// Public keys (`ed25519:…`) whose backup signatures are trusted.
+    pub signers: Vec<String>,
 }
 
 impl DatabaseConfig {

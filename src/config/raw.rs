@@ -809,6 +809,11 @@ pub(crate) struct RawBackup {
     /// Compression: only "zstd".
     #[schemars(with = "Option<String>", extend("default" = "zstd", "enum" = ["zstd"]))]
     pub compress: Option<Spanned<String>>,
+    /// Public keys (`ed25519:…`, from `cutover backup keygen --signing`) whose
+    /// signatures `verify` and `restore` accept; a backup signed by no key
+    /// listed here is refused unless `--allow-unsigned`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub signers: Option<Vec<Spanned<String>>>,
 }
 
 /// What service, environment and app names may look like.

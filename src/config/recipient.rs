@@ -25,6 +25,23 @@ pub enum RecipientError {
     Unrecognized,
 }
 
+/// Parses a backup signer: `ed25519:` and the base64 of a 32-byte Ed25519
+/// public key (what `cutover backup keygen --signing` prints).
+pub fn parse_signer(text: &str) -> Result<[u8; 32], String> {
+    use base64::Engine as _;
+    let Some(key) = text.trim().strip_prefix(SIGNER_PREFIX) else {
+        return Err(format!("it does not start with `{SIGNER_PREFIX}`"));
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .map_err(|e| format!("not base64 after `{SIGNER_PREFIX}`: {e}"))?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| format!("an Ed25519 public key is 32 bytes, this is {}", bytes.len()))
+}
+
+/// How a backup signer's public key starts.
+pub const SIGNER_PREFIX: &str = "ed25519:";
+
 /// Parses one recipient: `age1…` or an SSH public key line (surrounding
 /// whitespace ignored).
 pub fn parse_recipient(text: &str) -> Result<Recipient, RecipientError> {

@@ -1472,3 +1472,27 @@ fn lint_levels_name_known_rules_once() {
     let unknown_key = lint_of(r#"lint = { block = ["x"] }"#).expect_err("unknown key");
     assert!(unknown_key.to_string().contains("block"), "{unknown_key}");
 }
+
+#[test]
+fn backup_signers_are_ed25519_public_keys() {
+    let key = "ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+    let config = lint_of(&format!(
+        "backup = {{ recipients = [\"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\"], signers = [\"{key}\"] }}"
+    ))
+    .expect("valid");
+    let backup = config.databases["main"].backup.as_ref().expect("backup");
+    assert_eq!(backup.signers, [key]);
+    for (bad, says) in [
+        ("ssh-ed25519 AAAA", "does not start with `ed25519:`"),
+        ("ed25519:not base64!", "not base64"),
+        ("ed25519:AAAA", "32 bytes"),
+    ] {
+        let err = lint_of(&format!(
+            "backup = {{ recipients = [\"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\"], signers = [\"{bad}\"] }}"
+        ))
+        .expect_err("refused");
+        let rendered = render(&err);
+        assert!(rendered.contains("not a backup signing key"), "{rendered}");
+        assert!(rendered.contains(says), "{bad}: {rendered}");
+    }
+}

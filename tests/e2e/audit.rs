@@ -183,6 +183,7 @@ backup = {{ recipients = ["{recipient}"] }}
         &restored,
         "--identity",
         key.to_str().expect("utf-8"),
+        "--allow-unsigned",
     ]);
     ok(&app, &out);
     ok(&app, &app.cli(&["migrate", "down", "--to", "0"]));

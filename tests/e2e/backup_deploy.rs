@@ -68,7 +68,23 @@ async fn a_deploy_backs_up_first_and_a_failed_backup_keeps_the_old_release() {
     // The backup is of the schema before v2's migration.
     let key = app.path().join("key.txt");
     let key = key.to_str().expect("a UTF-8 path");
+    // The daemon had no signing key: the backup is unsigned.
     let verify = app.cli(&["backup", "verify", id, "--identity", key, "--json"]);
+    assert_eq!(verify.status.code(), Some(7), "{}", stderr(&verify));
+    assert!(
+        stderr(&verify).contains("not signed"),
+        "{}",
+        stderr(&verify)
+    );
+    let verify = app.cli(&[
+        "backup",
+        "verify",
+        id,
+        "--identity",
+        key,
+        "--allow-unsigned",
+        "--json",
+    ]);
     ok(&app, &verify);
 
     // A backup folder that cannot be written: preflight refuses the deploy

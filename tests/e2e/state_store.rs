@@ -247,14 +247,30 @@ async fn a_state_store_backup_round_trips_through_damage() {
         sealed.starts_with(b"age-encryption.org/v1"),
         "the backup is age-encrypted"
     );
-    let verified = app.cli(&["backup", "verify", "--state", &id, "--identity", key_file]);
+    let verified = app.cli(&[
+        "backup",
+        "verify",
+        "--state",
+        &id,
+        "--identity",
+        key_file,
+        "--allow-unsigned",
+    ]);
     ok(&app, &verified);
     let listed = app.cli(&["backup", "list", "--state"]);
     ok(&app, &listed);
     assert!(crate::common::stdout(&listed).contains(&id));
 
     // A restore is refused while the daemon runs.
-    let refused = app.cli(&["backup", "restore", "--state", &id, "--identity", key_file]);
+    let refused = app.cli(&[
+        "backup",
+        "restore",
+        "--state",
+        &id,
+        "--identity",
+        key_file,
+        "--allow-unsigned",
+    ]);
     assert!(!refused.status.success());
     assert!(
         stderr(&refused).contains("while the daemon runs"),
@@ -268,7 +284,15 @@ async fn a_state_store_backup_round_trips_through_damage() {
     let message = stderr(&serve_refused(&app));
     assert!(message.contains("is damaged"), "{message}");
 
-    let restored = app.cli(&["backup", "restore", "--state", &id, "--identity", key_file]);
+    let restored = app.cli(&[
+        "backup",
+        "restore",
+        "--state",
+        &id,
+        "--identity",
+        key_file,
+        "--allow-unsigned",
+    ]);
     ok(&app, &restored);
     assert!(
         stderr(&restored).contains("moved aside"),

@@ -212,6 +212,21 @@ impl Resolver<'_> {
                 .as_ref()
                 .map(|within| self.duration(Some(within), "keep_within", Duration::ZERO, true)),
             verify: raw.verify.unwrap_or(false),
+            signers: raw
+                .signers
+                .iter()
+                .flatten()
+                .filter_map(|signer| match recipient::parse_signer(signer.get_ref()) {
+                    Ok(_) => Some(signer.get_ref().trim().to_owned()),
+                    Err(reason) => {
+                        self.report(
+                            Finding::new(signer.span(), "not a backup signing key", reason)
+                                .help("expected the public key `cutover backup keygen --signing` printed: ed25519:… (44 characters of base64)"),
+                        );
+                        None
+                    }
+                })
+                .collect(),
         }
     }
 

@@ -266,5 +266,6 @@ fn merge_backup(base: RawBackup, over: RawBackup) -> RawBackup {
         keep_within: over.keep_within.or(base.keep_within),
         verify: over.verify.or(base.verify),
         compress: over.compress.or(base.compress),
+        signers: over.signers.or(base.signers),
     }
 }

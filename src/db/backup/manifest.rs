@@ -49,6 +49,9 @@ pub struct Manifest {
     pub verified_at: Option<String>,
     /// The last verification's result.
     pub verification: Option<Verification>,
+    /// The deploy host's signature of what the backup is (see `sign`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<super::sign::Signature>,
 }
 
 /// What a verification found.
@@ -197,6 +200,7 @@ mod tests {
             created_at: "2026-12-04T12:00:00Z".into(),
             verified_at: None,
             verification: None,
+            signature: None,
         };
         manifest("good", "good.age").save(dir.path()).expect("save");
         assert!(Manifest::load(dir.path(), "good").is_ok());

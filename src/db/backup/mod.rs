@@ -11,6 +11,7 @@ pub mod manifest;
 mod postgres;
 pub mod prune;
 pub mod seal;
+pub mod sign;
 mod sqlite;
 mod sqlite_copy;
 
@@ -76,6 +77,16 @@ pub enum BackupError {
         /// What is wrong.
         why: String,
     },
+    /// A backup signed by no key of `backup.signers` (or not at all).
+    #[error(
+        "backup `{id}` is not trusted: {why}; list its signer's public key in backup.signers, or pass --allow-unsigned if you know where it came from"
+    )]
+    Unsigned {
+        /// The backup.
+        id: String,
+        /// Why.
+        why: String,
+    },
     /// Restoring over a live database without `--force`.
     #[error(
         "{0} is a live database with tables; pass --force to replace it (a safety backup of it is taken first)"
@@ -116,6 +127,8 @@ pub struct Backups {
     name: String,
     database: DatabaseConfig,
     config: BackupConfig,
+    /// Verify and restore backups no trusted signer signed.
+    allow_unsigned: bool,
 }
 
 /// What `restore` did.
@@ -140,7 +153,15 @@ impl Backups {
             name: name.to_owned(),
             database: database.clone(),
             config,
+            allow_unsigned: false,
         })
+    }
+
+    /// The same, verifying and restoring backups that no key of
+    /// `backup.signers` signed (`--allow-unsigned`).
+    pub fn allowing_unsigned(mut self, allow: bool) -> Backups {
+        self.allow_unsigned = allow;
+        self
     }
 
     /// The settings.
@@ -169,13 +190,20 @@ impl Backups {
             .create_from(&self.database.url.clone(), trigger)
             .await?;
         match identities {
-            Some(identities) => self.verify(&manifest.id, &identities).await,
+            // Just made and signed here: its integrity is what is checked.
+            Some(identities) => {
+                self.clone()
+                    .allowing_unsigned(true)
+                    .verify(&manifest.id, &identities)
+                    .await
+            }
             None => Ok(manifest),
         }
     }
 
     async fn create_from(&self, url: &str, trigger: Trigger) -> Result<Manifest, BackupError> {
         let recipients = keys::recipients(&self.config)?;
+        let signing_key = self.signing_key()?;
         std::fs::create_dir_all(&self.config.dir)
             .map_err(|e| seal::io_error("create", &self.config.dir, e))?;
         let now = Timestamp::now();
@@ -192,7 +220,7 @@ impl Backups {
         } else {
             sqlite::dump(url, &path, recipients).await?
         };
-        let manifest = Manifest {
+        let mut manifest = Manifest {
             id: id.clone(),
             database: self.name.clone(),
             engine: if postgres { "postgres" } else { "sqlite" }.into(),
@@ -208,7 +236,11 @@ impl Backups {
             created_at: now.to_string(),
             verified_at: None,
             verification: None,
+            signature: None,
         };
+        if let Some(key) = &signing_key {
+            sign::sign(&mut manifest, key);
+        }
         manifest.save(&self.config.dir)?;
         tracing::info!(id = %manifest.id, database = %self.name, size = manifest.size, "backup taken");
         Ok(manifest)
@@ -219,7 +251,31 @@ impl Backups {
         Manifest::list(&self.config.dir, &self.name)
     }
 
-    /// The backup `id`'s manifest, after checking its file's sha256.
+    /// The key that signs new backups (`CUTOVER_BACKUP_SIGNING_KEY`):
+    /// required, and required to be listed, when `backup.signers` is set.
+    fn signing_key(&self) -> Result<Option<sign::SigningKey>, BackupError> {
+        let key = sign::key_path().map(|path| sign::load(&path)).transpose()?;
+        let signers = &self.config.signers;
+        match &key {
+            None if !signers.is_empty() => Err(BackupError::Keys(format!(
+                "backups of `{}` are signed (backup.signers is set): set {} to the key file `cutover backup keygen --signing` made",
+                self.name,
+                sign::SIGNING_KEY_ENV
+            ))),
+            Some(key) if !signers.is_empty() && !signers.contains(&key.public()) => {
+                Err(BackupError::Keys(format!(
+                    "the signing key in {} is {}, which backup.signers of `{}` does not list: add it there, or use a key it lists",
+                    sign::SIGNING_KEY_ENV,
+                    key.public(),
+                    self.name
+                )))
+            }
+            _ => Ok(key),
+        }
+    }
+
+    /// The backup `id`'s manifest, after checking its file's sha256 and,
+    /// unless unsigned backups are allowed, its signature.
     fn checked(&self, id: &str) -> Result<(Manifest, PathBuf), BackupError> {
         let manifest = Manifest::load(&self.config.dir, id)?;
         let path = self.config.dir.join(&manifest.file);
@@ -230,6 +286,12 @@ impl Backups {
                 expected: manifest.sha256,
                 actual,
             });
+        }
+        if !self.allow_unsigned {
+            sign::check(&manifest, &self.config.signers).map_err(|why| BackupError::Unsigned {
+                id: id.to_owned(),
+                why,
+            })?;
         }
         Ok((manifest, path))
     }

@@ -62,6 +62,7 @@ mod tests {
             created_at: created_at.into(),
             verified_at: verified.then(|| created_at.to_owned()),
             verification: None,
+            signature: None,
         }
     }
 

@@ -1,6 +1,8 @@
 //! A scratch project with a `[database.main]` that has `backup = { … }`, a
-//! fresh age identity made by `cutover backup keygen`, and the CLI run with
-//! `CUTOVER_BACKUP_IDENTITY` pointing at it.
+//! fresh age identity made by `cutover backup keygen` and a signing key made
+//! by `cutover backup keygen --signing` (its public key in `signers`), and
+//! the CLI run with `CUTOVER_BACKUP_IDENTITY` and
+//! `CUTOVER_BACKUP_SIGNING_KEY` pointing at them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -11,6 +13,8 @@ pub struct BackupApp {
     pub dir: tempfile::TempDir,
     pub url: String,
     pub recipient: String,
+    /// The public key of `signing.key`, listed in `signers`.
+    pub signer: String,
 }
 
 impl BackupApp {
@@ -25,16 +29,28 @@ impl BackupApp {
             dir,
             url: url.to_owned(),
             recipient: String::new(),
+            signer: String::new(),
         };
         let out = app.bare(&["backup", "keygen", "-o", "key.txt"]);
         assert!(out.status.success(), "keygen: {}", stderr(&out));
         app.recipient = stdout(&out).trim().to_owned();
         assert!(app.recipient.starts_with("age1"), "{}", app.recipient);
+        let out = app.bare(&["backup", "keygen", "--signing", "-o", "signing.key"]);
+        assert!(out.status.success(), "keygen --signing: {}", stderr(&out));
+        app.signer = stdout(&out).trim().to_owned();
+        assert!(app.signer.starts_with("ed25519:"), "{}", app.signer);
         app.write_config(extra);
         app
     }
 
     pub fn write_config(&self, extra: &str) {
+        self.write_config_signed_by(&[&self.signer], extra);
+    }
+
+    /// The config with `signers` as the trusted keys.
+    pub fn write_config_signed_by(&self, signers: &[&str], extra: &str) {
+        let signers: Vec<String> = signers.iter().map(|s| format!("\"{s}\"")).collect();
+        let extra = format!(", signers = [{}]{extra}", signers.join(", "));
         let config = format!(
             r#"[app]
 name = "shop"
@@ -67,7 +83,17 @@ backup = {{ recipients = ["{}"]{extra} }}
     }
 
     fn bare(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cutover"))
+        self.with_signing_key(args, Some(&self.path().join("signing.key")))
+    }
+
+    /// The CLI with `CUTOVER_BACKUP_SIGNING_KEY` at `key` (unset: `None`).
+    pub fn with_signing_key(&self, args: &[&str], key: Option<&Path>) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cutover"));
+        match key {
+            Some(key) => command.env("CUTOVER_BACKUP_SIGNING_KEY", key),
+            None => command.env_remove("CUTOVER_BACKUP_SIGNING_KEY"),
+        };
+        command
             .current_dir(self.path())
             .arg("-c")
             .arg(self.path().join("cutover.toml"))

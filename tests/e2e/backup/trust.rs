@@ -3,6 +3,8 @@
 //! restore, and nothing is deleted. A restore into the database the config
 //! uses holds its environments' deployment locks (refused while a
 //! deployment runs) and says how its migrations compare with the folder.
+//! A backup that no trusted key signed — unsigned, signed by another key,
+//! or whose manifest changed after signing — needs `--allow-unsigned`.
 
 use std::time::Duration;
 
@@ -123,7 +125,15 @@ fn a_restore_waits_for_no_deployment_and_says_which_migrations_differ() {
     )
     .expect("migration");
     ok(&app, &app.cli(&["deploy", "v2"]));
-    let out = app.cli(&["backup", "restore", &id, "--force", "--identity", key_arg]);
+    let out = app.cli(&[
+        "backup",
+        "restore",
+        &id,
+        "--force",
+        "--identity",
+        key_arg,
+        "--allow-unsigned",
+    ]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("cannot restore into main now"), "{err}");
@@ -131,7 +141,15 @@ fn a_restore_waits_for_no_deployment_and_says_which_migrations_differ() {
 
     ok(&app, &app.cli(&["abort", "--reason", "restoring"]));
     app.wait_for_state("rolled_back");
-    let out = app.cli(&["backup", "restore", &id, "--force", "--identity", key_arg]);
+    let out = app.cli(&[
+        "backup",
+        "restore",
+        &id,
+        "--force",
+        "--identity",
+        key_arg,
+        "--allow-unsigned",
+    ]);
     ok(&app, &out);
     let err = stderr(&out);
     assert!(err.contains("lacks 2 of the folder"), "{err}");
@@ -142,4 +160,72 @@ fn a_restore_waits_for_no_deployment_and_says_which_migrations_differ() {
     });
     let out = app.cli(&["deploy", "v2"]);
     ok(&app, &out);
+}
+
+#[test]
+fn only_backups_signed_by_a_listed_key_are_verified_or_restored() {
+    let app = setup();
+    let ours = app.create();
+    app.json(&["backup", "verify", &ours]);
+
+    // Unsigned: made without a signing key while no signer was listed.
+    app.write_config_signed_by(&[], "");
+    let out = app.with_signing_key(&["backup", "create", "--json"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let unsigned: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let unsigned = unsigned["id"].as_str().expect("id").to_owned();
+
+    // Signed by a key the config does not list.
+    let out = app.cli(&["backup", "keygen", "--signing", "-o", "foreign.key"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let foreign_public = crate::common::stdout(&out).trim().to_owned();
+    app.write_config_signed_by(&[&foreign_public], "");
+    let foreign_key = app.path().join("foreign.key");
+    let out = app.with_signing_key(&["backup", "create", "--json"], Some(&foreign_key));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let foreign: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let foreign = foreign["id"].as_str().expect("id").to_owned();
+
+    // Back to trusting our key only.
+    app.write_config("");
+    refused(&app, &["backup", "verify", &unsigned], "is not signed");
+    refused(
+        &app,
+        &["backup", "verify", &foreign],
+        "which is not in backup.signers",
+    );
+    refused(
+        &app,
+        &["backup", "restore", &foreign, "--force"],
+        "not trusted",
+    );
+    // A signed manifest changed afterwards.
+    let path = app.backups().join(format!("{ours}.json"));
+    let text = std::fs::read_to_string(&path).expect("manifest");
+    std::fs::write(&path, text.replace("\"manual\"", "\"before-deploy\"")).expect("edit");
+    refused(
+        &app,
+        &["backup", "restore", &ours, "--force"],
+        "does not match its manifest",
+    );
+    std::fs::write(&path, text).expect("put back");
+
+    // --allow-unsigned, knowingly.
+    let out = app.cli(&["backup", "verify", &unsigned, "--allow-unsigned"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not signed"), "{}", stderr(&out));
+    app.json(&["backup", "restore", &foreign, "--force", "--allow-unsigned"]);
+    app.json(&["backup", "restore", &ours, "--force"]);
+
+    // With signers listed, a backup needs the key, and the listed one.
+    let out = app.with_signing_key(&["backup", "create"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("CUTOVER_BACKUP_SIGNING_KEY"),
+        "{}",
+        stderr(&out)
+    );
+    let out = app.with_signing_key(&["backup", "create"], Some(&foreign_key));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("does not list"), "{}", stderr(&out));
 }
