@@ -84,7 +84,7 @@ pub enum MigrateError {
     /// The lock was lost while migrating (its connection broke, or the
     /// SQLite lease ran out and another migrator took it).
     #[error(
-        "lost the migrator lock of database `{database}`: {reason}; stopped before the next migration"
+        "lost the migrator lock of database `{database}`: {reason}; stopped (run `cutover migrate status` to see what is applied, then `cutover migrate up` again)"
     )]
     LockLost {
         /// The `[database.NAME]`.

@@ -306,16 +306,13 @@ impl Migrator {
                 migration,
                 direction: Direction::Up,
             });
-            let done = self
-                .run(
-                    &mut connection,
-                    lock,
-                    migration,
-                    Direction::Up,
-                    actor,
-                    events,
-                )
-                .await?;
+            let mut lost = lock.lost();
+            let done = tokio::select! {
+                done = self.run(&mut connection, lock, migration, Direction::Up, actor, events) => done?,
+                // Returning drops the migration's connection: the server
+                // rolls its transaction back.
+                reason = lost.wait() => return Err(self.lock_lost(migration, reason)),
+            };
             events(Event::Finished(&done));
             applied.push(done);
         }
@@ -378,16 +375,13 @@ impl Migrator {
                 migration,
                 direction: Direction::Down,
             });
-            let done = self
-                .run(
-                    &mut connection,
-                    lock,
-                    migration,
-                    Direction::Down,
-                    actor,
-                    events,
-                )
-                .await?;
+            let mut lost = lock.lost();
+            let done = tokio::select! {
+                done = self.run(&mut connection, lock, migration, Direction::Down, actor, events) => done?,
+                // Returning drops the migration's connection: the server
+                // rolls its transaction back.
+                reason = lost.wait() => return Err(self.lock_lost(migration, reason)),
+            };
             events(Event::Finished(&done));
             reverted.push(done);
         }
@@ -470,6 +464,17 @@ impl Migrator {
         self.migrations
             .iter()
             .find(|migration| migration.version == version)
+    }
+
+    /// The error of a migration cancelled because the lock was lost.
+    fn lock_lost(&self, migration: &Migration, reason: String) -> MigrateError {
+        MigrateError::LockLost {
+            database: self.name.clone(),
+            reason: format!(
+                "{reason}; {} was cancelled and its transaction rolls back",
+                migration.path.display()
+            ),
+        }
     }
 
     /// Takes this database's migrator lock for `holder` (waiting up to

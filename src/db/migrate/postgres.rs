@@ -108,9 +108,31 @@ pub(crate) async fn holder(connection: &mut PgConnection) -> Result<String, sqlx
     })
 }
 
-/// Whether the lock connection is still alive (and so the lock still held).
-pub(crate) async fn alive(connection: &mut PgConnection) -> Result<(), sqlx::Error> {
-    connection.ping().await
+/// Server-side TCP keepalives on the lock's session, so that PostgreSQL
+/// notices a migrator whose network went away (and frees its lock) within
+/// about 25 s instead of hours.
+pub(crate) async fn keepalive(connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(
+        "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3;",
+    )
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+/// Whether the lock's session is alive and still holds the lock (a
+/// session ended by `pg_terminate_backend`, a restart or a network failure
+/// errors; one whose lock is gone answers `false`).
+pub(crate) async fn still_locked(connection: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks
+                        WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
+                          AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1)",
+    )
+    .bind(LOCK_KEY >> 32)
+    .bind(LOCK_KEY & 0xffff_ffff)
+    .fetch_one(&mut *connection)
+    .await
 }
 
 /// Gives the lock up and closes its connection.

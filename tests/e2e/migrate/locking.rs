@@ -120,3 +120,51 @@ fn postgres_lock_timeouts_are_retried_with_backoff_then_reported() {
     assert_eq!(code, Some(0), "{output}");
     assert_eq!(app.versions(), (vec![1, 2], vec![]));
 }
+
+/// A migrator whose lock session is killed (`pg_terminate_backend`, as an
+/// operator or a failover would) stops within a few seconds, cancelling the
+/// migration under way: its transaction rolls back and nothing is recorded.
+#[test]
+fn a_postgres_migrator_whose_lock_session_is_killed_stops_and_rolls_back() {
+    let app = MigrateApp::new(Kind::Postgres);
+    app.migration(
+        "0001_create_users.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
+    );
+    app.migration(
+        "0002_slow.sql",
+        &format!("CREATE TABLE slow (id bigint);\n{}\n", app.slow_sql(30)),
+    );
+    app.write_config("cutover.toml", "10s", "60s", 0);
+    let mut migrator = Watched::new(app.spawn(&["migrate", "up"]));
+    migrator.wait_for("applying 0002_slow.sql");
+    let started = std::time::Instant::now();
+    let url = app.url.clone();
+    let killed: i64 = runtime().block_on(async move {
+        let mut connection = sqlx::PgConnection::connect(&url).await.expect("connect");
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(l.pid) FROM pg_locks l
+             WHERE l.locktype = 'advisory' AND l.granted
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())) t",
+        )
+        .fetch_one(&mut connection)
+        .await
+        .expect("terminate the lock's session")
+    });
+    assert_eq!(killed, 1, "one session held the migrator lock");
+    let (code, output) = migrator.finish();
+    let took = started.elapsed();
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains("lost the migrator lock of database `main`"),
+        "{output}"
+    );
+    assert!(output.contains("0002_slow.sql was cancelled"), "{output}");
+    assert!(
+        took < Duration::from_secs(10),
+        "stopped {took:?} after the kill (the migration sleeps 30 s)"
+    );
+    assert_eq!(app.versions(), (vec![1], vec![2]));
+    // Rolled back: its table is not there, and a new run applies it.
+    assert!(!app.has_table("slow"));
+}
