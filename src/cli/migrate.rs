@@ -51,6 +51,15 @@ pub enum MigrateCommand {
     /// Dangerous PostgreSQL operations in the migrations, with file and line.
     /// Exits 1 when it finds any.
     Lint,
+    /// Re-record the checksum of applied migrations whose file you edited
+    /// on purpose (a comment, formatting), so that drift stops blocking;
+    /// like Flyway's `repair`. Recorded in the audit log. Refuses when a
+    /// drifted migration's file is gone.
+    Repair {
+        /// Only this migration's version (default: every drifted one).
+        #[arg(value_name = "VERSION")]
+        only: Option<u64>,
+    },
     /// Record every migration up to VERSION as applied without running it:
     /// adopt a database that was migrated by hand.
     Baseline {
@@ -122,6 +131,7 @@ pub async fn run(
         MigrateCommand::Baseline { up_to } => {
             baseline(&migrator, up_to, &actor, &audited, json).await
         }
+        MigrateCommand::Repair { only } => repair(&migrator, only, &actor, &audited, json).await,
     }
 }
 
@@ -150,9 +160,10 @@ fn cli_error(error: MigrateError) -> CliError {
     let code = match &error {
         MigrateError::Drift(_) => exit::DRIFT,
         MigrateError::Locked { .. } => exit::LOCKED,
-        MigrateError::Files(_) | MigrateError::NoDown { .. } | MigrateError::Baseline(_) => {
-            exit::USAGE
-        }
+        MigrateError::Files(_)
+        | MigrateError::NoDown { .. }
+        | MigrateError::Baseline(_)
+        | MigrateError::Repair(_) => exit::USAGE,
         _ => exit::FAILURE,
     };
     CliError::new(code, error.to_string())
@@ -489,6 +500,60 @@ fn lint(migrator: &Migrator, postgres: bool, json: bool) -> Result<(), CliError>
             format!("lint found {denied} problem(s) that block a deploy"),
         ))
     }
+}
+
+async fn repair(
+    migrator: &Migrator,
+    version: Option<u64>,
+    actor: &Actor,
+    audited: &Audited<'_>,
+    json: bool,
+) -> Result<(), CliError> {
+    let repaired = migrator
+        .repair(version, actor, &mut |event| {
+            if let Event::Waiting { holder } = event {
+                eprintln!("waiting for the migrator lock, held by {holder}");
+            }
+        })
+        .await
+        .map_err(cli_error)?;
+    if !repaired.is_empty() {
+        audited
+            .record(
+                "migrate_repair",
+                repaired.iter().map(|d| d.version).collect(),
+                None,
+            )
+            .await;
+    }
+    if json {
+        return output::print_json(&serde_json::json!({
+            "database": migrator.name(),
+            "repaired": repaired,
+        }));
+    }
+    if repaired.is_empty() {
+        println!(
+            "database {}: no applied migration differs from its file; nothing to repair",
+            migrator.name()
+        );
+    }
+    for d in &repaired {
+        println!(
+            "database {}: migration {} `{}`: recorded checksum {} replaced by the file's {}",
+            migrator.name(),
+            d.version,
+            d.name,
+            short(&d.recorded),
+            d.current.as_deref().map_or("-", short)
+        );
+    }
+    Ok(())
+}
+
+/// The first 12 characters of a checksum.
+fn short(checksum: &str) -> &str {
+    checksum.get(..12).unwrap_or(checksum)
 }
 
 async fn baseline(

@@ -133,6 +133,12 @@ pub enum MigrateError {
     /// for a version below every file.
     #[error("{0}")]
     Baseline(String),
+
+    /// `repair` cannot re-record a migration whose file is gone, or a
+    /// database has an index left invalid by an interrupted
+    /// `CREATE INDEX CONCURRENTLY`.
+    #[error("{0}")]
+    Repair(String),
 }
 
 impl MigrateError {

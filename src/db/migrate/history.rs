@@ -95,6 +95,16 @@ pub(crate) async fn insert(
         .map(|_| ()))
 }
 
+/// Records `checksum` as migration `version`'s (`migrate repair`).
+pub(crate) async fn set_checksum(
+    connection: &mut Connection,
+    version: i64,
+    checksum: &str,
+) -> Result<(), sqlx::Error> {
+    let sql = "UPDATE cutover_migrations SET checksum = $1 WHERE version = $2";
+    with_connection!(connection, c => sqlx::query(sql).bind(checksum).bind(version).execute(&mut *c).await.map(|_| ()))
+}
+
 /// Forgets the migration `version` (it was reverted).
 pub(crate) async fn delete(connection: &mut Connection, version: i64) -> Result<(), sqlx::Error> {
     let sql = "DELETE FROM cutover_migrations WHERE version = $1";

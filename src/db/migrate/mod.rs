@@ -296,6 +296,31 @@ impl Migrator {
             return Err(MigrateError::Drift(status.drift));
         }
         let (steps, stopped) = plan(status.pending, to, phase);
+        if !steps.is_empty()
+            && let Connection::Postgres(pg) = &mut connection
+        {
+            let invalid = postgres::invalid_indexes(pg)
+                .await
+                .map_err(MigrateError::sql("looking for invalid indexes"))?;
+            if !invalid.is_empty() {
+                let names: Vec<String> = invalid
+                    .iter()
+                    .map(|(index, table)| format!("{index} (on {table})"))
+                    .collect();
+                let drops: Vec<String> = invalid
+                    .iter()
+                    .map(|(index, _)| format!("DROP INDEX CONCURRENTLY {index};"))
+                    .collect();
+                return Err(MigrateError::Repair(format!(
+                    "database `{}` has invalid indexes, left by an interrupted or failed CREATE INDEX CONCURRENTLY: {}; \
+                     a migration with IF NOT EXISTS would skip them and be recorded as done. Drop them ({}), fix what made \
+                     the build fail (duplicates, for a unique index), and run `cutover migrate up` again: the migration builds them anew",
+                    self.name,
+                    names.join(", "),
+                    drops.join(" ")
+                )));
+            }
+        }
         let mut applied = Vec::new();
         for step in steps {
             let Some(migration) = self.migration(step.version) else {
@@ -458,6 +483,61 @@ impl Migrator {
         }
         connection.close().await;
         Ok(adopted)
+    }
+
+    /// Re-records the checksum of applied migrations whose file was edited
+    /// on purpose (Flyway's `repair`): every drifted one, or only `version`.
+    /// Refuses, changing nothing, when a drifted migration's file is gone
+    /// (put it back: its history cannot be made up). Returns what changed.
+    pub async fn repair(
+        &self,
+        version: Option<u64>,
+        actor: &Actor,
+        events: &mut (dyn FnMut(Event<'_>) + Send),
+    ) -> Result<Vec<Drift>, MigrateError> {
+        let lock = self.lock(actor, events).await?;
+        let result = self.repair_locked(version, actor).await;
+        lock.release().await;
+        result
+    }
+
+    async fn repair_locked(
+        &self,
+        version: Option<u64>,
+        actor: &Actor,
+    ) -> Result<Vec<Drift>, MigrateError> {
+        let mut connection = self.connect(&actor.holder(), true).await?;
+        let status = self.compare(history::list(&mut connection).await?);
+        let drift: Vec<Drift> = status
+            .drift
+            .into_iter()
+            .filter(|d| version.is_none_or(|v| v == d.version))
+            .collect();
+        if let Some(gone) = drift.iter().find(|d| d.current.is_none()) {
+            connection.close().await;
+            return Err(MigrateError::Repair(format!(
+                "migration {} `{}` is recorded as applied but its file is gone from {}: put the file back (repair re-records an edited file's checksum, it cannot make up a missing one)",
+                gone.version,
+                gone.name,
+                self.config.migrations.display()
+            )));
+        }
+        let result = async {
+            connection.begin().await?;
+            for d in &drift {
+                if let Some(current) = &d.current {
+                    history::set_checksum(&mut connection, version_i64(d.version), current).await?;
+                }
+            }
+            connection.commit().await
+        }
+        .await;
+        if let Err(error) = result {
+            connection.rollback().await;
+            return Err(MigrateError::sql("re-recording checksums")(error));
+        }
+        connection.close().await;
+        Ok(drift)
     }
 
     fn migration(&self, version: u64) -> Option<&Migration> {

@@ -135,6 +135,22 @@ pub(crate) async fn still_locked(connection: &mut PgConnection) -> Result<bool, 
     .await
 }
 
+/// Indexes PostgreSQL marks invalid — what an interrupted or failed
+/// `CREATE INDEX CONCURRENTLY` leaves behind — as `(index, table)`.
+pub(crate) async fn invalid_indexes(
+    connection: &mut PgConnection,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT i.indexrelid::regclass::text, i.indrelid::regclass::text
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+         ORDER BY 1",
+    )
+    .fetch_all(&mut *connection)
+    .await
+}
+
 /// Gives the lock up and closes its connection.
 pub(crate) async fn unlock(mut connection: PgConnection) {
     let unlocked: Result<bool, _> = sqlx::query_scalar("SELECT pg_advisory_unlock($1)")

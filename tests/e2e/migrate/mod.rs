@@ -9,6 +9,7 @@ mod drift;
 mod lifecycle;
 mod lint;
 mod locking;
+mod repair;
 
 /// Defines `mod NAME { fn sqlite(); fn postgres(); }` running `scenario`
 /// against each database.
