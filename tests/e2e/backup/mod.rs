@@ -5,6 +5,7 @@
 
 mod app;
 mod disk_full;
+mod pg_tls;
 mod postgres;
 mod sqlite;
 mod trust;
