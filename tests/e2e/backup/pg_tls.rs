@@ -75,12 +75,6 @@ impl Server {
         for name in ["", "server.crt", "server.key"] {
             std::os::unix::fs::chown(dir.path().join(name), Some(uid), Some(gid)).expect("chown");
         }
-        std::os::unix::fs::PermissionsExt::set_mode(
-            &mut std::fs::metadata(dir.path().join("server.key"))
-                .expect("key")
-                .permissions(),
-            0o600,
-        );
         std::fs::set_permissions(
             dir.path().join("server.key"),
             std::os::unix::fs::PermissionsExt::from_mode(0o600),
