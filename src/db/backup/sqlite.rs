@@ -1,18 +1,29 @@
-//! SQLite backups: an online-backup snapshot made in memory (see
-//! `sqlite_copy`) is sealed; verification decrypts into an in-memory
-//! database and runs `PRAGMA integrity_check` and row counts; a restore
-//! copies that in-memory database into the target with the same online
-//! backup API, so open connections see a consistent database. No
-//! plaintext file is written besides the restore target itself.
+//! SQLite backups, streamed so that memory stays bounded whatever the
+//! database's size:
+//!
+//! - **dump**: one `SELECT data FROM sqlite_dbpage('main')` — one statement,
+//!   so one read transaction and one consistent snapshot, while writers go
+//!   on (in WAL mode they are not even blocked) — streams every page, in
+//!   page order, through a bounded channel into the sealing thread (zstd,
+//!   then age). The pages are the database file's image; no plaintext
+//!   touches the disk.
+//! - **verify**: decrypts into a scratch file ([`Scratch`]: an owner-only
+//!   folder in the backup folder, removed afterwards) and runs
+//!   `PRAGMA integrity_check` and row counts on it.
+//! - **restore**: the same scratch file, checked, is copied into the target
+//!   with SQLite's online backup API (`sqlite_copy`), so connections open
+//!   on the target see one consistent database.
+//!
+//! The only plaintext files are the restore target and the scratch copy.
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
-use std::path::Path;
-use std::str::FromStr as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{ConnectOptions as _, Connection as _};
+use futures_util::TryStreamExt as _;
+use sqlx::Connection as _;
+use sqlx::sqlite::SqliteConnection;
 
 use super::keys::{Identity, Recipient};
 use super::seal::{self, Sealed};
@@ -42,45 +53,107 @@ pub(super) async fn dump(
         )));
     }
     let mut connection = open(url, false).await?;
-    let image = sqlite_copy::snapshot(&mut connection).await;
-    let _ = connection.close().await;
-    let image = image?;
+    let (pages, mut from_reader) = tokio::sync::mpsc::channel::<Vec<u8>>(PAGES_IN_FLIGHT);
     let path = path.to_owned();
-    tokio::task::spawn_blocking(move || {
+    let sealing = tokio::task::spawn_blocking(move || {
         seal::seal(&path, &recipients, |w| {
-            w.write_all(&image)
-                .map_err(|e| BackupError::Io(format!("compress/encrypt: {e}")))
+            while let Some(page) = from_reader.blocking_recv() {
+                w.write_all(&page)
+                    .map_err(|e| BackupError::Io(format!("compress/encrypt: {e}")))?;
+            }
+            Ok(())
         })
-    })
-    .await
-    .map_err(|e| BackupError::Io(e.to_string()))?
+    });
+    let read = async {
+        // No ORDER BY: the table yields pages in page order, and a sort
+        // could spill plaintext into a temporary file.
+        let mut rows = sqlx::query_scalar::<_, Vec<u8>>("SELECT data FROM sqlite_dbpage('main')")
+            .fetch(&mut connection);
+        while let Some(page) = rows.try_next().await.map_err(db_error)? {
+            if pages.send(page).await.is_err() {
+                // The sealing thread stopped: its error says why.
+                break;
+            }
+        }
+        Ok::<(), BackupError>(())
+    }
+    .await;
+    drop(pages);
+    let sealed = sealing.await.map_err(|e| BackupError::Io(e.to_string()))?;
+    let _ = connection.close().await;
+    read?;
+    sealed
 }
 
-/// Decrypts `path` into an in-memory database.
-async fn decrypt_to_memory(
-    path: &Path,
-    identities: &[Identity],
-) -> Result<SqliteConnection, BackupError> {
-    let mut reader = seal::open(path, identities)?;
-    let mut image = Vec::new();
-    reader
-        .read_to_end(&mut image)
-        .map_err(|e| BackupError::Decrypt(e.to_string()))?;
-    let mut connection = SqliteConnectOptions::from_str("sqlite::memory:")
-        .map_err(db_error)?
-        .connect()
-        .await
-        .map_err(db_error)?;
-    sqlite_copy::load(&mut connection, &image).await?;
-    Ok(connection)
+/// How many pages may wait between the reader and the sealing thread: the
+/// bound on a dump's memory (64 pages of at most 64 KiB).
+const PAGES_IN_FLIGHT: usize = 64;
+
+/// A scratch copy of a backup's plaintext: a file in an owner-only folder
+/// of the backup folder, both removed when dropped.
+pub(super) struct Scratch {
+    dir: PathBuf,
+    file: PathBuf,
 }
 
-/// Loads the backup in memory; integrity check and row counts.
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Scratch {
+    /// Decrypts the backup at `path` into a new scratch file beside it,
+    /// streaming (bounded memory).
+    fn decrypt(path: &Path, identities: &[Identity]) -> Result<Scratch, BackupError> {
+        let parent = path.parent().unwrap_or(Path::new("."));
+        let dir = parent.join(format!(".scratch-{:016x}", fastrand::u64(..)));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| seal::io_error("create", &dir, e))?;
+        let scratch = Scratch {
+            file: dir.join("restored.db"),
+            dir,
+        };
+        let mut reader = seal::open(path, identities)?;
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&scratch.file)
+            .map_err(|e| seal::io_error("create", &scratch.file, e))?;
+        std::io::copy(&mut reader, &mut out).map_err(|e| BackupError::Decrypt(e.to_string()))?;
+        out.sync_all()
+            .map_err(|e| seal::io_error("fsync", &scratch.file, e))?;
+        Ok(scratch)
+    }
+
+    /// Opens the scratch file.
+    async fn open(&self) -> Result<SqliteConnection, BackupError> {
+        open(&format!("sqlite://{}", self.file.display()), false).await
+    }
+}
+
+/// Decrypts the backup into a scratch file, off the async runtime.
+async fn decrypt_to_scratch(path: &Path, identities: &[Identity]) -> Result<Scratch, BackupError> {
+    // Identities are not Clone, so the work cannot move to a blocking
+    // thread: on a multi-threaded runtime this thread becomes one.
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| Scratch::decrypt(path, identities))
+        }
+        _ => Scratch::decrypt(path, identities),
+    }
+}
+
+/// Decrypts the backup into a scratch file; integrity check and row counts.
 pub(super) async fn verify(
     path: &Path,
     identities: &[Identity],
 ) -> Result<BTreeMap<String, i64>, BackupError> {
-    let mut connection = decrypt_to_memory(path, identities).await?;
+    let scratch = decrypt_to_scratch(path, identities).await?;
+    let mut connection = scratch.open().await?;
     let result = check(&mut connection).await;
     let _ = connection.close().await;
     result
@@ -138,7 +211,8 @@ pub(super) async fn restore(
     url: &str,
     identities: &[Identity],
 ) -> Result<(), BackupError> {
-    let mut source = decrypt_to_memory(path, identities).await?;
+    let scratch = decrypt_to_scratch(path, identities).await?;
+    let mut source = scratch.open().await?;
     check(&mut source).await?;
     let mut target = open(url, true).await?;
     let copied = sqlite_copy::copy(&mut source, &mut target).await;

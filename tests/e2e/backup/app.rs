@@ -88,6 +88,11 @@ backup = {{ recipients = ["{}"]{extra} }}
 
     /// The CLI with `CUTOVER_BACKUP_SIGNING_KEY` at `key` (unset: `None`).
     pub fn with_signing_key(&self, args: &[&str], key: Option<&Path>) -> Output {
+        self.command(args, key).output().expect("run cutover")
+    }
+
+    /// The CLI command, not started.
+    pub fn command(&self, args: &[&str], key: Option<&Path>) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cutover"));
         match key {
             Some(key) => command.env("CUTOVER_BACKUP_SIGNING_KEY", key),
@@ -100,9 +105,37 @@ backup = {{ recipients = ["{}"]{extra} }}
             .args(args)
             .env("NO_COLOR", "1")
             .env("CUTOVER_BACKUP_IDENTITY", self.path().join("key.txt"))
-            .env_remove("CUTOVER_CONFIG")
-            .output()
-            .expect("run cutover")
+            .env_remove("CUTOVER_CONFIG");
+        command
+    }
+
+    /// Runs the CLI; its output and its peak resident memory in KiB (the
+    /// kernel's high-water mark, `VmHWM`, read until it exits).
+    pub fn peak_rss(&self, args: &[&str]) -> (Output, u64) {
+        let child = self
+            .command(args, Some(&self.path().join("signing.key")))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start cutover");
+        let status = format!("/proc/{}/status", child.id());
+        let watch = std::thread::spawn(move || {
+            let mut peak = 0;
+            while let Ok(text) = std::fs::read_to_string(&status) {
+                let hwm = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+                match hwm {
+                    Some(kib) => peak = peak.max(kib),
+                    None => break, // a zombie: no memory left to read
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            peak
+        });
+        let out = child.wait_with_output().expect("wait for cutover");
+        (out, watch.join().expect("watch"))
     }
 
     pub fn cli(&self, args: &[&str]) -> Output {

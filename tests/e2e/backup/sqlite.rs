@@ -299,3 +299,65 @@ fn the_readme_disaster_recovery_drill_restores_the_newest_verified_backup() {
     // The verified backup (one row), not the newer unverified one (two).
     assert_eq!(query(&restored, "SELECT COUNT(*) || '' FROM items"), ["1"]);
 }
+
+/// Backups stream: creating, verifying and restoring a 192 MiB database
+/// keeps the CLI's peak memory far below the database's size (before, it
+/// held the database in memory two or three times over).
+#[test]
+fn create_verify_and_restore_stream_in_bounded_memory() {
+    const MIB: u64 = 192;
+    let app = setup("");
+    let rows = MIB * 1024 / 4; // about 4 KiB of pages a row
+    app.sh(&format!(
+        "sqlite3 data/app.db \"PRAGMA journal_mode = WAL; \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) \
+         INSERT INTO items (body) SELECT hex(randomblob(1024)) || printf('%01024d', i) FROM n;\" >/dev/null"
+    ));
+    let size = std::fs::metadata(app.path().join("data/app.db"))
+        .expect("db")
+        .len();
+    assert!(
+        size > (MIB - 16) * 1024 * 1024,
+        "the database is {size} bytes"
+    );
+    // Well below one copy of the database: the binary, a runtime, zstd's
+    // workers and a bounded queue of pages.
+    let ceiling_kib = 96 * 1024;
+    let (out, create_kib) = app.peak_rss(&["backup", "create", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (out, verify_kib) = app.peak_rss(&["backup", "verify", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let target = db_url(&app, "restored.db");
+    let (out, restore_kib) = app.peak_rss(&["backup", "restore", &id, "--to", &target]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    eprintln!(
+        "{MIB} MiB database: peak RSS create {create_kib} KiB, verify {verify_kib} KiB, restore {restore_kib} KiB"
+    );
+    for (what, kib) in [
+        ("create", create_kib),
+        ("verify", verify_kib),
+        ("restore", restore_kib),
+    ] {
+        assert!(kib > 0, "{what}: no reading of its memory");
+        assert!(
+            kib < ceiling_kib,
+            "{what} peaked at {kib} KiB for a {size}-byte database"
+        );
+    }
+    let count = "SELECT COUNT(*) || '' FROM items";
+    assert_eq!(
+        query(&db_url(&app, "data/app.db"), count),
+        query(&target, count)
+    );
+    // No scratch copy is left behind.
+    let left: Vec<_> = std::fs::read_dir(app.backups())
+        .expect("backups")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".scratch"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
