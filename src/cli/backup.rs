@@ -56,7 +56,8 @@ pub enum BackupCommand {
     Restore {
         /// The backup (see `list`).
         id: String,
-        /// Restore here instead of the configured database.
+        /// Restore here instead of the configured database. Never put a
+        /// password in it: set CUTOVER_RESTORE_PASSWORD instead.
         #[arg(long, value_name = "URL")]
         to: Option<String>,
         /// Replace a live database.
@@ -210,6 +211,7 @@ pub async fn run(
                 true => Some(super::restore_guard::take(&config, name, database, &id).await?),
                 false => None,
             };
+            let to = to.map(|url| restore_target(&url)).transpose()?;
             let restored = backups
                 .restore(&id, to.as_deref(), force, &identities)
                 .await
@@ -364,6 +366,38 @@ fn print_one(manifest: &Manifest, json: bool) -> Result<(), CliError> {
             status(manifest)
         );
         Ok(())
+    }
+}
+
+/// The environment variable with the password of `restore --to`'s URL.
+const RESTORE_PASSWORD_ENV: &str = "CUTOVER_RESTORE_PASSWORD";
+
+/// `--to URL`, refused with a password in it (the command line is visible
+/// to every user of the host), and given `CUTOVER_RESTORE_PASSWORD` when set.
+fn restore_target(to: &str) -> Result<String, CliError> {
+    let Ok(mut url) = url::Url::parse(to) else {
+        return Ok(to.to_owned());
+    };
+    if url.password().is_some() {
+        return Err(CliError::new(
+            exit::USAGE,
+            format!(
+                "--to has a password in it, which every user of this host can read in the process list: write the URL without it ({}) and set {RESTORE_PASSWORD_ENV}",
+                crate::config::redact_url(to)
+            ),
+        ));
+    }
+    match std::env::var(RESTORE_PASSWORD_ENV) {
+        Ok(password) if !password.is_empty() => {
+            url.set_password(Some(&password)).map_err(|()| {
+                CliError::new(
+                    exit::USAGE,
+                    format!("--to {to}: this URL cannot take a password"),
+                )
+            })?;
+            Ok(url.to_string())
+        }
+        _ => Ok(to.to_owned()),
     }
 }
 

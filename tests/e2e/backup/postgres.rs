@@ -4,7 +4,7 @@
 
 use sqlx::{Connection, Executor};
 
-use super::app::BackupApp;
+use super::app::{BackupApp, stderr};
 use crate::migrate::app::{pg_admin_url, runtime};
 
 fn with_database(url: &str, database: &str) -> String {
@@ -126,7 +126,27 @@ fn pg_dump_backup_verifies_restores_and_reads_with_the_debian_tools() {
     // Into a new database: equal, checksum for checksum.
     let target = create_database();
     let _drop_target = Scratch(target.clone());
-    app.json(&["backup", "restore", &id, "--to", &target]);
+    // Never a password on the command line: refused, saying where it goes.
+    let out = app.cli(&["backup", "restore", &id, "--to", &target]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("CUTOVER_RESTORE_PASSWORD"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains(":cutover_test@"), "{}", stderr(&out));
+    let mut without = url::Url::parse(&target).expect("url");
+    let password = without.password().expect("a password").to_owned();
+    without.set_password(None).expect("no password");
+    let out = app
+        .command(
+            &["backup", "restore", &id, "--to", without.as_str()],
+            Some(&app.path().join("signing.key")),
+        )
+        .env("CUTOVER_RESTORE_PASSWORD", &password)
+        .output()
+        .expect("run cutover");
+    assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(checksum(&source), checksum(&target));
 
     // Over the live source: refused, then forced with a safety backup.
