@@ -27,6 +27,7 @@ mod error;
 mod expand;
 pub mod limits;
 mod model;
+pub mod notify;
 mod order;
 mod problem;
 mod raw;
@@ -64,6 +65,7 @@ pub use self::model::{
     RolloutConfig, Secret, ServerConfig, ServiceConfig, ServiceKind, StateConfig, Strategy,
     SwitchMode, TlsFilesConfig, TrackOverrideConfig,
 };
+pub use self::notify::{EventType, NotifyConfig, SlackConfig, WebhookConfig};
 pub use self::problem::Problem;
 pub use self::recipient::{Recipient, RecipientError, parse_recipient};
 pub use self::redact::{REDACTED, is_secret_name, redact_url, redact_urls_in};
@@ -222,6 +224,7 @@ pub(crate) fn parse_inner(
         services,
         environments,
         databases,
+        notify,
         places: _,
     } = sections;
     Ok(Config {
@@ -233,6 +236,7 @@ pub(crate) fn parse_inner(
         services,
         environments,
         databases,
+        notify,
     })
 }
 
