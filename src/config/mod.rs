@@ -52,6 +52,8 @@ mod limit_tests;
 #[cfg(test)]
 mod logs_env_tests;
 #[cfg(test)]
+mod notify_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
