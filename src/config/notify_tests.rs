@@ -57,14 +57,20 @@ fn webhooks_and_slack_resolve_with_their_defaults() {
     assert_eq!(hooks[0].secret.expose(), SECRET);
     assert_eq!(
         hooks[1].events,
-        [EventType::DeploymentSucceeded, EventType::DeploymentRolledBack]
+        [
+            EventType::DeploymentSucceeded,
+            EventType::DeploymentRolledBack
+        ]
     );
     assert_eq!(hooks[1].environments, ["production"]);
     assert_eq!(config.notify.slack[0].url.expose(), SLACK);
     assert_eq!(config.notify.slack[0].events, EventType::SLACK_DEFAULT);
     // What `cutover check --json` prints shows neither secret.
     let shown = serde_json::to_string(&config).expect("json");
-    assert!(!shown.contains(SECRET) && !shown.contains("MfKQ9r8"), "{shown}");
+    assert!(
+        !shown.contains(SECRET) && !shown.contains("MfKQ9r8"),
+        "{shown}"
+    );
     assert!(!shown.contains("XXXXXXXXXXXXXXXX"), "{shown}");
     assert!(shown.contains("https://hooks.example.com/x"), "{shown}");
 }
@@ -87,11 +93,13 @@ fn an_unknown_event_type_is_reported_where_it_is_with_a_suggestion() {
 
 #[test]
 fn an_unknown_environment_is_reported_with_a_suggestion() {
-    let (rendered, places) = problems(
-        "[[notify.slack]]\nurl = \"${SLACK_URL}\"\nenvironments = [\"prod\"]\n",
-    );
+    let (rendered, places) =
+        problems("[[notify.slack]]\nurl = \"${SLACK_URL}\"\nenvironments = [\"prod\"]\n");
     assert_eq!(places, [(15, 17)], "{rendered}");
-    assert!(rendered.contains("did you mean \"production\""), "{rendered}");
+    assert!(
+        rendered.contains("did you mean \"production\""),
+        "{rendered}"
+    );
 }
 
 #[test]
@@ -125,7 +133,10 @@ fn a_secret_that_is_not_whsec_is_refused_without_its_value() {
     );
     assert!(!rendered.contains("c2hvcnQ"), "{rendered}");
     let (rendered, _) = problems("[[notify.webhook]]\nurl = \"https://hooks.example.com/x\"\n");
-    assert!(rendered.contains("[[notify.webhook]] has no `secret`"), "{rendered}");
+    assert!(
+        rendered.contains("[[notify.webhook]] has no `secret`"),
+        "{rendered}"
+    );
 }
 
 #[test]

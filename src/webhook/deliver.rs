@@ -95,7 +95,12 @@ impl Sender {
             Ok::<_, (Option<u16>, String)>((status, body))
         })
         .await
-        .map_err(|_| (None, format!("no answer within {}s", ATTEMPT_TIMEOUT.as_secs())))??;
+        .map_err(|_| {
+            (
+                None,
+                format!("no answer within {}s", ATTEMPT_TIMEOUT.as_secs()),
+            )
+        })??;
         let (status, body) = answer;
         if status.is_success() {
             return Ok(status.as_u16());

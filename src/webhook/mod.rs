@@ -310,9 +310,7 @@ impl Notifier {
                         "notification not delivered: {error}; next attempt in {}",
                         humantime::format_duration(Duration::from_secs(wait.as_secs().max(1)))
                     );
-                    let next = now
-                        .checked_add(wait)
-                        .unwrap_or(now);
+                    let next = now.checked_add(wait).unwrap_or(now);
                     AttemptResult::Retry {
                         status,
                         error,
@@ -360,11 +358,29 @@ mod tests {
 
     #[test]
     fn endpoint_keys_are_stable_and_hide_the_url() {
-        let a = endpoint_key(DeliveryTarget::Slack, "https://hooks.slack.com/services/T/B/secret");
-        assert_eq!(a, endpoint_key(DeliveryTarget::Slack, "https://hooks.slack.com/services/T/B/secret"));
-        assert!(a.starts_with("slack-") && a.len() == "slack-".len() + 16, "{a}");
+        let a = endpoint_key(
+            DeliveryTarget::Slack,
+            "https://hooks.slack.com/services/T/B/secret",
+        );
+        assert_eq!(
+            a,
+            endpoint_key(
+                DeliveryTarget::Slack,
+                "https://hooks.slack.com/services/T/B/secret"
+            )
+        );
+        assert!(
+            a.starts_with("slack-") && a.len() == "slack-".len() + 16,
+            "{a}"
+        );
         assert!(!a.contains("secret"));
-        assert_ne!(a, endpoint_key(DeliveryTarget::Webhook, "https://hooks.slack.com/services/T/B/secret"));
+        assert_ne!(
+            a,
+            endpoint_key(
+                DeliveryTarget::Webhook,
+                "https://hooks.slack.com/services/T/B/secret"
+            )
+        );
     }
 
     #[test]

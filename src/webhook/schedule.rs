@@ -43,7 +43,9 @@ mod tests {
         let secs: Vec<u64> = (1..=14).map(|n| wait_after(n).as_secs()).collect();
         assert_eq!(
             secs,
-            [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 3600, 3600]
+            [
+                1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 3600, 3600
+            ]
         );
         assert_eq!(wait_after(0), FIRST);
         assert_eq!(wait_after(u32::MAX), MAX_WAIT);

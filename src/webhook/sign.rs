@@ -52,6 +52,9 @@ mod tests {
         assert_ne!(base, signature(&key, "msg_2", 1, b"{}"));
         assert_ne!(base, signature(&key, "msg_1", 2, b"{}"));
         assert_ne!(base, signature(&key, "msg_1", 1, b"{ }"));
-        assert_ne!(base, signature(b"another key of some length..", "msg_1", 1, b"{}"));
+        assert_ne!(
+            base,
+            signature(b"another key of some length..", "msg_1", 1, b"{}")
+        );
     }
 }

@@ -40,7 +40,9 @@ pub fn text(p: &Payload) -> String {
         ),
         EventType::DeploymentStarted => format!(
             ":rocket: {env}: deploying {app} `{version}`{}{}{by}{id}",
-            previous.map(|v| format!(" (now `{v}`)")).unwrap_or_default(),
+            previous
+                .map(|v| format!(" (now `{v}`)"))
+                .unwrap_or_default(),
             d.strategy
                 .as_deref()
                 .map(|s| format!(", {}", esc(s)))
@@ -54,12 +56,14 @@ pub fn text(p: &Payload) -> String {
         EventType::DeploymentRollingBack => {
             format!(":leftwards_arrow_with_hook: {env}: {app} `{version}` {message}{id}")
         }
-        EventType::DeploymentNeedsOperator => format!(
-            ":sos: {env}: deployment of `{version}` needs an operator: {message}{id}"
-        ),
+        EventType::DeploymentNeedsOperator => {
+            format!(":sos: {env}: deployment of `{version}` needs an operator: {message}{id}")
+        }
         EventType::DeploymentSucceeded => format!(
             ":white_check_mark: {env}: {app} `{version}` is live{}{by}{id}",
-            previous.map(|v| format!(" (was `{v}`)")).unwrap_or_default()
+            previous
+                .map(|v| format!(" (was `{v}`)"))
+                .unwrap_or_default()
         ),
         EventType::DeploymentRolledBack if rollback => format!(
             ":rewind: {env}: {app} rolled back to `{version}`{}{by}{id}",
@@ -93,9 +97,7 @@ pub fn text(p: &Payload) -> String {
 }
 
 fn reason(reason: Option<&str>) -> String {
-    reason
-        .map(|r| format!(": {}", esc(r)))
-        .unwrap_or_default()
+    reason.map(|r| format!(": {}", esc(r))).unwrap_or_default()
 }
 
 /// "\n> web — canary: 40 requests, 9 errors (22.5 %), p95 12 ms · stable: …"
@@ -125,7 +127,9 @@ fn figures_line(service: Option<&str>, figures: &Value) -> String {
     if parts.is_empty() {
         return String::new();
     }
-    let service = service.map(|s| format!("{} — ", esc(s))).unwrap_or_default();
+    let service = service
+        .map(|s| format!("{} — ", esc(s)))
+        .unwrap_or_default();
     format!("\n> {service}{}", parts.join(" · "))
 }
 

@@ -63,7 +63,8 @@ impl Receiver {
 
     /// Starts it and waits until it listens.
     fn start(&mut self) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/webhook_receiver.py");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/webhook_receiver.py");
         let child = Command::new(python())
             .arg(script)
             .arg("--port")
@@ -172,7 +173,11 @@ fn deliveries_verify_with_the_reference_library_and_a_wrong_secret_does_not() {
     assert_eq!(data["app"], "hello");
     assert!(data["deployment_id"].is_i64(), "{v2}");
     assert!(data["requested_by"].as_str().is_some_and(|s| !s.is_empty()));
-    assert!(v2["signature"].as_str().is_some_and(|s| s.starts_with("v1,")));
+    assert!(
+        v2["signature"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("v1,"))
+    );
     eprintln!(
         "a verified delivery: webhook-id {} webhook-timestamp {} webhook-signature {}\n{}",
         v2["id"],
@@ -181,18 +186,26 @@ fn deliveries_verify_with_the_reference_library_and_a_wrong_secret_does_not() {
         serde_json::to_string_pretty(&v2["body"]).unwrap_or_default()
     );
     // Nothing secret in what was sent.
-    assert!(!serde_json::to_string(&records).unwrap_or_default().contains("Y3V0b3Zl"));
+    assert!(
+        !serde_json::to_string(&records)
+            .unwrap_or_default()
+            .contains("Y3V0b3Zl")
+    );
 
     // The receiver with the wrong secret got only what it asked for, and
     // could verify none of it.
-    wait_until(Duration::from_secs(30), "the wrong receiver got both", || {
-        let seen: BTreeSet<String> = wrong
-            .records()
-            .iter()
-            .filter_map(|r| r["id"].as_str().map(str::to_owned))
-            .collect();
-        seen.len() >= 2
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "the wrong receiver got both",
+        || {
+            let seen: BTreeSet<String> = wrong
+                .records()
+                .iter()
+                .filter_map(|r| r["id"].as_str().map(str::to_owned))
+                .collect();
+            seen.len() >= 2
+        },
+    );
     let refused = wrong.records();
     assert!(
         refused
@@ -201,15 +214,15 @@ fn deliveries_verify_with_the_reference_library_and_a_wrong_secret_does_not() {
         "{refused:#?}"
     );
     assert!(
-        refused
-            .iter()
-            .all(|r| r["error"].as_str().is_some_and(|e| e.contains("No matching signature"))),
+        refused.iter().all(|r| r["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("No matching signature"))),
         "{refused:#?}"
     );
     assert!(
-        refused
-            .iter()
-            .all(|r| r["body"].as_str().is_some_and(|b| b.contains("deployment.succeeded"))),
+        refused.iter().all(|r| r["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("deployment.succeeded"))),
         "{refused:#?}"
     );
     // The secret never reaches the daemon's log or `check --json`.
@@ -217,7 +230,10 @@ fn deliveries_verify_with_the_reference_library_and_a_wrong_secret_does_not() {
     let check = app.cli(&["check", "--json"]);
     assert!(check.status.success(), "{}", stderr(&check));
     let shown = String::from_utf8_lossy(&check.stdout);
-    assert!(!shown.contains("Y3V0b3Zl") && shown.contains("notify"), "{shown}");
+    assert!(
+        !shown.contains("Y3V0b3Zl") && shown.contains("notify"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -251,7 +267,11 @@ fn a_receiver_down_for_10_s_gets_every_event_afterwards_with_the_same_ids() {
     assert_eq!(failed.len(), 2, "{records:#?}");
     let accepted = receiver.accepted();
     let accepted_ids: BTreeSet<&str> = accepted.iter().filter_map(|r| r["id"].as_str()).collect();
-    assert_eq!(accepted_ids.len(), accepted.len(), "each delivered once: {records:#?}");
+    assert_eq!(
+        accepted_ids.len(),
+        accepted.len(),
+        "each delivered once: {records:#?}"
+    );
     for f in &failed {
         let id = f["id"].as_str().expect("id");
         assert!(
@@ -260,7 +280,10 @@ fn a_receiver_down_for_10_s_gets_every_event_afterwards_with_the_same_ids() {
         );
     }
     // Every attempt was signed for its own time and verified.
-    assert!(records.iter().all(|r| r["verified"] == true), "{records:#?}");
+    assert!(
+        records.iter().all(|r| r["verified"] == true),
+        "{records:#?}"
+    );
 }
 
 #[test]
@@ -280,7 +303,9 @@ fn a_daemon_killed_while_it_retries_delivers_each_exactly_once_after_restart() {
     wait_until(Duration::from_secs(30), "a delivery retried", || {
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for r in receiver.records() {
-            *seen.entry(r["id"].as_str().unwrap_or("").to_owned()).or_default() += 1;
+            *seen
+                .entry(r["id"].as_str().unwrap_or("").to_owned())
+                .or_default() += 1;
         }
         seen.values().any(|n| *n >= 2)
     });
@@ -293,15 +318,18 @@ fn a_daemon_killed_while_it_retries_delivers_each_exactly_once_after_restart() {
     assert!(receiver.accepted().is_empty());
     std::fs::remove_file(&failing).expect("receiver accepts now");
     app.serve();
-    wait_until(Duration::from_secs(60), "every delivery after restart", || {
-        let accepted: BTreeSet<String> = receiver
-            .accepted()
-            .iter()
-            .filter_map(|r| r["id"].as_str().map(str::to_owned))
-            .collect();
-        before.is_subset(&accepted)
-            && count(&receiver.accepted(), "deployment.succeeded") == 1
-    });
+    wait_until(
+        Duration::from_secs(60),
+        "every delivery after restart",
+        || {
+            let accepted: BTreeSet<String> = receiver
+                .accepted()
+                .iter()
+                .filter_map(|r| r["id"].as_str().map(str::to_owned))
+                .collect();
+            before.is_subset(&accepted) && count(&receiver.accepted(), "deployment.succeeded") == 1
+        },
+    );
     // Let any duplicate arrive, then count: each id accepted exactly once.
     std::thread::sleep(Duration::from_secs(3));
     let accepted = receiver.accepted();
@@ -380,20 +408,38 @@ url = "${CUTOVER_TEST_SLACK_URL}"
         if let Some(text) = found {
             break text;
         }
-        assert!(Instant::now() < deadline, "no rollback message: {:?}", got.lock().expect("lock"));
+        assert!(
+            Instant::now() < deadline,
+            "no rollback message: {:?}",
+            got.lock().expect("lock")
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     eprintln!("Slack got: {text}");
     assert!(text.contains("*production*"), "{text}");
-    assert!(text.contains("hello `v2` was rolled back to `v1`"), "{text}");
+    assert!(
+        text.contains("hello `v2` was rolled back to `v1`"),
+        "{text}"
+    );
     assert!(text.contains("requested by"), "{text}");
     assert!(text.contains("error rate"), "{text}");
     // The figures behind it: the canary's requests and errors.
-    assert!(text.contains("canary: ") && text.contains(" requests, "), "{text}");
+    assert!(
+        text.contains("canary: ") && text.contains(" requests, "),
+        "{text}"
+    );
     let all = got.lock().expect("lock").clone();
     let texts: Vec<&str> = all.iter().filter_map(|m| m["text"].as_str()).collect();
-    assert!(texts.iter().any(|t| t.contains(":rocket:") && t.contains("`v2`")), "{texts:#?}");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains(":rocket:") && t.contains("`v2`")),
+        "{texts:#?}"
+    );
     // Slack's default events leave out canary steps.
-    assert!(!texts.iter().any(|t| t.contains(":arrow_forward:")), "{texts:#?}");
+    assert!(
+        !texts.iter().any(|t| t.contains(":arrow_forward:")),
+        "{texts:#?}"
+    );
     assert!(!app.daemon_log().contains("slacktokensecret"));
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde_spanned::Spanned;
 
 use super::Resolver;
+use crate::config::limits;
 use crate::config::model::{EnvironmentConfig, Secret};
 use crate::config::notify::{EventType, NotifyConfig, SlackConfig, WebhookConfig, webhook_key};
 use crate::config::problem::Finding;
@@ -24,8 +25,25 @@ impl Resolver<'_> {
         let Some(raw) = raw else {
             return NotifyConfig::default();
         };
+        let span = raw.span();
         let raw = raw.get_ref();
         let mut config = NotifyConfig::default();
+        let count =
+            raw.webhook.as_ref().map_or(0, Vec::len) + raw.slack.as_ref().map_or(0, Vec::len);
+        if count > limits::MAX_NOTIFY_ENDPOINTS {
+            self.report(
+                Finding::new(
+                    span,
+                    format!(
+                        "{count} [[notify.webhook]] and [[notify.slack]] tables, more than {}",
+                        limits::MAX_NOTIFY_ENDPOINTS
+                    ),
+                    "too many endpoints",
+                )
+                .help("send to fewer endpoints: every event is queued once for each; a relay of your own can fan out"),
+            );
+            return config;
+        }
         for table in raw.webhook.iter().flatten() {
             let hook = table.get_ref();
             let url = self.notify_url(hook.url.as_ref(), table.span(), "notify.webhook");
@@ -175,7 +193,9 @@ impl Resolver<'_> {
                 None => {
                     let names = EventType::ALL.iter().map(|t| t.as_str());
                     let help = match suggest::closest(name.get_ref(), names) {
-                        Some(close) => format!("did you mean \"{close}\"? the event types are listed in docs/observability.md"),
+                        Some(close) => format!(
+                            "did you mean \"{close}\"? the event types are listed in docs/observability.md"
+                        ),
                         None => format!(
                             "expected one of: {}",
                             EventType::ALL
