@@ -183,11 +183,13 @@ impl Notifier {
 
         let events = self.store.events_after(cursors.events, BATCH).await?;
         for e in &events {
-            if !deployments.contains_key(&e.deployment_id) {
-                let d = self.store.deployment(e.deployment_id).await?;
-                deployments.insert(e.deployment_id, d);
-            }
-            if let Some(Some(d)) = deployments.get(&e.deployment_id)
+            let d = match deployments.entry(e.deployment_id) {
+                std::collections::btree_map::Entry::Occupied(known) => known.into_mut(),
+                std::collections::btree_map::Entry::Vacant(new) => {
+                    new.insert(self.store.deployment(e.deployment_id).await?)
+                }
+            };
+            if let Some(d) = d
                 && let Some(p) = event::from_deployment_event(&self.app, d, e)
             {
                 payloads.push(p);

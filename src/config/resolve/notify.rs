@@ -55,7 +55,7 @@ impl Resolver<'_> {
                     );
                     None
                 }
-                Some(secret) => self.from_environment(secret, "notify.webhook.secret").and_then(
+                Some(secret) => self.secret_from_environment(secret, "notify.webhook.secret").and_then(
                     |value| match webhook_key(&value) {
                         Ok(_) => Some(Secret::new(value)),
                         Err(why) => {
@@ -95,7 +95,7 @@ impl Resolver<'_> {
                     None
                 }
                 Some(url) => self
-                    .from_environment(url, "notify.slack.url")
+                    .secret_from_environment(url, "notify.slack.url")
                     .and_then(|value| {
                         self.check_url(&value, url.span(), "notify.slack.url")
                             .then(|| Secret::new(value))
@@ -154,7 +154,7 @@ impl Resolver<'_> {
 
     /// A secret that must be read from the environment: the value written
     /// must contain a `${VAR}`. Expanded; `None` (and a finding) otherwise.
-    fn from_environment(&mut self, value: &Spanned<String>, key: &str) -> Option<String> {
+    fn secret_from_environment(&mut self, value: &Spanned<String>, key: &str) -> Option<String> {
         if !value.get_ref().contains("${") {
             self.report(
                 Finding::new(
