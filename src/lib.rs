@@ -6,7 +6,8 @@
 //! `db` migrates the application's own databases;
 //! `drivers` start, health-check and stop instances; `runtime` carries out
 //! deployments; `identity` says who a caller is and what their role may do
-//! (the audit log lives in `store`); `api` is the daemon's HTTP API and its client; `cli` is the
+//! (the audit log lives in `store`); `webhook` sends notifications (signed
+//! webhooks, Slack) from the history; `api` is the daemon's HTTP API and its client; `cli` is the
 //! command line.
 
 pub mod api;
@@ -21,3 +22,4 @@ pub mod identity;
 pub mod label;
 pub mod runtime;
 pub mod store;
+pub mod webhook;

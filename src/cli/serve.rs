@@ -382,6 +382,8 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
 
     let mut tasks = JoinSet::new();
     tasks.spawn(daemon.clone().keep_logs(stop.clone()));
+    // Notifications ([notify]): only this daemon, which holds the store's lock.
+    tasks.spawn(crate::webhook::run(daemon.clone(), stop.clone()));
     let mut proxies = Vec::new();
     for (env, listener, redirect, preview) in proxy_listeners {
         let addr = listener

@@ -266,7 +266,11 @@ fn the_reference_lists_every_limit() {
             .find(|line| line.starts_with('|') && line.contains(key))
             .unwrap_or_else(|| panic!("no row for {key} in docs/config.md, Limits"))
     };
-    let counts: [(&str, u64); 16] = [
+    let counts: [(&str, u64); 17] = [
+        (
+            "`[[notify.webhook]]` and `[[notify.slack]]` tables",
+            limits::MAX_NOTIFY_ENDPOINTS as u64,
+        ),
         ("`allowed_upgrades`", limits::MAX_UPGRADES as u64),
         ("`tls.acme.domains`", limits::MAX_ACME_DOMAINS as u64),
         ("`[service.NAME]` tables", limits::MAX_SERVICES as u64),

@@ -46,6 +46,10 @@ pub const MAX_DEPLOY_WINDOWS: usize = 32;
 /// The most `[database.NAME]` tables.
 pub const MAX_DATABASES: usize = 64;
 
+/// `[[notify.webhook]]` and `[[notify.slack]]` tables, together: each
+/// event is queued once for each.
+pub const MAX_NOTIFY_ENDPOINTS: usize = 32;
+
 /// The longest duration any key takes unless listed below: 30 days.
 pub const MAX_DURATION: Duration = Duration::from_secs(30 * DAY);
 

@@ -27,6 +27,7 @@ mod error;
 mod expand;
 pub mod limits;
 mod model;
+pub mod notify;
 mod order;
 mod problem;
 mod raw;
@@ -51,6 +52,8 @@ mod limit_tests;
 #[cfg(test)]
 mod logs_env_tests;
 #[cfg(test)]
+mod notify_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
@@ -64,6 +67,7 @@ pub use self::model::{
     RolloutConfig, Secret, ServerConfig, ServiceConfig, ServiceKind, StateConfig, Strategy,
     SwitchMode, TlsFilesConfig, TrackOverrideConfig,
 };
+pub use self::notify::{EventType, NotifyConfig, SlackConfig, WebhookConfig};
 pub use self::problem::Problem;
 pub use self::recipient::{
     Recipient, RecipientError, SIGNER_PREFIX, parse_recipient, parse_signer,
@@ -224,6 +228,7 @@ pub(crate) fn parse_inner(
         services,
         environments,
         databases,
+        notify,
         places: _,
     } = sections;
     Ok(Config {
@@ -235,6 +240,7 @@ pub(crate) fn parse_inner(
         services,
         environments,
         databases,
+        notify,
     })
 }
 

@@ -35,6 +35,8 @@ pub struct Config {
     pub environments: BTreeMap<String, EnvironmentConfig>,
     /// `[database.NAME]`, by name. May be empty.
     pub databases: BTreeMap<String, DatabaseConfig>,
+    /// `[notify]`: webhooks and Slack. Empty when not written.
+    pub notify: super::notify::NotifyConfig,
 }
 
 /// `[app]`.

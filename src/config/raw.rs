@@ -69,6 +69,72 @@ pub(crate) struct RawConfig {
     /// json-file log options.
     #[schemars(with = "Option<RawLogs>")]
     pub logs: Option<Spanned<RawLogs>>,
+
+    /// Who hears about deployments: `[[notify.webhook]]` (signed per the
+    /// Standard Webhooks specification) and `[[notify.slack]]`.
+    #[schemars(with = "Option<RawNotify>")]
+    pub notify: Option<Spanned<RawNotify>>,
+}
+
+/// `[notify]`: where the daemon sends events (docs/observability.md).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Notify")]
+pub(crate) struct RawNotify {
+    /// HTTPS endpoints that receive each event as JSON, signed with
+    /// `webhook-id`, `webhook-timestamp` and `webhook-signature`.
+    #[schemars(with = "Option<Vec<RawWebhook>>")]
+    pub webhook: Option<Vec<Spanned<RawWebhook>>>,
+    /// Slack incoming webhooks that receive a readable message per event.
+    #[schemars(with = "Option<Vec<RawSlack>>")]
+    pub slack: Option<Vec<Spanned<RawSlack>>>,
+}
+
+/// `[[notify.webhook]]`: one endpoint.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Webhook")]
+pub(crate) struct RawWebhook {
+    /// Where to POST (`https://…`, or `http://…`).
+    #[schemars(with = "String", extend("examples" = ["https://hooks.example.com/cutover"]))]
+    pub url: Option<Spanned<String>>,
+    /// The signing secret, `whsec_` and base64 (24 to 64 bytes), from the
+    /// environment: write `${VAR}`; a secret written in the file is refused.
+    #[schemars(with = "String", extend("examples" = ["${CUTOVER_WEBHOOK_SECRET}"]))]
+    pub secret: Option<Spanned<String>>,
+    /// The event types to send (see docs/observability.md); all when omitted.
+    #[schemars(with = "Option<Vec<String>>", extend("items" = event_type_schema()))]
+    pub events: Option<Vec<Spanned<String>>>,
+    /// Only events of these environments; all when omitted.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub environments: Option<Vec<Spanned<String>>>,
+}
+
+/// `[[notify.slack]]`: one Slack incoming webhook.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Slack")]
+pub(crate) struct RawSlack {
+    /// The incoming webhook's URL, from the environment (it is a
+    /// credential): write `${VAR}`; a URL written in the file is refused.
+    #[schemars(with = "String", extend("examples" = ["${CUTOVER_SLACK_WEBHOOK_URL}"]))]
+    pub url: Option<Spanned<String>>,
+    /// The event types to send; when omitted, those worth a message
+    /// (deployment started, succeeded, failed, rolled back, held; approvals;
+    /// failed backups and restarts).
+    #[schemars(with = "Option<Vec<String>>", extend("items" = event_type_schema()))]
+    pub events: Option<Vec<Spanned<String>>>,
+    /// Only events of these environments; all when omitted.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub environments: Option<Vec<Spanned<String>>>,
+}
+
+fn event_type_schema() -> serde_json::Value {
+    let names: Vec<&str> = super::notify::EventType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    serde_json::json!({ "type": "string", "enum": names })
 }
 
 /// `[logs]`, or a service's `logs = { … }`: log rotation by size.

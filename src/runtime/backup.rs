@@ -1,8 +1,8 @@
 //! The backup step of a deployment: before expand migrations, every
 //! database of the environment (`Config::databases_in`) with `backup.before_deploy = true` is backed up (and
 //! verified when `verify = true`). A failed backup ends the deployment
-//! before anything changes; each backup's id is an event in the
-//! deployment's history.
+//! before anything changes (a `backup_failed` event says which database and
+//! why); each backup's id is an event in the deployment's history.
 
 use serde_json::json;
 
@@ -34,16 +34,22 @@ pub(crate) async fn before_deploy(
             .await;
             continue;
         }
-        let backups = Backups::new(name, database).map_err(|e| e.to_string())?;
+        let backups = match Backups::new(name, database) {
+            Ok(backups) => backups,
+            Err(e) => return Err(failed(daemon, deployment_id, name, e.to_string()).await),
+        };
         let trigger = Trigger {
             kind: "before-deploy".into(),
             release: Some(version.to_owned()),
             deployment: Some(deployment_id.to_string()),
         };
-        let manifest = backups
-            .create(trigger)
-            .await
-            .map_err(|e| format!("database {name}: {e}"))?;
+        let manifest = match backups.create(trigger).await {
+            Ok(manifest) => manifest,
+            Err(e) => {
+                let why = format!("database {name}: {e}");
+                return Err(failed(daemon, deployment_id, name, why).await);
+            }
+        };
         let message = format!(
             "backed up database {name}: {} ({} bytes{})",
             manifest.id,
@@ -66,4 +72,18 @@ pub(crate) async fn before_deploy(
         taken.push(manifest.id);
     }
     Ok(taken)
+}
+
+/// Records that the backup of database `name` failed (a `backup_failed`
+/// event, which notifications report as `backup.failed`); returns `why`.
+async fn failed(daemon: &Daemon, deployment_id: i64, name: &str, why: String) -> String {
+    event(
+        daemon,
+        deployment_id,
+        cutover_core::EventKind::BackupFailed,
+        &format!("backup of database {name} failed: {why}"),
+        json!({ "database": name, "error": why }),
+    )
+    .await;
+    why
 }

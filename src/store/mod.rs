@@ -14,7 +14,9 @@
 //! `instances`, `tokens` (named API tokens, hashed) and `audit` (the
 //! tamper-evident audit log, [`Store::append_audit`]). `codec` says how values are stored.
 //! `instances`, `release_digests` (what each deployment released) and
-//! `operator_locks` (`cutover lock`). `codec` says how values are stored.
+//! `operator_locks` (`cutover lock`), `notify` (the notification queue:
+//! cursors over the history and webhook deliveries with their retry state).
+//! `codec` says how values are stored.
 //!
 //! Opening refuses a store it cannot trust: SQLite's `PRAGMA quick_check`
 //! must pass ([`StoreError::Damaged`]) and the schema must be one this binary
@@ -40,6 +42,7 @@ mod environments;
 mod error;
 mod instances;
 mod locks;
+mod notify;
 mod operator_locks;
 mod release_digests;
 mod releases;
@@ -68,6 +71,10 @@ pub use environments::Serving;
 pub use error::StoreError;
 pub use instances::{InstanceRecord, InstanceState};
 pub use locks::Lock;
+pub use notify::{
+    AttemptResult, CursorAdvance, Delivery, DeliveryState, DeliveryTarget, NewDelivery,
+    NotifyCursors,
+};
 pub use operator_locks::OperatorLock;
 pub use release_digests::ReleaseDigest;
 pub use releases::Release;

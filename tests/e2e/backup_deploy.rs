@@ -118,6 +118,14 @@ async fn a_deploy_backs_up_first_and_a_failed_backup_keeps_the_old_release() {
     let reason = last["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("backup before deploy failed"), "{last}");
     assert!(reason.contains("CUTOVER_BACKUP_IDENTITY"), "{last}");
+    // The failed backup is an event of its own (`backup.failed` for notifications).
+    let events = app.last_events();
+    assert!(
+        events
+            .iter()
+            .any(|(kind, message)| kind == "backup_failed" && message.contains("database main")),
+        "{events:?}"
+    );
     assert_eq!(app.running_version("v3"), 0);
     assert!(app.running_version("v2") > 0);
     let body = crate::common::fetch(&format!("{}/", app.proxy_url())).await;

@@ -52,6 +52,9 @@ pub struct TestApp {
     pub api_port: u16,
     pub proxy_port: u16,
     daemon: Mutex<Option<Child>>,
+    /// Environment variables for the daemon and the CLI (e.g. the `${VAR}`s
+    /// the config reads), set with [`TestApp::set_env`].
+    env: Mutex<Vec<(String, String)>>,
 }
 
 impl TestApp {
@@ -89,6 +92,7 @@ rollback_window = "{rollback_window}"
             api_port,
             proxy_port,
             daemon: Mutex::new(None),
+            env: Mutex::new(Vec::new()),
         }
     }
 
@@ -116,6 +120,18 @@ rollback_window = "{rollback_window}"
     /// `cutover deploy VERSION`, which must succeed.
     pub fn deploy_ok(&self, version: &str) {
         ok(self, &self.cli(&["deploy", version]));
+    }
+
+    /// Sets an environment variable for every later daemon and CLI run.
+    pub fn set_env(&self, name: &str, value: &str) {
+        self.env
+            .lock()
+            .expect("env")
+            .push((name.to_owned(), value.to_owned()));
+    }
+
+    fn extra_env(&self) -> Vec<(String, String)> {
+        self.env.lock().expect("env").clone()
     }
 
     /// Appends TOML to the config (e.g. a `[service.web.rollout]` table).
@@ -230,6 +246,7 @@ rollback_window = "{rollback_window}"
             .arg(self.config())
             .args(args)
             .env("NO_COLOR", "1")
+            .envs(self.extra_env())
             .envs(vars.iter().copied());
         self.serve_command(command);
     }
@@ -328,7 +345,8 @@ rollback_window = "{rollback_window}"
             .arg("-c")
             .arg(self.config())
             .args(args)
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .envs(self.extra_env());
         command
     }
 

@@ -26,6 +26,7 @@ mod instance_logs;
 mod lifecycle;
 mod lock;
 mod migrate;
+mod notify;
 mod restart;
 mod roles;
 mod rollback;

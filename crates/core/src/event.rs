@@ -44,6 +44,8 @@ event_kinds! {
     Warning = "warning",
     /// A database was backed up before the deploy.
     Backup = "backup",
+    /// A database could not be backed up before the deploy: it ends the deploy.
+    BackupFailed = "backup_failed",
     /// A migration ran.
     Migration = "migration",
     /// Migrations failed.

@@ -2,7 +2,7 @@
 //! defaults, expands `${VAR}`, parses durations and addresses, resolves the
 //! state URL, and checks every value on its own. This file
 //! handles the small sections; `service`, `rollout`, `environment`,
-//! `database` and `values` the rest.
+//! `database`, `notify` and `values` the rest.
 //!
 //! It keeps going after a problem (using the default in place of a bad
 //! value) so that one run reports every problem in the file. Checks that
@@ -12,6 +12,7 @@ mod database;
 mod docker;
 mod edge;
 mod environment;
+mod notify;
 mod overrides;
 mod rollout;
 mod service;
@@ -29,6 +30,7 @@ use super::model::{
     AppConfig, DatabaseConfig, EnvironmentConfig, LogsConfig, ServerConfig, ServiceConfig,
     StateConfig,
 };
+use super::notify::NotifyConfig;
 use super::problem::Finding;
 use super::raw::{RawApp, RawConfig};
 use super::state_url;
@@ -52,6 +54,7 @@ pub(crate) struct Sections {
     pub services: BTreeMap<String, ServiceConfig>,
     pub environments: BTreeMap<String, EnvironmentConfig>,
     pub databases: BTreeMap<String, DatabaseConfig>,
+    pub notify: NotifyConfig,
     pub places: Places,
 }
 
@@ -134,6 +137,7 @@ pub(crate) fn resolve(raw: RawConfig, cx: Context<'_>) -> (Sections, Vec<Finding
         environments: raw_environments.len(),
     };
     let environments = resolver.environments(&raw_environments, &base);
+    let notify = resolver.notify(raw.notify.as_ref(), &environments);
     let Resolver {
         findings, places, ..
     } = resolver;
@@ -144,6 +148,7 @@ pub(crate) fn resolve(raw: RawConfig, cx: Context<'_>) -> (Sections, Vec<Finding
         services,
         environments,
         databases,
+        notify,
         places,
     };
     (sections, findings)

@@ -7,6 +7,7 @@ mod environments;
 mod gates;
 mod instances;
 mod locks;
+mod notify;
 mod open;
 mod releases;
 mod tokens;
