@@ -600,11 +600,7 @@ impl Release {
     /// refused when the rollout is over.
     pub fn command(&mut self, now: Millis, command: Command) -> Result<(), Refused> {
         if command == Command::Switch && self.switch_gate_open() {
-            let (have, need) = self
-                .state
-                .approvals
-                .as_ref()
-                .map_or((0, 1), |a| (a.have(), a.required));
+            let (have, need) = self.approval_count();
             return Err(Refused(format!(
                 "{} awaits approval before the switch ({have} of {need} given): another approver's `cutover approve` moves the traffic (`cutover status` shows the deployment's id)",
                 self.plan.version()
@@ -701,16 +697,8 @@ impl Release {
     /// The gate at the switch passed its deadline: the rollout is aborted
     /// (the new release stops; no user ever saw it).
     fn expire_at_switch(&mut self, now: Millis) {
-        let (have, need) = self
-            .state
-            .approvals
-            .as_ref()
-            .map_or((0, 1), |a| (a.have(), a.required));
-        self.event(
-            EventKind::ApprovalExpired,
-            None,
-            format!("approval expired with {have} of {need} approval(s)"),
-        );
+        let (have, need) = self.approval_count();
+        self.expired_event(have, need);
         if let Some(r) = self.rollout.as_mut() {
             let _ = r.command(
                 now,
@@ -861,18 +849,26 @@ impl Release {
         self.after_approval(now);
     }
 
-    /// The deadline passed without enough approvals.
-    fn expire(&mut self) {
-        let (have, need) = self
-            .state
+    /// Approvals given and needed (0 of 1 before any gate opened).
+    fn approval_count(&self) -> (u32, u32) {
+        self.state
             .approvals
             .as_ref()
-            .map_or((0, 1), |a| (a.have(), a.required));
+            .map_or((0, 1), |a| (a.have(), a.required))
+    }
+
+    fn expired_event(&mut self, have: u32, need: u32) {
         self.event(
             EventKind::ApprovalExpired,
             None,
             format!("approval expired with {have} of {need} approval(s)"),
         );
+    }
+
+    /// The deadline passed without enough approvals.
+    fn expire(&mut self) {
+        let (have, need) = self.approval_count();
+        self.expired_event(have, need);
         self.not_started(format!(
             "approval expired ({have} of {need} approval(s) given): nothing was started and the serving release is unchanged; deploy again to ask anew"
         ));

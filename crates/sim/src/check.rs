@@ -605,22 +605,16 @@ impl Checker {
                 | ReleaseAction::Contract
                 | ReleaseAction::Rollout(Action::StartInstances { .. })
         );
-        if changes_world
-            && r.plan.kind == ReleaseKind::Deploy
-            && r.plan
-                .approval
-                .as_ref()
-                .is_some_and(|a| a.at == cutover_core::ApprovalAt::Start)
-        {
-            let met = r
-                .saved
-                .as_ref()
-                .and_then(|s| s.approvals.as_ref())
-                .is_some_and(cutover_core::Approvals::is_met);
+        let gate_at = |at: cutover_core::ApprovalAt| {
+            r.plan.kind == ReleaseKind::Deploy
+                && r.plan.approval.as_ref().is_some_and(|a| a.at == at)
+        };
+        let saved_approvals = r.saved.as_ref().and_then(|s| s.approvals.as_ref());
+        let met = saved_approvals.is_some_and(cutover_core::Approvals::is_met);
+        if changes_world && gate_at(cutover_core::ApprovalAt::Start) {
             must!(
                 met,
-                "(g) {action:?} before the deploy was saved with its approvals ({:?})",
-                r.saved.as_ref().and_then(|s| s.approvals.as_ref())
+                "(g) {action:?} before the deploy was saved with its approvals ({saved_approvals:?})"
             );
         }
         // (g') With the gate at the switch, no traffic moves to the first
@@ -628,26 +622,16 @@ impl Checker {
         if let ReleaseAction::Rollout(
             Action::SetCanaryWeight { service, .. } | Action::Promote { service },
         ) = action
-            && r.plan.kind == ReleaseKind::Deploy
-            && r.plan
-                .approval
-                .as_ref()
-                .is_some_and(|a| a.at == cutover_core::ApprovalAt::Switch)
+            && gate_at(cutover_core::ApprovalAt::Switch)
             && r.plan
                 .rollout
                 .services
                 .first()
                 .is_some_and(|s| &s.name == service)
         {
-            let met = r
-                .saved
-                .as_ref()
-                .and_then(|s| s.approvals.as_ref())
-                .is_some_and(cutover_core::Approvals::is_met);
             must!(
                 met,
-                "(g') traffic to {service} before the deploy was saved with its approvals at the switch ({:?})",
-                r.saved.as_ref().and_then(|s| s.approvals.as_ref())
+                "(g') traffic to {service} before the deploy was saved with its approvals at the switch ({saved_approvals:?})"
             );
         }
         match action {

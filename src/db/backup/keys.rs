@@ -86,18 +86,24 @@ pub fn keygen(path: &Path) -> Result<String, BackupError> {
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public().to_string();
     let created = jiff::Timestamp::now();
+    let text = format!(
+        "# created: {created}\n# public key: {recipient}\n{}\n",
+        identity.to_string().expose_secret()
+    );
+    write_private(path, &text)?;
+    Ok(recipient)
+}
+
+/// Writes a new key file at `path`: owner-only (0600), never overwriting
+/// one, synced.
+pub(super) fn write_private(path: &Path, text: &str) -> Result<(), BackupError> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
         .map_err(|e| BackupError::Keys(format!("cannot create {}: {e}", path.display())))?;
-    let text = format!(
-        "# created: {created}\n# public key: {recipient}\n{}\n",
-        identity.to_string().expose_secret()
-    );
     file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
-        .map_err(|e| BackupError::Keys(format!("cannot write {}: {e}", path.display())))?;
-    Ok(recipient)
+        .map_err(|e| BackupError::Keys(format!("cannot write {}: {e}", path.display())))
 }

@@ -8,8 +8,6 @@
 //! `CUTOVER_BACKUP_SIGNING_KEY` where backups are made, and is never logged.
 //! The config lists the public keys it trusts (`backup.signers`, `ed25519:…`).
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -61,20 +59,12 @@ pub fn keygen(path: &Path) -> Result<String, BackupError> {
     let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
         .map_err(|_| BackupError::Keys("cannot make an Ed25519 key".into()))?;
     let public = SigningKey(key).public();
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| BackupError::Keys(format!("cannot create {}: {e}", path.display())))?;
     let text = format!(
         "# cutover backup signing key (Ed25519), created: {}\n# public key: {public}\n{}\n",
         jiff::Timestamp::now(),
         STANDARD.encode(pkcs8.as_ref())
     );
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| BackupError::Keys(format!("cannot write {}: {e}", path.display())))?;
+    super::keys::write_private(path, &text)?;
     Ok(public)
 }
 
