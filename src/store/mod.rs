@@ -14,7 +14,9 @@
 //! `instances`, `tokens` (named API tokens, hashed) and `audit` (the
 //! tamper-evident audit log, [`Store::append_audit`]). `codec` says how values are stored.
 //! `instances`, `release_digests` (what each deployment released) and
-//! `operator_locks` (`cutover lock`). `codec` says how values are stored.
+//! `operator_locks` (`cutover lock`), and `feed` (both histories read as
+//! one list after a cursor, for `cutover events --follow`). `codec` says how
+//! values are stored.
 //!
 //! Opening refuses a store it cannot trust: SQLite's `PRAGMA quick_check`
 //! must pass ([`StoreError::Damaged`]) and the schema must be one this binary
@@ -38,6 +40,7 @@ mod deployments;
 mod environment_events;
 mod environments;
 mod error;
+mod feed;
 mod instances;
 mod locks;
 mod operator_locks;
@@ -66,6 +69,7 @@ pub use deployments::{Deployment, DeploymentKind, DeploymentState, Event, NewDep
 pub use environment_events::EnvironmentEvent;
 pub use environments::Serving;
 pub use error::StoreError;
+pub use feed::{FeedCursor, FeedEvent, FeedSource};
 pub use instances::{InstanceRecord, InstanceState};
 pub use locks::Lock;
 pub use operator_locks::OperatorLock;
