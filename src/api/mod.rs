@@ -1,7 +1,8 @@
 //! The daemon's HTTP API: the JSON types and error codes both sides share
 //! (`wire.rs`), the server (`server.rs`), the streamed instance output
 //! (`logs.rs`), the event feed and its server-sent stream (`events.rs`),
-//! the live traffic figures of `status` (`live.rs`), the client the CLI uses (`client.rs`), the bootstrap bearer
+//! the live traffic figures of `status` (`live.rs`), reading server-sent
+//! events (`sse.rs`), the client the CLI uses (`client.rs`), the bootstrap bearer
 //! token (`token.rs`), who a token is and what its role may call
 //! (`auth.rs`), named tokens (`tokens.rs`), the audit log (`audit.rs`),
 //! HTTPS for an API off loopback (`tls.rs`) and the daemon's own upgrade,
@@ -21,6 +22,7 @@ pub mod gates;
 pub mod live;
 pub mod logs;
 pub mod server;
+pub mod sse;
 pub mod tls;
 pub mod token;
 pub mod tokens;

@@ -1,11 +1,26 @@
-//! `cutover status` (what serves where) and `cutover history` (past
+//! `cutover status` (what serves where, each release under way — canary
+//! step and weight, when the step ends, paused, held or awaiting, the
+//! rollback window —, per-track request rate, error rate and p95 over the
+//! last 10 s, each instance's track and health), `cutover status --watch`
+//! (the same, redrawn on every event), and `cutover history` (past
 //! deployments, newest first).
 
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::Notify;
 
 use super::output;
+use crate::api::wire::{ReleaseProgressView, StatusResponse, TrackNow};
 use crate::exit::CliError;
 use crate::label::printable;
+
+/// How often `status --watch` refreshes the live figures without an event.
+const WATCH_REFRESH: Duration = Duration::from_secs(2);
 
 /// `cutover status`.
 pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
@@ -14,25 +29,160 @@ pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
     if json {
         return output::print_json(&status);
     }
-    println!("app {} (cutover {})", status.app, status.cutover_version);
+    print!("{}", render(&status, Timestamp::now(), color_stdout()));
+    Ok(())
+}
+
+/// `cutover status --watch`: the status again on every event of the event
+/// stream (`cli::events::follow`) and every [`WATCH_REFRESH`], until
+/// Ctrl-C (exit 0). On a terminal the screen is cleared and redrawn;
+/// piped, each status that differs from the last is printed after a line
+/// of dashes (with `--json`, as one JSON object per line). While the daemon
+/// cannot be reached, that is what is shown, and the watch goes on.
+pub async fn watch(path: &Path, json: bool) -> Result<(), CliError> {
+    let config = output::load_config(path)?;
+    let client = output::client(&config)?;
+    let tty = std::io::stdout().is_terminal();
+    let color = color_stdout();
+    let news = Arc::new(Notify::new());
+    let follower = {
+        let (client, news) = (client.clone(), news.clone());
+        tokio::spawn(async move {
+            // From now: the first status is read after the stream starts.
+            let cursor = match client.event_feed(None, 0).await {
+                Ok(feed) => feed.cursor,
+                Err(_) => "0-0".to_owned(),
+            };
+            super::events::follow(&client, None, cursor, false, |_| {
+                news.notify_one();
+                Ok(())
+            })
+            .await
+        })
+    };
+    let mut last = String::new();
+    let watched = async {
+        loop {
+            let shown = match client.status().await {
+                Ok(status) if json => serde_json::to_string(&status).unwrap_or_default() + "\n",
+                Ok(status) => render(&status, Timestamp::now(), color),
+                Err(e) => format!(
+                    "{}: {e}\n(retrying every {} s; Ctrl-C ends the watch)\n",
+                    Timestamp::now(),
+                    WATCH_REFRESH.as_secs()
+                ),
+            };
+            if shown != last {
+                let mut out = std::io::stdout().lock();
+                let written = if tty && !json {
+                    // Home, clear the screen, draw.
+                    write!(out, "\x1b[H\x1b[2J{shown}")
+                } else if json {
+                    write!(out, "{shown}")
+                } else {
+                    write!(out, "{WATCH_SEPARATOR}\n{shown}")
+                };
+                if written.and_then(|()| out.flush()).is_err() {
+                    return; // the reader went away
+                }
+                last = shown;
+            }
+            tokio::select! {
+                () = news.notified() => {}
+                () = tokio::time::sleep(WATCH_REFRESH) => {}
+            }
+        }
+    };
+    tokio::select! {
+        () = watched => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    follower.abort();
+    Ok(())
+}
+
+/// The line between two statuses of a piped `status --watch`.
+pub const WATCH_SEPARATOR: &str = "----";
+
+/// Colour on stdout: a terminal, and `NO_COLOR` unset.
+fn color_stdout() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+/// `text` in ANSI colour `code` (31 red, 32 green, 33 yellow) when `color`.
+fn paint(text: &str, code: u8, color: bool) -> String {
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// How far `t` is from `now`: `in 23s`, `4m 10s ago`.
+fn relative(t: Timestamp, now: Timestamp) -> String {
+    let ms = t.as_millisecond().saturating_sub(now.as_millisecond());
+    let d = Duration::from_millis(ms.unsigned_abs());
+    let text = short_duration(d);
+    if ms >= 0 {
+        format!("in {text}")
+    } else {
+        format!("{text} ago")
+    }
+}
+
+/// `45s`, `9m 58s`, `2h 5m`, `3d 4h`.
+fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+/// `12.5 req/s, 0.4% errors, p95 3.1ms` (or `no requests`).
+fn track_figures(t: &TrackNow) -> String {
+    if t.requests == 0 {
+        return "no requests".to_owned();
+    }
+    let errors = t
+        .error_rate
+        .map(|r| format!("{:.1}% errors", r * 100.0))
+        .unwrap_or_else(|| "errors -".to_owned());
+    let p95 = t
+        .p95_ms
+        .map(|ms| format!("p95 {ms:.1}ms"))
+        .unwrap_or_else(|| "p95 -".to_owned());
+    format!("{:.1} req/s, {errors}, {p95}", t.requests_per_second)
+}
+
+/// The status as text for people, with times relative to `now`.
+pub fn render(status: &StatusResponse, now: Timestamp, color: bool) -> String {
+    let mut o = String::new();
+    // Writing to a String cannot fail.
+    macro_rules! line {
+        ($($arg:tt)*) => {{ let _ = writeln!(o, $($arg)*); }};
+    }
+    line!("app {} (cutover {})", status.app, status.cutover_version);
     for env in &status.environments {
-        println!();
-        println!("environment {} on http://{}", env.name, env.listen);
+        line!();
+        line!("environment {} on http://{}", env.name, env.listen);
         if let Some(preview) = &env.preview_listen {
-            println!("  preview   http://{preview} (the newest release of each service)");
+            line!("  preview   http://{preview} (the newest release of each service)");
         }
         match &env.serving {
-            Some(v) => println!(
+            Some(v) => line!(
                 "  serving   {v}{}",
                 env.since.map(|s| format!(" since {s}")).unwrap_or_default()
             ),
-            None => println!("  serving   nothing yet (cutover deploy VERSION)"),
+            None => line!("  serving   nothing yet (cutover deploy VERSION)"),
         }
         if let Some(p) = &env.previous {
-            println!("  previous  {p}");
+            line!("  previous  {p}");
         }
         if let Some(lock) = &env.lock {
-            println!(
+            line!(
                 "  locked    by {} ({}) since {}",
                 printable(&lock.holder),
                 printable(&lock.purpose),
@@ -40,7 +190,7 @@ pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
             );
         }
         if let Some(lock) = &env.operator_lock {
-            println!(
+            line!(
                 "  LOCKED    by {} since {:.0}{}: {} (cutover unlock -e {})",
                 printable(&lock.locked_by),
                 lock.since,
@@ -52,7 +202,7 @@ pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
             );
         }
         if let Some(a) = &env.awaiting_approval {
-            println!(
+            line!(
                 "  awaiting  approval of deployment {id} ({}, asked by {}): `cutover approve {id}` or `cutover reject {id} --reason …`",
                 printable(&a.version),
                 printable(&a.requested_by),
@@ -60,7 +210,7 @@ pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
             );
         }
         if let Some(held) = &env.held {
-            println!("  {held}");
+            line!("  {}", paint(held, 33, color));
         }
         let gate_at_switch = |id: i64| {
             env.awaiting_approval
@@ -72,53 +222,100 @@ pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
             .as_ref()
             .filter(|a| gate_at_switch(a.deployment_id))
         {
-            println!(
+            line!(
                 "  awaiting switch: {} of {} is healthy and takes no traffic (deployment {}); \
                  another approver's `cutover approve {}` moves traffic to it, `cutover abort -e {}` stops it",
-                a.service, a.version, a.deployment_id, a.deployment_id, env.name
+                a.service,
+                a.version,
+                a.deployment_id,
+                a.deployment_id,
+                env.name
             );
         } else if let Some(a) = &env.awaiting_switch {
-            println!(
+            line!(
                 "  awaiting switch: {} of {} is healthy and takes no traffic (deployment {}); \
                  `cutover switch -e {}` moves traffic to it, `cutover abort -e {}` stops it",
-                a.service, a.version, a.deployment_id, env.name, env.name
+                a.service,
+                a.version,
+                a.deployment_id,
+                env.name,
+                env.name
             );
         }
         if let Some(why) = &env.needs_operator {
-            println!(
+            line!(
                 "  needs an operator: {} (cutover abort | cutover rollback)",
                 printable(why)
             );
         }
+        for r in &env.releases {
+            o.push_str(&render_release(r, now, color));
+        }
         for t in &env.traffic {
-            let mut line = format!(
+            let mut text = format!(
                 "  traffic   {}: {}% on {}",
                 t.service,
                 t.stable_percent,
                 list_or_none(&t.stable_versions)
             );
             if t.canary_percent > 0.0 || !t.canary_versions.is_empty() {
-                line.push_str(&format!(
+                text.push_str(&format!(
                     ", {}% on {} (canary)",
                     t.canary_percent,
                     list_or_none(&t.canary_versions)
                 ));
             }
-            println!("{line}");
+            line!("{text}");
+            if let Some(now) = &t.now {
+                let mut figures = format!(
+                    "            last {}s: stable {}",
+                    now.window_seconds,
+                    track_figures(&now.stable)
+                );
+                if t.canary_percent > 0.0
+                    || !t.canary_versions.is_empty()
+                    || now.canary.requests > 0
+                {
+                    figures.push_str(&format!(" | canary {}", track_figures(&now.canary)));
+                }
+                line!("{figures}");
+            }
         }
         for i in &env.instances {
-            println!(
-                "  {:<8} {:<10} {:<9} {:<22} in-flight {}  {}",
+            let health = match (i.healthy, i.health_since) {
+                (Some(true), Some(since)) => paint(
+                    &format!("healthy {}", relative(since, now).replace(" ago", "")),
+                    32,
+                    color,
+                ),
+                (Some(false), Some(since)) => paint(
+                    &format!(
+                        "UNHEALTHY for {}{}",
+                        relative(since, now).replace(" ago", ""),
+                        i.health_reason
+                            .as_deref()
+                            .map(|r| format!(" ({})", printable(r)))
+                            .unwrap_or_default()
+                    ),
+                    31,
+                    color,
+                ),
+                _ => "health -".to_owned(),
+            };
+            line!(
+                "  {:<8} {:<10} {:<9} {:<22} in-flight {}  {:<6} {}  {}",
                 i.service,
                 i.version,
                 i.state,
                 i.addr.as_deref().unwrap_or("-"),
                 i.in_flight,
+                i.track.as_deref().unwrap_or("-"),
+                health,
                 i.id
             );
         }
         for ev in &env.edge_events {
-            println!(
+            line!(
                 "  event     {} {} {}",
                 ev.at,
                 ev.kind,
@@ -126,7 +323,85 @@ pub async fn status(path: &Path, json: bool) -> Result<(), CliError> {
             );
         }
     }
-    Ok(())
+    o
+}
+
+/// A release under way: its phase and flags, then one line per service.
+fn render_release(r: &ReleaseProgressView, now: Timestamp, color: bool) -> String {
+    let mut o = String::new();
+    let from = r
+        .previous_version
+        .as_deref()
+        .map(|p| format!(" (from {})", printable(p)))
+        .unwrap_or_default();
+    let mut head = format!(
+        "  release   #{} {} {}{from}: {}",
+        r.deployment_id,
+        r.kind,
+        printable(&r.version),
+        r.phase.replace('_', " ")
+    );
+    if r.paused {
+        head.push_str(&format!(
+            ", {} (`cutover resume` goes on)",
+            paint("PAUSED", 33, color)
+        ));
+    }
+    if let Some(until) = r.rollback_window_until {
+        head.push_str(&format!(
+            ", rollback window until {until:.0} ({}; `cutover rollback` is one switch)",
+            relative(until, now)
+        ));
+    }
+    let _ = writeln!(o, "{head}");
+    if let Some(held) = &r.held {
+        let _ = writeln!(o, "            {}", paint(&printable(held), 33, color));
+    }
+    if let Some(a) = &r.awaiting_approval {
+        let _ = writeln!(
+            o,
+            "            {} {}/{} approvals{}",
+            paint("awaiting", 33, color),
+            a.have,
+            a.required,
+            a.until
+                .map(|u| format!(", until {u:.0} ({})", relative(u, now)))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(service) = &r.awaiting_switch {
+        let _ = writeln!(
+            o,
+            "            {} {service}: healthy, no traffic yet",
+            paint("awaiting switch", 33, color)
+        );
+    }
+    for s in &r.services {
+        let what = match (s.stage.as_str(), s.step) {
+            ("stepping", Some(step)) => {
+                let when = match (s.step_ends_at, s.paused_left_ms) {
+                    (Some(end), _) => format!(", step ends {} ({end:.0})", relative(end, now)),
+                    (None, Some(left)) => format!(
+                        ", paused with {} of the step left",
+                        short_duration(Duration::from_millis(left))
+                    ),
+                    (None, None) => String::new(),
+                };
+                let extended = if s.extensions > 0 {
+                    format!(", extended {}x for lack of data", s.extensions)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "canary step {step}/{} at {}%{when}{extended}",
+                    s.steps, s.canary_percent
+                )
+            }
+            (stage, _) => format!("{} {}", s.strategy, stage.replace('_', " ")),
+        };
+        let _ = writeln!(o, "            {:<8} {what}", s.service);
+    }
+    o
 }
 
 /// `cutover history`.
