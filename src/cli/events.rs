@@ -178,7 +178,7 @@ mod tests {
     fn an_event_is_one_line_per_message_line_without_escapes() {
         assert_eq!(
             render(&event(Some(7))),
-            "2024-05-01T12:00:00Z production #7 v2 step              canary at 20%\n    second ?[31mline"
+            "2024-05-01T12:00:00Z production #7 v2 step              canary at 20%\n    second ?line"
         );
         assert!(render(&event(None)).starts_with("2024-05-01T12:00:00Z production - step"));
     }

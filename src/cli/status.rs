@@ -130,6 +130,15 @@ fn relative(t: Timestamp, now: Timestamp) -> String {
     }
 }
 
+/// How long since `t`, e.g. `45s` (zero for a time after `now`).
+fn elapsed(t: Timestamp, now: Timestamp) -> String {
+    let ms = now
+        .as_millisecond()
+        .saturating_sub(t.as_millisecond())
+        .max(0);
+    short_duration(Duration::from_millis(ms.unsigned_abs()))
+}
+
 /// `45s`, `9m 58s`, `2h 5m`, `3d 4h`.
 fn short_duration(d: Duration) -> String {
     let s = d.as_secs();
@@ -283,15 +292,13 @@ pub fn render(status: &StatusResponse, now: Timestamp, color: bool) -> String {
         }
         for i in &env.instances {
             let health = match (i.healthy, i.health_since) {
-                (Some(true), Some(since)) => paint(
-                    &format!("healthy {}", relative(since, now).replace(" ago", "")),
-                    32,
-                    color,
-                ),
+                (Some(true), Some(since)) => {
+                    paint(&format!("healthy for {}", elapsed(since, now)), 32, color)
+                }
                 (Some(false), Some(since)) => paint(
                     &format!(
                         "UNHEALTHY for {}{}",
-                        relative(since, now).replace(" ago", ""),
+                        elapsed(since, now),
                         i.health_reason
                             .as_deref()
                             .map(|r| format!(" ({})", printable(r)))
@@ -467,5 +474,159 @@ fn list_or_none(versions: &[String]) -> String {
         "no instance".to_owned()
     } else {
         versions.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::wire::{
+        ApprovalWaitView, EnvironmentStatus, InstanceView, ServiceProgressView, TrafficNow,
+        TrafficView,
+    };
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().expect("time")
+    }
+
+    fn track(requests: u64, p95: f64) -> TrackNow {
+        TrackNow {
+            requests,
+            requests_per_second: requests as f64 / 10.0,
+            error_rate: (requests > 0).then_some(0.004),
+            p95_ms: (requests > 0).then_some(p95),
+        }
+    }
+
+    fn status(paused: bool) -> StatusResponse {
+        let instance = |id: &str, version: &str, track: &str| InstanceView {
+            id: id.into(),
+            service: "web".into(),
+            version: version.into(),
+            state: "serving".into(),
+            addr: Some("127.0.0.1:40001".into()),
+            in_flight: 1,
+            track: Some(track.into()),
+            healthy: Some(true),
+            health_since: Some(at("2024-05-01T11:59:15Z")),
+            health_reason: None,
+            started_at: None,
+        };
+        let mut sick = instance("web-v2-1", "v2", "canary");
+        sick.healthy = Some(false);
+        sick.health_since = Some(at("2024-05-01T11:59:58Z"));
+        sick.health_reason = Some("connection refused".into());
+        StatusResponse {
+            app: "hello".into(),
+            cutover_version: "0.1.0".into(),
+            open_files: None,
+            environments: vec![EnvironmentStatus {
+                name: "production".into(),
+                listen: "127.0.0.1:8080".into(),
+                preview_listen: None,
+                awaiting_switch: None,
+                serving: Some("v1".into()),
+                previous: None,
+                since: Some(at("2024-05-01T11:00:00Z")),
+                lock: None,
+                operator_lock: None,
+                held: None,
+                needs_operator: None,
+                awaiting_approval: None,
+                traffic: vec![TrafficView {
+                    service: "web".into(),
+                    stable_percent: 80.0,
+                    stable_versions: vec!["v1".into()],
+                    canary_percent: 20.0,
+                    canary_versions: vec!["v2".into()],
+                    now: Some(TrafficNow {
+                        window_seconds: 10,
+                        stable: track(880, 3.2),
+                        canary: track(0, 0.0),
+                    }),
+                }],
+                instances: vec![instance("web-v1-0", "v1", "stable"), sick],
+                edge_events: vec![],
+                releases: vec![ReleaseProgressView {
+                    deployment_id: 7,
+                    kind: "deploy".into(),
+                    version: "v2".into(),
+                    previous_version: Some("v1".into()),
+                    phase: "rolling".into(),
+                    paused,
+                    held: Some("held: cannot write the state store: disk full".into()),
+                    awaiting_switch: None,
+                    awaiting_approval: Some(ApprovalWaitView {
+                        have: 1,
+                        required: 2,
+                        until: Some(at("2024-05-01T13:00:00Z")),
+                    }),
+                    rollback_window_until: None,
+                    services: vec![ServiceProgressView {
+                        service: "web".into(),
+                        strategy: "canary".into(),
+                        stage: "stepping".into(),
+                        step: Some(1),
+                        steps: 3,
+                        canary_percent: 20.0,
+                        step_started_at: Some(at("2024-05-01T11:59:30Z")),
+                        step_ends_at: (!paused).then(|| at("2024-05-01T12:00:30Z")),
+                        paused_left_ms: paused.then_some(25_000),
+                        extensions: 1,
+                    }],
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn a_canary_its_figures_and_its_instances_read_as_lines() {
+        let now = at("2024-05-01T12:00:00Z");
+        let text = render(&status(false), now, false);
+        assert_eq!(
+            text,
+            "app hello (cutover 0.1.0)\n\
+             \n\
+             environment production on http://127.0.0.1:8080\n\
+             \x20 serving   v1 since 2024-05-01T11:00:00Z\n\
+             \x20 release   #7 deploy v2 (from v1): rolling\n\
+             \x20           held: cannot write the state store: disk full\n\
+             \x20           awaiting 1/2 approvals, until 2024-05-01T13:00:00Z (in 1h 0m)\n\
+             \x20           web      canary step 1/3 at 20%, step ends in 30s (2024-05-01T12:00:30Z), extended 1x for lack of data\n\
+             \x20 traffic   web: 80% on v1, 20% on v2 (canary)\n\
+             \x20           last 10s: stable 88.0 req/s, 0.4% errors, p95 3.2ms | canary no requests\n\
+             \x20 web      v1         serving   127.0.0.1:40001        in-flight 1  stable healthy for 45s  web-v1-0\n\
+             \x20 web      v2         serving   127.0.0.1:40001        in-flight 1  canary UNHEALTHY for 2s (connection refused)  web-v2-1\n"
+        );
+        let paused = render(&status(true), now, false);
+        assert!(
+            paused.contains(
+                "rolling, PAUSED (`cutover resume` goes on)\n\
+                 \x20           held"
+            ),
+            "{paused}"
+        );
+        assert!(
+            paused.contains("at 20%, paused with 25s of the step left"),
+            "{paused}"
+        );
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let now = at("2024-05-01T12:00:00Z");
+        assert!(!render(&status(true), now, false).contains('\u{1b}'));
+        let coloured = render(&status(true), now, true);
+        assert!(coloured.contains("\u{1b}[33mPAUSED\u{1b}[0m"), "{coloured}");
+        assert!(coloured.contains("\u{1b}[31mUNHEALTHY"), "{coloured}");
+    }
+
+    #[test]
+    fn durations_read_short() {
+        let now = at("2024-05-01T12:00:00Z");
+        assert_eq!(relative(at("2024-05-01T12:09:58Z"), now), "in 9m 58s");
+        assert_eq!(relative(at("2024-05-01T11:58:00Z"), now), "2m 0s ago");
+        assert_eq!(short_duration(Duration::from_secs(90_000)), "1d 1h");
+        assert_eq!(elapsed(at("2024-05-01T12:00:05Z"), now), "0s");
     }
 }
