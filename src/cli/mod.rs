@@ -607,6 +607,15 @@ fn check_label(version: &str) -> Result<(), CliError> {
         .map_err(|e| CliError::new(crate::exit::USAGE, e.to_string()))
 }
 
+/// `--log-format text|json`.
+fn parse_log_format(text: &str) -> Result<crate::config::LogFormat, String> {
+    use crate::config::LogFormat;
+    [LogFormat::Text, LogFormat::Json]
+        .into_iter()
+        .find(|f| f.as_str() == text)
+        .ok_or_else(|| format!("{text:?} is not a log format: use `text` or `json`"))
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -615,13 +624,4 @@ mod tests {
     fn command_line_definition_is_consistent() {
         super::Cli::command().debug_assert();
     }
-}
-
-/// `--log-format text|json`.
-fn parse_log_format(text: &str) -> Result<crate::config::LogFormat, String> {
-    use crate::config::LogFormat;
-    [LogFormat::Text, LogFormat::Json]
-        .into_iter()
-        .find(|f| f.as_str() == text)
-        .ok_or_else(|| format!("{text:?} is not a log format: use `text` or `json`"))
 }
