@@ -14,6 +14,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod dora;
 pub mod db;
 pub mod drivers;
 pub mod edge;

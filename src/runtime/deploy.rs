@@ -37,6 +37,7 @@ pub async fn begin_deploy(
     requested_by: &str,
     only_service: Option<&str>,
     overrides: &Overrides,
+    commit: &crate::dora::commit::Commit,
 ) -> Result<(String, i64), DeployError> {
     check_version(version)?;
     let env = daemon.environment(environment)?.clone();
@@ -166,6 +167,8 @@ pub async fn begin_deploy(
             strategy: strategy.into(),
             kind: DeploymentKind::Deploy,
             requested_by: requested_by.to_owned(),
+            commit_sha: commit.sha.clone(),
+            commit_time: commit.time,
         },
         &format!("deploy {version}"),
     )
@@ -175,7 +178,12 @@ pub async fn begin_deploy(
         id,
         EventKind::Started,
         &format!("deploying {version} to {} ({strategy})", env.name),
-        json!({ "version": version, "services": names }),
+        json!({
+            "version": version,
+            "services": names,
+            "commit": commit.sha,
+            "commit_time": commit.time,
+        }),
     )
     .await;
     record_identity(daemon, id, &env.name, version, &identity).await;

@@ -15,8 +15,8 @@
 //! tamper-evident audit log, [`Store::append_audit`]). `codec` says how values are stored.
 //! `instances`, `release_digests` (what each deployment released) and
 //! `operator_locks` (`cutover lock`), `notify` (the notification queue:
-//! cursors over the history and webhook deliveries with their retry state).
-//! `codec` says how values are stored.
+//! cursors over the history and webhook deliveries with their retry state),
+//! `dora` (what the DORA figures read). `codec` says how values are stored.
 //!
 //! Opening refuses a store it cannot trust: SQLite's `PRAGMA quick_check`
 //! must pass ([`StoreError::Damaged`]) and the schema must be one this binary
@@ -37,6 +37,7 @@
 mod audit;
 mod codec;
 mod deployments;
+mod dora;
 mod environment_events;
 mod environments;
 mod error;
@@ -66,6 +67,7 @@ pub use audit::{
     AuditEntry, AuditRecord, ChainBreak, GENESIS, canonical_json, row_hash, verify_chain,
 };
 pub use deployments::{Deployment, DeploymentKind, DeploymentState, Event, NewDeployment};
+pub use dora::{DoraRow, SERVED_KINDS};
 pub use environment_events::EnvironmentEvent;
 pub use environments::Serving;
 pub use error::StoreError;
