@@ -560,3 +560,59 @@ fn the_fix_window_is_a_duration_or_zero() {
         assert!(err.contains("write a duration"), "{err}");
     }
 }
+
+#[test]
+fn the_reports_json_is_pinned() {
+    use super::report::DoraReport;
+    let mut h = Builder::new();
+    use DeploymentState::*;
+    h.add(deploy("v1", Succeeded, DAY, DAY + 60).commit(DAY + 60 - HOUR));
+    h.add(deploy("v2", RolledBack, 2 * DAY, 2 * DAY + 70));
+    let report = DoraReport {
+        since: at(T0),
+        until: at(T0 + 30 * DAY),
+        period_days: 30.0,
+        fix_window_seconds: 3600,
+        bands_source: super::bands::SOURCE.into(),
+        environments: vec![h.figures(FIX_HOUR)],
+    };
+    let json = serde_json::to_value(&report).expect("json");
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "since": "2026-11-01T00:00:00Z",
+            "until": "2026-12-01T00:00:00Z",
+            "period_days": 30.0,
+            "fix_window_seconds": 3600,
+            "bands_source": "DORA, Accelerate State of DevOps Report 2023",
+            "environments": [{
+                "environment": "production",
+                "deployment_frequency": {
+                    "per_day": 1.0 / 30.0,
+                    "band": "medium",
+                    "deployments": [1],
+                },
+                "lead_time": {
+                    "median_seconds": 3600.0,
+                    "band": "elite",
+                    "deployments": [1],
+                    "without_commit_time": [],
+                },
+                "change_failure_rate": {
+                    "ratio": 0.5,
+                    "band": "low",
+                    "changes": [1, 2],
+                    "failures": [{ "deployment": 2, "how": "rolled_back", "by": null }],
+                },
+                "time_to_restore": {
+                    "median_seconds": 60.0,
+                    "band": "elite",
+                    "restores": [{ "failure": 2, "restored_by": 2, "seconds": 60.0 }],
+                    "unrestored": [],
+                },
+            }],
+        })
+    );
+    let back: DoraReport = serde_json::from_value(json).expect("read back");
+    assert_eq!(back, report);
+}
