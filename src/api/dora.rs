@@ -40,13 +40,6 @@ pub async fn report(
             .map(|e| e.name().to_owned())
             .collect(),
     };
-    let report = dora::report(
-        state.daemon.store(),
-        &environments,
-        since,
-        now,
-        fix_window,
-    )
-    .await?;
+    let report = dora::report(state.daemon.store(), &environments, since, now, fix_window).await?;
     Ok(Json(report))
 }

@@ -30,7 +30,10 @@ pub async fn resolve(
 ) -> Result<Commit, CliError> {
     let usage = |message: String| CliError::new(exit::USAGE, message);
     let now = Timestamp::now();
-    let sha = sha.map(commit::check_sha).transpose().map_err(|e| usage(format!("--commit: {e}")))?;
+    let sha = sha
+        .map(commit::check_sha)
+        .transpose()
+        .map_err(|e| usage(format!("--commit: {e}")))?;
     let time = match std::env::var(COMMIT_TIME_VAR) {
         Ok(text) if !text.trim().is_empty() => Some(
             commit::parse_time(&text)

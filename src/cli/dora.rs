@@ -25,7 +25,8 @@ pub async fn dora(
     // daemon is asked; the daemon checks the same way.
     let usage = |e: String| CliError::new(exit::USAGE, format!("--{e}"));
     crate::dora::parse_since(since, jiff::Timestamp::now()).map_err(usage)?;
-    crate::dora::parse_fix_window(fix_window).map_err(|e| usage(e.replacen("fix window", "fix-window", 1)))?;
+    crate::dora::parse_fix_window(fix_window)
+        .map_err(|e| usage(e.replacen("fix window", "fix-window", 1)))?;
     let config = output::load_config(path)?;
     let report = output::client(&config)?
         .dora(environment, since, Some(fix_window))
@@ -101,7 +102,9 @@ fn environment(env: &EnvironmentDora, fix_window: u64) -> String {
             let by = f.by.map(|b| format!(" #{b}")).unwrap_or_default();
             match f.how {
                 FailureKind::RolledBack => format!("#{} rolled back", f.deployment),
-                FailureKind::FailedAfterServing => format!("#{} failed after serving", f.deployment),
+                FailureKind::FailedAfterServing => {
+                    format!("#{} failed after serving", f.deployment)
+                }
                 FailureKind::RolledBackByOperator => {
                     format!("#{} rolled back by{by}", f.deployment)
                 }
@@ -174,7 +177,11 @@ fn plural(n: usize) -> &'static str {
 
 /// `#3 #5 #8`, the first few.
 fn ids(list: &[i64]) -> String {
-    let shown: Vec<String> = list.iter().take(SHOWN_IDS).map(|i| format!("#{i}")).collect();
+    let shown: Vec<String> = list
+        .iter()
+        .take(SHOWN_IDS)
+        .map(|i| format!("#{i}"))
+        .collect();
     format!("{}{}", shown.join(" "), more(list.len()))
 }
 

@@ -519,7 +519,16 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             environment,
             since,
             fix_window,
-        } => dora::dora(&cli.config, environment.as_deref(), &since, &fix_window, json).await,
+        } => {
+            dora::dora(
+                &cli.config,
+                environment.as_deref(),
+                &since,
+                &fix_window,
+                json,
+            )
+            .await
+        }
         Command::Migrate {
             db,
             environment,

@@ -83,7 +83,14 @@ mod tests {
         assert_eq!(check_sha("3F2A9C1").as_deref(), Ok("3f2a9c1"));
         assert!(check_sha(&"a".repeat(40)).is_ok());
         assert!(check_sha(&"b".repeat(64)).is_ok());
-        for bad in ["", "3f2a9c", "xyz1234", &"c".repeat(65), "3f2a9c1 ", "-3f2a9c1"] {
+        for bad in [
+            "",
+            "3f2a9c",
+            "xyz1234",
+            &"c".repeat(65),
+            "3f2a9c1 ",
+            "-3f2a9c1",
+        ] {
             let err = check_sha(bad).expect_err(bad);
             assert!(err.contains("7 to 64 hexadecimal digits"), "{err}");
         }
@@ -97,16 +104,23 @@ mod tests {
         assert_eq!(parse_time(" 1796374800\n"), Ok(at));
         for bad in ["", "yesterday", "2026-12-04", "-5", "99999999999999999999"] {
             let err = parse_time(bad).expect_err(bad);
-            assert!(err.contains("RFC 3339") && err.contains("unix seconds"), "{err}");
+            assert!(
+                err.contains("RFC 3339") && err.contains("unix seconds"),
+                "{err}"
+            );
         }
     }
 
     #[test]
     fn a_time_in_the_future_is_refused_beyond_the_skew() {
         let now = Timestamp::from_second(1_796_374_800).expect("now");
-        let soon = now.checked_add(SignedDuration::from_mins(30)).expect("soon");
+        let soon = now
+            .checked_add(SignedDuration::from_mins(30))
+            .expect("soon");
         assert_eq!(check_time(soon, now), Ok(soon));
-        let later = now.checked_add(SignedDuration::from_hours(2)).expect("later");
+        let later = now
+            .checked_add(SignedDuration::from_hours(2))
+            .expect("later");
         let err = check_time(later, now).expect_err("future");
         assert!(err.contains("in the future"), "{err}");
     }

@@ -264,7 +264,9 @@ impl History<'_> {
             .filter(|(_, r)| {
                 r.deployment.strategy != RESTART && r.deployment.state == DeploymentState::Succeeded
             })
-            .find(|&(j, r)| r.deployment.kind == DeploymentKind::Rollback || self.failure(j).is_none())
+            .find(|&(j, r)| {
+                r.deployment.kind == DeploymentKind::Rollback || self.failure(j).is_none()
+            })
             .map(|(_, r)| r)
     }
 
@@ -283,7 +285,10 @@ impl History<'_> {
                 Some(by) => restores.push((
                     row.deployment.id,
                     by.deployment.id,
-                    span_ms(row.served_at.or(row.deployment.finished_at), by.deployment.finished_at),
+                    span_ms(
+                        row.served_at.or(row.deployment.finished_at),
+                        by.deployment.finished_at,
+                    ),
                 )),
                 None => unrestored.push(row.deployment.id),
             }

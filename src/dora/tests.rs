@@ -55,9 +55,9 @@ fn deploy(version: &'static str, state: DeploymentState, start: i64, end: i64) -
         // A succeeded or rolled back deploy took traffic a few seconds in,
         // unless the test says otherwise.
         served: match state {
-            DeploymentState::Succeeded
-            | DeploymentState::RolledBack
-            | DeploymentState::Failed => Some(start + 10),
+            DeploymentState::Succeeded | DeploymentState::RolledBack | DeploymentState::Failed => {
+                Some(start + 10)
+            }
             _ => None,
         },
         end: Some(end),
@@ -197,7 +197,15 @@ fn frequency_counts_succeeded_deploys_in_the_period_per_day() {
     // running one counts.
     h.add(deploy("v7", Failed, 29 * DAY, 29 * DAY + 30).served(None));
     h.add(rollback(Succeeded, 29 * DAY + HOUR, 29 * DAY + HOUR + 5));
-    h.add(deploy("v5", Succeeded, 29 * DAY + 2 * HOUR, 29 * DAY + 2 * HOUR + 9).strategy("restart"));
+    h.add(
+        deploy(
+            "v5",
+            Succeeded,
+            29 * DAY + 2 * HOUR,
+            29 * DAY + 2 * HOUR + 9,
+        )
+        .strategy("restart"),
+    );
     h.add(Row {
         end: None,
         ..deploy("v8", Running, 29 * DAY + 3 * HOUR, 0)
@@ -296,7 +304,11 @@ fn an_operator_rollback_fails_the_change_it_rolls_back_and_restores_it() {
     // v2 takes traffic at DAY*2+10, is rolled back 3 h later; the rollback
     // ends 5 s after it starts.
     let v2 = h.add(deploy("v2", Succeeded, 2 * DAY, 2 * DAY + 60));
-    let back = h.add(rollback(Succeeded, 2 * DAY + 3 * HOUR, 2 * DAY + 3 * HOUR + 5));
+    let back = h.add(rollback(
+        Succeeded,
+        2 * DAY + 3 * HOUR,
+        2 * DAY + 3 * HOUR + 5,
+    ));
     let f = h.figures(FIX_HOUR);
     assert_eq!(f.change_failure_rate.changes, vec![v1, v2]);
     assert_eq!(
@@ -329,9 +341,19 @@ fn a_deploy_within_the_fix_window_makes_the_one_before_a_failure() {
     let v1 = h.add(deploy("v1", Succeeded, DAY, DAY + 60));
     // v2 ends at 2d+60; v3 starts 30 min later: a fix.
     let v2 = h.add(deploy("v2", Succeeded, 2 * DAY, 2 * DAY + 60));
-    let v3 = h.add(deploy("v3", Succeeded, 2 * DAY + 60 + 1800, 2 * DAY + 60 + 1900));
+    let v3 = h.add(deploy(
+        "v3",
+        Succeeded,
+        2 * DAY + 60 + 1800,
+        2 * DAY + 60 + 1900,
+    ));
     // v4 starts 2 h after v3 ended: not a fix.
-    let v4 = h.add(deploy("v4", Succeeded, 2 * DAY + 1960 + 2 * HOUR, 2 * DAY + 2000 + 2 * HOUR));
+    let v4 = h.add(deploy(
+        "v4",
+        Succeeded,
+        2 * DAY + 1960 + 2 * HOUR,
+        2 * DAY + 2000 + 2 * HOUR,
+    ));
     let f = h.figures(FIX_HOUR);
     assert_eq!(f.change_failure_rate.changes, vec![v1, v2, v3, v4]);
     assert_eq!(
@@ -372,7 +394,12 @@ fn a_fix_that_fails_is_a_failure_too_and_restore_waits_for_a_good_release() {
     // service kept on it); v4, 20 min after, serves and stays.
     let v2 = h.add(deploy("v2", Succeeded, 2 * DAY, 2 * DAY + 60));
     let v3 = h.add(deploy("v3", Failed, 2 * DAY + 660, 2 * DAY + 760));
-    let v4 = h.add(deploy("v4", Succeeded, 2 * DAY + 5 * HOUR, 2 * DAY + 5 * HOUR + 100));
+    let v4 = h.add(deploy(
+        "v4",
+        Succeeded,
+        2 * DAY + 5 * HOUR,
+        2 * DAY + 5 * HOUR + 100,
+    ));
     let f = h.figures(FIX_HOUR);
     assert_eq!(f.change_failure_rate.changes, vec![v1, v2, v3, v4]);
     assert_eq!(
@@ -435,9 +462,21 @@ fn deploys_that_took_no_traffic_are_skipped_looking_for_the_next_change() {
     let v2 = h.add(deploy("v2", Succeeded, 2 * DAY, 2 * DAY + 60));
     // 3 h later a deploy that never takes traffic (not a fix: outside the
     // window), then a restart, then a rollback away from v2.
-    h.add(deploy("v3", RolledBack, 2 * DAY + 3 * HOUR, 2 * DAY + 3 * HOUR + 20).served(None));
+    h.add(
+        deploy(
+            "v3",
+            RolledBack,
+            2 * DAY + 3 * HOUR,
+            2 * DAY + 3 * HOUR + 20,
+        )
+        .served(None),
+    );
     h.add(deploy("v2", Succeeded, 2 * DAY + 4 * HOUR, 2 * DAY + 4 * HOUR + 9).strategy("restart"));
-    let back = h.add(rollback(Succeeded, 2 * DAY + 5 * HOUR, 2 * DAY + 5 * HOUR + 5));
+    let back = h.add(rollback(
+        Succeeded,
+        2 * DAY + 5 * HOUR,
+        2 * DAY + 5 * HOUR + 5,
+    ));
     let f = h.figures(FIX_HOUR);
     assert_eq!(
         f.change_failure_rate.failures,
@@ -470,8 +509,17 @@ fn a_failed_rollback_does_not_restore_but_the_next_good_release_does() {
     let mut h = Builder::new();
     h.add(deploy("v1", Succeeded, DAY, DAY + 60));
     let v2 = h.add(deploy("v2", Succeeded, 2 * DAY, 2 * DAY + 60));
-    let back = h.add(rollback(Failed, 2 * DAY + 2 * HOUR, 2 * DAY + 2 * HOUR + 30));
-    let v3 = h.add(deploy("v3", Succeeded, 2 * DAY + 4 * HOUR, 2 * DAY + 4 * HOUR + 60));
+    let back = h.add(rollback(
+        Failed,
+        2 * DAY + 2 * HOUR,
+        2 * DAY + 2 * HOUR + 30,
+    ));
+    let v3 = h.add(deploy(
+        "v3",
+        Succeeded,
+        2 * DAY + 4 * HOUR,
+        2 * DAY + 4 * HOUR + 60,
+    ));
     let f = h.figures(FIX_HOUR);
     assert_eq!(
         f.change_failure_rate.failures,
@@ -515,7 +563,10 @@ fn a_mixed_month_gets_each_figure_and_band() {
     assert_eq!(f.lead_time.band, Some(Band::Elite));
     assert_eq!(f.change_failure_rate.changes, ids);
     assert_eq!(f.change_failure_rate.failures.len(), 1);
-    assert!(close(f.change_failure_rate.ratio.unwrap_or(-1.0), 1.0 / 40.0));
+    assert!(close(
+        f.change_failure_rate.ratio.unwrap_or(-1.0),
+        1.0 / 40.0
+    ));
     assert_eq!(f.change_failure_rate.band, Some(Band::Elite));
     // Took traffic at +10 s, the rollback ended at +1925 s.
     assert_eq!(f.time_to_restore.median_seconds, Some(1915.0));

@@ -46,10 +46,10 @@ impl Store {
         let since = codec::millis(since);
         let deployments = self.deployments_since(environment, since).await?;
         let served: Vec<(i64, i64)> = sqlx::query_as(FIRST_SERVED)
-        .bind(environment)
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await?;
+            .bind(environment)
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
         let mut served: BTreeMap<i64, Timestamp> = served
             .into_iter()
             .map(|(id, at)| Ok((id, codec::timestamp(at, "events.at")?)))

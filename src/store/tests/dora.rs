@@ -46,7 +46,9 @@ async fn commit_columns_are_kept() -> TestResult {
 async fn the_history_holds_the_period_running_ones_and_when_each_served() -> TestResult {
     let (_dir, store) = temp_store().await?;
     // Ended before the period.
-    let old = store.create_deployment(&new("production", "v0", None)).await?;
+    let old = store
+        .create_deployment(&new("production", "v0", None))
+        .await?;
     event(&store, old, EventKind::Switch).await?;
     store
         .finish_deployment(old, DeploymentState::Succeeded, None)
@@ -54,7 +56,9 @@ async fn the_history_holds_the_period_running_ones_and_when_each_served() -> Tes
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let since = jiff::Timestamp::now();
     // Took traffic (a canary step, then more), succeeded.
-    let served = store.create_deployment(&new("production", "v1", None)).await?;
+    let served = store
+        .create_deployment(&new("production", "v1", None))
+        .await?;
     event(&store, served, EventKind::InstanceHealthy).await?;
     event(&store, served, EventKind::Step).await?;
     event(&store, served, EventKind::Step).await?;
@@ -63,7 +67,9 @@ async fn the_history_holds_the_period_running_ones_and_when_each_served() -> Tes
         .finish_deployment(served, DeploymentState::Succeeded, None)
         .await?;
     // Never took traffic.
-    let unhealthy = store.create_deployment(&new("production", "v2", None)).await?;
+    let unhealthy = store
+        .create_deployment(&new("production", "v2", None))
+        .await?;
     event(&store, unhealthy, EventKind::InstanceFailed).await?;
     event(&store, unhealthy, EventKind::Rollback).await?;
     store
@@ -73,7 +79,9 @@ async fn the_history_holds_the_period_running_ones_and_when_each_served() -> Tes
     let staging = store.create_deployment(&new("staging", "v1", None)).await?;
     event(&store, staging, EventKind::Switch).await?;
     // Running.
-    let running = store.create_deployment(&new("production", "v3", None)).await?;
+    let running = store
+        .create_deployment(&new("production", "v3", None))
+        .await?;
 
     let rows = store.dora_history("production", since).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.deployment.id).collect();
