@@ -25,7 +25,9 @@ pub async fn report(
     State(state): State<ApiState>,
     Query(q): Query<DoraQuery>,
 ) -> Result<Json<DoraReport>, ApiError> {
+    // Milliseconds, as the history keeps its times.
     let now = jiff::Timestamp::now();
+    let now = jiff::Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now);
     let since = dora::parse_since(q.since.as_deref().unwrap_or(dora::DEFAULT_SINCE), now)
         .map_err(ApiError::bad_request)?;
     let fix_window = match q.fix_window.as_deref() {
