@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod db;
+pub mod dora;
 pub mod drivers;
 pub mod edge;
 pub mod exit;

@@ -35,6 +35,7 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     ("GET", "/v1/audit", Permission::Read),
     ("GET", "/v1/releases", Permission::Read),
     ("GET", "/v1/locks", Permission::Read),
+    ("GET", "/v1/dora", Permission::Read),
     ("GET", "/metrics", Permission::Read),
     // Changing a release: deployer.
     ("POST", "/v1/deployments", Permission::Deploy),

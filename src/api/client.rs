@@ -181,6 +181,25 @@ impl ApiClient {
         self.call(Method::GET, &path, None::<&()>).await
     }
 
+    /// `GET /v1/dora?environment=…&since=…&fix_window=…`: DORA's four keys.
+    pub async fn dora(
+        &self,
+        environment: Option<&str>,
+        since: &str,
+        fix_window: Option<&str>,
+    ) -> Result<crate::api::wire::DoraReport, ClientError> {
+        let mut path = format!("/v1/dora?since={}", percent_encode(since));
+        if let Some(env) = environment {
+            path.push_str("&environment=");
+            path.push_str(&percent_encode(env));
+        }
+        if let Some(window) = fix_window {
+            path.push_str("&fix_window=");
+            path.push_str(&percent_encode(window));
+        }
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
     /// `POST /v1/locks`: lock an environment against deploys.
     pub async fn lock(
         &self,

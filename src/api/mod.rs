@@ -5,8 +5,8 @@
 //! events (`sse.rs`), the client the CLI uses (`client.rs`), the bootstrap bearer
 //! token (`token.rs`), who a token is and what its role may call
 //! (`auth.rs`), named tokens (`tokens.rs`), the audit log (`audit.rs`),
-//! HTTPS for an API off loopback (`tls.rs`) and the daemon's own upgrade,
-//! reload and stop (`daemon.rs`).
+//! HTTPS for an API off loopback (`tls.rs`), the daemon's own upgrade,
+//! reload and stop (`daemon.rs`) and the DORA figures (`dora.rs`).
 //!
 //! Every route lives under `/v1`. Errors are JSON `{ "error": CODE, "message": … }`
 //! where CODE is a [`wire::ErrorCode`]: one HTTP status per code on the server,
@@ -16,6 +16,7 @@ pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod daemon;
+pub mod dora;
 pub mod events;
 pub mod extract;
 pub mod gates;

@@ -89,6 +89,7 @@ pub fn app(state: ApiState) -> Router {
         )
         .route("/tokens/{name}", delete(super::tokens::revoke))
         .route("/audit", get(super::audit::list))
+        .route("/dora", get(super::dora::report))
         .method_not_allowed_fallback(extract::method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let metrics_route = if state.metrics_need_token {
@@ -481,6 +482,12 @@ async fn create_deployment(
     caller: Caller,
     JsonBody(req): JsonBody<DeployRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let commit = crate::dora::commit::Commit::checked(
+        req.commit.as_deref(),
+        req.commit_time,
+        jiff::Timestamp::now(),
+    )
+    .map_err(ApiError::bad_request)?;
     let (environment, deployment_id) = deploy::begin_deploy(
         &state.daemon,
         req.environment.as_deref(),
@@ -492,6 +499,7 @@ async fn create_deployment(
             reason: req.reason.as_deref().map(label::clean_text),
             caller_is_admin: caller.may(crate::identity::Permission::Admin),
         },
+        &commit,
     )
     .await?;
     auth::record(
@@ -501,7 +509,7 @@ async fn create_deployment(
             .environment(&environment)
             .deployment(deployment_id)
             .target(&req.version)
-            .details(serde_json::json!({ "service": req.service })),
+            .details(serde_json::json!({ "service": req.service, "commit": commit.sha })),
     )
     .await;
     Ok((

@@ -15,6 +15,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::store;
 
+/// `GET /v1/dora`: the DORA report (its types live with the figures, in
+/// `crate::dora::report`, and are this API's; its tests pin the JSON).
+pub use crate::dora::report::{
+    ChangeFailureRate, DoraReport, EnvironmentDora, Failure, FailureKind, Frequency, LeadTime,
+    Restore, TimeToRestore,
+};
+
 /// What went wrong, as a machine-readable code: the `error` field of every
 /// error answer ([`ApiErrorBody`]). Each code has one HTTP status
 /// ([`ErrorCode::status`]) and one exit code (`crate::exit::for_error_code`).
@@ -187,6 +194,14 @@ pub struct DeployRequest {
     /// outside the deploy windows); cleaned like `requested_by`.
     #[serde(default)]
     pub reason: Option<String>,
+    /// The commit this version was built from: 7 to 64 hex digits
+    /// (`cutover deploy --commit SHA`); anything else is answered 400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// When that commit was made (RFC 3339), for the DORA lead time; one in
+    /// the future (beyond an hour of clock skew) is answered 400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_time: Option<Timestamp>,
 }
 
 /// `POST /v1/locks`: lock an environment against deploys.
@@ -490,6 +505,13 @@ pub struct Deployment {
     pub started_at: Timestamp,
     /// When it reached a final state; `None` while running.
     pub finished_at: Option<Timestamp>,
+    /// The commit it released (hex), when the deploy said (`--commit`, or
+    /// what `git log` resolved the version to); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_sha: Option<String>,
+    /// When that commit was made, when known; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_time: Option<Timestamp>,
 }
 
 impl From<store::Deployment> for Deployment {
@@ -510,6 +532,8 @@ impl From<store::Deployment> for Deployment {
             requested_by: d.requested_by,
             started_at: d.started_at,
             finished_at: d.finished_at,
+            commit_sha: d.commit_sha,
+            commit_time: d.commit_time,
         }
     }
 }
@@ -1164,6 +1188,8 @@ mod tests {
             started_at: at(1_714_564_800),
             finished_at: Some(at(1_714_564_830)),
             awaiting_approval: false,
+            commit_sha: None,
+            commit_time: None,
         }
     }
 
@@ -1353,7 +1379,18 @@ mod tests {
             ..running
         };
         expected["state"] = json!("awaiting_approval");
-        pin(&Deployment::from(awaiting), expected);
+        pin(&Deployment::from(awaiting.clone()), expected.clone());
+        // A deploy that said its commit: both fields appear, absent otherwise.
+        let with_commit = store::Deployment {
+            awaiting_approval: false,
+            commit_sha: Some("3f2a9c1".into()),
+            commit_time: Some(at(1_714_560_000)),
+            ..awaiting
+        };
+        expected["state"] = json!("running");
+        expected["commit_sha"] = json!("3f2a9c1");
+        expected["commit_time"] = json!("2024-05-01T10:40:00Z");
+        pin(&Deployment::from(with_commit), expected);
     }
 
     #[test]
@@ -1711,6 +1748,8 @@ mod tests {
             service: None,
             skip_promotion_check: true,
             reason: Some("hotfix".into()),
+            commit: None,
+            commit_time: None,
         };
         assert_eq!(
             to_json(&deploy),
@@ -1720,6 +1759,23 @@ mod tests {
                 "service": null,
                 "skip_promotion_check": true,
                 "reason": "hotfix",
+            })
+        );
+        let with_commit = DeployRequest {
+            commit: Some("3f2a9c1".into()),
+            commit_time: Some(at(1_714_560_000)),
+            ..deploy
+        };
+        assert_eq!(
+            to_json(&with_commit),
+            json!({
+                "environment": "production",
+                "version": "v2",
+                "service": null,
+                "skip_promotion_check": true,
+                "reason": "hotfix",
+                "commit": "3f2a9c1",
+                "commit_time": "2024-05-01T10:40:00Z",
             })
         );
         let command = RolloutCommandRequest {

@@ -122,6 +122,8 @@ async fn deploy_version(
             service: None,
             skip_promotion_check: false,
             reason: None,
+            commit: None,
+            commit_time: None,
         })
         .await?;
     let detail = deploy::follow(client, accepted.deployment_id, false).await?;

@@ -40,6 +40,8 @@ pub struct DeployOptions<'a> {
     pub reason: Option<String>,
     /// `--no-wait`.
     pub no_wait: bool,
+    /// `--commit`.
+    pub commit: Option<&'a str>,
 }
 
 /// `cutover deploy VERSION [--env E]`.
@@ -50,6 +52,7 @@ pub async fn deploy(
     json: bool,
 ) -> Result<(), CliError> {
     let config = output::load_config(path)?;
+    let commit = super::commit::resolve(&config.base_dir, version, options.commit, json).await?;
     let client = output::client(&config)?;
     let accepted = client
         .deploy(&DeployRequest {
@@ -59,6 +62,8 @@ pub async fn deploy(
             service: options.service.map(str::to_owned),
             skip_promotion_check: options.skip_promotion_check,
             reason: options.reason,
+            commit: commit.sha,
+            commit_time: commit.time,
         })
         .await?;
     if !json {

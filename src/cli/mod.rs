@@ -6,9 +6,11 @@ mod approve;
 mod audit;
 mod backup;
 mod check;
+mod commit;
 mod daemon;
 mod demo;
 mod deploy;
+mod dora;
 mod events;
 mod lock;
 mod logs;
@@ -129,6 +131,13 @@ pub enum Command {
         /// status) instead of following it to its end.
         #[arg(long)]
         no_wait: bool,
+        /// The commit VERSION was built from (7 to 64 hex digits), recorded
+        /// for the DORA lead time. Its time comes from CUTOVER_COMMIT_TIME
+        /// (RFC 3339 or unix seconds) or else from `git log` when the
+        /// config's folder is in a git repository that has it (without
+        /// --commit, VERSION itself is looked up there, e.g. a tag).
+        #[arg(long, value_name = "SHA")]
+        commit: Option<String>,
     },
     /// Lock an environment against deploys, with a reason (rollback and
     /// abort stay allowed). Replaces a lock that holds.
@@ -257,6 +266,25 @@ pub enum Command {
         /// Show each deployment's events too.
         #[arg(long)]
         events: bool,
+    },
+    /// DORA's four keys from the history: deployment frequency, lead time
+    /// for changes, change failure rate and time to restore service, each
+    /// with its band (elite, high, medium, low; State of DevOps 2023) and
+    /// the deployments it came from. docs/observability.md says exactly
+    /// what counts.
+    Dora {
+        /// Only this environment (default: every environment).
+        #[arg(long = "env", short = 'e')]
+        environment: Option<String>,
+        /// The period: how long ago it starts (30d, 12h) or an RFC 3339
+        /// time (2026-11-01T00:00:00Z); it ends now.
+        #[arg(long, value_name = "TIME", default_value = "30d")]
+        since: String,
+        /// A succeeded deploy followed by another deploy starting within
+        /// this long after it ended counts as a failed change (its fix);
+        /// 0 counts none.
+        #[arg(long, value_name = "DURATION", default_value = "1h")]
+        fix_window: String,
     },
     /// Database schema migrations of a `[database.NAME]`: status, plan, up,
     /// down, lint, baseline.
@@ -421,6 +449,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             skip_promotion_check,
             reason,
             no_wait,
+            commit,
         } => {
             check_label(&release)?;
             deploy::deploy(
@@ -432,6 +461,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                     skip_promotion_check,
                     reason,
                     no_wait,
+                    commit: commit.as_deref(),
                 },
                 json,
             )
@@ -523,6 +553,20 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             limit,
             events,
         } => status::history(&cli.config, environment.as_deref(), limit, events, json).await,
+        Command::Dora {
+            environment,
+            since,
+            fix_window,
+        } => {
+            dora::dora(
+                &cli.config,
+                environment.as_deref(),
+                &since,
+                &fix_window,
+                json,
+            )
+            .await
+        }
         Command::Migrate {
             db,
             environment,

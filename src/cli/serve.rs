@@ -405,6 +405,11 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
     tasks.spawn(daemon.clone().keep_logs(stop.clone()));
     // Notifications ([notify]): only this daemon, which holds the store's lock.
     tasks.spawn(crate::webhook::run(daemon.clone(), stop.clone()));
+    // DORA's four keys as gauges (crate::dora::exporter), while a recorder
+    // is installed to read them.
+    if metrics.is_some() {
+        tasks.spawn(crate::dora::exporter::run(daemon.clone(), stop.clone()));
+    }
     let mut proxies = Vec::new();
     for (env, listener, redirect, preview) in proxy_listeners {
         let addr = listener

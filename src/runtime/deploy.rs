@@ -37,6 +37,7 @@ pub async fn begin_deploy(
     requested_by: &str,
     only_service: Option<&str>,
     overrides: &Overrides,
+    commit: &crate::dora::commit::Commit,
 ) -> Result<(String, i64), DeployError> {
     check_version(version)?;
     let env = daemon.environment(environment)?.clone();
@@ -166,6 +167,8 @@ pub async fn begin_deploy(
             strategy: strategy.into(),
             kind: DeploymentKind::Deploy,
             requested_by: requested_by.to_owned(),
+            commit_sha: commit.sha.clone(),
+            commit_time: commit.time,
         },
         &format!("deploy {version}"),
     )
@@ -175,7 +178,7 @@ pub async fn begin_deploy(
         id,
         EventKind::Started,
         &format!("deploying {version} to {} ({strategy})", env.name),
-        json!({ "version": version, "services": names }),
+        started_data(version, &names, commit),
     )
     .await;
     record_identity(daemon, id, &env.name, version, &identity).await;
@@ -216,6 +219,23 @@ pub async fn begin_deploy(
         executor::spawn(executor, true).await;
     });
     Ok((name, id))
+}
+
+/// The `started` event's data: the version, the services, and the commit
+/// when the deploy said one (`commit`, `commit_time`).
+fn started_data(
+    version: &str,
+    names: &[String],
+    commit: &crate::dora::commit::Commit,
+) -> serde_json::Value {
+    let mut data = json!({ "version": version, "services": names });
+    if let Some(sha) = &commit.sha {
+        data["commit"] = json!(sha);
+    }
+    if let Some(time) = commit.time {
+        data["commit_time"] = json!(time);
+    }
+    data
 }
 
 /// Stores the release's digest with the deployment (what promotion compares)

@@ -285,6 +285,8 @@ mod tests {
             reason: None,
             requested_by: "alice@host".into(),
             awaiting_approval: false,
+            commit_sha: None,
+            commit_time: None,
             started_at: at(0),
             finished_at: finished.map(at),
         }

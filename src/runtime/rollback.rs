@@ -52,6 +52,8 @@ pub async fn begin_rollback(
             strategy: "switch".into(),
             kind: DeploymentKind::Rollback,
             requested_by: requested_by.to_owned(),
+            commit_sha: None,
+            commit_time: None,
         },
         &format!("rollback to {previous}"),
     )
@@ -106,6 +108,8 @@ pub(crate) async fn restart_serving(
             strategy: "restart".into(),
             kind: DeploymentKind::Deploy,
             requested_by: holder.to_owned(),
+            commit_sha: None,
+            commit_time: None,
         },
         &format!("deploy {version} (restart)"),
     )

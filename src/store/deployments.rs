@@ -48,6 +48,12 @@ pub struct NewDeployment {
     pub kind: DeploymentKind,
     /// Who asked for it, e.g. `alice@host`.
     pub requested_by: String,
+    /// The commit it releases (hex), when the client said.
+    #[serde(default)]
+    pub commit_sha: Option<String>,
+    /// When that commit was made, when known (the lead time starts there).
+    #[serde(default)]
+    pub commit_time: Option<Timestamp>,
 }
 
 /// A deployment as recorded.
@@ -78,6 +84,12 @@ pub struct Deployment {
     /// Running, and its release waits for approvals (its saved phase).
     #[serde(default)]
     pub awaiting_approval: bool,
+    /// The commit it releases (hex), when the client said.
+    #[serde(default)]
+    pub commit_sha: Option<String>,
+    /// When that commit was made, when known.
+    #[serde(default)]
+    pub commit_time: Option<Timestamp>,
 }
 
 /// One entry of a deployment's history.
@@ -109,7 +121,8 @@ macro_rules! deployment_select {
                       OR (json_extract(r.state, '$.phase.phase') = 'rolling'
                           AND json_extract(r.state, '$.approvals.required')
                               > json_array_length(r.state, '$.approvals.given'))))
-                    AS awaiting_approval
+                    AS awaiting_approval,
+                d.commit_sha, d.commit_time
          FROM deployments d LEFT JOIN rollouts r ON r.deployment_id = d.id"
     };
 }
@@ -128,6 +141,8 @@ struct DeploymentRow {
     started_at: i64,
     finished_at: Option<i64>,
     awaiting_approval: Option<bool>,
+    commit_sha: Option<String>,
+    commit_time: Option<i64>,
 }
 
 impl TryFrom<DeploymentRow> for Deployment {
@@ -150,6 +165,11 @@ impl TryFrom<DeploymentRow> for Deployment {
                 .map(|ms| codec::timestamp(ms, "deployments.finished_at"))
                 .transpose()?,
             awaiting_approval: row.awaiting_approval.unwrap_or(false),
+            commit_sha: row.commit_sha,
+            commit_time: row
+                .commit_time
+                .map(|ms| codec::timestamp(ms, "deployments.commit_time"))
+                .transpose()?,
         })
     }
 }
@@ -208,8 +228,8 @@ impl Store {
         let id = sqlx::query_scalar::<_, i64>(
             "INSERT INTO deployments
                  (environment, version, previous_version, strategy, kind, state,
-                  requested_by, started_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                  requested_by, started_at, commit_sha, commit_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              RETURNING id",
         )
         .bind(&d.environment)
@@ -220,6 +240,8 @@ impl Store {
         .bind(DeploymentState::Running.as_str())
         .bind(&d.requested_by)
         .bind(now)
+        .bind(&d.commit_sha)
+        .bind(d.commit_time.map(codec::millis))
         // Every row, not the first: SQLite commits when the statement runs
         // to its end, and only then reports a failed commit (a full disk).
         .fetch_all(&self.pool)
@@ -384,6 +406,25 @@ impl Store {
                 .await?
             }
         };
+        deployments_from(rows)
+    }
+
+    /// The deployments of `environment` that ended at or after `since` (unix
+    /// milliseconds), and those still running, oldest first.
+    pub(crate) async fn deployments_since(
+        &self,
+        environment: &str,
+        since: i64,
+    ) -> Result<Vec<Deployment>, StoreError> {
+        let rows = sqlx::query_as::<_, DeploymentRow>(concat!(
+            deployment_select!(),
+            " WHERE d.environment = $1 AND (d.finished_at >= $2 OR d.state = 'running')
+              ORDER BY d.id"
+        ))
+        .bind(environment)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
         deployments_from(rows)
     }
 

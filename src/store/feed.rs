@@ -288,6 +288,8 @@ mod tests {
                 strategy: "canary".into(),
                 kind: DeploymentKind::Deploy,
                 requested_by: "t".into(),
+                commit_sha: None,
+                commit_time: None,
             })
             .await
             .expect("create")

@@ -15,9 +15,10 @@
 //! tamper-evident audit log, [`Store::append_audit`]). `codec` says how values are stored.
 //! `instances`, `release_digests` (what each deployment released) and
 //! `operator_locks` (`cutover lock`), `notify` (the notification queue:
-//! cursors over the history and webhook deliveries with their retry state)
-//! and `feed` (both histories read as one list after a cursor, for
-//! `cutover events --follow`). `codec` says how values are stored.
+//! cursors over the history and webhook deliveries with their retry state),
+//! `feed` (both histories read as one list after a cursor, for
+//! `cutover events --follow`) and `dora` (what the DORA figures read).
+//! `codec` says how values are stored.
 //!
 //! Opening refuses a store it cannot trust: SQLite's `PRAGMA quick_check`
 //! must pass ([`StoreError::Damaged`]) and the schema must be one this binary
@@ -38,6 +39,7 @@
 mod audit;
 mod codec;
 mod deployments;
+mod dora;
 mod environment_events;
 mod environments;
 mod error;
@@ -68,6 +70,7 @@ pub use audit::{
     AuditEntry, AuditRecord, ChainBreak, GENESIS, canonical_json, row_hash, verify_chain,
 };
 pub use deployments::{Deployment, DeploymentKind, DeploymentState, Event, NewDeployment};
+pub use dora::{DoraRow, SERVED_KINDS};
 pub use environment_events::EnvironmentEvent;
 pub use environments::Serving;
 pub use error::StoreError;

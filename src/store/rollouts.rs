@@ -105,6 +105,8 @@ mod tests {
                 strategy: "canary".into(),
                 kind: DeploymentKind::Deploy,
                 requested_by: "t@h".into(),
+                commit_sha: None,
+                commit_time: None,
             })
             .await
             .expect("create");

@@ -224,6 +224,8 @@ mod tests {
             started_at: Timestamp::from_millisecond(1_700_000_000_000).expect("ts"),
             finished_at: Some(Timestamp::from_millisecond(1_700_000_060_123).expect("ts")),
             awaiting_approval: false,
+            commit_sha: None,
+            commit_time: None,
         }
     }
 

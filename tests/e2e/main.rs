@@ -16,6 +16,7 @@ mod crash;
 mod demo;
 mod deploy;
 mod docker;
+mod dora;
 mod edge;
 mod environments;
 mod gates;

@@ -73,6 +73,7 @@ fn routes() -> Vec<Route> {
         ),
         r("DELETE", "/v1/tokens/nobody", None, ADMINS),
         r("GET", "/v1/releases", None, ALL),
+        r("GET", "/v1/dora?since=30d", None, ALL),
         r(
             "POST",
             "/v1/rollout/switch",

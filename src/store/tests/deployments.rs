@@ -14,6 +14,8 @@ fn new_deployment(environment: &str, version: &str) -> NewDeployment {
         strategy: "blue-green".to_owned(),
         kind: DeploymentKind::Deploy,
         requested_by: "alice@host".to_owned(),
+        commit_sha: None,
+        commit_time: None,
     }
 }
 

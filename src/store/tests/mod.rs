@@ -2,6 +2,7 @@
 
 mod audit;
 mod deployments;
+mod dora;
 mod environment_events;
 mod environments;
 mod gates;

@@ -30,6 +30,8 @@ async fn deployment(store: &Store) -> TestResult<i64> {
             strategy: "blue-green".into(),
             kind: DeploymentKind::Deploy,
             requested_by: "alice".into(),
+            commit_sha: None,
+            commit_time: None,
         })
         .await?)
 }
