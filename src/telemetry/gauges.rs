@@ -67,7 +67,11 @@ pub(super) async fn render(daemon: &Daemon, out: &mut String) {
         records(daemon, env, &mut instances).await;
         held.push(
             vec![("environment", env.name().to_owned())],
-            if env.releases.held().is_some() { 1.0 } else { 0.0 },
+            if env.releases.held().is_some() {
+                1.0
+            } else {
+                0.0
+            },
         );
         waits(daemon, env, &mut waiting).await;
     }
@@ -89,8 +93,10 @@ fn routes(daemon: &Daemon, env: &EnvRuntime, release: &mut Family, weight: &mut 
             continue;
         };
         for (track, list) in [("stable", &view.stable), ("canary", &view.canary)] {
-            let versions: BTreeSet<String> =
-                list.iter().filter_map(|i| version_of(i.id.as_str())).collect();
+            let versions: BTreeSet<String> = list
+                .iter()
+                .filter_map(|i| version_of(i.id.as_str()))
+                .collect();
             for version in versions {
                 release.push(labels(&name, &service, version, track), 1.0);
             }

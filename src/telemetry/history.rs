@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 
 use metrics::Label;
 
-use super::{ANALYSIS_VERDICTS_TOTAL, DEPLOYMENT_DURATION_SECONDS, DEPLOYMENTS_TOTAL, ROLLBACKS_TOTAL};
+use super::{
+    ANALYSIS_VERDICTS_TOTAL, DEPLOYMENT_DURATION_SECONDS, DEPLOYMENTS_TOTAL, ROLLBACKS_TOTAL,
+};
 use crate::runtime::Daemon;
 use crate::store::{Deployment, DeploymentKind, DeploymentState, Store, StoreError};
 
@@ -149,9 +151,10 @@ fn classify(reason: &str) -> &'static str {
     }
 }
 
-/// Registers every environment's outcome and reason series at 0, so the
-/// first deploy or rollback of a fresh environment is an increase
-/// Prometheus sees (a series that appears at 1 has no increase).
+/// Registers every environment's outcome and reason series (and
+/// supervision's restarts per service) at 0, so the first deploy, rollback
+/// or restart of a fresh environment is an increase Prometheus sees (a
+/// series that appears at 1 has no increase).
 pub(super) fn register_zeros(daemon: &Daemon) {
     for env in daemon.environments() {
         for outcome in OUTCOMES {
@@ -167,6 +170,16 @@ pub(super) fn register_zeros(daemon: &Daemon) {
                 ROLLBACKS_TOTAL,
                 "environment" => env.name().to_owned(),
                 "reason" => *reason
+            )
+            .absolute(0);
+        }
+        // Supervision counts these; at 0 from the start, its first
+        // restarts are an increase the restart-loop alert sees.
+        for service in daemon.config().services_in(env.name()).keys() {
+            metrics::counter!(
+                crate::runtime::supervise::RESTARTS_TOTAL,
+                "environment" => env.name().to_owned(),
+                "service" => service.clone()
             )
             .absolute(0);
         }

@@ -25,6 +25,7 @@ mod instance_env;
 mod instance_logs;
 mod lifecycle;
 mod lock;
+mod metrics;
 mod migrate;
 mod notify;
 mod restart;

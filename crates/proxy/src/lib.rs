@@ -131,11 +131,9 @@ impl Update<'_> {
 
     /// Declares a service or changes its spec (keeps its weights and instances).
     pub fn set_service(&mut self, name: &str, spec: ServiceSpec) -> Result<&mut Self, TableError> {
-        self.table = self
-            .table
-            .with_service(name, spec, |n| {
-                Arc::new(metrics::ServiceMetrics::new(self.labels, n))
-            })?;
+        self.table = self.table.with_service(name, spec, |n| {
+            Arc::new(metrics::ServiceMetrics::new(self.labels, n))
+        })?;
         Ok(self)
     }
 

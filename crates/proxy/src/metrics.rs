@@ -139,17 +139,13 @@ impl TrackMetrics {
 
     pub(crate) fn observe_seconds(&self, seconds: f64) {
         self.duration
-            .get_or_init(|| {
-                metrics::histogram!(REQUEST_DURATION_SECONDS, self.labels.clone())
-            })
+            .get_or_init(|| metrics::histogram!(REQUEST_DURATION_SECONDS, self.labels.clone()))
             .record(seconds);
     }
 
     pub(crate) fn forced(&self) {
         self.forced
-            .get_or_init(|| {
-                metrics::counter!(FORCED_REQUESTS_TOTAL, self.labels.clone())
-            })
+            .get_or_init(|| metrics::counter!(FORCED_REQUESTS_TOTAL, self.labels.clone()))
             .increment(1);
     }
 
