@@ -30,6 +30,8 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     ("GET", "/v1/deployments/{id}", Permission::Read),
     ("GET", "/v1/logs", Permission::Read),
     ("GET", "/v1/events", Permission::Read),
+    ("GET", "/v1/events/feed", Permission::Read),
+    ("GET", "/v1/events/stream", Permission::Read),
     ("GET", "/v1/audit", Permission::Read),
     ("GET", "/v1/releases", Permission::Read),
     ("GET", "/v1/locks", Permission::Read),

@@ -18,9 +18,9 @@ use serde::de::DeserializeOwned;
 
 use super::wire::{
     Accepted, ApiErrorBody, ApproveRequest, AuditRow, DaemonAnswer, DecisionAnswer, DeployRequest,
-    Deployment, DeploymentDetail, EnvironmentEvent, ErrorCode, LogsRequest, RejectRequest,
-    RollbackRequest, RolloutCommandRequest, StatusResponse, TokenCreateRequest, TokenCreated,
-    TokenInfo,
+    Deployment, DeploymentDetail, EnvironmentEvent, ErrorCode, EventFeed, FeedEvent, LogsRequest,
+    RejectRequest, RollbackRequest, RolloutCommandRequest, StatusResponse, TokenCreateRequest,
+    TokenCreated, TokenInfo,
 };
 
 /// Longest wait for one API call.
@@ -394,6 +394,80 @@ impl ApiClient {
             }
         }
         Ok(())
+    }
+
+    /// `GET /v1/events/feed`: the latest `limit` events (of `environment`
+    /// only, if given), oldest first, and the cursor after them.
+    pub async fn event_feed(
+        &self,
+        environment: Option<&str>,
+        limit: u32,
+    ) -> Result<EventFeed, ClientError> {
+        let mut path = format!("/v1/events/feed?limit={limit}");
+        if let Some(env) = environment {
+            path.push_str(&format!("&environment={}", percent_encode(env)));
+        }
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `GET /v1/events/stream` from `after` (a cursor; `Last-Event-ID`):
+    /// `on_event` gets each event as it arrives. Returns when the daemon
+    /// ends the stream (it stops) with `Ok`, or with the error that cut it;
+    /// a stream silent (not even a keep-alive) for three keep-alive
+    /// intervals counts as cut.
+    pub async fn event_stream(
+        &self,
+        environment: Option<&str>,
+        after: &str,
+        mut on_event: impl FnMut(FeedEvent) -> std::io::Result<()>,
+    ) -> Result<(), ClientError> {
+        let mut path = "/v1/events/stream".to_owned();
+        if let Some(env) = environment {
+            path.push_str(&format!("?environment={}", percent_encode(env)));
+        }
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(self.uri(&path))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(header::ACCEPT, "text/event-stream")
+            .header("last-event-id", after)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = self.send(req).await?;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        if !status.is_success() {
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| ClientError::Protocol(e.to_string()))?
+                .to_bytes();
+            return Err(api_error(status, &bytes));
+        }
+        let silence = super::events::KEEP_ALIVE.saturating_mul(3);
+        let mut parser = super::sse::SseParser::new();
+        loop {
+            let frame = match tokio::time::timeout(silence, body.frame()).await {
+                Err(_) => {
+                    return Err(ClientError::Protocol(format!(
+                        "the event stream was silent for {} s",
+                        silence.as_secs()
+                    )));
+                }
+                Ok(None) => return Ok(()),
+                Ok(Some(frame)) => frame.map_err(|e| ClientError::Protocol(error_chain(&e)))?,
+            };
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
+            for event in parser.push(data) {
+                let event: FeedEvent = serde_json::from_str(&event.data).map_err(|e| {
+                    ClientError::Protocol(format!("an event that is not JSON: {e}"))
+                })?;
+                on_event(event)
+                    .map_err(|e| ClientError::Protocol(format!("writing the events: {e}")))?;
+            }
+        }
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(

@@ -1,6 +1,8 @@
 //! The daemon's HTTP API: the JSON types and error codes both sides share
 //! (`wire.rs`), the server (`server.rs`), the streamed instance output
-//! (`logs.rs`), the client the CLI uses (`client.rs`), the bootstrap bearer
+//! (`logs.rs`), the event feed and its server-sent stream (`events.rs`),
+//! the live traffic figures of `status` (`live.rs`), reading server-sent
+//! events (`sse.rs`), the client the CLI uses (`client.rs`), the bootstrap bearer
 //! token (`token.rs`), who a token is and what its role may call
 //! (`auth.rs`), named tokens (`tokens.rs`), the audit log (`audit.rs`),
 //! HTTPS for an API off loopback (`tls.rs`) and the daemon's own upgrade,
@@ -14,10 +16,13 @@ pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod daemon;
+pub mod events;
 pub mod extract;
 pub mod gates;
+pub mod live;
 pub mod logs;
 pub mod server;
+pub mod sse;
 pub mod tls;
 pub mod token;
 pub mod tokens;

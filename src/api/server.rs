@@ -28,8 +28,8 @@ use super::auth::{self, require_token};
 use super::wire::{
     Accepted, ApiErrorBody, ApproveRequest, AwaitingApprovalView, AwaitingSwitchView,
     DecisionAnswer, DeployRequest, Deployment, DeploymentDetail, EnvironmentEvent,
-    EnvironmentStatus, ErrorCode, InstanceView, OpenFileLimit, RejectRequest, RollbackRequest,
-    RolloutCommandRequest, StatusResponse, TrafficView,
+    EnvironmentStatus, ErrorCode, InstanceView, OpenFileLimit, RejectRequest, ReleaseProgressView,
+    RollbackRequest, RolloutCommandRequest, StatusResponse, TrafficView,
 };
 use crate::identity::Caller;
 use crate::label;
@@ -80,6 +80,8 @@ pub fn app(state: ApiState) -> Router {
         .route("/locks", post(super::gates::lock))
         .route("/locks/{environment}", delete(super::gates::unlock))
         .route("/events", get(list_environment_events))
+        .route("/events/feed", get(super::events::feed))
+        .route("/events/stream", get(super::events::stream))
         .route("/daemon/{action}", post(super::daemon::action))
         .route(
             "/tokens",
@@ -238,6 +240,21 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
         let lock = daemon.store().lock(env.name()).await?;
         let records = daemon.store().instances(Some(env.name())).await?;
         let live = env.instances();
+        let table = env.proxy().table();
+        let track_of = |id: &str| {
+            table.service_names().iter().find_map(|name| {
+                let view = table.service(name)?;
+                let on =
+                    |list: &[cutover_proxy::Instance]| list.iter().any(|i| i.id.as_str() == id);
+                if on(&view.stable) {
+                    Some("stable".to_owned())
+                } else if on(&view.canary) {
+                    Some("canary".to_owned())
+                } else {
+                    None
+                }
+            })
+        };
         let instances = records
             .into_iter()
             .map(|r| {
@@ -250,14 +267,18 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
                     .proxy()
                     .in_flight(&cutover_proxy::InstanceId::from(r.instance_id.as_str()))
                     .requests;
+                let health = env.health_of(&r.instance_id);
                 InstanceView {
                     addr,
                     in_flight,
+                    track: track_of(&r.instance_id),
+                    healthy: health.as_ref().map(|h| h.healthy),
+                    health_since: health.as_ref().map(|h| h.since),
+                    health_reason: health.and_then(|h| h.reason),
                     ..InstanceView::from(r)
                 }
             })
             .collect();
-        let table = env.proxy().table();
         let version_of = |id: &cutover_proxy::InstanceId| {
             live.iter()
                 .find(|l| l.id == id.as_str())
@@ -274,6 +295,7 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
             .iter()
             .filter_map(|name| table.service(name))
             .map(|view| TrafficView {
+                now: Some(super::live::traffic_now(env.proxy(), &view.name)),
                 service: view.name.clone(),
                 stable_percent: f64::from(view.weights.stable_bp()) / 100.0,
                 stable_versions: versions(&view.stable),
@@ -323,6 +345,12 @@ async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, A
                 .await?
                 .into_iter()
                 .map(EnvironmentEvent::from)
+                .collect(),
+            releases: env
+                .releases
+                .reports()
+                .into_iter()
+                .map(ReleaseProgressView::from)
                 .collect(),
         });
     }

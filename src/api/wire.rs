@@ -576,6 +576,72 @@ impl From<store::EnvironmentEvent> for EnvironmentEvent {
     }
 }
 
+/// One event of the feed (`GET /v1/events/feed`, and each server-sent
+/// event of `GET /v1/events/stream`, whose `id:` is its `cursor`): an
+/// event of a deployment or of an environment outside deployments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedEvent {
+    /// Where a reader resumes to get the events after this one
+    /// (`Last-Event-ID`, or `?after=`): `D-E`, the last deployment event
+    /// and the last environment event seen.
+    pub cursor: String,
+    /// `deployment` or `environment`.
+    pub source: String,
+    /// The environment.
+    pub environment: String,
+    /// The deployment, for a deployment's event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<i64>,
+    /// The version the deployment brings, for a deployment's event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Its number in its own history (`cutover history --events` shows
+    /// the same for a deployment's event).
+    pub id: i64,
+    /// When it was recorded.
+    pub at: Timestamp,
+    /// What happened, as a short machine-readable word, e.g. `step`.
+    pub kind: String,
+    /// What happened, for people.
+    pub message: String,
+    /// Details, free-form.
+    pub data: serde_json::Value,
+}
+
+impl From<store::FeedEvent> for FeedEvent {
+    fn from(e: store::FeedEvent) -> Self {
+        let (source, deployment_id, version) = match e.source {
+            store::FeedSource::Deployment {
+                deployment_id,
+                version,
+            } => ("deployment", Some(deployment_id), Some(version)),
+            store::FeedSource::Environment => ("environment", None, None),
+        };
+        FeedEvent {
+            cursor: e.cursor.to_string(),
+            source: source.to_owned(),
+            environment: e.environment,
+            deployment_id,
+            version,
+            id: e.id,
+            at: e.at,
+            kind: e.kind,
+            message: e.message,
+            data: e.data,
+        }
+    }
+}
+
+/// `GET /v1/events/feed`: the latest events, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventFeed {
+    /// The events.
+    pub events: Vec<FeedEvent>,
+    /// The cursor after the newest event: `GET /v1/events/stream?after=`
+    /// it streams what comes next.
+    pub cursor: String,
+}
+
 /// `GET /v1/deployments/{id}`: a deployment with its events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentDetail {
@@ -635,6 +701,23 @@ pub struct InstanceView {
     pub addr: Option<String>,
     /// Requests in flight right now.
     pub in_flight: usize,
+    /// `stable` or `canary`: the proxy track it is on now (absent when
+    /// the proxy does not route to it, e.g. a worker or a retired copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<String>,
+    /// Whether its last health check passed (absent: not checked by this
+    /// daemon yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
+    /// Since when it is healthy (or not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_since: Option<Timestamp>,
+    /// Why it is not healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_reason: Option<String>,
+    /// When it was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
 }
 
 /// The record as stored; the live fields (`addr`, `in_flight`) are left
@@ -648,6 +731,11 @@ impl From<store::InstanceRecord> for InstanceView {
             state: r.state.as_str().to_owned(),
             addr: None,
             in_flight: 0,
+            track: None,
+            healthy: None,
+            health_since: None,
+            health_reason: None,
+            started_at: Some(r.created_at),
         }
     }
 }
@@ -696,6 +784,133 @@ pub struct EnvironmentStatus {
     /// certificates, the supervision of its instances), newest first.
     #[serde(default)]
     pub edge_events: Vec<EnvironmentEvent>,
+    /// The releases under way in this environment (rolling, or in their
+    /// rollback window), newest first.
+    #[serde(default)]
+    pub releases: Vec<ReleaseProgressView>,
+}
+
+/// A release under way, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseProgressView {
+    /// The deployment.
+    pub deployment_id: i64,
+    /// `deploy`, `rollback` or `restart`.
+    pub kind: String,
+    /// The version it brings.
+    pub version: String,
+    /// The version it replaces.
+    #[serde(default)]
+    pub previous_version: Option<String>,
+    /// `pending`, `awaiting_approval`, `backup`, `expand`, `probe_warm`,
+    /// `rolling`, `warm` (in its rollback window), `retiring`,
+    /// `contract` or `done`.
+    pub phase: String,
+    /// Paused by an operator (`cutover pause`) or the inconclusive policy.
+    #[serde(default)]
+    pub paused: bool,
+    /// Why it holds (`held: cannot write the state store: …`), if it does.
+    #[serde(default)]
+    pub held: Option<String>,
+    /// The service that awaits `cutover switch`, if one does.
+    #[serde(default)]
+    pub awaiting_switch: Option<String>,
+    /// The approvals it waits for, if it does.
+    #[serde(default)]
+    pub awaiting_approval: Option<ApprovalWaitView>,
+    /// End of the rollback window (the replaced release stays warm until
+    /// then; `cutover rollback` is one switch).
+    #[serde(default)]
+    pub rollback_window_until: Option<Timestamp>,
+    /// Each service of its rollout, in rollout order.
+    #[serde(default)]
+    pub services: Vec<ServiceProgressView>,
+}
+
+/// Approvals a release waits for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalWaitView {
+    /// Distinct approvals given.
+    pub have: u32,
+    /// Needed.
+    pub required: u32,
+    /// When the wait ends (rejected) without them.
+    pub until: Option<Timestamp>,
+}
+
+/// One service's part of a rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceProgressView {
+    /// The service.
+    pub service: String,
+    /// `canary` or `blue-green`.
+    pub strategy: String,
+    /// `pending`, `starting`, `awaiting_switch`, `stepping`, `promoted`,
+    /// `reverted` or `kept_new`.
+    pub stage: String,
+    /// The canary step now (1-based), while stepping.
+    #[serde(default)]
+    pub step: Option<usize>,
+    /// How many steps the canary has (0 for blue-green).
+    #[serde(default)]
+    pub steps: usize,
+    /// Percent of requests on the new release now.
+    pub canary_percent: f64,
+    /// When the step began.
+    #[serde(default)]
+    pub step_started_at: Option<Timestamp>,
+    /// When the step's analysis is due (absent while paused).
+    #[serde(default)]
+    pub step_ends_at: Option<Timestamp>,
+    /// Milliseconds left in the step, while paused.
+    #[serde(default)]
+    pub paused_left_ms: Option<u64>,
+    /// Times the step was extended for lack of data.
+    #[serde(default)]
+    pub extensions: u32,
+}
+
+/// A wall-clock millisecond of the release machine as a timestamp.
+fn millis_timestamp(m: cutover_core::Millis) -> Option<Timestamp> {
+    Timestamp::from_millisecond(i64::try_from(m.0).ok()?).ok()
+}
+
+impl From<crate::runtime::ReleaseReport> for ReleaseProgressView {
+    fn from(r: crate::runtime::ReleaseReport) -> Self {
+        let p = r.progress;
+        ReleaseProgressView {
+            deployment_id: p.deployment,
+            kind: p.kind.to_owned(),
+            version: p.version,
+            previous_version: p.previous,
+            phase: p.phase.to_owned(),
+            paused: p.paused,
+            held: r.held,
+            awaiting_switch: r.awaiting_switch,
+            awaiting_approval: p.approval.map(|a| ApprovalWaitView {
+                have: a.have,
+                required: a.required,
+                until: millis_timestamp(a.until),
+            }),
+            rollback_window_until: p.window_until.and_then(millis_timestamp),
+            services: p
+                .services
+                .into_iter()
+                .map(|s| ServiceProgressView {
+                    service: s.service,
+                    strategy: s.strategy.to_owned(),
+                    stage: s.stage.to_owned(),
+                    step: s.step,
+                    steps: s.steps,
+                    canary_percent: s.canary_percent,
+                    step_started_at: s.step_started.and_then(millis_timestamp),
+                    step_ends_at: s.step_ends.and_then(millis_timestamp),
+                    paused_left_ms: s.paused_left.map(|m| m.0),
+                    extensions: s.extensions,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A deployment that awaits approval, as `status` shows it.
@@ -733,6 +948,39 @@ pub struct TrafficView {
     pub canary_percent: f64,
     /// Versions of the canary track's instances.
     pub canary_versions: Vec<String>,
+    /// What each track served lately, from the proxy's observations (the
+    /// same the canary analysis reads); absent from older daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<TrafficNow>,
+}
+
+/// Per-track request rate, error rate and p95 over the last few seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrafficNow {
+    /// The span the figures cover, in seconds: the proxy's one-second
+    /// slots up to now, the current one partly filled.
+    pub window_seconds: u64,
+    /// The stable track.
+    pub stable: TrackNow,
+    /// The canary track.
+    pub canary: TrackNow,
+}
+
+/// What one track served in [`TrafficNow::window_seconds`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackNow {
+    /// Requests answered (upstream responses plus the proxy's own 502/504;
+    /// never a request whose track a client forced, nor a client's fault).
+    pub requests: u64,
+    /// Requests per second over the window.
+    pub requests_per_second: f64,
+    /// Server errors (5xx and the proxy's 502/504) per request; absent
+    /// with no request ("no data", not "no errors").
+    #[serde(default)]
+    pub error_rate: Option<f64>,
+    /// 95th percentile latency in milliseconds; absent with no response.
+    #[serde(default)]
+    pub p95_ms: Option<f64>,
 }
 
 /// `GET /v1/status`.
@@ -1258,10 +1506,28 @@ mod tests {
                     stable_versions: vec!["v1".into()],
                     canary_percent: 10.0,
                     canary_versions: vec!["v2".into()],
+                    now: Some(TrafficNow {
+                        window_seconds: 10,
+                        stable: TrackNow {
+                            requests: 900,
+                            requests_per_second: 90.0,
+                            error_rate: Some(0.0),
+                            p95_ms: Some(4.5),
+                        },
+                        canary: TrackNow {
+                            requests: 0,
+                            requests_per_second: 0.0,
+                            error_rate: None,
+                            p95_ms: None,
+                        },
+                    }),
                 }],
                 instances: vec![InstanceView {
                     addr: Some("127.0.0.1:40001".into()),
                     in_flight: 3,
+                    track: Some("canary".into()),
+                    healthy: Some(true),
+                    health_since: Some(at(1_714_564_795)),
                     ..InstanceView::from(record)
                 }],
                 edge_events: vec![EnvironmentEvent::from(store::EnvironmentEvent {
@@ -1272,6 +1538,7 @@ mod tests {
                     message: "reloaded /etc/tls/cert.pem".into(),
                     data: json!({ "cert": "/etc/tls/cert.pem" }),
                 })],
+                releases: vec![],
             }],
             open_files: Some(OpenFileLimit {
                 soft: 65536,
@@ -1309,6 +1576,21 @@ mod tests {
                         "stable_versions": ["v1"],
                         "canary_percent": 10.0,
                         "canary_versions": ["v2"],
+                        "now": {
+                            "window_seconds": 10,
+                            "stable": {
+                                "requests": 900,
+                                "requests_per_second": 90.0,
+                                "error_rate": 0.0,
+                                "p95_ms": 4.5,
+                            },
+                            "canary": {
+                                "requests": 0,
+                                "requests_per_second": 0.0,
+                                "error_rate": null,
+                                "p95_ms": null,
+                            },
+                        },
                     }],
                     "instances": [{
                         "id": "production-web-v2-1",
@@ -1317,6 +1599,10 @@ mod tests {
                         "state": "serving",
                         "addr": "127.0.0.1:40001",
                         "in_flight": 3,
+                        "track": "canary",
+                        "healthy": true,
+                        "health_since": "2024-05-01T11:59:55Z",
+                        "started_at": "2024-05-01T11:59:50Z",
                     }],
                     "edge_events": [{
                         "id": 3,
@@ -1326,6 +1612,7 @@ mod tests {
                         "message": "reloaded /etc/tls/cert.pem",
                         "data": { "cert": "/etc/tls/cert.pem" },
                     }],
+                    "releases": [],
                 }],
                 "open_files": { "soft": 65536, "hard": 1_048_576 },
             }),
@@ -1335,6 +1622,72 @@ mod tests {
         )
         .expect("an older daemon's status reads");
         assert_eq!(old.open_files, None);
+    }
+
+    #[test]
+    fn release_progress_json() {
+        pin(
+            &ReleaseProgressView {
+                deployment_id: 7,
+                kind: "deploy".into(),
+                version: "v2".into(),
+                previous_version: Some("v1".into()),
+                phase: "rolling".into(),
+                paused: true,
+                held: None,
+                awaiting_switch: None,
+                awaiting_approval: None,
+                rollback_window_until: None,
+                services: vec![ServiceProgressView {
+                    service: "web".into(),
+                    strategy: "canary".into(),
+                    stage: "stepping".into(),
+                    step: Some(1),
+                    steps: 3,
+                    canary_percent: 10.0,
+                    step_started_at: Some(at(1_714_564_796)),
+                    step_ends_at: None,
+                    paused_left_ms: Some(25_000),
+                    extensions: 0,
+                }],
+            },
+            json!({
+                "deployment_id": 7,
+                "kind": "deploy",
+                "version": "v2",
+                "previous_version": "v1",
+                "phase": "rolling",
+                "paused": true,
+                "held": null,
+                "awaiting_switch": null,
+                "awaiting_approval": null,
+                "rollback_window_until": null,
+                "services": [{
+                    "service": "web",
+                    "strategy": "canary",
+                    "stage": "stepping",
+                    "step": 1,
+                    "steps": 3,
+                    "canary_percent": 10.0,
+                    "step_started_at": "2024-05-01T11:59:56Z",
+                    "step_ends_at": null,
+                    "paused_left_ms": 25000,
+                    "extensions": 0,
+                }],
+            }),
+        );
+        let old: EnvironmentStatus = serde_json::from_value(json!({
+            "name": "production", "listen": "127.0.0.1:8080", "serving": null,
+            "previous": null, "since": null, "lock": null,
+            "traffic": [{ "service": "web", "stable_percent": 100.0, "stable_versions": ["v1"],
+                          "canary_percent": 0.0, "canary_versions": [] }],
+            "instances": [{ "id": "i", "service": "web", "version": "v1", "state": "serving",
+                            "addr": null, "in_flight": 0 }],
+        }))
+        .expect("an older daemon's environment reads");
+        assert!(old.releases.is_empty());
+        assert_eq!(old.traffic[0].now, None);
+        assert_eq!(old.instances[0].healthy, None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod check;
 mod daemon;
 mod demo;
 mod deploy;
+mod events;
 mod lock;
 mod logs;
 mod migrate;
@@ -76,6 +77,11 @@ pub enum Command {
         /// (as `cutover down` does) instead of leaving them running.
         #[arg(long)]
         stop_instances_on_exit: bool,
+        /// How the daemon logs on stderr: `text` for people, `json` for log
+        /// shippers (one JSON object per line). Default: `[server]
+        /// log_format`, else text.
+        #[arg(long, value_name = "FORMAT", value_parser = parse_log_format)]
+        log_format: Option<crate::config::LogFormat>,
     },
     /// Replace the running daemon with the binary at its path now, without
     /// failing a request: the new daemon takes over the listening sockets and
@@ -215,7 +221,31 @@ pub enum Command {
         environment: Option<String>,
     },
     /// What serves where: releases, instances, locks.
-    Status,
+    Status {
+        /// Keep showing it: redrawn on every event (deploys, steps,
+        /// health, certificates) and every 2 s for the live figures, until
+        /// Ctrl-C. On a terminal the screen is redrawn; piped, each new
+        /// status is printed after a line of dashes (with --json, one JSON
+        /// object per line).
+        #[arg(long, short = 'w')]
+        watch: bool,
+    },
+    /// The events of every deployment and environment, oldest first; with
+    /// --follow, then each new one as it happens (server-sent events from
+    /// the API; a dropped connection, e.g. a daemon restart, is resumed
+    /// where it stopped, nothing missed or repeated). --json: one JSON
+    /// object per line, each with the `cursor` a script can resume from.
+    Events {
+        /// Only this environment.
+        #[arg(long = "env", short = 'e')]
+        environment: Option<String>,
+        /// How many of the latest events to print first (at most 1000).
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: u32,
+        /// Keep printing new events until Ctrl-C.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
     /// Past deployments and rollbacks, newest first, with their events.
     History {
         /// Only this environment.
@@ -372,10 +402,12 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Serve {
             adopt_orphans,
             stop_instances_on_exit,
+            log_format,
         } => {
             let options = serve::ServeOptions {
                 adopt_orphans,
                 stop_instances_on_exit,
+                log_format,
             };
             serve::run(&cli.config, options).await
         }
@@ -479,7 +511,13 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Rollback { environment } => {
             deploy::rollback(&cli.config, environment.as_deref(), json).await
         }
-        Command::Status => status::status(&cli.config, json).await,
+        Command::Status { watch: false } => status::status(&cli.config, json).await,
+        Command::Status { watch: true } => status::watch(&cli.config, json).await,
+        Command::Events {
+            environment,
+            limit,
+            follow,
+        } => events::events(&cli.config, environment.as_deref(), limit, follow, json).await,
         Command::History {
             environment,
             limit,
@@ -567,6 +605,15 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
 fn check_label(version: &str) -> Result<(), CliError> {
     crate::label::check_version(version)
         .map_err(|e| CliError::new(crate::exit::USAGE, e.to_string()))
+}
+
+/// `--log-format text|json`.
+fn parse_log_format(text: &str) -> Result<crate::config::LogFormat, String> {
+    use crate::config::LogFormat;
+    [LogFormat::Text, LogFormat::Json]
+        .into_iter()
+        .find(|f| f.as_str() == text)
+        .ok_or_else(|| format!("{text:?} is not a log format: use `text` or `json`"))
 }
 
 #[cfg(test)]

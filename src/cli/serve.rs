@@ -31,7 +31,7 @@ use tokio_util::task::TaskTracker;
 use super::output;
 use crate::api::server::{ApiState, app, metrics_app};
 use crate::api::{tls, token};
-use crate::config::{ApiExposure, Config};
+use crate::config::{ApiExposure, Config, LogFormat};
 use crate::daemon::fds::{self, Inherited};
 use crate::daemon::handover::{Predecessor, Relaunch};
 use crate::daemon::lifecycle::{ControlListeners, Lifecycle};
@@ -42,6 +42,22 @@ use crate::edge;
 use crate::exit::{self, CliError};
 use crate::runtime::{Daemon, Takeover};
 use crate::store::{Store, StoreError, StoreFile};
+
+/// Set when the daemon logs as JSON: its own lines go through the log too.
+static JSON_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// One line of the daemon's own on stderr: `cutover: …` as text, or an
+/// `info` event of the log when it is JSON (one object per line, all of it).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let text = format!($($arg)*);
+        if JSON_LOG.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::info!(target: "cutover", "{text}");
+        } else {
+            eprintln!("cutover: {text}");
+        }
+    }};
+}
 
 /// How often buffered metric samples are folded into the histograms.
 const METRICS_UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -55,6 +71,8 @@ pub struct ServeOptions {
     pub adopt_orphans: bool,
     /// `--stop-instances-on-exit`: SIGTERM/SIGINT stop the instances too.
     pub stop_instances_on_exit: bool,
+    /// `--log-format`: overrides `[server] log_format`.
+    pub log_format: Option<LogFormat>,
 }
 
 /// A daemon started in this process.
@@ -103,7 +121,14 @@ impl RunningDaemon {
 /// Runs the daemon until it is asked to exit (SIGINT, SIGTERM, `cutover
 /// down`) or has handed over to a new one.
 pub async fn run(path: &Path, options: ServeOptions) -> Result<(), CliError> {
-    init_tracing();
+    // The log format may come from the config: read it first (a config
+    // that does not load is reported by `start_daemon`'s caller anyway).
+    let loaded = output::load_config_checked(path);
+    let format = options
+        .log_format
+        .or_else(|| loaded.as_ref().ok().map(|c| c.server.log_format))
+        .unwrap_or_default();
+    init_tracing(format);
     // Before anything else: the binary's path (it may be replaced later) and
     // the descriptors this process inherited.
     let relaunch = Relaunch::this_process();
@@ -114,7 +139,7 @@ pub async fn run(path: &Path, options: ServeOptions) -> Result<(), CliError> {
         )
     })?;
     let mut predecessor = Predecessor::from_inherited(&mut inherited);
-    let started = match output::load_config_checked(path) {
+    let started = match loaded {
         Ok(config) => {
             let start = Start {
                 adopt_orphans: options.adopt_orphans,
@@ -140,15 +165,15 @@ pub async fn run(path: &Path, options: ServeOptions) -> Result<(), CliError> {
         p.ready().await;
     }
     crate::daemon::notify::ready(&format!("serving {}", running.daemon.config().app.name));
-    eprintln!(
-        "cutover: serving {} — API on {}://{} (pid {})",
+    say!(
+        "serving {} — API on {}://{} (pid {})",
         running.daemon.config().app.name,
         if running.api_tls { "https" } else { "http" },
         running.api_addr,
         std::process::id()
     );
     if let Some(addr) = running.metrics_addr {
-        eprintln!("cutover: metrics on http://{addr}/metrics");
+        say!("metrics on http://{addr}/metrics");
     }
     for (env, addr) in &running.proxies {
         let https = running
@@ -156,16 +181,14 @@ pub async fn run(path: &Path, options: ServeOptions) -> Result<(), CliError> {
             .environments()
             .any(|e| e.name() == env && e.config().tls.is_some());
         let scheme = if https { "https" } else { "http" };
-        eprintln!("cutover: environment {env} on {scheme}://{addr}");
+        say!("environment {env} on {scheme}://{addr}");
     }
     running.lifecycle.exit_requested().cancelled().await;
     let stop_instances = running.lifecycle.stops_instances();
     if stop_instances {
-        eprintln!("cutover: stopping — finishing in-flight requests, then stopping instances");
+        say!("stopping — finishing in-flight requests, then stopping instances");
     } else {
-        eprintln!(
-            "cutover: stopping — finishing in-flight requests; instances keep running for the next daemon"
-        );
+        say!("stopping — finishing in-flight requests; instances keep running for the next daemon");
     }
     running.finish(stop_instances).await;
     Ok(())
@@ -357,12 +380,10 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
         })?;
         let lines = report.describe();
         if lines.is_empty() {
-            eprintln!(
-                "cutover: --adopt-orphans: every running instance has a record; nothing to adopt"
-            );
+            say!("--adopt-orphans: every running instance has a record; nothing to adopt");
         }
         for line in lines {
-            eprintln!("cutover: --adopt-orphans: {line}");
+            say!("--adopt-orphans: {line}");
         }
     }
     let report = daemon
@@ -793,12 +814,27 @@ fn spawn_metrics_upkeep(handle: PrometheusHandle) {
     });
 }
 
-fn init_tracing() {
+/// The daemon's log on stderr: `CUTOVER_LOG` filters it (default `info`);
+/// as text for people (coloured on a terminal unless `NO_COLOR`), or with
+/// `json` one object per line (`timestamp`, `level`, `target`, `fields`
+/// with `message`, and the current spans) for log shippers. What is logged
+/// never holds a secret (tokens, passwords and keys are never fields of a
+/// log event), in either format.
+fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("CUTOVER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(output::use_color())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(output::use_color()).try_init(),
+        LogFormat::Json => {
+            JSON_LOG.store(true, std::sync::atomic::Ordering::Relaxed);
+            builder
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+                .try_init()
+        }
+    };
 }

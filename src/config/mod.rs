@@ -63,9 +63,9 @@ pub use self::error::ConfigError;
 pub use self::model::{
     AcmeChallenge, AcmeConfig, AnalysisConfig, ApiExposure, AppConfig, ApprovalAt, ApprovalsConfig,
     BackupConfig, Config, DatabaseConfig, DriverKind, EnvTlsConfig, EnvironmentConfig,
-    HealthConfig, InconclusivePolicy, LimitsConfig, LintLevels, LogsConfig, RestartPolicy,
-    RolloutConfig, Secret, ServerConfig, ServiceConfig, ServiceKind, StateConfig, Strategy,
-    SwitchMode, TlsFilesConfig, TrackOverrideConfig,
+    HealthConfig, InconclusivePolicy, LimitsConfig, LintLevels, LogFormat, LogsConfig,
+    RestartPolicy, RolloutConfig, Secret, ServerConfig, ServiceConfig, ServiceKind, StateConfig,
+    Strategy, SwitchMode, TlsFilesConfig, TrackOverrideConfig,
 };
 pub use self::notify::{EventType, NotifyConfig, SlackConfig, WebhookConfig};
 pub use self::problem::Problem;

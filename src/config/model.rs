@@ -58,6 +58,8 @@ pub struct ServerConfig {
     pub allow_plaintext: bool,
     /// Also serve `/metrics` alone, without a token, on this address.
     pub metrics_listen: Option<SocketAddr>,
+    /// How the daemon writes its log (`--log-format` wins).
+    pub log_format: LogFormat,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +69,7 @@ impl Default for ServerConfig {
             tls: None,
             allow_plaintext: false,
             metrics_listen: None,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -495,6 +498,28 @@ impl InconclusivePolicy {
 impl fmt::Display for InconclusivePolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.as_str())
+    }
+}
+
+/// How `cutover serve` writes its log: `[server] log_format` (or
+/// `cutover serve --log-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl LogFormat {
+    /// The name used in `cutover.toml` and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
     }
 }
 

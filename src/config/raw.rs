@@ -17,8 +17,8 @@ use super::defaults::{self, duration_text};
 use super::limits;
 use super::scalars::{
     RawAcmeChallenge, RawAddress, RawApprovalAt, RawCount, RawDriverKind, RawDuration,
-    RawInconclusivePolicy, RawNumber, RawRestartPolicy, RawServiceKind, RawSize, RawStrategy,
-    RawSwitch,
+    RawInconclusivePolicy, RawLogFormat, RawNumber, RawRestartPolicy, RawServiceKind, RawSize,
+    RawStrategy, RawSwitch,
 };
 
 /// A name written as a table key (`[service.NAME]`), with its span.
@@ -196,6 +196,12 @@ pub(crate) struct RawServer {
     /// Prometheus scraper when the API is not on loopback).
     #[schemars(with = "Option<RawAddress>")]
     pub metrics_listen: Option<Spanned<RawAddress>>,
+
+    /// How `cutover serve` writes its log on stderr: `text`, or `json` (one
+    /// object per line, for log shippers). `cutover serve --log-format`
+    /// overrides it.
+    #[schemars(with = "Option<RawLogFormat>", extend("default" = "text"))]
+    pub log_format: Option<Spanned<RawLogFormat>>,
 }
 
 /// `tls = { cert = "…", key = "…" }`: one certificate and its private key.

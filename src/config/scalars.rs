@@ -15,8 +15,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 use super::model::{
-    AcmeChallenge, ApprovalAt, DriverKind, InconclusivePolicy, RestartPolicy, ServiceKind,
-    Strategy, SwitchMode,
+    AcmeChallenge, ApprovalAt, DriverKind, InconclusivePolicy, LogFormat, RestartPolicy,
+    ServiceKind, Strategy, SwitchMode,
 };
 use super::suggest;
 
@@ -125,6 +125,17 @@ text_value!(
         "type": "string",
         "enum": ["fail", "pause"],
         "description": "What happens to a step that still has too few requests after `max_inconclusive` extensions."
+    })
+);
+
+text_value!(
+    /// `[server] log_format` as written.
+    RawLogFormat,
+    r#""text" or "json""#,
+    json_schema!({
+        "type": "string",
+        "enum": ["text", "json"],
+        "description": "How `cutover serve` writes its log on stderr: `text` for people, `json` for log shippers (one JSON object per line)."
     })
 );
 
@@ -262,6 +273,16 @@ impl RawInconclusivePolicy {
         ALL.into_iter()
             .find(|policy| policy.as_str() == self.0)
             .ok_or_else(|| expected(&self.0, ALL.map(InconclusivePolicy::as_str)))
+    }
+}
+
+impl RawLogFormat {
+    /// The format, or the help line for an unknown one.
+    pub(crate) fn parse(&self) -> Result<LogFormat, String> {
+        const ALL: [LogFormat; 2] = [LogFormat::Text, LogFormat::Json];
+        ALL.into_iter()
+            .find(|format| format.as_str() == self.0)
+            .ok_or_else(|| expected(&self.0, ALL.map(LogFormat::as_str)))
     }
 }
 

@@ -942,6 +942,7 @@ fn edge_keys_resolve_to_their_values() {
             }),
             allow_plaintext: false,
             metrics_listen: Some(addr("127.0.0.1:9100")),
+            log_format: LogFormat::Text,
         }
     );
     assert_eq!(config.server.exposure(), ApiExposure::Tls);
@@ -1134,7 +1135,13 @@ fn json_schema_describes_the_edge_keys() {
     let schema = json_schema();
     let defs = &schema["$defs"];
     let server = &defs["Server"]["properties"];
-    for key in ["listen", "tls", "allow_plaintext", "metrics_listen"] {
+    for key in [
+        "listen",
+        "tls",
+        "allow_plaintext",
+        "metrics_listen",
+        "log_format",
+    ] {
         assert!(server.get(key).is_some(), "[server] {key} missing");
     }
     let environment = &defs["Environment"]["properties"];
@@ -1225,6 +1232,7 @@ fn api_exposure_follows_the_address_tls_and_allow_plaintext() {
         }),
         allow_plaintext,
         metrics_listen: None,
+        log_format: LogFormat::Text,
     };
     for loopback in [
         "127.0.0.1:7070",

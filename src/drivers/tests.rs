@@ -23,8 +23,9 @@ use super::{
     ServiceToCheck, SpawnProblem, StopOutcome, logs, procfs,
 };
 
-/// Upper bound for any one test.
-const BOUND: Duration = Duration::from_secs(30);
+/// Upper bound for any one test: a guard against a hang, not a speed check
+/// (on a loaded 2-core machine a test of a few seconds took over 30).
+const BOUND: Duration = Duration::from_secs(90);
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -478,6 +478,7 @@ impl Daemon {
                         kind: service.kind,
                         handle,
                     }]);
+                    env.mark_health(&record.instance_id, true, None);
                     report.adopted.push(record.instance_id.clone());
                 }
                 (_, handle, service) => {

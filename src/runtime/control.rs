@@ -48,6 +48,8 @@ pub(crate) struct ReleaseHandle {
     pub(crate) held: Arc<Mutex<Option<String>>>,
     /// The service of its rollout that awaits `cutover switch`, if one does.
     pub(crate) awaiting_switch: Arc<Mutex<Option<AwaitingSwitch>>>,
+    /// Where it stands, as of its last drain (`cutover status`).
+    pub(crate) progress: Arc<Mutex<Option<super::progress::Progress>>>,
     /// Becomes true when the executor has ended.
     pub(crate) done: watch::Receiver<bool>,
 }
@@ -78,6 +80,26 @@ impl ReleaseHandle {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+
+    pub(crate) fn progress(&self) -> Option<super::progress::Progress> {
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// A running release as `cutover status` shows it: its progress, why it
+/// holds (the journal cannot write the store) and which service awaits the
+/// switch.
+#[derive(Debug, Clone)]
+pub struct ReleaseReport {
+    /// Where it stands.
+    pub progress: super::progress::Progress,
+    /// Why it holds, if it does.
+    pub held: Option<String>,
+    /// The service that awaits `cutover switch`, if one does.
+    pub awaiting_switch: Option<String>,
 }
 
 /// A release whose rollout holds before moving traffic to a service.
@@ -146,6 +168,21 @@ impl Releases {
     /// Why a release of this environment holds, if one does.
     pub(crate) fn held(&self) -> Option<String> {
         self.running().values().find_map(ReleaseHandle::held)
+    }
+
+    /// Every running release that has published its progress, newest first.
+    pub fn reports(&self) -> Vec<ReleaseReport> {
+        self.running()
+            .values()
+            .rev()
+            .filter_map(|h| {
+                Some(ReleaseReport {
+                    progress: h.progress()?,
+                    held: h.held(),
+                    awaiting_switch: h.awaiting_switch().map(|a| a.service),
+                })
+            })
+            .collect()
     }
 
     pub(crate) fn stuck(&self) -> Option<Stuck> {

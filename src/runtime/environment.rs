@@ -41,6 +41,20 @@ pub struct LiveInstance {
     pub handle: Handle,
 }
 
+/// Whether an instance was last found healthy, and since when (for
+/// `cutover status`): set where the daemon learns it (a start's health
+/// wait, adoption, a health watch that fails), forgotten when the
+/// instance leaves the live set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthMark {
+    /// Healthy or not.
+    pub healthy: bool,
+    /// Since when.
+    pub since: jiff::Timestamp,
+    /// Why not, when not.
+    pub reason: Option<String>,
+}
+
 /// One environment's live state.
 pub struct EnvRuntime {
     pub(crate) name: String,
@@ -48,6 +62,8 @@ pub struct EnvRuntime {
     pub(crate) proxy: Proxy,
     /// Live instances by id.
     live: Mutex<BTreeMap<String, LiveInstance>>,
+    /// Their last known health, by id.
+    health: Mutex<BTreeMap<String, HealthMark>>,
     /// The releases being carried out here, by deployment id.
     pub(crate) releases: super::control::Releases,
     /// Supervision of the serving instances between deploys.
@@ -149,6 +165,7 @@ impl EnvRuntime {
             config: env,
             proxy,
             live: Mutex::new(BTreeMap::new()),
+            health: Mutex::new(BTreeMap::new()),
             releases: super::control::Releases::default(),
             supervision: super::supervise::Supervision::default(),
         })
@@ -189,7 +206,39 @@ impl EnvRuntime {
             .filter(|i| pick(i))
             .map(|i| i.id.clone())
             .collect();
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        for id in &ids {
+            health.remove(id);
+        }
         ids.iter().filter_map(|id| live.remove(id)).collect()
+    }
+
+    /// Records that instance `id` was found healthy or not (`reason` says
+    /// why not); the time only moves when the answer changes.
+    pub(crate) fn mark_health(&self, id: &str, healthy: bool, reason: Option<String>) {
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        match health.get_mut(id) {
+            Some(mark) if mark.healthy == healthy => mark.reason = reason,
+            _ => {
+                health.insert(
+                    id.to_owned(),
+                    HealthMark {
+                        healthy,
+                        since: jiff::Timestamp::now(),
+                        reason,
+                    },
+                );
+            }
+        }
+    }
+
+    /// What the daemon last learnt of instance `id`'s health, if anything.
+    pub fn health_of(&self, id: &str) -> Option<HealthMark> {
+        self.health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// Removes and returns every live instance.

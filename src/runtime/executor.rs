@@ -89,6 +89,8 @@ pub(crate) struct Executor {
     clear_way: bool,
     /// Which service awaits the switch (for status and `cutover switch`).
     awaiting_switch: Arc<std::sync::Mutex<Option<AwaitingSwitch>>>,
+    /// Where the release stands, for status.
+    progress: Arc<std::sync::Mutex<Option<super::progress::Progress>>>,
 }
 
 impl Executor {
@@ -120,6 +122,7 @@ impl Executor {
             awaiting,
             clear_way,
             awaiting_switch: Arc::default(),
+            progress: Arc::default(),
         }
     }
 
@@ -144,6 +147,7 @@ impl Executor {
             awaiting: self.awaiting.clone(),
             held: self.journal.held_cell(),
             awaiting_switch: self.awaiting_switch.clone(),
+            progress: self.progress.clone(),
             done: done_rx,
         };
         self.env.releases.register(handle.clone());
@@ -194,6 +198,8 @@ impl Executor {
     /// whose new instances are healthy — awaiting the switch, at a step,
     /// promoted — shows this release on the preview; one sent back does not).
     fn after_drain(&mut self) {
+        *self.progress.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(super::progress::of(self.id, &self.release));
         let rollout = self.release.rollout();
         let awaiting = rollout
             .and_then(|r| r.awaiting_switch())

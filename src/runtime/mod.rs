@@ -20,7 +20,8 @@
 //! `backup.rs` (the database steps), `preflight.rs` (what a deploy checks
 //! first), `gates.rs` (operator locks, deploy windows, overrides),
 //! `identity.rs` (a release's digest), `promotion.rs` (whether a release
-//! ran where it must first), `error.rs`.
+//! ran where it must first), `progress.rs` (where a running release stands,
+//! for `cutover status`), `error.rs`.
 //! Every instance is started, checked and stopped through [`Drivers`], so none
 //! of these files knows which driver runs it.
 
@@ -44,6 +45,7 @@ mod journal;
 mod logs;
 mod plan;
 mod preflight;
+pub mod progress;
 pub(crate) mod promotion;
 mod retire;
 pub mod rollback;
@@ -60,6 +62,7 @@ use crate::drivers::Drivers;
 use crate::store::{Store, StoreError};
 
 pub use adopt::{AdoptionReport, OrphanReport, Takeover};
+pub use control::ReleaseReport;
 pub use environment::{EnvRuntime, LiveInstance};
 pub use error::DeployError;
 

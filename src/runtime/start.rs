@@ -63,9 +63,9 @@ pub(crate) async fn start_service(
 
     let mut checks = JoinSet::new();
     for inst in &started {
-        let (daemon, inst, sc) = (daemon.clone(), inst.clone(), sc.clone());
+        let (daemon, env, inst, sc) = (daemon.clone(), env.clone(), inst.clone(), sc.clone());
         checks.spawn(async move {
-            let result = wait_ready(&daemon, &inst, &sc).await;
+            let result = wait_ready(&daemon, &env, &inst, &sc).await;
             (inst, result)
         });
     }
@@ -130,7 +130,7 @@ pub(crate) async fn start_workers(
         }
         let inst = start_one(daemon, env, id, version, svc, n).await?;
         let ready_or_cancelled = tokio::select! {
-            r = wait_ready(daemon, &inst, sc) => r,
+            r = wait_ready(daemon, env, &inst, sc) => r,
             _ = cancel.cancelled() => return Err(CANCELLED.into()),
         };
         match ready_or_cancelled {
@@ -193,7 +193,7 @@ pub(crate) async fn restore_workers(
             Err(_) => return,
         };
         n = n.saturating_add(1);
-        match wait_ready(daemon, &inst, sc).await {
+        match wait_ready(daemon, env, &inst, sc).await {
             Ok(took) => healthy(daemon, id, &inst, took).await,
             Err(why) => {
                 failed(daemon, id, &inst, &why).await;
@@ -336,7 +336,19 @@ pub(crate) async fn launch(
 
 /// Waits until one instance is ready: HTTP health for `http` services; for
 /// workers, their health command or still running after `healthy` intervals.
+/// The answer is marked on the instance for `cutover status`.
 pub(crate) async fn wait_ready(
+    daemon: &Daemon,
+    env: &EnvRuntime,
+    inst: &LiveInstance,
+    sc: &ServiceConfig,
+) -> Result<Duration, String> {
+    let ready = wait_ready_unmarked(daemon, inst, sc).await;
+    env.mark_health(&inst.id, ready.is_ok(), ready.as_ref().err().cloned());
+    ready
+}
+
+async fn wait_ready_unmarked(
     daemon: &Daemon,
     inst: &LiveInstance,
     sc: &ServiceConfig,

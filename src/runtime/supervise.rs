@@ -684,7 +684,7 @@ impl Job {
         )
         .await;
         let ready = tokio::select! {
-            ready = start::wait_ready(daemon, &inst, sc) => ready,
+            ready = start::wait_ready(daemon, env, &inst, sc) => ready,
             () = self.cancel.cancelled() => return Err(self.withdraw(inst).await),
         };
         let took = match ready {

@@ -246,6 +246,9 @@ async fn watch_health(
         let why = err
             .map(|e| e.to_string())
             .unwrap_or_else(|| "monitor stopped".into());
+        if let Ok(env) = daemon.environment(Some(env)) {
+            env.mark_health(&id, false, Some(why.clone()));
+        }
         let _ = tx.send(cutover_core::ReleaseInput::Rollout(Input::NewUnhealthy {
             service: service.to_owned(),
             reason: format!("{id}: {why}"),

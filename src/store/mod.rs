@@ -15,8 +15,9 @@
 //! tamper-evident audit log, [`Store::append_audit`]). `codec` says how values are stored.
 //! `instances`, `release_digests` (what each deployment released) and
 //! `operator_locks` (`cutover lock`), `notify` (the notification queue:
-//! cursors over the history and webhook deliveries with their retry state).
-//! `codec` says how values are stored.
+//! cursors over the history and webhook deliveries with their retry state)
+//! and `feed` (both histories read as one list after a cursor, for
+//! `cutover events --follow`). `codec` says how values are stored.
 //!
 //! Opening refuses a store it cannot trust: SQLite's `PRAGMA quick_check`
 //! must pass ([`StoreError::Damaged`]) and the schema must be one this binary
@@ -40,6 +41,7 @@ mod deployments;
 mod environment_events;
 mod environments;
 mod error;
+mod feed;
 mod instances;
 mod locks;
 mod notify;
@@ -71,6 +73,7 @@ pub use deployments::{
 pub use environment_events::EnvironmentEvent;
 pub use environments::Serving;
 pub use error::StoreError;
+pub use feed::{FeedCursor, FeedEvent, FeedSource};
 pub use instances::{InstanceRecord, InstanceState};
 pub use locks::Lock;
 pub use notify::{

@@ -338,6 +338,20 @@ rollback_window = "{rollback_window}"
         self.cli_with_token(&token, args)
     }
 
+    /// Starts the CLI as a child process with its stdout piped (stderr
+    /// appended to `NAME.stderr` in the app's folder), for commands that
+    /// run until stopped (`events --follow`, `status --watch`).
+    pub fn cli_child(&self, name: &str, args: &[&str]) -> Child {
+        let err =
+            std::fs::File::create(self.path().join(format!("{name}.stderr"))).expect("stderr file");
+        self.command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .expect("start cutover")
+    }
+
     /// `cutover -c CONFIG ARGS…` with colours off.
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cutover"));

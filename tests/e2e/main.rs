@@ -24,6 +24,7 @@ mod hostile_config;
 mod instance_env;
 mod instance_logs;
 mod lifecycle;
+mod live;
 mod lock;
 mod metrics;
 mod migrate;

@@ -54,11 +54,24 @@ impl Resolver<'_> {
             self.places.metrics_listen = Some(spanned.span());
             Some(address)
         });
+        let log_format = raw
+            .log_format
+            .as_ref()
+            .and_then(|written| {
+                self.choice(
+                    written.span(),
+                    &written.get_ref().0,
+                    "`log_format`",
+                    written.get_ref().parse(),
+                )
+            })
+            .unwrap_or_default();
         let resolved = ServerConfig {
             listen,
             tls,
             allow_plaintext: raw.allow_plaintext.as_ref().is_some_and(|a| *a.get_ref()),
             metrics_listen,
+            log_format,
         };
         // A bad `tls` table was reported already; do not add this on top.
         let tls_written = raw.tls.is_some();
