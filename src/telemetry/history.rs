@@ -57,19 +57,9 @@ impl History {
     /// the last call.
     pub(super) async fn catch_up(&mut self, store: &Store) -> Result<(), StoreError> {
         let deployments = store.deployments_from(self.floor).await?;
-        let mut floor = None;
-        let mut next = self.floor;
-        for d in &deployments {
-            next = next.max(d.id.saturating_add(1));
-            if d.state == DeploymentState::Running {
-                floor.get_or_insert(d.id);
-            } else if self.counted.insert(d.id) {
-                count(d);
-            }
+        for d in self.take_ended(&deployments) {
+            count(d);
         }
-        self.floor = floor.unwrap_or(next);
-        let kept = self.counted.split_off(&self.floor);
-        self.counted = kept;
         loop {
             let verdicts = store
                 .analysis_verdicts_after(self.last_event, VERDICT_BATCH)
@@ -90,6 +80,28 @@ impl History {
                 return Ok(());
             }
         }
+    }
+}
+
+impl History {
+    /// The deployments of `batch` (every deployment from `floor` on, oldest
+    /// first) that have ended and were not counted yet; moves the floor up
+    /// to the oldest one still running.
+    fn take_ended<'a>(&mut self, batch: &'a [Deployment]) -> Vec<&'a Deployment> {
+        let mut ended = Vec::new();
+        let mut running = None;
+        let mut next = self.floor;
+        for d in batch {
+            next = next.max(d.id.saturating_add(1));
+            if d.state == DeploymentState::Running {
+                running.get_or_insert(d.id);
+            } else if self.counted.insert(d.id) {
+                ended.push(d);
+            }
+        }
+        self.floor = running.unwrap_or(next);
+        self.counted = self.counted.split_off(&self.floor);
+        ended
     }
 }
 
@@ -191,7 +203,62 @@ mod tests {
     use cutover_core::analysis::breaches_abort;
     use cutover_core::plan::Thresholds;
 
-    use super::classify;
+    use super::{History, classify};
+    use crate::store::{Deployment, DeploymentKind, DeploymentState};
+
+    fn deployment(id: i64, state: DeploymentState) -> Deployment {
+        let at = jiff::Timestamp::from_second(1_800_000_000).expect("a time");
+        Deployment {
+            id,
+            environment: "production".into(),
+            version: format!("v{id}"),
+            previous_version: None,
+            strategy: "canary".into(),
+            kind: DeploymentKind::Deploy,
+            state,
+            reason: None,
+            requested_by: "alice".into(),
+            started_at: at,
+            finished_at: (state != DeploymentState::Running).then_some(at),
+            awaiting_approval: false,
+        }
+    }
+
+    fn ids(list: &[&Deployment]) -> Vec<i64> {
+        list.iter().map(|d| d.id).collect()
+    }
+
+    #[test]
+    fn each_deployment_is_counted_once_when_it_ends_whatever_the_order() {
+        use DeploymentState::{Running, Succeeded};
+        let mut history = History::default();
+        // 2 runs (awaiting approval, say) while 3 ends.
+        let batch = [
+            deployment(1, Succeeded),
+            deployment(2, Running),
+            deployment(3, Succeeded),
+        ];
+        assert_eq!(ids(&history.take_ended(&batch)), [1, 3]);
+        assert_eq!(history.floor, 2, "reads again from the one still running");
+        let batch = [deployment(2, Running), deployment(3, Succeeded)];
+        assert!(
+            history.take_ended(&batch).is_empty(),
+            "3 is not counted twice"
+        );
+        let batch = [
+            deployment(2, Succeeded),
+            deployment(3, Succeeded),
+            deployment(4, Running),
+        ];
+        assert_eq!(ids(&history.take_ended(&batch)), [2]);
+        assert_eq!(history.floor, 4);
+        let batch = [deployment(4, Succeeded)];
+        assert_eq!(ids(&history.take_ended(&batch)), [4]);
+        assert_eq!(history.floor, 5, "nothing runs: from the next id on");
+        assert!(history.counted.is_empty(), "nothing kept below the floor");
+        assert!(history.take_ended(&[]).is_empty());
+        assert_eq!(history.floor, 5);
+    }
 
     #[test]
     fn rollback_reasons_are_classified_from_what_the_rollout_records() {
