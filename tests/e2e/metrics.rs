@@ -365,9 +365,10 @@ fn metric_names(expr: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_environments_with_one_service_name_keep_separate_series() {
     let app = TestApp::new("1s");
-    let staging_port = ports::free_ports(1).expect("a free port")[0];
+    let free = ports::free_ports(2).expect("free ports");
+    let (staging_port, preview_port) = (free[0], free[1]);
     app.append_config(&format!(
-        "\n[environment.staging]\nlisten = \"127.0.0.1:{staging_port}\"\nrollback_window = \"1s\"\n"
+        "\n[environment.staging]\nlisten = \"127.0.0.1:{staging_port}\"\npreview_listen = \"127.0.0.1:{preview_port}\"\nrollback_window = \"1s\"\n"
     ));
     app.release("v1", Release::Good);
     app.release("v2", Release::Good);
@@ -388,6 +389,12 @@ async fn two_environments_with_one_service_name_keep_separate_series() {
             Some("hello from v2")
         );
     }
+    // A smoke test on staging's preview: its own series, not user traffic.
+    let preview = format!("http://127.0.0.1:{preview_port}/");
+    assert_eq!(
+        crate::common::fetch(&preview).await.as_deref(),
+        Some("hello from v2")
+    );
     let text = scrape(&app).await;
     let requests = |env: &str| {
         value(
@@ -399,6 +406,8 @@ async fn two_environments_with_one_service_name_keep_separate_series() {
     };
     assert_eq!(requests("production"), Some(7.0), "{text}");
     assert_eq!(requests("staging"), Some(3.0), "{text}");
+    let smoke = r#"cutover_proxy_requests_total{environment="staging",proxy="preview",service="web",track="stable",code="200"}"#;
+    assert_eq!(value(&text, smoke), Some(1.0), "{text}");
     for series in [
         r#"cutover_release_info{environment="production",service="web",version="v1",track="stable"} 1"#,
         r#"cutover_release_info{environment="staging",service="web",version="v2",track="stable"} 1"#,
