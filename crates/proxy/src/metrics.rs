@@ -272,13 +272,17 @@ impl ProxyMetrics {
             .increment(1);
     }
 
-    /// An idle connection closed; `kind` is `h2` or `upgrade`.
-    pub(crate) fn idle_closed(&self, kind: &'static str) {
-        let cell = if kind == "h2" {
-            &self.idle_h2
-        } else {
-            &self.idle_upgrade
-        };
+    /// An idle HTTP/2 connection closed (GOAWAY).
+    pub(crate) fn idle_closed_h2(&self) {
+        self.idle_closed(&self.idle_h2, "h2");
+    }
+
+    /// An idle upgraded connection (tunnel) closed.
+    pub(crate) fn idle_closed_upgrade(&self) {
+        self.idle_closed(&self.idle_upgrade, "upgrade");
+    }
+
+    fn idle_closed(&self, cell: &OnceLock<Counter>, kind: &'static str) {
         cell.get_or_init(|| {
             metrics::counter!(
                 IDLE_CLOSED_TOTAL,

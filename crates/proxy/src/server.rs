@@ -365,7 +365,7 @@ impl Listener {
                     Some(Timer::H2Idle)
                         if streams.idle_since().is_some_and(|since| since + h2_idle <= Instant::now()) =>
                     {
-                        self.shared.metrics.idle_closed("h2");
+                        self.shared.metrics.idle_closed_h2();
                         tracing::debug!(%peer, "HTTP/2 connection idle; sending GOAWAY");
                         conn.as_mut().graceful_shutdown();
                         closing = true;

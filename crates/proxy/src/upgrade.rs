@@ -79,7 +79,7 @@ pub(crate) fn spawn_tunnel(
             }
             () = activity.idle_for(idle_timeout) => {
                 if let Some(slot) = &slot {
-                    slot.metrics().idle_closed("upgrade");
+                    slot.metrics().idle_closed_upgrade();
                 }
                 tracing::debug!(?idle_timeout, "upgraded connection closed: idle");
             }
