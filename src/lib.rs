@@ -23,4 +23,5 @@ pub mod identity;
 pub mod label;
 pub mod runtime;
 pub mod store;
+pub mod telemetry;
 pub mod webhook;

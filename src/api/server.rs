@@ -21,7 +21,6 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 
 use super::extract::{self, Json as JsonBody, Path, Query};
-use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +36,7 @@ use crate::label;
 use crate::runtime::approval::{Decided, Decision};
 use crate::runtime::{Daemon, DeployError, deploy, gates, rollback};
 use crate::store::StoreError;
+use crate::telemetry::Telemetry;
 
 /// Most deployments one history call returns.
 const MAX_HISTORY: u32 = 500;
@@ -51,8 +51,8 @@ pub struct ApiState {
     pub daemon: Arc<Daemon>,
     /// The bootstrap admin's token (the token file).
     pub token: Arc<str>,
-    /// Prometheus exposition of the process's metrics.
-    pub metrics: Option<PrometheusHandle>,
+    /// Prometheus exposition of the process's and the daemon's metrics.
+    pub metrics: Option<Arc<Telemetry>>,
     /// `/metrics` needs the token (the API listens off loopback).
     pub metrics_need_token: bool,
     /// The daemon process's upgrade, reload and stop, once it serves.
@@ -108,12 +108,12 @@ pub fn app(state: ApiState) -> Router {
 }
 
 /// `/metrics` alone, without a token, for `[server] metrics_listen`.
-pub fn metrics_app(metrics: Option<PrometheusHandle>) -> Router {
+pub fn metrics_app(metrics: Option<Arc<Telemetry>>) -> Router {
     Router::new().route(
         "/metrics",
         get(move || {
             let metrics = metrics.clone();
-            async move { render_metrics(metrics.as_ref()) }
+            async move { render_metrics(metrics.as_deref()).await }
         }),
     )
 }
@@ -213,17 +213,17 @@ impl From<StoreError> for ApiError {
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
-    render_metrics(state.metrics.as_ref())
+    render_metrics(state.metrics.as_deref()).await
 }
 
-fn render_metrics(metrics: Option<&PrometheusHandle>) -> Response {
+async fn render_metrics(metrics: Option<&Telemetry>) -> Response {
     match metrics {
-        Some(handle) => (
+        Some(telemetry) => (
             [(
                 header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )],
-            handle.render(),
+            telemetry.render().await,
         )
             .into_response(),
         None => {

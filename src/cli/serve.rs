@@ -463,6 +463,7 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
         }
     }
     let lifecycle_slot = crate::api::daemon::LifecycleSlot::default();
+    let metrics = metrics.map(|handle| crate::telemetry::Telemetry::new(handle, daemon.clone()));
     let state = ApiState {
         daemon: daemon.clone(),
         token: Arc::from(token.as_str()),
@@ -789,9 +790,15 @@ fn install_metrics() -> Option<PrometheusHandle> {
                     Matcher::Full(cutover_proxy::metrics::REQUEST_DURATION_SECONDS.to_owned()),
                     cutover_proxy::metrics::DURATION_BUCKETS_SECONDS,
                 )
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full(crate::telemetry::DEPLOYMENT_DURATION_SECONDS.to_owned()),
+                    crate::telemetry::DURATION_BUCKETS_SECONDS,
+                )
                 .ok()?;
             let handle = builder.install_recorder().ok()?;
             cutover_proxy::metrics::describe();
+            crate::telemetry::describe();
             Some(handle)
         })
         .clone()

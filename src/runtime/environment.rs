@@ -76,10 +76,16 @@ pub struct EnvRuntime {
     preview_sync: Mutex<()>,
 }
 
-/// The proxy settings of one environment: its limits, whom it trusts, HSTS.
-fn proxy_config(env: &EnvironmentConfig) -> ProxyConfig {
+/// The proxy settings of one environment: its limits, whom it trusts, HSTS,
+/// and the labels of its metrics (`environment`, and `proxy`: `public`
+/// or `preview`).
+fn proxy_config(name: &str, env: &EnvironmentConfig) -> ProxyConfig {
     let limits = &env.limits;
     ProxyConfig {
+        metric_labels: vec![
+            ("environment".to_owned(), name.to_owned()),
+            ("proxy".to_owned(), "public".to_owned()),
+        ],
         client_idle_timeout: limits.idle_timeout,
         trusted_proxies: env.trusted_proxies.clone(),
         track_override: env.track_override.as_ref().map(|t| TrackOverride {
@@ -103,7 +109,7 @@ impl EnvRuntime {
         env: EnvironmentConfig,
         config: &Config,
     ) -> Result<EnvRuntime, DeployError> {
-        let proxy = Proxy::new(proxy_config(&env));
+        let proxy = Proxy::new(proxy_config(name, &env));
         let mut routes = Vec::new();
         let mut specs = Vec::new();
         for (svc, sc) in config.http_services() {
@@ -128,11 +134,17 @@ impl EnvRuntime {
         let preview = match env.preview_listen {
             None => None,
             Some(_) => {
-                // Plain HTTP; no HSTS, and nobody forces a track on it.
+                // Plain HTTP; no HSTS, and nobody forces a track on it. Its
+                // series are its own (`proxy="preview"`): a smoke test never
+                // adds to the public traffic's figures.
                 let preview = Proxy::new(ProxyConfig {
                     hsts: None,
                     track_override: None,
-                    ..proxy_config(&env)
+                    metric_labels: vec![
+                        ("environment".to_owned(), name.to_owned()),
+                        ("proxy".to_owned(), "preview".to_owned()),
+                    ],
+                    ..proxy_config(name, &env)
                 });
                 for (svc, spec) in specs {
                     preview

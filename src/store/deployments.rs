@@ -109,6 +109,19 @@ pub struct Event {
     pub data: serde_json::Value,
 }
 
+/// One canary analysis of the history, for the metrics.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct AnalysisVerdict {
+    /// The event's id (increasing).
+    pub event_id: i64,
+    /// The deployment's environment.
+    pub environment: String,
+    /// The service analysed.
+    pub service: Option<String>,
+    /// `pass`, `fail` or `inconclusive`.
+    pub verdict: Option<String>,
+}
+
 /// The columns of a [`Deployment`], from `deployments d` joined with its
 /// release's saved state (`rollouts r`): whether a running deployment awaits
 /// approval is what its release last saved (the release machine's phase).
@@ -441,6 +454,42 @@ impl Store {
         .into_iter()
         .map(Event::try_from)
         .collect()
+    }
+
+    /// Every deployment whose id is `first` or more, oldest first: what the
+    /// metrics' tally (`src/telemetry`) has not seen end yet.
+    pub async fn deployments_from(&self, first: i64) -> Result<Vec<Deployment>, StoreError> {
+        let rows = sqlx::query_as::<_, DeploymentRow>(concat!(
+            deployment_select!(),
+            " WHERE d.id >= $1 ORDER BY d.id"
+        ))
+        .bind(first)
+        .fetch_all(&self.pool)
+        .await?;
+        deployments_from(rows)
+    }
+
+    /// The canary analyses recorded after event `after` (at most `limit`),
+    /// oldest first: each one's event id, environment, service and verdict
+    /// (`pass`, `fail`, `inconclusive`; `None` when the event has none).
+    pub async fn analysis_verdicts_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AnalysisVerdict>, StoreError> {
+        let rows = sqlx::query_as::<_, AnalysisVerdict>(
+            "SELECT e.id AS event_id, d.environment AS environment,
+                    json_extract(e.data, '$.service') AS service,
+                    json_extract(e.data, '$.verdict.verdict') AS verdict
+             FROM events e JOIN deployments d ON d.id = e.deployment_id
+             WHERE e.kind = 'analysis' AND e.id > $1
+             ORDER BY e.id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
     }
 
     /// Every deployment still `running`, oldest first: after a restart, the

@@ -69,7 +69,9 @@ use tokio::sync::watch;
 pub use audit::{
     AuditEntry, AuditRecord, ChainBreak, GENESIS, canonical_json, row_hash, verify_chain,
 };
-pub use deployments::{Deployment, DeploymentKind, DeploymentState, Event, NewDeployment};
+pub use deployments::{
+    AnalysisVerdict, Deployment, DeploymentKind, DeploymentState, Event, NewDeployment,
+};
 pub use dora::{DoraRow, SERVED_KINDS};
 pub use environment_events::EnvironmentEvent;
 pub use environments::Serving;

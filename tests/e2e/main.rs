@@ -27,6 +27,7 @@ mod instance_logs;
 mod lifecycle;
 mod live;
 mod lock;
+mod metrics;
 mod migrate;
 mod notify;
 mod restart;

@@ -103,6 +103,15 @@ pub struct ProxyConfig {
     /// An upgraded connection (WebSocket) with no byte either way for this long
     /// is closed.
     pub upgrade_idle_timeout: Duration,
+
+    /// Labels put first on every Prometheus series this proxy emits (per
+    /// service and per listener): `cutover serve` sets `environment` and
+    /// `proxy` (`public` or `preview`), so proxies in one process keep
+    /// separate series. Empty (the default, the library used alone): none;
+    /// the series carry only their own labels. Names must be valid
+    /// Prometheus label names other than the proxy's own (`service`,
+    /// `track`, `code`, `reason`, `kind`).
+    pub metric_labels: Vec<(String, String)>,
 }
 
 impl Default for ProxyConfig {
@@ -126,6 +135,7 @@ impl Default for ProxyConfig {
             h2_max_concurrent_streams: DEFAULT_H2_MAX_CONCURRENT_STREAMS,
             h2_idle_timeout: DEFAULT_H2_IDLE_TIMEOUT,
             upgrade_idle_timeout: DEFAULT_UPGRADE_IDLE_TIMEOUT,
+            metric_labels: Vec::new(),
         }
     }
 }

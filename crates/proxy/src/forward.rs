@@ -158,7 +158,7 @@ pub(crate) async fn handle(
                 "refused a request with a bad host"
             );
             let failure = ProxyFailure::BadHost(e);
-            crate::metrics::rejected(failure.reason());
+            shared.metrics.rejected(failure.reason());
             let mut resp = local_response(failure, &request_id, None);
             if req.version() <= Version::HTTP_11 {
                 // The connection's framing is not to be trusted any more.
@@ -173,7 +173,7 @@ pub(crate) async fn handle(
         .route(host.as_deref().map(headers::hostname), req.uri().path())
         .cloned()
     else {
-        crate::metrics::rejected(ProxyFailure::NoRoute.reason());
+        shared.metrics.rejected(ProxyFailure::NoRoute.reason());
         return local_response(ProxyFailure::NoRoute, &request_id, None);
     };
 

@@ -93,6 +93,8 @@ pub(crate) struct Shared {
     pub(crate) connections: Arc<tokio::sync::Semaphore>,
     /// Pending ACME HTTP-01 challenges, answered before routing.
     pub(crate) http01: Http01Challenges,
+    /// This proxy's series that belong to no service, and its constant labels.
+    pub(crate) metrics: Arc<metrics::ProxyMetrics>,
 }
 
 /// A handle to the proxy; clones share the same table and state.
@@ -115,6 +117,8 @@ pub struct Update<'a> {
     table: RouteTable,
     registry: &'a Registry,
     history: Duration,
+    /// The proxy's constant metric labels, for a new service's handles.
+    labels: &'a [::metrics::Label],
 }
 
 impl Update<'_> {
@@ -127,9 +131,9 @@ impl Update<'_> {
 
     /// Declares a service or changes its spec (keeps its weights and instances).
     pub fn set_service(&mut self, name: &str, spec: ServiceSpec) -> Result<&mut Self, TableError> {
-        self.table = self
-            .table
-            .with_service(name, spec, |n| Arc::new(metrics::ServiceMetrics::new(n)))?;
+        self.table = self.table.with_service(name, spec, |n| {
+            Arc::new(metrics::ServiceMetrics::new(self.labels, n))
+        })?;
         Ok(self)
     }
 
@@ -194,6 +198,9 @@ impl Proxy {
                 .max_connections
                 .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
         ));
+        let metrics = Arc::new(metrics::ProxyMetrics::new(metrics::constant_labels(
+            &config.metric_labels,
+        )));
         Proxy {
             shared: Arc::new(Shared {
                 config,
@@ -203,6 +210,7 @@ impl Proxy {
                 client,
                 connections,
                 http01: Http01Challenges::default(),
+                metrics,
             }),
         }
     }
@@ -236,6 +244,7 @@ impl Proxy {
             table: (*current).clone(),
             registry: &self.shared.registry,
             history: self.shared.config.observation_history,
+            labels: self.shared.metrics.labels(),
         };
         change(&mut update)?;
         let table = update.table;

@@ -8,10 +8,17 @@
 //!
 //! Names follow the Prometheus conventions: base units (seconds), `_total` on
 //! counters, the label `code` for the HTTP status.
+//!
+//! Every series starts with [`crate::ProxyConfig::metric_labels`]: the daemon
+//! sets `environment` (and `proxy`, `public` or `preview`), so two
+//! environments' services of the same name are separate series. The library
+//! used alone (benchmarks, tests) sets none, and its series carry only their
+//! own labels (`service`, `track`, …). The labels are joined once per service
+//! or proxy when a handle is first resolved, never per request.
 
 use std::sync::OnceLock;
 
-use metrics::{Counter, Histogram, Unit};
+use metrics::{Counter, Gauge, Histogram, Label, Unit};
 
 use crate::table::Track;
 
@@ -76,10 +83,17 @@ pub fn describe() {
     describe_connections();
 }
 
-/// Counts a request answered before any service was chosen.
-pub(crate) fn rejected(reason: &'static str) {
-    // Rare, and no service to cache handles on.
-    metrics::counter!(REJECTED_TOTAL, "reason" => reason).increment(1);
+/// The constant labels of a proxy as `metrics` labels.
+pub(crate) fn constant_labels(labels: &[(String, String)]) -> Vec<Label> {
+    labels
+        .iter()
+        .map(|(k, v)| Label::new(k.clone(), v.clone()))
+        .collect()
+}
+
+/// `base` followed by `more`.
+fn with(base: &[Label], more: impl IntoIterator<Item = Label>) -> Vec<Label> {
+    base.iter().cloned().chain(more).collect()
 }
 
 /// Status codes 100..=599 get a slot each.
@@ -88,18 +102,23 @@ const CODES: usize = 500;
 /// Cached metric handles of one track of one service.
 #[derive(Debug)]
 pub(crate) struct TrackMetrics {
-    service: String,
-    track: Track,
+    /// The proxy's constant labels, `service` and `track`.
+    labels: Vec<Label>,
     by_code: Box<[OnceLock<Counter>]>,
     duration: OnceLock<Histogram>,
     forced: OnceLock<Counter>,
 }
 
 impl TrackMetrics {
-    fn new(service: &str, track: Track) -> TrackMetrics {
+    fn new(base: &[Label], service: &str, track: Track) -> TrackMetrics {
         TrackMetrics {
-            service: service.to_owned(),
-            track,
+            labels: with(
+                base,
+                [
+                    Label::new("service", service.to_owned()),
+                    Label::from_static_parts("track", track.as_str()),
+                ],
+            ),
             by_code: (0..CODES).map(|_| OnceLock::new()).collect(),
             duration: OnceLock::new(),
             forced: OnceLock::new(),
@@ -112,9 +131,7 @@ impl TrackMetrics {
             .get_or_init(|| {
                 metrics::counter!(
                     REQUESTS_TOTAL,
-                    "service" => self.service.clone(),
-                    "track" => self.track.as_str(),
-                    "code" => status.to_string()
+                    with(&self.labels, [Label::new("code", status.to_string())])
                 )
             })
             .increment(1);
@@ -122,25 +139,13 @@ impl TrackMetrics {
 
     pub(crate) fn observe_seconds(&self, seconds: f64) {
         self.duration
-            .get_or_init(|| {
-                metrics::histogram!(
-                    REQUEST_DURATION_SECONDS,
-                    "service" => self.service.clone(),
-                    "track" => self.track.as_str()
-                )
-            })
+            .get_or_init(|| metrics::histogram!(REQUEST_DURATION_SECONDS, self.labels.clone()))
             .record(seconds);
     }
 
     pub(crate) fn forced(&self) {
         self.forced
-            .get_or_init(|| {
-                metrics::counter!(
-                    FORCED_REQUESTS_TOTAL,
-                    "service" => self.service.clone(),
-                    "track" => self.track.as_str()
-                )
-            })
+            .get_or_init(|| metrics::counter!(FORCED_REQUESTS_TOTAL, self.labels.clone()))
             .increment(1);
     }
 
@@ -148,9 +153,7 @@ impl TrackMetrics {
         // Rare: no cache needed.
         metrics::counter!(
             CLIENT_FAULTS_TOTAL,
-            "service" => self.service.clone(),
-            "track" => self.track.as_str(),
-            "reason" => reason
+            with(&self.labels, [Label::from_static_parts("reason", reason)])
         )
         .increment(1);
     }
@@ -159,9 +162,7 @@ impl TrackMetrics {
         // Rare: no cache needed.
         metrics::counter!(
             PROXY_ERRORS_TOTAL,
-            "service" => self.service.clone(),
-            "track" => self.track.as_str(),
-            "reason" => reason
+            with(&self.labels, [Label::from_static_parts("reason", reason)])
         )
         .increment(1);
     }
@@ -175,10 +176,11 @@ pub(crate) struct ServiceMetrics {
 }
 
 impl ServiceMetrics {
-    pub(crate) fn new(service: &str) -> ServiceMetrics {
+    /// The handles of `service`, under the proxy's constant labels `base`.
+    pub(crate) fn new(base: &[Label], service: &str) -> ServiceMetrics {
         ServiceMetrics {
-            stable: TrackMetrics::new(service, Track::Stable),
-            canary: TrackMetrics::new(service, Track::Canary),
+            stable: TrackMetrics::new(base, service, Track::Stable),
+            canary: TrackMetrics::new(base, service, Track::Canary),
         }
     }
 
@@ -204,6 +206,92 @@ pub const FIRST_REQUEST_TIMEOUTS_TOTAL: &str = "cutover_proxy_first_request_time
 pub const TLS_HANDSHAKE_ERRORS_TOTAL: &str = "cutover_proxy_tls_handshake_errors_total";
 /// Connections closed for idleness by the proxy, by `kind` (`h2`, `upgrade`).
 pub const IDLE_CLOSED_TOTAL: &str = "cutover_proxy_idle_closed_total";
+
+/// Cached handles of one proxy's series that belong to no service: requests
+/// rejected before routing and the connection layer's.
+#[derive(Debug)]
+pub(crate) struct ProxyMetrics {
+    /// The proxy's constant labels.
+    labels: Vec<Label>,
+    open: OnceLock<Gauge>,
+    limit_reached: OnceLock<Counter>,
+    first_request_timeouts: OnceLock<Counter>,
+    tls_errors: OnceLock<Counter>,
+    idle_h2: OnceLock<Counter>,
+    idle_upgrade: OnceLock<Counter>,
+}
+
+impl ProxyMetrics {
+    pub(crate) fn new(labels: Vec<Label>) -> ProxyMetrics {
+        ProxyMetrics {
+            labels,
+            open: OnceLock::new(),
+            limit_reached: OnceLock::new(),
+            first_request_timeouts: OnceLock::new(),
+            tls_errors: OnceLock::new(),
+            idle_h2: OnceLock::new(),
+            idle_upgrade: OnceLock::new(),
+        }
+    }
+
+    /// The constant labels, for the services' handles.
+    pub(crate) fn labels(&self) -> &[Label] {
+        &self.labels
+    }
+
+    /// Counts a request answered before any service was chosen.
+    pub(crate) fn rejected(&self, reason: &'static str) {
+        // Rare: no cache needed.
+        metrics::counter!(
+            REJECTED_TOTAL,
+            with(&self.labels, [Label::from_static_parts("reason", reason)])
+        )
+        .increment(1);
+    }
+
+    pub(crate) fn open_connections(&self) -> &Gauge {
+        self.open
+            .get_or_init(|| metrics::gauge!(OPEN_CONNECTIONS, self.labels.clone()))
+    }
+
+    pub(crate) fn limit_reached(&self) {
+        self.limit_reached
+            .get_or_init(|| metrics::counter!(CONNECTION_LIMIT_REACHED_TOTAL, self.labels.clone()))
+            .increment(1);
+    }
+
+    pub(crate) fn first_request_timeout(&self) {
+        self.first_request_timeouts
+            .get_or_init(|| metrics::counter!(FIRST_REQUEST_TIMEOUTS_TOTAL, self.labels.clone()))
+            .increment(1);
+    }
+
+    pub(crate) fn tls_handshake_error(&self) {
+        self.tls_errors
+            .get_or_init(|| metrics::counter!(TLS_HANDSHAKE_ERRORS_TOTAL, self.labels.clone()))
+            .increment(1);
+    }
+
+    /// An idle HTTP/2 connection closed (GOAWAY).
+    pub(crate) fn idle_closed_h2(&self) {
+        self.idle_closed(&self.idle_h2, "h2");
+    }
+
+    /// An idle upgraded connection (tunnel) closed.
+    pub(crate) fn idle_closed_upgrade(&self) {
+        self.idle_closed(&self.idle_upgrade, "upgrade");
+    }
+
+    fn idle_closed(&self, cell: &OnceLock<Counter>, kind: &'static str) {
+        cell.get_or_init(|| {
+            metrics::counter!(
+                IDLE_CLOSED_TOTAL,
+                with(&self.labels, [Label::from_static_parts("kind", kind)])
+            )
+        })
+        .increment(1);
+    }
+}
 
 fn describe_connections() {
     metrics::describe_counter!(

@@ -47,7 +47,7 @@ use crate::body::ResponseBody;
 use crate::certs::ACME_TLS_ALPN;
 use crate::forward::{self, ConnInfo};
 use crate::headers;
-use crate::metrics as m;
+use crate::metrics::ProxyMetrics;
 use crate::upgrade::ListenerCtx;
 
 /// Smallest buffer hyper accepts for a request head.
@@ -202,7 +202,7 @@ pub(crate) async fn serve(
         let slot = match shared.connections.clone().try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => {
-                metrics::counter!(m::CONNECTION_LIMIT_REACHED_TOTAL).increment(1);
+                shared.metrics.limit_reached();
                 tracing::debug!(%local, max = shared.config.max_connections, "connection limit reached; not accepting");
                 tokio::select! {
                     biased;
@@ -262,7 +262,7 @@ impl Listener {
         deadline: Instant,
         slot: OwnedSemaphorePermit,
     ) {
-        let slot = Arc::new(Slot::new(slot));
+        let slot = Arc::new(Slot::new(slot, self.shared.metrics.clone()));
         let Some(tls) = self.tls.clone() else {
             self.http(stream, ConnInfo { peer, tls: false }, deadline, slot)
                 .await;
@@ -276,12 +276,12 @@ impl Listener {
         let mut stream = match handshake {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
-                metrics::counter!(m::TLS_HANDSHAKE_ERRORS_TOTAL).increment(1);
+                self.shared.metrics.tls_handshake_error();
                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
                 return;
             }
             Err(_elapsed) => {
-                metrics::counter!(m::FIRST_REQUEST_TIMEOUTS_TOTAL).increment(1);
+                self.shared.metrics.first_request_timeout();
                 tracing::debug!(%peer, "TLS handshake not done by the first request deadline");
                 return;
             }
@@ -357,7 +357,7 @@ impl Listener {
                 }
                 () = sleep_until(timer.map(|(at, _)| at)) => match timer.map(|(_, t)| t) {
                     Some(Timer::FirstRequest) => {
-                        metrics::counter!(m::FIRST_REQUEST_TIMEOUTS_TOTAL).increment(1);
+                        self.shared.metrics.first_request_timeout();
                         tracing::debug!(%peer, "no request head by the first request deadline; closing");
                         return;
                     }
@@ -365,7 +365,7 @@ impl Listener {
                     Some(Timer::H2Idle)
                         if streams.idle_since().is_some_and(|since| since + h2_idle <= Instant::now()) =>
                     {
-                        metrics::counter!(m::IDLE_CLOSED_TOTAL, "kind" => "h2").increment(1);
+                        self.shared.metrics.idle_closed_h2();
                         tracing::debug!(%peer, "HTTP/2 connection idle; sending GOAWAY");
                         conn.as_mut().graceful_shutdown();
                         closing = true;
@@ -611,17 +611,26 @@ impl Body for Tracked {
 #[derive(Debug)]
 pub(crate) struct Slot {
     _permit: OwnedSemaphorePermit,
+    metrics: Arc<ProxyMetrics>,
 }
 
 impl Slot {
-    fn new(permit: OwnedSemaphorePermit) -> Slot {
-        metrics::gauge!(m::OPEN_CONNECTIONS).increment(1.0);
-        Slot { _permit: permit }
+    fn new(permit: OwnedSemaphorePermit, metrics: Arc<ProxyMetrics>) -> Slot {
+        metrics.open_connections().increment(1.0);
+        Slot {
+            _permit: permit,
+            metrics,
+        }
+    }
+
+    /// The proxy's own series (a tunnel counts its idle close there).
+    pub(crate) fn metrics(&self) -> &ProxyMetrics {
+        &self.metrics
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        metrics::gauge!(m::OPEN_CONNECTIONS).decrement(1.0);
+        self.metrics.open_connections().decrement(1.0);
     }
 }

@@ -60,7 +60,7 @@ pub(crate) fn spawn_tunnel(
     let slot = ctx.slot.clone();
     ctx.tunnels.spawn(async move {
         let _guard = guard;
-        let _slot = slot;
+        let slot = slot;
         let (client, upstream) = match tokio::try_join!(client, upstream) {
             Ok(pair) => pair,
             Err(e) => {
@@ -78,7 +78,9 @@ pub(crate) fn spawn_tunnel(
                 }
             }
             () = activity.idle_for(idle_timeout) => {
-                metrics::counter!(crate::metrics::IDLE_CLOSED_TOTAL, "kind" => "upgrade").increment(1);
+                if let Some(slot) = &slot {
+                    slot.metrics().idle_closed_upgrade();
+                }
                 tracing::debug!(?idle_timeout, "upgraded connection closed: idle");
             }
             _ = drain_cut.cancelled() => {

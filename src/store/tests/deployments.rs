@@ -361,3 +361,72 @@ async fn concluding_ends_the_deployment_and_frees_its_lock_together() -> TestRes
     assert!(store.lock("production").await?.is_some());
     Ok(())
 }
+
+#[tokio::test]
+async fn the_metrics_read_deployments_from_an_id_and_analyses_after_an_event() -> TestResult {
+    let (_dir, store) = temp_store().await?;
+    let a = create(&store, "production", "v2").await?;
+    let b = create(&store, "staging", "v3").await?;
+    store
+        .finish_deployment(
+            a,
+            DeploymentState::RolledBack,
+            Some("analysis of step 1 failed"),
+        )
+        .await?;
+    let ids: Vec<i64> = store
+        .deployments_from(a)
+        .await?
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ids, [a, b], "oldest first");
+    let from_b = store.deployments_from(b).await?;
+    assert_eq!(from_b.len(), 1);
+    assert_eq!(from_b[0].state, DeploymentState::Running);
+
+    let verdict =
+        |v: &str| json!({ "service": "web", "figures": null, "verdict": { "verdict": v } });
+    store
+        .add_event(a, EventKind::Analysis, "web step 1 passed", verdict("pass"))
+        .await?;
+    store
+        .add_event(
+            a,
+            EventKind::Step,
+            "web at 50%",
+            json!({ "service": "web" }),
+        )
+        .await?;
+    store
+        .add_event(b, EventKind::Analysis, "web step 1 failed", verdict("fail"))
+        .await?;
+    let all = store.analysis_verdicts_after(0, 10).await?;
+    let seen: Vec<(&str, Option<&str>, Option<&str>)> = all
+        .iter()
+        .map(|v| {
+            (
+                v.environment.as_str(),
+                v.service.as_deref(),
+                v.verdict.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("production", Some("web"), Some("pass")),
+            ("staging", Some("web"), Some("fail"))
+        ],
+        "only analyses, oldest first"
+    );
+    let after = store.analysis_verdicts_after(all[0].event_id, 10).await?;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].verdict.as_deref(), Some("fail"));
+    assert_eq!(
+        store.analysis_verdicts_after(0, 1).await?.len(),
+        1,
+        "the limit"
+    );
+    Ok(())
+}

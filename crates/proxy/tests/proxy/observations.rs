@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cutover_proxy::{InstanceId, Track, Weights};
+use cutover_proxy::{InstanceId, ProxyConfig, ServiceSpec, Track, Weights};
 
 use crate::common::{TestProxy, Upstream, client, get, prometheus};
 
@@ -77,6 +77,51 @@ async fn prometheus_exposition_has_requests_and_durations() {
     );
     assert!(
         text.contains(r#"cutover_proxy_request_duration_seconds_bucket{service="app",track="stable",le="0.005"}"#),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_labels_keep_two_proxies_with_one_service_name_apart() {
+    let staging_up = Upstream::start("labels-staging").await;
+    let production_up = Upstream::start("labels-production").await;
+    let labelled = |env: &str| ProxyConfig {
+        metric_labels: vec![
+            ("environment".to_owned(), env.to_owned()),
+            ("proxy".to_owned(), "public".to_owned()),
+        ],
+        ..ProxyConfig::default()
+    };
+    let staging =
+        TestProxy::start_service("labelled", labelled("staging"), ServiceSpec::default()).await;
+    staging.set_tracks(&[&staging_up], &[]);
+    let production =
+        TestProxy::start_service("labelled", labelled("production"), ServiceSpec::default()).await;
+    production.set_tracks(&[&production_up], &[]);
+    let c = client();
+    for _ in 0..3 {
+        assert_eq!(get(&c, &staging.url("/")).await.status, 200);
+    }
+    for _ in 0..5 {
+        assert_eq!(get(&c, &production.url("/")).await.status, 200);
+    }
+    let text = prometheus().render();
+    let sample = |env: &str| {
+        let series = format!(
+            r#"cutover_proxy_requests_total{{environment="{env}",proxy="public",service="labelled",track="stable",code="200"}} "#
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .unwrap_or_else(|| panic!("no {series}in\n{text}"))
+            .to_owned()
+    };
+    assert_eq!(sample("staging"), "3");
+    assert_eq!(sample("production"), "5");
+    let durations = r#"cutover_proxy_request_duration_seconds_count{environment="production",proxy="public",service="labelled",track="stable"} 5"#;
+    assert!(text.contains(durations), "{text}");
+    // The connection layer's gauge is per proxy as well.
+    assert!(
+        text.contains(r#"cutover_proxy_open_connections{environment="staging",proxy="public"}"#),
         "{text}"
     );
 }
