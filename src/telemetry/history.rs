@@ -221,6 +221,8 @@ mod tests {
             started_at: at,
             finished_at: (state != DeploymentState::Running).then_some(at),
             awaiting_approval: false,
+            commit_sha: None,
+            commit_time: None,
         }
     }
 
