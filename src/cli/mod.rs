@@ -287,7 +287,7 @@ pub enum Command {
         fix_window: String,
     },
     /// Database schema migrations of a `[database.NAME]`: status, plan, up,
-    /// down, lint, baseline.
+    /// down, lint, baseline, repair.
     Migrate {
         /// The database (may be omitted when the config has only one).
         #[arg(long, global = true, value_name = "NAME")]

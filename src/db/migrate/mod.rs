@@ -8,7 +8,7 @@
 //! lock.rs        one migrator at a time (postgres.rs: advisory lock; sqlite.rs: lease)
 //! connection.rs  one connection, SQLite or PostgreSQL
 //! lint.rs        squawk-linter plus the rules only cutover knows (phases)
-//! mod.rs         this file: status, plan, up, down, baseline
+//! mod.rs         this file: status, plan, up, down, baseline, repair
 //! ```
 //!
 //! **Invariants.** An applied migration whose file changed or disappeared
