@@ -37,6 +37,9 @@ pub const DENIED: u8 = 10;
 /// `cutover audit verify`: the audit log's hash chain is broken (the
 /// message names the first row that does not fit).
 pub const AUDIT_BROKEN: u8 = 11;
+/// `cutover assess --fail-under LEVEL`: the repository's overall maturity
+/// level is below LEVEL (the report is printed all the same).
+pub const BELOW_LEVEL: u8 = 12;
 
 /// The exit code for an error the daemon answered with.
 pub fn for_error_code(code: ErrorCode) -> u8 {

@@ -3,6 +3,7 @@
 //! `migrate` and `demo` talk to the daemon over its API.
 
 mod approve;
+mod assess;
 mod audit;
 mod backup;
 mod check;
@@ -286,6 +287,28 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "1h")]
         fix_window: String,
     },
+    /// A deployment-readiness report for a repository: per area
+    /// (containerization, CI/CD, deployment automation, environments,
+    /// observability, database operations, backups, security) a maturity
+    /// level 1-5 with the step that set it, and findings ranked high, medium
+    /// and low, each with file:line evidence and a fix (and the cutover.toml
+    /// lines that would do it). Reads files only: nothing is executed and
+    /// nothing leaves the machine. docs/assess.md explains every rule.
+    ///
+    /// Examples: `cutover assess`, `cutover assess ../shop --format markdown`,
+    /// `cutover assess --format sarif > assess.sarif`, `cutover assess
+    /// --fail-under 3` (exit 12 when the overall level is below 3).
+    Assess {
+        /// The repository's folder.
+        #[arg(default_value = ".")]
+        path: std::path::PathBuf,
+        /// text (default), json, markdown or sarif; `--json` is `--format json`.
+        #[arg(long, value_enum, default_value = "text")]
+        format: assess::Format,
+        /// Exit 12 when the overall level is below LEVEL (1-5).
+        #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(u8).range(1..=5))]
+        fail_under: Option<u8>,
+    },
     /// Database schema migrations of a `[database.NAME]`: status, plan, up,
     /// down, lint, baseline, repair.
     Migrate {
@@ -567,6 +590,15 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             )
             .await
         }
+        Command::Assess {
+            path,
+            format,
+            fail_under,
+        } => assess::assess(
+            &path,
+            if json { assess::Format::Json } else { format },
+            fail_under,
+        ),
         Command::Migrate {
             db,
             environment,

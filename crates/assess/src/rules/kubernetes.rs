@@ -1,0 +1,11 @@
+//! Kubernetes manifest rules: readiness vs liveness probes, resource requests and limits, PodDisruptionBudgets, rolling-update settings.
+//!
+//! (Being written: see docs/assess.md for the rules this pass will hold.)
+
+use super::{Context, RuleInfo};
+
+/// This pass's rules.
+pub const RULES: &[&RuleInfo] = &[];
+
+/// Runs the pass.
+pub fn run(_cx: &mut Context<'_>) {}
