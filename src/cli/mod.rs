@@ -13,6 +13,7 @@ mod demo;
 mod deploy;
 mod dora;
 mod events;
+mod init;
 mod lock;
 mod logs;
 mod migrate;
@@ -309,6 +310,25 @@ pub enum Command {
         #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(u8).range(1..=5))]
         fail_under: Option<u8>,
     },
+    /// Write a starting cutover.toml for a repository, from what it shows:
+    /// services from compose files, Dockerfiles or a Procfile, the health
+    /// path from the code, the database (its URL as `${VAR}`), staging and
+    /// production. Each choice is commented with the file and line it came
+    /// from; what could not be found is listed at the top. The same
+    /// detection as `cutover assess`; nothing is executed.
+    ///
+    /// Examples: `cutover init`, `cutover init ../shop --stdout`.
+    Init {
+        /// The repository's folder; cutover.toml is written there.
+        #[arg(default_value = ".")]
+        path: std::path::PathBuf,
+        /// Print the file instead of writing it.
+        #[arg(long)]
+        stdout: bool,
+        /// Overwrite an existing cutover.toml.
+        #[arg(long)]
+        force: bool,
+    },
     /// Database schema migrations of a `[database.NAME]`: status, plan, up,
     /// down, lint, baseline, repair.
     Migrate {
@@ -599,6 +619,11 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             if json { assess::Format::Json } else { format },
             fail_under,
         ),
+        Command::Init {
+            path,
+            stdout,
+            force,
+        } => init::init(&path, stdout, force, json),
         Command::Migrate {
             db,
             environment,

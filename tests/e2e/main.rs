@@ -22,6 +22,7 @@ mod environments;
 mod gates;
 mod hostile_api;
 mod hostile_config;
+mod init;
 mod instance_env;
 mod instance_logs;
 mod lifecycle;

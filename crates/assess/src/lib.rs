@@ -18,6 +18,7 @@
 
 pub mod areas;
 pub mod finding;
+pub mod init;
 pub mod repo;
 pub mod report;
 pub mod rules;
