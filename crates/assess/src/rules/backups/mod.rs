@@ -24,7 +24,9 @@ pub const SQLITE_LIVE_COPY: RuleInfo = RuleInfo {
     title: "Live SQLite file copied instead of backed up",
     why: "Copying a SQLite database file (cp, rsync, tar, shutil.copy) while the application writes to it can capture a half-written page or miss the WAL file: the copy may not open, or silently lose the last transactions.",
     fix: "Use SQLite's online backup API: `sqlite3 data/app.db \".backup 'backups/app.db'\"` or `sqlite3 data/app.db \"VACUUM INTO 'backups/app.db'\"` (or litestream, or `cutover backup create`), then copy that file.",
-    cutover: Some("[database.main]\nurl = \"sqlite://data/app.db\"\nbackup = { before_deploy = true, recipients_file = \"keys/backup.pub\", keep_last = 30, verify = true }"),
+    cutover: Some(
+        "[database.main]\nurl = \"sqlite://data/app.db\"\nbackup = { before_deploy = true, recipients_file = \"keys/backup.pub\", keep_last = 30, verify = true }",
+    ),
 };
 
 pub const UNENCRYPTED_DUMP: RuleInfo = RuleInfo {
@@ -64,7 +66,9 @@ pub const LOCAL_ONLY: RuleInfo = RuleInfo {
     title: "Backups stay on the database's machine",
     why: "Backups on the same disk or host as the database are lost with it: a failed disk, a deleted VM or ransomware takes both.",
     fix: "Copy each backup elsewhere after it is written: `aws s3 cp`, `rclone copy`, `gsutil cp`, restic/borg to a remote repository, or `scp` to another host.",
-    cutover: Some("[database.main]\nbackup = { dir = \"/mnt/offsite/backups\", recipients_file = \"keys/backup.pub\" }   # a mounted remote volume, or sync .cutover/backups with rclone"),
+    cutover: Some(
+        "[database.main]\nbackup = { dir = \"/mnt/offsite/backups\", recipients_file = \"keys/backup.pub\" }   # a mounted remote volume, or sync .cutover/backups with rclone",
+    ),
 };
 
 /// This pass's rules.
@@ -100,7 +104,9 @@ pub fn run(cx: &mut Context<'_>) {
     let repo = cx.repo;
     let mut all: Vec<At<'_>> = Vec::new();
     for file in repo.files().iter().filter(|f| scan::is_candidate(f)) {
-        let Some(text) = repo.text(file) else { continue };
+        let Some(text) = repo.text(file) else {
+            continue;
+        };
         all.extend(scan::scan(&file.path, text).into_iter().map(|seen| At {
             path: &file.path,
             text,
@@ -114,7 +120,11 @@ pub fn run(cx: &mut Context<'_>) {
     let Some(backup) = all.iter().find(|a| is_backup(a.seen.kind)) else {
         return;
     };
-    cx.fact("backup.script", backup.seen.detail.clone(), backup.evidence());
+    cx.fact(
+        "backup.script",
+        backup.seen.detail.clone(),
+        backup.evidence(),
+    );
     let backup_files: BTreeSet<&str> = all
         .iter()
         .filter(|a| is_backup(a.seen.kind))
@@ -144,9 +154,9 @@ pub fn run(cx: &mut Context<'_>) {
             || (a.seen.kind == Kind::OnlineBackup
                 && matches!(a.seen.detail.as_str(), "sqlite3 .backup" | "VACUUM INTO"))
     }) {
-        let encrypted_here = all
-            .iter()
-            .any(|e| e.path == a.path && matches!(e.seen.kind, Kind::Encrypt | Kind::EncryptingTool));
+        let encrypted_here = all.iter().any(|e| {
+            e.path == a.path && matches!(e.seen.kind, Kind::Encrypt | Kind::EncryptingTool)
+        });
         if !encrypted_here {
             cx.find(
                 &UNENCRYPTED_DUMP,

@@ -40,39 +40,52 @@ fn re(s: &str) -> Regex {
     Regex::new(s).expect("regex")
 }
 
-static DUMP: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\b(pg_dump|pg_dumpall|pg_basebackup|mysqldump|mariadb-dump|mongodump)\b"));
+static DUMP: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"\b(pg_dump|pg_dumpall|pg_basebackup|mysqldump|mariadb-dump|mongodump)\b")
+});
 static ONLINE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r#"(?i)\bsqlite3\b[^\n]*["'\s]\.backup\b|\bVACUUM\s+INTO\b|\blitestream\s+replicate\b|\.backup\(\s*\w|\bbackup-local\b|docker-volume-backup"#)
+    re(
+        r#"(?i)\bsqlite3\b[^\n]*["'\s]\.backup\b|\bVACUUM\s+INTO\b|\blitestream\s+replicate\b|\.backup\(\s*\w|\bbackup-local\b|docker-volume-backup"#,
+    )
 });
-static ENCRYPTING_TOOL: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(cutover\s+backup\s+create|restic\b[^\n]*\bbackup|borg\s+create)\b")
-});
+static ENCRYPTING_TOOL: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\b(cutover\s+backup\s+create|restic\b[^\n]*\bbackup|borg\s+create)\b"));
 static SHELL_COPY: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?:^|[\s;&|(])(cp|rsync|scp|tar|install|dd)\s"));
 static CODE_COPY: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(shutil\.copy\w*|shutil\.move|copyfile|copyFileSync|copyFile|fs\.cp|cpSync|FileUtils\.cp)\s*\(")
+    re(
+        r"\b(shutil\.copy\w*|shutil\.move|copyfile|copyFileSync|copyFile|fs\.cp|cpSync|FileUtils\.cp)\s*\(",
+    )
 });
-static SQLITE_FILE: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"[\w./${}~-]*\.(?:db|sqlite3?)\b"#));
+static SQLITE_FILE: LazyLock<Regex> = LazyLock::new(|| re(r#"[\w./${}~-]*\.(?:db|sqlite3?)\b"#));
 static SQLITE_NAME: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?i)\.(?:db|sqlite3?)\b|sqlite|db_?path|database_?(?:path|file)"));
 static ENCRYPT: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\bage\s+(?:-r|-R|-e|-p|--recipient|--encrypt)|\bgpg2?\b|\bopenssl\s+(?:enc|smime|cms)\b|\brestic\b|\bborg\b|--encrypt\b|--sse\b|\bkms\b|\bsops\b")
+    re(
+        r"(?i)\bage\s+(?:-r|-R|-e|-p|--recipient|--encrypt)|\bgpg2?\b|\bopenssl\s+(?:enc|smime|cms)\b|\brestic\b|\bborg\b|--encrypt\b|--sse\b|\bkms\b|\bsops\b",
+    )
 });
 static RETENTION: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\bfind\b[^\n]*-mtime[^\n]*(?:-delete|-exec\s+rm)|--keep[-\w]*|\bprune\b|\bkeep_(?:last|within)\b|lifecycle_rule|lifecycle_configuration|put-bucket-lifecycle|\bretention\s*[:=]|tail\s+-n\s*\+\d+[^\n]*\b(?:rm|xargs)\b|\bBACKUP_KEEP_\w+")
+    re(
+        r"(?i)\bfind\b[^\n]*-mtime[^\n]*(?:-delete|-exec\s+rm)|--keep[-\w]*|\bprune\b|\bkeep_(?:last|within)\b|lifecycle_rule|lifecycle_configuration|put-bucket-lifecycle|\bretention\s*[:=]|tail\s+-n\s*\+\d+[^\n]*\b(?:rm|xargs)\b|\bBACKUP_KEEP_\w+",
+    )
 });
 static RESTORE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r#"(?i)\b(pg_restore|mongorestore|cutover\s+backup\s+(?:verify|restore)|restic\s+(?:check|restore)|borg\s+(?:check|extract)|litestream\s+restore|wal-g\s+backup-fetch)\b|\bsqlite3\b[^\n]*["'\s]\.restore\b|\b(?:psql|mysql)\b[^\n]*(?:<|\s-f)\s*\S*(?:dump|backup|\.sql)"#)
+    re(
+        r#"(?i)\b(pg_restore|mongorestore|cutover\s+backup\s+(?:verify|restore)|restic\s+(?:check|restore)|borg\s+(?:check|extract)|litestream\s+restore|wal-g\s+backup-fetch)\b|\bsqlite3\b[^\n]*["'\s]\.restore\b|\b(?:psql|mysql)\b[^\n]*(?:<|\s-f)\s*\S*(?:dump|backup|\.sql)"#,
+    )
 });
 static OFFSITE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\baws\s+s3\s+(?:cp|sync|mv)\b|\bs3cmd\b|\brclone\b|\bgsutil\b|\bgcloud\s+storage\s+cp\b|\bazcopy\b|\baz\s+storage\s+blob\b|\bb2\s+upload|\bmc\s+cp\b|\b(?:scp|rsync)\s[^\n]*\s[\w.@-]+:\S*|restic\s+-r\s+\S*(?:s3|sftp|b2|azure|gs|rest):|\blitestream\s+replicate\b|s3://")
+    re(
+        r"(?i)\baws\s+s3\s+(?:cp|sync|mv)\b|\bs3cmd\b|\brclone\b|\bgsutil\b|\bgcloud\s+storage\s+cp\b|\bazcopy\b|\baz\s+storage\s+blob\b|\bb2\s+upload|\bmc\s+cp\b|\b(?:scp|rsync)\s[^\n]*\s[\w.@-]+:\S*|restic\s+-r\s+\S*(?:s3|sftp|b2|azure|gs|rest):|\blitestream\s+replicate\b|s3://",
+    )
 });
-static OFFSITE_WHAT: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)backup|dump|snapshot|\.sql\b|\.age\b|\.gpg\b|\.db\b|litestream|restic"));
-static CRON_LINE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^\s*(?:(?:[\d*/,-]+\s+){4}[\d*/,-]+|@(?:hourly|daily|weekly|monthly|midnight))\s+\S"));
+static OFFSITE_WHAT: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)backup|dump|snapshot|\.sql\b|\.age\b|\.gpg\b|\.db\b|litestream|restic")
+});
+static CRON_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^\s*(?:(?:[\d*/,-]+\s+){4}[\d*/,-]+|@(?:hourly|daily|weekly|monthly|midnight))\s+\S")
+});
 static CI_CRON: LazyLock<Regex> =
     LazyLock::new(|| re(r#"^\s*-?\s*cron:\s*['"]?[\d*/,-]+(?:\s+[\d*/,-]+){4}"#));
 static CRONJOB: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*kind:\s*CronJob\b"));
@@ -90,8 +103,22 @@ pub fn is_candidate(file: &RepoFile) -> bool {
     }
     matches!(
         ext.as_str(),
-        "sh" | "bash" | "zsh" | "yml" | "yaml" | "py" | "js" | "mjs" | "cjs" | "ts" | "rb" | "tf"
-            | "timer" | "service" | "cron" | "md" | "ps1"
+        "sh" | "bash"
+            | "zsh"
+            | "yml"
+            | "yaml"
+            | "py"
+            | "js"
+            | "mjs"
+            | "cjs"
+            | "ts"
+            | "rb"
+            | "tf"
+            | "timer"
+            | "service"
+            | "cron"
+            | "md"
+            | "ps1"
     ) || matches!(
         name.as_str(),
         "makefile" | "justfile" | "procfile" | "crontab" | "jenkinsfile" | "cutover.toml"
@@ -129,9 +156,8 @@ pub fn scan(path: &str, text: &str) -> Vec<Seen> {
             online_paths.extend(SQLITE_FILE.find_iter(line).map(|m| m.as_str().to_string()));
         }
     }
-    let mentions_backup = path_says_backup
-        || text.to_ascii_lowercase().contains("backup")
-        || DUMP.is_match(text);
+    let mentions_backup =
+        path_says_backup || text.to_ascii_lowercase().contains("backup") || DUMP.is_match(text);
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let line = raw.trim_start();
@@ -143,7 +169,11 @@ pub fn scan(path: &str, text: &str) -> Vec<Seen> {
                 let args = &line[m.end()..];
                 let first = args.split(',').next().unwrap_or(args);
                 if SQLITE_NAME.is_match(first) {
-                    push(Kind::SqliteCopy, n, m.as_str().trim_end_matches('(').trim().to_string());
+                    push(
+                        Kind::SqliteCopy,
+                        n,
+                        m.as_str().trim_end_matches('(').trim().to_string(),
+                    );
                 }
             }
             if ONLINE.is_match(line) {
@@ -155,7 +185,12 @@ pub fn scan(path: &str, text: &str) -> Vec<Seen> {
             push(Kind::Dump, n, m.as_str().to_string());
         }
         if let Some(m) = ENCRYPTING_TOOL.find(line) {
-            let tool = m.as_str().split_whitespace().next().unwrap_or("").to_string();
+            let tool = m
+                .as_str()
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string();
             push(Kind::EncryptingTool, n, tool);
         }
         if ONLINE.is_match(line) {
@@ -163,11 +198,11 @@ pub fn scan(path: &str, text: &str) -> Vec<Seen> {
         }
         if let Some(c) = SHELL_COPY.captures(line) {
             let after = c.get(0).map_or(line, |m| &line[m.end()..]);
-            if let Some(src) = SQLITE_FILE.find(after) {
-                if !online_paths.iter().any(|p| p == src.as_str()) {
-                    let cmd = c.get(1).map_or("cp", |m| m.as_str());
-                    push(Kind::SqliteCopy, n, format!("{cmd} {}", src.as_str()));
-                }
+            if let Some(src) = SQLITE_FILE.find(after)
+                && !online_paths.iter().any(|p| p == src.as_str())
+            {
+                let cmd = c.get(1).map_or("cp", |m| m.as_str());
+                push(Kind::SqliteCopy, n, format!("{cmd} {}", src.as_str()));
             }
         }
         if ENCRYPT.is_match(line) {
@@ -276,7 +311,10 @@ mod tests {
     #[test]
     fn a_cp_of_a_sqlite_file_is_a_live_copy_but_a_copy_of_a_snapshot_is_not() {
         assert_eq!(
-            kinds("backup.sh", "#!/bin/sh\ncp data/app.db backups/app-$(date +%F).db\n"),
+            kinds(
+                "backup.sh",
+                "#!/bin/sh\ncp data/app.db backups/app-$(date +%F).db\n"
+            ),
             [(Kind::SqliteCopy, 2)]
         );
         assert_eq!(
@@ -287,7 +325,10 @@ mod tests {
             [(Kind::OnlineBackup, 1)]
         );
         assert_eq!(
-            kinds("tools/backup.py", "shutil.copy(DB_PATH, dest)\nshutil.copy(cfg, x)\n"),
+            kinds(
+                "tools/backup.py",
+                "shutil.copy(DB_PATH, dest)\nshutil.copy(cfg, x)\n"
+            ),
             [(Kind::SqliteCopy, 1)]
         );
     }
@@ -305,11 +346,17 @@ mod tests {
             ]
         );
         assert_eq!(
-            kinds("ops/crontab", "0 3 * * * /srv/app/backup.sh\n15 * * * * other\n"),
+            kinds(
+                "ops/crontab",
+                "0 3 * * * /srv/app/backup.sh\n15 * * * * other\n"
+            ),
             [(Kind::Schedule, 1)]
         );
         assert_eq!(
-            kinds("scripts/restore-test.sh", "pg_restore -d scratch /tmp/db.dump\n"),
+            kinds(
+                "scripts/restore-test.sh",
+                "pg_restore -d scratch /tmp/db.dump\n"
+            ),
             [(Kind::Restore, 1)]
         );
         assert_eq!(

@@ -83,7 +83,9 @@ pub const DROP_NEEDS_CONTRACT: RuleInfo = RuleInfo {
     title: "Column or table dropped while the old release may use it",
     why: "During a rollout the old release still runs; if it reads a column the migration drops, its requests fail until it is gone, and a rollback cannot bring the data back.",
     fix: "Split the change: first deploy code that no longer uses the column (expand), then drop it in a later migration (contract) that runs after every instance is on the new release.",
-    cutover: Some("-- in the SQL migration that drops it (cutover runs it after the new release serves everything):\n-- cutover:phase contract"),
+    cutover: Some(
+        "-- in the SQL migration that drops it (cutover runs it after the new release serves everything):\n-- cutover:phase contract",
+    ),
 };
 
 pub const IRREVERSIBLE: RuleInfo = RuleInfo {
@@ -93,7 +95,9 @@ pub const IRREVERSIBLE: RuleInfo = RuleInfo {
     title: "Migrations cannot be reverted",
     why: "With no down migrations, a release whose migration went wrong can only be fixed forward, under pressure; a rollback of the code leaves a schema it may not understand.",
     fix: "Write the down part of each migration (Alembic `def downgrade`, Knex `exports.down`, golang-migrate `.down.sql`, Flyway `U<n>__`, Rails `def down` or a reversible `change`, goose `-- +goose Down`, Django `reverse_code`/`reverse_sql`), or use expand/contract migrations that never need one.",
-    cutover: Some("-- at the end of each SQL migration:\n-- cutover:down\nDROP INDEX CONCURRENTLY IF EXISTS …;"),
+    cutover: Some(
+        "-- at the end of each SQL migration:\n-- cutover:down\nDROP INDEX CONCURRENTLY IF EXISTS …;",
+    ),
 };
 
 pub const MISSING_DOWN: RuleInfo = RuleInfo {
@@ -130,7 +134,11 @@ pub fn run(cx: &mut Context<'_>) {
         }
     }
     if let Some(schema) = repo.files().iter().find(|f| tools::is_schema_file(f)) {
-        cx.fact("db.schema-file", schema.name.clone(), Evidence::file(&schema.path));
+        cx.fact(
+            "db.schema-file",
+            schema.name.clone(),
+            Evidence::file(&schema.path),
+        );
     }
     for (tool, files) in &by_tool {
         let first = files
@@ -138,7 +146,11 @@ pub fn run(cx: &mut Context<'_>) {
             .find(|c| c.role == tools::Role::Up)
             .or_else(|| files.first());
         if let Some(first) = first {
-            cx.fact("db.migrations", tool.name(), Evidence::file(&first.file.path));
+            cx.fact(
+                "db.migrations",
+                tool.name(),
+                Evidence::file(&first.file.path),
+            );
         }
         let ups: Vec<&tools::Classified<'_>> =
             files.iter().filter(|c| c.role == tools::Role::Up).collect();
@@ -155,7 +167,9 @@ pub fn run(cx: &mut Context<'_>) {
 /// Sends each SQL migration (its up part) through cutover's linter.
 fn lint_sql(cx: &mut Context<'_>, tool: Tool, ups: &[&tools::Classified<'_>], postgres: bool) {
     for c in ups {
-        let Some(text) = cx.repo.text(c.file) else { continue };
+        let Some(text) = cx.repo.text(c.file) else {
+            continue;
+        };
         let sql = match tool {
             Tool::Goose => goose_up(text),
             _ => text,
@@ -201,7 +215,9 @@ fn goose_up(text: &str) -> &str {
 /// Finds locking operations in Alembic, Django and Rails migrations.
 fn scan_code(cx: &mut Context<'_>, tool: Tool, ups: &[&tools::Classified<'_>], postgres: bool) {
     for c in ups {
-        let Some(text) = cx.repo.text(c.file) else { continue };
+        let Some(text) = cx.repo.text(c.file) else {
+            continue;
+        };
         for op in ops::scan(tool, text, postgres) {
             let (rule, what) = match op.kind {
                 ops::OpKind::NotNullNoDefault => (
@@ -224,7 +240,12 @@ fn scan_code(cx: &mut Context<'_>, tool: Tool, ups: &[&tools::Classified<'_>], p
             cx.find(
                 rule,
                 Evidence::at(&c.file.path, text, op.line),
-                format!("{} migration {}: {} {what}", tool.name(), c.file.name, op.call),
+                format!(
+                    "{} migration {}: {} {what}",
+                    tool.name(),
+                    c.file.name,
+                    op.call
+                ),
             );
         }
     }
@@ -257,11 +278,20 @@ pub fn uses_postgres(repo: &Repo) -> bool {
             || n.contains("compose")
     };
     for file in repo.files().iter().filter(|f| wanted(f)) {
-        let Some(text) = repo.text(file) else { continue };
+        let Some(text) = repo.text(file) else {
+            continue;
+        };
         let lower = text.to_ascii_lowercase();
-        pg |= ["postgres", "psycopg", "asyncpg", "\"pg\"", "lib/pq", "jackc/pgx"]
-            .iter()
-            .any(|s| lower.contains(s));
+        pg |= [
+            "postgres",
+            "psycopg",
+            "asyncpg",
+            "\"pg\"",
+            "lib/pq",
+            "jackc/pgx",
+        ]
+        .iter()
+        .any(|s| lower.contains(s));
         sqlite |= lower.contains("sqlite");
     }
     pg || !sqlite

@@ -35,8 +35,10 @@ pub struct Op {
 }
 
 static ALEMBIC: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(?:op|batch_op)\.(add_column|create_index|alter_column|drop_column|drop_table)\s*\(")
-        .expect("regex")
+    Regex::new(
+        r"\b(?:op|batch_op)\.(add_column|create_index|alter_column|drop_column|drop_table)\s*\(",
+    )
+    .expect("regex")
 });
 static DJANGO: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(AddField|AddIndex|RemoveField|DeleteModel)\s*\(").expect("regex")
@@ -74,7 +76,9 @@ pub fn scan(tool: Tool, text: &str, postgres: bool) -> Vec<Op> {
                 };
                 let args = call_args(up, all.end() - 1);
                 let kind = match name.as_str() {
-                    "add_column" if args.contains("nullable=False") && !args.contains("server_default") => {
+                    "add_column"
+                        if args.contains("nullable=False") && !args.contains("server_default") =>
+                    {
                         OpKind::NotNullNoDefault
                     }
                     "create_index"
@@ -132,7 +136,9 @@ pub fn scan(tool: Tool, text: &str, postgres: bool) -> Vec<Op> {
                     stmt.push_str(lines[i].trim());
                 }
                 i += 1;
-                let Some(c) = RAILS.captures(&stmt) else { continue };
+                let Some(c) = RAILS.captures(&stmt) else {
+                    continue;
+                };
                 let Some(name) = c.get(1) else { continue };
                 let kind = match name.as_str() {
                     "add_column" if stmt.contains("null: false") && !stmt.contains("default:") => {
@@ -259,6 +265,9 @@ mod tests {
             django_irreversible("migrations.RunSQL('UPDATE x', reverse_sql='UPDATE y')"),
             None
         );
-        assert_eq!(django_irreversible("migrations.RunSQL(sql='UPDATE x')"), Some(1));
+        assert_eq!(
+            django_irreversible("migrations.RunSQL(sql='UPDATE x')"),
+            Some(1)
+        );
     }
 }

@@ -53,7 +53,10 @@ fn runs_unattended(file: &RepoFile) -> bool {
     is_ci(file)
         || name == "procfile"
         || name.starts_with("dockerfile")
-        || matches!(name.as_str(), "fly.toml" | "app.json" | "render.yaml" | "heroku.yml")
+        || matches!(
+            name.as_str(),
+            "fly.toml" | "app.json" | "render.yaml" | "heroku.yml"
+        )
         || (matches!(ext.as_str(), "sh" | "bash")
             && ["entrypoint", "deploy", "release", "start", "boot"]
                 .iter()
@@ -98,19 +101,22 @@ pub fn run(cx: &mut Context<'_>, cutover_migrations: bool) {
         if !(unattended || lints || sql || doc) {
             continue;
         }
-        let Some(text) = repo.text(file) else { continue };
-        if unattended {
-            if let Some(m) = MIGRATE.find(text) {
-                let line = crate::repo::line_of(text, m.start());
-                migrate = Some((
-                    format!("`{}` in {}", m.as_str().trim(), file.name),
-                    Evidence::at(&file.path, text, line),
-                ));
-            }
+        let Some(text) = repo.text(file) else {
+            continue;
+        };
+        if unattended && let Some(m) = MIGRATE.find(text) {
+            let line = crate::repo::line_of(text, m.start());
+            migrate = Some((
+                format!("`{}` in {}", m.as_str().trim(), file.name),
+                Evidence::at(&file.path, text, line),
+            ));
         }
         if lints {
             if file.name == ".squawk.toml" {
-                lint = Some(("squawk configuration".to_string(), Evidence::file(&file.path)));
+                lint = Some((
+                    "squawk configuration".to_string(),
+                    Evidence::file(&file.path),
+                ));
             } else if let Some(m) = LINT.find(text) {
                 let line = crate::repo::line_of(text, m.start());
                 lint = Some((
@@ -119,42 +125,40 @@ pub fn run(cx: &mut Context<'_>, cutover_migrations: bool) {
                 ));
             }
         }
-        if sql {
-            if let Some(i) = text
+        if sql
+            && let Some(i) = text
                 .lines()
                 .position(|l| l.trim_start().starts_with("-- cutover:phase contract"))
-            {
-                contract = Some((
-                    format!("contract migration {}", file.name),
-                    Evidence::at(&file.path, text, i + 1),
-                ));
-            }
+        {
+            contract = Some((
+                format!("contract migration {}", file.name),
+                Evidence::at(&file.path, text, i + 1),
+            ));
         }
-        if doc {
-            if let Some(m) = EXPAND_CONTRACT.find(text) {
-                let line = crate::repo::line_of(text, m.start());
-                documented = Some((
-                    format!("expand/contract documented in {}", file.name),
-                    Evidence::at(&file.path, text, line),
-                ));
-            }
+        if doc && let Some(m) = EXPAND_CONTRACT.find(text) {
+            let line = crate::repo::line_of(text, m.start());
+            documented = Some((
+                format!("expand/contract documented in {}", file.name),
+                Evidence::at(&file.path, text, line),
+            ));
         }
     }
     if let Some((detail, evidence)) = migrate {
         cx.fact("db.migrate-in-pipeline", detail, evidence);
     }
-    if lint.is_none() && cutover_migrations {
-        if let Some(first) = repo.files().iter().find(|f| {
+    if lint.is_none()
+        && cutover_migrations
+        && let Some(first) = repo.files().iter().find(|f| {
             f.ext() == "sql"
                 && repo
                     .text(f)
                     .is_some_and(super::tools::has_cutover_directive)
-        }) {
-            lint = Some((
-                "cutover lints its migrations on every deploy (deny rules block it)".to_string(),
-                Evidence::file(&first.path),
-            ));
-        }
+        })
+    {
+        lint = Some((
+            "cutover lints its migrations on every deploy (deny rules block it)".to_string(),
+            Evidence::file(&first.path),
+        ));
     }
     if let Some((detail, evidence)) = lint {
         cx.fact("db.migration-lint", detail, evidence);
@@ -185,7 +189,11 @@ mod tests {
         ] {
             assert!(MIGRATE.is_match(cmd), "{cmd}");
         }
-        for cmd in ["cutover migrate lint", "echo migrate", "alembic revision -m x"] {
+        for cmd in [
+            "cutover migrate lint",
+            "echo migrate",
+            "alembic revision -m x",
+        ] {
             assert!(!MIGRATE.is_match(cmd), "{cmd}");
         }
     }

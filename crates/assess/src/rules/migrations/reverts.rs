@@ -107,9 +107,8 @@ fn judge(
     downs: &HashSet<(String, String)>,
 ) -> Option<Option<Evidence>> {
     let path = c.file.path.as_str();
-    let paired = |key: Option<String>| {
-        key.is_some_and(|k| downs.contains(&(c.file.dir().to_string(), k)))
-    };
+    let paired =
+        |key: Option<String>| key.is_some_and(|k| downs.contains(&(c.file.dir().to_string(), k)));
     let ok = match tool {
         Tool::GolangMigrate | Tool::Sqlx => paired(pair_key(&c.file.name)),
         Tool::Flyway => {
@@ -132,9 +131,7 @@ fn judge(
                 None => false,
             }
         }
-        Tool::Knex | Tool::TypeOrm | Tool::Sequelize => {
-            JS_DOWN.is_match(cx.repo.text(c.file)?)
-        }
+        Tool::Knex | Tool::TypeOrm | Tool::Sequelize => JS_DOWN.is_match(cx.repo.text(c.file)?),
         Tool::Rails => {
             let text = cx.repo.text(c.file)?;
             text.contains("def down") || text.contains("def change")

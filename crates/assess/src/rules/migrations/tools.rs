@@ -104,7 +104,9 @@ impl Hints {
     pub fn of(repo: &Repo) -> Hints {
         let mut hints = Hints::default();
         for file in repo.named(|n| n == "Cargo.toml" || n == "cutover.toml") {
-            let Some(text) = repo.text(file) else { continue };
+            let Some(text) = repo.text(file) else {
+                continue;
+            };
             if file.name == "Cargo.toml" {
                 hints.sqlx |= text.lines().any(|l| l.trim_start().starts_with("sqlx"));
             } else {
@@ -125,8 +127,11 @@ pub fn has_cutover_directive(text: &str) -> bool {
 
 /// Whether `text` is a goose migration.
 pub fn is_goose(text: &str) -> bool {
-    text.lines()
-        .any(|l| l.trim_start().to_ascii_lowercase().starts_with("-- +goose up"))
+    text.lines().any(|l| {
+        l.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("-- +goose up")
+    })
 }
 
 /// The tool and role of `file`, if it is a migration or a tool's config.
@@ -183,12 +188,11 @@ pub fn classify<'a>(repo: &Repo, file: &'a RepoFile, hints: &Hints) -> Option<Cl
         "rb" if file.path.contains("db/migrate/") => hit(Tool::Rails, Role::Up),
         "xml" | "yaml" | "yml" | "json" if lower.contains("changelog") => {
             let text = repo.text(file)?;
-            text.contains("databaseChangeLog")
-                .then_some(Classified {
-                    tool: Tool::Liquibase,
-                    role: Role::Up,
-                    file,
-                })
+            text.contains("databaseChangeLog").then_some(Classified {
+                tool: Tool::Liquibase,
+                role: Role::Up,
+                file,
+            })
         }
         _ => None,
     }
@@ -209,7 +213,11 @@ fn classify_sql<'a>(repo: &Repo, file: &'a RepoFile, hints: &Hints) -> Option<Cl
         return hit(Tool::Flyway, role);
     }
     if let Some(c) = UP_DOWN.captures(name) {
-        let role = if &c[2] == "down" { Role::Down } else { Role::Up };
+        let role = if &c[2] == "down" {
+            Role::Down
+        } else {
+            Role::Up
+        };
         let tool = if hints.sqlx {
             Tool::Sqlx
         } else {
