@@ -155,7 +155,13 @@ pub fn scan(ext: &str, text: &str) -> Vec<(usize, Seen)> {
             _ => None,
         };
         if let Some(m) = sig {
-            out.push((n, Seen::Sigterm(m.as_str().to_string())));
+            let what = m.as_str().trim_end_matches('(');
+            let what = if what.starts_with("process.") {
+                format!("{what}')")
+            } else {
+                what.to_string()
+            };
+            out.push((n, Seen::Sigterm(what)));
         }
         if let Some(m) = JSON_LOGS.find(line) {
             out.push((n, Seen::StructuredLogs(m.as_str().to_string())));
