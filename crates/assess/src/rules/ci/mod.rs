@@ -418,13 +418,14 @@ fn github_rules(cx: &mut Context<'_>, p: &Pipeline) {
     for job in &p.jobs {
         for u in &job.uses {
             unpinned(cx, p, u);
-            if pr_target && u.name() == "actions/checkout" {
-                if let Some((reference, line)) = u.input("ref") {
-                    if reference.contains("pull_request.head")
-                        || reference.contains("head_ref")
-                        || reference.contains("refs/pull/")
-                    {
-                        cx.find(
+            if pr_target
+                && u.name() == "actions/checkout"
+                && let Some((reference, line)) = u.input("ref")
+                && (reference.contains("pull_request.head")
+                    || reference.contains("head_ref")
+                    || reference.contains("refs/pull/"))
+            {
+                cx.find(
                             &PR_TARGET_CHECKOUT,
                             at(cx, &p.path, line),
                             format!(
@@ -432,18 +433,16 @@ fn github_rules(cx: &mut Context<'_>, p: &Pipeline) {
                                 p.path, job.name
                             ),
                         );
-                    }
-                }
             }
         }
-        if let Some((perms, line)) = &job.permissions {
-            if perms.trim() == "write-all" {
-                cx.find(
-                    &WRITE_ALL,
-                    at(cx, &p.path, *line),
-                    format!("Job {} gives its token write-all permissions.", job.name),
-                );
-            }
+        if let Some((perms, line)) = &job.permissions
+            && perms.trim() == "write-all"
+        {
+            cx.find(
+                &WRITE_ALL,
+                at(cx, &p.path, *line),
+                format!("Job {} gives its token write-all permissions.", job.name),
+            );
         }
     }
     match &p.permissions {
@@ -561,10 +560,10 @@ fn deploy_rules(cx: &mut Context<'_>, pipelines: &[Pipeline]) {
     for p in pipelines.iter().filter(|p| p.kind != Kind::Other) {
         for job in p.jobs.iter().filter(|j| is_deploy_job(j)) {
             let env_name = job.environment.as_ref().map(|(e, _)| e.clone());
-            if let Some((env, line)) = &job.environment {
-                if !deploy_envs.iter().any(|(e, _)| e == env) {
-                    deploy_envs.push((env.clone(), at(cx, &p.path, *line)));
-                }
+            if let Some((env, line)) = &job.environment
+                && !deploy_envs.iter().any(|(e, _)| e == env)
+            {
+                deploy_envs.push((env.clone(), at(cx, &p.path, *line)));
             }
             let target = env_name.clone().unwrap_or_else(|| job.name.clone());
             let production =
@@ -672,14 +671,14 @@ fn missing_rules(cx: &mut Context<'_>, pipelines: &[Pipeline], seen: &Facts) {
             fix,
         );
     }
-    if !seen.ids.contains("ci.image-scan") {
-        if let Some(build) = seen.builds.first() {
-            cx.find(
-                &UNSCANNED_IMAGE,
-                build.clone(),
-                "CI builds a container image here but no step scans it.",
-            );
-        }
+    if !seen.ids.contains("ci.image-scan")
+        && let Some(build) = seen.builds.first()
+    {
+        cx.find(
+            &UNSCANNED_IMAGE,
+            build.clone(),
+            "CI builds a container image here but no step scans it.",
+        );
     }
     if !seen.ids.contains("ci.deploy") {
         cx.find_with(

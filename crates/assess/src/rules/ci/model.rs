@@ -97,10 +97,10 @@ pub fn is_github_workflow(path: &str) -> bool {
 pub fn load(repo: &Repo) -> Vec<Pipeline> {
     let mut out = Vec::new();
     for file in repo.files() {
-        if is_github_workflow(&file.path) {
-            if let Some(text) = repo.text(file) {
-                out.push(github(&file.path, text));
-            }
+        if is_github_workflow(&file.path)
+            && let Some(text) = repo.text(file)
+        {
+            out.push(github(&file.path, text));
         }
     }
     let mut gitlab_files = vec![".gitlab-ci.yml".to_string()];
@@ -242,34 +242,34 @@ fn github(path: &str, text: &str) -> Pipeline {
         if let Some((k, perms)) = body.entry("permissions") {
             job.permissions = Some((scalar_text(perms), k.line));
         }
-        if let Some(u) = body.get("uses") {
-            if let Some(action) = u.str() {
-                job.uses.push(Uses {
-                    action: action.to_string(),
-                    line: u.line,
-                    with: Vec::new(),
-                });
-            }
+        if let Some(u) = body.get("uses")
+            && let Some(action) = u.str()
+        {
+            job.uses.push(Uses {
+                action: action.to_string(),
+                line: u.line,
+                with: Vec::new(),
+            });
         }
         for step in body.get("steps").map(Node::items).unwrap_or_default() {
             if let Some(run) = step.get("run") {
                 script_lines(&lines, run, &mut job.commands);
             }
-            if let Some(u) = step.get("uses") {
-                if let Some(action) = u.str() {
-                    let with = step
-                        .get("with")
-                        .map(Node::entries)
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|(k, v)| (k.text.clone(), scalar_text(v), k.line))
-                        .collect();
-                    job.uses.push(Uses {
-                        action: action.to_string(),
-                        line: u.line,
-                        with,
-                    });
-                }
+            if let Some(u) = step.get("uses")
+                && let Some(action) = u.str()
+            {
+                let with = step
+                    .get("with")
+                    .map(Node::entries)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|(k, v)| (k.text.clone(), scalar_text(v), k.line))
+                    .collect();
+                job.uses.push(Uses {
+                    action: action.to_string(),
+                    line: u.line,
+                    with,
+                });
             }
         }
         p.jobs.push(job);
@@ -313,18 +313,18 @@ fn gitlab(path: &str, text: &str) -> (Pipeline, Vec<String>) {
             _ => vec![inc],
         };
         for item in items {
-            if let Some(s) = item.str() {
-                if !s.starts_with("http") {
-                    includes.push(s.trim_start_matches('/').to_string());
-                }
+            if let Some(s) = item.str()
+                && !s.starts_with("http")
+            {
+                includes.push(s.trim_start_matches('/').to_string());
             }
             if let Some(local) = item.get("local").and_then(Node::str) {
                 includes.push(local.trim_start_matches('/').to_string());
             }
-            if let Some(t) = item.get("template") {
-                if let Some(name) = t.str() {
-                    p.templates.push((name.to_string(), t.line));
-                }
+            if let Some(t) = item.get("template")
+                && let Some(name) = t.str()
+            {
+                p.templates.push((name.to_string(), t.line));
             }
         }
     }
@@ -340,16 +340,17 @@ fn gitlab(path: &str, text: &str) -> (Pipeline, Vec<String>) {
         job.environment = body.get("environment").and_then(environment);
         job.needs = body.get("needs").map(names).unwrap_or_default();
         job.stage = body.get("stage").and_then(Node::str).map(str::to_string);
-        if let Some(w) = body.get("when") {
-            if w.str() == Some("manual") {
-                job.manual = Some(w.line);
-            }
+        if let Some(w) = body.get("when")
+            && w.str() == Some("manual")
+        {
+            job.manual = Some(w.line);
         }
         for rule in body.get("rules").map(Node::items).unwrap_or_default() {
-            if let Some(w) = rule.get("when") {
-                if w.str() == Some("manual") && job.manual.is_none() {
-                    job.manual = Some(w.line);
-                }
+            if let Some(w) = rule.get("when")
+                && w.str() == Some("manual")
+                && job.manual.is_none()
+            {
+                job.manual = Some(w.line);
             }
         }
         for section in ["before_script", "script", "after_script"] {

@@ -139,9 +139,7 @@ fn pull_request_target_with_a_head_checkout() {
 #[test]
 fn production_gates() {
     // GitHub: a production environment without a visible gate is low; an approval action is a gate.
-    let ungated = format!(
-        "on: push\npermissions:\n  contents: read\njobs:\n  deploy:\n    environment: production\n    steps:\n      - run: cutover deploy $GITHUB_SHA -e production\n"
-    );
+    let ungated = "on: push\npermissions:\n  contents: read\njobs:\n  deploy:\n    environment: production\n    steps:\n      - run: cutover deploy $GITHUB_SHA -e production\n".to_string();
     let (findings, facts) = run(&[(".github/workflows/d.yml", &ungated)]);
     let r = rules(&findings);
     assert!(
