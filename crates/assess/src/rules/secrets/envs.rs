@@ -78,24 +78,23 @@ pub fn run(cx: &mut Context<'_>) -> Vec<(String, usize)> {
     let files: Vec<&RepoFile> = cx.repo.files().iter().collect();
     for file in &files {
         match env_file(&file.name) {
-            Some(EnvFile::Template) => {
-                if !template_seen {
-                    template_seen = true;
-                    cx.fact(
-                        "env.config-template",
-                        format!("{} lists the settings the app reads", file.path),
-                        Evidence::file(&file.path),
-                    );
-                    cx.fact(
-                        "sec.secrets-from-env",
-                        format!(
-                            "settings come from the environment ({} is their template)",
-                            file.path
-                        ),
-                        Evidence::file(&file.path),
-                    );
-                }
+            Some(EnvFile::Template) if !template_seen => {
+                template_seen = true;
+                cx.fact(
+                    "env.config-template",
+                    format!("{} lists the settings the app reads", file.path),
+                    Evidence::file(&file.path),
+                );
+                cx.fact(
+                    "sec.secrets-from-env",
+                    format!(
+                        "settings come from the environment ({} is their template)",
+                        file.path
+                    ),
+                    Evidence::file(&file.path),
+                );
             }
+            Some(EnvFile::Template) => {}
             Some(EnvFile::Real) => {
                 if let Some(text) = cx.repo.text(file) {
                     covered.extend(real_env_file(cx, &file.path, text));
@@ -221,10 +220,10 @@ fn multiple(cx: &mut Context<'_>, files: &[&RepoFile]) {
         } else {
             None
         };
-        if let Some((i, Some(env))) = slot {
-            if !sources[i].1.iter().any(|(e, _)| *e == env) {
-                sources[i].1.push((env, file.path.clone()));
-            }
+        if let Some((i, Some(env))) = slot
+            && !sources[i].1.iter().any(|(e, _)| *e == env)
+        {
+            sources[i].1.push((env, file.path.clone()));
         }
     }
     for (what, envs) in sources {
