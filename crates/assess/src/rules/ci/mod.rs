@@ -410,7 +410,7 @@ fn is_preproduction(name: &str) -> bool {
 
 /// A snippet of a command for a fact's detail.
 fn clip(text: &str) -> String {
-    crate::finding::clip(text).chars().take(80).collect()
+    crate::finding::clip(text)
 }
 
 fn github_rules(cx: &mut Context<'_>, p: &Pipeline) {

@@ -208,6 +208,21 @@ fn gitlab_includes_and_templates() {
 }
 
 #[test]
+fn the_dependency_scan_fix_fits_the_package_manager() {
+    let wf = "on: push\npermissions: {}\njobs:\n  t:\n    steps:\n      - run: go test ./...\n";
+    let (findings, _) = run(&[(".github/workflows/ci.yml", wf), ("go.mod", "module x\n")]);
+    let f = findings
+        .iter()
+        .find(|f| f.rule == "ci/no-dependency-scan")
+        .expect("finding");
+    assert!(
+        f.fix.starts_with("Add `govulncheck ./...` as a CI step"),
+        "{}",
+        f.fix
+    );
+}
+
+#[test]
 fn dependency_updates() {
     let (_, facts) = run(&[(".github/dependabot.yml", "version: 2\n")]);
     assert_eq!(
