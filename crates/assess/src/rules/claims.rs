@@ -5,7 +5,9 @@
 //! that quotes it and says what is missing, as a reviewer would. Runs last:
 //! it reads the facts the other passes recorded (`deploy.*`, `backup.*`).
 //! A claim in a sentence that negates it ("does not offer zero downtime")
-//! or inside a fenced code block is not a claim.
+//! or inside a fenced code block is not a claim. Each kind of claim is one
+//! finding for the whole repository, quoting its first place (README files
+//! first) and listing up to five.
 
 use std::sync::LazyLock;
 
@@ -226,47 +228,69 @@ fn find_claims(text: &str) -> Vec<Vec<Hit>> {
     hits
 }
 
-/// Runs the pass.
+/// How many places a claim's finding lists.
+const MAX_EVIDENCE: usize = 5;
+
+/// README files first (where a claim is made to users), then other
+/// documents at the root, then docs/.
+fn doc_rank(file: &RepoFile) -> (u8, &str) {
+    let rank = if file.name.to_ascii_lowercase().starts_with("readme") && !file.path.contains('/') {
+        0
+    } else if !file.path.contains('/') {
+        1
+    } else {
+        2
+    };
+    (rank, file.path.as_str())
+}
+
+/// Runs the pass: one finding per kind of claim that nothing backs, quoting
+/// its first place (README first) and listing up to five.
 pub fn run(cx: &mut Context<'_>) {
-    let docs: Vec<&RepoFile> = cx.repo.files().iter().filter(|f| is_doc(f)).collect();
+    let mut docs: Vec<&RepoFile> = cx.repo.files().iter().filter(|f| is_doc(f)).collect();
+    docs.sort_by(|a, b| doc_rank(a).cmp(&doc_rank(b)));
+    let mut places: Vec<Vec<(Evidence, String)>> = CLAIMS.iter().map(|_| Vec::new()).collect();
     for file in docs {
         let Some(text) = cx.repo.text(file) else {
             continue;
         };
-        for (claim, hits) in CLAIMS.iter().zip(find_claims(text)) {
-            let Some(first) = hits.first() else {
-                continue;
-            };
-            let evidence: Vec<Evidence> = hits
-                .iter()
-                .take(5)
-                .map(|h| Evidence::at(&file.path, text, h.line))
-                .collect();
-            let location = format!("{}:{}", file.path, first.line);
-            if !claim.needs.iter().any(|f| cx.has_fact(f)) {
-                cx.find_with(
-                    claim.rule,
-                    evidence,
-                    format!(
-                        "{location} claims \"{}\" ({}), but {}.",
-                        first.phrase, claim.name, claim.missing
-                    ),
-                    claim.rule.fix.to_string(),
-                );
-            } else if claim.rule.id == ZERO_DOWNTIME.id
-                && !cx.has_fact("deploy.cutover")
-                && !cx.has_fact("deploy.graceful-shutdown")
-            {
-                cx.find_with(
-                    &ZERO_DOWNTIME_SHUTDOWN,
-                    evidence,
-                    format!(
-                        "{location} claims \"{}\"; deploys replace instances gradually, but nothing in the app handles SIGTERM, so each stopped instance drops the requests it was serving.",
-                        first.phrase
-                    ),
-                    ZERO_DOWNTIME_SHUTDOWN.fix.to_string(),
-                );
+        for (k, hits) in find_claims(text).into_iter().enumerate() {
+            for hit in hits {
+                if places[k].len() < MAX_EVIDENCE {
+                    places[k].push((Evidence::at(&file.path, text, hit.line), hit.phrase));
+                }
             }
+        }
+    }
+    for (claim, found) in CLAIMS.iter().zip(places) {
+        let Some((first, phrase)) = found.first() else {
+            continue;
+        };
+        let location = first.location();
+        let phrase = phrase.clone();
+        let evidence: Vec<Evidence> = found.into_iter().map(|(e, _)| e).collect();
+        if !claim.needs.iter().any(|f| cx.has_fact(f)) {
+            cx.find_with(
+                claim.rule,
+                evidence,
+                format!(
+                    "{location} claims \"{phrase}\" ({}), but {}.",
+                    claim.name, claim.missing
+                ),
+                claim.rule.fix.to_string(),
+            );
+        } else if claim.rule.id == ZERO_DOWNTIME.id
+            && !cx.has_fact("deploy.cutover")
+            && !cx.has_fact("deploy.graceful-shutdown")
+        {
+            cx.find_with(
+                &ZERO_DOWNTIME_SHUTDOWN,
+                evidence,
+                format!(
+                    "{location} claims \"{phrase}\"; deploys replace instances gradually, but nothing in the app handles SIGTERM, so each stopped instance drops the requests it was serving."
+                ),
+                ZERO_DOWNTIME_SHUTDOWN.fix.to_string(),
+            );
         }
     }
 }
@@ -323,9 +347,10 @@ mod tests {
                 "claims/encrypted-backups README.md:8",
                 "claims/canary README.md:10",
                 "claims/automatic-rollback README.md:10",
-                "claims/zero-downtime docs/ops/deploy.md:1",
             ]
         );
+        let places: Vec<String> = findings[0].evidence.iter().map(|e| e.location()).collect();
+        assert_eq!(places, ["README.md:3", "docs/ops/deploy.md:1"]);
         assert_eq!(
             findings[0].message,
             "README.md:3 claims \"Zero-downtime\" (zero downtime), but no rolling, blue-green or canary deploy (no Kubernetes rolling update, no cutover.toml): a deploy replaces the running version."
