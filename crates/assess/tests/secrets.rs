@@ -34,6 +34,15 @@ fn sqlite_cp_committed_env_and_key() {
     assert_eq!(env.evidence[1].snippet, "ADMIN_PASSWORD=Tr0u***");
     assert!(env.message.contains("SECRET_KEY, ADMIN_PASSWORD"));
     assert!(facts(&report, "sec.env-ignored").is_empty());
+    let security = report
+        .areas
+        .iter()
+        .find(|a| a.area.id() == "security")
+        .expect("security");
+    assert_eq!(
+        security.level, 1,
+        "committed secrets keep Security at Level 1"
+    );
 }
 
 #[test]
