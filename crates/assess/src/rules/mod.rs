@@ -17,6 +17,8 @@ pub mod code_health;
 pub mod compose;
 pub mod cutover_config;
 pub mod dockerfile;
+pub mod env_secrets;
+pub mod image;
 pub mod kubernetes;
 pub mod migrations;
 pub mod secrets;
