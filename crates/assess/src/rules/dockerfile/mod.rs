@@ -508,4 +508,4 @@ fn check_healthcheck(cx: &mut Context<'_>, path: &str, text: &str, df: &Dockerfi
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
