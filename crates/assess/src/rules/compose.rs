@@ -205,6 +205,7 @@ fn check_service(cx: &mut Context<'_>, s: &Service<'_>, dev: bool) {
         .is_some_and(|r| r == "no" || r == "\"no\"");
 
     // Health check, in the file or in the Dockerfile it builds.
+    let healthcheck_line = node.entry("healthcheck").map(|(k, _)| k.line);
     let healthcheck = node.get("healthcheck");
     let disabled = healthcheck.is_some_and(|h| {
         h.get("disable").and_then(Node::str) == Some("true")
@@ -215,10 +216,10 @@ fn check_service(cx: &mut Context<'_>, s: &Service<'_>, dev: bool) {
                 .unwrap_or(false)
     });
     match healthcheck {
-        Some(h) if !disabled => cx.fact(
+        Some(_) if !disabled => cx.fact(
             "container.healthcheck",
             format!("compose service {} has a healthcheck", s.name),
-            s.at(h.line.max(s.line)),
+            s.at(healthcheck_line.unwrap_or(s.line)),
         ),
         _ => {
             if !dev && !one_shot && !disabled && !built_image_has_healthcheck(cx, s) {
@@ -299,11 +300,11 @@ fn check_service(cx: &mut Context<'_>, s: &Service<'_>, dev: bool) {
     }
 
     // Swarm update settings.
-    if let Some(update) = node.path(&["deploy", "update_config"]) {
+    if let Some((update_key, update)) = node.get("deploy").and_then(|d| d.entry("update_config")) {
         cx.fact(
             "deploy.manifests",
             format!("Swarm update_config for {}", s.name),
-            s.at(update.line),
+            s.at(update_key.line),
         );
         if let Some(order) = update
             .get("order")
