@@ -221,6 +221,7 @@ pub fn run(cx: &mut Context<'_>) {
             _ => {}
         }
     }
+    super::deploy_tools::run(cx);
 }
 
 /// The value under `key` and the line of the key (a block mapping's own

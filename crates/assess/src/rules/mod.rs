@@ -16,6 +16,7 @@ pub mod claims;
 pub mod code_health;
 pub mod compose;
 pub mod cutover_config;
+pub mod deploy_tools;
 pub mod dockerfile;
 pub mod env_secrets;
 pub mod image;
