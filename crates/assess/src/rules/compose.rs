@@ -149,7 +149,7 @@ pub fn run(cx: &mut Context<'_>) {
         let Some(doc) = yaml::parse_one(text) else {
             continue;
         };
-        let Some(services) = doc.get("services") else {
+        let Some((services_key, services)) = doc.entry("services") else {
             continue;
         };
         let dev = is_dev_file(&file.name);
@@ -157,7 +157,7 @@ pub fn run(cx: &mut Context<'_>) {
         cx.fact(
             "container.compose",
             format!("{} service(s)", services.entries().len()),
-            Evidence::at(path, text, services.line),
+            Evidence::at(path, text, services_key.line),
         );
         for (key, service) in services.entries() {
             let service_cx = Service {

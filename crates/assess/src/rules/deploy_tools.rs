@@ -52,7 +52,9 @@ fn recognise(cx: &Context<'_>, file: &RepoFile) -> Option<(String, usize)> {
         _ => {}
     }
     if file.dir() == "config" || file.dir().ends_with("/config") {
-        if (lower.starts_with("deploy.") || lower == "deploy.yml") && matches!(ext.as_str(), "yml" | "yaml") {
+        if (lower.starts_with("deploy.") || lower == "deploy.yml")
+            && matches!(ext.as_str(), "yml" | "yaml")
+        {
             let t = text()?;
             if t.contains("service:") && t.contains("image:") {
                 let line = line_starting(t, "service:").unwrap_or(0);
@@ -105,11 +107,17 @@ mod tests {
     fn deploy_tools_by_file_name() {
         let (_, facts) = scan(
             &[
-                ("config/deploy.yml", "service: shop\nimage: acme/shop\nservers: [1.2.3.4]\n"),
+                (
+                    "config/deploy.yml",
+                    "service: shop\nimage: acme/shop\nservers: [1.2.3.4]\n",
+                ),
                 ("charts/shop/Chart.yaml", "apiVersion: v2\nname: shop\n"),
                 ("deploy.sh", "#!/bin/sh\nscp app server:\n"),
                 ("bin/deploy", "#!/bin/sh\n"),
-                ("Makefile", "test:\n\tgo test\ndeploy: build\n\tkamal deploy\n"),
+                (
+                    "Makefile",
+                    "test:\n\tgo test\ndeploy: build\n\tkamal deploy\n",
+                ),
                 ("ansible/site.yml", "- hosts: web\n  roles: [app]\n"),
                 ("fly.toml", "# fly\napp = \"shop\"\n"),
                 ("Procfile", "web: node server.js\n"),

@@ -373,9 +373,10 @@ fn check(cx: &mut Context<'_>, file: &RepoFile, text: &str, df: &Dockerfile) {
                         continue;
                     };
                     if is_secret_name(&key) {
+                        let line = key_line(text, ins.line, &key);
                         cx.find(
                             &SECRET_IN_ENV,
-                            redacted(Evidence::at(path, text, ins.line), &value),
+                            redacted(Evidence::at(path, text, line), &value),
                             format!("`ENV {key}` bakes a literal secret into the image"),
                         );
                     }
@@ -384,7 +385,8 @@ fn check(cx: &mut Context<'_>, file: &RepoFile, text: &str, df: &Dockerfile) {
             "ARG" => {
                 for (key, value) in pairs(ins) {
                     if is_secret_name(&key) {
-                        let evidence = Evidence::at(path, text, ins.line);
+                        let line = key_line(text, ins.line, &key);
+                        let evidence = Evidence::at(path, text, line);
                         let evidence = match &value {
                             Some(v) => redacted(evidence, v),
                             None => evidence,
@@ -413,6 +415,21 @@ fn check(cx: &mut Context<'_>, file: &RepoFile, text: &str, df: &Dockerfile) {
             _ => {}
         }
     }
+}
+
+/// The line, at or after an instruction's first line `start`, where `key`
+/// is set (an `ENV` continued over several lines names each key on its own).
+fn key_line(text: &str, start: usize, key: &str) -> usize {
+    text.lines()
+        .enumerate()
+        .skip(start.saturating_sub(1))
+        .take(200)
+        .find(|(_, l)| {
+            l.split(|c: char| c.is_whitespace() || c == '=')
+                .any(|w| w.trim_matches(['"', '\'']) == key)
+        })
+        .map(|(i, _)| i + 1)
+        .unwrap_or(start)
 }
 
 /// Whether a `COPY`/`ADD` copies the whole build context (`.` or `./` as a source).
