@@ -264,20 +264,19 @@ fn check_service(cx: &mut Context<'_>, s: &Service<'_>, dev: bool) {
     }
 
     // Images without a tag (an image next to `build:` names the build's output).
-    if let (Some(image), None) = (node.get("image"), node.get("build")) {
-        if let Some(r) = image.str().and_then(ImageRef::parse) {
-            if r.pin() == Pin::Unpinned {
-                cx.find(
-                    &UNPINNED_IMAGE,
-                    s.at(image.line),
-                    format!(
-                        "service `{}` runs `{}`, which has no version tag",
-                        s.name,
-                        image.str().unwrap_or_default()
-                    ),
-                );
-            }
-        }
+    if let (Some(image), None) = (node.get("image"), node.get("build"))
+        && let Some(r) = image.str().and_then(ImageRef::parse)
+        && r.pin() == Pin::Unpinned
+    {
+        cx.find(
+            &UNPINNED_IMAGE,
+            s.at(image.line),
+            format!(
+                "service `{}` runs `{}`, which has no version tag",
+                s.name,
+                image.str().unwrap_or_default()
+            ),
+        );
     }
 
     check_ports(cx, s);

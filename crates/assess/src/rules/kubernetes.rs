@@ -403,16 +403,18 @@ fn check_workload(cx: &mut Context<'_>, obj: &Object<'_>, all: &[Object<'_>]) {
             );
         }
 
-        if let Some(image) = container.get("image") {
-            if let Some(r) = image.str().and_then(ImageRef::parse) {
-                if r.pin() == Pin::Unpinned {
-                    cx.find(
-                        &UNPINNED_IMAGE,
-                        obj.at(image.line),
-                        format!("container `{cname}` of {kind} `{name}` runs `{}`, which has no version tag", image.str().unwrap_or_default()),
-                    );
-                }
-            }
+        if let Some(image) = container.get("image")
+            && let Some(r) = image.str().and_then(ImageRef::parse)
+            && r.pin() == Pin::Unpinned
+        {
+            cx.find(
+                &UNPINNED_IMAGE,
+                obj.at(image.line),
+                format!(
+                    "container `{cname}` of {kind} `{name}` runs `{}`, which has no version tag",
+                    image.str().unwrap_or_default()
+                ),
+            );
         }
 
         if !pod_non_root && !non_root_at(container.get("securityContext")) {

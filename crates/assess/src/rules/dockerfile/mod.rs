@@ -272,22 +272,21 @@ fn check(cx: &mut Context<'_>, file: &RepoFile, text: &str, df: &Dockerfile) {
                 Evidence::at(path, text, copy.line),
             );
         }
-    } else if let Some(image) = ImageRef::parse(&df.stages[0].image).filter(is_toolchain) {
-        if let Some(build) = df.stages[0]
+    } else if let Some(image) = ImageRef::parse(&df.stages[0].image).filter(is_toolchain)
+        && let Some(build) = df.stages[0]
             .instructions
             .iter()
             .find(|i| i.keyword == "RUN" && BUILD.is_match(&i.args))
-        {
-            cx.find_with(
-                &SINGLE_STAGE_TOOLCHAIN,
-                vec![final_from.clone(), Evidence::at(path, text, build.line)],
-                format!(
-                    "the only stage builds on the `{}` toolchain image and runs it as the final image",
-                    image.name
-                ),
-                SINGLE_STAGE_TOOLCHAIN.fix.to_string(),
-            );
-        }
+    {
+        cx.find_with(
+            &SINGLE_STAGE_TOOLCHAIN,
+            vec![final_from.clone(), Evidence::at(path, text, build.line)],
+            format!(
+                "the only stage builds on the `{}` toolchain image and runs it as the final image",
+                image.name
+            ),
+            SINGLE_STAGE_TOOLCHAIN.fix.to_string(),
+        );
     }
 
     // COPY . . before the install, per stage.

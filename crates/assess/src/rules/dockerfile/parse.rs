@@ -266,10 +266,10 @@ pub fn substitute(text: &str, args: &[Instruction]) -> String {
 /// quotes are removed. JSON arrays (`["a", "b"]`) come out as their strings.
 pub fn words(args: &str) -> Vec<String> {
     let args = args.trim();
-    if let Some(inner) = args.strip_prefix('[').and_then(|a| a.strip_suffix(']')) {
-        if let Ok(list) = serde_json::from_str::<Vec<String>>(&format!("[{inner}]")) {
-            return list;
-        }
+    if let Some(inner) = args.strip_prefix('[').and_then(|a| a.strip_suffix(']'))
+        && let Ok(list) = serde_json::from_str::<Vec<String>>(&format!("[{inner}]"))
+    {
+        return list;
     }
     let mut out = Vec::new();
     let mut current = String::new();
