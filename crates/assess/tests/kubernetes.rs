@@ -82,3 +82,24 @@ fn fixtures_without_manifests_have_no_kubernetes_findings() {
         assert!(facts(&r, "deploy.manifests").is_empty(), "{name}");
     }
 }
+
+#[test]
+fn a_missing_readiness_probe_caps_deployment_automation_at_two() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = |name: &str, readiness: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: 2\n  strategy: {{rollingUpdate: {{maxUnavailable: 0}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers:\n        - name: {name}\n          image: acme/{name}:1.0.0\n          ports: [{{containerPort: 80}}]\n{readiness}"
+        )
+    };
+    let probe = "          readinessProbe: {httpGet: {path: /readyz, port: 80}}\n";
+    std::fs::write(dir.path().join("a.yaml"), manifest("a", probe)).expect("write");
+    let r = assess(dir.path(), &NoHooks).expect("assess");
+    assert_eq!(level(&r, Area::DeploymentAutomation), 3);
+    std::fs::write(dir.path().join("b.yaml"), manifest("b", "")).expect("write");
+    let r = assess(dir.path(), &NoHooks).expect("assess");
+    assert_eq!(
+        findings(&r, "kubernetes/no-readiness-probe"),
+        ["kubernetes/no-readiness-probe b.yaml:11"]
+    );
+    assert_eq!(level(&r, Area::DeploymentAutomation), 2);
+}

@@ -5,7 +5,9 @@
 //! `docker-compose.yml`, `compose.yaml`, `docker-compose.*.yml`,
 //! `compose.*.yaml`. Files whose name says they are for development
 //! (`.dev.`, `.override.`, `.local.`, `.test.`, `.ci.`) get the security and
-//! image rules only: nobody needs restart policies on a laptop.
+//! image rules only: nobody needs restart policies on a laptop. A service
+//! that merges settings from a YAML anchor (`<<: *defaults`) or `extends:`
+//! is not reported for what it lacks, since what it merges is not read.
 
 use super::dockerfile::parse as dockerfile;
 use super::env_secrets::{is_literal_secret, is_secret_name, redacted, url_password};
@@ -199,6 +201,9 @@ impl Service<'_> {
 
 fn check_service(cx: &mut Context<'_>, s: &Service<'_>, dev: bool) {
     let node = s.node;
+    // Settings merged in from an anchor (`<<: *defaults`) or another file
+    // (`extends:`) are out of sight: nothing is reported missing then.
+    let dev = dev || node.get("<<").is_some() || node.get("extends").is_some();
     let one_shot = node
         .get("restart")
         .and_then(Node::str)
@@ -643,6 +648,13 @@ services:
         let text = "services:\n  db:\n    image: postgres:16.3\n    ports: ['5432:5432']\n  app:\n    build: .\n";
         let (f, _) = scan(&[("docker-compose.dev.yml", text)], "compose/");
         assert_eq!(ids(&f), ["compose/published-database-port@4"]);
+    }
+
+    #[test]
+    fn merged_services_are_not_reported_for_what_they_lack() {
+        let text = "x-defaults: &defaults\n  restart: always\n  healthcheck: {test: [CMD, 'true']}\nservices:\n  web:\n    <<: *defaults\n    image: acme/web:1.2.3\n  other:\n    extends: {file: base.yml, service: web}\n";
+        let (f, _) = scan(&[("compose.yaml", text)], "compose/");
+        assert!(f.is_empty(), "{:?}", ids(&f));
     }
 
     #[test]
