@@ -184,6 +184,7 @@ pub fn run(cx: &mut Context<'_>) {
             }
         }
     }
+    let cluster = Cluster::new(&objects);
     let mut manifest_files: Vec<&str> = Vec::new();
     for obj in &objects {
         match obj.kind() {
@@ -196,7 +197,7 @@ pub fn run(cx: &mut Context<'_>) {
                         obj.at(obj.kind_line()),
                     );
                 }
-                check_workload(cx, obj, &objects);
+                check_workload(cx, obj, &cluster);
             }
             "Canary"
                 if obj
@@ -228,6 +229,55 @@ pub fn run(cx: &mut Context<'_>) {
 /// line is that of its first entry).
 fn keyed<'n>(node: &'n Node, key: &str) -> Option<(usize, &'n Node)> {
     node.entry(key).map(|(k, v)| (k.line, v))
+}
+
+/// What workloads are matched against, gathered once: Services' selectors,
+/// PodDisruptionBudgets' `matchLabels`, and HPAs' targets with their minimum.
+struct Cluster<'a> {
+    service_selectors: Vec<Vec<(&'a str, &'a str)>>,
+    pdb_selectors: Vec<Vec<(&'a str, &'a str)>>,
+    hpa_min: Vec<(&'a str, u64)>,
+}
+
+impl<'a> Cluster<'a> {
+    fn new(objects: &'a [Object<'a>]) -> Self {
+        let mut c = Cluster {
+            service_selectors: Vec::new(),
+            pdb_selectors: Vec::new(),
+            hpa_min: Vec::new(),
+        };
+        for o in objects {
+            match o.kind() {
+                "Service" => {
+                    let sel = labels(o.node.path(&["spec", "selector"]));
+                    if !sel.is_empty() {
+                        c.service_selectors.push(sel);
+                    }
+                }
+                "PodDisruptionBudget" => {
+                    c.pdb_selectors
+                        .push(labels(o.node.path(&["spec", "selector", "matchLabels"])))
+                }
+                "HorizontalPodAutoscaler" => {
+                    if let Some(target) = o
+                        .node
+                        .path(&["spec", "scaleTargetRef", "name"])
+                        .and_then(Node::str)
+                    {
+                        let min = o
+                            .node
+                            .path(&["spec", "minReplicas"])
+                            .and_then(Node::str)
+                            .and_then(|m| m.parse::<u64>().ok())
+                            .unwrap_or(1);
+                        c.hpa_min.push((target, min));
+                    }
+                }
+                _ => {}
+            }
+        }
+        c
+    }
 }
 
 /// Labels as pairs.
@@ -269,7 +319,7 @@ fn effective_unavailable(value: &str, replicas: u64) -> Option<u64> {
     }
 }
 
-fn check_workload(cx: &mut Context<'_>, obj: &Object<'_>, all: &[Object<'_>]) {
+fn check_workload(cx: &mut Context<'_>, obj: &Object<'_>, cluster: &Cluster<'_>) {
     let kind = obj.kind();
     let name = obj.name();
     let spec = obj.node.get("spec");
@@ -280,22 +330,11 @@ fn check_workload(cx: &mut Context<'_>, obj: &Object<'_>, all: &[Object<'_>]) {
     let containers = pod.get("containers").map(Node::items).unwrap_or_default();
 
     // Replicas: the HPA's minimum when one scales this workload.
-    let hpa_min = all
+    let hpa_min = cluster
+        .hpa_min
         .iter()
-        .filter(|o| o.kind() == "HorizontalPodAutoscaler")
-        .find(|o| {
-            o.node
-                .path(&["spec", "scaleTargetRef", "name"])
-                .and_then(Node::str)
-                == Some(name)
-        })
-        .map(|o| {
-            o.node
-                .path(&["spec", "minReplicas"])
-                .and_then(Node::str)
-                .and_then(|m| m.parse::<u64>().ok())
-                .unwrap_or(1)
-        });
+        .find(|(target, _)| *target == name)
+        .map(|(_, min)| *min);
     let replicas_node = spec.and_then(|s| s.get("replicas"));
     let replicas = hpa_min.unwrap_or_else(|| {
         replicas_node
@@ -304,10 +343,11 @@ fn check_workload(cx: &mut Context<'_>, obj: &Object<'_>, all: &[Object<'_>]) {
             .unwrap_or(1)
     });
 
-    let service_selects = all.iter().filter(|o| o.kind() == "Service").any(|svc| {
-        let sel = labels(svc.node.path(&["spec", "selector"]));
-        !sel.is_empty() && !template_labels.is_empty() && selects(&sel, &template_labels)
-    });
+    let service_selects = !template_labels.is_empty()
+        && cluster
+            .service_selectors
+            .iter()
+            .any(|sel| selects(sel, &template_labels));
     let has_ports = containers.iter().any(|c| {
         !c.get("ports")
             .map(Node::items)
@@ -440,13 +480,10 @@ fn check_workload(cx: &mut Context<'_>, obj: &Object<'_>, all: &[Object<'_>]) {
         );
     }
     if replicas > 1 {
-        let covered = all
+        let covered = cluster
+            .pdb_selectors
             .iter()
-            .filter(|o| o.kind() == "PodDisruptionBudget")
-            .any(|pdb| {
-                let sel = labels(pdb.node.path(&["spec", "selector", "matchLabels"]));
-                selects(&sel, &template_labels)
-            });
+            .any(|sel| selects(sel, &template_labels));
         if !covered {
             cx.find(
                 &NO_PDB,
