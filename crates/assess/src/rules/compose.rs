@@ -409,7 +409,24 @@ struct Published {
 /// Reads the short syntax: `5432`, `"5432:5432"`, `"127.0.0.1:5432:5432/tcp"`,
 /// `"[::1]:5432:5432"`, `"5432-5433:5432-5433"`.
 fn parse_short_port(spec: &str) -> Published {
-    let spec = spec.split('/').next().unwrap_or_default().trim();
+    // `${DB_PORT:-5432}` holds a ':' of its own: stand a placeholder in for it.
+    let mut plain = String::with_capacity(spec.len());
+    let mut depth = 0usize;
+    let mut chars = spec.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek() == Some(&'{') {
+            chars.next();
+            depth += 1;
+            if depth == 1 {
+                plain.push_str("var");
+            }
+        } else if c == '}' && depth > 0 {
+            depth -= 1;
+        } else if depth == 0 {
+            plain.push(c);
+        }
+    }
+    let spec = plain.split('/').next().unwrap_or_default().trim();
     let (host_ip, rest) = match spec.strip_prefix('[') {
         Some(v6) => match v6.split_once("]:") {
             Some((ip, rest)) => (Some(ip.to_string()), rest),
@@ -562,6 +579,11 @@ mod tests {
         assert_eq!(p("0.0.0.0:3306:3306"), (Some("0.0.0.0".into()), Some(3306)));
         assert_eq!(p("6000-6001:6000-6001"), (None, Some(6000)));
         assert_eq!(p("garbage"), (None, None));
+        assert_eq!(p("${DB_PORT:-5432}:5432"), (None, Some(5432)));
+        assert_eq!(
+            p("${BIND:-127.0.0.1}:5432:5432"),
+            (Some("var".into()), Some(5432))
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! multi-document; Helm templates (`{{ … }}`) are skipped, since they are not
 //! YAML until rendered.
 
+use super::env_secrets::{is_literal_secret, is_secret_name, redacted, url_password};
 use super::image::{ImageRef, Pin};
 use super::{Context, RuleInfo};
 use crate::finding::{Area, Evidence, Severity};
@@ -105,8 +106,19 @@ pub const ROLLOUT_CAPACITY: RuleInfo = RuleInfo {
     cutover: Some("[service.web.rollout]\nstrategy = \"blue-green\""),
 };
 
+pub const PLAINTEXT_SECRET: RuleInfo = RuleInfo {
+    id: "kubernetes/plaintext-secret",
+    area: Area::Security,
+    severity: Severity::Medium,
+    title: "Plaintext secret in a container's env",
+    why: "A password written as an `env` value sits in the repository and in the Deployment object, readable by anyone who can `kubectl get deployment -o yaml`, without the access control and encryption at rest Secrets get.",
+    fix: "Move it into a Secret (created outside the repository, or with Sealed Secrets / External Secrets) and reference it: `valueFrom: {secretKeyRef: {name: app-db, key: password}}`; rotate the committed value.",
+    cutover: None,
+};
+
 /// This pass's rules.
 pub const RULES: &[&RuleInfo] = &[
+    &PLAINTEXT_SECRET,
     &NO_READINESS_PROBE,
     &NO_LIVENESS_PROBE,
     &SAME_PROBES,
@@ -457,6 +469,30 @@ fn check_workload(cx: &mut Context<'_>, obj: &Object<'_>, cluster: &Cluster<'_>)
             );
         }
 
+        for var in container.get("env").map(Node::items).unwrap_or_default() {
+            let (Some(key), Some(value)) = (
+                var.get("name").and_then(Node::str),
+                var.get("value").filter(|v| v.str().is_some()),
+            ) else {
+                continue;
+            };
+            let text = value.str().unwrap_or_default();
+            let secret = if is_secret_name(key) && is_literal_secret(text) {
+                Some(text)
+            } else {
+                url_password(text)
+            };
+            if let Some(secret) = secret {
+                cx.find(
+                    &PLAINTEXT_SECRET,
+                    redacted(obj.at(value.line), secret),
+                    format!(
+                        "container `{cname}` of {kind} `{name}` sets `{key}` to a literal secret"
+                    ),
+                );
+            }
+        }
+
         if !pod_non_root && !non_root_at(container.get("securityContext")) {
             cx.find(
                 &RUN_AS_ROOT,
@@ -775,6 +811,46 @@ spec:
         );
         assert!(f.is_empty());
         assert!(!has(&facts, "deploy.manifests"));
+    }
+
+    #[test]
+    fn literal_secrets_in_env_but_not_secret_refs() {
+        let text = "\
+apiVersion: batch/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  template:
+    spec:
+      securityContext: {runAsNonRoot: true}
+      containers:
+        - name: agent
+          image: acme/agent:1.0.0
+          livenessProbe: {exec: {command: [/agent, ping]}}
+          resources: {requests: {cpu: 10m}, limits: {memory: 64Mi}}
+          env:
+            - name: API_TOKEN
+              value: tok_live_123
+            - name: DATABASE_URL
+              value: postgres://agent:pw123@db/agent
+            - name: DB_PASSWORD
+              valueFrom: {secretKeyRef: {name: db, key: password}}
+            - name: LOG_LEVEL
+              value: info
+";
+        let (f, _) = scan(&[("agent.yaml", text)], "kubernetes/");
+        assert_eq!(
+            ids(&f),
+            [
+                "kubernetes/plaintext-secret@15",
+                "kubernetes/plaintext-secret@17"
+            ]
+        );
+        let json = serde_json::to_string(&f).expect("json");
+        assert!(
+            !json.contains("tok_live_123") && !json.contains("pw123"),
+            "{json}"
+        );
     }
 
     #[test]
