@@ -88,7 +88,7 @@ impl Dockerfile {
 }
 
 static HEREDOC: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"<<(-?)\s*(["']?)([A-Za-z_][A-Za-z0-9_]*)["']?"#).expect("heredoc regex")
+    Regex::new(r#"<<(-?)(["']?)([A-Za-z_][A-Za-z0-9_]*)["']?"#).expect("heredoc regex")
 });
 
 static VARIABLE: LazyLock<Regex> = LazyLock::new(|| {
@@ -166,19 +166,23 @@ pub fn parse(text: &str) -> Dockerfile {
                 .map(|c| (&c[1] == "-", c[3].to_string()))
                 .collect();
             for (strip_tabs, delimiter) in delimiters {
-                while let Some(line) = lines.get(i) {
-                    i += 1;
+                let is_end = |line: &str| {
                     let end = if strip_tabs {
                         line.trim_start_matches('\t')
                     } else {
                         line
                     };
-                    if end.trim_end() == delimiter {
-                        break;
-                    }
+                    end.trim_end() == delimiter
+                };
+                // A `<<WORD` with no closing line is not a heredoc.
+                let Some(len) = lines[i..].iter().position(|l| is_end(l)) else {
+                    continue;
+                };
+                for line in &lines[i..i + len] {
                     args.push('\n');
                     args.push_str(line);
                 }
+                i += len + 1;
             }
         }
         let instruction = Instruction {
@@ -334,6 +338,17 @@ mod tests {
         assert_eq!(kinds, [("RUN", 3), ("COPY", 7), ("USER", 9)]);
         assert!(s.instructions[0].args.contains("apk add curl"));
         assert_eq!(s.instructions[1].operands(), ["a", "b", "/"]);
+    }
+
+    #[test]
+    fn a_shift_or_an_unclosed_heredoc_swallows_nothing() {
+        let df = parse("FROM x\nRUN echo $((1 << 3)) a << b\nRUN cat <<EOF > f\nUSER app\n");
+        let kinds: Vec<(&str, usize)> = df.stages[0]
+            .instructions
+            .iter()
+            .map(|i| (i.keyword.as_str(), i.line))
+            .collect();
+        assert_eq!(kinds, [("RUN", 2), ("RUN", 3), ("USER", 4)]);
     }
 
     #[test]
