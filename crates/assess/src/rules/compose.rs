@@ -4,12 +4,13 @@
 //! show (health-gated `depends_on`, Swarm `update_config`). Files:
 //! `docker-compose.yml`, `compose.yaml`, `docker-compose.*.yml`,
 //! `compose.*.yaml`. Files whose name says they are for development
-//! (`.dev.`, `.override.`, `.local.`, `.test.`, `.ci.`) get the security and
-//! image rules only: nobody needs restart policies on a laptop. A service
+//! (`.dev.`, `.development.`, `.override.`, `.local.`) get the security and
+//! image rules only: nobody needs restart policies on a laptop. Files that
+//! run tests (`.test.`, `.ci.`, `.e2e.`, or in a test folder) are skipped. A service
 //! that merges settings from a YAML anchor (`<<: *defaults`) or `extends:`
 //! is not reported for what it lacks, since what it merges is not read.
 
-use super::dockerfile::parse as dockerfile;
+use super::dockerfile::{in_test_folder, parse as dockerfile};
 use super::env_secrets::{is_literal_secret, is_secret_name, redacted, url_password};
 use super::image::{ImageRef, Pin};
 use super::{Context, RuleInfo};
@@ -125,25 +126,29 @@ pub fn is_compose_name(name: &str) -> bool {
         || stem.starts_with("docker-compose.")
 }
 
-/// Whether a compose file's name says it is for development or tests.
+/// Whether a compose file's name says it is for development.
 fn is_dev_file(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    [
-        ".dev.",
-        ".development.",
-        ".override.",
-        ".local.",
-        ".test.",
-        ".ci.",
-        ".e2e.",
-    ]
-    .iter()
-    .any(|w| lower.contains(w))
+    [".dev.", ".development.", ".override.", ".local."]
+        .iter()
+        .any(|w| lower.contains(w))
+}
+
+/// Whether a compose file's name says it runs the tests.
+fn is_test_file(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [".test.", ".tests.", ".ci.", ".e2e."]
+        .iter()
+        .any(|w| lower.contains(w))
 }
 
 /// Runs the pass.
 pub fn run(cx: &mut Context<'_>) {
-    let files: Vec<&RepoFile> = cx.repo.named(is_compose_name).collect();
+    let files: Vec<&RepoFile> = cx
+        .repo
+        .named(is_compose_name)
+        .filter(|f| !in_test_folder(f) && !is_test_file(&f.name))
+        .collect();
     for file in files {
         let Some(text) = cx.repo.text(file) else {
             continue;
@@ -677,6 +682,20 @@ services:
         let text = "x-defaults: &defaults\n  restart: always\n  healthcheck: {test: [CMD, 'true']}\nservices:\n  web:\n    <<: *defaults\n    image: acme/web:1.2.3\n  other:\n    extends: {file: base.yml, service: web}\n";
         let (f, _) = scan(&[("compose.yaml", text)], "compose/");
         assert!(f.is_empty(), "{:?}", ids(&f));
+    }
+
+    #[test]
+    fn test_infrastructure_is_skipped() {
+        let text = "services:\n  db:\n    image: postgres\n    ports: ['5432:5432']\n";
+        for path in [
+            "tests/docker-compose.yml",
+            "docker-compose.ci.yml",
+            "e2e/compose.yaml",
+        ] {
+            let (f, facts) = scan(&[(path, text)], "compose/");
+            assert!(f.is_empty(), "{path}");
+            assert!(!has(&facts, "container.compose"), "{path}");
+        }
     }
 
     #[test]

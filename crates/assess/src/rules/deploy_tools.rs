@@ -88,6 +88,7 @@ pub fn run(cx: &mut Context<'_>) {
         .repo
         .files()
         .iter()
+        .filter(|f| !super::dockerfile::in_test_folder(f))
         .filter_map(|f| recognise(cx, f).map(|(what, line)| (f.path.clone(), what, line)))
         .collect();
     for (path, what, line) in found {

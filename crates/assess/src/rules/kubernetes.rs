@@ -4,8 +4,8 @@
 //! take capacity away; and the deployment facts manifests show (health-gated
 //! rollouts, `maxUnavailable: 0`, Argo Rollouts and Flagger canaries with
 //! analysis). Reads every `.yaml`/`.yml` file with `apiVersion` and `kind`,
-//! multi-document; Helm templates (`{{ … }}`) are skipped, since they are not
-//! YAML until rendered.
+//! multi-document, outside test folders; Helm templates (`{{ … }}`) are
+//! skipped, since they are not YAML until rendered.
 
 use super::env_secrets::{is_literal_secret, is_secret_name, redacted, url_password};
 use super::image::{ImageRef, Pin};
@@ -170,7 +170,7 @@ pub fn run(cx: &mut Context<'_>) {
     let repo = cx.repo;
     let mut objects = Vec::new();
     for file in repo.with_ext(&["yaml", "yml"]) {
-        if super::compose::is_compose_name(&file.name) {
+        if super::compose::is_compose_name(&file.name) || super::dockerfile::in_test_folder(file) {
             continue;
         }
         let Some(text) = repo.text(file) else {

@@ -134,6 +134,24 @@ pub const RULES: &[&RuleInfo] = &[
     &ADD_REMOTE_URL,
 ];
 
+/// Folders whose files are test infrastructure, not how the application
+/// ships: the container passes skip Dockerfiles, compose files and
+/// manifests inside them.
+pub const TEST_FOLDERS: [&str; 7] = [
+    "test",
+    "tests",
+    "testdata",
+    "fixtures",
+    "e2e",
+    "__tests__",
+    "testing",
+];
+
+/// Whether `file` sits in a test folder (relative to the repository's root).
+pub fn in_test_folder(file: &RepoFile) -> bool {
+    TEST_FOLDERS.iter().any(|d| file.in_dir(d))
+}
+
 /// Whether a file name is a Dockerfile's.
 pub fn is_dockerfile_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -149,7 +167,11 @@ pub fn is_dockerfile_name(name: &str) -> bool {
 
 /// Runs the pass.
 pub fn run(cx: &mut Context<'_>) {
-    let files: Vec<&RepoFile> = cx.repo.named(is_dockerfile_name).collect();
+    let files: Vec<&RepoFile> = cx
+        .repo
+        .named(is_dockerfile_name)
+        .filter(|f| !in_test_folder(f))
+        .collect();
     for file in files {
         let Some(text) = cx.repo.text(file) else {
             continue;
@@ -454,7 +476,16 @@ fn check_user(cx: &mut Context<'_>, path: &str, text: &str, df: &Dockerfile) {
             .rev()
             .find(|i| i.keyword == "USER")
         {
-            let name = user.args.split(':').next().unwrap_or_default().trim();
+            // `USER $APP_UID` takes the default of an `ARG` declared before it.
+            let args: Vec<Instruction> = df
+                .global_args
+                .iter()
+                .chain(stage.instructions.iter().filter(|i| i.keyword == "ARG"))
+                .filter(|i| i.line < user.line)
+                .cloned()
+                .collect();
+            let resolved = parse::substitute(user.args.trim(), &args);
+            let name = resolved.split(':').next().unwrap_or_default().trim();
             let evidence = Evidence::at(path, text, user.line);
             if name.eq_ignore_ascii_case("root") || name == "0" || name.is_empty() {
                 cx.find(
