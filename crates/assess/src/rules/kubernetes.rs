@@ -326,7 +326,11 @@ fn same(a: &Node, b: &Node) -> bool {
 /// A `maxUnavailable` (`1`, `"25%"`) at `replicas`, rounded down as Kubernetes does.
 fn effective_unavailable(value: &str, replicas: u64) -> Option<u64> {
     match value.trim().strip_suffix('%') {
-        Some(pct) => pct.trim().parse::<u64>().ok().map(|p| p.saturating_mul(replicas) / 100),
+        Some(pct) => pct
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(|p| p.saturating_mul(replicas) / 100),
         None => value.trim().parse().ok(),
     }
 }
@@ -859,7 +863,10 @@ spec:
         assert_eq!(effective_unavailable("50%", 2), Some(1));
         assert_eq!(effective_unavailable("1", 2), Some(1));
         assert_eq!(effective_unavailable("x", 2), None);
-        assert_eq!(effective_unavailable("99999999999%", u64::MAX), Some(u64::MAX / 100));
+        assert_eq!(
+            effective_unavailable("99999999999%", u64::MAX),
+            Some(u64::MAX / 100)
+        );
     }
 
     #[test]
