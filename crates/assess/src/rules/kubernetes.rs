@@ -243,6 +243,21 @@ fn keyed<'n>(node: &'n Node, key: &str) -> Option<(usize, &'n Node)> {
     node.entry(key).map(|(k, v)| (k.line, v))
 }
 
+/// Whether any Kubernetes manifest (a Helm template too) outside test
+/// folders declares a readiness, liveness or startup probe: a text search,
+/// no parsing (file texts are read once and shared with [`run`]).
+pub fn has_probes(repo: &crate::repo::Repo) -> bool {
+    repo.with_ext(&["yaml", "yml"])
+        .filter(|f| !super::dockerfile::in_test_folder(f))
+        .filter_map(|f| repo.text(f))
+        .any(|t| {
+            t.contains("apiVersion")
+                && (t.contains("readinessProbe:")
+                    || t.contains("livenessProbe:")
+                    || t.contains("startupProbe:"))
+        })
+}
+
 /// What workloads are matched against, gathered once: Services' selectors,
 /// PodDisruptionBudgets' `matchLabels`, and HPAs' targets with their minimum.
 struct Cluster<'a> {

@@ -33,7 +33,7 @@ pub const NO_HEALTHCHECK: RuleInfo = RuleInfo {
     area: Area::Containerization,
     severity: Severity::Low,
     title: "Image has no HEALTHCHECK",
-    why: "Without a health check, Docker and compose report a container that is up but not serving as healthy, and nothing can wait for it. An orchestrator's own probe (Kubernetes readiness, cutover's `health`) replaces it; then this can be ignored.",
+    why: "Without a health check, Docker and compose report a container that is up but not serving as healthy, and nothing can wait for it. An orchestrator's own probe (cutover's `health`) replaces it; then this can be ignored. Not reported when the repository's Kubernetes manifests declare probes (Kubernetes ignores HEALTHCHECK).",
     fix: "Add to the final stage: `HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD wget -qO- http://127.0.0.1:8080/health || exit 1` (use a binary the image has), or health-check the service in the orchestrator.",
     cutover: Some(
         "[service.web]\nhealth = { path = \"/health\", interval = \"1s\", timeout = \"2s\", healthy = 2, unhealthy = 3 }",
@@ -544,6 +544,10 @@ fn check_healthcheck(cx: &mut Context<'_>, path: &str, text: &str, df: &Dockerfi
             return;
         }
         index = df.parent(i);
+    }
+    // Kubernetes ignores HEALTHCHECK and probes the pod instead.
+    if super::kubernetes::has_probes(cx.repo) {
+        return;
     }
     cx.find(
         &NO_HEALTHCHECK,

@@ -211,6 +211,23 @@ fn single_stage_toolchain_and_remote_add() {
 }
 
 #[test]
+fn kubernetes_probes_replace_the_healthcheck() {
+    let df = "FROM alpine:3.19.1\nUSER app\n";
+    let probe = "apiVersion: apps/v1\nkind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n        - name: a\n          livenessProbe: {tcpSocket: {port: 80}}\n";
+    let (f, _) = scan(
+        &[("Dockerfile", df), ("k8s/a.yaml", probe)],
+        "dockerfile/no-healthcheck",
+    );
+    assert!(f.is_empty());
+    let service = "apiVersion: v1\nkind: Service\n";
+    let (f, _) = scan(
+        &[("Dockerfile", df), ("k8s/a.yaml", service)],
+        "dockerfile/no-healthcheck",
+    );
+    assert_eq!(ids(&f), ["dockerfile/no-healthcheck@1"]);
+}
+
+#[test]
 fn healthcheck_none_disables_an_inherited_one() {
     let df =
         "FROM alpine:3.19.1 AS base\nHEALTHCHECK CMD true\nFROM base\nHEALTHCHECK NONE\nUSER app\n";
