@@ -32,7 +32,7 @@ pub const FACTS: &[FactInfo] = &[
     FactInfo {
         id: "container.healthcheck",
         area: Area::Containerization,
-        description: "the image or its compose service declares a health check",
+        description: "the image, its compose service or its Kubernetes probes check its health",
     },
     FactInfo {
         id: "container.digest-pinned",

@@ -61,8 +61,11 @@ pub const LADDER: Ladder = Ladder {
         },
         Step {
             level: 3,
-            summary: "traffic reaches a new version only once it is healthy",
-            requires: &[Require::Any(&["deploy.health-gated"])],
+            summary: "traffic reaches a new version only once it is healthy, with no high findings",
+            requires: &[
+                Require::Any(&["deploy.health-gated"]),
+                Require::NoFindingsAtLeast(Severity::High),
+            ],
         },
         Step {
             level: 4,

@@ -1,0 +1,116 @@
+//! The `compose` pass on the fixture repositories: exact rule ids and
+//! `path:line` of its findings and facts, and nothing on `clean`.
+
+use std::path::PathBuf;
+
+use cutover_assess::{Area, NoHooks, Report, assess};
+
+fn fixture(name: &str) -> Report {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    assess(&path, &NoHooks).expect("assess fixture")
+}
+
+/// `rule path:line` of the findings whose rule starts with `prefix`, sorted.
+fn findings(report: &Report, prefix: &str) -> Vec<String> {
+    let mut v: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|f| f.rule.starts_with(prefix))
+        .map(|f| format!("{} {}", f.rule, f.evidence[0].location()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `id path:line` of the facts whose id starts with `prefix`, sorted.
+fn facts(report: &Report, prefix: &str) -> Vec<String> {
+    let mut v: Vec<String> = report
+        .facts
+        .iter()
+        .filter(|f| f.id.starts_with(prefix))
+        .map(|f| format!("{} {}", f.id, f.evidence.location()))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn level(report: &Report, area: Area) -> u8 {
+    report
+        .areas
+        .iter()
+        .find(|a| a.area == area)
+        .map(|a| a.level)
+        .unwrap_or(0)
+}
+
+#[test]
+fn node_compose_published_database_and_plaintext_passwords() {
+    let r = fixture("node-compose");
+    assert_eq!(
+        findings(&r, "compose/"),
+        [
+            "compose/no-healthcheck docker-compose.yml:2",
+            "compose/no-healthcheck docker-compose.yml:34",
+            "compose/no-resource-limits docker-compose.yml:17",
+            "compose/no-resource-limits docker-compose.yml:2",
+            "compose/no-resource-limits docker-compose.yml:34",
+            "compose/plaintext-secret docker-compose.yml:11",
+            "compose/plaintext-secret docker-compose.yml:21",
+            "compose/plaintext-secret docker-compose.yml:9",
+            "compose/published-database-port docker-compose.yml:24",
+            "compose/unpinned-image docker-compose.yml:35",
+        ]
+    );
+    // Secrets are masked in every snippet, the URL's password too.
+    let json = serde_json::to_string(&r.findings).expect("json");
+    for secret in ["shop-secret", "change-me-in-prod"] {
+        assert!(!json.contains(secret), "{secret} leaked");
+    }
+    let url = r
+        .findings
+        .iter()
+        .find(|f| f.rule == "compose/plaintext-secret" && f.evidence[0].line == 9)
+        .expect("url finding");
+    assert_eq!(
+        url.evidence[0].snippet,
+        "DATABASE_URL: postgres://shop:****@db:5432/shop"
+    );
+    // `depends_on` without conditions: nothing waits for health.
+    assert_eq!(facts(&r, "deploy."), Vec::<String>::new());
+}
+
+#[test]
+fn fastapi_celery_health_gated_stack() {
+    let r = fixture("fastapi-celery");
+    assert_eq!(
+        findings(&r, "compose/"),
+        ["compose/no-resource-limits docker-compose.yml:21"]
+    );
+    assert_eq!(
+        facts(&r, "deploy.health-gated"),
+        [
+            "deploy.health-gated docker-compose.yml:11",
+            "deploy.health-gated docker-compose.yml:13",
+            "deploy.health-gated docker-compose.yml:34",
+        ]
+    );
+}
+
+#[test]
+fn clean_compose_has_no_findings() {
+    let r = fixture("clean");
+    assert_eq!(findings(&r, "compose/"), Vec::<String>::new());
+    assert_eq!(
+        facts(&r, "deploy.health-gated"),
+        ["deploy.health-gated compose.yaml:11"]
+    );
+    // Its health checks count toward Level 4 of Containerization.
+    assert!(
+        facts(&r, "container.healthcheck")
+            .contains(&"container.healthcheck compose.yaml:29".to_string())
+    );
+    assert!(level(&r, Area::Containerization) >= 4);
+}
