@@ -66,7 +66,10 @@ fn go_k8s_liveness_without_readiness() {
     assert_eq!(readiness.evidence[0].snippet, "- name: orders");
     assert_eq!(
         facts(&r, "deploy."),
-        ["deploy.manifests k8s/deployment.yaml:2"]
+        [
+            "deploy.graceful-shutdown main.go:31",
+            "deploy.manifests k8s/deployment.yaml:2"
+        ]
     );
     assert!(facts(&r, "obs.readiness").is_empty());
     // Manifests describe the deployment, but nothing waits for readiness.
