@@ -49,17 +49,17 @@ impl Hooks for FakeLinter {
         let mut out = Vec::new();
         for (i, line) in sql.lines().enumerate() {
             let upper = line.to_ascii_uppercase();
-            if let Some(col) = upper.find("CREATE INDEX") {
-                if !upper.contains("CONCURRENTLY") {
-                    out.push(SqlProblem {
-                        line: i + 1,
-                        column: col + 1,
-                        rule: "require-concurrent-index-creation".into(),
-                        message: "CREATE INDEX blocks writes".into(),
-                        help: Some("Use CREATE INDEX CONCURRENTLY".into()),
-                        deny: true,
-                    });
-                }
+            if let Some(col) = upper.find("CREATE INDEX")
+                && !upper.contains("CONCURRENTLY")
+            {
+                out.push(SqlProblem {
+                    line: i + 1,
+                    column: col + 1,
+                    rule: "require-concurrent-index-creation".into(),
+                    message: "CREATE INDEX blocks writes".into(),
+                    help: Some("Use CREATE INDEX CONCURRENTLY".into()),
+                    deny: true,
+                });
             }
             if let Some(col) = upper.find(" INTEGER ") {
                 out.push(SqlProblem {
