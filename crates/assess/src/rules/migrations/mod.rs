@@ -174,8 +174,46 @@ fn lint_sql(cx: &mut Context<'_>, tool: Tool, ups: &[&tools::Classified<'_>], po
             Tool::Goose => goose_up(text),
             _ => text,
         };
-        for p in cx.hooks.lint_sql(&c.file.path, sql, postgres) {
-            let rule = if p.deny { &DANGEROUS_DDL } else { &DDL_STYLE };
+        let problems = cx.hooks.lint_sql(&c.file.path, sql, postgres);
+        // Style advice is one finding per file and linter rule, with every line.
+        let mut style: Vec<(String, Vec<Evidence>, String, String)> = Vec::new();
+        for p in problems.iter().filter(|p| !p.deny) {
+            let at = Evidence::at(&c.file.path, text, p.line).column(p.column);
+            match style.iter_mut().find(|(rule, ..)| *rule == p.rule) {
+                Some((_, lines, ..)) => lines.push(at),
+                None => style.push((
+                    p.rule.clone(),
+                    vec![at],
+                    p.message.clone(),
+                    p.help.clone().unwrap_or_default(),
+                )),
+            }
+        }
+        for (lint_rule, evidence, message, help) in style {
+            let n = evidence.len();
+            let fix = if help.is_empty() {
+                DDL_STYLE.fix.to_string()
+            } else {
+                format!("{help}. {}", DDL_STYLE.fix)
+            };
+            let times = if n > 1 {
+                format!(" ({n} places)")
+            } else {
+                String::new()
+            };
+            cx.find_with(
+                &DDL_STYLE,
+                evidence,
+                format!(
+                    "{} migration {}: {message} ({lint_rule}){times}",
+                    tool.name(),
+                    c.file.name
+                ),
+                fix,
+            );
+        }
+        for p in problems.into_iter().filter(|p| p.deny) {
+            let rule = &DANGEROUS_DDL;
             let mut fix = rule.fix.to_string();
             if let Some(help) = &p.help {
                 fix = format!("{help}. {fix}");
