@@ -63,7 +63,10 @@ fn a_comment_with_table_findings_and_next_steps() {
         first,
         format!("## Deployment readiness: {}", report.overall_label)
     );
-    assert!(md.contains("Findings: **1 high**, 1 medium, 1 low."), "{md}");
+    assert!(
+        md.contains("Findings: **1 high**, 1 medium, 1 low."),
+        "{md}"
+    );
 
     // The table: a header, a rule, one row per area, each with four cells.
     let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| ")).collect();
@@ -87,7 +90,10 @@ fn a_comment_with_table_findings_and_next_steps() {
         "- `cutover.toml:4` `allow_plaintext = true` on 10.0.0.5:7070 (`cutover-config/plaintext-api`)"
     ));
     assert!(md.contains("- `svc0/cutover.toml` database `main`"), "{md}");
-    assert!(md.contains(&format!("  - **Fix:** {}", cutover_config::PLAINTEXT_API.fix)));
+    assert!(md.contains(&format!(
+        "  - **Fix:** {}",
+        cutover_config::PLAINTEXT_API.fix
+    )));
     assert!(md.contains("    ```toml\n    [server]\n"), "{md}");
     assert!(!md.contains("<details>"), "a short group is not folded");
 
@@ -106,7 +112,11 @@ fn long_medium_and_low_groups_fold() {
     assert_eq!(md.matches("<details>").count(), 1, "{md}");
     assert_eq!(md.matches("</details>").count(), 1);
     // Every finding is still there.
-    assert_eq!(md.matches("(`cutover-config/backup-not-before-deploy`)").count(), lows);
+    assert_eq!(
+        md.matches("(`cutover-config/backup-not-before-deploy`)")
+            .count(),
+        lows
+    );
 }
 
 #[test]

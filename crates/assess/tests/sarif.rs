@@ -77,7 +77,10 @@ fn every_result_has_what_code_scanning_requires() {
     assert_eq!(rules.len(), rules::catalogue().count());
     for (descriptor, info) in rules.iter().zip(rules::catalogue()) {
         assert_eq!(descriptor.id, info.id);
-        let short = descriptor.short_description.as_ref().expect("shortDescription");
+        let short = descriptor
+            .short_description
+            .as_ref()
+            .expect("shortDescription");
         assert_eq!(short.text, info.title);
         let help = descriptor.help.as_ref().expect("help");
         assert!(help.text.contains(info.fix), "{}", info.id);
@@ -89,7 +92,10 @@ fn every_result_has_what_code_scanning_requires() {
             .as_ref()
             .and_then(|c| c.level.clone())
             .expect("defaultConfiguration.level");
-        assert_eq!(level, serde_json::json!(sarif::level(info.severity).to_string()));
+        assert_eq!(
+            level,
+            serde_json::json!(sarif::level(info.severity).to_string())
+        );
     }
 
     let results = run.results.as_ref().expect("results");
@@ -115,11 +121,17 @@ fn every_result_has_what_code_scanning_requires() {
             .physical_location
             .as_ref()
             .expect("physicalLocation");
-        let artifact = physical.artifact_location.as_ref().expect("artifactLocation");
+        let artifact = physical
+            .artifact_location
+            .as_ref()
+            .expect("artifactLocation");
         assert_eq!(artifact.uri_base_id.as_deref(), Some(sarif::SRCROOT));
         let region = physical.region.as_ref().expect("region");
         let line = region.start_line.expect("startLine");
-        assert_eq!(line, i64::try_from(finding.evidence[0].line.max(1)).expect("line"));
+        assert_eq!(
+            line,
+            i64::try_from(finding.evidence[0].line.max(1)).expect("line")
+        );
         let fingerprints = result.partial_fingerprints.as_ref().expect("fingerprints");
         assert!(fingerprints.contains_key(sarif::FINGERPRINT_KEY));
     }

@@ -153,12 +153,11 @@ fn score_area(ladder: &Ladder, facts: &[Fact], findings: &[Finding]) -> AreaLeve
             level = step.level;
             set_by = step.summary.to_string();
             for r in step.requires {
-                if let Require::Any(ids) = r {
-                    if let Some(f) = facts.iter().find(|f| ids.contains(&f.id)) {
-                        if !evidence.contains(f) {
-                            evidence.push(f.clone());
-                        }
-                    }
+                if let Require::Any(ids) = r
+                    && let Some(f) = facts.iter().find(|f| ids.contains(&f.id))
+                    && !evidence.contains(f)
+                {
+                    evidence.push(f.clone());
                 }
             }
         } else {

@@ -95,11 +95,7 @@ fn heading(s: Severity) -> &'static str {
 }
 
 fn write_finding(out: &mut String, f: &Finding) -> std::fmt::Result {
-    let at = f
-        .evidence
-        .first()
-        .map(|e| e.location())
-        .unwrap_or_default();
+    let at = f.evidence.first().map(|e| e.location()).unwrap_or_default();
     writeln!(
         out,
         "- {} {} ({})",

@@ -260,7 +260,10 @@ mod tests {
     #[test]
     fn names_and_uris() {
         assert_eq!(pascal_name("dockerfile/root-user"), "DockerfileRootUser");
-        assert_eq!(pascal_name("cutover-config/invalid"), "CutoverConfigInvalid");
+        assert_eq!(
+            pascal_name("cutover-config/invalid"),
+            "CutoverConfigInvalid"
+        );
         assert_eq!(uri("a b/c#d.txt"), "a%20b/c%23d.txt");
         assert_eq!(uri("src/é.rs"), "src/%C3%A9.rs");
         assert_eq!(level(Severity::Medium).to_string(), "warning");
