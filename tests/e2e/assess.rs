@@ -72,6 +72,18 @@ fn every_format_on_a_fixture() {
         "{json:#}"
     );
 
+    // The clean fixture's cutover.toml passes the real `cutover check`.
+    assert!(
+        !json["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .any(|f| f["rule"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("cutover-config/"))),
+        "{json:#}"
+    );
+
     let markdown = success(&assess(&[clean, "--format", "markdown"]));
     assert!(
         markdown.starts_with("## Deployment readiness: Level "),
