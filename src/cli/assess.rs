@@ -69,7 +69,34 @@ impl Hooks for CutoverHooks {
             .collect()
     }
 
-    fn check_config(&self, _path: &str, _text: &str) -> Vec<ConfigProblem> {
-        Vec::new()
+    /// `cutover check`'s problems, with the file's `${VAR}`s taken as set
+    /// to values not known here ([`crate::config::check_text`]).
+    fn check_config(&self, path: &str, text: &str) -> Vec<ConfigProblem> {
+        let Err(err) = crate::config::check_text(text, Path::new(path)) else {
+            return Vec::new();
+        };
+        let problems = err.problems();
+        if problems.is_empty() {
+            return vec![ConfigProblem {
+                line: 0,
+                column: 0,
+                message: err.to_string(),
+            }];
+        }
+        problems
+            .iter()
+            .map(|p| {
+                let (line, column) = p.line_column();
+                let message = match p.help_text() {
+                    Some(help) => format!("{}; {help}", p.message()),
+                    None => p.message().to_string(),
+                };
+                ConfigProblem {
+                    line,
+                    column,
+                    message,
+                }
+            })
+            .collect()
     }
 }

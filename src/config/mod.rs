@@ -147,7 +147,21 @@ fn line_column(bytes: &[u8], offset: usize) -> (usize, usize) {
 /// check` and `cutover serve`; other commands need none of those files.
 pub fn load_checked(path: &Path) -> Result<Config, ConfigError> {
     let source = read(path)?;
-    parse_inner(&source, path, &|name| std::env::var(name), true)
+    parse_inner(&source, path, &|name| std::env::var(name), true, false)
+}
+
+/// The problems `cutover check` would report in config text, for `cutover
+/// assess`, which reads a repository's `cutover.toml` without its
+/// environment: every `${VAR}` is taken as set to a value that is not known,
+/// whatever the process environment holds, so a value that names one is
+/// not checked (everything else is, as by [`load`]). The files the config
+/// names (certificates, keys) are not opened: they live on the deploy
+/// machine. The text is never too large here: the caller reads at most
+/// 1 MiB. Not a way to load a config: it returns no [`Config`]; the
+/// located problems are [`ConfigError::problems`].
+pub fn check_text(source: &str, path: &Path) -> Result<(), ConfigError> {
+    let unknown = |_: &str| Err(std::env::VarError::NotPresent);
+    parse_inner(source, path, &unknown, false, true).map(|_| ())
 }
 
 /// Parses, validates and resolves config text. `path` is where the text came
@@ -163,15 +177,17 @@ pub(crate) fn parse_with_env(
     path: &Path,
     lookup: Lookup<'_>,
 ) -> Result<Config, ConfigError> {
-    parse_inner(source, path, lookup, false)
+    parse_inner(source, path, lookup, false, false)
 }
 
-/// [`parse_with_env`], and with `check_files` the checks of [`load_checked`].
+/// [`parse_with_env`], and with `check_files` the checks of [`load_checked`];
+/// with `unset_is_unknown`, what [`check_text`] does with unset variables.
 pub(crate) fn parse_inner(
     source: &str,
     path: &Path,
     lookup: Lookup<'_>,
     check_files: bool,
+    unset_is_unknown: bool,
 ) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     let text: std::sync::Arc<str> = std::sync::Arc::from(source);
@@ -211,6 +227,7 @@ pub(crate) fn parse_inner(
         source,
         base_dir: &base_dir,
         lookup,
+        unset_is_unknown,
     };
     let (sections, mut findings) = resolve::resolve(raw, context);
     findings.extend(checks::check(&sections));

@@ -1504,3 +1504,32 @@ fn backup_signers_are_ed25519_public_keys() {
         assert!(rendered.contains(says), "{bad}: {rendered}");
     }
 }
+
+#[test]
+fn check_text_takes_unset_variables_as_unknown_and_checks_the_rest() {
+    // The reference's example names variables this process does not set.
+    let reference = include_str!("../../docs/config.md");
+    let example = reference
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/config.md starts with a toml example");
+    if let Err(err) = check_text(example, Path::new("deploy/cutover.toml")) {
+        panic!("{}", render(&err));
+    }
+    // Everything else is checked as `cutover check` does, with its place.
+    let broken = "[app]\nname = \"x\"\n\n[service.web]\ncommand = [\"${BIN}\"]\nreplicas = \"two\"\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n";
+    let err = check_text(broken, Path::new("cutover.toml")).expect_err("replicas is a string");
+    let problems = err.problems();
+    assert_eq!(problems.len(), 1, "{}", render(&err));
+    assert_eq!(problems[0].line_column(), (6, 12));
+    // A malformed `${` is still an error, unlike an unset variable.
+    let unclosed = "[app]\nname = \"x\"\n\n[service.web]\ncommand = [\"${BIN\"]\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n";
+    let err = check_text(unclosed, Path::new("cutover.toml")).expect_err("unclosed");
+    assert_eq!(err.problems()[0].line_column().0, 5);
+    // Loading for use still refuses an unset variable.
+    let uses_var = "[app]\nname = \"x\"\n\n[service.web]\ncommand = [\"${CUTOVER_TEST_SURELY_UNSET_VARIABLE}\"]\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n";
+    assert!(check_text(uses_var, Path::new("cutover.toml")).is_ok());
+    let err = parse(uses_var, Path::new("cutover.toml")).expect_err("unset variable");
+    assert!(err.problems()[0].message().contains("is not set"));
+}

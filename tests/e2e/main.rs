@@ -5,6 +5,7 @@
 mod acme;
 mod api_edge;
 mod approvals;
+mod assess;
 mod audit;
 mod backup;
 mod backup_deploy;

@@ -43,6 +43,11 @@ pub(crate) struct Context<'a> {
     pub base_dir: &'a Path,
     /// Reads environment variables for `${VAR}`.
     pub lookup: Lookup<'a>,
+    /// An unset `${VAR}` stands for a value that is not known (the value
+    /// that names it is left unchecked) instead of being an error: for
+    /// `cutover assess`, which reads a repository's config on a machine
+    /// where its variables are not set. Never set when loading a config to use it.
+    pub unset_is_unknown: bool,
 }
 
 /// Every section of the config, resolved, plus where the values that are

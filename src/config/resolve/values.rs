@@ -214,6 +214,7 @@ impl Resolver<'_> {
         let text = value.get_ref();
         match expand::expand(text, self.cx.lookup) {
             Ok(expanded) => Some(expanded),
+            Err(ExpandError::Unset { .. }) if self.cx.unset_is_unknown => None,
             Err(err) => {
                 let (at, message, label, help) = match err {
                     ExpandError::Unset { name, at } => (
