@@ -101,12 +101,13 @@ fn clean_backups_are_encrypted_pruned_tested_offsite_and_planned() {
         facts(&report),
         [
             "backup.dr-plan docs/disaster-recovery.md:3",
-            "backup.encrypted ops/backup.sh:7",
+            "backup.encrypted cutover.toml:35",
             "backup.offsite ops/backup.sh:8",
-            "backup.restore-test ops/restore-test.sh:7",
-            "backup.retention ops/backup.sh:9",
+            "backup.restore-test cutover.toml:35",
+            "backup.retention cutover.toml:35",
+            "backup.scheduled cutover.toml:35",
             "backup.scheduled ops/crontab:2",
-            "backup.script ops/backup.sh:7",
+            "backup.script cutover.toml:35",
         ]
     );
     let level = report
@@ -157,6 +158,7 @@ fn cutover_toml_backups_and_online_sqlite_backups_count() {
             "backup.retention cutover.toml:3",
             "backup.scheduled .github/workflows/backup.yml:3",
             "backup.script bin/snapshot.sh:1",
+            "backup.script cutover.toml:3",
         ]
     );
 }

@@ -165,6 +165,13 @@ impl<'a> Context<'a> {
             crate::areas::fact(id).is_some(),
             "fact {id} is not in areas::facts()"
         );
+        // Two passes may read the same file (a cutover.toml's backups, say):
+        // one fact per id and place.
+        if self.facts.iter().any(|f| {
+            f.id == id && f.evidence.path == evidence.path && f.evidence.line == evidence.line
+        }) {
+            return;
+        }
         self.facts.push(Fact {
             id,
             detail: detail.into(),
