@@ -105,7 +105,10 @@ fn clean_compose_has_no_findings() {
     assert_eq!(findings(&r, "compose/"), Vec::<String>::new());
     assert_eq!(
         facts(&r, "deploy.health-gated"),
-        ["deploy.health-gated compose.yaml:11"]
+        [
+            "deploy.health-gated compose.yaml:11",
+            "deploy.health-gated cutover.toml:10"
+        ]
     );
     // Its health checks count toward Level 4 of Containerization.
     assert!(
