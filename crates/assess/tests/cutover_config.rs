@@ -38,8 +38,13 @@ fn ours(report: &Report) -> Vec<String> {
         .collect()
 }
 
+/// The fact `id` this pass recorded (from a cutover.toml; other passes may
+/// record the same id elsewhere).
 fn fact<'r>(report: &'r Report, id: &str) -> Option<&'r cutover_assess::Fact> {
-    report.facts.iter().find(|f| f.id == id)
+    report
+        .facts
+        .iter()
+        .find(|f| f.id == id && f.evidence.path.ends_with("cutover.toml"))
 }
 
 #[test]
