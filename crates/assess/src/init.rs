@@ -114,7 +114,12 @@ pub fn plan(repo: &Repo, facts: &[Fact]) -> Plan {
         );
     }
     let mut database = detect_database(repo);
-    if let (Some(db), Some(f)) = (database.as_mut(), fact("db.migrations")) {
+    if let (Some(db), Some(f)) = (
+        database.as_mut(),
+        facts
+            .iter()
+            .find(|f| f.id == "db.migrations" && !f.evidence.path.ends_with("cutover.toml")),
+    ) {
         db.migrations = Some((f.detail.clone(), f.evidence.clone()));
     }
     if let Some(db) = &database
@@ -598,7 +603,7 @@ impl Plan {
             writeln!(o, "url = {}", q(&db.url))?;
             match &db.migrations {
                 Some((tool, ev))
-                    if tool.eq_ignore_ascii_case("cutover")
+                    if tool.to_ascii_lowercase().starts_with("cutover")
                         || tool.to_ascii_lowercase().contains("sql") =>
                 {
                     let folder = ev.path.rsplit_once('/').map(|(d, _)| d).unwrap_or(".");

@@ -166,8 +166,14 @@ fn a_contract_migration_is_expand_contract() {
         ("other/0003.sql", b"-- cutover:phase contract\n"),
     ]);
     let report = cutover_assess::assess(dir.path(), &NoHooks).expect("assess");
-    let f = fact(&report, "db.expand-contract").expect("expand-contract");
-    assert_eq!(f.evidence.location(), "db/migrations/0002_drop.sql:2");
+    // Only the configured folder's contract migration counts, not other/0003.sql.
+    let places: Vec<String> = report
+        .facts
+        .iter()
+        .filter(|f| f.id == "db.expand-contract")
+        .map(|f| f.evidence.location())
+        .collect();
+    assert_eq!(places, ["db/migrations/0002_drop.sql:2"]);
 }
 
 /// Reports what `cutover check` would for a file with `replicas = "two"`:
