@@ -13,6 +13,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod daemon;
 pub mod db;
 pub mod dora;
