@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use serde::Deserialize;
 
@@ -69,8 +69,11 @@ pub async fn login(
     let clear = session::set_cookie(csrf::LOGIN_COOKIE, "", Duration::ZERO, state.tls);
     (
         StatusCode::SEE_OTHER,
-        [(header::SET_COOKIE, cookie), (header::SET_COOKIE, clear)],
-        [(header::LOCATION, "/ui/")],
+        AppendHeaders([
+            (header::SET_COOKIE, cookie),
+            (header::SET_COOKIE, clear),
+            (header::LOCATION, "/ui/".to_owned()),
+        ]),
     )
         .into_response()
 }
