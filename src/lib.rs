@@ -13,8 +13,8 @@
 pub mod api;
 pub mod cli;
 pub mod config;
-pub mod dashboard;
 pub mod daemon;
+pub mod dashboard;
 pub mod db;
 pub mod dora;
 pub mod drivers;

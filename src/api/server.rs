@@ -243,7 +243,9 @@ async fn render_metrics(metrics: Option<&Telemetry>) -> Response {
     }
 }
 
-pub(crate) async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, ApiError> {
+pub(crate) async fn status(
+    State(state): State<ApiState>,
+) -> Result<Json<StatusResponse>, ApiError> {
     let daemon = &state.daemon;
     let mut environments = Vec::new();
     for env in daemon.environments() {

@@ -52,7 +52,11 @@ pub async fn login(
         Ok(caller) => caller,
         Err(e) => {
             tracing::info!(reason = %e.message(), "dashboard sign-in refused");
-            return login_page(&state, StatusCode::UNAUTHORIZED, Some(e.message().to_owned()));
+            return login_page(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                Some(e.message().to_owned()),
+            );
         }
     };
     let id = match state.sessions.create(credential, &caller.name) {
@@ -138,7 +142,10 @@ pub async fn act(
         return error_page(StatusCode::FORBIDDEN, &e.to_string());
     }
     let Ok(id) = id.parse::<i64>() else {
-        return error_page(StatusCode::NOT_FOUND, "A deployment's number is a whole number.");
+        return error_page(
+            StatusCode::NOT_FOUND,
+            "A deployment's number is a whole number.",
+        );
     };
     let Some(route) = api_route(&action, id) else {
         return error_page(
@@ -156,7 +163,10 @@ pub async fn act(
     let deployment = match store.deployment(id).await {
         Ok(Some(d)) => d,
         Ok(None) => {
-            return error_page(StatusCode::NOT_FOUND, &format!("There is no deployment {id}."));
+            return error_page(
+                StatusCode::NOT_FOUND,
+                &format!("There is no deployment {id}."),
+            );
         }
         Err(e) => return api_error(&e.into()),
     };
@@ -176,7 +186,10 @@ pub async fn act(
         "reject" => {
             let reason = form.reason.unwrap_or_default();
             if reason.trim().is_empty() {
-                return error_page(StatusCode::BAD_REQUEST, "A rejection needs a reason: write one in the field beside the button.");
+                return error_page(
+                    StatusCode::BAD_REQUEST,
+                    "A rejection needs a reason: write one in the field beside the button.",
+                );
             }
             server::reject_deployment(
                 State(api),
@@ -197,12 +210,19 @@ pub async fn act(
                 .api
                 .daemon
                 .environment(Some(&deployment.environment))
-                .map(|env| env.releases.reports().iter().any(|r| r.progress.deployment == id))
+                .map(|env| {
+                    env.releases
+                        .reports()
+                        .iter()
+                        .any(|r| r.progress.deployment == id)
+                })
                 .unwrap_or(false);
             if !under_way {
                 return error_page(
                     StatusCode::CONFLICT,
-                    &format!("Deployment {id} is not under way: there is nothing of it to {command}."),
+                    &format!(
+                        "Deployment {id} is not under way: there is nothing of it to {command}."
+                    ),
                 );
             }
             server::rollout_command(
@@ -233,9 +253,8 @@ mod tests {
 
     #[test]
     fn each_action_needs_its_api_routes_permission() {
-        let need = |action| {
-            api_route(action, 7).map(|route| auth::permission_for(&Method::POST, &route))
-        };
+        let need =
+            |action| api_route(action, 7).map(|route| auth::permission_for(&Method::POST, &route));
         for action in ["pause", "resume", "promote", "abort"] {
             assert_eq!(need(action), Some(Permission::Deploy), "{action}");
         }

@@ -21,13 +21,17 @@ pub enum CsrfError {
     #[error("the form has no CSRF token: reload the page and submit it again")]
     Missing,
     /// The form's token is not the session's.
-    #[error("the form's CSRF token does not match this session: reload the page and submit it again")]
+    #[error(
+        "the form's CSRF token does not match this session: reload the page and submit it again"
+    )]
     Mismatch,
 }
 
 /// `Ok` when `presented` is `expected`.
 pub fn check(expected: &str, presented: Option<&str>) -> Result<(), CsrfError> {
-    let presented = presented.filter(|p| !p.is_empty()).ok_or(CsrfError::Missing)?;
+    let presented = presented
+        .filter(|p| !p.is_empty())
+        .ok_or(CsrfError::Missing)?;
     if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(presented.as_bytes())) {
         return Err(CsrfError::Mismatch);
     }

@@ -100,7 +100,10 @@ pub async fn stream(
     Query(q): Query<LiveQuery>,
 ) -> Response {
     let Ok(id) = id.parse::<i64>() else {
-        return error_page(StatusCode::NOT_FOUND, "A deployment's number is a whole number.");
+        return error_page(
+            StatusCode::NOT_FOUND,
+            "A deployment's number is a whole number.",
+        );
     };
     let follow = Follow {
         state,

@@ -28,7 +28,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use crate::api::auth::resolve_credential;
@@ -119,15 +119,15 @@ async fn not_found() -> Response {
 
 /// A page that says what went wrong, with `status`.
 pub fn error_page(status: StatusCode, message: &str) -> Response {
-    match pages::render(&pages::ErrorPage {
-        status: status.as_u16(),
-        reason: status.canonical_reason().unwrap_or("error"),
-        message,
-        css: assets::css_url(),
-    }) {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => e,
-    }
+    pages::render(
+        status,
+        &pages::ErrorPage {
+            status: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or("error"),
+            message,
+            css: assets::css_url(),
+        },
+    )
 }
 
 /// A signed-in browser: its session and who its token is now.
@@ -171,7 +171,10 @@ impl FromRequestParts<DashState> for SignedIn {
                 tracing::info!(token = %session.name, reason = %e.message(), "dashboard session ended: its token no longer signs in");
                 Err(error_page(
                     StatusCode::UNAUTHORIZED,
-                    &format!("Your session ended: {} Sign in again at /ui/login.", e.message()),
+                    &format!(
+                        "Your session ended: {} Sign in again at /ui/login.",
+                        e.message()
+                    ),
                 ))
             }
         }

@@ -8,7 +8,7 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
@@ -17,23 +17,24 @@ use crate::api::server::{ApiError, status};
 use crate::api::wire::{self, EnvironmentStatus, ReleaseProgressView, TrackNow};
 use crate::identity::{Caller, Permission};
 
-/// Renders `template`, or the 500 page that says it could not.
-pub fn render<T: Template>(template: &T) -> Result<String, Response> {
-    template.render().map_err(|e| {
-        tracing::error!(error = %e, "a dashboard page failed to render");
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the page failed to render: {e}; this is a bug, please report it\n"),
-        )
-            .into_response()
-    })
+/// `template` as HTML with `status`, or a 500 that says it could not be
+/// rendered.
+pub fn render<T: Template>(status: StatusCode, template: &T) -> Response {
+    match template.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a dashboard page failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the page failed to render: {e}; this is a bug, please report it\n"),
+            )
+                .into_response()
+        }
+    }
 }
 
 fn page<T: Template>(template: &T) -> Response {
-    match render(template) {
-        Ok(html) => Html(html).into_response(),
-        Err(e) => e,
-    }
+    render(StatusCode::OK, template)
 }
 
 /// An API error as a page with its status.
@@ -128,15 +129,19 @@ pub fn login_page(state: &DashState, status: StatusCode, error: Option<String>) 
         std::time::Duration::from_secs(3600),
         state.tls,
     );
-    match render(&LoginPage {
-        css: assets::css_url(),
-        js: assets::js_url(),
-        csrf: token,
-        error,
-    }) {
-        Ok(html) => (status, [(header::SET_COOKIE, cookie)], Html(html)).into_response(),
-        Err(e) => e,
+    let mut response = render(
+        status,
+        &LoginPage {
+            css: assets::css_url(),
+            js: assets::js_url(),
+            csrf: token,
+            error,
+        },
+    );
+    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
     }
+    response
 }
 
 /// `GET /ui/login`.
@@ -349,7 +354,10 @@ pub fn buttons(caller: &Caller, running: bool, progress: Option<&ReleaseProgress
 }
 
 /// The rollout of deployment `id`, if it is under way, from `status`.
-pub fn progress_of(status: &wire::StatusResponse, id: i64) -> Option<(&EnvironmentStatus, &ReleaseProgressView)> {
+pub fn progress_of(
+    status: &wire::StatusResponse,
+    id: i64,
+) -> Option<(&EnvironmentStatus, &ReleaseProgressView)> {
     status.environments.iter().find_map(|env| {
         env.releases
             .iter()
@@ -372,7 +380,9 @@ pub fn service_rows(env: &EnvironmentStatus, progress: &ReleaseProgressView) -> 
                 _ => s.stage.replace('_', " "),
             },
             step_ends: s.step_ends_at.map(When::from),
-            paused_left: s.paused_left_ms.map(|ms| format!("{} s left (paused)", ms / 1000)),
+            paused_left: s
+                .paused_left_ms
+                .map(|ms| format!("{} s left (paused)", ms / 1000)),
             traffic: traffic
                 .iter()
                 .find(|t| t.service == s.service)
@@ -392,7 +402,10 @@ pub async fn deployment(
     Path(id): Path<String>,
 ) -> Response {
     let Ok(id) = id.parse::<i64>() else {
-        return error_page(StatusCode::NOT_FOUND, "A deployment's number is a whole number; the history lists them.");
+        return error_page(
+            StatusCode::NOT_FOUND,
+            "A deployment's number is a whole number; the history lists them.",
+        );
     };
     let store = state.api.daemon.store();
     let (deployment, events) = match (store.deployment(id).await, store.events(id).await) {
@@ -437,7 +450,9 @@ pub async fn deployment(
         started: When::from(d.started_at),
         finished: d.finished_at.map(When::from),
         phase: progress.map(|(_, p)| p.phase.clone()).unwrap_or_default(),
-        services: progress.map(|(env, p)| service_rows(env, p)).unwrap_or_default(),
+        services: progress
+            .map(|(env, p)| service_rows(env, p))
+            .unwrap_or_default(),
         buttons: buttons(&signed.caller, running, progress.map(|(_, p)| p)),
         approvals: progress
             .and_then(|(_, p)| p.awaiting_approval.as_ref())
@@ -490,7 +505,13 @@ pub async fn history(
             &format!("There is no environment {name:?} in the configuration."),
         );
     }
-    let list = match state.api.daemon.store().deployments(selected.as_deref(), 200).await {
+    let list = match state
+        .api
+        .daemon
+        .store()
+        .deployments(selected.as_deref(), 200)
+        .await
+    {
         Ok(l) => l,
         Err(e) => return api_error(&ApiError::from(e)),
     };
@@ -639,7 +660,10 @@ pub async fn audit(State(state): State<DashState>, signed: SignedIn) -> Response
     let (intact, verdict) = match (&broken, &last) {
         (Some(b), _) => (
             false,
-            format!("{b}. Rows from {} on cannot be trusted: compare them with an export kept elsewhere (`cutover audit export`).", b.row()),
+            format!(
+                "{b}. Rows from {} on cannot be trusted: compare them with an export kept elsewhere (`cutover audit export`).",
+                b.row()
+            ),
         ),
         (None, Some((id, hash))) => (
             true,
@@ -751,7 +775,14 @@ pub async fn releases(State(state): State<DashState>, signed: SignedIn) -> Respo
             runs: r
                 .runs
                 .iter()
-                .map(|run| format!("{} #{} {}", run.environment, run.deployment_id, run.outcome.as_str()))
+                .map(|run| {
+                    format!(
+                        "{} #{} {}",
+                        run.environment,
+                        run.deployment_id,
+                        run.outcome.as_str()
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
             version: r.version,

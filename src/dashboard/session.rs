@@ -155,14 +155,19 @@ mod tests {
         assert!(sessions.get(&id).is_none());
 
         let short = Sessions::new(Duration::ZERO);
-        let id = short.create(Credential::Bootstrap, "admin").expect("random");
+        let id = short
+            .create(Credential::Bootstrap, "admin")
+            .expect("random");
         assert!(short.get(&id).is_none(), "an expired session is gone");
     }
 
     #[test]
     fn cookies_are_read_by_name_and_set_with_every_attribute() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, "a=1; cutover_session=abc; b=2".parse().expect("header"));
+        headers.insert(
+            header::COOKIE,
+            "a=1; cutover_session=abc; b=2".parse().expect("header"),
+        );
         assert_eq!(cookie(&headers, COOKIE).as_deref(), Some("abc"));
         assert_eq!(cookie(&headers, "c"), None);
         assert_eq!(

@@ -55,7 +55,9 @@ impl Browser {
     /// Signs in at `base` with `token`; returns once the overview shows.
     pub async fn sign_in(&self, base: &str, token: &str) {
         let c = &self.client;
-        c.goto(&format!("{base}/ui/login")).await.expect("login page");
+        c.goto(&format!("{base}/ui/login"))
+            .await
+            .expect("login page");
         c.find(Locator::Id("token"))
             .await
             .expect("token field")
@@ -109,7 +111,12 @@ impl Browser {
     }
 
     /// Polls until the text of `css` satisfies `pred`; returns it.
-    pub async fn wait_text(&self, css: &str, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+    pub async fn wait_text(
+        &self,
+        css: &str,
+        limit: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         let started = std::time::Instant::now();
         loop {
             if let Ok(el) = self.client.find(Locator::Css(css)).await
@@ -148,7 +155,9 @@ impl Browser {
             .unwrap_or_else(|| {
                 std::env::var_os("CARGO_TARGET_DIR")
                     .map(std::path::PathBuf::from)
-                    .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+                    .unwrap_or_else(|| {
+                        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target")
+                    })
                     .join("dashboard-screenshots")
             });
         std::fs::create_dir_all(&dir).expect("screenshot dir");

@@ -46,7 +46,8 @@ fn last_id(app: &TestApp) -> i64 {
 fn audit(app: &TestApp) -> Vec<serde_json::Value> {
     let out = app.cli(&["audit", "--json"]);
     ok(app, &out);
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("audit --json: {e}: {}", stdout(&out)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("audit --json: {e}: {}", stdout(&out)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +72,9 @@ async fn a_canary_advances_on_the_page_without_a_reload_and_is_aborted_from_it()
         .goto(&format!("{}/ui/deployments/{id}", base(&app)))
         .await
         .expect("deployment page");
-    browser.wait_for_css(".service[data-service=web] .step", Duration::from_secs(10)).await;
+    browser
+        .wait_for_css(".service[data-service=web] .step", Duration::from_secs(10))
+        .await;
     let first_step = browser.text(".service .step").await;
     let first_share = browser.text(".canary-share").await;
     let first_width = browser
@@ -107,10 +110,18 @@ async fn a_canary_advances_on_the_page_without_a_reload_and_is_aborted_from_it()
         .execute("return window.cutoverMark || null;", vec![])
         .await
         .expect("read the mark");
-    assert_eq!(mark, serde_json::json!("same page"), "the page was reloaded");
+    assert_eq!(
+        mark,
+        serde_json::json!("same page"),
+        "the page was reloaded"
+    );
     assert_ne!(first_share, later_share, "{first_step} -> {later_step}");
     assert_ne!(first_width, later_width, "the traffic bar did not move");
-    assert_ne!(browser.text("[data-f=canary-rps]").await, "", "no canary figures");
+    assert_ne!(
+        browser.text("[data-f=canary-rps]").await,
+        "",
+        "no canary figures"
+    );
     browser.screenshot("dashboard-rollout.png").await;
 
     // Abort from the page: the rollout rolls back.
@@ -126,7 +137,11 @@ async fn a_canary_advances_on_the_page_without_a_reload_and_is_aborted_from_it()
         .wait_text("#state", Duration::from_secs(20), |t| t == "rolled_back")
         .await;
     let out = deploy.join().expect("deploy");
-    assert_eq!(out.status.code(), Some(3), "the CLI's deploy ends rolled back");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the CLI's deploy ends rolled back"
+    );
     assert_eq!(app.last_deployment()["state"], "rolled_back");
     let failed = load.stop().await.expect("stop the load").failed();
     assert_eq!(failed, 0, "requests failed during the canary and its abort");
@@ -159,8 +174,14 @@ async fn a_viewer_sees_no_buttons_and_forged_or_csrf_less_posts_are_refused() {
     let browser = Browser::start().await;
     browser.sign_in(&base(&app), &viewer).await;
     browser.client.goto(&page).await.expect("deployment page");
-    browser.wait_for_css(".service .step", Duration::from_secs(10)).await;
-    assert_eq!(browser.count("form[data-button]").await, 0, "a viewer sees no action");
+    browser
+        .wait_for_css(".service .step", Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        browser.count("form[data-button]").await,
+        0,
+        "a viewer sees no action"
+    );
     assert_eq!(browser.count("#actions").await, 0);
     // The only form is sign-out.
     assert_eq!(browser.count("main form").await, 0);
@@ -194,7 +215,9 @@ async fn a_viewer_sees_no_buttons_and_forged_or_csrf_less_posts_are_refused() {
     let browser = Browser::start().await;
     browser.sign_in(&base(&app), &deployer).await;
     browser.client.goto(&page).await.expect("deployment page");
-    browser.wait_for_css("#btn-abort", Duration::from_secs(10)).await;
+    browser
+        .wait_for_css("#btn-abort", Duration::from_secs(10))
+        .await;
     let session = browser.cookie("cutover_session").await;
     for body in ["", "reason=x", "_csrf=0000"] {
         let answer = request(
@@ -208,9 +231,19 @@ async fn a_viewer_sees_no_buttons_and_forged_or_csrf_less_posts_are_refused() {
         assert!(answer.body.contains("CSRF"), "{}", answer.body);
     }
     // Nor does sign-in take a form without its token.
-    let answer = request(app.api_port, "POST", "/ui/login", None, &format!("token={deployer}"));
+    let answer = request(
+        app.api_port,
+        "POST",
+        "/ui/login",
+        None,
+        &format!("token={deployer}"),
+    );
     assert_eq!(answer.status, 403, "{}", answer.body);
-    assert_eq!(app.last_deployment()["state"], "running", "nothing was aborted");
+    assert_eq!(
+        app.last_deployment()["state"],
+        "running",
+        "nothing was aborted"
+    );
     assert!(
         !audit(&app).iter().any(|r| r["action"] == "abort"),
         "a refused POST wrote to the audit log"
@@ -255,8 +288,14 @@ async fn an_approver_approves_a_waiting_production_deployment_from_the_page() {
         .goto(&format!("{}/ui/deployments/{id}", base(&app)))
         .await
         .expect("deployment page");
-    browser.wait_for_css("#btn-approve", Duration::from_secs(10)).await;
-    assert_eq!(browser.count("#btn-abort").await, 0, "an approver does not steer");
+    browser
+        .wait_for_css("#btn-approve", Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        browser.count("#btn-abort").await,
+        0,
+        "an approver does not steer"
+    );
     browser
         .client
         .find(Locator::Id("btn-approve"))
@@ -322,15 +361,35 @@ async fn every_page_sends_the_csp_and_every_link_resolves() {
             continue;
         }
         let answer = request(app.api_port, "GET", &path, Some(&session), "");
-        assert!(answer.status < 400, "{path}: {} {}", answer.status, answer.body);
-        assert_eq!(answer.header("content-security-policy"), Some(CSP), "{path}");
-        assert_eq!(answer.header("x-content-type-options"), Some("nosniff"), "{path}");
-        assert_eq!(answer.header("referrer-policy"), Some("same-origin"), "{path}");
+        assert!(
+            answer.status < 400,
+            "{path}: {} {}",
+            answer.status,
+            answer.body
+        );
+        assert_eq!(
+            answer.header("content-security-policy"),
+            Some(CSP),
+            "{path}"
+        );
+        assert_eq!(
+            answer.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(
+            answer.header("referrer-policy"),
+            Some("same-origin"),
+            "{path}"
+        );
         let html = answer
             .header("content-type")
             .is_some_and(|t| t.starts_with("text/html"));
         if html {
-            assert!(!answer.body.contains("<script>"), "{path}: an inline script");
+            assert!(
+                !answer.body.contains("<script>"),
+                "{path}: an inline script"
+            );
             assert!(!answer.body.contains("style=\""), "{path}: an inline style");
             assert!(!answer.body.contains("<style"), "{path}: an inline style");
             queue.extend(links(&answer.body));
@@ -343,7 +402,15 @@ async fn every_page_sends_the_csp_and_every_link_resolves() {
             );
         }
     }
-    for page in ["/ui/", "/ui/history", "/ui/dora", "/ui/audit", "/ui/backups", "/ui/releases", "/ui/deployments/2"] {
+    for page in [
+        "/ui/",
+        "/ui/history",
+        "/ui/dora",
+        "/ui/audit",
+        "/ui/backups",
+        "/ui/releases",
+        "/ui/deployments/2",
+    ] {
         assert!(seen.contains(page), "{page} is not linked: {seen:?}");
     }
     assert!(seen.iter().any(|p| p.ends_with(".css")) && seen.iter().any(|p| p.ends_with(".js")));
@@ -354,4 +421,58 @@ async fn every_page_sends_the_csp_and_every_link_resolves() {
     // The audit page says what `audit verify` says.
     let audit = request(app.api_port, "GET", "/ui/audit", Some(&session), "");
     assert!(audit.body.contains("audit log intact"), "{}", audit.body);
+}
+
+/// Adds `lines` to the app's `[server]` table.
+fn server_keys(app: &TestApp, lines: &str) {
+    let path = app.config();
+    let text = std::fs::read_to_string(&path).expect("config");
+    let text = text.replacen("[server]\n", &format!("[server]\n{lines}\n"), 1);
+    std::fs::write(&path, text).expect("write config");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_moves_to_its_own_listener_or_is_turned_off() {
+    let app = TestApp::new("10m");
+    let port = cutover_kit::ports::free_port().expect("free port");
+    server_keys(&app, &format!("dashboard_listen = \"127.0.0.1:{port}\""));
+    app.release("v1", Release::Good);
+    app.serve();
+    crate::common::wait_until(Duration::from_secs(10), "the dashboard's listener", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let own = request(port, "GET", "/ui/login", None, "");
+    assert_eq!(own.status, 200, "{}", own.body);
+    assert_eq!(own.header("content-security-policy"), Some(CSP));
+    assert!(own.body.contains("API token"));
+    // Only the dashboard there; no /ui on the API's listener.
+    assert_eq!(request(port, "GET", "/v1/status", None, "").status, 404);
+    assert_eq!(
+        request(app.api_port, "GET", "/ui/login", None, "").status,
+        404
+    );
+    let said = format!("dashboard on http://127.0.0.1:{port}/ui/");
+    crate::common::wait_until(Duration::from_secs(10), "the daemon says where", || {
+        app.daemon_log().contains(&said)
+    });
+    app.stop_daemon();
+
+    let off = TestApp::new("10m");
+    server_keys(&off, "dashboard = false");
+    off.release("v1", Release::Good);
+    off.serve();
+    assert_eq!(
+        request(off.api_port, "GET", "/ui/login", None, "").status,
+        404
+    );
+    assert_eq!(request(off.api_port, "GET", "/ui/", None, "").status, 404);
+    // The lines it prints end with the environments'; none is the dashboard.
+    crate::common::wait_until(Duration::from_secs(10), "the daemon says where", || {
+        off.daemon_log().contains("environment production on")
+    });
+    assert!(
+        !off.daemon_log().contains("dashboard on"),
+        "{}",
+        off.daemon_log()
+    );
 }
