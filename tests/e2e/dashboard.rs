@@ -122,6 +122,17 @@ async fn a_canary_advances_on_the_page_without_a_reload_and_is_aborted_from_it()
         "",
         "no canary figures"
     );
+    // The chart of the canary's request rate has drawn a line.
+    let points = browser
+        .client
+        .find(Locator::Css("svg[data-chart=rps] polyline.canary"))
+        .await
+        .expect("rps chart")
+        .attr("points")
+        .await
+        .expect("points")
+        .unwrap_or_default();
+    assert!(points.split(' ').count() >= 2, "no line drawn: {points:?}");
     browser.screenshot("dashboard-rollout.png").await;
 
     // Abort from the page: the rollout rolls back.

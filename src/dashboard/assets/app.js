@@ -26,7 +26,47 @@ function figure(track, what) {
   return track.p95_ms == null ? "–" : Math.round(track.p95_ms) + " ms";
 }
 
+// Each figure over the rollout (its last HISTORY updates), per service and
+// track, drawn as lines.
+var HISTORY = 120;
+var series = {};
+
+function value(track, what) {
+  if (!track) { return null; }
+  if (what === "rps") { return track.requests_per_second; }
+  if (what === "errors") { return track.error_rate; }
+  return track.p95_ms;
+}
+
+function drawCharts(block, s) {
+  var mine = series[s.service] || (series[s.service] = {});
+  block.querySelectorAll("svg.chart").forEach(function (svg) {
+    var what = svg.getAttribute("data-chart");
+    var both = mine[what] || (mine[what] = { stable: [], canary: [] });
+    ["stable", "canary"].forEach(function (track) {
+      both[track].push(value(s[track], what));
+      if (both[track].length > HISTORY) { both[track].shift(); }
+    });
+    var max = 0;
+    both.stable.concat(both.canary).forEach(function (v) { if (v != null && v > max) { max = v; } });
+    ["stable", "canary"].forEach(function (track) {
+      var points = [];
+      both[track].forEach(function (v, i) {
+        if (v == null) { return; }
+        // Spread over the width: the chart covers the rollout seen so far
+        // (up to the last HISTORY updates).
+        var x = both[track].length > 1 ? i * (120 / (both[track].length - 1)) : 0;
+        var y = max > 0 ? 38 - (v / max) * 36 : 38;
+        points.push(x.toFixed(1) + "," + y.toFixed(1));
+      });
+      var line = svg.querySelector("polyline." + track);
+      if (line) { line.setAttribute("points", points.join(" ")); }
+    });
+  });
+}
+
 function applyService(block, s) {
+  drawCharts(block, s);
   var step = block.querySelector(".step");
   if (step) { step.textContent = s.step && s.steps ? "step " + s.step + " of " + s.steps : s.stage.replace(/_/g, " "); }
   var next = block.querySelector(".next");
