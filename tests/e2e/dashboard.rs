@@ -220,6 +220,17 @@ async fn a_viewer_sees_no_buttons_and_forged_or_csrf_less_posts_are_refused() {
         assert_eq!(answer.status, 403, "{action}: {}", answer.body);
         assert!(answer.body.contains("viewer"), "{}", answer.body);
     }
+    // Revoking the token ends its sessions at once.
+    assert_eq!(
+        request(app.api_port, "GET", "/ui/", Some(&session), "").status,
+        200
+    );
+    ok(&app, &app.cli(&["token", "revoke", "vic"]));
+    let after = request(app.api_port, "GET", "/ui/", Some(&session), "");
+    assert_eq!(after.status, 401, "{}", after.body);
+    assert!(after.body.contains("revoked"), "{}", after.body);
+    let again = request(app.api_port, "GET", "/ui/", Some(&session), "");
+    assert_eq!(again.status, 303, "the session is gone: back to sign-in");
     browser.close().await;
 
     // A deployer's POST without (or with a wrong) CSRF token.
@@ -354,6 +365,32 @@ async fn every_page_sends_the_csp_and_every_link_resolves() {
     let browser = Browser::start().await;
     browser.sign_in(&base(&app), &admin).await;
     let session = browser.cookie("cutover_session").await;
+    // At phone width nothing runs off the side of the page.
+    browser
+        .client
+        .set_window_size(390, 844)
+        .await
+        .expect("phone width");
+    for page in ["/ui/", "/ui/deployments/2", "/ui/history", "/ui/audit"] {
+        browser
+            .client
+            .goto(&format!("{}{page}", base(&app)))
+            .await
+            .expect("page");
+        let fits = browser
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth;",
+                vec![],
+            )
+            .await
+            .expect("measure");
+        assert_eq!(
+            fits,
+            serde_json::json!(true),
+            "{page} is wider than a phone"
+        );
+    }
     browser.close().await;
 
     // Signed out: the sign-in page, with the headers; pages send you there.
