@@ -160,6 +160,12 @@ async fn a_canary_advances_on_the_page_without_a_reload_and_is_aborted_from_it()
         browser.text("#events").await.contains("abort"),
         "the timeline shows the abort"
     );
+    // The verdicts of the steps that passed, with the figures they judged.
+    let verdicts = browser.text(".verdicts").await;
+    assert!(
+        verdicts.contains("passed its analysis") && verdicts.contains("canary: "),
+        "{verdicts}"
+    );
     // Recorded under the session's token.
     let rows = audit(&app);
     assert!(
