@@ -4,8 +4,8 @@
 //! step, split and per-track figures (what `status` shows), and the events
 //! after the last one sent. Like `/v1/events/stream` it wakes on the
 //! store's change counter and reads again every second anyway (the figures
-//! move without events); it ends after the deployment ends, or when the
-//! daemon stops.
+//! move without events); it ends after the deployment ends, when the
+//! session ends or its token is revoked, or when the daemon stops.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pages::{buttons, progress_of};
 use super::{DashState, SignedIn, error_page};
+use crate::api::auth::resolve_credential;
 use crate::api::server::status;
 use crate::api::wire::{self, TrackNow};
 
@@ -144,6 +145,14 @@ pub async fn stream(
 
 /// What is true now; `Err` when the deployment cannot be read.
 async fn view(f: &mut Follow) -> Result<LiveView, String> {
+    // The session and its token are checked at every message too: signing
+    // out or revoking the token ends the stream.
+    let Some(session) = f.state.sessions.get(&f.signed.id) else {
+        return Err("the session ended: sign in again".to_owned());
+    };
+    f.signed.caller = resolve_credential(&f.state.api, &session.credential)
+        .await
+        .map_err(|e| e.message().to_owned())?;
     let store = f.state.api.daemon.store();
     let deployment = match store.deployment(f.id).await {
         Ok(Some(d)) => wire::Deployment::from(d),

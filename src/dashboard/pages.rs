@@ -512,6 +512,77 @@ mod tests {
         assert_eq!(figures_text(&serde_json::json!({})), None);
         assert_eq!(figures_text(&serde_json::json!({ "figures": null })), None);
     }
+
+    #[test]
+    fn deploys_fall_into_their_day_and_scale_to_the_busiest() {
+        use crate::store::{Deployment, DeploymentKind, DeploymentState};
+        let since: jiff::Timestamp = "2026-11-01T00:00:00Z".parse().expect("time");
+        let at = |text: &str, state, kind| Deployment {
+            id: 1,
+            environment: "production".into(),
+            version: "v1".into(),
+            previous_version: None,
+            strategy: "canary".into(),
+            kind,
+            state,
+            reason: None,
+            requested_by: "ci".into(),
+            started_at: text.parse().expect("time"),
+            finished_at: None,
+            awaiting_approval: false,
+            commit_sha: None,
+            commit_time: None,
+        };
+        let list = [
+            at(
+                "2026-11-01T10:00:00Z",
+                DeploymentState::Succeeded,
+                DeploymentKind::Deploy,
+            ),
+            at(
+                "2026-11-01T11:00:00Z",
+                DeploymentState::RolledBack,
+                DeploymentKind::Deploy,
+            ),
+            at(
+                "2026-11-03T09:00:00Z",
+                DeploymentState::Succeeded,
+                DeploymentKind::Deploy,
+            ),
+            // Not counted: a rollback, one still running, one before and one after.
+            at(
+                "2026-11-03T10:00:00Z",
+                DeploymentState::Succeeded,
+                DeploymentKind::Rollback,
+            ),
+            at(
+                "2026-11-03T11:00:00Z",
+                DeploymentState::Running,
+                DeploymentKind::Deploy,
+            ),
+            at(
+                "2026-10-31T23:00:00Z",
+                DeploymentState::Succeeded,
+                DeploymentKind::Deploy,
+            ),
+            at(
+                "2026-11-04T01:00:00Z",
+                DeploymentState::Failed,
+                DeploymentKind::Deploy,
+            ),
+        ];
+        let bars = day_bars(&list, since, 3);
+        assert_eq!(bars.len(), 3);
+        assert_eq!((bars[0].ok_h, bars[0].bad_h), (20.0, 20.0));
+        assert_eq!((bars[0].ok_y, bars[0].bad_y), (20.0, 0.0));
+        assert_eq!((bars[1].ok_h, bars[1].bad_h), (0.0, 0.0));
+        assert_eq!((bars[2].ok_h, bars[2].bad_h), (20.0, 0.0));
+        assert_eq!(bars[2].x, 8);
+        assert_eq!(
+            bars[0].title,
+            "2026-11-01: 1 succeeded, 1 failed or rolled back"
+        );
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -596,6 +667,73 @@ struct DoraRow {
     restore_band: String,
 }
 
+/// One day of the DORA chart: its deploys that succeeded and that failed,
+/// as SVG rectangles (x, then heights from the bottom of a 40-high box).
+pub struct DayBar {
+    x: usize,
+    ok_y: f64,
+    ok_h: f64,
+    bad_y: f64,
+    bad_h: f64,
+    title: String,
+}
+
+/// An environment's deploys per day over the period.
+pub struct DoraChart {
+    environment: String,
+    width: usize,
+    bars: Vec<DayBar>,
+}
+
+/// Per day from `since`, for `days` days: deploys that succeeded and deploys
+/// that ended failed or rolled back.
+pub fn day_bars(
+    deployments: &[crate::store::Deployment],
+    since: jiff::Timestamp,
+    days: usize,
+) -> Vec<DayBar> {
+    use crate::store::{DeploymentKind, DeploymentState};
+    let mut counts = vec![(0u32, 0u32); days];
+    for d in deployments {
+        if d.kind != DeploymentKind::Deploy {
+            continue;
+        }
+        let after = d.started_at.as_second().saturating_sub(since.as_second());
+        let Ok(day) = usize::try_from(after.div_euclid(86_400)) else {
+            continue;
+        };
+        let Some(slot) = counts.get_mut(day) else {
+            continue;
+        };
+        match d.state {
+            DeploymentState::Succeeded => slot.0 += 1,
+            DeploymentState::Failed | DeploymentState::RolledBack => slot.1 += 1,
+            _ => {}
+        }
+    }
+    let most = counts.iter().map(|(a, b)| a + b).max().unwrap_or(0).max(1);
+    let scale = 40.0 / f64::from(most);
+    counts
+        .into_iter()
+        .enumerate()
+        .map(|(i, (ok, bad))| {
+            let ok_h = f64::from(ok) * scale;
+            let bad_h = f64::from(bad) * scale;
+            let day = since
+                .checked_add(jiff::SignedDuration::from_hours(24 * i as i64))
+                .map_or_else(|_| String::new(), |t| t.strftime("%Y-%m-%d").to_string());
+            DayBar {
+                x: i * 4,
+                ok_y: 40.0 - ok_h,
+                ok_h,
+                bad_y: 40.0 - ok_h - bad_h,
+                bad_h,
+                title: format!("{day}: {ok} succeeded, {bad} failed or rolled back"),
+            }
+        })
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "dashboard/dora.html")]
 struct DoraPage {
@@ -603,6 +741,7 @@ struct DoraPage {
     since: When,
     days: String,
     rows: Vec<DoraRow>,
+    charts: Vec<DoraChart>,
 }
 
 fn band(b: Option<crate::dora::bands::Band>) -> String {
@@ -662,11 +801,25 @@ pub async fn dora(State(state): State<DashState>, signed: SignedIn) -> Response 
             restore_band: band(e.time_to_restore.band),
         })
         .collect();
+    let days = report.period_days.ceil().max(1.0) as usize;
+    let mut charts = Vec::new();
+    for name in &names {
+        let history = match state.api.daemon.store().deployments(Some(name), 500).await {
+            Ok(h) => h,
+            Err(e) => return api_error(&ApiError::from(e)),
+        };
+        charts.push(DoraChart {
+            environment: name.clone(),
+            width: days * 4,
+            bars: day_bars(&history, report.since, days),
+        });
+    }
     page(&DoraPage {
         chrome: Chrome::new(&signed, "DORA", "dora"),
         since: When::from(report.since),
         days: format!("{:.0}", report.period_days),
         rows,
+        charts,
     })
 }
 

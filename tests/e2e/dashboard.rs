@@ -472,6 +472,13 @@ async fn every_page_sends_the_csp_and_every_link_resolves() {
     let missing = request(app.api_port, "GET", "/ui/nothing", Some(&session), "");
     assert_eq!(missing.status, 404);
     assert_eq!(missing.header("content-security-policy"), Some(CSP));
+    // The DORA chart counts today's two deploys.
+    let dora = request(app.api_port, "GET", "/ui/dora", Some(&session), "");
+    assert!(
+        dora.body.contains(": 2 succeeded, 0 failed or rolled back"),
+        "{}",
+        dora.body
+    );
     // The audit page says what `audit verify` says.
     let audit = request(app.api_port, "GET", "/ui/audit", Some(&session), "");
     assert!(audit.body.contains("audit log intact"), "{}", audit.body);
