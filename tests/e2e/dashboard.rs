@@ -479,6 +479,11 @@ async fn every_page_sends_the_csp_and_every_link_resolves() {
         "{}",
         dora.body
     );
+    // The releases page lists both versions and where each ran.
+    let releases = request(app.api_port, "GET", "/ui/releases", Some(&session), "");
+    for text in ["<td>v1</td>", "<td>v2</td>", "production #2 succeeded"] {
+        assert!(releases.body.contains(text), "{text}: {}", releases.body);
+    }
     // The audit page says what `audit verify` says.
     let audit = request(app.api_port, "GET", "/ui/audit", Some(&session), "");
     assert!(audit.body.contains("audit log intact"), "{}", audit.body);
@@ -536,4 +541,66 @@ async fn the_dashboard_moves_to_its_own_listener_or_is_turned_off() {
         "{}",
         off.daemon_log()
     );
+}
+
+#[test]
+fn over_tls_the_session_cookie_is_secure() {
+    let app = TestApp::new("10m");
+    crate::api_edge::self_signed(&app);
+    server_keys(&app, "tls = { cert = \"api.pem\", key = \"api.key\" }");
+    app.serve();
+    let base = format!("https://127.0.0.1:{}", app.api_port);
+    crate::common::wait_until(Duration::from_secs(10), "the daemon says where", || {
+        app.daemon_log().contains(&format!(
+            "dashboard on https://127.0.0.1:{}/ui/",
+            app.api_port
+        ))
+    });
+    let cacert = app.path().join("api.pem").display().to_string();
+    let jar = app.path().join("cookies").display().to_string();
+    let form =
+        crate::api_edge::curl(&["--cacert", &cacert, "-c", &jar, &format!("{base}/ui/login")]);
+    let html = stdout(&form);
+    let csrf = html
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no CSRF field in {html}"));
+    let token = std::fs::read_to_string(app.path().join(".cutover/api.token")).expect("token");
+    let signed = crate::api_edge::curl(&[
+        "--cacert",
+        &cacert,
+        "-b",
+        &jar,
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "--data-urlencode",
+        &format!("token={}", token.trim()),
+        "--data-urlencode",
+        &format!("_csrf={csrf}"),
+        &format!("{base}/ui/login"),
+    ]);
+    let head = stdout(&signed);
+    assert!(
+        head.starts_with("HTTP/2 303") || head.starts_with("HTTP/1.1 303"),
+        "{head}"
+    );
+    let cookie = head
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: cutover_session=")
+        })
+        .unwrap_or_else(|| panic!("no session cookie in {head}"));
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/ui",
+        "Secure",
+        "Max-Age=43200",
+    ] {
+        assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
+    }
 }
