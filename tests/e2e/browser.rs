@@ -199,13 +199,23 @@ impl Answer {
 /// One HTTP/1.1 request to `127.0.0.1:port` with the session `cookie`
 /// (none: no `Cookie`) and, for a POST, a form `body`.
 pub fn request(port: u16, method: &str, path: &str, cookie: Option<&str>, body: &str) -> Answer {
+    let cookies = cookie
+        .map(|c| format!("cutover_session={c}"))
+        .unwrap_or_default();
+    request_with(port, method, path, &cookies, body)
+}
+
+/// [`request`] with a whole `Cookie` header value (empty: none).
+pub fn request_with(port: u16, method: &str, path: &str, cookies: &str, body: &str) -> Answer {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
-    let cookie = cookie
-        .map(|c| format!("Cookie: cutover_session={c}\r\n"))
-        .unwrap_or_default();
+    let cookie = if cookies.is_empty() {
+        String::new()
+    } else {
+        format!("Cookie: {cookies}\r\n")
+    };
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{cookie}Content-Type: \
          application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

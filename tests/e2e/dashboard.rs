@@ -604,3 +604,88 @@ fn over_tls_the_session_cookie_is_secure() {
         assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
     }
 }
+
+/// Signs in over plain HTTP as a browser would (the sign-in form's cookie
+/// and token, then the form); returns the session id.
+fn sign_in_http(port: u16, token: &str) -> String {
+    let form = crate::browser::request_with(port, "GET", "/ui/login", "", "");
+    let login_cookie = form
+        .headers
+        .iter()
+        .find_map(|(k, v)| {
+            (k.eq_ignore_ascii_case("set-cookie") && v.starts_with("cutover_login="))
+                .then(|| v.split(';').next().unwrap_or_default().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no sign-in cookie: {:?}", form.headers));
+    let csrf = form
+        .body
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no CSRF field in {}", form.body));
+    let signed = crate::browser::request_with(
+        port,
+        "POST",
+        "/ui/login",
+        &login_cookie,
+        &format!("token={token}&_csrf={csrf}"),
+    );
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    signed
+        .headers
+        .iter()
+        .find_map(|(k, v)| {
+            (k.eq_ignore_ascii_case("set-cookie") && v.starts_with("cutover_session=")).then(|| {
+                v["cutover_session=".len()..]
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+        })
+        .unwrap_or_else(|| panic!("no session cookie: {:?}", signed.headers))
+}
+
+#[test]
+fn the_backups_page_lists_a_verified_backup() {
+    let app = crate::backup::app::BackupApp::new("sqlite://data/app.db", "");
+    app.sh("mkdir data && sqlite3 data/app.db 'CREATE TABLE t (x); INSERT INTO t VALUES (1);'");
+    let id = app.create();
+    let verified = app.cli(&["backup", "verify", &id]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        crate::common::stderr(&verified)
+    );
+    // Serve the project on ports of its own.
+    let ports = cutover_kit::ports::free_ports(2).expect("free ports");
+    let path = app.path().join("cutover.toml");
+    let config = std::fs::read_to_string(&path).expect("config").replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{}\"", ports[1]),
+    );
+    std::fs::write(
+        &path,
+        format!("[server]\nlisten = \"127.0.0.1:{}\"\n\n{config}", ports[0]),
+    )
+    .expect("write config");
+    let log = std::fs::File::create(app.path().join("daemon.log")).expect("log");
+    let mut daemon = app
+        .command(&["serve"], None)
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("serve");
+    crate::common::wait_until(Duration::from_secs(20), "the API answers", || {
+        std::net::TcpStream::connect(("127.0.0.1", ports[0])).is_ok()
+    });
+    let token = std::fs::read_to_string(app.path().join(".cutover/api.token")).expect("token");
+    let session = sign_in_http(ports[0], token.trim());
+    let page = request(ports[0], "GET", "/ui/backups", Some(&session), "");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert_eq!(page.status, 200, "{}", page.body);
+    for text in [id.as_str(), "<td>main</td>", "<td>manual</td>", "ok at "] {
+        assert!(page.body.contains(text), "{text}: {}", page.body);
+    }
+}
