@@ -327,7 +327,7 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
     let dashboard_listener = match dashboard_listen {
         Some(addr) => Some(sockets.listen(
             &mut inherited,
-            "dashboard",
+            crate::cli::systemd::DASHBOARD,
             addr,
             "the dashboard ([server] dashboard_listen)",
         )?),
