@@ -5,6 +5,7 @@
 //! for reading headers.
 
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -22,7 +23,10 @@ impl Browser {
     /// Starts chromedriver and a headless chromium session.
     pub async fn start() -> Browser {
         let port = ports::free_port().expect("free port");
+        // Its own process group: killing the group takes chromium with it
+        // when a test fails before it closes the session.
         let driver = Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -70,7 +74,7 @@ impl Browser {
             .click()
             .await
             .expect("sign in");
-        self.wait_for_css("#who", Duration::from_secs(10)).await;
+        self.wait_for_css("#who", Duration::from_secs(30)).await;
     }
 
     /// Waits until an element matches `css`.
@@ -165,16 +169,21 @@ impl Browser {
     }
 
     /// Closes the browser and its driver.
-    pub async fn close(mut self) {
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        // Drop kills what is left.
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        // chromedriver, chromium and its helpers: the whole process group.
+        if let Ok(pid) = i32::try_from(self.driver.id()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         let _ = self.driver.wait();
     }
 }

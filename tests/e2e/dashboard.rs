@@ -52,7 +52,7 @@ fn audit(app: &TestApp) -> Vec<serde_json::Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_advances_on_the_page_without_a_reload_and_is_aborted_from_it() {
-    let app = canary_app("2s");
+    let app = canary_app("3s");
     let deployer = app.token("dana", "deployer");
     let load = app.load(4);
     let deploy = app.cli_background(&["deploy", "v2"]);
@@ -73,7 +73,7 @@ async fn a_canary_advances_on_the_page_without_a_reload_and_is_aborted_from_it()
         .await
         .expect("deployment page");
     browser
-        .wait_for_css(".service[data-service=web] .step", Duration::from_secs(10))
+        .wait_for_css(".service[data-service=web] .step", Duration::from_secs(30))
         .await;
     let first_step = browser.text(".service .step").await;
     let first_share = browser.text(".canary-share").await;
@@ -92,7 +92,7 @@ async fn a_canary_advances_on_the_page_without_a_reload_and_is_aborted_from_it()
         .await
         .expect("mark the page");
     let later_step = browser
-        .wait_text(".service .step", Duration::from_secs(15), |t| {
+        .wait_text(".service .step", Duration::from_secs(30), |t| {
             t != first_step && t.starts_with("step ")
         })
         .await;
@@ -192,7 +192,7 @@ async fn a_viewer_sees_no_buttons_and_forged_or_csrf_less_posts_are_refused() {
     browser.sign_in(&base(&app), &viewer).await;
     browser.client.goto(&page).await.expect("deployment page");
     browser
-        .wait_for_css(".service .step", Duration::from_secs(10))
+        .wait_for_css(".service .step", Duration::from_secs(30))
         .await;
     assert_eq!(
         browser.count("form[data-button]").await,
@@ -244,7 +244,7 @@ async fn a_viewer_sees_no_buttons_and_forged_or_csrf_less_posts_are_refused() {
     browser.sign_in(&base(&app), &deployer).await;
     browser.client.goto(&page).await.expect("deployment page");
     browser
-        .wait_for_css("#btn-abort", Duration::from_secs(10))
+        .wait_for_css("#btn-abort", Duration::from_secs(30))
         .await;
     let session = browser.cookie("cutover_session").await;
     for body in ["", "reason=x", "_csrf=0000"] {
@@ -317,7 +317,7 @@ async fn an_approver_approves_a_waiting_production_deployment_from_the_page() {
         .await
         .expect("deployment page");
     browser
-        .wait_for_css("#btn-approve", Duration::from_secs(10))
+        .wait_for_css("#btn-approve", Duration::from_secs(30))
         .await;
     assert_eq!(
         browser.count("#btn-abort").await,
@@ -504,7 +504,7 @@ async fn the_dashboard_moves_to_its_own_listener_or_is_turned_off() {
     server_keys(&app, &format!("dashboard_listen = \"127.0.0.1:{port}\""));
     app.release("v1", Release::Good);
     app.serve();
-    crate::common::wait_until(Duration::from_secs(10), "the dashboard's listener", || {
+    crate::common::wait_until(Duration::from_secs(20), "the dashboard's listener", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     let own = request(port, "GET", "/ui/login", None, "");
@@ -518,7 +518,7 @@ async fn the_dashboard_moves_to_its_own_listener_or_is_turned_off() {
         404
     );
     let said = format!("dashboard on http://127.0.0.1:{port}/ui/");
-    crate::common::wait_until(Duration::from_secs(10), "the daemon says where", || {
+    crate::common::wait_until(Duration::from_secs(20), "the daemon says where", || {
         app.daemon_log().contains(&said)
     });
     app.stop_daemon();
@@ -533,7 +533,7 @@ async fn the_dashboard_moves_to_its_own_listener_or_is_turned_off() {
     );
     assert_eq!(request(off.api_port, "GET", "/ui/", None, "").status, 404);
     // The lines it prints end with the environments'; none is the dashboard.
-    crate::common::wait_until(Duration::from_secs(10), "the daemon says where", || {
+    crate::common::wait_until(Duration::from_secs(20), "the daemon says where", || {
         off.daemon_log().contains("environment production on")
     });
     assert!(
@@ -550,7 +550,7 @@ fn over_tls_the_session_cookie_is_secure() {
     server_keys(&app, "tls = { cert = \"api.pem\", key = \"api.key\" }");
     app.serve();
     let base = format!("https://127.0.0.1:{}", app.api_port);
-    crate::common::wait_until(Duration::from_secs(10), "the daemon says where", || {
+    crate::common::wait_until(Duration::from_secs(20), "the daemon says where", || {
         app.daemon_log().contains(&format!(
             "dashboard on https://127.0.0.1:{}/ui/",
             app.api_port
