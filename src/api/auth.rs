@@ -114,14 +114,51 @@ pub async fn require_token(
     next.run(req).await
 }
 
+/// What a presented token is, kept without the token itself (the
+/// dashboard's sessions keep this and resolve it again on every request, so
+/// a revoked or expired token ends its sessions at once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// The token file: the bootstrap admin.
+    Bootstrap,
+    /// A named token (or a wrong one), by its SHA-256.
+    Named {
+        /// [`identity::hash_token`] of the token.
+        hash: String,
+    },
+}
+
+impl Credential {
+    /// What `presented` is.
+    pub fn of(state: &ApiState, presented: &str) -> Credential {
+        if token::matches(presented, &state.token) {
+            Credential::Bootstrap
+        } else {
+            Credential::Named {
+                hash: identity::hash_token(presented),
+            }
+        }
+    }
+}
+
 /// The caller `token` stands for, or the 401 that says why none.
 async fn resolve(state: &ApiState, presented: &str) -> Result<Caller, ApiError> {
-    if token::matches(presented, &state.token) {
-        return Ok(Caller::bootstrap_admin());
-    }
+    resolve_credential(state, &Credential::of(state, presented)).await
+}
+
+/// The caller `credential` stands for now, or the 401 that says why none
+/// (a wrong, revoked or expired token).
+pub async fn resolve_credential(
+    state: &ApiState,
+    credential: &Credential,
+) -> Result<Caller, ApiError> {
+    let hash = match credential {
+        Credential::Bootstrap => return Ok(Caller::bootstrap_admin()),
+        Credential::Named { hash } => hash,
+    };
     let store = state.daemon.store();
     let record = store
-        .token_by_hash(&identity::hash_token(presented))
+        .token_by_hash(hash)
         .await?
         .ok_or_else(|| {
             ApiError::new(

@@ -23,7 +23,7 @@ use crate::runtime::promotion;
 /// How many deployments of each environment `releases` reads.
 const HISTORY: u32 = 500;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct ReleasesQuery {
     environment: Option<String>,
 }

@@ -148,6 +148,16 @@ impl ApiError {
     pub(crate) fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(ErrorCode::Internal, message)
     }
+
+    /// The HTTP status it answers with.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// What it says.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -233,7 +243,9 @@ async fn render_metrics(metrics: Option<&Telemetry>) -> Response {
     }
 }
 
-async fn status(State(state): State<ApiState>) -> Result<Json<StatusResponse>, ApiError> {
+pub(crate) async fn status(
+    State(state): State<ApiState>,
+) -> Result<Json<StatusResponse>, ApiError> {
     let daemon = &state.daemon;
     let mut environments = Vec::new();
     for env in daemon.environments() {
@@ -524,7 +536,7 @@ async fn create_deployment(
 /// `POST /v1/deployments/{id}/approve {comment}`. Who approves is the API
 /// token's name, never a value the client sends; four eyes compares it with
 /// the deployer's (also a token's name).
-async fn approve_deployment(
+pub(crate) async fn approve_deployment(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -553,7 +565,7 @@ async fn approve_deployment(
 }
 
 /// `POST /v1/deployments/{id}/reject {reason}`.
-async fn reject_deployment(
+pub(crate) async fn reject_deployment(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -626,7 +638,7 @@ async fn create_rollback(
     ))
 }
 
-async fn rollout_command(
+pub(crate) async fn rollout_command(
     State(state): State<ApiState>,
     caller: Caller,
     Path(command): Path<String>,

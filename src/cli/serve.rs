@@ -85,6 +85,9 @@ pub struct RunningDaemon {
     pub api_tls: bool,
     /// Where `/metrics` is served alone, if configured.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where the dashboard is served (`/ui/`), if it is: the API's address
+    /// or `[server] dashboard_listen`.
+    pub dashboard_addr: Option<SocketAddr>,
     /// Where each environment's proxy listens.
     pub proxies: Vec<(String, SocketAddr)>,
     /// Hand-over and exit requests.
@@ -174,6 +177,10 @@ pub async fn run(path: &Path, options: ServeOptions) -> Result<(), CliError> {
     );
     if let Some(addr) = running.metrics_addr {
         say!("metrics on http://{addr}/metrics");
+    }
+    if let Some(addr) = running.dashboard_addr {
+        let scheme = if running.api_tls { "https" } else { "http" };
+        say!("dashboard on {scheme}://{addr}/ui/");
     }
     for (env, addr) in &running.proxies {
         let https = running
@@ -275,6 +282,18 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
     let token = token::load_or_create(&token::token_path(&config.base_dir))?;
     let api_listen = config.server.listen;
     let metrics_listen = config.server.metrics_listen;
+    let dashboard = config.server.dashboard;
+    let dashboard_listen = config.server.dashboard_listen.filter(|_| dashboard);
+    let dashboard_session = config.server.dashboard_session;
+    if config.server.dashboard_plaintext_refused() {
+        return Err(CliError::new(
+            exit::USAGE,
+            format!(
+                "refusing to serve the dashboard on {} as plain HTTP off loopback: add [server] tls = {{ cert = \"api.pem\", key = \"api.key\" }}, or set [server] allow_plaintext = true if a network you trust protects it",
+                dashboard_listen.map_or_else(String::new, |a| a.to_string())
+            ),
+        ));
+    }
     let api_tls = match &config.server.tls {
         Some(files) => Some(tls::server_config(files).map_err(|e| {
             CliError::new(
@@ -303,6 +322,24 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
             addr,
             "/metrics ([server] metrics_listen)",
         )?),
+        None => None,
+    };
+    let dashboard_listener = match dashboard_listen {
+        Some(addr) => Some(sockets.listen(
+            &mut inherited,
+            crate::cli::systemd::DASHBOARD,
+            addr,
+            "the dashboard ([server] dashboard_listen)",
+        )?),
+        None => None,
+    };
+    let dashboard_addr = match &dashboard_listener {
+        Some(listener) => Some(
+            listener
+                .local_addr()
+                .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?,
+        ),
+        None if dashboard => Some(api_addr),
         None => None,
     };
     let metrics_addr = match &metrics_listener {
@@ -484,10 +521,26 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
         Some(l) => Some((into_std(l)?, metrics_app(metrics))),
         None => None,
     };
+    let settings = crate::dashboard::Settings {
+        tls: has_tls,
+        session_ttl: dashboard_session,
+    };
+    let (api_router, dashboard) = match dashboard_listener {
+        Some(l) => (
+            app(state.clone()),
+            Some((into_std(l)?, crate::dashboard::router(state, settings))),
+        ),
+        None if dashboard => (
+            app(state.clone()).merge(crate::dashboard::router(state, settings)),
+            None,
+        ),
+        None => (app(state), None),
+    };
     let control = Arc::new(Control {
         api: into_std(api_listener)?,
-        api_router: app(state),
+        api_router,
         api_tls: api_tls.map(|(_, config)| config),
+        dashboard,
         metrics,
         stop: Mutex::new(CancellationToken::new()),
         tasks: TaskTracker::new(),
@@ -506,6 +559,7 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
         api_addr,
         api_tls: has_tls,
         metrics_addr,
+        dashboard_addr,
         proxies,
         lifecycle,
         control,
@@ -561,6 +615,9 @@ struct Control {
     api: std::net::TcpListener,
     api_router: axum::Router,
     api_tls: Option<Arc<cutover_proxy::rustls::ServerConfig>>,
+    /// The dashboard on its own listener (`[server] dashboard_listen`),
+    /// with the API's TLS.
+    dashboard: Option<(std::net::TcpListener, axum::Router)>,
     metrics: Option<(std::net::TcpListener, axum::Router)>,
     stop: Mutex<CancellationToken>,
     tasks: TaskTracker,
@@ -601,25 +658,30 @@ impl ControlListeners for Arc<Control> {
             }
             token.clone()
         };
-        match same_socket(&self.api) {
-            Ok(listener) => {
-                let (router, tls, stop) =
-                    (self.api_router.clone(), self.api_tls.clone(), stop.clone());
-                self.tasks.spawn(async move {
-                    match tls {
-                        Some(config) => tls::serve(listener, config, router, stop).await,
-                        None => {
-                            let served = axum::serve(listener, router)
-                                .with_graceful_shutdown(stop.cancelled_owned())
-                                .await;
-                            if let Err(e) = served {
-                                tracing::error!(error = %e, "API listener failed");
+        let mut https = vec![(&self.api, &self.api_router, "API")];
+        if let Some((listener, router)) = &self.dashboard {
+            https.push((listener, router, "dashboard"));
+        }
+        for (socket, router, what) in https {
+            match same_socket(socket) {
+                Ok(listener) => {
+                    let (router, tls, stop) = (router.clone(), self.api_tls.clone(), stop.clone());
+                    self.tasks.spawn(async move {
+                        match tls {
+                            Some(config) => tls::serve(listener, config, router, stop).await,
+                            None => {
+                                let served = axum::serve(listener, router)
+                                    .with_graceful_shutdown(stop.cancelled_owned())
+                                    .await;
+                                if let Err(e) = served {
+                                    tracing::error!(error = %e, "{what} listener failed");
+                                }
                             }
                         }
-                    }
-                });
+                    });
+                }
+                Err(e) => tracing::error!(error = %e, "cannot accept on the {what}'s socket"),
             }
-            Err(e) => tracing::error!(error = %e, "cannot accept on the API's socket"),
         }
         if let Some((metrics, router)) = &self.metrics {
             match same_socket(metrics) {

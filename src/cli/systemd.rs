@@ -23,6 +23,8 @@ use crate::exit::{self, CliError};
 pub const API: &str = "api";
 /// The descriptor name of `[server] metrics_listen`.
 pub const METRICS: &str = "metrics";
+/// The descriptor name of `[server] dashboard_listen`.
+pub const DASHBOARD: &str = "dashboard";
 
 /// Added to the longest `drain_timeout` for `TimeoutStopSec=`: the daemon
 /// finishes in-flight requests and closes its store after the drain.
@@ -43,7 +45,8 @@ pub struct Listener {
 }
 
 /// Every listener of `config`, named as `cutover serve` looks inherited
-/// descriptors up: the API, `/metrics` if configured, then per environment
+/// descriptors up: the API, `/metrics` and the dashboard's own listener if
+/// configured, then per environment
 /// its `listen`, its `redirect_listen` and its `preview_listen` if any.
 pub fn listeners(config: &Config) -> Vec<Listener> {
     let mut all = vec![Listener {
@@ -56,6 +59,17 @@ pub fn listeners(config: &Config) -> Vec<Listener> {
             name: METRICS.to_owned(),
             addr,
             what: "/metrics ([server] metrics_listen)".to_owned(),
+        });
+    }
+    if let Some(addr) = config
+        .server
+        .dashboard_listen
+        .filter(|_| config.server.dashboard)
+    {
+        all.push(Listener {
+            name: DASHBOARD.to_owned(),
+            addr,
+            what: "the dashboard ([server] dashboard_listen)".to_owned(),
         });
     }
     for (name, env) in &config.environments {
@@ -470,6 +484,7 @@ name = "shop"
 [server]
 listen = "127.0.0.1:7070"
 metrics_listen = "127.0.0.1:9100"
+dashboard_listen = "127.0.0.1:9091"
 
 [service.web]
 kind = "http"
@@ -511,6 +526,7 @@ listen = "[::1]:8081"
         let expected = [
             ("api", "127.0.0.1:7070"),
             ("metrics", "127.0.0.1:9100"),
+            ("dashboard", "127.0.0.1:9091"),
             ("env-production", "0.0.0.0:443"),
             ("redirect-production", "0.0.0.0:80"),
             ("env-staging", "[::1]:8081"),
@@ -532,6 +548,7 @@ listen = "[::1]:8081"
                 "cutover.service",
                 "cutover-api.socket",
                 "cutover-metrics.socket",
+                "cutover-dashboard.socket",
                 "cutover-env-production.socket",
                 "cutover-redirect-production.socket",
                 "cutover-env-staging.socket",
@@ -577,7 +594,7 @@ listen = "[::1]:8081"
         assert_eq!(one("User="), "shop");
         // 45 s drain + 30 s.
         assert_eq!(one("TimeoutStopSec="), "75");
-        let sockets = "cutover-api.socket cutover-metrics.socket cutover-env-production.socket cutover-redirect-production.socket cutover-env-staging.socket";
+        let sockets = "cutover-api.socket cutover-metrics.socket cutover-dashboard.socket cutover-env-production.socket cutover-redirect-production.socket cutover-env-staging.socket";
         assert_eq!(one("Sockets="), sockets);
         assert_eq!(one("Requires="), sockets);
         assert!(lines_with(text, "ExecStop=").is_empty(), "{text}");

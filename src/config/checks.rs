@@ -304,6 +304,16 @@ fn extra_listeners(sections: &Sections, findings: &mut Vec<Finding>) {
             span,
         ));
     }
+    if let (Some(span), Some(address)) =
+        (&places.dashboard_listen, sections.server.dashboard_listen)
+    {
+        extra.push((
+            "the dashboard's listener ([server] dashboard_listen)".to_owned(),
+            "dashboard_listen",
+            address,
+            span,
+        ));
+    }
     extra.sort_by_key(|(_, _, _, span)| span.start);
 
     for (i, (what, key, address, span)) in extra.iter().enumerate() {

@@ -7,6 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 /// `[server] listen`: where the daemon's API listens.
+/// How long a dashboard sign-in lasts (`[server] dashboard_session`).
+pub const DASHBOARD_SESSION: std::time::Duration = std::time::Duration::from_secs(12 * 60 * 60);
+
 pub const SERVER_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7070);
 /// `[state] url`: cutover's own database, relative to the config file's directory.
 pub const STATE_URL: &str = "sqlite://.cutover/state.db";

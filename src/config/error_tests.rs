@@ -1029,6 +1029,59 @@ fn metrics_listen_on_the_api_address() {
 }
 
 #[test]
+fn dashboard_listen_on_the_api_address() {
+    let source = "[app]\nname = \"hello\"\n\n[server]\nlisten = \"127.0.0.1:7171\"\ndashboard_listen = \"127.0.0.1:7171\"\n\n[service.web]\ncommand = [\"./web\"]\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n";
+    let rendered = one_problem_at(source, "\"127.0.0.1:7171\"\n\n");
+    assert!(
+        rendered
+            .contains("the dashboard's listener ([server] dashboard_listen) is the same address"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn dashboard_listen_off_loopback_without_tls() {
+    let source = "[app]\nname = \"hello\"\n\n[server]\ndashboard_listen = \"0.0.0.0:9091\"\n\n[service.web]\ncommand = [\"./web\"]\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n";
+    let rendered = one_problem_at(source, "\"0.0.0.0:9091\"");
+    assert!(
+        rendered.contains("the dashboard would listen on 0.0.0.0:9091 as plain HTTP, off loopback"),
+        "{rendered}"
+    );
+    assert!(rendered.contains("allow_plaintext"), "{rendered}");
+    // allow_plaintext opens it, as for the API.
+    let allowed = source.replace("[server]\n", "[server]\nallow_plaintext = true\n");
+    let config = parse_with_env(&allowed, Path::new("cutover.toml"), &no_variables)
+        .unwrap_or_else(|e| panic!("{}", render(&e)));
+    assert!(config.server.dashboard);
+    assert_eq!(config.server.dashboard_listen.map(|a| a.port()), Some(9091));
+}
+
+#[test]
+fn dashboard_keys_resolve_and_default_on() {
+    let base = "[app]\nname = \"hello\"\n\n[service.web]\ncommand = [\"./web\"]\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n";
+    let config = parse_with_env(base, Path::new("cutover.toml"), &no_variables)
+        .unwrap_or_else(|e| panic!("{}", render(&e)));
+    assert!(config.server.dashboard);
+    assert_eq!(config.server.dashboard_listen, None);
+    assert_eq!(
+        config.server.dashboard_session,
+        std::time::Duration::from_secs(12 * 3600)
+    );
+    let off = base.replace(
+        "[service.web]",
+        "[server]\ndashboard = false\ndashboard_session = \"30m\"\n\n[service.web]",
+    );
+    let config = parse_with_env(&off, Path::new("cutover.toml"), &no_variables)
+        .unwrap_or_else(|e| panic!("{}", render(&e)));
+    assert!(!config.server.dashboard);
+    assert_eq!(
+        config.server.dashboard_session,
+        std::time::Duration::from_secs(1800)
+    );
+    assert!(!config.server.dashboard_plaintext_refused());
+}
+
+#[test]
 fn two_redirect_listeners_on_one_port() {
     let source = "[app]\nname = \"hello\"\n\n[service.web]\ncommand = [\"./web\"]\n\n[environment.staging]\nlisten = \"127.0.0.1:8080\"\nredirect_listen = \"127.0.0.1:8000\"\ntls = { cert = \"s.pem\", key = \"s.key\" }\n\n[environment.production]\nlisten = \"127.0.0.1:8443\"\nredirect_listen = \"127.0.0.1:8000\"\ntls = { cert = \"p.pem\", key = \"p.key\" }\n";
     let at = source.rfind("\"127.0.0.1:8000\"").expect("second redirect");

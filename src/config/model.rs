@@ -58,6 +58,13 @@ pub struct ServerConfig {
     pub allow_plaintext: bool,
     /// Also serve `/metrics` alone, without a token, on this address.
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the web dashboard under `/ui` (docs/dashboard.md).
+    pub dashboard: bool,
+    /// Serve the dashboard on this address (with the API's `tls`) instead
+    /// of on `listen`.
+    pub dashboard_listen: Option<SocketAddr>,
+    /// How long a dashboard sign-in lasts.
+    pub dashboard_session: std::time::Duration,
     /// How the daemon writes its log (`--log-format` wins).
     pub log_format: LogFormat,
 }
@@ -69,6 +76,9 @@ impl Default for ServerConfig {
             tls: None,
             allow_plaintext: false,
             metrics_listen: None,
+            dashboard: true,
+            dashboard_listen: None,
+            dashboard_session: defaults::DASHBOARD_SESSION,
             log_format: LogFormat::Text,
         }
     }
@@ -112,6 +122,19 @@ impl ServerConfig {
 }
 
 /// The message for an API off loopback without TLS, naming both fixes.
+impl ServerConfig {
+    /// The dashboard's own listener is off loopback, without `tls` and
+    /// without `allow_plaintext`.
+    pub fn dashboard_plaintext_refused(&self) -> bool {
+        self.dashboard
+            && self
+                .dashboard_listen
+                .is_some_and(|a| !a.ip().to_canonical().is_loopback())
+            && self.tls.is_none()
+            && !self.allow_plaintext
+    }
+}
+
 pub(crate) fn plaintext_api_help() -> &'static str {
     "the API carries the bearer token and can deploy: give it a certificate with [server] tls = { cert = \"api.pem\", key = \"api.key\" }, or, if a network you trust protects it, set [server] allow_plaintext = true (a warning is logged at every start), or listen on 127.0.0.1"
 }

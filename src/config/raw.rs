@@ -197,6 +197,25 @@ pub(crate) struct RawServer {
     #[schemars(with = "Option<RawAddress>")]
     pub metrics_listen: Option<Spanned<RawAddress>>,
 
+    /// Serve the web dashboard under `/ui` (sign-in with an API token; see
+    /// docs/dashboard.md). On `listen` unless `dashboard_listen` moves it.
+    #[schemars(with = "Option<bool>", extend("default" = true))]
+    pub dashboard: Option<Spanned<bool>>,
+
+    /// Serve the dashboard on this address instead of on `listen` (with the
+    /// API's `tls`, if any; off loopback it needs `tls` or `allow_plaintext`,
+    /// as the API does).
+    #[schemars(with = "Option<RawAddress>")]
+    pub dashboard_listen: Option<Spanned<RawAddress>>,
+
+    /// How long a dashboard sign-in lasts before the browser must sign in
+    /// again.
+    #[schemars(
+        with = "Option<RawDuration>",
+        extend("default" = duration_text(defaults::DASHBOARD_SESSION))
+    )]
+    pub dashboard_session: Option<Spanned<RawDuration>>,
+
     /// How `cutover serve` writes its log on stderr: `text`, or `json` (one
     /// object per line, for log shippers). `cutover serve --log-format`
     /// overrides it.

@@ -39,6 +39,11 @@ impl Config {
         if let Some(metrics) = self.server.metrics_listen {
             writeln!(out, "  metrics      {metrics} (/metrics, no token)")?;
         }
+        match (self.server.dashboard, self.server.dashboard_listen) {
+            (false, _) => writeln!(out, "  dashboard    off")?,
+            (true, Some(addr)) => writeln!(out, "  dashboard    {addr}/ui/")?,
+            (true, None) => writeln!(out, "  dashboard    {}/ui/", self.server.listen)?,
+        }
         writeln!(out, "  state        {}", redact_url(&self.state.url))?;
 
         writeln!(out, "services ({})", self.services.len())?;

@@ -942,6 +942,9 @@ fn edge_keys_resolve_to_their_values() {
             }),
             allow_plaintext: false,
             metrics_listen: Some(addr("127.0.0.1:9100")),
+            dashboard: true,
+            dashboard_listen: None,
+            dashboard_session: std::time::Duration::from_secs(12 * 3600),
             log_format: LogFormat::Text,
         }
     );
@@ -1140,6 +1143,9 @@ fn json_schema_describes_the_edge_keys() {
         "tls",
         "allow_plaintext",
         "metrics_listen",
+        "dashboard",
+        "dashboard_listen",
+        "dashboard_session",
         "log_format",
     ] {
         assert!(server.get(key).is_some(), "[server] {key} missing");
@@ -1232,6 +1238,9 @@ fn api_exposure_follows_the_address_tls_and_allow_plaintext() {
         }),
         allow_plaintext,
         metrics_listen: None,
+        dashboard: true,
+        dashboard_listen: None,
+        dashboard_session: std::time::Duration::from_secs(12 * 3600),
         log_format: LogFormat::Text,
     };
     for loopback in [

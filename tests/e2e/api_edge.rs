@@ -27,7 +27,7 @@ fn set_server(app: &TestApp, server: &str) {
 
 /// A self-signed certificate for `localhost` and 127.0.0.1, made by openssl,
 /// as `api.pem` / `api.key` in the app's directory.
-fn self_signed(app: &TestApp) {
+pub(crate) fn self_signed(app: &TestApp) {
     self_signed_as(app, "api");
 }
 
@@ -65,7 +65,7 @@ fn self_signed_as(app: &TestApp, name: &str) {
     .expect("chmod key");
 }
 
-fn curl(args: &[&str]) -> Output {
+pub(crate) fn curl(args: &[&str]) -> Output {
     Command::new("curl")
         .args(["-sS", "--max-time", "10"])
         .args(args)

@@ -54,6 +54,17 @@ impl Resolver<'_> {
             self.places.metrics_listen = Some(spanned.span());
             Some(address)
         });
+        let dashboard_listen = raw.dashboard_listen.as_ref().and_then(|spanned| {
+            let address = self.address(spanned, "dashboard_listen")?;
+            self.places.dashboard_listen = Some(spanned.span());
+            Some(address)
+        });
+        let dashboard_session = self.duration(
+            raw.dashboard_session.as_ref(),
+            "dashboard_session",
+            defaults::DASHBOARD_SESSION,
+            true,
+        );
         let log_format = raw
             .log_format
             .as_ref()
@@ -71,8 +82,31 @@ impl Resolver<'_> {
             tls,
             allow_plaintext: raw.allow_plaintext.as_ref().is_some_and(|a| *a.get_ref()),
             metrics_listen,
+            dashboard: raw.dashboard.as_ref().is_none_or(|d| *d.get_ref()),
+            dashboard_listen,
+            dashboard_session,
             log_format,
         };
+        if resolved.dashboard_plaintext_refused()
+            && let Some(span) = raw.dashboard_listen.as_ref().map(Spanned::span)
+        {
+            self.report(
+                Finding::new(
+                    span,
+                    format!(
+                        "the dashboard would listen on {} as plain HTTP, off loopback",
+                        resolved.dashboard_listen.map_or_else(String::new, |a| a.to_string())
+                    ),
+                    "not a loopback address",
+                )
+                .help(
+                    "the dashboard's sign-in carries API tokens and its buttons can abort a rollout: give \
+                     the daemon a certificate with [server] tls = { cert = \"api.pem\", key = \"api.key\" } \
+                     (the dashboard's listener uses it too), or set [server] allow_plaintext = true on a \
+                     network you trust, or listen on 127.0.0.1",
+                ),
+            );
+        }
         // A bad `tls` table was reported already; do not add this on top.
         let tls_written = raw.tls.is_some();
         if resolved.exposure() == ApiExposure::PlaintextRefused

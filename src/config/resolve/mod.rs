@@ -78,6 +78,8 @@ pub(crate) struct Places {
     pub after: BTreeMap<String, Vec<(String, Range<usize>)>>,
     /// `[server] metrics_listen`, if written.
     pub metrics_listen: Option<Range<usize>>,
+    /// `[server] dashboard_listen`, if written.
+    pub dashboard_listen: Option<Range<usize>>,
     /// `redirect_listen` of each environment that has one.
     pub redirect_listen: BTreeMap<String, Range<usize>>,
     /// `preview_listen` of each environment that has one.

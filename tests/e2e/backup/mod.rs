@@ -3,7 +3,7 @@
 //! `pg_restore`: backups under load, verification, restores, tampering,
 //! wrong keys, pruning, and the hand-made disaster-recovery pipeline.
 
-mod app;
+pub(crate) mod app;
 mod disk_full;
 mod pg_tls;
 mod postgres;
