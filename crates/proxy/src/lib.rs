@@ -11,6 +11,9 @@
 //! ```text
 //! client ─► server.rs (accept, cap, TLS, timers, HTTP/1.1 + HTTP/2, redirect, shutdown)
 //!             ├► certs.rs   certificates by SNI, TLS-ALPN-01 answers
+//!             ├► h1/        HTTP/1.1 fast path: heads parsed in place, upstream
+//!             │             connections driven by the client's task; hands
+//!             │             what it does not handle to hyper (forward.rs)
 //!             └► forward.rs (route, choose, clean headers, send, retry,
 //!                            400/404/408/413/502/503/504)
 //!                  ├► acme_http01.rs    pending ACME HTTP-01 answers, before routing

@@ -14,6 +14,11 @@
 //!   (pings are not activity);
 //! - on HTTP/1.1, hyper's header read timeout (the keep-alive idle time).
 //!
+//! With [`ProxyConfig::http1_fast_path`](crate::ProxyConfig::http1_fast_path)
+//! (the default), a connection that is not HTTP/2 by ALPN goes to the HTTP/1
+//! fast path (`h1/`) first, which keeps the same timers and drain rules and
+//! hands the connection back here, to hyper, for what it does not handle.
+//!
 //! A listener has a role: the proxy itself, or a redirect to HTTPS that
 //! answers everything with `308` except ACME HTTP-01 challenges.
 

@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::parse::Framing;
 use super::upstream::{READ_CHUNK, UpstreamConn};
+use crate::body::Finish;
 
 /// Finds the end of a chunked body fed to it piece by piece.
 #[derive(Debug, Clone, Default)]
@@ -177,11 +178,16 @@ impl Progress {
 
 /// Writes `head` and the response body from `upstream` to `client`. The
 /// upstream's buffer holds what was read after its head.
+///
+/// `finish` (the request's bookkeeping) is dropped as soon as the body's end
+/// has been read and before its last bytes are written, as hyper's path does:
+/// a client that has the whole response finds the request already recorded.
 pub(crate) async fn relay<C>(
     client: &mut C,
     head: &[u8],
     upstream: &mut UpstreamConn,
     framing: Framing,
+    finish: &mut Option<Finish>,
 ) -> Relayed
 where
     C: AsyncWrite + Unpin,
@@ -197,6 +203,9 @@ where
     let Ok((n, mut done)) = progress.take(&upstream.buf) else {
         return Relayed::UpstreamBroke;
     };
+    if done {
+        drop(finish.take());
+    }
     if write_two(client, head, &upstream.buf[..n]).await.is_err() {
         return Relayed::ClientGone;
     }
@@ -209,13 +218,19 @@ where
         upstream.buf.clear();
         upstream.buf.reserve(READ_CHUNK);
         match upstream.stream.read_buf(&mut upstream.buf).await {
-            Ok(0) if framing == Framing::Close => break,
+            Ok(0) if framing == Framing::Close => {
+                drop(finish.take());
+                break;
+            }
             Ok(0) | Err(_) => return Relayed::UpstreamBroke,
             Ok(_) => {}
         }
         let Ok((n, ended)) = progress.take(&upstream.buf) else {
             return Relayed::UpstreamBroke;
         };
+        if ended {
+            drop(finish.take());
+        }
         if client.write_all(&upstream.buf[..n]).await.is_err() {
             return Relayed::ClientGone;
         }

@@ -230,7 +230,7 @@ where
         let failure_kind = match exchanged {
             Ok(Ok((mut conn, plan))) => {
                 target.state.clear_suspect();
-                let mut finish = Finish {
+                let mut finish = Some(Finish {
                     guard,
                     started,
                     status: plan.status,
@@ -239,23 +239,24 @@ where
                     broken: false,
                     forced: choice.forced,
                     client: Arc::default(),
-                };
+                });
                 let relayed = tokio::select! {
                     biased;
                     _ = p.cut.cancelled() => return false,
-                    relayed = relay(io, client_head, &mut conn, plan.framing) => relayed,
+                    relayed = relay(io, client_head, &mut conn, plan.framing, &mut finish) => relayed,
                 };
                 return match relayed {
                     Relayed::Complete { clean } => {
                         if clean && plan.reusable {
                             shared.h1_pool.checkin(addr, conn);
                         }
-                        drop(finish);
                         !close && plan.framing != Framing::Close
                     }
                     Relayed::UpstreamBroke => {
                         tracing::debug!(instance = %target.instance.id, "instance broke off a response body");
-                        finish.broken = true;
+                        if let Some(finish) = finish.as_mut() {
+                            finish.broken = true;
+                        }
                         false
                     }
                     Relayed::ClientGone => false,
