@@ -106,8 +106,14 @@ pub(crate) fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
 
 /// 128 random bits as 32 lower-case hex digits.
 pub(crate) fn new_request_id() -> HeaderValue {
-    let text = format!("{:032x}", fastrand::u128(..));
-    HeaderValue::from_str(&text).expect("hex digits are a valid header value")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut n = fastrand::u128(..);
+    let mut text = [0u8; 32];
+    for digit in text.iter_mut().rev() {
+        *digit = HEX[(n & 0xf) as usize];
+        n >>= 4;
+    }
+    HeaderValue::from_bytes(&text).expect("hex digits are a valid header value")
 }
 
 /// Adds `X-Request-Id` to a response.
@@ -220,6 +226,7 @@ mod tests {
         let mut h = HeaderMap::new();
         let id = ensure_request_id(&mut h);
         assert_eq!(id.len(), 32);
+        assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit), "{id:?}");
         assert_eq!(h["x-request-id"], id);
     }
 

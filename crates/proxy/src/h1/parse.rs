@@ -141,6 +141,31 @@ fn usable_request_id(v: &[u8]) -> bool {
         && v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
+/// The common `Host`, checked without parsing an `Authority`: a name of
+/// letters, digits, `-` and `.` (not starting with `.` or `-`), with an
+/// optional port of 1–5 digits that fits a `u16`. `None` for anything else,
+/// which `host::valid_authority` then decides.
+fn plain_host(value: &[u8]) -> Option<String> {
+    let (name, port) = match value.iter().position(|&b| b == b':') {
+        Some(i) => (&value[..i], Some(&value[i + 1..])),
+        None => (value, None),
+    };
+    let name_ok = name.first().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.iter().all(u8::is_ascii_digit)
+            && std::str::from_utf8(p).is_ok_and(|p| p.parse::<u16>().is_ok())
+    });
+    if !(name_ok && port_ok) {
+        return None;
+    }
+    String::from_utf8(value.to_vec()).ok()
+}
+
 /// Parses the head at the start of `buf` and, when the fast path forwards
 /// it, writes the upstream head into `out` (cleared first).
 pub(crate) fn plan_request(
@@ -150,9 +175,10 @@ pub(crate) fn plan_request(
     conn: &ConnFacts,
     out: &mut Vec<u8>,
 ) -> Plan {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut slots);
-    let head_len = match req.parse(buf) {
+    // Left uninitialised: httparse writes the ones it fills.
+    let mut slots = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, &mut slots) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Plan::Partial,
         Err(_) => return Plan::Handoff,
@@ -208,7 +234,7 @@ pub(crate) fn plan_request(
     let (1, Some(host)) = (hosts, host) else {
         return Plan::Handoff;
     };
-    let Ok(host) = host::valid_authority(host) else {
+    let Some(host) = plain_host(host).or_else(|| host::valid_authority(host).ok()) else {
         return Plan::Handoff;
     };
     let client_close = lists(&connection, "close");
@@ -535,6 +561,37 @@ mod tests {
 
     fn text(out: &[u8]) -> String {
         String::from_utf8_lossy(out).into_owned()
+    }
+
+    #[test]
+    fn the_plain_host_check_agrees_with_the_full_one() {
+        for h in [
+            "a.example",
+            "A.example:8080",
+            "localhost:80",
+            "127.0.0.1:3000",
+            "x:65535",
+            "x:65536",
+            "x:",
+            ":80",
+            "-a.example",
+            ".a",
+            "a_b.example",
+            "[::1]:80",
+            "user@a.example",
+            "a b",
+            "a.example:port",
+            "a.example:123456",
+        ] {
+            let full = host::valid_authority(h.as_bytes()).ok();
+            if let Some(fast) = plain_host(h.as_bytes()) {
+                assert_eq!(Some(fast), full, "{h:?}");
+            }
+        }
+        assert_eq!(
+            plain_host(b"shop.example:8443").as_deref(),
+            Some("shop.example:8443")
+        );
     }
 
     #[test]
