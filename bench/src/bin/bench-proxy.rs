@@ -46,6 +46,18 @@ struct Args {
     /// PEM private key for --tls-listen.
     #[arg(long)]
     tls_key: Option<PathBuf>,
+    /// Who serves HTTP/1.1: cutover's own fast path, or hyper (for A/B).
+    #[arg(long, value_enum, default_value_t = Http1::Fast)]
+    http1: Http1,
+}
+
+/// Who serves HTTP/1.1 (`ProxyConfig::http1_fast_path`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Http1 {
+    /// The proxy's own fast path.
+    Fast,
+    /// hyper, for every connection.
+    Hyper,
 }
 
 /// Runtime layout of the proxy's threads.
@@ -66,7 +78,10 @@ fn main() -> Result<()> {
     for up in &args.upstream {
         check_loopback("--upstream", *up)?;
     }
-    let mut config = ProxyConfig::default();
+    let mut config = ProxyConfig {
+        http1_fast_path: args.http1 == Http1::Fast,
+        ..ProxyConfig::default()
+    };
     if let Some(max) = args.max_connections {
         config.max_connections = max;
     }

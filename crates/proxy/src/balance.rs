@@ -34,6 +34,16 @@ pub(crate) fn choose_track(
     forced: Option<Track>,
     request: &HeaderMap,
 ) -> TrackChoice {
+    choose_track_by(service, forced, |name| headers::cookie_track(request, name))
+}
+
+/// [`choose_track`] with the sticky cookie read by `cookie` (given the
+/// cookie's name), for callers that hold no `HeaderMap` (the HTTP/1 fast path).
+pub(crate) fn choose_track_by(
+    service: &ServiceEntry,
+    forced: Option<Track>,
+    cookie: impl FnOnce(&str) -> Option<Track>,
+) -> TrackChoice {
     if let Some(forced) = forced
         && !service.track(forced).is_empty()
     {
@@ -48,8 +58,8 @@ pub(crate) fn choose_track(
         .sticky_cookie
         .as_deref()
         .filter(|_| service.weights.is_split());
-    if let Some(cookie) = sticky
-        && let Some(pinned) = headers::cookie_track(request, cookie)
+    if let Some(cookie_name) = sticky
+        && let Some(pinned) = cookie(cookie_name)
         && !service.track(pinned).is_empty()
     {
         return TrackChoice {

@@ -231,6 +231,9 @@ impl Drop for Finish {
 #[derive(Debug)]
 pub struct ResponseBody {
     inner: Either<Incoming, Full<Bytes>>,
+    /// The whole body of a response the proxy made (for the HTTP/1 fast
+    /// path, which writes it itself).
+    text: Option<Bytes>,
     finish: Option<Finish>,
 }
 
@@ -238,15 +241,23 @@ impl ResponseBody {
     pub(crate) fn upstream(body: Incoming, finish: Finish) -> ResponseBody {
         ResponseBody {
             inner: Either::Left(body),
+            text: None,
             finish: Some(finish),
         }
     }
 
     pub(crate) fn text(text: String) -> ResponseBody {
+        let text = Bytes::from(text);
         ResponseBody {
-            inner: Either::Right(Full::new(Bytes::from(text))),
+            inner: Either::Right(Full::new(text.clone())),
+            text: Some(text),
             finish: None,
         }
+    }
+
+    /// The whole body of a response the proxy made; `None` for an upstream's.
+    pub(crate) fn text_bytes(&self) -> Option<&Bytes> {
+        self.text.as_ref()
     }
 }
 

@@ -42,6 +42,9 @@ pub const DEFAULT_H2_IDLE_TIMEOUT: Duration = Duration::from_secs(180);
 /// Default for [`ProxyConfig::upgrade_idle_timeout`].
 pub const DEFAULT_UPGRADE_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Default for [`ProxyConfig::http1_fast_path`].
+pub const DEFAULT_HTTP1_FAST_PATH: bool = true;
+
 /// How the proxy treats clients and upstreams.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -112,6 +115,13 @@ pub struct ProxyConfig {
     /// Prometheus label names other than the proxy's own (`service`,
     /// `track`, `code`, `reason`, `kind`).
     pub metric_labels: Vec<(String, String)>,
+
+    /// Serve HTTP/1.1 requests on the proxy's own fast path (`h1/`: heads
+    /// parsed in place, upstream connections driven by the client
+    /// connection's task) and hand to hyper only HTTP/2 and the requests it
+    /// does not handle. `false`: hyper serves every connection. The answers
+    /// are the same either way; this exists to compare the two.
+    pub http1_fast_path: bool,
 }
 
 impl Default for ProxyConfig {
@@ -136,6 +146,7 @@ impl Default for ProxyConfig {
             h2_idle_timeout: DEFAULT_H2_IDLE_TIMEOUT,
             upgrade_idle_timeout: DEFAULT_UPGRADE_IDLE_TIMEOUT,
             metric_labels: Vec::new(),
+            http1_fast_path: DEFAULT_HTTP1_FAST_PATH,
         }
     }
 }

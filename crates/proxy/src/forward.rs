@@ -49,7 +49,7 @@ const RETRY_AFTER_SECONDS: &str = "1";
 
 /// Why the proxy answered by itself.
 #[derive(Debug, Clone, Copy)]
-enum ProxyFailure {
+pub(crate) enum ProxyFailure {
     NoRoute,
     NoInstance,
     Connect,
@@ -82,7 +82,7 @@ impl ProxyFailure {
     }
 
     /// Label value for the errors metric.
-    fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             ProxyFailure::NoRoute => "no_route",
             ProxyFailure::NoInstance => "no_instance",
@@ -387,7 +387,7 @@ fn upstream_uri(target: &Upstream, path: &PathAndQuery) -> Uri {
 }
 
 /// Records a proxy-made failure and answers it.
-fn failure(
+pub(crate) fn failure(
     service: &ServiceEntry,
     choice: TrackChoice,
     target: Option<&Arc<Upstream>>,
@@ -417,7 +417,7 @@ fn failure(
 
 /// Records a request that failed by the client's fault (never as an error of
 /// the instance or track) and answers it.
-fn client_fault(
+pub(crate) fn client_fault(
     service: &ServiceEntry,
     choice: TrackChoice,
     target: Option<&Arc<Upstream>>,
@@ -455,7 +455,7 @@ fn http01_response(key_authorization: String, request_id: &HeaderValue) -> Respo
 }
 
 /// A short text response made by the proxy, naming the request id.
-fn local_response(
+pub(crate) fn local_response(
     kind: ProxyFailure,
     request_id: &HeaderValue,
     service: Option<&str>,

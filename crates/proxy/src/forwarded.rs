@@ -103,7 +103,7 @@ fn header_value(s: &str) -> Option<HeaderValue> {
 }
 
 /// One RFC 7239 element: `for=<peer>;proto=<scheme>;host=<host>`.
-fn forwarded_element(peer: IpAddr, proto: &str, host: Option<&str>) -> String {
+pub(crate) fn forwarded_element(peer: IpAddr, proto: &str, host: Option<&str>) -> String {
     let node = match peer {
         IpAddr::V4(v4) => v4.to_string(),
         // An IPv6 node is bracketed, and `[`, `:` make it a quoted string.
@@ -119,20 +119,26 @@ fn forwarded_element(peer: IpAddr, proto: &str, host: Option<&str>) -> String {
 
 /// A token as is, anything else as a quoted string (RFC 7230 §3.2.6).
 fn quote(value: &str) -> String {
+    let mut out = Vec::with_capacity(value.len() + 2);
+    quote_into(&mut out, value);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`quote`], appended to `out`.
+pub(crate) fn quote_into(out: &mut Vec<u8>, value: &str) {
     let is_tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     if !value.is_empty() && value.bytes().all(is_tchar) {
-        return value.to_owned();
+        out.extend_from_slice(value.as_bytes());
+        return;
     }
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
+    out.push(b'"');
+    for &b in value.as_bytes() {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
         }
-        out.push(c);
+        out.push(b);
     }
-    out.push('"');
-    out
+    out.push(b'"');
 }
 
 #[cfg(test)]

@@ -105,9 +105,15 @@ pub(crate) fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
 }
 
 /// 128 random bits as 32 lower-case hex digits.
-fn new_request_id() -> HeaderValue {
-    let text = format!("{:032x}", fastrand::u128(..));
-    HeaderValue::from_str(&text).expect("hex digits are a valid header value")
+pub(crate) fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut n = fastrand::u128(..);
+    let mut text = [0u8; 32];
+    for digit in text.iter_mut().rev() {
+        *digit = HEX[(n & 0xf) as usize];
+        n >>= 4;
+    }
+    HeaderValue::from_bytes(&text).expect("hex digits are a valid header value")
 }
 
 /// Adds `X-Request-Id` to a response.
@@ -117,10 +123,20 @@ pub(crate) fn set_request_id(headers: &mut HeaderMap, id: &HeaderValue) {
 
 /// The track named by cookie `name`, if the request carries it.
 pub(crate) fn cookie_track(headers: &HeaderMap, name: &str) -> Option<Track> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+    cookie_track_in(
+        headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes()),
+        name,
+    )
+}
+
+/// The track named by cookie `name` among raw `Cookie` header values.
+pub(crate) fn cookie_track_in<'a>(
+    values: impl Iterator<Item = &'a [u8]>,
+    name: &str,
+) -> Option<Track> {
+    values
+        .filter(|v| v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)))
+        .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
@@ -210,6 +226,7 @@ mod tests {
         let mut h = HeaderMap::new();
         let id = ensure_request_id(&mut h);
         assert_eq!(id.len(), 32);
+        assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit), "{id:?}");
         assert_eq!(h["x-request-id"], id);
     }
 

@@ -65,7 +65,7 @@ pub(crate) fn request_host(
 }
 
 /// `host[:port]` without user info, as text.
-fn valid_authority(bytes: &[u8]) -> Result<String, HostError> {
+pub(crate) fn valid_authority(bytes: &[u8]) -> Result<String, HostError> {
     let text = std::str::from_utf8(bytes).map_err(|_| HostError::Invalid)?;
     if text.is_empty() || text.contains('@') {
         return Err(HostError::Invalid);

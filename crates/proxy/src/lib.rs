@@ -11,6 +11,9 @@
 //! ```text
 //! client ─► server.rs (accept, cap, TLS, timers, HTTP/1.1 + HTTP/2, redirect, shutdown)
 //!             ├► certs.rs   certificates by SNI, TLS-ALPN-01 answers
+//!             ├► h1/        HTTP/1.1 fast path: heads parsed in place, upstream
+//!             │             connections driven by the client's task; hands
+//!             │             what it does not handle to hyper (forward.rs)
 //!             └► forward.rs (route, choose, clean headers, send, retry,
 //!                            400/404/408/413/502/503/504)
 //!                  ├► acme_http01.rs    pending ACME HTTP-01 answers, before routing
@@ -38,6 +41,7 @@ pub mod certs;
 mod config;
 mod forward;
 mod forwarded;
+mod h1;
 mod headers;
 mod host;
 mod instance;
@@ -95,6 +99,8 @@ pub(crate) struct Shared {
     pub(crate) http01: Http01Challenges,
     /// This proxy's series that belong to no service, and its constant labels.
     pub(crate) metrics: Arc<metrics::ProxyMetrics>,
+    /// Idle upstream connections of the HTTP/1 fast path.
+    pub(crate) h1_pool: h1::upstream::Pool,
 }
 
 /// A handle to the proxy; clones share the same table and state.
@@ -198,6 +204,10 @@ impl Proxy {
                 .max_connections
                 .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
         ));
+        let h1_pool = h1::upstream::Pool::new(
+            config.max_idle_upstream_connections,
+            config.upstream_idle_timeout,
+        );
         let metrics = Arc::new(metrics::ProxyMetrics::new(metrics::constant_labels(
             &config.metric_labels,
         )));
@@ -211,6 +221,7 @@ impl Proxy {
                 connections,
                 http01: Http01Challenges::default(),
                 metrics,
+                h1_pool,
             }),
         }
     }

@@ -14,6 +14,11 @@
 //!   (pings are not activity);
 //! - on HTTP/1.1, hyper's header read timeout (the keep-alive idle time).
 //!
+//! With [`ProxyConfig::http1_fast_path`](crate::ProxyConfig::http1_fast_path)
+//! (the default), a connection that is not HTTP/2 by ALPN goes to the HTTP/1
+//! fast path (`h1/`) first, which keeps the same timers and drain rules and
+//! hands the connection back here, to hyper, for what it does not handle.
+//!
 //! A listener has a role: the proxy itself, or a redirect to HTTPS that
 //! answers everything with `308` except ACME HTTP-01 challenges.
 
@@ -46,6 +51,7 @@ use crate::Shared;
 use crate::body::ResponseBody;
 use crate::certs::ACME_TLS_ALPN;
 use crate::forward::{self, ConnInfo};
+use crate::h1;
 use crate::headers;
 use crate::metrics::ProxyMetrics;
 use crate::upgrade::ListenerCtx;
@@ -193,6 +199,16 @@ pub(crate) async fn serve(
         graceful: CancellationToken::new(),
     });
     let connections = TaskTracker::new();
+    let _pruner = Pruner(tokio::spawn({
+        let shared = shared.clone();
+        async move {
+            let every = shared.h1_pool.prune_every();
+            loop {
+                tokio::time::sleep(every).await;
+                shared.h1_pool.prune();
+            }
+        }
+    }));
 
     let local = listener.local_addr()?;
     tracing::info!(%local, tls = this.tls.is_some(), role = ?this.role, "proxy listening");
@@ -264,7 +280,7 @@ impl Listener {
     ) {
         let slot = Arc::new(Slot::new(slot, self.shared.metrics.clone()));
         let Some(tls) = self.tls.clone() else {
-            self.http(stream, ConnInfo { peer, tls: false }, deadline, slot)
+            self.http(stream, ConnInfo { peer, tls: false }, deadline, slot, false)
                 .await;
             return;
         };
@@ -291,12 +307,59 @@ impl Listener {
             let _ = tokio::time::timeout(ACME_CLOSE_TIMEOUT, stream.shutdown()).await;
             return;
         }
-        self.http(stream, ConnInfo { peer, tls: true }, deadline, slot)
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        self.http(stream, ConnInfo { peer, tls: true }, deadline, slot, h2)
             .await;
     }
 
-    /// Serves HTTP on an established connection until it closes.
+    /// Serves HTTP on an established connection until it closes: on the
+    /// HTTP/1 fast path when it is on and the connection is not HTTP/2 by
+    /// ALPN, else (or when the fast path hands it over) with hyper.
     async fn http<I>(
+        self: Arc<Self>,
+        io: I,
+        info: ConnInfo,
+        first_deadline: Instant,
+        slot: Arc<Slot>,
+        alpn_h2: bool,
+    ) where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        if alpn_h2 || !self.shared.config.http1_fast_path || self.role != ListenerRole::Proxy {
+            self.hyper_http(io, info, first_deadline, slot).await;
+            return;
+        }
+        let params = h1::ConnParams {
+            shared: &self.shared,
+            hsts: self.hsts.as_ref(),
+            graceful: &self.graceful,
+            cut: &self.ctx.cut,
+        };
+        match h1::serve(params, io, &info, first_deadline).await {
+            h1::Ended::Closed => {}
+            h1::Ended::Handoff {
+                io,
+                buffered,
+                served,
+            } => {
+                // A whole request head is waiting after served ones: hyper's
+                // first-request deadline starts now.
+                let deadline = if served {
+                    crate::config::deadline_after(
+                        Instant::now(),
+                        self.shared.config.first_request_timeout,
+                    )
+                } else {
+                    first_deadline
+                };
+                self.hyper_http(h1::Rewind::new(buffered, io), info, deadline, slot)
+                    .await;
+            }
+        }
+    }
+
+    /// Serves HTTP with hyper on an established connection until it closes.
+    async fn hyper_http<I>(
         self: Arc<Self>,
         io: I,
         info: ConnInfo,
@@ -432,6 +495,16 @@ impl Listener {
                 .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
         resp
+    }
+}
+
+/// Closes the fast path's idle upstream connections that idled too long,
+/// while its listener serves.
+struct Pruner(tokio::task::JoinHandle<()>);
+
+impl Drop for Pruner {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -43,7 +43,7 @@ impl std::fmt::Debug for TrackOverride {
 
 impl TrackOverride {
     /// True when this request may force a track.
-    fn permits(&self, headers: &HeaderMap, peer: IpAddr) -> bool {
+    fn permits(&self, secret_sent: Option<&[u8]>, peer: IpAddr) -> bool {
         let peer = peer.to_canonical();
         if self.trusted_sources.iter().any(|net| net.contains(&peer)) {
             return true;
@@ -51,9 +51,7 @@ impl TrackOverride {
         let Some(secret) = self.secret.as_deref().filter(|s| !s.is_empty()) else {
             return false;
         };
-        headers
-            .get(TRACK_SECRET_HEADER)
-            .is_some_and(|sent| bool::from(sent.as_bytes().ct_eq(secret.as_bytes())))
+        secret_sent.is_some_and(|sent| bool::from(sent.ct_eq(secret.as_bytes())))
     }
 }
 
@@ -64,12 +62,27 @@ pub(crate) fn forced_track(
     headers: &HeaderMap,
     peer: IpAddr,
 ) -> Option<Track> {
+    forced_track_raw(
+        policy,
+        headers.get(TRACK_HEADER).map(|v| v.as_bytes()),
+        headers.get(TRACK_SECRET_HEADER).map(|v| v.as_bytes()),
+        peer,
+    )
+}
+
+/// [`forced_track`] from the raw values of the first `X-Cutover-Track` and
+/// `X-Cutover-Track-Secret` headers (the HTTP/1 fast path's).
+pub(crate) fn forced_track_raw(
+    policy: Option<&TrackOverride>,
+    track: Option<&[u8]>,
+    secret: Option<&[u8]>,
+    peer: IpAddr,
+) -> Option<Track> {
     let policy = policy?;
-    let wanted = headers
-        .get(TRACK_HEADER)
-        .and_then(|v| v.to_str().ok())
+    let wanted = track
+        .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| Track::parse(v.trim()))?;
-    policy.permits(headers, peer).then_some(wanted)
+    policy.permits(secret, peer).then_some(wanted)
 }
 
 /// Removes both override headers (every copy of each).

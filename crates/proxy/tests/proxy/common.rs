@@ -259,7 +259,7 @@ impl TestProxy {
         listener_spec: ListenerSpec,
     ) -> TestProxy {
         prometheus();
-        let proxy = Proxy::new(config);
+        let proxy = Proxy::new(http1_choice(config));
         proxy.set_service(service, spec).expect("service");
         proxy.set_routes(vec![Route::any(service)]).expect("routes");
         let listener =
@@ -331,6 +331,18 @@ impl TestProxy {
 pub type TestClient = Client<HttpConnector, Full<Bytes>>;
 
 /// A pooled keep-alive HTTP/1.1 client.
+/// `config`, served by hyper alone when `CUTOVER_PROXY_TEST_HTTP1=hyper`
+/// (to run the whole suite against both HTTP/1 paths).
+pub fn http1_choice(config: ProxyConfig) -> ProxyConfig {
+    match std::env::var("CUTOVER_PROXY_TEST_HTTP1").as_deref() {
+        Ok("hyper") => ProxyConfig {
+            http1_fast_path: false,
+            ..config
+        },
+        _ => config,
+    }
+}
+
 pub fn client() -> TestClient {
     Client::builder(TokioExecutor::new()).build_http()
 }

@@ -72,7 +72,7 @@ async fn an_ipv6_client_is_bracketed_and_quoted_in_forwarded() {
     use cutover_proxy::{Proxy, Route, Track};
     let up = Upstream::start("fwd-v6").await;
     crate::common::prometheus();
-    let proxy = Proxy::new(ProxyConfig::default());
+    let proxy = Proxy::new(crate::common::http1_choice(ProxyConfig::default()));
     proxy
         .set_service("app", ServiceSpec::default())
         .expect("service");
@@ -149,7 +149,7 @@ async fn a_tls_listener_says_https_to_the_app() {
         .expect("set certificate");
 
     crate::common::prometheus();
-    let proxy = Proxy::new(ProxyConfig::default());
+    let proxy = Proxy::new(crate::common::http1_choice(ProxyConfig::default()));
     proxy
         .set_service("app", ServiceSpec::default())
         .expect("service");

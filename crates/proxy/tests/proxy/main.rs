@@ -6,6 +6,7 @@ mod body_limit;
 mod client_faults;
 mod common;
 mod failures;
+mod fast_path;
 mod forwarding;
 mod host;
 mod http01;
