@@ -1,9 +1,9 @@
 //! The ci pass on the fixture repositories: exact rule ids and `path:line`,
 //! the facts behind the CI/CD and environments levels, and nothing on `clean`.
 
-mod common_ci;
+mod common;
 
-use common_ci::{assess, facts, findings};
+use common::{assess, facts, findings};
 
 #[test]
 fn node_compose() {

@@ -3,9 +3,9 @@
 //! implements them; node-compose claims blue-green; fastapi-celery's docs
 //! deny claims (not findings); clean claims nothing it lacks.
 
-mod common_ci;
+mod common;
 
-use common_ci::{assess, findings};
+use common::{assess, findings};
 
 #[test]
 fn sqlite_cp_claims_are_unbacked() {

@@ -1,50 +1,15 @@
 //! The `compose` pass on the fixture repositories: exact rule ids and
 //! `path:line` of its findings and facts, and nothing on `clean`.
 
-use std::path::PathBuf;
+mod common;
 
-use cutover_assess::{Area, NoHooks, Report, assess};
+use cutover_assess::{Area, Report};
 
 fn fixture(name: &str) -> Report {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    assess(&path, &NoHooks).expect("assess fixture")
+    common::assess(name)
 }
 
-/// `rule path:line` of the findings whose rule starts with `prefix`, sorted.
-fn findings(report: &Report, prefix: &str) -> Vec<String> {
-    let mut v: Vec<String> = report
-        .findings
-        .iter()
-        .filter(|f| f.rule.starts_with(prefix))
-        .map(|f| format!("{} {}", f.rule, f.evidence[0].location()))
-        .collect();
-    v.sort();
-    v
-}
-
-/// `id path:line` of the facts whose id starts with `prefix`, sorted.
-fn facts(report: &Report, prefix: &str) -> Vec<String> {
-    let mut v: Vec<String> = report
-        .facts
-        .iter()
-        .filter(|f| f.id.starts_with(prefix))
-        .map(|f| format!("{} {}", f.id, f.evidence.location()))
-        .collect();
-    v.sort();
-    v.dedup();
-    v
-}
-
-fn level(report: &Report, area: Area) -> u8 {
-    report
-        .areas
-        .iter()
-        .find(|a| a.area == area)
-        .map(|a| a.level)
-        .unwrap_or(0)
-}
+use common::{level, sorted_facts as facts, sorted_findings as findings};
 
 #[test]
 fn node_compose_published_database_and_plaintext_passwords() {

@@ -2,9 +2,9 @@
 //! `path:line`, redaction in the JSON report, the environment facts, and
 //! nothing on `clean`.
 
-mod common_ci;
+mod common;
 
-use common_ci::{assess, facts, findings};
+use common::{assess, facts, findings};
 
 /// The secret values written in the sqlite-cp fixture (its .env and key).
 const SQLITE_CP_SECRETS: [&str; 3] = [

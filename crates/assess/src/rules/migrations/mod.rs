@@ -194,7 +194,7 @@ fn lint_sql(cx: &mut Context<'_>, tool: Tool, ups: &[&tools::Classified<'_>], po
             let fix = if help.is_empty() {
                 DDL_STYLE.fix.to_string()
             } else {
-                format!("{help}. {}", DDL_STYLE.fix)
+                format!("{}. {}", help.trim_end_matches('.'), DDL_STYLE.fix)
             };
             let times = if n > 1 {
                 format!(" ({n} places)")
@@ -216,7 +216,7 @@ fn lint_sql(cx: &mut Context<'_>, tool: Tool, ups: &[&tools::Classified<'_>], po
             let rule = &DANGEROUS_DDL;
             let mut fix = rule.fix.to_string();
             if let Some(help) = &p.help {
-                fix = format!("{help}. {fix}");
+                fix = format!("{}. {fix}", help.trim_end_matches('.'));
             }
             cx.find_with(
                 rule,
