@@ -1010,6 +1010,14 @@ async fn a_started_instance_is_found_again_by_its_own_marks() {
         let drivers = Drivers::new();
         let envs = ["staging".to_owned()];
 
+        // A process just spawned may not have exec'd yet (its environment is
+        // still the test's), so wait until the marks can be read.
+        eventually("the instance's marks can be read", || {
+            !drivers
+                .find_running_processes("shop", &fx.log_dir(), &envs)
+                .is_empty()
+        })
+        .await;
         let found = drivers.find_running_processes("shop", &fx.log_dir(), &envs);
         assert_eq!(found.len(), 1, "only this config's instance: {found:?}");
         let f = &found[0];
