@@ -210,3 +210,40 @@ fn render_of_an_initialised_compose_repository_validates() {
     let kinds = validate(&value);
     assert!(kinds.contains(&"HTTPRoute".to_owned()), "{kinds:?}");
 }
+
+#[test]
+fn cutover_assess_finds_no_plaintext_secret_nor_missing_readiness_in_the_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("cutover.toml");
+    std::fs::write(&config, CONFIG).expect("config");
+    let out = dir.path().join("manifests");
+    let files = render(
+        &config,
+        &["--version", "v7", "--out", out.to_str().expect("utf-8")],
+    );
+    assert!(files.status.success(), "{}", stderr(&files));
+    let assess = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .arg("assess")
+        .arg(&out)
+        .args(["--format", "json"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("assess");
+    assert!(assess.status.success(), "{}", stderr(&assess));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&assess)).expect("JSON");
+    let rules: Vec<&str> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["rule"].as_str())
+        .collect();
+    // The kubernetes pass read the Deployments (it has advice on them)...
+    assert!(rules.contains(&"kubernetes/no-liveness-probe"), "{rules:?}");
+    // ...and found neither a secret in plain text nor an http service
+    // without a readiness probe.
+    assert!(!rules.contains(&"kubernetes/plaintext-secret"), "{rules:?}");
+    assert!(
+        !rules.contains(&"kubernetes/no-readiness-probe"),
+        "{rules:?}"
+    );
+}
