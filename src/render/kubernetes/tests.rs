@@ -449,3 +449,44 @@ fn the_yaml_reads_back_as_the_objects() {
     let port = &web["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"];
     assert_eq!(port.as_i64(), Some(8080));
 }
+
+#[test]
+fn an_environment_override_wins_over_the_service_env_either_way() {
+    let source = r#"
+[app]
+name = "shop"
+
+[service.web]
+driver = "docker"
+image = "shop:{version}"
+port = 8080
+env = { A = "${FROM_SECRET}", B = "plain", C = "${KEPT}" }
+
+[environment.production]
+listen = "0.0.0.0:8080"
+
+[environment.production.service.web]
+env = { A = "now-plain", B = "${NOW_SECRET}" }
+"#;
+    let rendered = rendered(source, None, "v1");
+    assert_all_valid(&rendered);
+    let deployment = find(&rendered, "Deployment", "web-v1");
+    let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
+    let by_name = |name: &str| {
+        env.as_array()
+            .and_then(|all| all.iter().find(|e| e["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {env}"))
+    };
+    assert_eq!(by_name("A")["value"], "now-plain");
+    assert_eq!(
+        by_name("B")["valueFrom"]["secretKeyRef"]["key"],
+        "NOW_SECRET"
+    );
+    assert_eq!(by_name("C")["valueFrom"]["secretKeyRef"]["key"], "KEPT");
+    let keys: Vec<&str> = rendered.secrets["shop-production"]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["KEPT", "NOW_SECRET"]);
+}
