@@ -22,6 +22,7 @@ pub mod edge;
 pub mod exit;
 pub mod identity;
 pub mod label;
+pub mod render;
 pub mod runtime;
 pub mod store;
 pub mod telemetry;

@@ -19,6 +19,7 @@ mod logs;
 mod migrate;
 mod output;
 mod preflight;
+mod render;
 mod restore_guard;
 pub mod serve;
 mod status;
@@ -419,6 +420,13 @@ pub enum Command {
     },
     /// Validate the config file and summarise it.
     Check,
+    /// Print what the config would run as on another engine:
+    /// `cutover render kubernetes --version V` (docs/kubernetes.md).
+    Render {
+        /// The engine.
+        #[command(subcommand)]
+        command: render::RenderCommand,
+    },
     /// Print the JSON Schema of the config file.
     Schema,
     /// Print systemd units for this config: NAME.service (Type=notify,
@@ -690,6 +698,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             preflight::run(&cli.config, environment.as_deref(), json).await
         }
         Command::Check => check::check(&cli.config, json),
+        Command::Render { command } => render::run(&cli.config, command, json),
         Command::Schema => check::schema(),
         Command::Systemd {
             out,

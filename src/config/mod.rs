@@ -150,6 +150,23 @@ pub fn load_checked(path: &Path) -> Result<Config, ConfigError> {
     parse_inner(&source, path, &|name| std::env::var(name), true, false)
 }
 
+/// The config as `cutover render` reads it: [`parse`], except that no
+/// `${VAR}` is read from the environment (what is rendered must not depend
+/// on the secrets of the machine it is rendered on). Each `${VAR}` is taken
+/// as set to a value that is not known, as by [`check_text`]: a value that
+/// uses one is not checked and is left out of the result (an `env` entry, a
+/// word of a command, an `image`), so the caller reads those from the text
+/// itself. The files the config names are not opened.
+pub fn parse_unexpanded(source: &str, path: &Path) -> Result<Config, ConfigError> {
+    let unknown = |_: &str| Err(std::env::VarError::NotPresent);
+    parse_inner(source, path, &unknown, false, true)
+}
+
+/// The text of the config file at `path`, read as [`load`] reads it.
+pub fn read_source(path: &Path) -> Result<String, ConfigError> {
+    read(path)
+}
+
 /// The problems `cutover check` would report in config text, for `cutover
 /// assess`, which reads a repository's `cutover.toml` without its
 /// environment: every `${VAR}` is taken as set to a value that is not known,
