@@ -1229,7 +1229,10 @@ fn swarm_keys_are_checked_where_they_are_written() {
 fn a_swarm_service_needs_a_port_and_an_image() {
     let source = "[app]\nname = \"hello\"\n\n[service.web]\ndriver = \"swarm\"\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n";
     let rendered = render(&error(source));
-    assert!(rendered.contains("service `web` has no `image`"), "{rendered}");
+    assert!(
+        rendered.contains("service `web` has no `image`"),
+        "{rendered}"
+    );
     assert!(
         rendered.contains("the swarm driver needs the port the container listens on"),
         "{rendered}"

@@ -1546,7 +1546,7 @@ fn check_text_takes_unset_variables_as_unknown_and_checks_the_rest() {
 #[test]
 fn a_swarm_service_has_the_container_settings_and_its_swarm_part() {
     let config = valid(
-        "[app]\nname = \"hello\"\n\n[service.web]\ndriver = \"swarm\"\nimage = \"hello:{version}\"\nport = 8080\nresources = { memory = \"64m\" }\n\n[service.web.swarm]\nconstraints = [\"node.role == manager\"]\nhealth_command = [\"/hello\", \"--probe\"]\n\n[service.api]\ndriver = \"swarm\"\nimage = \"api:{version}\"\nport = 9000\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n",
+        "[app]\nname = \"hello\"\n\n[service.web]\ndriver = \"swarm\"\nimage = \"hello:{version}\"\nport = 8080\nresources = { memory = \"64m\" }\n\n[service.web.swarm]\nconstraints = [\"node.role == manager\"]\nhealth_command = [\"/hello\", \"--probe\"]\n\n[service.api]\ndriver = \"swarm\"\nimage = \"api:{version}\"\nport = 9000\npath_prefix = \"/api\"\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n",
     );
     let web = &config.services["web"];
     assert_eq!(web.driver, DriverKind::Swarm);

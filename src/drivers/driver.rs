@@ -341,7 +341,10 @@ impl Drivers {
                     };
                     self.docker.exec_check(&container, command, timeout).await
                 }
-                None => Err(format!("{} has no container on this node to run the health command in", h.describe())),
+                None => Err(format!(
+                    "{} has no container on this node to run the health command in",
+                    h.describe()
+                )),
             },
         }
     }

@@ -163,7 +163,11 @@ rollback_window = "10m"
 /// Fails the test when the engine is not in an active swarm: never skip.
 fn require_swarm() {
     let out = Command::new("docker")
-        .args(["info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"])
+        .args([
+            "info",
+            "--format",
+            "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
+        ])
         .output();
     let state = out
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
@@ -278,7 +282,10 @@ async fn swarm_blue_green_under_load_without_a_failed_request() {
     let out = app.cli(&["logs", "web", "--tail", "5"]);
     ok(&app, &out);
     let text = crate::common::stdout(&out);
-    assert!(text.contains("hello v2 listening on 0.0.0.0:8080"), "{text}");
+    assert!(
+        text.contains("hello v2 listening on 0.0.0.0:8080"),
+        "{text}"
+    );
 
     // Rollback is one switch back to the warm service.
     ok(&app, &app.cli(&["rollback"]));
@@ -312,7 +319,8 @@ async fn swarm_canary_under_load_without_a_failed_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swarm_release_failing_its_health_check_is_rolled_back_and_the_old_one_serves() {
-    let app = SwarmApp::new(WEB, &["hello:v1", "hello:bad"]);
+    let services = WEB.replace("start_timeout = \"60s\"", "start_timeout = \"8s\"");
+    let app = SwarmApp::new(&services, &["hello:v1", "hello:bad"]);
     app.serve_and_deploy(&["v1"]);
     let v1 = app.service_of("v1");
     let v1_tasks = app.running_tasks(&v1);
@@ -384,4 +392,55 @@ async fn swarm_kill_9_mid_canary_adopts_the_tasks_by_label_and_rolls_back() {
     ok(&app, &status);
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(json["environments"][0]["serving"], "v1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_a_killed_task_is_replaced_by_supervision_without_a_failed_request() {
+    let app = SwarmApp::new(WEB, &["hello:v1"]);
+    app.serve_and_deploy(&["v1"]);
+    let v1 = app.service_of("v1");
+    let before = app.running_tasks(&v1);
+    assert_eq!(before.len(), 2);
+    let load = app.load(4);
+    more_requests(&load, 10).await;
+    // Kill the container of one task: Swarm starts a new task in its slot,
+    // and cutover's supervision takes that one as the replacement instance.
+    let container = docker_out(&[
+        "inspect",
+        "-f",
+        "{{.Status.ContainerStatus.ContainerID}}",
+        &before[0],
+    ]);
+    assert!(!container.is_empty(), "the task's container");
+    let killed = Command::new("docker")
+        .args(["kill", &container])
+        .output()
+        .expect("docker kill");
+    assert!(killed.status.success());
+    let recovered = || {
+        crate::supervise::env_events(&app)
+            .iter()
+            .any(|(k, _)| k == "instance_recovered")
+    };
+    Wait::up_to(Duration::from_secs(60))
+        .every(Duration::from_millis(200))
+        .until(|| {
+            let now = app.running_tasks(&v1);
+            recovered() && now.len() == 2 && !now.contains(&before[0])
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "the killed task was not replaced ({e}): {:#?}\n{}",
+                crate::supervise::env_events(&app),
+                app.daemon_log()
+            )
+        });
+    more_requests(&load, 10).await;
+    let report = load.stop().await.expect("stop the load");
+    assert_eq!(report.failed(), 0, "{:?}", report.tally());
+    assert_eq!(app.service_of("v1"), v1, "the same Swarm service");
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v1")
+    );
 }

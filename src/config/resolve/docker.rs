@@ -76,7 +76,10 @@ impl Resolver<'_> {
             );
         }
         if driver == DriverKind::Swarm && kind == ServiceKind::Worker {
-            let span = raw.kind.as_ref().map_or_else(|| service.span(), Spanned::span);
+            let span = raw
+                .kind
+                .as_ref()
+                .map_or_else(|| service.span(), Spanned::span);
             self.report(
                 Finding::new(
                     span,
@@ -216,8 +219,12 @@ impl Resolver<'_> {
             for item in items.iter().flat_map(|l| l.get_ref()) {
                 match self.expand(item) {
                     Some(text) if text.trim().is_empty() => self.report(
-                        Finding::new(item.span(), format!("empty item in `swarm.{what}`"), "empty")
-                            .help(r#"remove it; expected e.g. constraints = ["node.role == manager"]"#),
+                        Finding::new(
+                            item.span(),
+                            format!("empty item in `swarm.{what}`"),
+                            "empty",
+                        )
+                        .help(r#"remove it; expected e.g. constraints = ["node.role == manager"]"#),
                     ),
                     Some(text) => out.push(text),
                     None => {}

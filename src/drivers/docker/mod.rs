@@ -37,9 +37,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch as tokio_watch;
 
 pub use client::{DockerError, docker_host};
-pub(in crate::drivers) use run::log_config;
 pub use find::LabelledContainer;
 pub use preflight::{ImageToCheck, Preflight};
+pub(in crate::drivers) use run::log_config;
 
 /// The labels every container cutover starts carries.
 pub mod labels {

@@ -12,10 +12,10 @@ impl SwarmDriver {
     /// nodes the swarm has.
     pub async fn preflight(&self) -> Result<i64, SwarmError> {
         let docker = self.docker.client().await?;
-        let info = docker
-            .info()
-            .await
-            .map_err(|e| self.docker.api_error("asking the engine for its swarm state", &e))?;
+        let info = docker.info().await.map_err(|e| {
+            self.docker
+                .api_error("asking the engine for its swarm state", &e)
+        })?;
         let swarm = info.swarm.unwrap_or_default();
         let state = swarm.local_node_state.unwrap_or(LocalNodeState::INACTIVE);
         if state != LocalNodeState::ACTIVE {

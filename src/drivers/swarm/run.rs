@@ -61,13 +61,17 @@ impl SwarmDriver {
             }
         };
         let addr = match settings.port {
-            Some(port) => Some(self.task_addr(&task, port).await.map_err(|reason| {
-                SwarmError::Task {
-                    name: name.clone(),
-                    slot,
-                    reason,
-                }
-            })?),
+            Some(port) => {
+                Some(
+                    self.task_addr(&task, port)
+                        .await
+                        .map_err(|reason| SwarmError::Task {
+                            name: name.clone(),
+                            slot,
+                            reason,
+                        })?,
+                )
+            }
             None => None,
         };
         let handle = TaskHandle {
@@ -84,11 +88,7 @@ impl SwarmDriver {
             image,
             addr,
         };
-        self.state()
-            .live
-            .entry(name)
-            .or_default()
-            .insert(slot);
+        self.state().live.entry(name).or_default().insert(slot);
         self.watch(&handle);
         tracing::info!(instance = %spec.instance_id, task = %handle.describe(), ?addr, "swarm task running");
         Ok(handle)
@@ -278,8 +278,7 @@ impl SwarmDriver {
                     .into());
             }
         }
-        let deadline =
-            crate::drivers::deadline(started, grace.saturating_add(STOP_SLACK));
+        let deadline = crate::drivers::deadline(started, grace.saturating_add(STOP_SLACK));
         while self.containers_left(id).await? > 0 {
             if Instant::now() >= deadline {
                 tracing::warn!(service = %name, "Swarm service removed, but its containers still run after the grace");
@@ -301,11 +300,7 @@ impl SwarmDriver {
         let lock = self.service_lock(name);
         let _held = lock.lock().await;
         let unused = self.state().live.get(name).is_none_or(|l| l.is_empty());
-        if unused
-            && let Err(e) = self
-                .remove_service(name, id, Duration::from_secs(10))
-                .await
-        {
+        if unused && let Err(e) = self.remove_service(name, id, Duration::from_secs(10)).await {
             tracing::warn!(service = %name, "cannot remove a Swarm service after a failed start: {e}");
         }
     }

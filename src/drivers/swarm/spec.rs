@@ -22,6 +22,8 @@ use crate::drivers::docker::labels;
 
 /// The longest Swarm service name (Swarm refuses longer).
 const MAX_NAME: usize = 63;
+/// What a name too long keeps of its start: room for `-` and 12 hex digits.
+const KEPT: usize = MAX_NAME - 13;
 
 /// How long Swarm waits before restarting a task that exited.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
@@ -33,7 +35,13 @@ pub fn service_name(app: &str, environment: &str, service: &str, version: &str) 
     let full = format!("{app}-{environment}-{service}-{version}");
     let clean: String = full
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let clean = clean.trim_start_matches('-').to_owned();
     if clean.len() <= MAX_NAME && !clean.is_empty() {
@@ -41,7 +49,7 @@ pub fn service_name(app: &str, environment: &str, service: &str, version: &str) 
     }
     let hash = Sha256::digest(full.as_bytes());
     let hex: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    let head: String = clean.chars().take(MAX_NAME - 13).collect();
+    let head: String = clean.chars().take(KEPT).collect();
     format!("{head}-{hex}")
 }
 

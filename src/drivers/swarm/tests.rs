@@ -65,13 +65,7 @@ fn the_spec_publishes_in_host_mode_runs_the_image_by_id_and_carries_the_labels()
         constraints: vec!["node.role == manager".into()],
         health_command: vec!["/hello".into(), "--probe".into()],
     };
-    let spec = service_spec(
-        &instance(),
-        &settings(swarm),
-        "shop:v2",
-        "sha256:0123",
-        2,
-    );
+    let spec = service_spec(&instance(), &settings(swarm), "shop:v2", "sha256:0123", 2);
     assert_eq!(spec.name.as_deref(), Some("shop-production-web-v2"));
     let labels = spec.labels.clone().unwrap_or_default();
     assert_eq!(labels["cutover.app"], "shop");
@@ -88,7 +82,10 @@ fn the_spec_publishes_in_host_mode_runs_the_image_by_id_and_carries_the_labels()
     // them for its own strays.
     assert!(container.labels.is_none());
     let env = container.env.clone().unwrap_or_default();
-    assert!(env.contains(&"GREETING=on 8080 at v2".to_owned()), "{env:?}");
+    assert!(
+        env.contains(&"GREETING=on 8080 at v2".to_owned()),
+        "{env:?}"
+    );
     assert!(env.contains(&"PORT=8080".to_owned()));
     assert!(env.contains(&"CUTOVER_VERSION=v2".to_owned()));
     assert!(env.contains(&"CUTOVER_INSTANCE={{.Service.Name}}.{{.Task.Slot}}".to_owned()));
@@ -114,10 +111,7 @@ fn the_spec_publishes_in_host_mode_runs_the_image_by_id_and_carries_the_labels()
             .and_then(|r| r.replicas),
         Some(2)
     );
-    let ports = spec
-        .endpoint_spec
-        .and_then(|e| e.ports)
-        .unwrap_or_default();
+    let ports = spec.endpoint_spec.and_then(|e| e.ports).unwrap_or_default();
     assert_eq!(ports.len(), 1);
     assert_eq!(ports[0].target_port, Some(8080));
     assert_eq!(ports[0].published_port, None, "each node picks a port");
