@@ -1,6 +1,7 @@
-//! The resolved settings of a service run by the docker driver
+//! The resolved settings of a service run by the docker or swarm driver
 //! ([`DockerConfig`]): image, container port, volumes, stop signal, resource
-//! limits and whether to pull. Part of [`super::ServiceConfig`].
+//! limits, whether to pull, and for swarm its own settings ([`SwarmConfig`]).
+//! Part of [`super::ServiceConfig`].
 
 use serde::Serialize;
 
@@ -23,6 +24,18 @@ pub struct DockerConfig {
     pub nano_cpus: Option<i64>,
     /// Pull the image before each deploy instead of requiring it locally.
     pub pull: bool,
+    /// `Some` exactly when the service runs on Docker Swarm (`driver = "swarm"`).
+    pub swarm: Option<SwarmConfig>,
+}
+
+/// `[service.NAME.swarm]`: what a `driver = "swarm"` service adds to the
+/// container settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SwarmConfig {
+    /// Placement constraints, as Swarm writes them (`node.role == manager`).
+    pub constraints: Vec<String>,
+    /// Swarm's own health check: a command run in each task; empty for none.
+    pub health_command: Vec<String>,
 }
 
 impl DockerConfig {
@@ -105,6 +118,7 @@ mod tests {
             memory_bytes: None,
             nano_cpus: None,
             pull: false,
+            swarm: None,
         };
         assert_eq!(c.image_for("v2"), "hello:v2");
     }

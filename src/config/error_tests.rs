@@ -1177,3 +1177,64 @@ fn unknown_switch_mode() {
     let source = "[app]\nname = \"hello\"\n\n[service.web]\ncommand = [\"./web\"]\nrollout = { switch = \"manually\" }\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n";
     insta::assert_snapshot!(one_problem_at(source, "\"manually\""));
 }
+
+/// A valid swarm service with `extra` lines added to `[service.web]`.
+fn swarm_service(extra: &str) -> String {
+    format!(
+        "[app]\nname = \"hello\"\n\n[service.web]\ndriver = \"swarm\"\nimage = \"hello:{{version}}\"\nport = 8080\n{extra}\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n"
+    )
+}
+
+#[test]
+fn swarm_keys_are_checked_where_they_are_written() {
+    // `swarm` settings on another driver.
+    let source = docker_service(
+        "image = \"hello:{version}\"\nport = 8080\nswarm = { constraints = [\"node.role == manager\"] }",
+    );
+    let rendered = one_problem_at(&source, "{ constraints");
+    assert!(
+        rendered.contains("`swarm` applies only to the swarm driver"),
+        "{rendered}"
+    );
+    // Volumes are not supported with swarm yet.
+    let source = swarm_service("volumes = [\"data:/data\"]");
+    let rendered = one_problem_at(&source, "[\"data:/data\"]");
+    assert!(
+        rendered.contains("`volumes` is not supported by the swarm driver yet"),
+        "{rendered}"
+    );
+    // Neither are workers.
+    let source = swarm_service("kind = \"worker\"");
+    let rendered = one_problem_at(&source, "\"worker\"");
+    assert!(
+        rendered.contains("workers are not supported by the swarm driver yet"),
+        "{rendered}"
+    );
+    // An empty health command; a command at all.
+    let source = swarm_service("swarm = { health_command = [] }");
+    let rendered = one_problem_at(&source, "[] }");
+    assert!(
+        rendered.contains("`swarm.health_command` is empty"),
+        "{rendered}"
+    );
+    let source = swarm_service("command = [\"./web\"]");
+    let rendered = one_problem_at(&source, "[\"./web\"]");
+    assert!(
+        rendered.contains("`command` does not apply to the swarm driver"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn a_swarm_service_needs_a_port_and_an_image() {
+    let source = "[app]\nname = \"hello\"\n\n[service.web]\ndriver = \"swarm\"\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n";
+    let rendered = render(&error(source));
+    assert!(
+        rendered.contains("service `web` has no `image`"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("the swarm driver needs the port the container listens on"),
+        "{rendered}"
+    );
+}

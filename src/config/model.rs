@@ -336,6 +336,8 @@ pub enum DriverKind {
     Process,
     /// A Docker container per instance.
     Docker,
+    /// A Docker Swarm service per release, a task per instance.
+    Swarm,
     /// Kubernetes pods (not supported yet).
     Kubernetes,
 }
@@ -346,6 +348,7 @@ impl DriverKind {
         match self {
             Self::Process => "process",
             Self::Docker => "docker",
+            Self::Swarm => "swarm",
             Self::Kubernetes => "kubernetes",
         }
     }
@@ -397,7 +400,8 @@ pub struct ServiceConfig {
     pub after: Vec<String>,
     /// How a new release of this service takes over from the previous one.
     pub rollout: RolloutConfig,
-    /// The container settings; `Some` exactly when `driver` is docker.
+    /// The container settings; `Some` exactly when `driver` is docker or
+    /// swarm (then with its `swarm` settings).
     pub docker: Option<super::container::DockerConfig>,
     /// The largest request body in bytes; `None`: the environment's
     /// `limits.max_request_body`. Always `None` for workers.

@@ -269,13 +269,14 @@ pub(crate) struct RawService {
     #[schemars(with = "Option<Vec<String>>", extend("minItems" = 1))]
     pub command: Option<Spanned<Vec<Spanned<String>>>>,
 
-    /// docker only (required): the image to run, such as `hello:{version}` or
+    /// docker and swarm only (required): the image to run, such as `hello:{version}` or
     /// `registry.example/shop@sha256:…`. `{version}` becomes the release's version.
     #[schemars(with = "Option<String>")]
     pub image: Option<Spanned<String>>,
 
-    /// docker only (required for http services): the port the container listens
-    /// on. It is published on a free port of 127.0.0.1, where the proxy sends traffic.
+    /// docker and swarm only (required for http services): the port the container
+    /// listens on. docker publishes it on a free port of 127.0.0.1, swarm on a
+    /// free port of the task's node (host mode), where the proxy sends traffic.
     #[schemars(with = "Option<u16>", extend("minimum" = 1, "maximum" = 65535))]
     pub port: Option<Spanned<RawCount>>,
 
@@ -284,17 +285,21 @@ pub(crate) struct RawService {
     #[schemars(with = "Option<Vec<String>>")]
     pub volumes: Option<Spanned<Vec<Spanned<String>>>>,
 
-    /// docker only: the signal that asks a container to stop (then SIGKILL after `stop_timeout`).
+    /// docker and swarm only: the signal that asks a container to stop (then SIGKILL after `stop_timeout`).
     #[schemars(with = "Option<String>", extend("default" = "SIGTERM"))]
     pub stop_signal: Option<Spanned<String>>,
 
-    /// docker only: resource limits of each container.
+    /// docker and swarm only: resource limits of each container.
     #[schemars(with = "Option<RawResources>")]
     pub resources: Option<Spanned<RawResources>>,
 
-    /// docker only: pull the image before each deploy (otherwise it must exist locally).
+    /// docker and swarm only: pull the image before each deploy (otherwise it must exist locally).
     #[schemars(with = "Option<bool>", extend("default" = false))]
     pub pull: Option<Spanned<bool>>,
+
+    /// swarm only: how the release's Swarm service is placed and checked.
+    #[schemars(with = "Option<RawSwarm>")]
+    pub swarm: Option<Spanned<RawSwarm>>,
 
     /// Files that are part of the release, relative to the config file, with
     /// `{version}` filled in (`["dist/app-{version}.tar.gz"]`): their sha256
@@ -374,6 +379,24 @@ pub(crate) struct RawService {
         extend("default" = defaults::ALLOWED_UPGRADES)
     )]
     pub allowed_upgrades: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// `[service.NAME.swarm]` of a `driver = "swarm"` service.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Swarm")]
+pub(crate) struct RawSwarm {
+    /// Placement constraints of the release's Swarm service, as Swarm writes
+    /// them (`"node.role == manager"`, `"node.labels.zone == a"`).
+    #[schemars(with = "Option<Vec<String>>", extend("examples" = [["node.role == manager"]]))]
+    pub constraints: Option<Spanned<Vec<Spanned<String>>>>,
+
+    /// A command run inside each task as Swarm's own health check (the
+    /// container's HEALTHCHECK), with `health`'s interval, timeout and
+    /// `unhealthy` retries: Swarm replaces a task that fails it. cutover's
+    /// proxy probes `health.path` either way.
+    #[schemars(with = "Option<Vec<String>>", extend("minItems" = 1, "examples" = [["/hello", "--probe"]]))]
+    pub health_command: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `resources = { … }` of a docker service.

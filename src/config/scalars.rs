@@ -98,11 +98,11 @@ text_value!(
 text_value!(
     /// `driver` as written.
     RawDriverKind,
-    r#""process", "docker" or "kubernetes""#,
+    r#""process", "docker", "swarm" or "kubernetes""#,
     json_schema!({
         "type": "string",
-        "enum": ["process", "docker", "kubernetes"],
-        "description": "What runs the instances: `process` (local processes) or `docker` (containers). `kubernetes` is not supported yet."
+        "enum": ["process", "docker", "swarm", "kubernetes"],
+        "description": "What runs the instances: `process` (local processes), `docker` (containers) or `swarm` (a Docker Swarm service per release). `kubernetes` is not supported yet."
     })
 );
 
@@ -245,9 +245,10 @@ impl RawServiceKind {
 impl RawDriverKind {
     /// The driver, or the help line for an unknown one.
     pub(crate) fn parse(&self) -> Result<DriverKind, String> {
-        const ALL: [DriverKind; 3] = [
+        const ALL: [DriverKind; 4] = [
             DriverKind::Process,
             DriverKind::Docker,
+            DriverKind::Swarm,
             DriverKind::Kubernetes,
         ];
         ALL.into_iter()

@@ -698,7 +698,7 @@ fn json_schema_describes_the_file() {
     assert_eq!(service["port"]["maximum"], serde_json::json!(65535));
     assert_eq!(
         schema["$defs"]["DriverKind"]["enum"],
-        serde_json::json!(["process", "docker", "kubernetes"])
+        serde_json::json!(["process", "docker", "swarm", "kubernetes"])
     );
     assert_eq!(schema["$defs"]["Resources"]["additionalProperties"], false);
     assert_eq!(
@@ -1541,4 +1541,31 @@ fn check_text_takes_unset_variables_as_unknown_and_checks_the_rest() {
     assert!(check_text(uses_var, Path::new("cutover.toml")).is_ok());
     let err = parse(uses_var, Path::new("cutover.toml")).expect_err("unset variable");
     assert!(err.problems()[0].message().contains("is not set"));
+}
+
+#[test]
+fn a_swarm_service_has_the_container_settings_and_its_swarm_part() {
+    let config = valid(
+        "[app]\nname = \"hello\"\n\n[service.web]\ndriver = \"swarm\"\nimage = \"hello:{version}\"\nport = 8080\nresources = { memory = \"64m\" }\n\n[service.web.swarm]\nconstraints = [\"node.role == manager\"]\nhealth_command = [\"/hello\", \"--probe\"]\n\n[service.api]\ndriver = \"swarm\"\nimage = \"api:{version}\"\nport = 9000\npath_prefix = \"/api\"\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n",
+    );
+    let web = &config.services["web"];
+    assert_eq!(web.driver, DriverKind::Swarm);
+    let docker = web.docker.as_ref().expect("container settings");
+    assert_eq!(docker.port, Some(8080));
+    assert_eq!(docker.memory_bytes, Some(64 * 1024 * 1024));
+    assert_eq!(
+        docker.swarm,
+        Some(crate::config::SwarmConfig {
+            constraints: vec!["node.role == manager".into()],
+            health_command: vec!["/hello".into(), "--probe".into()],
+        })
+    );
+    // `[service.NAME.swarm]` is optional.
+    let api = config.services["api"].docker.as_ref().expect("settings");
+    assert_eq!(api.swarm, Some(crate::config::SwarmConfig::default()));
+    let schema = crate::config::json_schema();
+    assert!(
+        schema["$defs"]["Swarm"]["properties"]["constraints"].is_object(),
+        "{schema}"
+    );
 }

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use super::docker::{DockerDriver, ImageToCheck, docker_host};
+use super::swarm::SwarmDriver;
 use super::{DriverError, Handle, InstanceSpec, ProcessDriver, StopOutcome, follow, logs, rotate};
 use crate::config::{DockerConfig, LogsConfig};
 
@@ -47,16 +48,29 @@ pub struct PreflightFindings {
 }
 
 /// Every driver the daemon can use. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Drivers {
     /// Local processes.
     pub(super) process: ProcessDriver,
     /// Containers.
     pub(super) docker: DockerDriver,
+    /// Tasks of Swarm services (on the docker driver's engine connection).
+    pub(super) swarm: SwarmDriver,
+}
+
+impl Default for Drivers {
+    fn default() -> Self {
+        let docker = DockerDriver::new();
+        Self {
+            process: ProcessDriver::default(),
+            swarm: SwarmDriver::new(docker.clone()),
+            docker,
+        }
+    }
 }
 
 impl Drivers {
-    /// Both drivers; nothing is started or connected yet.
+    /// Every driver; nothing is started or connected yet.
     pub fn new() -> Self {
         Self::default()
     }
@@ -65,19 +79,24 @@ impl Drivers {
     /// (what an instance record says before the instance has a handle).
     pub fn name_for(docker: Option<&DockerConfig>) -> &'static str {
         match docker {
+            Some(d) if d.swarm.is_some() => "swarm",
             Some(_) => "docker",
             None => "process",
         }
     }
 
-    /// Starts an instance: as a container when `docker` settings are given,
-    /// as a local process otherwise.
+    /// Starts an instance: as a task of its release's Swarm service when the
+    /// container settings have a `swarm` part, as a container when `docker`
+    /// settings are given, as a local process otherwise.
     pub async fn start(
         &self,
         spec: &InstanceSpec,
         docker: Option<&DockerConfig>,
     ) -> Result<Handle, DriverError> {
         match docker {
+            Some(settings) if settings.swarm.is_some() => {
+                Ok(Handle::Swarm(self.swarm.start(spec, settings).await?))
+            }
             Some(settings) => Ok(Handle::Docker(self.docker.start(spec, settings).await?)),
             None => Ok(Handle::Process(self.process.start(spec).await?)),
         }
@@ -88,6 +107,7 @@ impl Drivers {
         match handle {
             Handle::Process(h) => self.process.stop(h, grace).await,
             Handle::Docker(h) => Ok(self.docker.stop(h, grace).await?),
+            Handle::Swarm(h) => Ok(self.swarm.stop(h, grace).await?),
         }
     }
 
@@ -96,6 +116,7 @@ impl Drivers {
         match handle {
             Handle::Process(h) => self.process.is_running(h),
             Handle::Docker(h) => self.docker.is_running(h),
+            Handle::Swarm(h) => self.swarm.is_running(h),
         }
     }
 
@@ -106,6 +127,7 @@ impl Drivers {
         match handle {
             Handle::Process(h) => Ok(self.process.adopt(h)),
             Handle::Docker(h) => Ok(self.docker.adopt(h).await?),
+            Handle::Swarm(h) => Ok(self.swarm.adopt(h).await?),
         }
     }
 
@@ -114,6 +136,7 @@ impl Drivers {
         match handle {
             Handle::Process(h) => self.process.exit_status(&h.instance_id),
             Handle::Docker(h) => self.docker.exit_status(h),
+            Handle::Swarm(h) => self.swarm.exit_status(h),
         }
     }
 
@@ -122,6 +145,7 @@ impl Drivers {
         match handle {
             Handle::Process(h) => self.process.forget(&h.instance_id),
             Handle::Docker(h) => self.docker.forget(h),
+            Handle::Swarm(h) => self.swarm.forget(h),
         }
     }
 
@@ -137,6 +161,7 @@ impl Drivers {
                 logs::tail_capped(&h.log_path, lines, max).unwrap_or_default()
             }
             Handle::Docker(h) => self.docker.tail(h, lines).await,
+            Handle::Swarm(h) => self.swarm.tail(h, lines).await,
         };
         logs::cap_lines(all, lines, QUOTED_BYTES)
     }
@@ -155,7 +180,7 @@ impl Drivers {
                     error,
                 })
             }
-            Handle::Docker(_) => Ok(false),
+            Handle::Docker(_) | Handle::Swarm(_) => Ok(false),
         }
     }
 
@@ -199,6 +224,12 @@ impl Drivers {
                     .await?
                     .map(|r| r.map_err(DriverError::from)),
             )),
+            Handle::Swarm(h) => Ok(Box::pin(
+                self.swarm
+                    .logs(h, tail, follow)
+                    .await?
+                    .map(|r| r.map_err(DriverError::from)),
+            )),
         }
     }
 
@@ -227,13 +258,27 @@ impl Drivers {
         }
         let found = self.docker.preflight(&images).await?;
         let list: Vec<&str> = images.iter().map(|i| i.image.as_str()).collect();
+        let mut summary = format!(
+            "Docker at {} answers; image {} present",
+            docker_host(),
+            list.join(", ")
+        );
+        let mut warnings = found.warnings;
+        if services
+            .iter()
+            .any(|s| s.docker.is_some_and(|d| d.swarm.is_some()))
+        {
+            let nodes = self.swarm.preflight().await?;
+            summary.push_str("; Docker Swarm active, this node a manager");
+            if nodes > 1 {
+                warnings.push(format!(
+                    "the swarm has {nodes} nodes: each image must be on every node that may run its tasks (docker load, or a registry reference with @sha256:…), and cutover must reach every node's published ports"
+                ));
+            }
+        }
         Ok(PreflightFindings {
-            summary: Some(format!(
-                "Docker at {} answers; image {} present",
-                docker_host(),
-                list.join(", ")
-            )),
-            warnings: found.warnings,
+            summary: Some(summary),
+            warnings,
         })
     }
 
@@ -243,11 +288,13 @@ impl Drivers {
     /// `grace_of(service)` after its stop signal. Returns what was removed
     /// (container names); one that cannot be removed is logged and skipped.
     ///
-    /// Only containers are looked for: they carry labels naming their app,
-    /// environment and instance. Local processes are tracked by the store
-    /// alone, so the process driver has nothing to add here. Call it only
-    /// when the environment uses (or used) containers: it needs the Docker
-    /// Engine, and fails when the containers cannot be listed.
+    /// Containers and Swarm services are looked for: they carry labels
+    /// naming their app and environment (a Swarm service is kept while an
+    /// adopted instance runs one of its tasks). Local processes are tracked
+    /// by the store alone, so the process driver has nothing to add here.
+    /// Call it only when the environment uses (or used) containers: it
+    /// needs the Docker Engine, and fails when the containers cannot be
+    /// listed (an engine outside a swarm has no Swarm services to remove).
     pub async fn remove_strays(
         &self,
         app: &str,
@@ -255,10 +302,16 @@ impl Drivers {
         keep: &[String],
         grace_of: impl Fn(&str) -> Duration,
     ) -> Result<Vec<String>, DriverError> {
-        Ok(self
+        let mut removed = self
             .docker
-            .remove_strays(app, environment, keep, grace_of)
-            .await?)
+            .remove_strays(app, environment, keep, &grace_of)
+            .await?;
+        removed.extend(
+            self.swarm
+                .remove_strays(app, environment, &grace_of)
+                .await?,
+        );
+        Ok(removed)
     }
 
     /// Runs a worker's health command for the instance: a local process
@@ -277,6 +330,22 @@ impl Drivers {
                 super::check::run_local(command, workdir, instance, h.addr, timeout).await
             }
             Handle::Docker(h) => self.docker.exec_check(h, command, timeout).await,
+            Handle::Swarm(h) => match &h.container_id {
+                Some(id) => {
+                    let container = super::docker::ContainerHandle {
+                        instance_id: h.instance_id.clone(),
+                        container_id: id.clone(),
+                        name: h.describe(),
+                        image: h.image.clone(),
+                        addr: h.addr,
+                    };
+                    self.docker.exec_check(&container, command, timeout).await
+                }
+                None => Err(format!(
+                    "{} has no container on this node to run the health command in",
+                    h.describe()
+                )),
+            },
         }
     }
 }

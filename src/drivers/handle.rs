@@ -1,4 +1,4 @@
-//! [`Handle`]: what the daemon keeps about an instance of either driver. The
+//! [`Handle`]: what the daemon keeps about an instance of any driver. The
 //! runtime passes it around without looking inside; the store keeps it as the
 //! driver's name plus the driver's own handle as JSON (so process records
 //! written before containers existed still read back).
@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use super::InstanceHandle;
 use super::docker::ContainerHandle;
+use super::swarm::TaskHandle;
 
 /// A started instance, process or container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +16,8 @@ pub enum Handle {
     Process(InstanceHandle),
     /// A container ([`super::DockerDriver`]).
     Docker(ContainerHandle),
+    /// A task of a Swarm service ([`super::swarm::SwarmDriver`]).
+    Swarm(TaskHandle),
 }
 
 impl Handle {
@@ -23,6 +26,7 @@ impl Handle {
         match self {
             Handle::Process(h) => &h.instance_id,
             Handle::Docker(h) => &h.instance_id,
+            Handle::Swarm(h) => &h.instance_id,
         }
     }
 
@@ -32,6 +36,7 @@ impl Handle {
         match self {
             Handle::Process(h) => Some(h.addr),
             Handle::Docker(h) => h.addr,
+            Handle::Swarm(h) => h.addr,
         }
     }
 
@@ -40,6 +45,7 @@ impl Handle {
         match self {
             Handle::Process(_) => "process",
             Handle::Docker(_) => "docker",
+            Handle::Swarm(_) => "swarm",
         }
     }
 
@@ -48,6 +54,7 @@ impl Handle {
         match self {
             Handle::Process(h) => format!("pid {}", h.pid),
             Handle::Docker(h) => format!("container {}", h.short_id()),
+            Handle::Swarm(h) => h.describe(),
         }
     }
 
@@ -56,6 +63,11 @@ impl Handle {
         match self {
             Handle::Process(h) => h.log_path.display().to_string(),
             Handle::Docker(h) => format!("the output of container {}", h.name),
+            Handle::Swarm(h) => format!(
+                "the output of {} (`docker service logs {}`)",
+                h.describe(),
+                h.service_name
+            ),
         }
     }
 
@@ -64,6 +76,7 @@ impl Handle {
         match self {
             Handle::Process(h) => serde_json::to_value(h),
             Handle::Docker(h) => serde_json::to_value(h),
+            Handle::Swarm(h) => serde_json::to_value(h),
         }
         .unwrap_or_default()
     }
@@ -78,6 +91,9 @@ impl Handle {
             "docker" => serde_json::from_value(value.clone())
                 .ok()
                 .map(Handle::Docker),
+            "swarm" => serde_json::from_value(value.clone())
+                .ok()
+                .map(Handle::Swarm),
             _ => None,
         }
     }
@@ -105,7 +121,17 @@ mod tests {
             image: "hello:v1".into(),
             addr: None,
         });
-        for h in [process, docker] {
+        let swarm = Handle::Swarm(TaskHandle {
+            instance_id: "s-1".into(),
+            service_name: "hello-production-web-v1".into(),
+            service_id: "svc0123".into(),
+            slot: 2,
+            task_id: "task0123456789".into(),
+            container_id: Some("c0ffee".into()),
+            image: "hello:v1".into(),
+            addr: Some("127.0.0.1:30001".parse().expect("addr")),
+        });
+        for h in [process, docker, swarm] {
             let back = Handle::from_json(h.driver_name(), &h.to_json());
             assert_eq!(back.as_ref(), Some(&h));
         }

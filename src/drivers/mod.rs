@@ -9,6 +9,7 @@
 //!   Its fields are private: nothing outside this module reaches a driver.
 //! - [`process`]: instances as local processes, each in its own process group.
 //! - [`docker`]: instances as containers on a Docker Engine.
+//! - [`swarm`]: instances as tasks of a Docker Swarm service per release.
 //! - [`health`]: HTTP health probes, waiting for an instance to become healthy,
 //!   and background monitors for a serving instance ([`Monitor`]) and for a
 //!   group of instances ([`GroupMonitor`]: healthy while any one answers).
@@ -51,6 +52,7 @@ mod orphans;
 pub mod process;
 mod procfs;
 pub mod rotate;
+pub mod swarm;
 
 #[cfg(test)]
 mod tests;
@@ -90,6 +92,9 @@ pub struct InstanceSpec {
     pub version: String,
     /// Unique id of this instance; also names its log file.
     pub instance_id: String,
+    /// Which instance of its release this is, from 0 (the swarm driver runs
+    /// it in task slot `replica + 1`).
+    pub replica: u32,
     /// Program and arguments. Every item may contain the placeholders `{port}`
     /// and `{version}`, replaced before the program starts.
     pub command: Vec<String>,
@@ -107,6 +112,12 @@ pub struct InstanceSpec {
     /// Directory for instance logs: `<base>/.cutover/logs`. The instance logs to
     /// `<log_dir>/<environment>/<service>/<instance_id>.log`.
     pub log_dir: PathBuf,
+    /// The service's health settings (the swarm driver gives Swarm's own
+    /// health check their interval, timeout and retries).
+    pub health: crate::config::HealthConfig,
+    /// Grace between the stop signal and SIGKILL (the swarm driver sets it
+    /// on the service, where Swarm applies it).
+    pub stop_timeout: Duration,
 }
 
 /// What the daemon keeps about a started instance. Persisted, so that a
@@ -224,6 +235,9 @@ pub enum DriverError {
     /// The docker driver failed (the message says what to do).
     #[error(transparent)]
     Docker(#[from] docker::DockerError),
+    /// The swarm driver failed (the message says what to do).
+    #[error(transparent)]
+    Swarm(#[from] swarm::SwarmError),
     /// Signalling the instance failed, or it survived SIGKILL.
     #[error("cannot stop instance {instance_id} (pid {pid}): {reason}")]
     StopFailed {

@@ -123,6 +123,10 @@ impl Fixture {
             logs: Default::default(),
             workdir: self.workdir(),
             log_dir: self.log_dir(),
+
+            replica: 0,
+            health: Default::default(),
+            stop_timeout: Duration::from_secs(10),
         }
     }
 

@@ -432,7 +432,7 @@ impl Daemon {
         let mut saw_docker = false;
         for record in self.store.instances(Some(&env.name)).await? {
             let handle = Handle::from_json(&record.driver, &record.handle);
-            saw_docker |= record.driver == "docker";
+            saw_docker |= matches!(record.driver.as_str(), "docker" | "swarm");
             let service = self.config.service_in(&env.name, &record.service);
             let wanted_release = Some(&record.version) == current.as_ref()
                 || Some(&record.version) == previous.as_ref()

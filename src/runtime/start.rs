@@ -287,12 +287,15 @@ pub(crate) async fn launch(
         service: svc.to_owned(),
         version: version.to_owned(),
         instance_id: instance_id.clone(),
+        replica: n,
         command: sc.command.clone(),
         env: sc.env.clone(),
         inherit_env: sc.inherit_env,
         logs: sc.logs,
         workdir: config.base_dir.clone(),
         log_dir: super::logs::log_dir(config),
+        health: sc.health.clone(),
+        stop_timeout: sc.stop_timeout,
     };
     // Recorded before it starts, so that no crash or store failure can leave
     // an instance the daemon does not know about (the handle follows).

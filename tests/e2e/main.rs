@@ -42,6 +42,7 @@ mod schema_deploy;
 mod services;
 mod state_store;
 mod supervise;
+mod swarm;
 mod switch_approval;
 mod switch_gate;
 mod systemd;

@@ -1,13 +1,14 @@
 //! Resolving the docker driver's keys of a `[service.NAME]` table: `image`,
 //! `port`, `volumes`, `stop_signal`, `resources` and `pull`. They are required
-//! or checked for `driver = "docker"`, and errors on any other driver.
+//! or checked for `driver = "docker"` and `driver = "swarm"` (which also reads
+//! `[service.NAME.swarm]`, and has no `volumes`), and errors on any other driver.
 
 use std::path::Path;
 
 use serde_spanned::Spanned;
 
 use super::Resolver;
-use crate::config::container::{self, DockerConfig};
+use crate::config::container::{self, DockerConfig, SwarmConfig};
 use crate::config::defaults::size_text;
 use crate::config::limits;
 use crate::config::model::{DriverKind, ServiceKind};
@@ -50,12 +51,50 @@ impl Resolver<'_> {
         kind: ServiceKind,
     ) -> Option<DockerConfig> {
         let raw = service.get_ref();
-        if driver != DriverKind::Docker {
+        if driver != DriverKind::Swarm
+            && let Some(swarm) = &raw.swarm
+        {
+            self.report(
+                Finding::new(
+                    swarm.span(),
+                    "`swarm` applies only to the swarm driver",
+                    format!("`{name}` uses the {driver} driver"),
+                )
+                .help(r#"remove it, or run the service on Docker Swarm with driver = "swarm""#),
+            );
+        }
+        if driver == DriverKind::Swarm
+            && let Some(volumes) = &raw.volumes
+        {
+            self.report(
+                Finding::new(
+                    volumes.span(),
+                    "`volumes` is not supported by the swarm driver yet",
+                    "not supported with swarm",
+                )
+                .help(r#"remove it, or run the service with driver = "docker""#),
+            );
+        }
+        if driver == DriverKind::Swarm && kind == ServiceKind::Worker {
+            let span = raw
+                .kind
+                .as_ref()
+                .map_or_else(|| service.span(), Spanned::span);
+            self.report(
+                Finding::new(
+                    span,
+                    "workers are not supported by the swarm driver yet",
+                    "a worker",
+                )
+                .help(r#"run workers with driver = "docker" (or "process"); the swarm driver runs http services"#),
+            );
+        }
+        if !matches!(driver, DriverKind::Docker | DriverKind::Swarm) {
             for (key, span) in docker_keys(raw) {
                 self.report(
                     Finding::new(
                         span,
-                        format!("`{key}` applies only to the docker driver"),
+                        format!("`{key}` applies only to the docker and swarm drivers"),
                         format!("`{name}` uses the {driver} driver"),
                     )
                     .help(r#"remove it, or run the service in containers with driver = "docker""#),
@@ -76,7 +115,7 @@ impl Resolver<'_> {
                         format!("service `{name}` has no `port`"),
                         "this service",
                     )
-                    .help("the docker driver needs the port the container listens on, e.g. port = 8080"),
+                    .help(format!("the {driver} driver needs the port the container listens on, e.g. port = 8080")),
                 );
                 None
             }
@@ -165,7 +204,48 @@ impl Resolver<'_> {
             memory_bytes,
             nano_cpus,
             pull: raw.pull.as_ref().is_some_and(|p| *p.get_ref()),
+            swarm: (driver == DriverKind::Swarm).then(|| self.swarm(raw)),
         })
+    }
+
+    /// `[service.NAME.swarm]` of a swarm service (all keys optional).
+    fn swarm(&mut self, raw: &RawService) -> SwarmConfig {
+        let Some(swarm) = &raw.swarm else {
+            return SwarmConfig::default();
+        };
+        let swarm = swarm.get_ref();
+        let mut list = |items: &Option<Spanned<Vec<Spanned<String>>>>, what: &str| {
+            let mut out = Vec::new();
+            for item in items.iter().flat_map(|l| l.get_ref()) {
+                match self.expand(item) {
+                    Some(text) if text.trim().is_empty() => self.report(
+                        Finding::new(
+                            item.span(),
+                            format!("empty item in `swarm.{what}`"),
+                            "empty",
+                        )
+                        .help(r#"remove it; expected e.g. constraints = ["node.role == manager"]"#),
+                    ),
+                    Some(text) => out.push(text),
+                    None => {}
+                }
+            }
+            out
+        };
+        let constraints = list(&swarm.constraints, "constraints");
+        let health_command = list(&swarm.health_command, "health_command");
+        if let Some(command) = &swarm.health_command
+            && command.get_ref().is_empty()
+        {
+            self.report(
+                Finding::new(command.span(), "`swarm.health_command` is empty", "empty")
+                    .help(r#"expected a command run inside the task, e.g. health_command = ["/hello", "--probe"], or remove it"#),
+            );
+        }
+        SwarmConfig {
+            constraints,
+            health_command,
+        }
     }
 
     fn image(&mut self, name: &str, service: &Spanned<RawService>) -> Option<String> {

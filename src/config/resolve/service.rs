@@ -59,7 +59,9 @@ impl Resolver<'_> {
         };
         let driver = match &raw.driver {
             Some(driver) => match driver.get_ref().parse() {
-                Ok(supported @ (DriverKind::Process | DriverKind::Docker)) => supported,
+                Ok(supported @ (DriverKind::Process | DriverKind::Docker | DriverKind::Swarm)) => {
+                    supported
+                }
                 Ok(other) => {
                     self.report(
                         Finding::new(
@@ -67,7 +69,7 @@ impl Resolver<'_> {
                             format!("driver `{other}` is not supported yet"),
                             "not supported yet",
                         )
-                        .help(r#"use driver = "process" (the default) or driver = "docker""#),
+                        .help(r#"use driver = "process" (the default), "docker" or "swarm""#),
                     );
                     other
                 }
@@ -88,12 +90,12 @@ impl Resolver<'_> {
         let command = self.command(name, service, driver);
         let env = self.env(&raw.env);
         let inherit_env = match &raw.inherit_env {
-            Some(inherit) if driver == DriverKind::Docker => {
+            Some(inherit) if driver != DriverKind::Process => {
                 self.report(
                     Finding::new(
                         inherit.span(),
                         "`inherit_env` applies only to the process driver",
-                        format!("`{name}` uses the docker driver"),
+                        format!("`{name}` uses the {driver} driver"),
                     )
                     .help("remove it: a container gets only its `env` and cutover's variables"),
                 );
@@ -262,14 +264,14 @@ impl Resolver<'_> {
         driver: DriverKind,
     ) -> Vec<String> {
         let example = "expected the program to run and its arguments, e.g.\n\n    command = [\"./bin/web\", \"--port\", \"{port}\"]";
-        if driver == DriverKind::Docker
+        if matches!(driver, DriverKind::Docker | DriverKind::Swarm)
             && let Some(command) = &service.get_ref().command
         {
             self.report(
                 Finding::new(
                     command.span(),
-                    "`command` does not apply to the docker driver",
-                    "docker runs the image's entrypoint",
+                    format!("`command` does not apply to the {driver} driver"),
+                    format!("{driver} runs the image's entrypoint"),
                 )
                 .help("remove it: the container runs the image's ENTRYPOINT and CMD; pass settings with `env`"),
             );

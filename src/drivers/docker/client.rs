@@ -62,7 +62,7 @@ pub fn docker_host() -> String {
 }
 
 /// The HTTP status of an engine error, if it answered at all.
-pub(super) fn status_of(e: &bollard::errors::Error) -> Option<u16> {
+pub(in crate::drivers) fn status_of(e: &bollard::errors::Error) -> Option<u16> {
     match e {
         bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
         _ => None,
@@ -71,7 +71,7 @@ pub(super) fn status_of(e: &bollard::errors::Error) -> Option<u16> {
 
 /// An engine error as text: the engine's message when it answered, the
 /// transport's error chain otherwise.
-pub(super) fn describe(e: &bollard::errors::Error) -> String {
+pub(in crate::drivers) fn describe(e: &bollard::errors::Error) -> String {
     match e {
         bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
         other => {
@@ -102,7 +102,7 @@ pub(super) fn is_transport(e: &bollard::errors::Error) -> bool {
 
 impl DockerDriver {
     /// The connected client (connecting now if needed).
-    pub(super) async fn client(&self) -> Result<&Docker, DockerError> {
+    pub(in crate::drivers) async fn client(&self) -> Result<&Docker, DockerError> {
         self.inner
             .client
             .get_or_try_init(|| async {
@@ -124,7 +124,7 @@ impl DockerDriver {
 
     /// An error from a request: [`DockerError::Unreachable`] when the engine
     /// could not be talked to, else [`DockerError::Api`].
-    pub(super) fn api_error(
+    pub(in crate::drivers) fn api_error(
         &self,
         what: impl Into<String>,
         e: &bollard::errors::Error,

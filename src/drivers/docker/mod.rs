@@ -18,7 +18,7 @@
 //! - `exec.rs`: running a health command inside a container.
 //! - `preflight.rs`: what a deploy checks before it changes anything.
 
-mod client;
+pub(super) mod client;
 mod exec;
 mod find;
 mod logs;
@@ -39,6 +39,7 @@ use tokio::sync::watch as tokio_watch;
 pub use client::{DockerError, docker_host};
 pub use find::LabelledContainer;
 pub use preflight::{ImageToCheck, Preflight};
+pub(in crate::drivers) use run::log_config;
 
 /// The labels every container cutover starts carries.
 pub mod labels {

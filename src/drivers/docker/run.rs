@@ -242,7 +242,7 @@ fn create_body(spec: &InstanceSpec, settings: &DockerConfig, image: &str) -> Con
 /// `max_size` bytes, keeping `max_files` rotated files beside the live one
 /// (Docker's `max-file` counts the live one too). The size is written in
 /// bytes: Docker reads `k`/`m` as powers of 1000, the config as 1024.
-pub(super) fn log_config(logs: crate::config::LogsConfig) -> HostConfigLogConfig {
+pub(in crate::drivers) fn log_config(logs: crate::config::LogsConfig) -> HostConfigLogConfig {
     HostConfigLogConfig {
         typ: Some("json-file".to_owned()),
         config: Some(HashMap::from([

@@ -67,6 +67,10 @@ impl Scope {
             logs: Default::default(),
             workdir: std::env::temp_dir(),
             log_dir: std::env::temp_dir(),
+
+            replica: 0,
+            health: Default::default(),
+            stop_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -101,6 +105,7 @@ fn settings() -> DockerConfig {
         memory_bytes: Some(64 * 1024 * 1024),
         nano_cpus: Some(500_000_000),
         pull: false,
+        swarm: None,
     }
 }
 
