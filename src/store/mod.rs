@@ -416,7 +416,12 @@ async fn open_sqlite(url: &str) -> Result<AnyPool, StoreError> {
             .idle_timeout(None)
             .max_lifetime(None);
     }
-    let pool = pool_options.connect(url).await.map_err(&open_error)?;
+    let pool_url = if in_memory {
+        url.to_owned()
+    } else {
+        absolute_sqlite_url(url, options.get_filename()).map_err(&open_error)?
+    };
+    let pool = pool_options.connect(&pool_url).await.map_err(&open_error)?;
 
     // Migrate inside an immediate transaction: a second process opening the
     // same file at the same time waits for the first, then finds nothing
@@ -617,6 +622,30 @@ fn is_in_memory(url: &str) -> bool {
         .trim_start_matches("sqlite:");
     let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
     database == ":memory:" || params.split('&').any(|p| p == "mode=memory")
+}
+
+/// `url` naming `file` by its absolute path (with `url`'s parameters):
+/// `Any` reads a URL as a URL, where `sqlite://rel/x.db` has `rel` for a host.
+fn absolute_sqlite_url(url: &str, file: &Path) -> Result<String, sqlx::Error> {
+    let absolute = std::path::absolute(file).map_err(sqlx::Error::Io)?;
+    let Some(path) = absolute.to_str() else {
+        return Err(sqlx::Error::Configuration(
+            format!("the path {} is not valid UTF-8", absolute.display()).into(),
+        ));
+    };
+    let mut encoded = String::with_capacity(path.len());
+    for c in path.chars() {
+        match c {
+            '%' => encoded.push_str("%25"),
+            '?' => encoded.push_str("%3F"),
+            '#' => encoded.push_str("%23"),
+            c => encoded.push(c),
+        }
+    }
+    Ok(match url.split_once('?') {
+        Some((_, params)) => format!("sqlite://{encoded}?{params}"),
+        None => format!("sqlite://{encoded}"),
+    })
 }
 
 /// Creates the directory that will hold the database file.
