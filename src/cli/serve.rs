@@ -834,6 +834,10 @@ fn refuse_empty_store(file: &StoreFile, orphans: &[FoundInstance]) -> CliError {
 /// says where and what to do; its cause, if any, is added once.
 fn store_error(e: StoreError) -> CliError {
     let message = match &e {
+        StoreError::Open { source, url } if url.starts_with("postgres") => format!(
+            "{e}: {source}; check [state] url: that the server answers, the database exists and the role \
+             may connect and create tables in it"
+        ),
         StoreError::Open { source, .. } => {
             format!("{e}: {source}; check the path and permissions of [state] url")
         }
