@@ -451,6 +451,11 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
     let mut tasks = JoinSet::new();
     tasks.spawn(daemon.clone().keep_logs(stop.clone()));
     // Notifications ([notify]): only this daemon, which holds the store's lock.
+    // The cursors start at the end of the history as it is now, before the
+    // API answers: a deploy asked for at once is notified, not skipped.
+    if let Err(e) = daemon.store().notify_cursors().await {
+        tracing::warn!(error = %e, "notifications: cannot read the cursors; trying again");
+    }
     tasks.spawn(crate::webhook::run(daemon.clone(), stop.clone()));
     // DORA's four keys as gauges (crate::dora::exporter), while a recorder
     // is installed to read them.
