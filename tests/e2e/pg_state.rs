@@ -192,3 +192,41 @@ fn pg_state_tokens_and_the_audit_chain_verify_and_an_edit_is_named() {
     }
     no_state_file(&app);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_state_an_upgrade_hands_over_and_the_new_daemon_takes_the_lock() {
+    let app = TestApp::with_pg_state("10m");
+    app.release("v1", Release::Good);
+    app.serve_and_deploy(&["v1"]);
+    let load = app.load(4);
+    more_requests(&load, 20).await;
+    let out = app.cli(&["upgrade", "--json"]);
+    ok(&app, &out);
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("upgrade JSON");
+    assert_eq!(answer["outcome"], "upgraded", "{answer}");
+    let new = answer["pid"].as_i64().expect("pid") as i32;
+    more_requests(&load, 20).await;
+    let report = load.stop().await.expect("stop the load");
+    assert_eq!(report.failed(), 0, "requests failed during the upgrade");
+    // The old daemon's session is gone; the new one takes the lock, so a
+    // third daemon is refused naming it.
+    crate::common::wait_until(
+        std::time::Duration::from_secs(15),
+        "the new daemon holds the lock",
+        || {
+            let out = app.cli(&["serve"]);
+            out.status.code() == Some(8)
+                && stderr(&out).contains(&format!("cutover serve pid {new}"))
+        },
+    );
+    // It drives deploys.
+    app.release("v2", Release::Good);
+    ok(&app, &app.cli(&["deploy", "v2"]));
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v2")
+    );
+    // Not this test's child: `down` stops it and its instances.
+    ok(&app, &app.cli(&["down"]));
+    assert!(!TestApp::alive(new), "the upgraded daemon still runs");
+}
