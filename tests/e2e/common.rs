@@ -101,6 +101,44 @@ impl PgDatabase {
     }
 }
 
+impl PgDatabase {
+    /// The pids of the daemons holding a session on this database (their
+    /// lock's `application_name` is `cutover serve pid N since …`).
+    pub fn daemon_pids(&self) -> Vec<i32> {
+        use sqlx::Connection;
+        let (server, name) = (self.server.clone(), self.name.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&server).await.ok()?;
+                let names: Vec<String> = sqlx::query_scalar(
+                    "SELECT application_name::text FROM pg_stat_activity
+                     WHERE datname = $1 AND application_name LIKE 'cutover serve pid %'",
+                )
+                .bind(&name)
+                .fetch_all(&mut conn)
+                .await
+                .ok()?;
+                let _ = conn.close().await;
+                Some(
+                    names
+                        .iter()
+                        .filter_map(|n| n.strip_prefix("cutover serve pid "))
+                        .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+                        .collect(),
+                )
+            })
+        })
+        .join()
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+    }
+}
+
 impl Drop for PgDatabase {
     fn drop(&mut self) {
         pg_run(
@@ -653,6 +691,17 @@ impl Drop for TestApp {
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
+        }
+        // A daemon that took over a PostgreSQL store by an upgrade.
+        if let Some(db) = &self.pg {
+            for pid in db.daemon_pids() {
+                if pid != std::process::id() as i32 {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
         }
         // Whatever survived (a test that failed half-way, or a daemon that
         // exited leaving its instances): no orphans. Each instance's whole
