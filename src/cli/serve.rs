@@ -36,6 +36,7 @@ use crate::daemon::fds::{self, Inherited};
 use crate::daemon::handover::{Predecessor, Relaunch};
 use crate::daemon::lifecycle::{ControlListeners, Lifecycle};
 use crate::daemon::lock::{DaemonLock, LockError};
+use crate::daemon::server_lock::{ServerLock, ServerLockError};
 use crate::daemon::signals;
 use crate::drivers::{Drivers, FoundInstance};
 use crate::edge;
@@ -248,12 +249,21 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
         (Some(db), None) => Some(DaemonLock::acquire(db).map_err(lock_error)?),
         (None, _) => None,
     };
-    let orphans = if (file.is_fresh() || adopt_orphans) && takeover == Takeover::Restart {
+    // A database on a server is new when it holds no migration yet.
+    let fresh = if matches!(file, StoreFile::Server(_)) {
+        take_server_lock(&config, takeover).await?;
+        Store::is_new(&config.state.url)
+            .await
+            .map_err(store_error)?
+    } else {
+        file.is_fresh()
+    };
+    let orphans = if (fresh || adopt_orphans) && takeover == Takeover::Restart {
         find_running(&config, adopt_orphans).await?
     } else {
         Vec::new()
     };
-    if file.is_fresh() && !orphans.is_empty() && !adopt_orphans {
+    if fresh && !orphans.is_empty() && !adopt_orphans {
         return Err(refuse_empty_store(&file, &orphans));
     }
     if file.is_fresh()
@@ -441,6 +451,11 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
     let mut tasks = JoinSet::new();
     tasks.spawn(daemon.clone().keep_logs(stop.clone()));
     // Notifications ([notify]): only this daemon, which holds the store's lock.
+    // The cursors start at the end of the history as it is now, before the
+    // API answers: a deploy asked for at once is notified, not skipped.
+    if let Err(e) = daemon.store().notify_cursors().await {
+        tracing::warn!(error = %e, "notifications: cannot read the cursors; trying again");
+    }
     tasks.spawn(crate::webhook::run(daemon.clone(), stop.clone()));
     // DORA's four keys as gauges (crate::dora::exporter), while a recorder
     // is installed to read them.
@@ -702,6 +717,37 @@ impl ControlListeners for Arc<Control> {
     }
 }
 
+/// One daemon per PostgreSQL store: the session lock, held for this
+/// process's life. A hand-over cannot pass a session on, so the new daemon
+/// takes it once the old one has exited (and its session with it).
+async fn take_server_lock(config: &Config, takeover: Takeover) -> Result<(), CliError> {
+    let url = config.state.url.clone();
+    let app = config.app.name.clone();
+    if takeover == Takeover::Handover {
+        tokio::spawn(async move {
+            loop {
+                match ServerLock::acquire(&url, &app).await {
+                    Ok(lock) => return lock.hold(),
+                    Err(ServerLockError::Held { .. }) => {}
+                    Err(e) => tracing::warn!("{e}"),
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        });
+        return Ok(());
+    }
+    match ServerLock::acquire(&url, &app).await {
+        Ok(lock) => {
+            lock.hold();
+            Ok(())
+        }
+        Err(e @ ServerLockError::Held { .. }) => {
+            Err(CliError::new(exit::ALREADY_RUNNING, e.to_string()))
+        }
+        Err(e) => Err(CliError::new(exit::FAILURE, e.to_string())),
+    }
+}
+
 /// The exit code and message of a lock that cannot be taken.
 fn lock_error(e: LockError) -> CliError {
     let code = match e {
@@ -757,6 +803,7 @@ fn refuse_empty_store(file: &StoreFile, orphans: &[FoundInstance]) -> CliError {
         StoreFile::Empty(p) => format!("the state store {} is empty (0 bytes)", p.display()),
         StoreFile::Present(p) => format!("the state store {} is new", p.display()),
         StoreFile::InMemory => "the state store is empty".to_owned(),
+        StoreFile::Server(url) => format!("the state store at {url} holds no store yet"),
     };
     let mut list: Vec<String> = orphans
         .iter()
@@ -792,6 +839,10 @@ fn refuse_empty_store(file: &StoreFile, orphans: &[FoundInstance]) -> CliError {
 /// says where and what to do; its cause, if any, is added once.
 fn store_error(e: StoreError) -> CliError {
     let message = match &e {
+        StoreError::Open { source, url } if url.starts_with("postgres") => format!(
+            "{e}: {source}; check [state] url: that the server answers, the database exists and the role \
+             may connect and create tables in it"
+        ),
         StoreError::Open { source, .. } => {
             format!("{e}: {source}; check the path and permissions of [state] url")
         }

@@ -34,6 +34,7 @@ mod lock;
 mod metrics;
 mod migrate;
 mod notify;
+mod pg_state;
 mod render;
 mod restart;
 mod roles;
