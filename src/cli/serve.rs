@@ -111,6 +111,10 @@ impl RunningDaemon {
     pub async fn finish(mut self, stop_instances: bool) {
         self.daemon.quiesce();
         self.daemon.stop_supervision().await;
+        if let Some(cluster) = self.daemon.cluster() {
+            // Quiesced: another daemon may lead from now on.
+            cluster.stop();
+        }
         self.control.stop();
         self.stop.cancel();
         while self.tasks.join_next().await.is_some() {}
@@ -373,6 +377,26 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
         };
         proxy_listeners.push((env.clone(), listener, redirect, preview));
     }
+    let cluster = if crate::cluster::is_postgres(&daemon.config().state.url) {
+        if predecessor.is_some() {
+            return Err(CliError::new(
+                exit::USAGE,
+                "a daemon sharing a PostgreSQL store cannot take over by hand-over: stop it (another daemon leads meanwhile) and start the new one",
+            ));
+        }
+        let host = super::output::selected_host()
+            .map(str::to_owned)
+            .unwrap_or_else(crate::cluster::machine_host_name);
+        let scheme = if api_tls.is_some() { "https" } else { "http" };
+        let me = crate::cluster::Member::new(&host, &format!("{scheme}://{api_addr}"));
+        Some(
+            crate::cluster::Cluster::connect(&daemon.config().state.url, me)
+                .await
+                .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?,
+        )
+    } else {
+        None
+    };
     for unused in inherited.unused() {
         tracing::warn!(name = %unused, "an inherited socket matches no listener of the config; it is closed");
     }
@@ -408,7 +432,26 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
             .await
             .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?;
     }
-    if adopt_orphans {
+    // Several daemons on one PostgreSQL store: this one follows (quiesced,
+    // its proxies applying the leader's tables) until it wins the election,
+    // which then runs the recovery below (`src/cluster`).
+    if let Some(cluster) = &cluster {
+        if adopt_orphans {
+            return Err(CliError::new(
+                exit::USAGE,
+                "--adopt-orphans takes back instances for one daemon: with a PostgreSQL store, stop the other daemons, start this one alone with --adopt-orphans, then start the others",
+            ));
+        }
+        daemon.quiesce();
+        daemon.join_cluster(cluster.clone());
+        cluster.start(daemon.clone());
+        say!(
+            "daemon {} (host {}) joined the daemons sharing this store; it follows until it wins the leader lock",
+            cluster.me().daemon_id,
+            cluster.me().host
+        );
+    }
+    if cluster.is_none() && adopt_orphans {
         let report = daemon.adopt_orphans(orphans).await.map_err(|e| {
             CliError::new(
                 exit::FAILURE,
@@ -423,24 +466,30 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
             say!("--adopt-orphans: {line}");
         }
     }
-    let report = daemon
-        .recover_from(takeover)
-        .await
-        .map_err(|e| CliError::new(exit::FAILURE, format!("recovering state: {e}")))?;
-    daemon.supervise();
-    if !report.adopted.is_empty() || !report.stopped.is_empty() || !report.interrupted.is_empty() {
-        tracing::info!(
-            adopted = report.adopted.len(),
-            stopped = report.stopped.len(),
-            interrupted = report.interrupted.len(),
-            ?takeover,
-            "took over the running instances"
-        );
+    if cluster.is_none() {
+        let report = daemon
+            .recover_from(takeover)
+            .await
+            .map_err(|e| CliError::new(exit::FAILURE, format!("recovering state: {e}")))?;
+        daemon.supervise();
+        if !report.adopted.is_empty()
+            || !report.stopped.is_empty()
+            || !report.interrupted.is_empty()
+        {
+            tracing::info!(
+                adopted = report.adopted.len(),
+                stopped = report.stopped.len(),
+                interrupted = report.interrupted.len(),
+                ?takeover,
+                "took over the running instances"
+            );
+        }
     }
 
     let mut tasks = JoinSet::new();
     tasks.spawn(daemon.clone().keep_logs(stop.clone()));
-    // Notifications ([notify]): only this daemon, which holds the store's lock.
+    // Notifications ([notify]): only this daemon, which holds the store's
+    // lock (in a cluster: it waits while quiesced, so only the leader sends).
     tasks.spawn(crate::webhook::run(daemon.clone(), stop.clone()));
     // DORA's four keys as gauges (crate::dora::exporter), while a recorder
     // is installed to read them.

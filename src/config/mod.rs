@@ -63,7 +63,8 @@ pub use self::error::ConfigError;
 pub use self::model::{
     AcmeChallenge, AcmeConfig, AnalysisConfig, ApiExposure, AppConfig, ApprovalAt, ApprovalsConfig,
     BackupConfig, Config, DatabaseConfig, DriverKind, EnvTlsConfig, EnvironmentConfig,
-    HealthConfig, InconclusivePolicy, LimitsConfig, LintLevels, LogFormat, LogsConfig,
+    HealthConfig, HostConfig, HostEnvironmentConfig, InconclusivePolicy, LimitsConfig, LintLevels,
+    LogFormat, LogsConfig,
     RestartPolicy, RolloutConfig, Secret, ServerConfig, ServiceConfig, ServiceKind, StateConfig,
     Strategy, SwitchMode, TlsFilesConfig, TrackOverrideConfig,
 };
@@ -246,6 +247,7 @@ pub(crate) fn parse_inner(
         environments,
         databases,
         notify,
+        hosts,
         places: _,
     } = sections;
     Ok(Config {
@@ -258,6 +260,7 @@ pub(crate) fn parse_inner(
         environments,
         databases,
         notify,
+        hosts,
     })
 }
 

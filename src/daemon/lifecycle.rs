@@ -136,6 +136,11 @@ impl Lifecycle {
         if self.exit.is_cancelled() {
             return Err(HandoverError::Unsupported("the daemon is stopping".into()));
         }
+        if self.daemon.cluster().is_some() {
+            return Err(HandoverError::Unsupported(
+                "this daemon shares a PostgreSQL store with others (docs/cluster.md): restart it instead (SIGTERM, then `cutover serve` again); another daemon leads meanwhile and this one follows when it is back".into(),
+            ));
+        }
         let started = Instant::now();
         let mut passed: Vec<(String, std::os::fd::RawFd)> = self
             .sockets
