@@ -431,3 +431,6 @@ pub const APPLIED_GAUGE: &str = "cutover_route_applied_timestamp_seconds";
 pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
+
+#[cfg(test)]
+mod tests;

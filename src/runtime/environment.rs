@@ -427,7 +427,7 @@ impl EnvRuntime {
 
     /// Says that the public table may have changed (the one place the
     /// cluster's leader learns it, see `src/cluster/routes.rs`).
-    fn changed(&self) {
+    pub(crate) fn changed(&self) {
         self.changes.send_replace(crate::cluster::now_ms());
     }
 
