@@ -207,6 +207,9 @@ pub struct Cluster {
     me: Member,
     role: watch::Sender<Role>,
     applied: Mutex<BTreeMap<String, Applied>>,
+    /// Per environment, the last table this daemon wrote as leader: when
+    /// its proxy changed, and the generation.
+    published: watch::Sender<BTreeMap<String, (i64, i64)>>,
     stop: CancellationToken,
 }
 
@@ -244,6 +247,7 @@ impl Cluster {
             me,
             role: watch::channel(Role::Follower).0,
             applied: Mutex::new(BTreeMap::new()),
+            published: watch::channel(BTreeMap::new()).0,
             stop: CancellationToken::new(),
         });
         cluster.record_me().await.map_err(db)?;
@@ -333,6 +337,67 @@ impl Cluster {
             daemons,
             tables,
         })
+    }
+
+    /// While this daemon leads: waits (up to `limit`) until every daemon
+    /// seen alive has applied a table of `environment` at least as new as
+    /// the change its proxy made at `changed_at_ms` — so that an instance
+    /// taken out of the table gets no new request through a follower before
+    /// it is stopped. Returns whether they all did.
+    pub async fn wait_followers(
+        &self,
+        environment: &str,
+        changed_at_ms: i64,
+        limit: Duration,
+    ) -> bool {
+        if !self.is_leader() || self.stop.is_cancelled() {
+            return true;
+        }
+        let waited = tokio::time::timeout(limit, async {
+            let mut published = self.published.subscribe();
+            let generation = loop {
+                if let Some((at, generation)) = published.borrow_and_update().get(environment)
+                    && *at >= changed_at_ms
+                {
+                    break *generation;
+                }
+                if published.changed().await.is_err() {
+                    return false;
+                }
+            };
+            loop {
+                let behind: Result<i64, sqlx::Error> = sqlx::query_scalar(
+                    "SELECT count(*) FROM cutover_cluster_daemons d
+                     LEFT JOIN cutover_cluster_applied a
+                       ON a.daemon_id = d.daemon_id AND a.environment = $1
+                     WHERE d.seen_at_ms >= $3 AND (a.generation IS NULL OR a.generation < $2)",
+                )
+                .bind(environment)
+                .bind(generation)
+                .bind(now_ms().saturating_sub(ALIVE_WITHIN_MS))
+                .fetch_one(&self.pool)
+                .await;
+                match behind {
+                    Ok(0) => return true,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read which daemons applied the route table");
+                        return false;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        let all = waited.unwrap_or(false);
+        if !all {
+            tracing::warn!(
+                env = %environment,
+                ?limit,
+                "not every daemon applied the route table in time; stopping the instances taken out of it anyway"
+            );
+        }
+        all
     }
 
     async fn record_me(&self) -> Result<(), sqlx::Error> {

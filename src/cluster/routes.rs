@@ -187,6 +187,9 @@ async fn publish_environment(
             Ok(Some(generation)) => {
                 tracing::debug!(env = %env.name(), generation, "route table written");
                 cluster.record_applied(env.name(), generation, changed_at);
+                cluster.published.send_modify(|p| {
+                    p.insert(env.name().to_owned(), (changed_at, generation));
+                });
             }
             Ok(None) => {
                 tracing::error!(

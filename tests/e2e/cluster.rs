@@ -424,8 +424,6 @@ async fn cluster_canary_across_three_daemons_survives_kill_9_of_the_leader() {
             c.nodes[i].host
         );
     }
-    let out = c.cli(new_leader, &["down"]);
-    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -473,6 +471,4 @@ async fn cluster_switch_reaches_every_proxy_within_100ms_and_a_lost_session_step
         fetch(&c.proxy_url(leader)).await.as_deref(),
         Some("hello from v1")
     );
-    let out = c.cli(now, &["down"]);
-    assert!(out.status.success(), "{}", stderr(&out));
 }
