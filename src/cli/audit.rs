@@ -132,7 +132,7 @@ impl Source {
                 exit::FAILURE,
                 format!(
                     "no state store at {}: nothing to read; check [state] url in {}",
-                    config.state.url,
+                    crate::config::redact_url(&config.state.url),
                     config.path.display()
                 ),
             ));
@@ -274,7 +274,7 @@ pub async fn record_local(config: &Config, entry: AuditEntry) {
         Ok(file) if file.is_fresh() => {
             return warn(format!(
                 "there is no state store at {} yet: start `cutover serve` once",
-                config.state.url
+                crate::config::redact_url(&config.state.url)
             ));
         }
         Ok(_) => {}

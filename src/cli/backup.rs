@@ -277,12 +277,6 @@ fn state_as_database(config: &Config) -> Result<DatabaseConfig, CliError> {
             ),
         ));
     };
-    if !config.state.url.starts_with("sqlite:") {
-        return Err(CliError::new(
-            exit::USAGE,
-            "only a SQLite state store can be backed up with `--state`",
-        ));
-    }
     Ok(DatabaseConfig {
         url: config.state.url.clone(),
         migrations: PathBuf::new(),
@@ -335,7 +329,8 @@ async fn prepare_state_restore(config: &Config) -> Result<(), CliError> {
         StoreFile::Missing(path) | StoreFile::Empty(path) => {
             Store::set_aside_journal(path).map_err(failed)?;
         }
-        StoreFile::InMemory => {}
+        // A database on a server: `pg_restore` replaces it in place.
+        StoreFile::InMemory | StoreFile::Server(_) => {}
     }
     Ok(())
 }

@@ -45,6 +45,28 @@ pub async fn down(path: &Path, json: bool) -> Result<(), CliError> {
             answer.pid
         );
     }
+    if matches!(
+        Store::inspect(&config.state.url),
+        Ok(crate::store::StoreFile::Server(_))
+    ) {
+        let started = Instant::now();
+        while crate::daemon::server_lock::is_held(&config.state.url, &config.app.name)
+            .await
+            .unwrap_or(false)
+        {
+            if started.elapsed() > DOWN_WAIT {
+                return Err(CliError::new(
+                    exit::FAILURE,
+                    format!(
+                        "the daemon (pid {}) is still running after {} s; look at its log",
+                        answer.pid,
+                        DOWN_WAIT.as_secs()
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     if let Some(db) = Store::inspect(&config.state.url)
         .ok()
         .and_then(|f| f.path().map(Path::to_path_buf))

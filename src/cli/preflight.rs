@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::str::FromStr as _;
 
 use super::output;
 use crate::api::wire::OpenFileLimit;
@@ -159,8 +158,25 @@ fn databases(
 /// Whether each environment's deployment lock (or only `only`'s) is free (no
 /// state store yet: free).
 async fn locks(config: &crate::config::Config, only: Option<&str>) -> Vec<Check> {
-    let exists = sqlx::sqlite::SqliteConnectOptions::from_str(&config.state.url)
-        .is_ok_and(|options| options.get_filename().is_file());
+    let exists = match Store::inspect(&config.state.url) {
+        Ok(crate::store::StoreFile::Server(_)) => match Store::is_new(&config.state.url).await {
+            Ok(new) => !new,
+            Err(e) => {
+                return vec![Check {
+                    name: "state store readable".into(),
+                    ok: false,
+                    warning: false,
+                    detail: e.to_string(),
+                    fix: Some(
+                        "check [state] url, that the PostgreSQL server answers and that the role may connect"
+                            .into(),
+                    ),
+                }];
+            }
+        },
+        Ok(file) => file.path().is_some_and(Path::is_file),
+        Err(_) => false,
+    };
     if !exists {
         return vec![Check {
             name: "deployment locks free".into(),

@@ -36,6 +36,7 @@ use crate::daemon::fds::{self, Inherited};
 use crate::daemon::handover::{Predecessor, Relaunch};
 use crate::daemon::lifecycle::{ControlListeners, Lifecycle};
 use crate::daemon::lock::{DaemonLock, LockError};
+use crate::daemon::server_lock::{ServerLock, ServerLockError};
 use crate::daemon::signals;
 use crate::drivers::{Drivers, FoundInstance};
 use crate::edge;
@@ -252,12 +253,21 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
         (Some(db), None) => Some(DaemonLock::acquire(db).map_err(lock_error)?),
         (None, _) => None,
     };
-    let orphans = if (file.is_fresh() || adopt_orphans) && takeover == Takeover::Restart {
+    // A database on a server is new when it holds no migration yet.
+    let fresh = if matches!(file, StoreFile::Server(_)) {
+        take_server_lock(&config, takeover).await?;
+        Store::is_new(&config.state.url)
+            .await
+            .map_err(store_error)?
+    } else {
+        file.is_fresh()
+    };
+    let orphans = if (fresh || adopt_orphans) && takeover == Takeover::Restart {
         find_running(&config, adopt_orphans).await?
     } else {
         Vec::new()
     };
-    if file.is_fresh() && !orphans.is_empty() && !adopt_orphans {
+    if fresh && !orphans.is_empty() && !adopt_orphans {
         return Err(refuse_empty_store(&file, &orphans));
     }
     if file.is_fresh()
@@ -751,6 +761,37 @@ impl ControlListeners for Arc<Control> {
     }
 }
 
+/// One daemon per PostgreSQL store: the session lock, held for this
+/// process's life. A hand-over cannot pass a session on, so the new daemon
+/// takes it once the old one has exited (and its session with it).
+async fn take_server_lock(config: &Config, takeover: Takeover) -> Result<(), CliError> {
+    let url = config.state.url.clone();
+    let app = config.app.name.clone();
+    if takeover == Takeover::Handover {
+        tokio::spawn(async move {
+            loop {
+                match ServerLock::acquire(&url, &app).await {
+                    Ok(lock) => return lock.hold(),
+                    Err(ServerLockError::Held { .. }) => {}
+                    Err(e) => tracing::warn!("{e}"),
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        });
+        return Ok(());
+    }
+    match ServerLock::acquire(&url, &app).await {
+        Ok(lock) => {
+            lock.hold();
+            Ok(())
+        }
+        Err(e @ ServerLockError::Held { .. }) => {
+            Err(CliError::new(exit::ALREADY_RUNNING, e.to_string()))
+        }
+        Err(e) => Err(CliError::new(exit::FAILURE, e.to_string())),
+    }
+}
+
 /// The exit code and message of a lock that cannot be taken.
 fn lock_error(e: LockError) -> CliError {
     let code = match e {
@@ -806,6 +847,7 @@ fn refuse_empty_store(file: &StoreFile, orphans: &[FoundInstance]) -> CliError {
         StoreFile::Empty(p) => format!("the state store {} is empty (0 bytes)", p.display()),
         StoreFile::Present(p) => format!("the state store {} is new", p.display()),
         StoreFile::InMemory => "the state store is empty".to_owned(),
+        StoreFile::Server(url) => format!("the state store at {url} holds no store yet"),
     };
     let mut list: Vec<String> = orphans
         .iter()

@@ -2,7 +2,8 @@
 //! that restarting, upgrading and reloading cutover never fails a request.
 //!
 //! - `lock.rs`: one daemon per state store (a lock file beside it, naming
-//!   its holder).
+//!   its holder); `server_lock.rs`: the same for a PostgreSQL store (a
+//!   session-level advisory lock).
 //! - `fds.rs`: listening sockets inherited from systemd (socket activation)
 //!   or from the daemon being replaced, by name.
 //! - `handover.rs`: starting the replacing daemon with the sockets and the
@@ -23,4 +24,5 @@ pub mod lifecycle;
 pub mod lock;
 pub mod notify;
 pub mod pending;
+pub mod server_lock;
 pub mod signals;

@@ -15,9 +15,10 @@
 //! Anyone holding an export can recompute it.
 //!
 //! **Appending.** [`Store::append_audit`] reads the last row and inserts the
-//! next one in one `BEGIN IMMEDIATE` transaction, so concurrent writers —
-//! the daemon and a CLI command in another process on the same file — take
-//! turns and never fork the chain.
+//! next one in one `BEGIN IMMEDIATE` transaction (on PostgreSQL: a
+//! transaction that first takes `LOCK TABLE audit_log IN EXCLUSIVE MODE`), so
+//! concurrent writers — the daemon and a CLI command in another process, or
+//! several daemons on one database — take turns and never fork the chain.
 //!
 //! What the chain cannot show on its own is that the newest rows were cut
 //! off; keep the last hash elsewhere (`cutover audit export` to a SIEM).
@@ -27,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::codec;
-use super::{Store, StoreError};
+use super::{Backend, Store, StoreError};
 
 /// The `prev_hash` of the first row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -371,7 +372,14 @@ impl Store {
         let details = canonical_json(&entry.details);
         let mut writer = self.writer().await?;
         let written = async {
-            let mut tx = sqlx::Connection::begin_with(writer.conn(), "BEGIN IMMEDIATE").await?;
+            let mut tx = self.begin_write(writer.conn()).await?;
+            if self.backend == Backend::Postgres {
+                // Readers go on; the next appender waits here until this
+                // transaction ends, then reads the row it wrote.
+                sqlx::query("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let last: Option<(i64, String)> =
                 sqlx::query_as("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
                     .fetch_optional(&mut *tx)

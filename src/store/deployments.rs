@@ -129,12 +129,12 @@ macro_rules! deployment_select {
     () => {
         "SELECT d.id, d.environment, d.version, d.previous_version, d.strategy, d.kind,
                 d.state, d.reason, d.requested_by, d.started_at, d.finished_at,
-                (d.state = 'running'
+                CASE WHEN d.state = 'running'
                  AND (json_extract(r.state, '$.phase.phase') = 'awaiting_approval'
                       OR (json_extract(r.state, '$.phase.phase') = 'rolling'
-                          AND json_extract(r.state, '$.approvals.required')
-                              > json_array_length(r.state, '$.approvals.given'))))
-                    AS awaiting_approval,
+                          AND CAST(json_extract(r.state, '$.approvals.required') AS INTEGER)
+                              > json_array_length(r.state, '$.approvals.given')))
+                 THEN 1 ELSE 0 END AS awaiting_approval,
                 d.commit_sha, d.commit_time
          FROM deployments d LEFT JOIN rollouts r ON r.deployment_id = d.id"
     };
@@ -153,7 +153,7 @@ struct DeploymentRow {
     requested_by: String,
     started_at: i64,
     finished_at: Option<i64>,
-    awaiting_approval: Option<bool>,
+    awaiting_approval: i64,
     commit_sha: Option<String>,
     commit_time: Option<i64>,
 }
@@ -177,7 +177,7 @@ impl TryFrom<DeploymentRow> for Deployment {
                 .finished_at
                 .map(|ms| codec::timestamp(ms, "deployments.finished_at"))
                 .transpose()?,
-            awaiting_approval: row.awaiting_approval.unwrap_or(false),
+            awaiting_approval: row.awaiting_approval != 0,
             commit_sha: row.commit_sha,
             commit_time: row
                 .commit_time

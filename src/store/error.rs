@@ -13,7 +13,8 @@ pub enum StoreError {
     /// The database could not be opened or created at `url`.
     #[error("cannot open the state store at {url}")]
     Open {
-        /// The URL given to [`Store::open`](super::Store::open).
+        /// The URL given to [`Store::open`](super::Store::open), its password
+        /// redacted.
         url: String,
         /// Why: an unsupported URL, a directory that cannot be created, a file
         /// that cannot be opened for writing, …
@@ -37,14 +38,13 @@ pub enum StoreError {
 
     /// The store's schema is newer than any this binary knows.
     #[error(
-        "the state store {} was written by a newer cutover (schema version {found}; this cutover knows up \
+        "the state store {store} was written by a newer cutover (schema version {found}; this cutover knows up \
          to {known}); nothing was changed. Run the newer cutover, or restore a backup of the store made by \
-         this version (`cutover backup restore --state ID`)",
-        path.display()
+         this version (`cutover backup restore --state ID`)"
     )]
     NewerSchema {
-        /// The database file.
-        path: PathBuf,
+        /// The database file, or the server's URL without its password.
+        store: String,
         /// The newest migration recorded in the file.
         found: i64,
         /// The newest migration this binary embeds.

@@ -57,13 +57,14 @@ mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyConnection, AnyPool};
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{Connection, Executor};
 use tokio::sync::watch;
 
 pub use audit::{
@@ -88,11 +89,36 @@ pub use release_digests::ReleaseDigest;
 pub use releases::Release;
 pub use tokens::{NewToken, TokenRecord, needs_touch};
 
-/// The schema migrations, embedded at compile time.
+/// The SQLite schema migrations, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/state");
+
+/// The PostgreSQL schema migrations: the same versions, the same meaning.
+static MIGRATOR_PG: Migrator = sqlx::migrate!("./migrations/state_pg");
 
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which database a store is kept in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file (or memory), `sqlite:…`.
+    Sqlite,
+    /// A PostgreSQL database, `postgres://…` or `postgresql://…`.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a state URL names, if cutover supports it.
+    pub fn of(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
 
 /// What is at a store's URL before it is opened ([`Store::inspect`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,10 +131,14 @@ pub enum StoreFile {
     Empty(PathBuf),
     /// A file with something in it.
     Present(PathBuf),
+    /// A database on a server (PostgreSQL), not a file; the URL with its
+    /// password redacted. [`Store::is_new`] says whether it holds a store yet.
+    Server(String),
 }
 
 impl StoreFile {
     /// Whether opening starts from nothing (a missing or zero-length file).
+    /// A server database is never fresh here: ask [`Store::is_new`].
     pub fn is_fresh(&self) -> bool {
         matches!(self, StoreFile::Missing(_) | StoreFile::Empty(_))
     }
@@ -116,7 +146,7 @@ impl StoreFile {
     /// The database file, if the store is one.
     pub fn path(&self) -> Option<&Path> {
         match self {
-            StoreFile::InMemory => None,
+            StoreFile::InMemory | StoreFile::Server(_) => None,
             StoreFile::Missing(p) | StoreFile::Empty(p) | StoreFile::Present(p) => Some(p),
         }
     }
@@ -126,22 +156,45 @@ impl StoreFile {
 /// change counter, see [`Store::watch_deployments`]).
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
     /// Bumped after every committed change to a deployment or its events.
     deployment_changes: Arc<watch::Sender<u64>>,
 }
 
+/// Makes sqlx's `Any` driver know SQLite and PostgreSQL (once per process).
+fn install_drivers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(sqlx::any::install_default_drivers);
+}
+
+/// The error of opening the store at `url`, naming it without its password.
+fn open_error(url: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+    move |source| StoreError::Open {
+        url: crate::config::redact_url(url),
+        source,
+    }
+}
+
+/// The error of a URL that names no database cutover supports.
+fn unsupported(url: &str) -> StoreError {
+    open_error(url)(sqlx::Error::Configuration(
+        "unsupported URL: the state store URL must start with `sqlite:` or `postgres://`".into(),
+    ))
+}
+
 impl Store {
-    /// What is at `url`: no file, an empty one, or one with something in it.
+    /// What is at `url`: no file, an empty one, one with something in it, or
+    /// a database server.
     pub fn inspect(url: &str) -> Result<StoreFile, StoreError> {
+        if Backend::of(url) == Some(Backend::Postgres) {
+            return Ok(StoreFile::Server(crate::config::redact_url(url)));
+        }
         if is_in_memory(url) {
             return Ok(StoreFile::InMemory);
         }
-        let open_error = |source| StoreError::Open {
-            url: url.to_owned(),
-            source,
-        };
-        let options = SqliteConnectOptions::from_str(url).map_err(open_error)?;
+        let open_error = open_error(url);
+        let options = SqliteConnectOptions::from_str(url).map_err(&open_error)?;
         let path = options.get_filename().to_path_buf();
         match std::fs::metadata(&path) {
             Ok(meta) if meta.len() == 0 => Ok(StoreFile::Empty(path)),
@@ -154,22 +207,46 @@ impl Store {
         }
     }
 
-    /// Checks the file at `url` as [`Store::open`] would (SQLite's
+    /// Whether the store at `url` holds no store yet: for a file, what
+    /// [`Store::inspect`] says; for PostgreSQL, whether the database has no
+    /// migration recorded (it is reached, nothing is written).
+    pub async fn is_new(url: &str) -> Result<bool, StoreError> {
+        match Backend::of(url) {
+            Some(Backend::Postgres) => {
+                install_drivers();
+                let mut conn = AnyConnection::connect(url)
+                    .await
+                    .map_err(open_error(url))?;
+                let found = pg_schema_version(&mut conn).await;
+                let _ = conn.close().await;
+                Ok(found?.is_none())
+            }
+            _ => Ok(Store::inspect(url)?.is_fresh()),
+        }
+    }
+
+    /// Checks the store at `url` as [`Store::open`] would (SQLite's
     /// `quick_check`, the schema version) without creating, migrating or
     /// writing anything. For a file that is there; see [`Store::inspect`].
     pub async fn check(url: &str) -> Result<(), StoreError> {
-        let open_error = |source| StoreError::Open {
-            url: url.to_owned(),
-            source,
-        };
+        install_drivers();
+        let open_error = open_error(url);
+        match Backend::of(url) {
+            Some(Backend::Postgres) => {
+                let mut conn = AnyConnection::connect(url).await.map_err(&open_error)?;
+                let checked = check_pg_version(&mut conn, url).await;
+                let _ = conn.close().await;
+                return checked;
+            }
+            Some(Backend::Sqlite) => {}
+            None => return Err(unsupported(url)),
+        }
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(open_error)?
+            .map_err(&open_error)?
             .create_if_missing(false)
             .busy_timeout(BUSY_TIMEOUT);
         let path = options.get_filename().to_path_buf();
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
             .await
             .map_err(|e| {
                 if is_damage(&e) {
@@ -181,8 +258,8 @@ impl Store {
                     open_error(e)
                 }
             })?;
-        let checked = check_sound(&pool, &path).await;
-        pool.close().await;
+        let checked = check_sound(&mut conn, &path).await;
+        let _ = conn.close().await;
         checked
     }
 
@@ -201,102 +278,34 @@ impl Store {
         rename_with_suffix(path, &["-wal", "-shm"], "orphaned")
     }
 
-    /// Opens the store at `url`, creating the file and its parent directories
-    /// if missing, checks that it is sound ([`StoreError::Damaged`]) and of a
-    /// schema this binary knows ([`StoreError::NewerSchema`]), and applies any
-    /// pending schema migrations.
+    /// Opens the store at `url`, checks that it is sound
+    /// ([`StoreError::Damaged`], SQLite only) and of a schema this binary
+    /// knows ([`StoreError::NewerSchema`]), and applies any pending schema
+    /// migrations.
     ///
     /// `url` is `sqlite:///absolute/path.db` or `sqlite://relative/path.db`
-    /// (relative to the working directory); `sqlite::memory:` gives a private
-    /// in-memory store, for tests.
+    /// (relative to the working directory; the file and its parent
+    /// directories are created if missing); `sqlite::memory:` gives a private
+    /// in-memory store, for tests; `postgres://USER:PASSWORD@HOST/DB` (with
+    /// `?sslmode=…` as libpq has it) a database on a PostgreSQL server, which
+    /// must exist (the role needs to create tables in it).
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        let open_error = |source| StoreError::Open {
-            url: url.to_owned(),
-            source,
+        install_drivers();
+        let pool = match Backend::of(url) {
+            Some(Backend::Sqlite) => open_sqlite(url).await?,
+            Some(Backend::Postgres) => open_postgres(url).await?,
+            None => return Err(unsupported(url)),
         };
-        if !url.starts_with("sqlite:") {
-            return Err(open_error(sqlx::Error::Configuration(
-                "unsupported URL: the state store URL must start with `sqlite:`".into(),
-            )));
-        }
-        let in_memory = is_in_memory(url);
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(open_error)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-
-        if !in_memory {
-            create_parent_dir(options.get_filename()).map_err(open_error)?;
-        }
-
-        let mut pool_options = SqlitePoolOptions::new();
-        if in_memory {
-            // An in-memory database lives as long as its last connection; keep
-            // exactly one, forever.
-            pool_options = pool_options
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None);
-        }
-        // Turning a new file to WAL takes an exclusive lock that SQLite's busy
-        // timeout does not wait for, so a process opening the file while
-        // another one does that is told "database is locked". Retry, within
-        // the busy timeout; once the file is in WAL mode, this does not recur.
-        let deadline = Instant::now() + BUSY_TIMEOUT;
-        let mut pause = Duration::from_millis(5);
-        let pool = loop {
-            match pool_options.clone().connect_with(options.clone()).await {
-                Ok(pool) => break pool,
-                Err(e) if is_busy(&e) && Instant::now() < deadline => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(100));
-                }
-                Err(e) if is_damage(&e) => {
-                    return Err(StoreError::Damaged {
-                        path: options.get_filename().to_path_buf(),
-                        detail: database_message(&e),
-                    });
-                }
-                Err(e) => return Err(open_error(e)),
-            }
-        };
-        if !in_memory {
-            let path = options.get_filename();
-            if let Err(e) = check_sound(&pool, path).await {
-                pool.close().await;
-                return Err(e);
-            }
-        }
-
-        // Migrate inside an immediate transaction: a second process opening the
-        // same file at the same time waits for the first, then finds nothing
-        // left to do. (sqlx nests each migration's transaction as a savepoint.)
-        // `run_direct` is what `run` calls; called with a plain connection it
-        // keeps this future `Send`, which `run(&mut *tx)` does not (a
-        // higher-ranked `Acquire` bound; sqlx keeps it public for this reason).
-        let mut tx = pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(open_error)?;
-        MIGRATOR.run_direct(None, &mut *tx, false).await?;
-        // SQLite opens a file it may not write read-only, without a word, and
-        // with nothing to migrate nothing has written yet. Find out now rather
-        // than at the first deployment: a statement that writes nothing but
-        // must be allowed to.
-        sqlx::query("DELETE FROM locks WHERE 1 = 0")
-            .execute(&mut *tx)
-            .await
-            .map_err(open_error)?;
-        tx.commit().await.map_err(open_error)?;
-
         Ok(Store {
             pool,
+            backend: Backend::of(url).unwrap_or(Backend::Sqlite),
             deployment_changes: Arc::new(watch::channel(0).0),
         })
+    }
+
+    /// Which database this store is kept in.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// A receiver that sees a change whenever a deployment is created or
@@ -322,6 +331,20 @@ impl Store {
         Ok(Writer(self.pool.acquire().await?))
     }
 
+    /// Starts a transaction that writes: on SQLite an immediate one (it takes
+    /// the write lock at once, so that concurrent writers take turns instead
+    /// of failing on upgrade), on PostgreSQL a plain one (rows lock as they
+    /// are written; [`Store::append_audit`] locks its table itself).
+    pub(crate) async fn begin_write<'c>(
+        &self,
+        conn: &'c mut AnyConnection,
+    ) -> Result<sqlx::Transaction<'c, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => Connection::begin_with(conn, "BEGIN IMMEDIATE").await,
+            Backend::Postgres => Connection::begin(conn).await,
+        }
+    }
+
     /// Closes every connection, waiting for queries in flight. Further calls on
     /// this store or its clones fail.
     pub async fn close(&self) {
@@ -329,12 +352,137 @@ impl Store {
     }
 }
 
+/// Opens (creating it if missing) the SQLite store at `url`, in WAL mode,
+/// checked and migrated.
+async fn open_sqlite(url: &str) -> Result<AnyPool, StoreError> {
+    let open_error = open_error(url);
+    let in_memory = is_in_memory(url);
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(&open_error)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT);
+
+    if !in_memory {
+        create_parent_dir(options.get_filename()).map_err(&open_error)?;
+        // The pool below speaks to SQLite through sqlx's `Any`, which takes
+        // only a URL: this first, native connection creates the file and
+        // turns it to WAL (which the file keeps), then checks it.
+        //
+        // Turning a new file to WAL takes an exclusive lock that SQLite's busy
+        // timeout does not wait for, so a process opening the file while
+        // another one does that is told "database is locked". Retry, within
+        // the busy timeout; once the file is in WAL mode, this does not recur.
+        let deadline = Instant::now() + BUSY_TIMEOUT;
+        let mut pause = Duration::from_millis(5);
+        let mut conn = loop {
+            match sqlx::SqliteConnection::connect_with(&options).await {
+                Ok(conn) => break conn,
+                Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                Err(e) if is_damage(&e) => {
+                    return Err(StoreError::Damaged {
+                        path: options.get_filename().to_path_buf(),
+                        detail: database_message(&e),
+                    });
+                }
+                Err(e) => return Err(open_error(e)),
+            }
+        };
+        let checked = check_sound(&mut conn, options.get_filename()).await;
+        let _ = conn.close().await;
+        checked?;
+    }
+
+    let mut pool_options = AnyPoolOptions::new().after_connect(|conn, _| {
+        Box::pin(async move {
+            // What the native options above set; foreign keys and the busy
+            // timeout are sqlx's defaults for a URL.
+            conn.execute("PRAGMA synchronous = NORMAL").await?;
+            conn.execute("PRAGMA foreign_keys = ON").await?;
+            Ok(())
+        })
+    });
+    if in_memory {
+        // An in-memory database lives as long as its last connection; keep
+        // exactly one, forever.
+        pool_options = pool_options
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None);
+    }
+    let pool = pool_options.connect(url).await.map_err(&open_error)?;
+
+    // Migrate inside an immediate transaction: a second process opening the
+    // same file at the same time waits for the first, then finds nothing
+    // left to do. (sqlx nests each migration's transaction as a savepoint.)
+    // `run_direct` is what `run` calls; called with a plain connection it
+    // keeps this future `Send`, which `run(&mut *tx)` does not (a
+    // higher-ranked `Acquire` bound; sqlx keeps it public for this reason).
+    let migrated = async {
+        let mut tx = pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(&open_error)?;
+        MIGRATOR.run_direct(None, &mut *tx, false).await?;
+        // SQLite opens a file it may not write read-only, without a word, and
+        // with nothing to migrate nothing has written yet. Find out now rather
+        // than at the first deployment: a statement that writes nothing but
+        // must be allowed to.
+        sqlx::query("DELETE FROM locks WHERE 1 = 0")
+            .execute(&mut *tx)
+            .await
+            .map_err(&open_error)?;
+        tx.commit().await.map_err(&open_error)?;
+        Ok::<_, StoreError>(())
+    }
+    .await;
+    if let Err(e) = migrated {
+        pool.close().await;
+        return Err(e);
+    }
+    Ok(pool)
+}
+
+/// Opens the PostgreSQL store at `url`: the schema version is checked,
+/// then the migrations run under sqlx's advisory lock, so that daemons and
+/// CLI commands opening the same database at once take turns.
+async fn open_postgres(url: &str) -> Result<AnyPool, StoreError> {
+    let open_error = open_error(url);
+    let pool = AnyPoolOptions::new()
+        .max_connections(10)
+        .connect(url)
+        .await
+        .map_err(&open_error)?;
+    let migrated = async {
+        let mut conn = pool.acquire().await.map_err(&open_error)?;
+        check_pg_version(&mut conn, url).await?;
+        MIGRATOR_PG.run_direct(None, &mut *conn, false).await?;
+        sqlx::query("DELETE FROM locks WHERE 1 = 0")
+            .execute(&mut *conn)
+            .await
+            .map_err(&open_error)?;
+        Ok::<_, StoreError>(())
+    }
+    .await;
+    if let Err(e) = migrated {
+        pool.close().await;
+        return Err(e);
+    }
+    Ok(pool)
+}
+
 /// One pooled connection used for a write; see [`Store::writer`].
-pub(crate) struct Writer(sqlx::pool::PoolConnection<sqlx::Sqlite>);
+pub(crate) struct Writer(sqlx::pool::PoolConnection<sqlx::Any>);
 
 impl Writer {
     /// The connection.
-    pub(crate) fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
         &mut self.0
     }
 
@@ -348,20 +496,52 @@ impl Writer {
     }
 }
 
-/// The newest schema version this binary embeds.
+/// The newest schema version this binary embeds (both sets have the same).
 fn known_schema_version() -> i64 {
     MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
+/// The newest migration recorded in a PostgreSQL database (`None`: none,
+/// the database holds no store yet).
+async fn pg_schema_version(conn: &mut AnyConnection) -> Result<Option<i64>, StoreError> {
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.tables
+         WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if tables == 0 {
+        return Ok(None);
+    }
+    Ok(
+        sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+/// Refuses a PostgreSQL store a newer cutover migrated.
+async fn check_pg_version(conn: &mut AnyConnection, url: &str) -> Result<(), StoreError> {
+    let known = known_schema_version();
+    match pg_schema_version(conn).await? {
+        Some(found) if found > known => Err(StoreError::NewerSchema {
+            store: crate::config::redact_url(url),
+            found,
+            known,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// `PRAGMA quick_check`, then the schema version: a damaged file or one a
 /// newer cutover wrote is refused before anything writes to it.
-async fn check_sound(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
+async fn check_sound(conn: &mut sqlx::SqliteConnection, path: &Path) -> Result<(), StoreError> {
     let damaged = |detail: String| StoreError::Damaged {
         path: path.to_path_buf(),
         detail,
     };
     let rows: Vec<String> = match sqlx::query_scalar("PRAGMA quick_check")
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
     {
         Ok(rows) => rows,
@@ -383,18 +563,18 @@ async fn check_sound(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
     let has_history: Option<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
     )
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?;
     if has_history.is_some() {
         let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?;
         let known = known_schema_version();
         if let Some(found) = found
             && found > known
         {
             return Err(StoreError::NewerSchema {
-                path: path.to_path_buf(),
+                store: path.display().to_string(),
                 found,
                 known,
             });

@@ -35,7 +35,7 @@ impl Store {
             .bind(plan.to_string())
             .bind(state.to_string())
             .bind(now)
-            .bind(done)
+            .bind(i64::from(done))
             .execute(&mut *tx)
             .await?;
             if let Some((environment, version)) = serving {

@@ -55,9 +55,101 @@ pub struct TestApp {
     /// Environment variables for the daemon and the CLI (e.g. the `${VAR}`s
     /// the config reads), set with [`TestApp::set_env`].
     env: Mutex<Vec<(String, String)>>,
+    /// The PostgreSQL database holding the state store
+    /// ([`TestApp::with_pg_state`]); dropped after the daemon stops.
+    pg: Option<PgDatabase>,
+}
+
+/// A database made for one test on the server `CUTOVER_TEST_PG_URL` names
+/// (its role must be allowed to create databases); dropped with this, with
+/// any session still on it.
+pub struct PgDatabase {
+    server: String,
+    name: String,
+    /// Its URL (with the password).
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// Creates a new, empty database; panics saying what to set when
+    /// `CUTOVER_TEST_PG_URL` is not set.
+    pub fn create() -> PgDatabase {
+        let server = std::env::var("CUTOVER_TEST_PG_URL").expect(
+            "CUTOVER_TEST_PG_URL is not set: the pg_state tests need a PostgreSQL server; set it to a role \
+             that may create databases, e.g. postgres://cutover_test:cutover_test@127.0.0.1:5432/cutover_test \
+             (scripts/test sets it)",
+        );
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "cutover_e2e_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        pg_run(&server, &format!("CREATE DATABASE \"{name}\""));
+        let mut url = url::Url::parse(&server).expect("CUTOVER_TEST_PG_URL is not a URL");
+        url.set_path(&format!("/{name}"));
+        PgDatabase {
+            server,
+            name,
+            url: url.to_string(),
+        }
+    }
+
+    /// Runs `sql` in this database.
+    pub fn execute(&self, sql: &str) {
+        pg_run(&self.url, sql);
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        pg_run(
+            &self.server,
+            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// Runs one statement on `url`, from a thread of its own (callers may be
+/// inside a runtime).
+fn pg_run(url: &str, sql: &str) {
+    use sqlx::Connection;
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&url)
+                .await
+                .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL server: {e}"));
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let _ = conn.close().await;
+        });
+    })
+    .join()
+    .expect("the PostgreSQL statement's thread");
 }
 
 impl TestApp {
+    /// [`TestApp::new`] with its state store in a new PostgreSQL database.
+    pub fn with_pg_state(rollback_window: &str) -> TestApp {
+        let mut app = TestApp::new(rollback_window);
+        let db = PgDatabase::create();
+        app.append_config(&format!("\n[state]\nurl = \"{}\"\n", db.url));
+        app.pg = Some(db);
+        app
+    }
+
+    /// The PostgreSQL database of [`TestApp::with_pg_state`].
+    pub fn pg(&self) -> &PgDatabase {
+        self.pg.as_ref().expect("a TestApp::with_pg_state")
+    }
+
     pub fn new(rollback_window: &str) -> TestApp {
         let dir = tempfile::Builder::new()
             .prefix("cutover-e2e-")
@@ -93,6 +185,7 @@ rollback_window = "{rollback_window}"
             proxy_port,
             daemon: Mutex::new(None),
             env: Mutex::new(Vec::new()),
+            pg: None,
         }
     }
 

@@ -35,6 +35,7 @@ mod lock;
 mod metrics;
 mod migrate;
 mod notify;
+mod pg_state;
 mod restart;
 mod roles;
 mod rollback;

@@ -4,7 +4,8 @@
 
 use serde_json::json;
 
-use super::{TestResult, temp_store, url_of};
+use super::{TestResult, temp_store, temp_place, both};
+use crate::store::Backend;
 use crate::store::{
     AuditEntry, ChainBreak, GENESIS, Store, canonical_json, row_hash, verify_chain,
 };
@@ -41,9 +42,9 @@ fn the_hash_is_the_documented_one() {
     );
 }
 
-#[tokio::test]
-async fn appended_rows_chain_and_verify() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(appended_rows_chain_and_verify);
+async fn appended_rows_chain_and_verify(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     let mut written = Vec::new();
     for i in 0..5 {
         written.push(store.append_audit(entry(i)).await?);
@@ -67,10 +68,10 @@ async fn appended_rows_chain_and_verify() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn concurrent_writers_on_one_file_never_fork_the_chain() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let url = url_of(&dir.path().join("state.db"));
+both!(concurrent_writers_on_one_file_never_fork_the_chain);
+async fn concurrent_writers_on_one_file_never_fork_the_chain(backend: Backend) -> TestResult {
+    let place = temp_place(backend).await?;
+    let url = place.url.clone();
     let daemon = Store::open(&url).await?;
     let cli = Store::open(&url).await?;
     let mut tasks = tokio::task::JoinSet::new();
@@ -91,9 +92,9 @@ async fn concurrent_writers_on_one_file_never_fork_the_chain() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn an_edited_removed_or_rehashed_row_is_named() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(an_edited_removed_or_rehashed_row_is_named);
+async fn an_edited_removed_or_rehashed_row_is_named(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     for i in 0..5 {
         store.append_audit(entry(i)).await?;
     }
@@ -131,7 +132,7 @@ async fn an_edited_removed_or_rehashed_row_is_named() -> TestResult {
     );
 
     // Removed: row 2 gone, row 3 is named.
-    let (_dir, store) = temp_store().await?;
+    let (_dir, store) = temp_store(backend).await?;
     for i in 0..4 {
         store.append_audit(entry(i)).await?;
     }

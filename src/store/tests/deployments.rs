@@ -3,7 +3,8 @@
 use cutover_core::EventKind;
 use serde_json::json;
 
-use super::{TestResult, temp_store};
+use super::{TestResult, temp_store, both};
+use crate::store::Backend;
 use crate::store::{DeploymentKind, DeploymentState, NewDeployment, Store, StoreError};
 
 fn new_deployment(environment: &str, version: &str) -> NewDeployment {
@@ -25,9 +26,9 @@ async fn create(store: &Store, environment: &str, version: &str) -> TestResult<i
         .await?)
 }
 
-#[tokio::test]
-async fn a_deployment_runs_records_events_in_order_and_finishes() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(a_deployment_runs_records_events_in_order_and_finishes);
+async fn a_deployment_runs_records_events_in_order_and_finishes(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     let before = jiff::Timestamp::now();
     let id = create(&store, "production", "v2").await?;
 
@@ -100,9 +101,9 @@ async fn a_deployment_runs_records_events_in_order_and_finishes() -> TestResult 
     Ok(())
 }
 
-#[tokio::test]
-async fn unknown_deployments() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(unknown_deployments);
+async fn unknown_deployments(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     assert_eq!(store.deployment(42).await?, None);
     assert_eq!(store.events(42).await?, vec![]);
     let err = store
@@ -139,9 +140,9 @@ async fn unknown_deployments() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn deployments_are_listed_newest_first_and_by_environment() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(deployments_are_listed_newest_first_and_by_environment);
+async fn deployments_are_listed_newest_first_and_by_environment(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     let s1 = create(&store, "staging", "v1").await?;
     let p1 = create(&store, "production", "v1").await?;
     let s2 = create(&store, "staging", "v2").await?;
@@ -161,9 +162,9 @@ async fn deployments_are_listed_newest_first_and_by_environment() -> TestResult 
     Ok(())
 }
 
-#[tokio::test]
-async fn running_deployments_are_the_unfinished_ones() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(running_deployments_are_the_unfinished_ones);
+async fn running_deployments_are_the_unfinished_ones(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     let a = create(&store, "staging", "v1").await?;
     let b = create(&store, "production", "v1").await?;
     let c = create(&store, "staging", "v2").await?;
@@ -203,8 +204,8 @@ async fn running_deployments_are_the_unfinished_ones() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn enums_are_lower_case_text() -> TestResult {
+both!(enums_are_lower_case_text);
+async fn enums_are_lower_case_text(backend: Backend) -> TestResult {
     assert_eq!(
         serde_json::to_value(DeploymentState::RolledBack)?,
         json!("rolled_back")
@@ -222,7 +223,7 @@ async fn enums_are_lower_case_text() -> TestResult {
         assert_eq!(state.as_str(), state.as_str().to_lowercase());
     }
 
-    let (_dir, store) = temp_store().await?;
+    let (_dir, store) = temp_store(backend).await?;
     let id = create(&store, "staging", "v1").await?;
     for state in DeploymentState::ALL {
         store.finish_deployment(id, *state, None).await?;
@@ -242,21 +243,29 @@ async fn enums_are_lower_case_text() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_bad_value_read_back_is_corruption() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(a_bad_value_read_back_is_corruption);
+async fn a_bad_value_read_back_is_corruption(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     let id = create(&store, "staging", "v1").await?;
     let mut conn = store.pool.acquire().await?;
-    sqlx::query("PRAGMA ignore_check_constraints = ON")
-        .execute(&mut *conn)
-        .await?;
+    let (off, on) = match backend {
+        Backend::Sqlite => (
+            "PRAGMA ignore_check_constraints = ON",
+            "PRAGMA ignore_check_constraints = OFF",
+        ),
+        // Put back NOT VALID: the bad row stays.
+        Backend::Postgres => (
+            "ALTER TABLE deployments DROP CONSTRAINT deployments_kind_check",
+            "ALTER TABLE deployments ADD CONSTRAINT deployments_kind_check
+             CHECK (kind IN ('deploy', 'rollback')) NOT VALID",
+        ),
+    };
+    sqlx::query(off).execute(&mut *conn).await?;
     sqlx::query("UPDATE deployments SET kind = 'redeploy' WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("PRAGMA ignore_check_constraints = OFF")
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(on).execute(&mut *conn).await?;
     drop(conn);
 
     let err = store.deployment(id).await.err().ok_or("read a bad kind")?;
@@ -277,9 +286,9 @@ async fn a_bad_value_read_back_is_corruption() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn watchers_see_each_change_to_a_deployment_and_its_events() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(watchers_see_each_change_to_a_deployment_and_its_events);
+async fn watchers_see_each_change_to_a_deployment_and_its_events(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     // Any clone of the store tells the same watchers.
     let mut changes = store.clone().watch_deployments();
     let id = create(&store, "production", "v2").await?;
@@ -306,9 +315,9 @@ async fn watchers_see_each_change_to_a_deployment_and_its_events() -> TestResult
     Ok(())
 }
 
-#[tokio::test]
-async fn concluding_ends_the_deployment_and_frees_its_lock_together() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(concluding_ends_the_deployment_and_frees_its_lock_together);
+async fn concluding_ends_the_deployment_and_frees_its_lock_together(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     store
         .try_lock("production", "alice@host", "rollback to v1")
         .await?;
@@ -362,9 +371,9 @@ async fn concluding_ends_the_deployment_and_frees_its_lock_together() -> TestRes
     Ok(())
 }
 
-#[tokio::test]
-async fn the_metrics_read_deployments_from_an_id_and_analyses_after_an_event() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(the_metrics_read_deployments_from_an_id_and_analyses_after_an_event);
+async fn the_metrics_read_deployments_from_an_id_and_analyses_after_an_event(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     let a = create(&store, "production", "v2").await?;
     let b = create(&store, "staging", "v3").await?;
     store

@@ -4,7 +4,8 @@
 use cutover_core::EventKind;
 use serde_json::json;
 
-use super::{TestResult, temp_store};
+use super::{TestResult, temp_store, both};
+use crate::store::Backend;
 use crate::store::{DeploymentKind, DeploymentState, NewDeployment, Store};
 
 fn new(environment: &str, version: &str, commit: Option<i64>) -> NewDeployment {
@@ -25,9 +26,9 @@ async fn event(store: &Store, id: i64, kind: EventKind) -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn commit_columns_are_kept() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(commit_columns_are_kept);
+async fn commit_columns_are_kept(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     let with = store
         .create_deployment(&new("production", "v1", Some(1_796_374_800)))
         .await?;
@@ -42,9 +43,9 @@ async fn commit_columns_are_kept() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn the_history_holds_the_period_running_ones_and_when_each_served() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(the_history_holds_the_period_running_ones_and_when_each_served);
+async fn the_history_holds_the_period_running_ones_and_when_each_served(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     // Ended before the period.
     let old = store
         .create_deployment(&new("production", "v0", None))

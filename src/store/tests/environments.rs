@@ -1,11 +1,12 @@
 //! What serves where.
 
-use super::{TestResult, temp_store};
+use super::{TestResult, temp_store, both};
+use crate::store::Backend;
 use crate::store::StoreError;
 
-#[tokio::test]
-async fn set_serving_moves_the_current_version_to_previous() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(set_serving_moves_the_current_version_to_previous);
+async fn set_serving_moves_the_current_version_to_previous(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     assert_eq!(store.serving("production").await?, None);
 
     store.set_serving("production", "v1").await?;
@@ -38,9 +39,9 @@ async fn set_serving_moves_the_current_version_to_previous() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn set_previous_overwrites_the_rollback_target() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(set_previous_overwrites_the_rollback_target);
+async fn set_previous_overwrites_the_rollback_target(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     let err = store
         .set_previous("production", Some("v0"))
         .await

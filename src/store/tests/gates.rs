@@ -1,10 +1,11 @@
 //! Release digests and operator locks.
 
-use super::{TestResult, temp_store};
+use super::{TestResult, temp_store, both};
+use crate::store::Backend;
 
-#[tokio::test]
-async fn a_release_digest_is_recorded_once_per_deployment() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(a_release_digest_is_recorded_once_per_deployment);
+async fn a_release_digest_is_recorded_once_per_deployment(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     let services = serde_json::json!({ "web": { "digest": "aa", "parts": [] } });
     store
         .record_release_digest(7, "staging", "v2", "d1", &services)
@@ -26,9 +27,9 @@ async fn a_release_digest_is_recorded_once_per_deployment() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn an_operator_lock_holds_until_unlocked_or_its_time_passes() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(an_operator_lock_holds_until_unlocked_or_its_time_passes);
+async fn an_operator_lock_holds_until_unlocked_or_its_time_passes(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     assert_eq!(store.operator_lock_of("production").await?, None);
     let lock = store
         .operator_lock("production", "maintenance", "alice@host", None)

@@ -2,7 +2,8 @@
 
 use serde_json::json;
 
-use super::{TestResult, temp_store};
+use super::{TestResult, temp_store, both};
+use crate::store::Backend;
 use crate::store::{InstanceRecord, InstanceState, StoreError};
 
 fn instance(id: &str, environment: &str, service: &str, ms: i64) -> TestResult<InstanceRecord> {
@@ -18,9 +19,9 @@ fn instance(id: &str, environment: &str, service: &str, ms: i64) -> TestResult<I
     })
 }
 
-#[tokio::test]
-async fn instances_are_upserted_updated_listed_and_removed() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(instances_are_upserted_updated_listed_and_removed);
+async fn instances_are_upserted_updated_listed_and_removed(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     let web_1 = instance("web-1", "production", "web", 1_790_000_000_000)?;
     let web_2 = instance("web-2", "production", "web", 1_790_000_000_500)?;
     let worker = instance("worker-1", "production", "worker", 1_790_000_000_100)?;

@@ -2,13 +2,14 @@
 
 use tokio::task::JoinSet;
 
-use super::{TestResult, temp_store, url_of};
+use super::{TestResult, temp_store, temp_place, both};
+use crate::store::Backend;
 use crate::store::{Lock, Store, StoreError};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_lock_is_exclusive_across_two_processes() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let url = url_of(&dir.path().join("state.db"));
+both!(the_lock_is_exclusive_across_two_processes, flavor = "multi_thread", worker_threads = 4);
+async fn the_lock_is_exclusive_across_two_processes(backend: Backend) -> TestResult {
+    let place = temp_place(backend).await?;
+    let url = place.url.clone();
     // Two handles on one file, each with its own pool: two processes, as far
     // as SQLite can tell.
     let a = Store::open(&url).await?;
@@ -50,10 +51,10 @@ async fn the_lock_is_exclusive_across_two_processes() -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn many_contenders_one_winner() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let url = url_of(&dir.path().join("state.db"));
+both!(many_contenders_one_winner, flavor = "multi_thread", worker_threads = 4);
+async fn many_contenders_one_winner(backend: Backend) -> TestResult {
+    let place = temp_place(backend).await?;
+    let url = place.url.clone();
     let stores = [Store::open(&url).await?, Store::open(&url).await?];
     let mut tasks = JoinSet::new();
     for i in 0..16 {
@@ -94,9 +95,9 @@ async fn lock_held_message() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn environments_do_not_conflict_and_only_the_holder_unlocks() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(environments_do_not_conflict_and_only_the_holder_unlocks);
+async fn environments_do_not_conflict_and_only_the_holder_unlocks(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     assert_eq!(store.lock("staging").await?, None);
 
     let staging = store.try_lock("staging", "alice@host", "deploy v2").await?;
@@ -133,9 +134,9 @@ async fn environments_do_not_conflict_and_only_the_holder_unlocks() -> TestResul
     Ok(())
 }
 
-#[tokio::test]
-async fn force_unlock_returns_what_it_removed() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(force_unlock_returns_what_it_removed);
+async fn force_unlock_returns_what_it_removed(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     assert_eq!(store.force_unlock("staging").await?, None);
     let lock = store.try_lock("staging", "alice@host", "deploy v2").await?;
     assert_eq!(store.force_unlock("staging").await?, Some(lock));
@@ -144,9 +145,9 @@ async fn force_unlock_returns_what_it_removed() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn release_locks_of_a_holder_prefix() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(release_locks_of_a_holder_prefix);
+async fn release_locks_of_a_holder_prefix(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     let mine_b = store.try_lock("b", "daemon:host:41", "deploy v2").await?;
     let mine_a = store
         .try_lock("a", "daemon:host:41/task", "rollback")

@@ -4,7 +4,8 @@
 use cutover_core::EventKind;
 use serde_json::json;
 
-use super::{TestResult, temp_store, url_of};
+use super::{TestResult, temp_store, both};
+use crate::store::Backend;
 use crate::store::{
     AttemptResult, CursorAdvance, DeliveryState, DeliveryTarget, DeploymentKind, DeploymentState,
     NewDelivery, NewDeployment, Store,
@@ -36,9 +37,9 @@ async fn deployment(store: &Store) -> TestResult<i64> {
         .await?)
 }
 
-#[tokio::test]
-async fn cursors_start_at_the_end_and_move_with_their_deliveries() -> TestResult {
-    let (dir, store) = temp_store().await?;
+both!(cursors_start_at_the_end_and_move_with_their_deliveries);
+async fn cursors_start_at_the_end_and_move_with_their_deliveries(backend: Backend) -> TestResult {
+    let (dir, store) = temp_store(backend).await?;
     let old = deployment(&store).await?;
     store
         .add_event(old, EventKind::Started, "before", json!({}))
@@ -90,7 +91,7 @@ async fn cursors_start_at_the_end_and_move_with_their_deliveries() -> TestResult
     store.close().await;
 
     // A restarted daemon resumes where the cursors are.
-    let store = Store::open(&url_of(&dir.path().join("state.db"))).await?;
+    let store = Store::open(&dir.url).await?;
     let cursors = store.notify_cursors().await?;
     assert!(store.events_after(cursors.events, 10).await?.is_empty());
     assert!(
@@ -105,9 +106,9 @@ async fn cursors_start_at_the_end_and_move_with_their_deliveries() -> TestResult
     Ok(())
 }
 
-#[tokio::test]
-async fn attempts_are_recorded_until_delivered_or_given_up() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(attempts_are_recorded_until_delivered_or_given_up);
+async fn attempts_are_recorded_until_delivered_or_given_up(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     store
         .enqueue_notifications(
             &CursorAdvance::default(),

@@ -4,6 +4,7 @@ use std::error::Error as _;
 use std::path::{Component, Path, PathBuf};
 
 use super::{TestResult, temp_store, url_of};
+use crate::store::Backend;
 use crate::store::{MIGRATOR, Store, StoreError};
 
 async fn pragma_int(store: &Store, sql: &'static str) -> TestResult<i64> {
@@ -107,7 +108,7 @@ async fn in_memory_store_works() -> TestResult {
 
 #[tokio::test]
 async fn a_store_is_shared_between_clones() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+    let (_dir, store) = temp_store(Backend::Sqlite).await?;
     let clone = store.clone();
     clone.set_serving("staging", "v1").await?;
     assert!(store.serving("staging").await?.is_some());
@@ -134,8 +135,8 @@ fn assert_open_error(result: Result<Store, StoreError>, needle: &str) -> TestRes
 }
 
 #[tokio::test]
-async fn open_rejects_a_url_that_is_not_sqlite() -> TestResult {
-    let url = "postgres://localhost/cutover";
+async fn open_rejects_a_url_of_another_database() -> TestResult {
+    let url = "mysql://localhost/cutover";
     assert_open_error(Store::open(url).await, url)
 }
 

@@ -1,10 +1,11 @@
 //! Releases: recorded once, never changed.
 
-use super::{TestResult, temp_store};
+use super::{TestResult, temp_store, both};
+use crate::store::Backend;
 
-#[tokio::test]
-async fn upserting_a_release_again_keeps_the_first_record() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(upserting_a_release_again_keeps_the_first_record);
+async fn upserting_a_release_again_keeps_the_first_record(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     assert_eq!(store.release("shop", "v1").await?, None);
 
     store.upsert_release("shop", "v1", "hash-1").await?;

@@ -1,6 +1,7 @@
 //! Named tokens: stored by hash, names never reused, revoked once.
 
-use super::{TestResult, temp_store};
+use super::{TestResult, temp_store, both};
+use crate::store::Backend;
 use crate::store::{NewToken, StoreError};
 
 fn token<'a>(name: &'a str, hash: &'a str) -> NewToken<'a> {
@@ -13,9 +14,9 @@ fn token<'a>(name: &'a str, hash: &'a str) -> NewToken<'a> {
     }
 }
 
-#[tokio::test]
-async fn tokens_are_found_by_hash_revoked_once_and_names_never_reused() -> TestResult {
-    let (_dir, store) = temp_store().await?;
+both!(tokens_are_found_by_hash_revoked_once_and_names_never_reused);
+async fn tokens_are_found_by_hash_revoked_once_and_names_never_reused(backend: Backend) -> TestResult {
+    let (_dir, store) = temp_store(backend).await?;
     let ci = store.add_token(token("ci", "h1")).await?;
     assert_eq!((ci.name.as_str(), ci.role.as_str()), ("ci", "deployer"));
     assert_eq!(store.token_by_hash("h1").await?, Some(ci.clone()));
