@@ -36,7 +36,6 @@ use crate::daemon::fds::{self, Inherited};
 use crate::daemon::handover::{Predecessor, Relaunch};
 use crate::daemon::lifecycle::{ControlListeners, Lifecycle};
 use crate::daemon::lock::{DaemonLock, LockError};
-use crate::daemon::server_lock::{ServerLock, ServerLockError};
 use crate::daemon::signals;
 use crate::drivers::{Drivers, FoundInstance};
 use crate::edge;
@@ -253,9 +252,10 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
         (Some(db), None) => Some(DaemonLock::acquire(db).map_err(lock_error)?),
         (None, _) => None,
     };
-    // A database on a server is new when it holds no migration yet.
+    // A database on a server is new when it holds no migration yet. Who
+    // drives it is decided by the election of `src/cluster` (its lock is the
+    // one-daemon lock of `daemon/server_lock.rs`), once the listeners are up.
     let fresh = if matches!(file, StoreFile::Server(_)) {
-        take_server_lock(&config, takeover).await?;
         Store::is_new(&config.state.url)
             .await
             .map_err(store_error)?
@@ -400,7 +400,11 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
         let scheme = if api_tls.is_some() { "https" } else { "http" };
         let me = crate::cluster::Member::new(&host, &format!("{scheme}://{api_addr}"));
         Some(
-            crate::cluster::Cluster::connect(&daemon.config().state.url, me)
+            crate::cluster::Cluster::connect(
+                &daemon.config().state.url,
+                &daemon.config().app.name,
+                me,
+            )
                 .await
                 .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?,
         )
@@ -758,37 +762,6 @@ impl ControlListeners for Arc<Control> {
                 Err(e) => tracing::error!(error = %e, "cannot accept on the metrics socket"),
             }
         }
-    }
-}
-
-/// One daemon per PostgreSQL store: the session lock, held for this
-/// process's life. A hand-over cannot pass a session on, so the new daemon
-/// takes it once the old one has exited (and its session with it).
-async fn take_server_lock(config: &Config, takeover: Takeover) -> Result<(), CliError> {
-    let url = config.state.url.clone();
-    let app = config.app.name.clone();
-    if takeover == Takeover::Handover {
-        tokio::spawn(async move {
-            loop {
-                match ServerLock::acquire(&url, &app).await {
-                    Ok(lock) => return lock.hold(),
-                    Err(ServerLockError::Held { .. }) => {}
-                    Err(e) => tracing::warn!("{e}"),
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-        });
-        return Ok(());
-    }
-    match ServerLock::acquire(&url, &app).await {
-        Ok(lock) => {
-            lock.hold();
-            Ok(())
-        }
-        Err(e @ ServerLockError::Held { .. }) => {
-            Err(CliError::new(exit::ALREADY_RUNNING, e.to_string()))
-        }
-        Err(e) => Err(CliError::new(exit::FAILURE, e.to_string())),
     }
 }
 

@@ -1,5 +1,5 @@
 //! The election: the leader is the daemon holding a PostgreSQL session
-//! advisory lock ([`LEADER_LOCK`]) on a connection of its own. Followers try
+//! advisory lock ([`leader_lock`]) on a connection of its own. Followers try
 //! `pg_try_advisory_lock` every [`TRY_INTERVAL`](super::TRY_INTERVAL); the
 //! leader runs `SELECT 1` on its lock session every
 //! [`HEARTBEAT_INTERVAL`](super::HEARTBEAT_INTERVAL) and, when that fails or
@@ -23,8 +23,13 @@ use sqlx::{Connection, PgConnection};
 use super::{Cluster, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, LEADER_GAUGE, Role, TRY_INTERVAL};
 use crate::runtime::{Daemon, Takeover};
 
-/// The advisory lock whose holder leads (two 32-bit halves: "cuto", "lead").
-pub const LEADER_LOCK: i64 = 0x6375_746f_6c65_6164;
+/// The advisory lock whose holder leads an app's daemons: the key of the
+/// one-daemon lock of a PostgreSQL store (`daemon/server_lock.rs`), so that
+/// a daemon that does not take part in elections never drives the store
+/// beside a leader.
+pub fn leader_lock(app: &str) -> i64 {
+    crate::daemon::server_lock::lock_key(app)
+}
 
 /// How long to wait before connecting again after the database failed.
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
@@ -64,7 +69,7 @@ pub(super) async fn run(cluster: Arc<Cluster>, daemon: Arc<Daemon>) {
             let tried = tokio::time::timeout(
                 HEARTBEAT_TIMEOUT,
                 sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
-                    .bind(LEADER_LOCK)
+                    .bind(leader_lock(&cluster.app))
                     .fetch_one(&mut conn),
             )
             .await;
@@ -177,9 +182,9 @@ async fn lead(daemon: Arc<Daemon>) {
 /// Records this daemon as the leader under a new term.
 async fn take_office(conn: &mut PgConnection, cluster: &Cluster) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO cutover_cluster_leader (id, term, daemon_id, host, api_url, backend_pid, since_ms)
-         VALUES (1, 1, $1, $2, $3, pg_backend_pid(), $4)
-         ON CONFLICT (id) DO UPDATE SET term = cutover_cluster_leader.term + 1,
+        "INSERT INTO cutover_cluster_leader (app, term, daemon_id, host, api_url, backend_pid, since_ms)
+         VALUES ($5, 1, $1, $2, $3, pg_backend_pid(), $4)
+         ON CONFLICT (app) DO UPDATE SET term = cutover_cluster_leader.term + 1,
              daemon_id = EXCLUDED.daemon_id, host = EXCLUDED.host, api_url = EXCLUDED.api_url,
              backend_pid = EXCLUDED.backend_pid, since_ms = EXCLUDED.since_ms
          RETURNING term",
@@ -188,6 +193,7 @@ async fn take_office(conn: &mut PgConnection, cluster: &Cluster) -> Result<i64, 
     .bind(&cluster.me.host)
     .bind(&cluster.me.api_url)
     .bind(super::now_ms())
+    .bind(&cluster.app)
     .fetch_one(conn)
     .await
 }

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 pub use routes::{RouteSnapshot, ServiceSnapshot};
 
 /// The PostgreSQL channel the leader notifies on after each table it writes
-/// (payload: `ENVIRONMENT GENERATION`).
+/// (payload: `APP<TAB>ENVIRONMENT<TAB>GENERATION`).
 pub const CHANNEL: &str = "cutover_routes";
 /// How often a follower tries the leader lock.
 pub const TRY_INTERVAL: Duration = Duration::from_millis(300);
@@ -202,6 +202,7 @@ pub struct ClusterView {
 /// This daemon's part in the cluster.
 pub struct Cluster {
     url: String,
+    app: String,
     options: PgConnectOptions,
     pool: PgPool,
     me: Member,
@@ -226,7 +227,7 @@ impl Cluster {
     /// Connects to the store at `url`, creates the cluster's tables if they
     /// are missing, and records this daemon. Nothing runs yet: see
     /// [`Cluster::start`].
-    pub async fn connect(url: &str, me: Member) -> Result<Arc<Cluster>, ClusterError> {
+    pub async fn connect(url: &str, app: &str, me: Member) -> Result<Arc<Cluster>, ClusterError> {
         let shown = crate::config::redact_url(url);
         let db = |source| ClusterError::Database {
             url: shown.clone(),
@@ -234,7 +235,7 @@ impl Cluster {
         };
         let options: PgConnectOptions = url.parse().map_err(db)?;
         let pool = PgPoolOptions::new()
-            .max_connections(4)
+            .max_connections(6)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options.clone())
             .await
@@ -242,6 +243,7 @@ impl Cluster {
         schema::ensure(&pool).await.map_err(db)?;
         let cluster = Arc::new(Cluster {
             url: shown.clone(),
+            app: app.to_owned(),
             options,
             pool,
             me,
@@ -316,7 +318,7 @@ impl Cluster {
 
     /// The leader recorded in the store.
     pub async fn leader(&self) -> Result<Option<LeaderRecord>, ClusterError> {
-        schema::leader(&self.pool)
+        schema::leader(&self.pool, &self.app)
             .await
             .map_err(|e| self.db_error(e))
     }
@@ -324,10 +326,10 @@ impl Cluster {
     /// Everything `GET /v1/cluster` answers.
     pub async fn view(&self) -> Result<ClusterView, ClusterError> {
         let leader = self.leader().await?;
-        let daemons = schema::daemons(&self.pool)
+        let daemons = schema::daemons(&self.pool, &self.app)
             .await
             .map_err(|e| self.db_error(e))?;
-        let tables = schema::tables(&self.pool)
+        let tables = schema::tables(&self.pool, &self.app)
             .await
             .map_err(|e| self.db_error(e))?;
         Ok(ClusterView {
@@ -370,11 +372,13 @@ impl Cluster {
                     "SELECT count(*) FROM cutover_cluster_daemons d
                      LEFT JOIN cutover_cluster_applied a
                        ON a.daemon_id = d.daemon_id AND a.environment = $1
-                     WHERE d.seen_at_ms >= $3 AND (a.generation IS NULL OR a.generation < $2)",
+                     WHERE d.app = $4 AND d.seen_at_ms >= $3
+                       AND (a.generation IS NULL OR a.generation < $2)",
                 )
                 .bind(environment)
                 .bind(generation)
                 .bind(now_ms().saturating_sub(ALIVE_WITHIN_MS))
+                .bind(&self.app)
                 .fetch_one(&self.pool)
                 .await;
                 match behind {
@@ -403,8 +407,8 @@ impl Cluster {
     async fn record_me(&self) -> Result<(), sqlx::Error> {
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO cutover_cluster_daemons (daemon_id, host, api_url, pid, started_at_ms, seen_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $5)
+            "INSERT INTO cutover_cluster_daemons (daemon_id, app, host, api_url, pid, started_at_ms, seen_at_ms)
+             VALUES ($1, $6, $2, $3, $4, $5, $5)
              ON CONFLICT (daemon_id) DO UPDATE SET seen_at_ms = EXCLUDED.seen_at_ms",
         )
         .bind(&self.me.daemon_id)
@@ -412,6 +416,7 @@ impl Cluster {
         .bind(&self.me.api_url)
         .bind(i64::from(std::process::id()))
         .bind(now)
+        .bind(&self.app)
         .execute(&self.pool)
         .await?;
         Ok(())

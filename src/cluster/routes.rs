@@ -7,7 +7,7 @@
 //! serves then — each service's instances per track (id and address) and its
 //! canary weight, [`RouteSnapshot`] — to `cutover_cluster_routes` under the
 //! next generation, fenced by the leader's term (a deposed leader's write
-//! changes nothing), and `NOTIFY cutover_routes, 'ENV GENERATION'` in the
+//! changes nothing), and `NOTIFY cutover_routes, 'APP\tENV\tGENERATION'` in the
 //! same transaction. While it follows, [`follow`] `LISTEN`s and applies the
 //! newer table of the environment notified in one swap of its proxy, and reads
 //! every table again every [`REREAD_INTERVAL`](super::REREAD_INTERVAL) (a
@@ -226,10 +226,10 @@ async fn write(
     })?;
     let mut tx = cluster.pool.begin().await.map_err(db)?;
     let generation: Option<i64> = sqlx::query_scalar(
-        "WITH fence AS (SELECT 1 FROM cutover_cluster_leader WHERE id = 1 AND term = $2 FOR SHARE)
-         INSERT INTO cutover_cluster_routes (environment, generation, term, routes, changed_at_ms, written_at_ms)
-         SELECT $1, 1, $2, $3, $4, $5 FROM fence
-         ON CONFLICT (environment) DO UPDATE SET generation = cutover_cluster_routes.generation + 1,
+        "WITH fence AS (SELECT 1 FROM cutover_cluster_leader WHERE app = $6 AND term = $2 FOR SHARE)
+         INSERT INTO cutover_cluster_routes (app, environment, generation, term, routes, changed_at_ms, written_at_ms)
+         SELECT $6, $1, 1, $2, $3, $4, $5 FROM fence
+         ON CONFLICT (app, environment) DO UPDATE SET generation = cutover_cluster_routes.generation + 1,
              term = EXCLUDED.term, routes = EXCLUDED.routes,
              changed_at_ms = EXCLUDED.changed_at_ms, written_at_ms = EXCLUDED.written_at_ms
          RETURNING generation",
@@ -239,6 +239,7 @@ async fn write(
     .bind(&routes)
     .bind(changed_at)
     .bind(now_ms())
+    .bind(&cluster.app)
     .fetch_optional(&mut *tx)
     .await
     .map_err(db)?;
@@ -247,7 +248,7 @@ async fn write(
     };
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANNEL)
-        .bind(format!("{environment} {generation}"))
+        .bind(format!("{}\t{environment}\t{generation}", cluster.app))
         .execute(&mut *tx)
         .await
         .map_err(db)?;
@@ -281,8 +282,11 @@ pub(super) async fn follow(cluster: Arc<Cluster>, daemon: Arc<Daemon>) {
             () = stop.cancelled() => return,
             got = notified => match got {
                 Some(Ok(n)) => {
-                    let environment = n.payload().split(' ').next().unwrap_or_default().to_owned();
-                    apply_newer(&cluster, &daemon, Some(&environment)).await;
+                    let mut parts = n.payload().split('\t');
+                    if parts.next() == Some(cluster.app.as_str()) {
+                        let environment = parts.next().unwrap_or_default().to_owned();
+                        apply_newer(&cluster, &daemon, Some(&environment)).await;
+                    }
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "the route-table listener failed; listening again");
@@ -312,14 +316,16 @@ async fn apply_newer(cluster: &Arc<Cluster>, daemon: &Daemon, environment: Optio
     let rows = match environment {
         Some(env) => {
             sqlx::query(
-                "SELECT environment, generation, routes FROM cutover_cluster_routes WHERE environment = $1",
+                "SELECT environment, generation, routes FROM cutover_cluster_routes WHERE app = $2 AND environment = $1",
             )
             .bind(env)
+            .bind(&cluster.app)
             .fetch_all(&cluster.pool)
             .await
         }
         None => {
-            sqlx::query("SELECT environment, generation, routes FROM cutover_cluster_routes")
+            sqlx::query("SELECT environment, generation, routes FROM cutover_cluster_routes WHERE app = $1")
+                .bind(&cluster.app)
                 .fetch_all(&cluster.pool)
                 .await
         }

@@ -2,7 +2,9 @@
 //! a transaction-scoped advisory lock, so daemons starting together do not
 //! race), and the reads `GET /v1/cluster` makes.
 //!
-//! - `cutover_cluster_leader`: one row, the current leadership (`term`,
+//! Every table is per app (two apps may share one database).
+//!
+//! - `cutover_cluster_leader`: one row per app, the current leadership (`term`,
 //!   daemon id, host, API URL, since when).
 //! - `cutover_cluster_daemons`: every daemon, with when it was last seen.
 //! - `cutover_cluster_routes`: per environment, the leader's route table
@@ -21,7 +23,7 @@ const SCHEMA_LOCK: i64 = 0x6375_746f_7665_7201; // "cutover" + 1
 
 const TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS cutover_cluster_leader (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
+        app TEXT PRIMARY KEY,
         term BIGINT NOT NULL,
         daemon_id TEXT NOT NULL,
         host TEXT NOT NULL,
@@ -31,6 +33,7 @@ const TABLES: &[&str] = &[
     )",
     "CREATE TABLE IF NOT EXISTS cutover_cluster_daemons (
         daemon_id TEXT PRIMARY KEY,
+        app TEXT NOT NULL,
         host TEXT NOT NULL,
         api_url TEXT NOT NULL,
         pid BIGINT NOT NULL,
@@ -38,12 +41,14 @@ const TABLES: &[&str] = &[
         seen_at_ms BIGINT NOT NULL
     )",
     "CREATE TABLE IF NOT EXISTS cutover_cluster_routes (
-        environment TEXT PRIMARY KEY,
+        app TEXT NOT NULL,
+        environment TEXT NOT NULL,
         generation BIGINT NOT NULL,
         term BIGINT NOT NULL,
         routes TEXT NOT NULL,
         changed_at_ms BIGINT NOT NULL,
-        written_at_ms BIGINT NOT NULL
+        written_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (app, environment)
     )",
     "CREATE TABLE IF NOT EXISTS cutover_cluster_applied (
         daemon_id TEXT NOT NULL,
@@ -70,10 +75,11 @@ pub(super) async fn ensure(pool: &PgPool) -> Result<(), sqlx::Error> {
 }
 
 /// The leadership recorded.
-pub(super) async fn leader(pool: &PgPool) -> Result<Option<LeaderRecord>, sqlx::Error> {
+pub(super) async fn leader(pool: &PgPool, app: &str) -> Result<Option<LeaderRecord>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT term, daemon_id, host, api_url, since_ms FROM cutover_cluster_leader WHERE id = 1",
+        "SELECT term, daemon_id, host, api_url, since_ms FROM cutover_cluster_leader WHERE app = $1",
     )
+    .bind(app)
     .fetch_optional(pool)
     .await?;
     row.map(|r| {
@@ -89,7 +95,7 @@ pub(super) async fn leader(pool: &PgPool) -> Result<Option<LeaderRecord>, sqlx::
 }
 
 /// Every daemon recorded, with what each applied.
-pub(super) async fn daemons(pool: &PgPool) -> Result<Vec<DaemonRecord>, sqlx::Error> {
+pub(super) async fn daemons(pool: &PgPool, app: &str) -> Result<Vec<DaemonRecord>, sqlx::Error> {
     let now = now_ms();
     let mut applied: BTreeMap<String, BTreeMap<String, Applied>> = BTreeMap::new();
     for r in sqlx::query(
@@ -108,8 +114,9 @@ pub(super) async fn daemons(pool: &PgPool) -> Result<Vec<DaemonRecord>, sqlx::Er
     }
     let rows = sqlx::query(
         "SELECT daemon_id, host, api_url, pid, started_at_ms, seen_at_ms
-         FROM cutover_cluster_daemons ORDER BY started_at_ms, daemon_id",
+         FROM cutover_cluster_daemons WHERE app = $1 ORDER BY started_at_ms, daemon_id",
     )
+    .bind(app)
     .fetch_all(pool)
     .await?;
     rows.into_iter()
@@ -131,11 +138,12 @@ pub(super) async fn daemons(pool: &PgPool) -> Result<Vec<DaemonRecord>, sqlx::Er
 }
 
 /// Every environment's stored table (without the table itself).
-pub(super) async fn tables(pool: &PgPool) -> Result<Vec<TableRecord>, sqlx::Error> {
+pub(super) async fn tables(pool: &PgPool, app: &str) -> Result<Vec<TableRecord>, sqlx::Error> {
     sqlx::query(
         "SELECT environment, generation, term, changed_at_ms, written_at_ms
-         FROM cutover_cluster_routes ORDER BY environment",
+         FROM cutover_cluster_routes WHERE app = $1 ORDER BY environment",
     )
+    .bind(app)
     .fetch_all(pool)
     .await?
     .into_iter()

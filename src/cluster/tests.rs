@@ -88,7 +88,7 @@ async fn member(db: &Database, host: &str) -> (Arc<Cluster>, Arc<Daemon>) {
     let config = crate::config::parse(CONFIG, Path::new("/tmp/cutover.toml")).expect("config");
     let store = Store::open("sqlite::memory:").await.expect("store");
     let daemon = Daemon::new(config, store).expect("daemon");
-    let cluster = Cluster::connect(&db.url, Member::new(host, &format!("http://{host}")))
+    let cluster = Cluster::connect(&db.url, "shop", Member::new(host, &format!("http://{host}")))
         .await
         .expect("join the cluster");
     daemon.quiesce();
@@ -174,7 +174,7 @@ async fn one_leads_its_tables_reach_the_other_and_a_lost_session_hands_over() {
     // The leader's lock session is terminated: it steps down, the other leads.
     let mut admin = sqlx::PgConnection::connect(&db.url).await.expect("connect");
     sqlx::query(
-        "SELECT pg_terminate_backend(backend_pid) FROM cutover_cluster_leader WHERE id = 1",
+        "SELECT pg_terminate_backend(backend_pid) FROM cutover_cluster_leader WHERE app = 'shop'",
     )
     .execute(&mut admin)
     .await

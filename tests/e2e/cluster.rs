@@ -451,7 +451,7 @@ async fn cluster_switch_reaches_every_proxy_within_100ms_and_a_lost_session_step
     // The leader's lock session is terminated: it steps down, another leads.
     sql(
         &c.db_url,
-        "SELECT pg_terminate_backend(backend_pid) FROM cutover_cluster_leader WHERE id = 1".into(),
+        "SELECT pg_terminate_backend(backend_pid) FROM cutover_cluster_leader".into(),
     )
     .await;
     let started = Instant::now();
