@@ -15,7 +15,12 @@ use crate::cluster::ClusterView;
 /// Routes a follower refuses (every method but `GET`/`HEAD`): what changes
 /// releases, instances or the proxies' tables. Tokens and the daemon's own
 /// stop are this daemon's or the store's business, and are served.
-const LEADER_ONLY: &[&str] = &["/v1/deployments", "/v1/rollback", "/v1/rollout", "/v1/locks"];
+const LEADER_ONLY: &[&str] = &[
+    "/v1/deployments",
+    "/v1/rollback",
+    "/v1/rollout",
+    "/v1/locks",
+];
 
 /// `GET /v1/cluster`.
 pub(crate) async fn view(State(state): State<ApiState>) -> Result<Json<ClusterView>, ApiError> {

@@ -405,8 +405,8 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
                 &daemon.config().app.name,
                 me,
             )
-                .await
-                .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?,
+            .await
+            .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?,
         )
     } else {
         None

@@ -121,9 +121,11 @@ pub(super) async fn run(cluster: Arc<Cluster>, daemon: Arc<Daemon>) {
                 () = stop.cancelled() => break None,
                 () = tokio::time::sleep(HEARTBEAT_INTERVAL) => {}
             }
-            let beat =
-                tokio::time::timeout(HEARTBEAT_TIMEOUT, sqlx::query("SELECT 1").execute(&mut conn))
-                    .await;
+            let beat = tokio::time::timeout(
+                HEARTBEAT_TIMEOUT,
+                sqlx::query("SELECT 1").execute(&mut conn),
+            )
+            .await;
             match beat {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => break Some(e.to_string()),

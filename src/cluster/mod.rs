@@ -278,7 +278,10 @@ impl Cluster {
 
     /// What it applied, per environment.
     pub fn applied(&self) -> BTreeMap<String, Applied> {
-        self.applied.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn db_error(&self, source: sqlx::Error) -> ClusterError {
@@ -435,12 +438,10 @@ impl Cluster {
             if let Err(e) = self.record_me().await {
                 tracing::warn!(error = %e, "cannot record that this daemon is alive in the cluster's store");
             }
-            let _ = sqlx::query(
-                "DELETE FROM cutover_cluster_daemons WHERE seen_at_ms < $1",
-            )
-            .bind(now_ms().saturating_sub(3_600_000))
-            .execute(&self.pool)
-            .await;
+            let _ = sqlx::query("DELETE FROM cutover_cluster_daemons WHERE seen_at_ms < $1")
+                .bind(now_ms().saturating_sub(3_600_000))
+                .execute(&self.pool)
+                .await;
         }
         let _ = sqlx::query("DELETE FROM cutover_cluster_daemons WHERE daemon_id = $1")
             .bind(&self.me.daemon_id)

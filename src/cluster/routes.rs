@@ -389,7 +389,8 @@ mod tests {
         let leader = Proxy::new(ProxyConfig::default());
         let follower = Proxy::new(ProxyConfig::default());
         for p in [&leader, &follower] {
-            p.set_service("web", ServiceSpec::default()).expect("service");
+            p.set_service("web", ServiceSpec::default())
+                .expect("service");
         }
         let a: SocketAddr = "127.0.0.1:4001".parse().expect("addr");
         let b: SocketAddr = "127.0.0.1:4002".parse().expect("addr");

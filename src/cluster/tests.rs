@@ -88,9 +88,13 @@ async fn member(db: &Database, host: &str) -> (Arc<Cluster>, Arc<Daemon>) {
     let config = crate::config::parse(CONFIG, Path::new("/tmp/cutover.toml")).expect("config");
     let store = Store::open("sqlite::memory:").await.expect("store");
     let daemon = Daemon::new(config, store).expect("daemon");
-    let cluster = Cluster::connect(&db.url, "shop", Member::new(host, &format!("http://{host}")))
-        .await
-        .expect("join the cluster");
+    let cluster = Cluster::connect(
+        &db.url,
+        "shop",
+        Member::new(host, &format!("http://{host}")),
+    )
+    .await
+    .expect("join the cluster");
     daemon.quiesce();
     daemon.join_cluster(cluster.clone());
     cluster.start(daemon.clone());
@@ -151,9 +155,11 @@ async fn one_leads_its_tables_reach_the_other_and_a_lost_session_hands_over() {
     let env_f = df.environment(None).expect("env").clone();
     snapshot.apply(env_l.proxy()).expect("apply");
     env_l.changed();
-    until("the follower applies the table", Duration::from_secs(3), || {
-        env_f.proxy().table().service("web") == env_l.proxy().table().service("web")
-    })
+    until(
+        "the follower applies the table",
+        Duration::from_secs(3),
+        || env_f.proxy().table().service("web") == env_l.proxy().table().service("web"),
+    )
     .await;
     until("both record what they applied", Duration::from_secs(3), || {
         let (l, f) = (leader.applied(), follower.applied());

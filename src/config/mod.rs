@@ -64,9 +64,8 @@ pub use self::model::{
     AcmeChallenge, AcmeConfig, AnalysisConfig, ApiExposure, AppConfig, ApprovalAt, ApprovalsConfig,
     BackupConfig, Config, DatabaseConfig, DriverKind, EnvTlsConfig, EnvironmentConfig,
     HealthConfig, HostConfig, HostEnvironmentConfig, InconclusivePolicy, LimitsConfig, LintLevels,
-    LogFormat, LogsConfig,
-    RestartPolicy, RolloutConfig, Secret, ServerConfig, ServiceConfig, ServiceKind, StateConfig,
-    Strategy, SwitchMode, TlsFilesConfig, TrackOverrideConfig,
+    LogFormat, LogsConfig, RestartPolicy, RolloutConfig, Secret, ServerConfig, ServiceConfig,
+    ServiceKind, StateConfig, Strategy, SwitchMode, TlsFilesConfig, TrackOverrideConfig,
 };
 pub use self::notify::{EventType, NotifyConfig, SlackConfig, WebhookConfig};
 pub use self::problem::Problem;

@@ -379,13 +379,17 @@ async fn cluster_canary_across_three_daemons_survives_kill_9_of_the_leader() {
         .map(|i| Load::start(&c.proxy_url(i), 3).expect("load"))
         .collect();
     let deploy = c.cli_background(leader, &["deploy", "v2"]);
-    wait_until(Duration::from_secs(30), "the canary takes its first step", || {
-        let out = c.cli(follower, &["history", "--json", "--limit", "1", "--events"]);
-        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        list[0]["events"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(|e| e["kind"] == "step"))
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "the canary takes its first step",
+        || {
+            let out = c.cli(follower, &["history", "--json", "--limit", "1", "--events"]);
+            let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            list[0]["events"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["kind"] == "step"))
+        },
+    );
     let mut loads: Vec<Option<Load>> = loads.into_iter().map(Some).collect();
     // The leader's own proxy goes with it: its load stops first.
     let leader_load = loads[leader].take().expect("load");
@@ -460,7 +464,10 @@ async fn cluster_switch_reaches_every_proxy_within_100ms_and_a_lost_session_step
     wait_until(Duration::from_secs(5), "another daemon leads", || {
         c.leaders().iter().any(|&l| l != leader)
     });
-    eprintln!("after the session was terminated, another led in {:?}", started.elapsed());
+    eprintln!(
+        "after the session was terminated, another led in {:?}",
+        started.elapsed()
+    );
     let now = c.wait_for_one_leader(Duration::from_secs(5));
     assert_ne!(now, leader);
     let log = std::fs::read_to_string(c.app.path().join(format!("{}.log", c.nodes[leader].host)))

@@ -87,7 +87,11 @@ async fn pg_state_a_bad_canary_is_rolled_back() {
             "{tail:?}"
         );
     }
-    assert_eq!(app.running_version("v2"), 0, "canary instances left running");
+    assert_eq!(
+        app.running_version("v2"),
+        0,
+        "canary instances left running"
+    );
     no_state_file(&app);
 }
 
@@ -111,7 +115,10 @@ async fn pg_state_kill_9_mid_canary_the_next_daemon_adopts_and_rolls_back() {
     app.wait_gone("v2");
     let now: Vec<i32> = app.instance_pids().into_iter().map(|(p, _)| p).collect();
     for pid in &v1 {
-        assert!(now.contains(pid), "v1 instance {pid} was not adopted: {now:?}");
+        assert!(
+            now.contains(pid),
+            "v1 instance {pid} was not adopted: {now:?}"
+        );
     }
     let events = app.last_events();
     assert!(count(&events, "step") >= 1, "{events:#?}");
