@@ -61,9 +61,9 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyConnection, AnyPool};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{AnyConnection, AnyPool};
 use sqlx::{Connection, Executor};
 use tokio::sync::watch;
 
@@ -214,7 +214,9 @@ impl Store {
         match Backend::of(url) {
             Some(Backend::Postgres) => {
                 install_drivers();
-                let mut conn = AnyConnection::connect(url).await.map_err(open_error(url))?;
+                let mut conn = AnyConnection::connect(url)
+                    .await
+                    .map_err(open_error(url))?;
                 let found = pg_schema_version(&mut conn).await;
                 let _ = conn.close().await;
                 Ok(found?.is_none())
