@@ -504,6 +504,11 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
     tasks.spawn(daemon.clone().keep_logs(stop.clone()));
     // Notifications ([notify]): only this daemon, which holds the store's
     // lock (in a cluster: it waits while quiesced, so only the leader sends).
+    // The cursors start at the end of the history as it is now, before the
+    // API answers: a deploy asked for at once is notified, not skipped.
+    if let Err(e) = daemon.store().notify_cursors().await {
+        tracing::warn!(error = %e, "notifications: cannot read the cursors; trying again");
+    }
     tasks.spawn(crate::webhook::run(daemon.clone(), stop.clone()));
     // DORA's four keys as gauges (crate::dora::exporter), while a recorder
     // is installed to read them.
@@ -856,6 +861,10 @@ fn refuse_empty_store(file: &StoreFile, orphans: &[FoundInstance]) -> CliError {
 /// says where and what to do; its cause, if any, is added once.
 fn store_error(e: StoreError) -> CliError {
     let message = match &e {
+        StoreError::Open { source, url } if url.starts_with("postgres") => format!(
+            "{e}: {source}; check [state] url: that the server answers, the database exists and the role \
+             may connect and create tables in it"
+        ),
         StoreError::Open { source, .. } => {
             format!("{e}: {source}; check the path and permissions of [state] url")
         }

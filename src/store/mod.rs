@@ -1,12 +1,19 @@
 //! cutover's own state: releases, deployments and their events, deployment
 //! locks, what serves where, and the instances the daemon runs.
 //!
-//! [`Store`] is a cheap-to-clone handle on a SQLite database in WAL mode
-//! (busy timeout 5 s, foreign keys on, `synchronous = NORMAL`). Several
-//! processes may open the same file: every write is a single statement or an
-//! immediate transaction, so they serialize on SQLite's write lock instead of
-//! failing. Opening brings the schema up to date with the migrations embedded
-//! from `migrations/state/`.
+//! [`Store`] is a cheap-to-clone handle on a sqlx `AnyPool` over one of two
+//! [`Backend`]s. **SQLite**: a file in WAL mode (busy timeout 5 s, foreign
+//! keys on, `synchronous = NORMAL`) that several processes may open: every
+//! write is a single statement or an immediate transaction
+//! ([`Store::begin_write`]), so they serialize on SQLite's write lock instead
+//! of failing. **PostgreSQL** (`postgres://…`): a database on a server, which
+//! any number of processes and hosts may open; writes are single statements or
+//! plain transactions, and the audit chain's append locks its table. Opening
+//! brings the schema up to date with the migrations embedded from
+//! `migrations/state/` (SQLite) or `migrations/state_pg/` (PostgreSQL: the
+//! same versions and meaning). Every query is written once, in the SQL both
+//! accept (`$n` parameters, `ON CONFLICT`, `RETURNING`; the two JSON
+//! functions SQLite has are defined on PostgreSQL by its migrations).
 //!
 //! Each concept lives in its own file and adds its methods to [`Store`]:
 //! `releases`, `deployments` (with their events), `locks`, `environments`
@@ -22,9 +29,11 @@
 //!
 //! Opening refuses a store it cannot trust: SQLite's `PRAGMA quick_check`
 //! must pass ([`StoreError::Damaged`]) and the schema must be one this binary
-//! knows ([`StoreError::NewerSchema`]). [`Store::inspect`] says, before
-//! opening, whether the file is there at all, so that `cutover serve` can
-//! refuse to start with an empty store while instances still run.
+//! knows ([`StoreError::NewerSchema`], both backends). [`Store::inspect`]
+//! says, before opening, whether the file is there at all (or that the store
+//! is on a server, where [`Store::is_new`] asks whether it holds a store
+//! yet), so that `cutover serve` can refuse to start with an empty store
+//! while instances still run.
 //!
 //! Each change to a deployment or its history made through a [`Store`]
 //! (created, an event added, finished) bumps a counter that
@@ -33,8 +42,6 @@
 //! Writes by another process on the same file are not seen there: a waiter
 //! reads the store again when its wait times out.
 //!
-//! A PostgreSQL backend with the same API is planned, so the SQL uses `$n`
-//! parameters, `ON CONFLICT` and `RETURNING`, which both databases accept.
 
 mod audit;
 mod codec;
@@ -61,9 +68,9 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyConnection, AnyPool};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{AnyConnection, AnyPool};
 use sqlx::{Connection, Executor};
 use tokio::sync::watch;
 
@@ -214,9 +221,7 @@ impl Store {
         match Backend::of(url) {
             Some(Backend::Postgres) => {
                 install_drivers();
-                let mut conn = AnyConnection::connect(url)
-                    .await
-                    .map_err(open_error(url))?;
+                let mut conn = AnyConnection::connect(url).await.map_err(open_error(url))?;
                 let found = pg_schema_version(&mut conn).await;
                 let _ = conn.close().await;
                 Ok(found?.is_none())
@@ -416,7 +421,12 @@ async fn open_sqlite(url: &str) -> Result<AnyPool, StoreError> {
             .idle_timeout(None)
             .max_lifetime(None);
     }
-    let pool = pool_options.connect(url).await.map_err(&open_error)?;
+    let pool_url = if in_memory {
+        url.to_owned()
+    } else {
+        absolute_sqlite_url(url, options.get_filename()).map_err(&open_error)?
+    };
+    let pool = pool_options.connect(&pool_url).await.map_err(&open_error)?;
 
     // Migrate inside an immediate transaction: a second process opening the
     // same file at the same time waits for the first, then finds nothing
@@ -617,6 +627,30 @@ fn is_in_memory(url: &str) -> bool {
         .trim_start_matches("sqlite:");
     let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
     database == ":memory:" || params.split('&').any(|p| p == "mode=memory")
+}
+
+/// `url` naming `file` by its absolute path (with `url`'s parameters):
+/// `Any` reads a URL as a URL, where `sqlite://rel/x.db` has `rel` for a host.
+fn absolute_sqlite_url(url: &str, file: &Path) -> Result<String, sqlx::Error> {
+    let absolute = std::path::absolute(file).map_err(sqlx::Error::Io)?;
+    let Some(path) = absolute.to_str() else {
+        return Err(sqlx::Error::Configuration(
+            format!("the path {} is not valid UTF-8", absolute.display()).into(),
+        ));
+    };
+    let mut encoded = String::with_capacity(path.len());
+    for c in path.chars() {
+        match c {
+            '%' => encoded.push_str("%25"),
+            '?' => encoded.push_str("%3F"),
+            '#' => encoded.push_str("%23"),
+            c => encoded.push(c),
+        }
+    }
+    Ok(match url.split_once('?') {
+        Some((_, params)) => format!("sqlite://{encoded}?{params}"),
+        None => format!("sqlite://{encoded}"),
+    })
 }
 
 /// Creates the directory that will hold the database file.

@@ -288,7 +288,16 @@ fn a_receiver_down_for_10_s_gets_every_event_afterwards_with_the_same_ids() {
 
 #[test]
 fn a_daemon_killed_while_it_retries_delivers_each_exactly_once_after_restart() {
-    let app = TestApp::new("10m");
+    killed_while_retrying(TestApp::new("10m"));
+}
+
+/// The same with the state store (and its webhook queue) on PostgreSQL.
+#[test]
+fn pg_state_a_daemon_killed_while_it_retries_delivers_each_exactly_once_after_restart() {
+    killed_while_retrying(TestApp::with_pg_state("10m"));
+}
+
+fn killed_while_retrying(app: TestApp) {
     let port = ports::free_ports(1).expect("port")[0];
     let failing = app.path().join("receiver-failing");
     std::fs::write(&failing, "").expect("flag");

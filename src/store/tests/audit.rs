@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{TestResult, temp_store, temp_place, both};
+use super::{TestResult, both, temp_place, temp_store};
 use crate::store::Backend;
 use crate::store::{
     AuditEntry, ChainBreak, GENESIS, Store, canonical_json, row_hash, verify_chain,

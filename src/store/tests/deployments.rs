@@ -3,7 +3,7 @@
 use cutover_core::EventKind;
 use serde_json::json;
 
-use super::{TestResult, temp_store, both};
+use super::{TestResult, both, temp_store};
 use crate::store::Backend;
 use crate::store::{DeploymentKind, DeploymentState, NewDeployment, Store, StoreError};
 
@@ -316,7 +316,9 @@ async fn watchers_see_each_change_to_a_deployment_and_its_events(backend: Backen
 }
 
 both!(concluding_ends_the_deployment_and_frees_its_lock_together);
-async fn concluding_ends_the_deployment_and_frees_its_lock_together(backend: Backend) -> TestResult {
+async fn concluding_ends_the_deployment_and_frees_its_lock_together(
+    backend: Backend,
+) -> TestResult {
     let (_dir, store) = temp_store(backend).await?;
     store
         .try_lock("production", "alice@host", "rollback to v1")
@@ -372,7 +374,9 @@ async fn concluding_ends_the_deployment_and_frees_its_lock_together(backend: Bac
 }
 
 both!(the_metrics_read_deployments_from_an_id_and_analyses_after_an_event);
-async fn the_metrics_read_deployments_from_an_id_and_analyses_after_an_event(backend: Backend) -> TestResult {
+async fn the_metrics_read_deployments_from_an_id_and_analyses_after_an_event(
+    backend: Backend,
+) -> TestResult {
     let (_dir, store) = temp_store(backend).await?;
     let a = create(&store, "production", "v2").await?;
     let b = create(&store, "staging", "v3").await?;

@@ -4,7 +4,7 @@
 use cutover_core::EventKind;
 use serde_json::json;
 
-use super::{TestResult, temp_store, both};
+use super::{TestResult, both, temp_store};
 use crate::store::Backend;
 use crate::store::{DeploymentKind, DeploymentState, NewDeployment, Store};
 
@@ -44,7 +44,9 @@ async fn commit_columns_are_kept(backend: Backend) -> TestResult {
 }
 
 both!(the_history_holds_the_period_running_ones_and_when_each_served);
-async fn the_history_holds_the_period_running_ones_and_when_each_served(backend: Backend) -> TestResult {
+async fn the_history_holds_the_period_running_ones_and_when_each_served(
+    backend: Backend,
+) -> TestResult {
     let (_dir, store) = temp_store(backend).await?;
     // Ended before the period.
     let old = store

@@ -2,11 +2,13 @@
 
 use serde_json::json;
 
-use super::{TestResult, temp_store, both};
+use super::{TestResult, both, temp_store};
 use crate::store::Backend;
 
 both!(environment_events_are_kept_per_environment_and_read_newest_first);
-async fn environment_events_are_kept_per_environment_and_read_newest_first(backend: Backend) -> TestResult {
+async fn environment_events_are_kept_per_environment_and_read_newest_first(
+    backend: Backend,
+) -> TestResult {
     let (_dir, store) = temp_store(backend).await?;
     let mut added = Vec::new();
     for i in 0..3 {

@@ -1,6 +1,6 @@
 //! What serves where.
 
-use super::{TestResult, temp_store, both};
+use super::{TestResult, both, temp_store};
 use crate::store::Backend;
 use crate::store::StoreError;
 

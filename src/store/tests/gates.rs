@@ -1,6 +1,6 @@
 //! Release digests and operator locks.
 
-use super::{TestResult, temp_store, both};
+use super::{TestResult, both, temp_store};
 use crate::store::Backend;
 
 both!(a_release_digest_is_recorded_once_per_deployment);

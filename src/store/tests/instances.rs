@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{TestResult, temp_store, both};
+use super::{TestResult, both, temp_store};
 use crate::store::Backend;
 use crate::store::{InstanceRecord, InstanceState, StoreError};
 

@@ -2,11 +2,15 @@
 
 use tokio::task::JoinSet;
 
-use super::{TestResult, temp_store, temp_place, both};
+use super::{TestResult, both, temp_place, temp_store};
 use crate::store::Backend;
 use crate::store::{Lock, Store, StoreError};
 
-both!(the_lock_is_exclusive_across_two_processes, flavor = "multi_thread", worker_threads = 4);
+both!(
+    the_lock_is_exclusive_across_two_processes,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 async fn the_lock_is_exclusive_across_two_processes(backend: Backend) -> TestResult {
     let place = temp_place(backend).await?;
     let url = place.url.clone();
@@ -51,7 +55,11 @@ async fn the_lock_is_exclusive_across_two_processes(backend: Backend) -> TestRes
     Ok(())
 }
 
-both!(many_contenders_one_winner, flavor = "multi_thread", worker_threads = 4);
+both!(
+    many_contenders_one_winner,
+    flavor = "multi_thread",
+    worker_threads = 4
+);
 async fn many_contenders_one_winner(backend: Backend) -> TestResult {
     let place = temp_place(backend).await?;
     let url = place.url.clone();

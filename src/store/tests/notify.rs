@@ -4,7 +4,7 @@
 use cutover_core::EventKind;
 use serde_json::json;
 
-use super::{TestResult, temp_store, both};
+use super::{TestResult, both, temp_store};
 use crate::store::Backend;
 use crate::store::{
     AttemptResult, CursorAdvance, DeliveryState, DeliveryTarget, DeploymentKind, DeploymentState,

@@ -91,7 +91,10 @@ async fn a_wrong_password_is_an_error_that_does_not_show_it() -> TestResult {
 async fn a_database_that_does_not_exist_is_named() -> TestResult {
     let url = with_database(&server_url()?, "cutover_no_such_database")?;
     let error = Store::open(&url).await.expect_err("must fail");
-    let shown = format!("{error}: {}", std::error::Error::source(&error).map_or_else(String::new, ToString::to_string));
+    let shown = format!(
+        "{error}: {}",
+        std::error::Error::source(&error).map_or_else(String::new, ToString::to_string)
+    );
     assert!(shown.contains("cutover_no_such_database"), "{shown}");
     Ok(())
 }
@@ -119,7 +122,10 @@ async fn one_daemon_per_app_holds_the_advisory_lock() -> TestResult {
     // The session ends with the lock's connection.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while is_held(&place.url, "shop").await? {
-        assert!(std::time::Instant::now() < deadline, "the lock outlived its session");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock outlived its session"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     drop(other);

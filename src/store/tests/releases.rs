@@ -1,6 +1,6 @@
 //! Releases: recorded once, never changed.
 
-use super::{TestResult, temp_store, both};
+use super::{TestResult, both, temp_store};
 use crate::store::Backend;
 
 both!(upserting_a_release_again_keeps_the_first_record);

@@ -31,12 +31,11 @@ async fn sqlite_schema() -> TestResult<Schema> {
     .await?;
     let mut schema = Schema::new();
     for table in tables {
-        let columns: Vec<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT name, type, \"notnull\", pk FROM pragma_table_info($1)",
-        )
-        .bind(&table)
-        .fetch_all(&store.pool)
-        .await?;
+        let columns: Vec<(String, String, i64, i64)> =
+            sqlx::query_as("SELECT name, type, \"notnull\", pk FROM pragma_table_info($1)")
+                .bind(&table)
+                .fetch_all(&store.pool)
+                .await?;
         let columns = columns
             .into_iter()
             // SQLite's PRIMARY KEY columns may hold NULL unless declared
@@ -81,6 +80,9 @@ async fn both_migration_sets_end_in_the_same_tables_and_columns() -> TestResult 
 #[test]
 fn both_migration_sets_have_the_same_versions() {
     let sqlite: Vec<i64> = crate::store::MIGRATOR.iter().map(|m| m.version).collect();
-    let postgres: Vec<i64> = crate::store::MIGRATOR_PG.iter().map(|m| m.version).collect();
+    let postgres: Vec<i64> = crate::store::MIGRATOR_PG
+        .iter()
+        .map(|m| m.version)
+        .collect();
     assert_eq!(sqlite, postgres);
 }

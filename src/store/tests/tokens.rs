@@ -1,6 +1,6 @@
 //! Named tokens: stored by hash, names never reused, revoked once.
 
-use super::{TestResult, temp_store, both};
+use super::{TestResult, both, temp_store};
 use crate::store::Backend;
 use crate::store::{NewToken, StoreError};
 
@@ -15,7 +15,9 @@ fn token<'a>(name: &'a str, hash: &'a str) -> NewToken<'a> {
 }
 
 both!(tokens_are_found_by_hash_revoked_once_and_names_never_reused);
-async fn tokens_are_found_by_hash_revoked_once_and_names_never_reused(backend: Backend) -> TestResult {
+async fn tokens_are_found_by_hash_revoked_once_and_names_never_reused(
+    backend: Backend,
+) -> TestResult {
     let (_dir, store) = temp_store(backend).await?;
     let ci = store.add_token(token("ci", "h1")).await?;
     assert_eq!((ci.name.as_str(), ci.role.as_str()), ("ci", "deployer"));
