@@ -157,10 +157,13 @@ pub async fn is_held(url: &str, app: &str) -> Result<bool, ServerLockError> {
     Ok(!taken)
 }
 
+/// A lock holder's server pid, application name and client address.
+type HolderRow = (i32, Option<String>, Option<String>);
+
 /// The session holding advisory lock `key`, as `pg_stat_activity` shows it.
 async fn holder(conn: &mut PgConnection, key: i64) -> String {
     // A bigint key is stored as classid (high 32 bits) and objid (low).
-    let found: Result<Option<(i32, Option<String>, Option<String>)>, _> = sqlx::query_as(
+    let found: Result<Option<HolderRow>, _> = sqlx::query_as(
         "SELECT a.pid, a.application_name, host(a.client_addr)
          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
@@ -177,7 +180,7 @@ async fn holder(conn: &mut PgConnection, key: i64) -> String {
                 .filter(|n| !n.is_empty())
                 .map(|n| crate::label::printable(&n).to_string())
                 .unwrap_or_else(|| "a session".to_owned());
-            let from = addr.map_or_else(|| "a local socket".to_owned(), |a| a);
+            let from = addr.unwrap_or_else(|| "a local socket".to_owned());
             format!("{name}, from {from}, server pid {pid}")
         }
         _ => "a session that could not be named".to_owned(),
