@@ -61,6 +61,9 @@ macro_rules! say {
 
 /// How often buffered metric samples are folded into the histograms.
 const METRICS_UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a daemon of several waits for its first try of the leader lock
+/// (and, when it wins, its recovery) before its API answers anyway.
+const CLUSTER_READY_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// How long, after the proxies stop, the API may finish its own requests.
 const CONTROL_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -459,6 +462,9 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
         daemon.quiesce();
         daemon.join_cluster(cluster.clone());
         cluster.start(daemon.clone());
+        // As a lone daemon: leading and recovered, or following, before the
+        // API answers.
+        cluster.wait_ready(CLUSTER_READY_LIMIT).await;
         say!(
             "daemon {} (host {}) joined the daemons sharing this store; it follows until it wins the leader lock",
             cluster.me().daemon_id,

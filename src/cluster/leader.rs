@@ -75,7 +75,9 @@ pub(super) async fn run(cluster: Arc<Cluster>, daemon: Arc<Daemon>) {
             .await;
             match tried {
                 Ok(Ok(true)) => break true,
-                Ok(Ok(false)) => {}
+                Ok(Ok(false)) => {
+                    cluster.ready.send_replace(true);
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "the leader-lock session failed; connecting again");
                     break false;
@@ -104,6 +106,7 @@ pub(super) async fn run(cluster: Arc<Cluster>, daemon: Arc<Daemon>) {
             Ok(term) => term,
             Err(e) => {
                 tracing::error!(error = %e, "took the leader lock but cannot record the leadership; letting it go");
+                cluster.ready.send_replace(true);
                 drop(conn);
                 continue;
             }
@@ -115,7 +118,7 @@ pub(super) async fn run(cluster: Arc<Cluster>, daemon: Arc<Daemon>) {
             daemon = %cluster.me.daemon_id,
             "this daemon leads now: recovering the releases and instances from the store"
         );
-        let leading = tokio::spawn(lead(daemon.clone()));
+        let leading = tokio::spawn(lead(cluster.clone(), daemon.clone()));
         let lost = loop {
             tokio::select! {
                 () = stop.cancelled() => break None,
@@ -142,6 +145,7 @@ pub(super) async fn run(cluster: Arc<Cluster>, daemon: Arc<Daemon>) {
         cluster.role.send_replace(Role::Follower);
         metrics::gauge!(LEADER_GAUGE).set(0.0);
         leading.abort();
+        cluster.ready.send_replace(true);
         match lost {
             None => {
                 daemon.pause_supervision().await;
@@ -162,7 +166,7 @@ pub(super) async fn run(cluster: Arc<Cluster>, daemon: Arc<Daemon>) {
 
 /// What a new leader does: the recovery of a restarted daemon, then
 /// supervision.
-async fn lead(daemon: Arc<Daemon>) {
+async fn lead(cluster: Arc<Cluster>, daemon: Arc<Daemon>) {
     daemon.unquiesce();
     match daemon.recover_from(Takeover::Restart).await {
         Ok(report) => tracing::info!(
@@ -179,6 +183,7 @@ async fn lead(daemon: Arc<Daemon>) {
         ),
     }
     daemon.supervise();
+    cluster.ready.send_replace(true);
 }
 
 /// Records this daemon as the leader under a new term.

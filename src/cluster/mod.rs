@@ -211,6 +211,9 @@ pub struct Cluster {
     /// Per environment, the last table this daemon wrote as leader: when
     /// its proxy changed, and the generation.
     published: watch::Sender<BTreeMap<String, (i64, i64)>>,
+    /// Set once the first try of the lock is over: lost, or won and the
+    /// recovery done (see [`Cluster::wait_ready`]).
+    ready: watch::Sender<bool>,
     stop: CancellationToken,
 }
 
@@ -250,6 +253,7 @@ impl Cluster {
             role: watch::channel(Role::Follower).0,
             applied: Mutex::new(BTreeMap::new()),
             published: watch::channel(BTreeMap::new()).0,
+            ready: watch::channel(false).0,
             stop: CancellationToken::new(),
         });
         cluster.record_me().await.map_err(db)?;
@@ -311,6 +315,14 @@ impl Cluster {
         tokio::spawn(routes::follow(self.clone(), daemon.clone()));
         tokio::spawn(routes::publish(self.clone(), daemon));
         tokio::spawn(self.clone().keep_seen());
+    }
+
+    /// Waits (up to `limit`) until this daemon's first try of the leader
+    /// lock is over: another daemon leads, or this one won and has
+    /// recovered, as a lone daemon has before its API serves.
+    pub async fn wait_ready(&self, limit: Duration) {
+        let mut ready = self.ready.subscribe();
+        let _ = tokio::time::timeout(limit, ready.wait_for(|r| *r)).await;
     }
 
     /// Stops everything [`Cluster::start`] started; the lock's session ends,
