@@ -157,13 +157,14 @@ pub async fn is_held(url: &str, app: &str) -> Result<bool, ServerLockError> {
     Ok(!taken)
 }
 
-/// A lock holder's server pid, application name and client address.
-type HolderRow = (i32, Option<String>, Option<String>);
+/// A session as `pg_stat_activity` shows it: server pid, application name,
+/// client address.
+type Session = (i32, Option<String>, Option<String>);
 
 /// The session holding advisory lock `key`, as `pg_stat_activity` shows it.
 async fn holder(conn: &mut PgConnection, key: i64) -> String {
     // A bigint key is stored as classid (high 32 bits) and objid (low).
-    let found: Result<Option<HolderRow>, _> = sqlx::query_as(
+    let found: Result<Option<Session>, _> = sqlx::query_as(
         "SELECT a.pid, a.application_name, host(a.client_addr)
          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1

@@ -189,3 +189,104 @@ fn pg_state_tokens_and_the_audit_chain_verify_and_an_edit_is_named() {
     }
     no_state_file(&app);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_state_an_upgrade_hands_over_and_the_new_daemon_takes_the_lock() {
+    let app = TestApp::with_pg_state("10m");
+    app.release("v1", Release::Good);
+    app.serve_and_deploy(&["v1"]);
+    let load = app.load(4);
+    more_requests(&load, 20).await;
+    let out = app.cli(&["upgrade", "--json"]);
+    ok(&app, &out);
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("upgrade JSON");
+    assert_eq!(answer["outcome"], "upgraded", "{answer}");
+    let new = answer["pid"].as_i64().expect("pid") as i32;
+    more_requests(&load, 20).await;
+    let report = load.stop().await.expect("stop the load");
+    assert_eq!(report.failed(), 0, "requests failed during the upgrade");
+    // The old daemon's session is gone; the new one takes the lock, so a
+    // third daemon is refused naming it.
+    crate::common::wait_until(
+        std::time::Duration::from_secs(15),
+        "the new daemon holds the lock",
+        || {
+            let out = app.cli(&["serve"]);
+            out.status.code() == Some(8)
+                && stderr(&out).contains(&format!("cutover serve pid {new}"))
+        },
+    );
+    // It drives deploys.
+    app.release("v2", Release::Good);
+    ok(&app, &app.cli(&["deploy", "v2"]));
+    assert_eq!(
+        fetch(&app.proxy_url()).await.as_deref(),
+        Some("hello from v2")
+    );
+    // Not this test's child: `down` stops it and its instances.
+    ok(&app, &app.cli(&["down"]));
+    assert!(!TestApp::alive(new), "the upgraded daemon still runs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_state_a_state_backup_is_made_with_pg_dump_and_restored() {
+    let app = TestApp::with_pg_state("10m");
+    for v in ["v1", "v2"] {
+        app.release(v, Release::Good);
+    }
+    let key_file = app.path().join("state-key.txt");
+    let key_file = key_file.to_str().expect("a UTF-8 path");
+    let key = app.cli(&["backup", "keygen", "-o", key_file]);
+    ok(&app, &key);
+    let recipient = String::from_utf8_lossy(&key.stdout).trim().to_owned();
+    // Still in the [state] table with_pg_state appended last.
+    app.append_config(&format!(
+        "backup = {{ recipients = [\"{recipient}\"], dir = \"state-backups\" }}\n"
+    ));
+    app.serve_and_deploy(&["v1", "v2"]);
+    let created = app.cli(&["backup", "create", "--state", "--json"]);
+    ok(&app, &created);
+    let manifest: serde_json::Value = serde_json::from_slice(&created.stdout).expect("json");
+    let id = manifest["id"].as_str().expect("id").to_owned();
+    assert!(
+        !String::from_utf8_lossy(&created.stdout).contains(":cutover_test@"),
+        "the manifest holds the password"
+    );
+    let verified = app.cli(&[
+        "backup",
+        "verify",
+        "--state",
+        &id,
+        "--identity",
+        key_file,
+        "--allow-unsigned",
+    ]);
+    ok(&app, &verified);
+
+    app.stop_daemon();
+    app.pg()
+        .execute("DELETE FROM events; DELETE FROM rollouts; DELETE FROM deployments");
+    let restored = app.cli(&[
+        "backup",
+        "restore",
+        "--state",
+        &id,
+        "--identity",
+        key_file,
+        "--allow-unsigned",
+        "--force",
+    ]);
+    ok(&app, &restored);
+    app.serve();
+    let out = app.cli(&["--json", "history"]);
+    ok(&app, &out);
+    let history: serde_json::Value = serde_json::from_slice(&out.stdout).expect("history JSON");
+    let versions: Vec<&str> = history
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|d| d["version"].as_str())
+        .collect();
+    assert!(versions.ends_with(&["v2", "v1"]), "{versions:?}");
+    no_state_file(&app);
+}
