@@ -391,12 +391,6 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
         proxy_listeners.push((env.clone(), listener, redirect, preview));
     }
     let cluster = if crate::cluster::is_postgres(&daemon.config().state.url) {
-        if predecessor.is_some() {
-            return Err(CliError::new(
-                exit::USAGE,
-                "a daemon sharing a PostgreSQL store cannot take over by hand-over: stop it (another daemon leads meanwhile) and start the new one",
-            ));
-        }
         let host = super::output::selected_host()
             .map(str::to_owned)
             .unwrap_or_else(crate::cluster::machine_host_name);
@@ -461,6 +455,10 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
         }
         daemon.quiesce();
         daemon.join_cluster(cluster.clone());
+        if takeover == Takeover::Handover {
+            cluster.handed_over();
+        }
+        cluster.catch_up(&daemon).await;
         cluster.start(daemon.clone());
         // As a lone daemon: leading and recovered, or following, before the
         // API answers.

@@ -168,7 +168,13 @@ pub(super) async fn run(cluster: Arc<Cluster>, daemon: Arc<Daemon>) {
 /// supervision.
 async fn lead(cluster: Arc<Cluster>, daemon: Arc<Daemon>) {
     daemon.unquiesce();
-    match daemon.recover_from(Takeover::Restart).await {
+    let how = cluster
+        .first_takeover
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .unwrap_or(Takeover::Restart);
+    match daemon.recover_from(how).await {
         Ok(report) => tracing::info!(
             adopted = report.adopted.len(),
             stopped = report.stopped.len(),

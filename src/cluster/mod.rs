@@ -214,6 +214,10 @@ pub struct Cluster {
     /// Set once the first try of the lock is over: lost, or won and the
     /// recovery done (see [`Cluster::wait_ready`]).
     ready: watch::Sender<bool>,
+    /// How this daemon's first leadership takes over: after a hand-over
+    /// (`cutover upgrade` / `reload`), a rollout continues whatever its
+    /// `on_daemon_restart` says, as on a SQLite store.
+    first_takeover: Mutex<Option<crate::runtime::Takeover>>,
     stop: CancellationToken,
 }
 
@@ -254,6 +258,7 @@ impl Cluster {
             applied: Mutex::new(BTreeMap::new()),
             published: watch::channel(BTreeMap::new()).0,
             ready: watch::channel(false).0,
+            first_takeover: Mutex::new(None),
             stop: CancellationToken::new(),
         });
         cluster.record_me().await.map_err(db)?;
@@ -315,6 +320,23 @@ impl Cluster {
         tokio::spawn(routes::follow(self.clone(), daemon.clone()));
         tokio::spawn(routes::publish(self.clone(), daemon));
         tokio::spawn(self.clone().keep_seen());
+    }
+
+    /// Applies the route tables the store holds to this daemon's proxies,
+    /// once, before they serve (a daemon that joins, or takes over by a
+    /// hand-over, routes as the leader does from its first request).
+    pub async fn catch_up(self: &Arc<Self>, daemon: &crate::runtime::Daemon) {
+        routes::apply_newer(self, daemon, None).await;
+    }
+
+    /// Says that this daemon was started by a hand-over: if its first
+    /// leadership is the next one (the old daemon's lock goes when it
+    /// exits), it recovers as a hand-over does.
+    pub fn handed_over(&self) {
+        *self
+            .first_takeover
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(crate::runtime::Takeover::Handover);
     }
 
     /// Waits (up to `limit`) until this daemon's first try of the leader

@@ -309,7 +309,11 @@ async fn listen(cluster: &Cluster) -> Result<PgListener, sqlx::Error> {
 
 /// Applies the stored tables (of `environment`, or all) that are newer
 /// than what this daemon applied, unless it leads.
-async fn apply_newer(cluster: &Arc<Cluster>, daemon: &Daemon, environment: Option<&str>) {
+pub(super) async fn apply_newer(
+    cluster: &Arc<Cluster>,
+    daemon: &Daemon,
+    environment: Option<&str>,
+) {
     if cluster.is_leader() {
         return;
     }

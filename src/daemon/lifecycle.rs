@@ -136,11 +136,6 @@ impl Lifecycle {
         if self.exit.is_cancelled() {
             return Err(HandoverError::Unsupported("the daemon is stopping".into()));
         }
-        if self.daemon.cluster().is_some() {
-            return Err(HandoverError::Unsupported(
-                "this daemon shares a PostgreSQL store with others (docs/cluster.md): restart it instead (SIGTERM, then `cutover serve` again); another daemon leads meanwhile and this one follows when it is back".into(),
-            ));
-        }
         let started = Instant::now();
         let mut passed: Vec<(String, std::os::fd::RawFd)> = self
             .sockets
@@ -202,6 +197,13 @@ impl Lifecycle {
 
     /// After a failed hand-over: accept again and pick up the releases.
     async fn take_back(&self) {
+        if let Some(cluster) = self.daemon.cluster()
+            && !cluster.is_leader()
+        {
+            // A follower of several daemons changes nothing (docs/cluster.md).
+            self.control.start();
+            return;
+        }
         self.daemon.unquiesce();
         self.control.start();
         if let Err(e) = self.daemon.recover_from(Takeover::Handover).await {

@@ -205,15 +205,20 @@ async fn pg_state_an_upgrade_hands_over_and_the_new_daemon_takes_the_lock() {
     more_requests(&load, 20).await;
     let report = load.stop().await.expect("stop the load");
     assert_eq!(report.failed(), 0, "requests failed during the upgrade");
-    // The old daemon's session is gone; the new one takes the lock, so a
-    // third daemon is refused naming it.
+    // The old daemon's session is gone; the new one takes the lock: it
+    // leads (docs/cluster.md).
+    let token = std::fs::read_to_string(app.path().join(".cutover").join("api.token"))
+        .expect("the API token");
     crate::common::wait_until(
         std::time::Duration::from_secs(15),
         "the new daemon holds the lock",
         || {
-            let out = app.cli(&["serve"]);
-            out.status.code() == Some(8)
-                && stderr(&out).contains(&format!("cutover serve pid {new}"))
+            let (status, view) = app.api_call(Some(token.trim()), "GET", "/v1/cluster", None);
+            status == 200
+                && view["role"]["role"] == "leader"
+                && view["this"]["daemon_id"]
+                    .as_str()
+                    .is_some_and(|id| id.contains(&format!("-{new}-")))
         },
     );
     // It drives deploys.
