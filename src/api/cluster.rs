@@ -44,13 +44,22 @@ pub(crate) async fn refuse_on_follower(
     path: &str,
 ) -> Option<ApiError> {
     let cluster = state.daemon.cluster()?;
-    if method == Method::GET || method == Method::HEAD || cluster.is_leader() {
+    if method == Method::GET || method == Method::HEAD {
         return None;
     }
     if !LEADER_ONLY
         .iter()
         .any(|p| path == *p || path.starts_with(&format!("{p}/")))
     {
+        return None;
+    }
+    if cluster.is_leader() {
+        if cluster.is_recovering() {
+            return Some(ApiError::new(
+                ErrorCode::Refused,
+                "this daemon has just become the leader and is taking over the store's releases and instances; nothing was changed: run the command again in a few seconds",
+            ));
+        }
         return None;
     }
     let me = cluster.me();

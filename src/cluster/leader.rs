@@ -111,6 +111,9 @@ pub(super) async fn run(cluster: Arc<Cluster>, daemon: Arc<Daemon>) {
                 continue;
             }
         };
+        cluster
+            .recovering
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         cluster.role.send_replace(Role::Leader { term });
         metrics::gauge!(LEADER_GAUGE).set(1.0);
         tracing::warn!(
@@ -189,6 +192,9 @@ async fn lead(cluster: Arc<Cluster>, daemon: Arc<Daemon>) {
         ),
     }
     daemon.supervise();
+    cluster
+        .recovering
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     cluster.ready.send_replace(true);
 }
 

@@ -191,6 +191,9 @@ pub struct ClusterView {
     pub this: Member,
     /// Its role.
     pub role: Role,
+    /// A new leader still taking over the store's releases (it refuses
+    /// changes until it is done).
+    pub recovering: bool,
     /// The leader recorded in the store, if any.
     pub leader: Option<LeaderRecord>,
     /// Every daemon recorded (alive or not).
@@ -218,6 +221,8 @@ pub struct Cluster {
     /// (`cutover upgrade` / `reload`), a rollout continues whatever its
     /// `on_daemon_restart` says, as on a SQLite store.
     first_takeover: Mutex<Option<crate::runtime::Takeover>>,
+    /// True while a new leader runs its recovery: it refuses changes then.
+    recovering: std::sync::atomic::AtomicBool,
     stop: CancellationToken,
 }
 
@@ -259,6 +264,7 @@ impl Cluster {
             published: watch::channel(BTreeMap::new()).0,
             ready: watch::channel(false).0,
             first_takeover: Mutex::new(None),
+            recovering: std::sync::atomic::AtomicBool::new(false),
             stop: CancellationToken::new(),
         });
         cluster.record_me().await.map_err(db)?;
@@ -278,6 +284,11 @@ impl Cluster {
     /// Whether it leads now.
     pub fn is_leader(&self) -> bool {
         matches!(self.role(), Role::Leader { .. })
+    }
+
+    /// Whether this daemon has just won the lock and still recovers.
+    pub fn is_recovering(&self) -> bool {
+        self.recovering.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Changes of role.
@@ -372,6 +383,7 @@ impl Cluster {
         Ok(ClusterView {
             this: self.me.clone(),
             role: self.role(),
+            recovering: self.is_recovering(),
             leader,
             daemons,
             tables,

@@ -247,7 +247,11 @@ impl ClusterApp {
         let started = Instant::now();
         loop {
             let leaders = self.leaders();
-            if leaders.len() == 1 {
+            if leaders.len() == 1
+                && self
+                    .cluster(leaders[0])
+                    .is_some_and(|v| v["recovering"] == false)
+            {
                 return leaders[0];
             }
             assert!(

@@ -216,6 +216,7 @@ async fn pg_state_an_upgrade_hands_over_and_the_new_daemon_takes_the_lock() {
             let (status, view) = app.api_call(Some(token.trim()), "GET", "/v1/cluster", None);
             status == 200
                 && view["role"]["role"] == "leader"
+                && view["recovering"] == false
                 && view["this"]["daemon_id"]
                     .as_str()
                     .is_some_and(|id| id.contains(&format!("-{new}-")))
