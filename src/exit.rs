@@ -40,6 +40,10 @@ pub const AUDIT_BROKEN: u8 = 11;
 /// `cutover assess --fail-under LEVEL`: the repository's overall maturity
 /// level is below LEVEL (the report is printed all the same).
 pub const BELOW_LEVEL: u8 = 12;
+/// The daemon asked follows another daemon of its PostgreSQL store and
+/// changes nothing (`not_leader`): the message names the leader; ask it
+/// (`--host NAME` / `CUTOVER_HOST`, docs/cluster.md).
+pub const NOT_LEADER: u8 = 13;
 
 /// The exit code for an error the daemon answered with.
 pub fn for_error_code(code: ErrorCode) -> u8 {
@@ -51,6 +55,7 @@ pub fn for_error_code(code: ErrorCode) -> u8 {
         ErrorCode::PreflightFailed => DEPLOY_FAILED,
         ErrorCode::Locked | ErrorCode::OutsideWindow => LOCKED,
         ErrorCode::PromotionRequired => NOT_PROMOTED,
+        ErrorCode::NotLeader => NOT_LEADER,
         ErrorCode::Unauthorized | ErrorCode::Forbidden => DENIED,
         ErrorCode::NotFound
         | ErrorCode::MethodNotAllowed
@@ -101,6 +106,7 @@ impl CliError {
             NOT_PROMOTED => "not_promoted",
             DENIED => "denied",
             AUDIT_BROKEN => "audit_broken",
+            NOT_LEADER => "not_leader",
             _ => "failure",
         }
     }
@@ -164,6 +170,7 @@ mod tests {
                 (ErrorCode::UnsupportedMediaType, USAGE),
                 (ErrorCode::PromotionRequired, NOT_PROMOTED),
                 (ErrorCode::OutsideWindow, LOCKED),
+                (ErrorCode::NotLeader, NOT_LEADER),
                 (ErrorCode::Store, FAILURE),
                 (ErrorCode::Internal, FAILURE),
                 (ErrorCode::Unknown, FAILURE),
@@ -186,9 +193,11 @@ mod tests {
                 ALREADY_RUNNING,
                 NOT_PROMOTED,
                 DENIED,
-                AUDIT_BROKEN
+                AUDIT_BROKEN,
+                BELOW_LEVEL,
+                NOT_LEADER
             ],
-            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
         );
     }
 

@@ -36,6 +36,7 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     ("GET", "/v1/releases", Permission::Read),
     ("GET", "/v1/locks", Permission::Read),
     ("GET", "/v1/dora", Permission::Read),
+    ("GET", "/v1/cluster", Permission::Read),
     ("GET", "/metrics", Permission::Read),
     // Changing a release: deployer.
     ("POST", "/v1/deployments", Permission::Deploy),
@@ -109,6 +110,9 @@ pub async fn require_token(
     if let Err(denied) = caller.require(needed, &what) {
         tracing::warn!(caller = %caller.name, role = %caller.role, %what, "refused: role lacks permission");
         return ApiError::from(denied).into_response();
+    }
+    if let Some(refused) = super::cluster::refuse_on_follower(&state, req.method(), &path).await {
+        return refused.into_response();
     }
     req.extensions_mut().insert(caller);
     next.run(req).await

@@ -6,7 +6,8 @@
 //! token (`token.rs`), who a token is and what its role may call
 //! (`auth.rs`), named tokens (`tokens.rs`), the audit log (`audit.rs`),
 //! HTTPS for an API off loopback (`tls.rs`), the daemon's own upgrade,
-//! reload and stop (`daemon.rs`) and the DORA figures (`dora.rs`).
+//! reload and stop (`daemon.rs`), the DORA figures (`dora.rs`) and the
+//! daemons sharing a PostgreSQL store (`cluster.rs`).
 //!
 //! Every route lives under `/v1`. Errors are JSON `{ "error": CODE, "message": … }`
 //! where CODE is a [`wire::ErrorCode`]: one HTTP status per code on the server,
@@ -15,6 +16,7 @@
 pub mod audit;
 pub mod auth;
 pub mod client;
+pub mod cluster;
 pub mod daemon;
 pub mod dora;
 pub mod events;

@@ -90,6 +90,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/tokens/{name}", delete(super::tokens::revoke))
         .route("/audit", get(super::audit::list))
         .route("/dora", get(super::dora::report))
+        .route("/cluster", get(super::cluster::view))
         .method_not_allowed_fallback(extract::method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let metrics_route = if state.metrics_need_token {

@@ -66,6 +66,10 @@ pub enum ErrorCode {
     /// `outside_window` (409): the environment is outside every one of its
     /// deploy windows; the message says when the next one opens.
     OutsideWindow,
+    /// `not_leader` (421): this daemon follows another that shares its
+    /// PostgreSQL store (docs/cluster.md) and changes nothing; the message
+    /// names the leader and how to ask it.
+    NotLeader,
     /// `store` (500): the daemon's state store failed.
     Store,
     /// `internal` (500): a bug or an impossible state on the daemon's side.
@@ -77,7 +81,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -90,6 +94,7 @@ impl ErrorCode {
         ErrorCode::UnsupportedMediaType,
         ErrorCode::PromotionRequired,
         ErrorCode::OutsideWindow,
+        ErrorCode::NotLeader,
         ErrorCode::Store,
         ErrorCode::Internal,
         ErrorCode::Unknown,
@@ -110,6 +115,7 @@ impl ErrorCode {
             ErrorCode::PreflightFailed => "preflight_failed",
             ErrorCode::PromotionRequired => "promotion_required",
             ErrorCode::OutsideWindow => "outside_window",
+            ErrorCode::NotLeader => "not_leader",
             ErrorCode::Store => "store",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
@@ -131,6 +137,7 @@ impl ErrorCode {
             | ErrorCode::PromotionRequired
             | ErrorCode::OutsideWindow => StatusCode::CONFLICT,
             ErrorCode::PreflightFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::NotLeader => StatusCode::MISDIRECTED_REQUEST,
             ErrorCode::Store | ErrorCode::Internal | ErrorCode::Unknown => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -149,6 +156,7 @@ impl ErrorCode {
             StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
             StatusCode::CONFLICT => ErrorCode::Locked,
+            StatusCode::MISDIRECTED_REQUEST => ErrorCode::NotLeader,
             _ => ErrorCode::Internal,
         }
     }
@@ -1274,6 +1282,7 @@ mod tests {
                 "unsupported_media_type",
                 "promotion_required",
                 "outside_window",
+                "not_leader",
                 "store",
                 "internal",
                 "unknown",
@@ -1313,6 +1322,7 @@ mod tests {
                 (ErrorCode::UnsupportedMediaType, 415),
                 (ErrorCode::PromotionRequired, 409),
                 (ErrorCode::OutsideWindow, 409),
+                (ErrorCode::NotLeader, 421),
                 (ErrorCode::Store, 500),
                 (ErrorCode::Internal, 500),
                 (ErrorCode::Unknown, 500),
@@ -1331,6 +1341,7 @@ mod tests {
             (405, ErrorCode::MethodNotAllowed),
             (413, ErrorCode::PayloadTooLarge),
             (415, ErrorCode::UnsupportedMediaType),
+            (421, ErrorCode::NotLeader),
             (422, ErrorCode::Internal),
             (500, ErrorCode::Internal),
             (502, ErrorCode::Internal),

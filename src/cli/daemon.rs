@@ -49,10 +49,13 @@ pub async fn down(path: &Path, json: bool) -> Result<(), CliError> {
         Store::inspect(&config.state.url),
         Ok(crate::store::StoreFile::Server(_))
     ) {
+        // Until the daemon exits: its API's socket stays open until then.
+        // (Not until the store's lock is free: with several daemons on the
+        // store, another one takes it at once, docs/cluster.md.)
         let started = Instant::now();
-        while crate::daemon::server_lock::is_held(&config.state.url, &config.app.name)
+        while tokio::net::TcpStream::connect(config.server.listen)
             .await
-            .unwrap_or(false)
+            .is_ok()
         {
             if started.elapsed() > DOWN_WAIT {
                 return Err(CliError::new(

@@ -53,6 +53,11 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Use the addresses of `[host.NAME]` (several daemons sharing one file
+    /// and one PostgreSQL store, docs/cluster.md): `serve` listens there and
+    /// the other commands ask that daemon.
+    #[arg(long, global = true, env = "CUTOVER_HOST", value_name = "NAME")]
+    pub host: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -468,6 +473,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             cli.command,
             Command::Check | Command::Schema | Command::Serve { .. } | Command::Demo { .. }
         );
+    output::select_host(cli.host.clone());
     let result = dispatch(cli).await;
     if json_errors && let Err(e) = &result {
         output::print_json_error(e);

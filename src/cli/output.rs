@@ -15,13 +15,43 @@ use crate::exit::{self, CliError};
 /// Loads the config, rendering an error as miette does (no colour when
 /// `NO_COLOR` is set or stderr is not a terminal).
 pub fn load_config(path: &Path) -> Result<Config, CliError> {
-    config::load(path).map_err(|e| CliError::new(exit::USAGE, render_config_error(e)))
+    config::load(path)
+        .map_err(|e| CliError::new(exit::USAGE, render_config_error(e)))
+        .and_then(for_selected_host)
+}
+
+/// The host `--host` / `CUTOVER_HOST` selected, if any (set once by
+/// [`select_host`]).
+static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes every config this process loads the one of host `name`
+/// (`[host.NAME]`, docs/cluster.md).
+pub fn select_host(name: Option<String>) {
+    if let Some(name) = name.filter(|n| !n.is_empty()) {
+        let _ = HOST.set(name);
+    }
+}
+
+/// The host `--host` / `CUTOVER_HOST` selected.
+pub fn selected_host() -> Option<&'static str> {
+    HOST.get().map(String::as_str)
+}
+
+fn for_selected_host(config: Config) -> Result<Config, CliError> {
+    match selected_host() {
+        Some(name) => config
+            .for_host(name)
+            .map_err(|e| CliError::new(exit::USAGE, e)),
+        None => Ok(config),
+    }
 }
 
 /// [`load_config`], and every file the config names (certificates, keys)
 /// must exist: for `cutover check` and `cutover serve`.
 pub fn load_config_checked(path: &Path) -> Result<Config, CliError> {
-    config::load_checked(path).map_err(|e| CliError::new(exit::USAGE, render_config_error(e)))
+    config::load_checked(path)
+        .map_err(|e| CliError::new(exit::USAGE, render_config_error(e)))
+        .and_then(for_selected_host)
 }
 
 /// Renders a config error like miette does (see [`load_config`]).

@@ -36,7 +36,6 @@ use crate::daemon::fds::{self, Inherited};
 use crate::daemon::handover::{Predecessor, Relaunch};
 use crate::daemon::lifecycle::{ControlListeners, Lifecycle};
 use crate::daemon::lock::{DaemonLock, LockError};
-use crate::daemon::server_lock::{ServerLock, ServerLockError};
 use crate::daemon::signals;
 use crate::drivers::{Drivers, FoundInstance};
 use crate::edge;
@@ -62,6 +61,9 @@ macro_rules! say {
 
 /// How often buffered metric samples are folded into the histograms.
 const METRICS_UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a daemon of several waits for its first try of the leader lock
+/// (and, when it wins, its recovery) before its API answers anyway.
+const CLUSTER_READY_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// How long, after the proxies stop, the API may finish its own requests.
 const CONTROL_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -112,6 +114,10 @@ impl RunningDaemon {
     pub async fn finish(mut self, stop_instances: bool) {
         self.daemon.quiesce();
         self.daemon.stop_supervision().await;
+        if let Some(cluster) = self.daemon.cluster() {
+            // Quiesced: another daemon may lead from now on.
+            cluster.stop();
+        }
         self.control.stop();
         self.stop.cancel();
         while self.tasks.join_next().await.is_some() {}
@@ -249,9 +255,10 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
         (Some(db), None) => Some(DaemonLock::acquire(db).map_err(lock_error)?),
         (None, _) => None,
     };
-    // A database on a server is new when it holds no migration yet.
+    // A database on a server is new when it holds no migration yet. Who
+    // drives it is decided by the election of `src/cluster` (its lock is the
+    // one-daemon lock of `daemon/server_lock.rs`), once the listeners are up.
     let fresh = if matches!(file, StoreFile::Server(_)) {
-        take_server_lock(&config, takeover).await?;
         Store::is_new(&config.state.url)
             .await
             .map_err(store_error)?
@@ -383,6 +390,24 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
         };
         proxy_listeners.push((env.clone(), listener, redirect, preview));
     }
+    let cluster = if crate::cluster::is_postgres(&daemon.config().state.url) {
+        let host = super::output::selected_host()
+            .map(str::to_owned)
+            .unwrap_or_else(crate::cluster::machine_host_name);
+        let scheme = if api_tls.is_some() { "https" } else { "http" };
+        let me = crate::cluster::Member::new(&host, &format!("{scheme}://{api_addr}"));
+        Some(
+            crate::cluster::Cluster::connect(
+                &daemon.config().state.url,
+                &daemon.config().app.name,
+                me,
+            )
+            .await
+            .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?,
+        )
+    } else {
+        None
+    };
     for unused in inherited.unused() {
         tracing::warn!(name = %unused, "an inherited socket matches no listener of the config; it is closed");
     }
@@ -418,7 +443,33 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
             .await
             .map_err(|e| CliError::new(exit::FAILURE, e.to_string()))?;
     }
-    if adopt_orphans {
+    // Several daemons on one PostgreSQL store: this one follows (quiesced,
+    // its proxies applying the leader's tables) until it wins the election,
+    // which then runs the recovery below (`src/cluster`).
+    if let Some(cluster) = &cluster {
+        if adopt_orphans {
+            return Err(CliError::new(
+                exit::USAGE,
+                "--adopt-orphans takes back instances for one daemon: with a PostgreSQL store, stop the other daemons, start this one alone with --adopt-orphans, then start the others",
+            ));
+        }
+        daemon.quiesce();
+        daemon.join_cluster(cluster.clone());
+        if takeover == Takeover::Handover {
+            cluster.handed_over();
+        }
+        cluster.catch_up(&daemon).await;
+        cluster.start(daemon.clone());
+        // As a lone daemon: leading and recovered, or following, before the
+        // API answers.
+        cluster.wait_ready(CLUSTER_READY_LIMIT).await;
+        say!(
+            "daemon {} (host {}) joined the daemons sharing this store; it follows until it wins the leader lock",
+            cluster.me().daemon_id,
+            cluster.me().host
+        );
+    }
+    if cluster.is_none() && adopt_orphans {
         let report = daemon.adopt_orphans(orphans).await.map_err(|e| {
             CliError::new(
                 exit::FAILURE,
@@ -433,24 +484,30 @@ async fn start_daemon(config: Config, start: Start<'_>) -> Result<RunningDaemon,
             say!("--adopt-orphans: {line}");
         }
     }
-    let report = daemon
-        .recover_from(takeover)
-        .await
-        .map_err(|e| CliError::new(exit::FAILURE, format!("recovering state: {e}")))?;
-    daemon.supervise();
-    if !report.adopted.is_empty() || !report.stopped.is_empty() || !report.interrupted.is_empty() {
-        tracing::info!(
-            adopted = report.adopted.len(),
-            stopped = report.stopped.len(),
-            interrupted = report.interrupted.len(),
-            ?takeover,
-            "took over the running instances"
-        );
+    if cluster.is_none() {
+        let report = daemon
+            .recover_from(takeover)
+            .await
+            .map_err(|e| CliError::new(exit::FAILURE, format!("recovering state: {e}")))?;
+        daemon.supervise();
+        if !report.adopted.is_empty()
+            || !report.stopped.is_empty()
+            || !report.interrupted.is_empty()
+        {
+            tracing::info!(
+                adopted = report.adopted.len(),
+                stopped = report.stopped.len(),
+                interrupted = report.interrupted.len(),
+                ?takeover,
+                "took over the running instances"
+            );
+        }
     }
 
     let mut tasks = JoinSet::new();
     tasks.spawn(daemon.clone().keep_logs(stop.clone()));
-    // Notifications ([notify]): only this daemon, which holds the store's lock.
+    // Notifications ([notify]): only this daemon, which holds the store's
+    // lock (in a cluster: it waits while quiesced, so only the leader sends).
     // The cursors start at the end of the history as it is now, before the
     // API answers: a deploy asked for at once is notified, not skipped.
     if let Err(e) = daemon.store().notify_cursors().await {
@@ -714,37 +771,6 @@ impl ControlListeners for Arc<Control> {
                 Err(e) => tracing::error!(error = %e, "cannot accept on the metrics socket"),
             }
         }
-    }
-}
-
-/// One daemon per PostgreSQL store: the session lock, held for this
-/// process's life. A hand-over cannot pass a session on, so the new daemon
-/// takes it once the old one has exited (and its session with it).
-async fn take_server_lock(config: &Config, takeover: Takeover) -> Result<(), CliError> {
-    let url = config.state.url.clone();
-    let app = config.app.name.clone();
-    if takeover == Takeover::Handover {
-        tokio::spawn(async move {
-            loop {
-                match ServerLock::acquire(&url, &app).await {
-                    Ok(lock) => return lock.hold(),
-                    Err(ServerLockError::Held { .. }) => {}
-                    Err(e) => tracing::warn!("{e}"),
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-        });
-        return Ok(());
-    }
-    match ServerLock::acquire(&url, &app).await {
-        Ok(lock) => {
-            lock.hold();
-            Ok(())
-        }
-        Err(e @ ServerLockError::Held { .. }) => {
-            Err(CliError::new(exit::ALREADY_RUNNING, e.to_string()))
-        }
-        Err(e) => Err(CliError::new(exit::FAILURE, e.to_string())),
     }
 }
 

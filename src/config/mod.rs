@@ -63,9 +63,9 @@ pub use self::error::ConfigError;
 pub use self::model::{
     AcmeChallenge, AcmeConfig, AnalysisConfig, ApiExposure, AppConfig, ApprovalAt, ApprovalsConfig,
     BackupConfig, Config, DatabaseConfig, DriverKind, EnvTlsConfig, EnvironmentConfig,
-    HealthConfig, InconclusivePolicy, LimitsConfig, LintLevels, LogFormat, LogsConfig,
-    RestartPolicy, RolloutConfig, Secret, ServerConfig, ServiceConfig, ServiceKind, StateConfig,
-    Strategy, SwitchMode, TlsFilesConfig, TrackOverrideConfig,
+    HealthConfig, HostConfig, HostEnvironmentConfig, InconclusivePolicy, LimitsConfig, LintLevels,
+    LogFormat, LogsConfig, RestartPolicy, RolloutConfig, Secret, ServerConfig, ServiceConfig,
+    ServiceKind, StateConfig, Strategy, SwitchMode, TlsFilesConfig, TrackOverrideConfig,
 };
 pub use self::notify::{EventType, NotifyConfig, SlackConfig, WebhookConfig};
 pub use self::problem::Problem;
@@ -263,6 +263,7 @@ pub(crate) fn parse_inner(
         environments,
         databases,
         notify,
+        hosts,
         places: _,
     } = sections;
     Ok(Config {
@@ -275,6 +276,7 @@ pub(crate) fn parse_inner(
         environments,
         databases,
         notify,
+        hosts,
     })
 }
 

@@ -37,6 +37,70 @@ pub struct Config {
     pub databases: BTreeMap<String, DatabaseConfig>,
     /// `[notify]`: webhooks and Slack. Empty when not written.
     pub notify: super::notify::NotifyConfig,
+    /// `[host.NAME]`: per-daemon addresses (docs/cluster.md). Empty when
+    /// not written; applied by [`Config::for_host`].
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub hosts: BTreeMap<String, HostConfig>,
+}
+
+/// `[host.NAME]`: where one daemon of several sharing this file listens.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HostConfig {
+    /// Instead of `[server] listen`.
+    pub listen: Option<SocketAddr>,
+    /// Instead of `[server] metrics_listen`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Per environment, instead of its `listen` / `preview_listen`.
+    pub environments: BTreeMap<String, HostEnvironmentConfig>,
+}
+
+/// `[host.NAME.environment.ENV]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HostEnvironmentConfig {
+    /// Instead of the environment's `listen`.
+    pub listen: Option<SocketAddr>,
+    /// Instead of the environment's `preview_listen`.
+    pub preview_listen: Option<SocketAddr>,
+}
+
+impl Config {
+    /// This config as the daemon of host `name` uses it: `[host.NAME]`'s
+    /// addresses replace `[server]`'s and the environments'. Fails, saying
+    /// which hosts there are, when the file has no `[host.NAME]`.
+    pub fn for_host(mut self, name: &str) -> Result<Config, String> {
+        let Some(host) = self.hosts.get(name).cloned() else {
+            let known: Vec<&str> = self.hosts.keys().map(String::as_str).collect();
+            return Err(if known.is_empty() {
+                format!(
+                    "--host {name:?}: {} has no [host.NAME] table; add [host.{name}] with this daemon's addresses (docs/cluster.md)",
+                    self.path.display()
+                )
+            } else {
+                format!(
+                    "--host {name:?}: {} has no [host.{name}]; its hosts are {}",
+                    self.path.display(),
+                    known.join(", ")
+                )
+            });
+        };
+        if let Some(listen) = host.listen {
+            self.server.listen = listen;
+        }
+        if let Some(metrics) = host.metrics_listen {
+            self.server.metrics_listen = Some(metrics);
+        }
+        for (env, over) in host.environments {
+            if let Some(e) = self.environments.get_mut(&env) {
+                if let Some(listen) = over.listen {
+                    e.listen = listen;
+                }
+                if let Some(preview) = over.preview_listen {
+                    e.preview_listen = Some(preview);
+                }
+            }
+        }
+        Ok(self)
+    }
 }
 
 /// `[app]`.

@@ -74,6 +74,52 @@ pub(crate) struct RawConfig {
     /// Standard Webhooks specification) and `[[notify.slack]]`.
     #[schemars(with = "Option<RawNotify>")]
     pub notify: Option<Spanned<RawNotify>>,
+
+    /// Per-daemon addresses, by host name, for several daemons sharing one
+    /// file and one PostgreSQL store (docs/cluster.md): `cutover --host NAME`
+    /// (or `CUTOVER_HOST=NAME`) uses `[host.NAME]`'s addresses instead of
+    /// `[server] listen` and the environments' `listen` / `preview_listen`.
+    #[schemars(
+        with = "Option<BTreeMap<String, RawHost>>",
+        extend("propertyNames" = name_schema())
+    )]
+    pub host: Option<BTreeMap<Name, Spanned<RawHost>>>,
+}
+
+/// `[host.NAME]`: where one daemon of several listens.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Host")]
+pub(crate) struct RawHost {
+    /// Where this host's daemon's API listens, instead of `[server] listen`.
+    #[schemars(with = "Option<RawAddress>")]
+    pub listen: Option<Spanned<RawAddress>>,
+
+    /// Where this host's daemon serves `/metrics` alone, instead of
+    /// `[server] metrics_listen`.
+    #[schemars(with = "Option<RawAddress>")]
+    pub metrics_listen: Option<Spanned<RawAddress>>,
+
+    /// Per environment, where this host's proxies listen.
+    #[schemars(
+        with = "Option<BTreeMap<String, RawHostEnvironment>>",
+        extend("propertyNames" = name_schema())
+    )]
+    pub environment: Option<BTreeMap<Name, Spanned<RawHostEnvironment>>>,
+}
+
+/// `[host.NAME.environment.ENV]`: one environment's listeners on that host.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "HostEnvironment")]
+pub(crate) struct RawHostEnvironment {
+    /// Instead of the environment's `listen`.
+    #[schemars(with = "Option<RawAddress>")]
+    pub listen: Option<Spanned<RawAddress>>,
+
+    /// Instead of the environment's `preview_listen`.
+    #[schemars(with = "Option<RawAddress>")]
+    pub preview_listen: Option<Spanned<RawAddress>>,
 }
 
 /// `[notify]`: where the daemon sends events (docs/observability.md).

@@ -1569,3 +1569,61 @@ fn a_swarm_service_has_the_container_settings_and_its_swarm_part() {
         "{schema}"
     );
 }
+
+#[test]
+fn a_host_table_gives_one_daemon_its_own_addresses() {
+    let config = valid(
+        r#"
+[app]
+name = "hello"
+
+[server]
+listen = "127.0.0.1:7000"
+
+[service.web]
+command = ["./web", "--port", "{port}"]
+
+[environment.production]
+listen = "127.0.0.1:8080"
+preview_listen = "127.0.0.1:8090"
+
+[host.a]
+listen = "127.0.0.1:7001"
+
+[host.a.environment.production]
+listen = "127.0.0.1:8081"
+"#,
+    );
+    let a = config.clone().for_host("a").expect("host a");
+    let addr = |s: &str| s.parse::<SocketAddr>().expect("an address");
+    assert_eq!(a.server.listen, addr("127.0.0.1:7001"));
+    let env = &a.environments["production"];
+    assert_eq!(env.listen, addr("127.0.0.1:8081"));
+    // What the host does not set stays.
+    assert_eq!(env.preview_listen, Some(addr("127.0.0.1:8090")));
+    let err = config.for_host("b").expect_err("no [host.b]");
+    assert!(err.contains("its hosts are a"), "{err}");
+}
+
+#[test]
+fn a_host_table_naming_an_unknown_environment_is_refused() {
+    let err = parse_at(
+        r#"
+[app]
+name = "hello"
+
+[service.web]
+command = ["./web", "--port", "{port}"]
+
+[environment.production]
+listen = "127.0.0.1:8080"
+
+[host.a.environment.staging]
+listen = "127.0.0.1:8081"
+"#,
+        "/srv/hello/cutover.toml",
+    )
+    .expect_err("staging is not an environment");
+    let text = render(&err);
+    assert!(text.contains("names environment \"staging\""), "{text}");
+}

@@ -197,6 +197,13 @@ impl Lifecycle {
 
     /// After a failed hand-over: accept again and pick up the releases.
     async fn take_back(&self) {
+        if let Some(cluster) = self.daemon.cluster()
+            && !cluster.is_leader()
+        {
+            // A follower of several daemons changes nothing (docs/cluster.md).
+            self.control.start();
+            return;
+        }
         self.daemon.unquiesce();
         self.control.start();
         if let Err(e) = self.daemon.recover_from(Takeover::Handover).await {

@@ -6,8 +6,10 @@
 //! is killed, or its connection drops). `KEY` comes from a constant and the
 //! app's name, so two apps may share one database.
 //!
-//! This is the one place that decides who may drive a store on a server;
-//! leader election among several daemons is meant to replace it here.
+//! `cutover serve` takes this lock through the leader election of
+//! `src/cluster` (`leader.rs` tries [`lock_key`] on its own session), so
+//! that several daemons share a store and one drives it; [`ServerLock`] and
+//! [`is_held`] take or test the same lock from outside a daemon.
 
 use std::time::Duration;
 

@@ -74,6 +74,9 @@ pub struct EnvRuntime {
     preview_pins: Mutex<BTreeMap<String, String>>,
     /// Serialises computing and applying the preview table.
     preview_sync: Mutex<()>,
+    /// Bumped (to the wall clock's milliseconds) after every change of the
+    /// public table: what the cluster's leader persists (`src/cluster`).
+    changes: tokio::sync::watch::Sender<i64>,
 }
 
 /// The proxy settings of one environment: its limits, whom it trusts, HSTS,
@@ -161,6 +164,7 @@ impl EnvRuntime {
             preview,
             preview_pins: Mutex::new(BTreeMap::new()),
             preview_sync: Mutex::new(()),
+            changes: tokio::sync::watch::channel(0).0,
             name: name.to_owned(),
             config: env,
             proxy,
@@ -265,6 +269,7 @@ impl EnvRuntime {
     /// instance in `instances` get an empty table (the caller checks first).
     pub(crate) fn switch_to(&self, instances: &[LiveInstance]) -> Result<u64, DeployError> {
         let swapped = self.swap_to(instances);
+        self.changed();
         self.sync_preview();
         swapped
     }
@@ -308,6 +313,7 @@ impl EnvRuntime {
         canary_bp: u16,
     ) -> Result<u64, DeployError> {
         let set = self.set_tracks(service, stable, canary, canary_bp);
+        self.changed();
         self.sync_preview();
         set
     }
@@ -353,6 +359,7 @@ impl EnvRuntime {
     /// was there.
     pub(crate) fn remove_from_table(&self, service: &str, id: &str) -> Result<bool, DeployError> {
         let removed = self.remove_from_public(service, id);
+        self.changed();
         self.sync_preview();
         removed
     }
@@ -382,6 +389,7 @@ impl EnvRuntime {
     /// track already or is not an HTTP instance.
     pub(crate) fn add_to_stable(&self, instance: &LiveInstance) -> Result<(), DeployError> {
         let added = self.add_to_public_stable(instance);
+        self.changed();
         self.sync_preview();
         added
     }
@@ -415,6 +423,18 @@ impl EnvRuntime {
             })
             .map_err(|e: cutover_proxy::TableError| DeployError::Internal(e.to_string()))?;
         Ok(())
+    }
+
+    /// Says that the public table may have changed (the one place the
+    /// cluster's leader learns it, see `src/cluster/routes.rs`).
+    pub(crate) fn changed(&self) {
+        self.changes.send_replace(crate::cluster::now_ms());
+    }
+
+    /// Changes of the public table: the value is when the last one happened
+    /// (milliseconds since the Unix epoch; 0 before any).
+    pub(crate) fn table_changes(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.changes.subscribe()
     }
 
     /// Ids of the instances on any track of the proxy right now.

@@ -75,6 +75,8 @@ pub struct Daemon {
     /// Cancelled while the daemon hands over or stops: releases pause where
     /// they are and nothing new starts (see [`Daemon::quiesce`]).
     quiesce: std::sync::Mutex<tokio_util::sync::CancellationToken>,
+    /// The daemons sharing a PostgreSQL store, when this one is among them.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl Daemon {
@@ -92,6 +94,7 @@ impl Daemon {
             driver: Drivers::new(),
             environments,
             quiesce: std::sync::Mutex::new(tokio_util::sync::CancellationToken::new()),
+            cluster: std::sync::OnceLock::new(),
         }))
     }
 
@@ -103,6 +106,17 @@ impl Daemon {
     /// The drivers that run instances.
     pub fn drivers(&self) -> &crate::drivers::Drivers {
         &self.driver
+    }
+
+    /// The cluster this daemon is part of (a PostgreSQL store), if any.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
+    }
+
+    /// Makes this daemon one of the cluster's: it must be quiesced until
+    /// the election says it leads. Once only.
+    pub fn join_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(cluster);
     }
 
     /// The store.

@@ -17,6 +17,10 @@ use crate::store::InstanceState;
 /// environment's live set. Instances still in the proxy's table are removed
 /// from it first, and from the preview's (which follows the live set); each
 /// is drained on both.
+/// How long a retire waits for the other daemons' proxies (a cluster) to
+/// apply the table without the instances it stops.
+const FOLLOWERS_APPLY_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub(crate) async fn retire_now(
     daemon: &Daemon,
     env: &EnvRuntime,
@@ -37,6 +41,14 @@ pub(crate) async fn retire_now(
         if let Err(e) = env.switch_to(&still_live) {
             tracing::error!(env = %env.name, error = %e, "cannot remove instances from the table");
         }
+    }
+    // Several daemons: the other proxies stop sending to them first (the
+    // table they left may have been swapped by the caller just before).
+    if let Some(cluster) = daemon.cluster() {
+        let changed = *env.table_changes().borrow();
+        cluster
+            .wait_followers(&env.name, changed, FOLLOWERS_APPLY_LIMIT)
+            .await;
     }
     env.sync_preview();
     let mut tasks = tokio::task::JoinSet::new();

@@ -12,6 +12,7 @@ mod backup_deploy;
 mod browser;
 mod canary;
 mod certs;
+mod cluster;
 mod common;
 mod config_errors;
 mod crash;

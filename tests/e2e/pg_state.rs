@@ -125,19 +125,16 @@ async fn pg_state_kill_9_mid_canary_the_next_daemon_adopts_and_rolls_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pg_state_a_second_daemon_on_the_same_database_is_refused() {
+async fn pg_state_a_second_daemon_on_the_same_addresses_is_refused() {
+    // A second daemon on the same store joins the first as a follower
+    // (docs/cluster.md, tests/e2e/cluster.rs) — on its own addresses only.
     let app = TestApp::with_pg_state("10m");
     app.release("v1", Release::Good);
     app.serve_and_deploy(&["v1"]);
     let out = app.cli(&["serve"]);
-    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(
-        err.contains("another cutover serve holds the state store at postgres://")
-            && err.contains("cutover serve pid")
-            && !err.contains(":cutover_test@"),
-        "{err}"
-    );
+    assert!(err.contains("cannot listen on 127.0.0.1:"), "{err}");
     assert_eq!(
         fetch(&app.proxy_url()).await.as_deref(),
         Some("hello from v1")
@@ -208,15 +205,21 @@ async fn pg_state_an_upgrade_hands_over_and_the_new_daemon_takes_the_lock() {
     more_requests(&load, 20).await;
     let report = load.stop().await.expect("stop the load");
     assert_eq!(report.failed(), 0, "requests failed during the upgrade");
-    // The old daemon's session is gone; the new one takes the lock, so a
-    // third daemon is refused naming it.
+    // The old daemon's session is gone; the new one takes the lock: it
+    // leads (docs/cluster.md).
+    let token = std::fs::read_to_string(app.path().join(".cutover").join("api.token"))
+        .expect("the API token");
     crate::common::wait_until(
         std::time::Duration::from_secs(15),
         "the new daemon holds the lock",
         || {
-            let out = app.cli(&["serve"]);
-            out.status.code() == Some(8)
-                && stderr(&out).contains(&format!("cutover serve pid {new}"))
+            let (status, view) = app.api_call(Some(token.trim()), "GET", "/v1/cluster", None);
+            status == 200
+                && view["role"]["role"] == "leader"
+                && view["recovering"] == false
+                && view["this"]["daemon_id"]
+                    .as_str()
+                    .is_some_and(|id| id.contains(&format!("-{new}-")))
         },
     );
     // It drives deploys.

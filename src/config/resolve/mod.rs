@@ -12,6 +12,7 @@ mod database;
 mod docker;
 mod edge;
 mod environment;
+mod host;
 mod notify;
 mod overrides;
 mod rollout;
@@ -27,8 +28,8 @@ use serde_spanned::Spanned;
 use super::defaults;
 use super::expand::Lookup;
 use super::model::{
-    AppConfig, DatabaseConfig, EnvironmentConfig, LogsConfig, ServerConfig, ServiceConfig,
-    StateConfig,
+    AppConfig, DatabaseConfig, EnvironmentConfig, HostConfig, LogsConfig, ServerConfig,
+    ServiceConfig, StateConfig,
 };
 use super::notify::NotifyConfig;
 use super::problem::Finding;
@@ -60,6 +61,7 @@ pub(crate) struct Sections {
     pub environments: BTreeMap<String, EnvironmentConfig>,
     pub databases: BTreeMap<String, DatabaseConfig>,
     pub notify: NotifyConfig,
+    pub hosts: BTreeMap<String, HostConfig>,
     pub places: Places,
 }
 
@@ -145,6 +147,7 @@ pub(crate) fn resolve(raw: RawConfig, cx: Context<'_>) -> (Sections, Vec<Finding
     };
     let environments = resolver.environments(&raw_environments, &base);
     let notify = resolver.notify(raw.notify.as_ref(), &environments);
+    let hosts = resolver.hosts(raw.host.as_ref(), &environments);
     let Resolver {
         findings, places, ..
     } = resolver;
@@ -156,6 +159,7 @@ pub(crate) fn resolve(raw: RawConfig, cx: Context<'_>) -> (Sections, Vec<Finding
         environments,
         databases,
         notify,
+        hosts,
         places,
     };
     (sections, findings)
