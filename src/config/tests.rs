@@ -1558,6 +1558,7 @@ fn a_swarm_service_has_the_container_settings_and_its_swarm_part() {
         Some(crate::config::SwarmConfig {
             constraints: vec!["node.role == manager".into()],
             health_command: vec!["/hello".into(), "--probe".into()],
+            ..Default::default()
         })
     );
     // `[service.NAME.swarm]` is optional.

@@ -29,6 +29,7 @@ fn instance() -> InstanceSpec {
         log_dir: std::env::temp_dir(),
         health: Default::default(),
         stop_timeout: Duration::from_secs(7),
+        kind: crate::config::ServiceKind::Http,
     }
 }
 
@@ -64,6 +65,7 @@ fn the_spec_publishes_in_host_mode_runs_the_image_by_id_and_carries_the_labels()
     let swarm = SwarmConfig {
         constraints: vec!["node.role == manager".into()],
         health_command: vec!["/hello".into(), "--probe".into()],
+        ..Default::default()
     };
     let spec = service_spec(&instance(), &settings(swarm), "shop:v2", "sha256:0123", 2);
     assert_eq!(spec.name.as_deref(), Some("shop-production-web-v2"));
