@@ -1568,7 +1568,8 @@ fn a_swarm_service_has_the_container_settings_and_its_swarm_part() {
     assert!(
         schema["$defs"]["Swarm"]["properties"]["constraints"].is_object(),
         "{schema}"
-    );    for key in [
+    );
+    for key in [
         "update_parallelism",
         "update_delay",
         "update_monitor",

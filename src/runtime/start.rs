@@ -7,6 +7,11 @@
 //!   worker that fails is stopped, the old ones not yet replaced keep running,
 //!   and the rollout fails. A revert puts the previous release's workers back
 //!   the same way, one at a time ([`restore_workers`]).
+//! - workers whose driver hands a release over in place
+//!   (`Drivers::hands_over_in_place`: the engine rolls one long-lived service
+//!   itself): every replica is recorded, the driver's `hand_over` rolls the
+//!   service and waits for the engine's verdict, then the old release's
+//!   instances are retired ([`hand_over_workers`]); a revert hands it back.
 //!
 //! Any failure says why, with the last lines of the failing instance's output.
 

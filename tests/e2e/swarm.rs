@@ -559,6 +559,7 @@ async fn swarm_worker_update_to_an_unhealthy_image_is_rolled_back_by_swarm_and_r
     let out = app.cli(&["deploy", "bad"]);
     let err = stderr(&out);
     assert_ne!(out.status.code(), Some(0), "the deployment fails: {err}");
+    eprintln!("cutover deploy bad said: {err}");
     assert!(err.contains("Swarm's rolling update"), "{err}");
     assert!(err.contains("rollback"), "Swarm's rollback is named: {err}");
     assert_eq!(

@@ -246,7 +246,8 @@ impl SwarmDriver {
     /// Stopping an instance of a worker's long-lived service. `Some` when
     /// the service is left as it is: it now runs another release (this
     /// release was handed over), it is gone, or the instance's task already
-    /// ended (Swarm restarts the slot; a replacement instance takes it).
+    /// ended (Swarm restarts the slot; a replacement instance takes it), or
+    /// the instance is not one of the service's live ones (a stray).
     /// `None`: stop it as any task (the service is removed with the last).
     pub(super) async fn stop_in_place(
         &self,
@@ -278,6 +279,18 @@ impl SwarmDriver {
         if self.exit_status(handle).is_some() {
             self.state().stopped.insert(handle.task_id.clone());
             return Ok(Some(StopOutcome::NotRunning));
+        }
+        // An instance this daemon neither started nor adopted (a stray after
+        // a restart) never takes the service with it.
+        let live = self
+            .state()
+            .live
+            .get(&handle.service_name)
+            .is_some_and(|slots| slots.contains(&handle.slot));
+        if !live {
+            self.state().stopped.insert(handle.task_id.clone());
+            tracing::info!(instance = %handle.instance_id, task = %handle.describe(), "not a live instance of the worker's Swarm service: the service stays");
+            return Ok(Some(StopOutcome::Exited));
         }
         Ok(None)
     }
