@@ -231,14 +231,21 @@ impl SwarmDriver {
                     .and_then(|c| c.image.as_deref())
                     == Some(image_ref)
                     && !matches!(state_of(t), Some(bollard::models::TaskState::RUNNING))
-                    && t.status
-                        .as_ref()
-                        .is_some_and(|s| s.err.as_deref().is_some_and(|e| !e.is_empty()))
             })
             .collect();
         ended.sort_by_key(|t| t.updated_at.clone().map(|d| format!("{d:?}")));
-        ended
-            .last()
+        // The last one that failed (a task Swarm shut down for the
+        // rollback says nothing about why).
+        let failed = ended.iter().rev().find(|t| {
+            matches!(
+                state_of(t),
+                Some(bollard::models::TaskState::FAILED | bollard::models::TaskState::REJECTED)
+            ) || t
+                .status
+                .as_ref()
+                .is_some_and(|s| s.err.as_deref().is_some_and(|e| !e.is_empty()))
+        });
+        failed
             .map(|t| format!("the new task ended: {}", describe_task(t)))
             .unwrap_or_default()
     }
