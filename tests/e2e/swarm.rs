@@ -6,7 +6,10 @@
 //! and canary under load without a failed request, a release whose health
 //! check fails rolled back with the old one serving, and `kill -9` of the
 //! daemon mid-canary with the tasks adopted by their labels and the rollout
-//! rolled back.
+//! rolled back. Workers (`swarm_worker_*`): one long-lived Swarm service per
+//! environment, rolled v1 → v2 by Swarm's rolling update and back by
+//! `cutover rollback`; an update to an unhealthy image rolled back by Swarm
+//! and reported by cutover, with the tasks on v1 again.
 //!
 //! A test fails (never skips) when the swarm is not active or an image is
 //! missing. Every test uses its own app name, and every Swarm service
