@@ -30,12 +30,64 @@ pub struct DockerConfig {
 
 /// `[service.NAME.swarm]`: what a `driver = "swarm"` service adds to the
 /// container settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SwarmConfig {
     /// Placement constraints, as Swarm writes them (`node.role == manager`).
     pub constraints: Vec<String>,
     /// Swarm's own health check: a command run in each task; empty for none.
     pub health_command: Vec<String>,
+    /// Workers: how many tasks Swarm's rolling update replaces at once.
+    pub update_parallelism: u32,
+    /// Workers: the pause between two batches of the rolling update.
+    #[serde(serialize_with = "serialize_duration")]
+    pub update_delay: std::time::Duration,
+    /// Workers: how long Swarm watches each updated task for a failure.
+    #[serde(serialize_with = "serialize_duration")]
+    pub update_monitor: std::time::Duration,
+    /// Workers: what Swarm does when the update fails.
+    pub update_failure_action: UpdateFailureAction,
+}
+
+impl Default for SwarmConfig {
+    fn default() -> Self {
+        Self {
+            constraints: Vec::new(),
+            health_command: Vec::new(),
+            update_parallelism: 1,
+            update_delay: std::time::Duration::ZERO,
+            update_monitor: std::time::Duration::from_secs(5),
+            update_failure_action: UpdateFailureAction::Rollback,
+        }
+    }
+}
+
+/// Durations serialize as the config file writes them: "5s".
+fn serialize_duration<S: serde::Serializer>(
+    duration: &std::time::Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&super::defaults::duration_text(*duration))
+}
+
+/// `swarm.update_failure_action`: what Swarm does when a worker's rolling
+/// update fails. Either way cutover fails the deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdateFailureAction {
+    /// Swarm puts the previous spec back (the previous release keeps running).
+    Rollback,
+    /// Swarm stops the update where it is (tasks of both releases run).
+    Pause,
+}
+
+impl UpdateFailureAction {
+    /// As written in the config and sent to Swarm.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rollback => "rollback",
+            Self::Pause => "pause",
+        }
+    }
 }
 
 impl DockerConfig {

@@ -1203,13 +1203,26 @@ fn swarm_keys_are_checked_where_they_are_written() {
         rendered.contains("`volumes` is not supported by the swarm driver yet"),
         "{rendered}"
     );
-    // Neither are workers.
-    let source = swarm_service("kind = \"worker\"");
-    let rendered = one_problem_at(&source, "\"worker\"");
+    // The rolling update's keys of a worker.
+    let source = swarm_service("swarm = { update_parallelism = 0 }");
+    let rendered = one_problem_at(&source, "0 }");
     assert!(
-        rendered.contains("workers are not supported by the swarm driver yet"),
+        rendered.contains("`swarm.update_parallelism` must be between 1 and 64"),
         "{rendered}"
     );
+    let source = swarm_service("swarm = { update_delay = \"soon\" }");
+    let rendered = one_problem_at(&source, "\"soon\"");
+    assert!(rendered.contains("swarm.update_delay"), "{rendered}");
+    let source = swarm_service("swarm = { update_monitor = -1 }");
+    let rendered = one_problem_at(&source, "-1 }");
+    assert!(rendered.contains("update_monitor"), "{rendered}");
+    let source = swarm_service("swarm = { update_failure_action = \"continue\" }");
+    let rendered = one_problem_at(&source, "\"continue\"");
+    assert!(
+        rendered.contains("unknown `swarm.update_failure_action` `continue`"),
+        "{rendered}"
+    );
+    assert!(rendered.contains(r#"expected "rollback""#), "{rendered}");
     // An empty health command; a command at all.
     let source = swarm_service("swarm = { health_command = [] }");
     let rendered = one_problem_at(&source, "[] }");

@@ -58,7 +58,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-pub use self::container::{DockerConfig, SwarmConfig};
+pub use self::container::{DockerConfig, SwarmConfig, UpdateFailureAction};
 pub use self::error::ConfigError;
 pub use self::model::{
     AcmeChallenge, AcmeConfig, AnalysisConfig, ApiExposure, AppConfig, ApprovalAt, ApprovalsConfig,

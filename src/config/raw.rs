@@ -443,6 +443,25 @@ pub(crate) struct RawSwarm {
     /// proxy probes `health.path` either way.
     #[schemars(with = "Option<Vec<String>>", extend("minItems" = 1, "examples" = [["/hello", "--probe"]]))]
     pub health_command: Option<Spanned<Vec<Spanned<String>>>>,
+
+    /// Workers: how many tasks Swarm's rolling update replaces at once.
+    #[schemars(with = "Option<RawCount>", extend("default" = 1, "minimum" = 1, "maximum" = defaults::MAX_REPLICAS))]
+    pub update_parallelism: Option<Spanned<RawCount>>,
+
+    /// Workers: the pause between two batches of Swarm's rolling update.
+    #[schemars(with = "Option<RawDuration>", extend("default" = "0s"))]
+    pub update_delay: Option<Spanned<RawDuration>>,
+
+    /// Workers: how long Swarm watches each updated task for a failure
+    /// before it counts as updated.
+    #[schemars(with = "Option<RawDuration>", extend("default" = "5s"))]
+    pub update_monitor: Option<Spanned<RawDuration>>,
+
+    /// Workers: what Swarm does when the rolling update fails: `rollback`
+    /// (put the previous release back) or `pause` (stop where it is). The
+    /// deployment fails either way.
+    #[schemars(with = "Option<String>", extend("enum" = ["rollback", "pause"], "default" = "rollback"))]
+    pub update_failure_action: Option<Spanned<String>>,
 }
 
 /// `resources = { … }` of a docker service.

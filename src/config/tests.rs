@@ -1558,6 +1558,7 @@ fn a_swarm_service_has_the_container_settings_and_its_swarm_part() {
         Some(crate::config::SwarmConfig {
             constraints: vec!["node.role == manager".into()],
             health_command: vec!["/hello".into(), "--probe".into()],
+            ..Default::default()
         })
     );
     // `[service.NAME.swarm]` is optional.
@@ -1567,6 +1568,49 @@ fn a_swarm_service_has_the_container_settings_and_its_swarm_part() {
     assert!(
         schema["$defs"]["Swarm"]["properties"]["constraints"].is_object(),
         "{schema}"
+    );
+    for key in [
+        "update_parallelism",
+        "update_delay",
+        "update_monitor",
+        "update_failure_action",
+    ] {
+        assert!(
+            schema["$defs"]["Swarm"]["properties"][key].is_object(),
+            "{key}: {schema}"
+        );
+    }
+}
+
+#[test]
+fn a_swarm_worker_has_its_rolling_update_settings() {
+    let config = valid(
+        "[app]\nname = \"hello\"\n\n[service.jobs]\nkind = \"worker\"\ndriver = \"swarm\"\nimage = \"hello:{version}\"\nreplicas = 4\n\n[service.jobs.swarm]\nupdate_parallelism = 2\nupdate_delay = \"3s\"\nupdate_monitor = \"10s\"\nupdate_failure_action = \"pause\"\n\n[service.mail]\nkind = \"worker\"\ndriver = \"swarm\"\nimage = \"mail:{version}\"\n\n[environment.production]\nlisten = \"127.0.0.1:8080\"\n",
+    );
+    let swarm = config.services["jobs"]
+        .docker
+        .as_ref()
+        .and_then(|d| d.swarm.clone())
+        .expect("swarm settings");
+    assert_eq!(swarm.update_parallelism, 2);
+    assert_eq!(swarm.update_delay, std::time::Duration::from_secs(3));
+    assert_eq!(swarm.update_monitor, std::time::Duration::from_secs(10));
+    assert_eq!(
+        swarm.update_failure_action,
+        crate::config::UpdateFailureAction::Pause
+    );
+    // The defaults: 1, 0s, 5s, rollback.
+    let mail = config.services["mail"]
+        .docker
+        .as_ref()
+        .and_then(|d| d.swarm.clone())
+        .expect("swarm settings");
+    assert_eq!(mail.update_parallelism, 1);
+    assert_eq!(mail.update_delay, std::time::Duration::ZERO);
+    assert_eq!(mail.update_monitor, std::time::Duration::from_secs(5));
+    assert_eq!(
+        mail.update_failure_action,
+        crate::config::UpdateFailureAction::Rollback
     );
 }
 

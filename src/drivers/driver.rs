@@ -15,7 +15,7 @@ use futures_util::{Stream, StreamExt};
 use super::docker::{DockerDriver, ImageToCheck, docker_host};
 use super::swarm::SwarmDriver;
 use super::{DriverError, Handle, InstanceSpec, ProcessDriver, StopOutcome, follow, logs, rotate};
-use crate::config::{DockerConfig, LogsConfig};
+use crate::config::{DockerConfig, LogsConfig, ServiceKind};
 
 /// The most lines of an instance's output [`Drivers::tail`] quotes.
 pub const QUOTED_LINES: usize = 20;
@@ -99,6 +99,41 @@ impl Drivers {
             }
             Some(settings) => Ok(Handle::Docker(self.docker.start(spec, settings).await?)),
             None => Ok(Handle::Process(self.process.start(spec).await?)),
+        }
+    }
+
+    /// Whether a worker's releases are handed over in place: the engine runs
+    /// every release of the worker in one long-lived service and rolls it
+    /// from one release to the next itself (Swarm's rolling update), so the
+    /// runtime calls [`Drivers::hand_over`] instead of starting the new
+    /// release's instances one by one. Stopping the old release's
+    /// instances afterwards leaves what the new release runs in alone.
+    pub fn hands_over_in_place(docker: Option<&DockerConfig>, kind: ServiceKind) -> bool {
+        kind == ServiceKind::Worker && docker.is_some_and(|d| d.swarm.is_some())
+    }
+
+    /// Hands a worker over to `spec.version` in place (see
+    /// [`Drivers::hands_over_in_place`]): one instance per id in `ids`
+    /// (`ids[n]` is replica `n`); returns their handles once the engine says
+    /// the release runs. On failure the engine has put the previous release
+    /// back (or paused, as configured), and the error says what it said.
+    pub async fn hand_over(
+        &self,
+        spec: &InstanceSpec,
+        docker: Option<&DockerConfig>,
+        ids: &[String],
+    ) -> Result<Vec<Handle>, DriverError> {
+        match docker {
+            Some(settings) if settings.swarm.is_some() => Ok(self
+                .swarm
+                .hand_over(spec, settings, ids)
+                .await?
+                .into_iter()
+                .map(Handle::Swarm)
+                .collect()),
+            _ => Err(DriverError::NotInPlace {
+                service: spec.service.clone(),
+            }),
         }
     }
 

@@ -130,6 +130,7 @@ mod tests {
             container_id: Some("c0ffee".into()),
             image: "hello:v1".into(),
             addr: Some("127.0.0.1:30001".parse().expect("addr")),
+            in_place: None,
         });
         for h in [process, docker, swarm] {
             let back = Handle::from_json(h.driver_name(), &h.to_json());

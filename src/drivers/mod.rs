@@ -118,6 +118,11 @@ pub struct InstanceSpec {
     /// Grace between the stop signal and SIGKILL (the swarm driver sets it
     /// on the service, where Swarm applies it).
     pub stop_timeout: Duration,
+    /// What the instance is: workers take no traffic, and a driver that
+    /// hands a worker release over in place (swarm, see
+    /// [`Drivers::hands_over_in_place`]) runs all its releases in one
+    /// engine-side service.
+    pub kind: crate::config::ServiceKind,
 }
 
 /// What the daemon keeps about a started instance. Persisted, so that a
@@ -187,6 +192,15 @@ impl std::fmt::Display for SpawnProblem {
 /// error source), so printing the error alone tells the whole story.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
+    /// A handover in place was asked of a driver that starts instances one
+    /// by one (a runtime bug: it asks [`Drivers::hands_over_in_place`] first).
+    #[error(
+        "service {service}: its driver does not hand releases over in place; start its instances one by one"
+    )]
+    NotInPlace {
+        /// The service.
+        service: String,
+    },
     /// The spec cannot be started as given (empty command, unusable name).
     #[error("instance {instance_id}: {reason}")]
     InvalidSpec {

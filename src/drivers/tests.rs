@@ -127,6 +127,7 @@ impl Fixture {
             replica: 0,
             health: Default::default(),
             stop_timeout: Duration::from_secs(10),
+            kind: crate::config::ServiceKind::Http,
         }
     }
 

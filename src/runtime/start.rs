@@ -7,6 +7,11 @@
 //!   worker that fails is stopped, the old ones not yet replaced keep running,
 //!   and the rollout fails. A revert puts the previous release's workers back
 //!   the same way, one at a time ([`restore_workers`]).
+//! - workers whose driver hands a release over in place
+//!   (`Drivers::hands_over_in_place`: the engine rolls one long-lived service
+//!   itself): every replica is recorded, the driver's `hand_over` rolls the
+//!   service and waits for the engine's verdict, then the old release's
+//!   instances are retired ([`hand_over_workers`]); a revert hands it back.
 //!
 //! Any failure says why, with the last lines of the failing instance's output.
 
@@ -22,7 +27,7 @@ use super::deploy::{event, fmt_duration};
 use super::environment::{EnvRuntime, LiveInstance};
 use super::{Daemon, retire};
 use crate::config::{ServiceConfig, ServiceKind};
-use crate::drivers::{InstanceSpec, check, health};
+use crate::drivers::{Drivers, InstanceSpec, check, health};
 use crate::store::{InstanceRecord, InstanceState};
 
 /// Lines of a failing instance's output shown with the failure (the
@@ -123,6 +128,9 @@ pub(crate) async fn start_workers(
     let Some(sc) = daemon.config.service_in(&env.name, svc) else {
         return Err(format!("no service named {svc}"));
     };
+    if Drivers::hands_over_in_place(sc.docker.as_ref(), sc.kind) {
+        return hand_over_workers(daemon, env, id, version, svc, old, cancel).await;
+    }
     let mut ready = Vec::new();
     for n in 0..sc.replicas {
         if cancel.is_cancelled() {
@@ -184,6 +192,18 @@ pub(crate) async fn restore_workers(
             .filter(|i| i.service == svc && i.version == v)
             .collect()
     };
+    if Drivers::hands_over_in_place(sc.docker.as_ref(), sc.kind) {
+        // Nothing of `version` runs when the engine already rolled it back.
+        let new = of(version);
+        if new.is_empty() {
+            return;
+        }
+        let never = CancellationToken::new();
+        if let Err(e) = hand_over_workers(daemon, env, id, previous, svc, new, &never).await {
+            tracing::error!(env = %env.name, service = %svc, error = %e, "cannot hand the workers back to {previous}");
+        }
+        return;
+    }
     let mut new = of(version);
     let mut have = of(previous).len();
     let mut n = 0;
@@ -214,6 +234,138 @@ pub(crate) async fn restore_workers(
     let left: Vec<String> = new.iter().map(|i| i.id.clone()).collect();
     let gone = env.take(|i| left.contains(&i.id));
     retire::retire_now(daemon, env, gone, "rolled back").await;
+}
+
+/// Hands a worker over to `version` in place, when its driver runs all its
+/// releases in one engine-side service and rolls it itself (Swarm's rolling
+/// update, see `Drivers::hands_over_in_place`): every replica is recorded
+/// before, the driver rolls the service and waits until the engine says
+/// the release runs, then the `old` instances are retired (their driver
+/// leaves the service the new release now runs in). On failure the engine
+/// has put the previous release back: the `old` instances keep running,
+/// and the error says what the engine said.
+async fn hand_over_workers(
+    daemon: &Arc<Daemon>,
+    env: &Arc<EnvRuntime>,
+    id: i64,
+    version: &str,
+    svc: &str,
+    old: Vec<LiveInstance>,
+    cancel: &CancellationToken,
+) -> Result<Vec<LiveInstance>, String> {
+    let Some(sc) = daemon.config.service_in(&env.name, svc) else {
+        return Err(format!("no service named {svc}"));
+    };
+    let mut specs = Vec::new();
+    for n in 0..sc.replicas {
+        let (spec, intent) = instance_spec(daemon, env, sc, version, svc, n);
+        if let Err(e) = daemon.store.put_instance(&intent).await {
+            forget_intents(daemon, &specs).await;
+            return Err(format!(
+                "cannot record {} before starting it, so {svc} {version} was not started: {e}",
+                spec.instance_id
+            ));
+        }
+        specs.push(spec);
+    }
+    let Some(first) = specs.first() else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<String> = specs.iter().map(|s| s.instance_id.clone()).collect();
+    let started = std::time::Instant::now();
+    let handed = tokio::select! {
+        handed = daemon.driver.hand_over(first, sc.docker.as_ref(), &ids) => handed,
+        _ = cancel.cancelled() => {
+            forget_intents(daemon, &specs).await;
+            return Err(CANCELLED.into());
+        }
+    };
+    let handles =
+        match handed {
+            Ok(handles) => handles,
+            Err(e) => {
+                forget_intents(daemon, &specs).await;
+                let reason = format!("{svc} {version} did not roll out: {e}");
+                event(
+                    daemon,
+                    id,
+                    EventKind::InstanceFailed,
+                    &reason,
+                    json!({ "service": svc, "version": version, "error": e.to_string() }),
+                )
+                .await;
+                if !old.is_empty() {
+                    event(daemon, id, EventKind::WorkersKept,
+                    &format!("{} old {svc} instance(s) keep running", old.len()),
+                    json!({ "instances": old.iter().map(|i| i.id.clone()).collect::<Vec<_>>() }),
+                )
+                .await;
+                }
+                return Err(reason);
+            }
+        };
+    let took = started.elapsed();
+    let mut ready = Vec::new();
+    for (instance_id, handle) in ids.iter().zip(handles) {
+        let live = LiveInstance {
+            id: instance_id.clone(),
+            service: svc.to_owned(),
+            version: version.to_owned(),
+            kind: sc.kind,
+            handle,
+        };
+        if let Err(e) = record_instance(daemon, env, &live, InstanceState::Starting).await {
+            daemon.log_store_error("cannot record a worker handed over in place", &e);
+        }
+        env.add([live.clone()]);
+        event(
+            daemon,
+            id,
+            EventKind::InstanceStarted,
+            &format!("{} started ({})", live.id, live.handle.describe()),
+            json!({
+                "instance": live.id,
+                "addr": null,
+                "driver": live.handle.driver_name(),
+                "handle": live.handle.to_json(),
+            }),
+        )
+        .await;
+        env.mark_health(&live.id, true, None);
+        healthy(daemon, id, &live, took).await;
+        ready.push(live);
+    }
+    for (replaced, by) in old.iter().zip(
+        ready
+            .iter()
+            .map(|i| i.id.clone())
+            .chain(std::iter::repeat(String::new())),
+    ) {
+        let ids = [replaced.id.clone()];
+        let gone = env.take(|i| ids.contains(&i.id));
+        retire::retire_now(daemon, env, gone, "handed over in place").await;
+        let by_text = if by.is_empty() {
+            "no successor (fewer replicas)".to_owned()
+        } else {
+            by.clone()
+        };
+        event(
+            daemon,
+            id,
+            EventKind::InstanceReplaced,
+            &format!("{} stopped: replaced in place by {by_text}", replaced.id),
+            json!({ "instance": replaced.id, "by": by }),
+        )
+        .await;
+    }
+    Ok(ready)
+}
+
+/// Forgets the store's records of instances that were never started.
+async fn forget_intents(daemon: &Daemon, specs: &[InstanceSpec]) {
+    for spec in specs {
+        let _ = daemon.store.remove_instance(&spec.instance_id).await;
+    }
 }
 
 /// Stops `old` now that `new` runs in its place.
@@ -280,35 +432,8 @@ pub(crate) async fn launch(
     let Some(sc) = config.service_in(&env.name, svc) else {
         return Err(format!("no service named {svc}"));
     };
-    let instance_id = format!("{}-{svc}-{version}-{n}-{:04x}", env.name, fastrand::u16(..));
-    let spec = InstanceSpec {
-        app: config.app.name.clone(),
-        environment: env.name.clone(),
-        service: svc.to_owned(),
-        version: version.to_owned(),
-        instance_id: instance_id.clone(),
-        replica: n,
-        command: sc.command.clone(),
-        env: sc.env.clone(),
-        inherit_env: sc.inherit_env,
-        logs: sc.logs,
-        workdir: config.base_dir.clone(),
-        log_dir: super::logs::log_dir(config),
-        health: sc.health.clone(),
-        stop_timeout: sc.stop_timeout,
-    };
-    // Recorded before it starts, so that no crash or store failure can leave
-    // an instance the daemon does not know about (the handle follows).
-    let intent = InstanceRecord {
-        instance_id: instance_id.clone(),
-        environment: env.name.clone(),
-        service: svc.to_owned(),
-        version: version.to_owned(),
-        state: InstanceState::Starting,
-        driver: crate::drivers::Drivers::name_for(sc.docker.as_ref()).into(),
-        handle: serde_json::Value::Null,
-        created_at: jiff::Timestamp::now(),
-    };
+    let (spec, intent) = instance_spec(daemon, env, sc, version, svc, n);
+    let instance_id = spec.instance_id.clone();
     daemon.store.put_instance(&intent).await.map_err(|e| {
         format!("cannot record {instance_id} before starting it, so it was not started: {e}")
     })?;
@@ -335,6 +460,48 @@ pub(crate) async fn launch(
     }
     env.add([live.clone()]);
     Ok(live)
+}
+
+/// The spec of replica `n` of `svc` at `version` (with a new instance id),
+/// and its record as the store keeps it before it starts.
+fn instance_spec(
+    daemon: &Daemon,
+    env: &EnvRuntime,
+    sc: &ServiceConfig,
+    version: &str,
+    svc: &str,
+    n: u32,
+) -> (InstanceSpec, InstanceRecord) {
+    let config = &daemon.config;
+    let instance_id = format!("{}-{svc}-{version}-{n}-{:04x}", env.name, fastrand::u16(..));
+    let spec = InstanceSpec {
+        app: config.app.name.clone(),
+        environment: env.name.clone(),
+        service: svc.to_owned(),
+        version: version.to_owned(),
+        instance_id: instance_id.clone(),
+        replica: n,
+        command: sc.command.clone(),
+        env: sc.env.clone(),
+        inherit_env: sc.inherit_env,
+        logs: sc.logs,
+        workdir: config.base_dir.clone(),
+        log_dir: super::logs::log_dir(config),
+        health: sc.health.clone(),
+        stop_timeout: sc.stop_timeout,
+        kind: sc.kind,
+    };
+    let intent = InstanceRecord {
+        instance_id: instance_id.clone(),
+        environment: env.name.clone(),
+        service: svc.to_owned(),
+        version: version.to_owned(),
+        state: InstanceState::Starting,
+        driver: crate::drivers::Drivers::name_for(sc.docker.as_ref()).into(),
+        handle: serde_json::Value::Null,
+        created_at: jiff::Timestamp::now(),
+    };
+    (spec, intent)
 }
 
 /// Waits until one instance is ready: HTTP health for `http` services; for

@@ -6,7 +6,10 @@
 //! and canary under load without a failed request, a release whose health
 //! check fails rolled back with the old one serving, and `kill -9` of the
 //! daemon mid-canary with the tasks adopted by their labels and the rollout
-//! rolled back.
+//! rolled back. Workers (`swarm_worker_*`): one long-lived Swarm service per
+//! environment, rolled v1 → v2 by Swarm's rolling update and back by
+//! `cutover rollback`; an update to an unhealthy image rolled back by Swarm
+//! and reported by cutover, with the tasks on v1 again.
 //!
 //! A test fails (never skips) when the swarm is not active or an image is
 //! missing. Every test uses its own app name, and every Swarm service
@@ -442,5 +445,143 @@ async fn swarm_a_killed_task_is_replaced_by_supervision_without_a_failed_request
     assert_eq!(
         fetch(&app.proxy_url()).await.as_deref(),
         Some("hello from v1")
+    );
+}
+
+/// A worker on Swarm, handed over in place by Swarm's rolling update.
+const JOBS: &str = r#"
+[service.jobs]
+kind = "worker"
+driver = "swarm"
+image = "hello:{version}"
+replicas = 2
+health = { interval = "500ms", timeout = "2s", unhealthy = 2, start_timeout = "2s" }
+stop_timeout = "3s"
+
+[service.jobs.swarm]
+health_command = ["/hello", "--probe"]
+update_parallelism = 1
+update_delay = "0s"
+update_monitor = "2s"
+"#;
+
+impl SwarmApp {
+    /// The worker's long-lived Swarm service: the app's only one, marked in place.
+    fn worker_service(&self) -> String {
+        let ids = self.services(&["cutover.in-place=true"]);
+        assert_eq!(ids.len(), 1, "one in-place Swarm service: {ids:?}");
+        assert_eq!(self.services(&[]), ids, "no other Swarm service of the app");
+        ids[0].clone()
+    }
+
+    /// Waits until every running task of Swarm service `id` runs `image`
+    /// (by id), and there are `n` of them.
+    fn wait_tasks_on(&self, id: &str, image: &str, n: usize) {
+        let want = docker_out(&["image", "inspect", "-f", "{{.Id}}", image]);
+        Wait::up_to(Duration::from_secs(60))
+            .every(Duration::from_millis(250))
+            .until(|| {
+                let images = docker_lines(&[
+                    "service",
+                    "ps",
+                    "--filter",
+                    "desired-state=running",
+                    "--format",
+                    "{{.Image}} {{.CurrentState}}",
+                    id,
+                ]);
+                images.len() == n
+                    && images
+                        .iter()
+                        .all(|l| l.starts_with(&want) && l.contains("Running"))
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the tasks of {id} are not all on {image} ({e}): {}\n{}",
+                    docker_out(&["service", "ps", "--no-trunc", id]),
+                    self.daemon_log()
+                )
+            });
+    }
+}
+
+/// `docker service inspect` of `id` with a Go template.
+fn inspect(id: &str, template: &str) -> String {
+    docker_out(&["service", "inspect", "-f", template, id])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_worker_update_is_swarms_rolling_update_and_a_rollback_rolls_it_back() {
+    let app = SwarmApp::new(JOBS, &["hello:v1", "hello:v2"]);
+    app.serve_and_deploy(&["v1"]);
+    let id = app.worker_service();
+    assert_eq!(
+        inspect(&id, "{{.Spec.Name}}"),
+        format!("{}-production-jobs", app.name)
+    );
+    app.wait_tasks_on(&id, "hello:v1", 2);
+    assert_eq!(
+        inspect(&id, "{{.Spec.UpdateConfig.FailureAction}}"),
+        "rollback"
+    );
+    assert_eq!(inspect(&id, "{{.Spec.UpdateConfig.Parallelism}}"), "1");
+
+    let started = std::time::Instant::now();
+    app.deploy_ok("v2");
+    let took = started.elapsed();
+    assert_eq!(
+        app.worker_service(),
+        id,
+        "the same Swarm service, updated in place"
+    );
+    assert_eq!(inspect(&id, "{{.UpdateStatus.State}}"), "completed");
+    assert_eq!(
+        inspect(&id, r#"{{index .Spec.Labels "cutover.release"}}"#),
+        "v2"
+    );
+    app.wait_tasks_on(&id, "hello:v2", 2);
+    eprintln!("swarm worker v1 -> v2 rolling update took {took:?}");
+
+    // The old release's retire left the service alone; a rollback rolls it back.
+    ok(&app, &app.cli(&["rollback"]));
+    assert_eq!(app.worker_service(), id);
+    assert_eq!(
+        inspect(&id, r#"{{index .Spec.Labels "cutover.release"}}"#),
+        "v1"
+    );
+    app.wait_tasks_on(&id, "hello:v1", 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_worker_update_to_an_unhealthy_image_is_rolled_back_by_swarm_and_reported() {
+    let app = SwarmApp::new(JOBS, &["hello:v1", "hello:bad"]);
+    app.serve_and_deploy(&["v1"]);
+    let id = app.worker_service();
+    app.wait_tasks_on(&id, "hello:v1", 2);
+
+    let out = app.cli(&["deploy", "bad"]);
+    let err = stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "the deployment fails: {err}");
+    eprintln!("cutover deploy bad said: {err}");
+    assert!(err.contains("Swarm's rolling update"), "{err}");
+    assert!(err.contains("rollback"), "Swarm's rollback is named: {err}");
+    assert_eq!(
+        inspect(&id, "{{.UpdateStatus.State}}"),
+        "rollback_completed"
+    );
+    assert_eq!(app.worker_service(), id, "the service stays");
+    assert_eq!(
+        inspect(&id, r#"{{index .Spec.Labels "cutover.release"}}"#),
+        "v1"
+    );
+    app.wait_tasks_on(&id, "hello:v1", 2);
+    let events = app.last_events();
+    assert!(
+        events
+            .iter()
+            .any(|(kind, message)| kind == "instance_failed"
+                && message.contains("did not roll out")
+                && message.contains("rollback")),
+        "an event names Swarm's rollback: {events:?}"
     );
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_spanned::Spanned;
 
 use super::Resolver;
-use crate::config::container::{self, DockerConfig, SwarmConfig};
+use crate::config::container::{self, DockerConfig, SwarmConfig, UpdateFailureAction};
 use crate::config::defaults::size_text;
 use crate::config::limits;
 use crate::config::model::{DriverKind, ServiceKind};
@@ -73,20 +73,6 @@ impl Resolver<'_> {
                     "not supported with swarm",
                 )
                 .help(r#"remove it, or run the service with driver = "docker""#),
-            );
-        }
-        if driver == DriverKind::Swarm && kind == ServiceKind::Worker {
-            let span = raw
-                .kind
-                .as_ref()
-                .map_or_else(|| service.span(), Spanned::span);
-            self.report(
-                Finding::new(
-                    span,
-                    "workers are not supported by the swarm driver yet",
-                    "a worker",
-                )
-                .help(r#"run workers with driver = "docker" (or "process"); the swarm driver runs http services"#),
             );
         }
         if !matches!(driver, DriverKind::Docker | DriverKind::Swarm) {
@@ -242,9 +228,53 @@ impl Resolver<'_> {
                     .help(r#"expected a command run inside the task, e.g. health_command = ["/hello", "--probe"], or remove it"#),
             );
         }
+        let defaults = SwarmConfig::default();
+        let update_parallelism = self.count(
+            swarm.update_parallelism.as_ref(),
+            "swarm.update_parallelism",
+            defaults.update_parallelism,
+            1..=crate::config::defaults::MAX_REPLICAS,
+        );
+        let update_delay = self.duration(
+            swarm.update_delay.as_ref(),
+            "swarm.update_delay",
+            defaults.update_delay,
+            false,
+        );
+        let update_monitor = self.duration(
+            swarm.update_monitor.as_ref(),
+            "swarm.update_monitor",
+            defaults.update_monitor,
+            false,
+        );
+        let update_failure_action = match &swarm.update_failure_action {
+            None => defaults.update_failure_action,
+            Some(written) => {
+                let text = written.get_ref().as_str();
+                let parsed = match text {
+                    "rollback" => Ok(UpdateFailureAction::Rollback),
+                    "pause" => Ok(UpdateFailureAction::Pause),
+                    _ => Err(
+                        r#"expected "rollback" (Swarm puts the previous release back) or "pause""#
+                            .to_owned(),
+                    ),
+                };
+                self.choice(
+                    written.span(),
+                    text,
+                    "`swarm.update_failure_action`",
+                    parsed,
+                )
+                .unwrap_or(defaults.update_failure_action)
+            }
+        };
         SwarmConfig {
             constraints,
             health_command,
+            update_parallelism,
+            update_delay,
+            update_monitor,
+            update_failure_action,
         }
     }
 

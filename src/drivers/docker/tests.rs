@@ -71,6 +71,7 @@ impl Scope {
             replica: 0,
             health: Default::default(),
             stop_timeout: Duration::from_secs(10),
+            kind: crate::config::ServiceKind::Http,
         }
     }
 }

@@ -19,6 +19,10 @@
 //! - `tasks.rs`: a slot's task, its state and address; watching a task.
 //! - `find.rs`: adoption, the labelled Swarm services of an environment,
 //!   stray removal, and logs.
+//! - `update.rs`: a worker's release handed over in place: its environment's
+//!   long-lived Swarm service is created, or updated by Swarm's rolling
+//!   update and watched (`UpdateStatus`) until it completes or Swarm rolls
+//!   it back.
 //! - `preflight.rs`: the swarm is active and this node is a manager.
 //!
 //! Nothing outside `src/drivers` knows this module: the runtime calls
@@ -30,6 +34,7 @@ mod preflight;
 mod run;
 mod spec;
 mod tasks;
+mod update;
 
 #[cfg(test)]
 mod tests;
@@ -43,7 +48,7 @@ use tokio::sync::watch as tokio_watch;
 
 use super::docker::{DockerDriver, DockerError};
 
-pub use spec::service_name;
+pub use spec::{service_name, worker_service_name};
 
 /// What can go wrong with the swarm driver. Every message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +82,19 @@ pub enum SwarmError {
         /// What its labels say.
         found: String,
     },
+    /// Swarm's rolling update of a worker's service failed (Swarm rolled it
+    /// back or paused it).
+    #[error("Swarm's rolling update of {name} to {version} failed ({state}): {message}")]
+    UpdateFailed {
+        /// The Swarm service.
+        name: String,
+        /// The release it was updated to.
+        version: String,
+        /// Its `UpdateStatus.State` (`rollback_completed`, `paused`, …).
+        state: String,
+        /// What Swarm says, and why the task failed when known.
+        message: String,
+    },
     /// The slot's task did not reach `running`.
     #[error("Swarm service {name}, task slot {slot}: {reason}")]
     Task {
@@ -109,6 +127,11 @@ pub struct TaskHandle {
     pub image: String,
     /// The node's address and the task's published port.
     pub addr: Option<SocketAddr>,
+    /// For a worker: the release this task ran, in its environment's
+    /// long-lived Swarm service that later releases are rolled into (see
+    /// `update.rs`); `None` for an http service's task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_place: Option<String>,
 }
 
 impl TaskHandle {

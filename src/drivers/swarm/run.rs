@@ -42,7 +42,7 @@ impl SwarmDriver {
         spec: &InstanceSpec,
         settings: &DockerConfig,
     ) -> Result<TaskHandle, SwarmError> {
-        let name = spec::service_name(&spec.app, &spec.environment, &spec.service, &spec.version);
+        let name = spec::name_for(spec);
         let slot = u64::from(spec.replica).saturating_add(1);
         let image = settings.image_for(&spec.version);
         let service_id = {
@@ -87,6 +87,8 @@ impl SwarmDriver {
                 .and_then(|c| c.container_id.clone()),
             image,
             addr,
+            in_place: (spec.kind == crate::config::ServiceKind::Worker)
+                .then(|| spec.version.clone()),
         };
         self.state().live.entry(name).or_default().insert(slot);
         self.watch(&handle);
@@ -97,7 +99,7 @@ impl SwarmDriver {
     /// What the tasks run: a reference with a digest as written (a node that
     /// has it does not pull), else the image's id on this engine (a tag
     /// would make every node ask a registry first).
-    async fn image_ref(&self, image: &str, service: &str) -> Result<String, SwarmError> {
+    pub(super) async fn image_ref(&self, image: &str, service: &str) -> Result<String, SwarmError> {
         if image.contains('@') {
             return Ok(image.to_owned());
         }
@@ -179,7 +181,7 @@ impl SwarmDriver {
         Ok(id)
     }
 
-    fn create_error(&self, name: &str, e: &bollard::errors::Error) -> SwarmError {
+    pub(super) fn create_error(&self, name: &str, e: &bollard::errors::Error) -> SwarmError {
         let text = describe(e);
         if text.contains("not a swarm manager") {
             if text.contains("Worker nodes") {
@@ -238,6 +240,11 @@ impl SwarmDriver {
     ) -> Result<StopOutcome, SwarmError> {
         let lock = self.service_lock(&handle.service_name);
         let _held = lock.lock().await;
+        if let Some(release) = &handle.in_place
+            && let Some(outcome) = self.stop_in_place(handle, release).await?
+        {
+            return Ok(outcome);
+        }
         let last = {
             let mut state = self.state();
             let live = state.live.entry(handle.service_name.clone()).or_default();

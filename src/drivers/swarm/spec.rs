@@ -3,7 +3,9 @@
 //! environment (`PORT`, `CUTOVER_*`, the service's `env`), the container port
 //! published in host mode on a port each node picks, Swarm's health check
 //! (`swarm.health_command`), restart policy, placement constraints, resource
-//! limits, stop signal and grace, and json-file logs.
+//! limits, stop signal and grace, and json-file logs. A worker's service is
+//! its environment's long-lived one ([`worker_service_name`]), with Swarm's
+//! `update_config` and `rollback_config` from `[service.NAME.swarm]`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,12 +13,15 @@ use std::time::Duration;
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
     EndpointSpec, HealthConfig, Limit, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
-    TaskSpec, TaskSpecContainerSpec, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecResources,
+    ServiceSpecRollbackConfig, ServiceSpecRollbackConfigFailureActionEnum,
+    ServiceSpecRollbackConfigOrderEnum, ServiceSpecUpdateConfig,
+    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum, TaskSpec,
+    TaskSpecContainerSpec, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecResources,
     TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 use sha2::{Digest, Sha256};
 
-use crate::config::DockerConfig;
+use crate::config::{DockerConfig, ServiceKind, UpdateFailureAction};
 use crate::drivers::InstanceSpec;
 use crate::drivers::docker::labels;
 
@@ -32,7 +37,12 @@ const RESTART_DELAY: Duration = Duration::from_secs(1);
 /// Swarm does not allow made `-`; a name too long keeps its start and ends
 /// in a hash of the whole.
 pub fn service_name(app: &str, environment: &str, service: &str, version: &str) -> String {
-    let full = format!("{app}-{environment}-{service}-{version}");
+    clean_name(&format!("{app}-{environment}-{service}-{version}"))
+}
+
+/// `full` with anything Swarm does not allow made `-`; too long, its start
+/// and a hash of the whole.
+fn clean_name(full: &str) -> String {
     let clean: String = full
         .chars()
         .map(|c| {
@@ -53,6 +63,25 @@ pub fn service_name(app: &str, environment: &str, service: &str, version: &str) 
     format!("{head}-{hex}")
 }
 
+/// The Swarm service an instance runs in: its release's
+/// (`APP-ENV-SERVICE-VERSION`) for an http service; for a worker, the one
+/// long-lived service of its environment (`APP-ENV-SERVICE`) that every
+/// release is rolled into in place.
+pub fn name_for(spec: &InstanceSpec) -> String {
+    match spec.kind {
+        ServiceKind::Worker => worker_service_name(&spec.app, &spec.environment, &spec.service),
+        ServiceKind::Http => {
+            service_name(&spec.app, &spec.environment, &spec.service, &spec.version)
+        }
+    }
+}
+
+/// The long-lived Swarm service of a worker: `APP-ENV-SERVICE`, made like
+/// [`service_name`].
+pub fn worker_service_name(app: &str, environment: &str, service: &str) -> String {
+    clean_name(&format!("{app}-{environment}-{service}"))
+}
+
 /// The labels of a release's Swarm service.
 pub(super) fn service_labels(spec: &InstanceSpec, image: &str) -> HashMap<String, String> {
     HashMap::from([
@@ -62,7 +91,16 @@ pub(super) fn service_labels(spec: &InstanceSpec, image: &str) -> HashMap<String
         (labels::RELEASE.to_owned(), spec.version.clone()),
         (IMAGE_LABEL.to_owned(), image.to_owned()),
     ])
+    .into_iter()
+    .chain(
+        (spec.kind == ServiceKind::Worker).then(|| (IN_PLACE_LABEL.to_owned(), "true".to_owned())),
+    )
+    .collect()
 }
+
+/// Marks a worker's long-lived Swarm service, whose release a deploy
+/// changes in place with Swarm's rolling update.
+pub(super) const IN_PLACE_LABEL: &str = "cutover.in-place";
 
 /// The image as written (the spec carries the engine's id).
 pub(super) const IMAGE_LABEL: &str = "cutover.image";
@@ -132,12 +170,7 @@ pub(super) fn service_spec(
     });
     let log = crate::drivers::docker::log_config(spec.logs);
     ServiceSpec {
-        name: Some(service_name(
-            &spec.app,
-            &spec.environment,
-            &spec.service,
-            &spec.version,
-        )),
+        name: Some(name_for(spec)),
         labels: Some(service_labels(spec, image)),
         task_template: Some(TaskSpec {
             container_spec: Some(TaskSpecContainerSpec {
@@ -177,6 +210,25 @@ pub(super) fn service_spec(
                 replicas: Some(i64::try_from(replicas).unwrap_or(i64::MAX)),
             }),
             ..Default::default()
+        }),
+        update_config: (spec.kind == ServiceKind::Worker).then(|| ServiceSpecUpdateConfig {
+            parallelism: Some(i64::from(swarm.update_parallelism)),
+            delay: Some(nanos(swarm.update_delay)),
+            failure_action: Some(match swarm.update_failure_action {
+                UpdateFailureAction::Rollback => ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK,
+                UpdateFailureAction::Pause => ServiceSpecUpdateConfigFailureActionEnum::PAUSE,
+            }),
+            monitor: Some(nanos(swarm.update_monitor)),
+            max_failure_ratio: Some(0.0),
+            order: Some(ServiceSpecUpdateConfigOrderEnum::START_FIRST),
+        }),
+        rollback_config: (spec.kind == ServiceKind::Worker).then(|| ServiceSpecRollbackConfig {
+            parallelism: Some(0),
+            delay: Some(0),
+            failure_action: Some(ServiceSpecRollbackConfigFailureActionEnum::PAUSE),
+            monitor: Some(nanos(swarm.update_monitor)),
+            max_failure_ratio: Some(0.0),
+            order: Some(ServiceSpecRollbackConfigOrderEnum::START_FIRST),
         }),
         endpoint_spec: ports.map(|ports| EndpointSpec {
             mode: None,

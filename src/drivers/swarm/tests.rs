@@ -29,6 +29,7 @@ fn instance() -> InstanceSpec {
         log_dir: std::env::temp_dir(),
         health: Default::default(),
         stop_timeout: Duration::from_secs(7),
+        kind: crate::config::ServiceKind::Http,
     }
 }
 
@@ -64,6 +65,7 @@ fn the_spec_publishes_in_host_mode_runs_the_image_by_id_and_carries_the_labels()
     let swarm = SwarmConfig {
         constraints: vec!["node.role == manager".into()],
         health_command: vec!["/hello".into(), "--probe".into()],
+        ..Default::default()
     };
     let spec = service_spec(&instance(), &settings(swarm), "shop:v2", "sha256:0123", 2);
     assert_eq!(spec.name.as_deref(), Some("shop-production-web-v2"));
@@ -154,5 +156,48 @@ fn a_failed_task_is_described_with_swarm_s_words() {
     assert_eq!(
         describe_task(&task),
         "task failed: exit status 1 (task: non-zero exit (1))"
+    );
+}
+
+#[test]
+fn a_workers_spec_is_its_environments_long_lived_service_with_swarms_rolling_update() {
+    let worker = InstanceSpec {
+        kind: crate::config::ServiceKind::Worker,
+        ..instance()
+    };
+    let swarm = SwarmConfig {
+        update_parallelism: 2,
+        update_delay: Duration::from_secs(3),
+        update_monitor: Duration::from_secs(10),
+        ..SwarmConfig::default()
+    };
+    let spec = service_spec(&worker, &settings(swarm), "shop:v2", "sha256:0123", 4);
+    assert_eq!(spec.name.as_deref(), Some("shop-production-web"));
+    let labels = spec.labels.clone().unwrap_or_default();
+    assert_eq!(labels["cutover.in-place"], "true");
+    assert_eq!(labels["cutover.release"], "v2");
+    let update = spec.update_config.clone().expect("update_config");
+    assert_eq!(update.parallelism, Some(2));
+    assert_eq!(update.delay, Some(3_000_000_000));
+    assert_eq!(update.monitor, Some(10_000_000_000));
+    assert_eq!(
+        update.failure_action,
+        Some(bollard::models::ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK)
+    );
+    assert_eq!(update.max_failure_ratio, Some(0.0));
+    assert!(spec.rollback_config.is_some());
+    // An http release's service has neither, nor the in-place label.
+    let web = service_spec(
+        &instance(),
+        &settings(SwarmConfig::default()),
+        "shop:v2",
+        "sha256:0123",
+        2,
+    );
+    assert!(web.update_config.is_none());
+    assert!(
+        !web.labels
+            .unwrap_or_default()
+            .contains_key("cutover.in-place")
     );
 }
