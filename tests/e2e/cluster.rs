@@ -378,9 +378,17 @@ async fn cluster_canary_across_three_daemons_survives_kill_9_of_the_leader() {
             c.nodes[i].host
         );
     }
-    // Load on every daemon's proxy; the canary starts on the leader.
+    // Load on every daemon's proxy; the canary starts on the leader. Paced,
+    // so that three proxies' worth of clients leave the machine's two cores
+    // to the daemons (and to the tests running beside this one).
     let loads: Vec<Load> = (0..3)
-        .map(|i| Load::start(&c.proxy_url(i), 3).expect("load"))
+        .map(|i| {
+            Load::builder(&c.proxy_url(i))
+                .clients(3)
+                .rate(150)
+                .start()
+                .expect("load")
+        })
         .collect();
     let deploy = c.cli_background(leader, &["deploy", "v2"]);
     wait_until(

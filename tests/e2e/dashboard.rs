@@ -97,14 +97,21 @@ async fn a_canary_advances_on_the_page_without_a_reload_and_is_aborted_from_it()
         })
         .await;
     let later_share = browser.text(".canary-share").await;
-    let later_width = browser
-        .client
-        .find(Locator::Css("rect.canary"))
-        .await
-        .expect("bar")
-        .attr("width")
-        .await
-        .expect("width");
+    // The bar is redrawn from the same update as the text, a moment later on
+    // a loaded machine: wait for it rather than read it once.
+    let mut later_width = first_width.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while later_width == first_width && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        later_width = browser
+            .client
+            .find(Locator::Css("rect.canary"))
+            .await
+            .expect("bar")
+            .attr("width")
+            .await
+            .expect("width");
+    }
     let mark = browser
         .client
         .execute("return window.cutoverMark || null;", vec![])

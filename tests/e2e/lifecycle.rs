@@ -201,9 +201,9 @@ async fn a_restart_after_a_crash_mid_deploy_starts_nothing_of_the_failed_version
     app.serve();
     // The restored deployment rolls back (on_daemon_restart = "rollback"):
     // the instances the dead daemon started are stopped, none is started.
-    // Each is drained and stopped in turn: 30 s leaves room for a loaded
-    // machine (a full CI run once took over 10 s here).
-    wait_until(Duration::from_secs(30), "no v2 process is left", || {
+    // Each is drained and stopped in turn: 60 s leaves room for a loaded
+    // machine (full CI runs once took over 10 s, once over 30 s, here).
+    wait_until(Duration::from_secs(60), "no v2 process is left", || {
         app.running_version("v2") == 0
     });
     std::thread::sleep(Duration::from_secs(2));
