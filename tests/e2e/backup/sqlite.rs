@@ -309,7 +309,9 @@ fn create_verify_and_restore_stream_in_bounded_memory() {
     let app = setup("");
     let rows = MIB * 1024 / 4; // about 4 KiB of pages a row
     app.sh(&format!(
-        "sqlite3 data/app.db \"PRAGMA journal_mode = WAL; \
+        // `.timeout`: wait for a lock another connection holds for a moment
+        // (the sqlite3 shell does not wait by default).
+        "sqlite3 -cmd '.timeout 30000' data/app.db \"PRAGMA journal_mode = WAL; \
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) \
          INSERT INTO items (body) SELECT hex(randomblob(1024)) || printf('%01024d', i) FROM n;\" >/dev/null"
     ));
